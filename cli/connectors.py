@@ -1,0 +1,300 @@
+"""`im connector ...`: configure connectors of any type and run their generic operations."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import typer
+
+from im.errors import ImError, InvalidInputError, NotFoundError
+from im.runtime import Runtime
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise InvalidInputError(f"{what} is not valid JSON: {error}") from None
+
+
+def _option_values(args: list[str], options: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(option, settings path, raw value) for `--name value` / `--name=value` arguments."""
+    found = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            raise InvalidInputError(f"unexpected argument {arg!r}")
+        name, sep, value = arg[2:].partition("=")
+        if name not in options:
+            known = ", ".join(f"--{o}" for o in sorted(options)) or "none"
+            raise InvalidInputError(f"unknown option --{name}; this connector takes {known},"
+                                    " --set PATH=VALUE and --config JSON")
+        if not sep:
+            if i + 1 >= len(args):
+                raise InvalidInputError(f"--{name} needs a value")
+            i += 1
+            value = args[i]
+        found.append((f"--{name}", options[name], value))
+        i += 1
+    return found
+
+
+def _coerce(settings_type: type, path: str, raw: str) -> Any:
+    """A command-line value for a setting: text for text fields, JSON for everything else."""
+    import msgspec.inspect as mi
+
+    from im.connector_config import container_paths, field_type
+
+    kind = field_type(settings_type, path)
+    if kind is None and path not in container_paths(settings_type):
+        raise InvalidInputError(f"unknown setting {path!r}")
+    if isinstance(kind, mi.StrType | mi.EnumType):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        if kind is None or isinstance(kind, mi.UnionType | mi.AnyType):
+            return raw
+        raise InvalidInputError(f"{path} takes JSON, e.g. {path}='{{...}}'") from None
+
+
+def make_app(runtime: Runtime) -> typer.Typer:
+    app = typer.Typer(help="Configure connectors and keep incidents in step with them.",
+                      no_args_is_help=True, rich_markup_mode=None)
+
+    def _record(name: str):  # type: ignore[no-untyped-def]
+        record = runtime.store.get_connector(name)
+        if record is None:
+            names = ", ".join(r.name for r in runtime.store.list_connectors()) or "none"
+            raise NotFoundError(f"no connector named {name!r} (configured: {names})")
+        return record
+
+    def _save(name: str, type_name: str, data: dict[str, Any], created_at: Any = None) -> None:
+        from im.connector_config import validate
+        from im.models import ConnectorRecord
+
+        cls = runtime.connector_type(type_name)
+        validate(cls.Settings, data)
+        now = runtime.clock()
+        runtime.store.save_connector(ConnectorRecord(
+            name=name, type=type_name, settings=data, created_at=created_at or now,
+            updated_at=now,
+        ))
+
+    @app.command()
+    def add(
+        type_name: str = typer.Argument(..., metavar="TYPE", help="Connector type, e.g. pagerduty."),
+        name: str = typer.Argument(..., help="A name for this connector, e.g. prod-pagerduty."),
+        config: str = typer.Option(None, "--config", help="Settings as JSON (no prompts)."),
+    ) -> None:
+        """Add a connector, asking for its settings (or taking them as --config JSON)."""
+        from im.connector_config import prompts, set_path
+
+        cls = runtime.connector_type(type_name)
+        if not NAME.match(name):
+            raise InvalidInputError(f"invalid connector name {name!r}: use lower-case letters,"
+                                    " digits, '-' or '_'")
+        if runtime.store.get_connector(name) is not None:
+            raise InvalidInputError(f"connector {name} exists already; change it with"
+                                    f" `im connector update {name}`")
+        if config is not None:
+            data = _parse_json(config, "--config")
+            if not isinstance(data, dict):
+                raise InvalidInputError("--config must be a JSON object")
+        else:
+            data = {}
+            for question in prompts(cls.Settings):
+                data = _ask(data, question, set_path)
+        _save(name, type_name, data)
+        direction = data.get("sync_direction", "outbound")
+        typer.echo(f"Added connector {name} ({type_name}, {direction})")
+        typer.echo(f"Check it with: im connector test {name}")
+
+    def _ask(data: dict[str, Any], question: Any, set_path: Any) -> dict[str, Any]:
+        optional = not question.required and question.default is None
+        label = question.title + (" (optional)" if optional else "")
+        if question.choices:
+            label += f" ({', '.join(question.choices)})"
+        while True:
+            answer = typer.prompt(label, default=question.default if not optional else "",
+                                  hide_input=question.secret, show_default=not optional)
+            answer = answer.strip()
+            if question.choices and answer and answer not in question.choices:
+                typer.echo(f"Choose one of: {', '.join(question.choices)}.", err=True)
+                continue
+            if answer or optional:
+                break
+            typer.echo(f"{question.title} is required.", err=True)
+        return set_path(data, question.path, answer) if answer else data
+
+    @app.command("list")
+    def list_(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+        """List configured connectors with their status and last sync."""
+        from im.cli.output import ago, print_json, table
+
+        now = runtime.clock()
+        rows = []
+        for record in runtime.store.list_connectors():
+            last = runtime.store.last_sync(record.name)
+            rows.append({
+                "name": record.name, "type": record.type,
+                "status": "active" if record.enabled else "disabled",
+                "direction": record.settings.get("sync_direction", "outbound"),
+                "last_sync": last,
+            })
+        if json_output:
+            print_json(rows)
+            return
+        if not rows:
+            typer.echo("No connectors. Add one with: im connector add TYPE NAME")
+            return
+        typer.echo(table(["Name", "Type", "Status", "Direction", "Last Sync"],
+                         [[r["name"], r["type"], r["status"], r["direction"],
+                           ago(r["last_sync"], now)] for r in rows]))
+
+    @app.command()
+    def show(name: str = typer.Argument(..., help="The connector."),
+             json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+        """Show a connector's settings (secrets redacted)."""
+        from im.cli.output import print_json
+        from im.connector_config import redact
+
+        record = _record(name)
+        settings = redact(runtime.connector_type(record.type).Settings, record.settings)
+        if json_output:
+            print_json({"name": record.name, "type": record.type, "enabled": record.enabled,
+                        "settings": settings})
+            return
+        typer.echo(f"Connector: {record.name} ({record.type})")
+        typer.echo(json.dumps(settings, indent=2, sort_keys=True))
+
+    @app.command()
+    def remove(name: str = typer.Argument(..., help="The connector."),
+               yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
+        """Remove a connector. Links stay on the incidents' history; queued changes are dropped."""
+        _record(name)
+        queued = len(runtime.store.outbox(connector=name, statuses=("pending", "delivering")))
+        if not yes:
+            warning = f" {queued} queued change(s) will not be delivered." if queued else ""
+            typer.confirm(f"Remove connector {name}?{warning}", abort=True)
+        runtime.store.delete_connector(name)
+        typer.echo(f"Removed connector {name}")
+
+    def _update(ctx: typer.Context, name: str, sets: list[str], config: str | None) -> None:
+        from im.connector_config import redact, set_path
+
+        record = _record(name)
+        cls = runtime.connector_type(record.type)
+        data = dict(record.settings)
+        changed: list[str] = []
+        if config is not None:
+            merge = _parse_json(config, "--config")
+            if not isinstance(merge, dict):
+                raise InvalidInputError("--config must be a JSON object")
+            data = _deep_merge(data, merge)
+            changed += sorted(merge)
+        for item in sets:
+            path, sep, raw = item.partition("=")
+            if not sep or not path:
+                raise InvalidInputError(f"--set takes PATH=VALUE, not {item!r}")
+            data = set_path(data, path, _coerce(cls.Settings, path, raw))
+            changed.append(path)
+        for option, path, raw in _option_values(list(ctx.args), dict(cls.options)):
+            try:
+                value = _coerce(cls.Settings, path, raw)
+            except ImError as error:
+                raise InvalidInputError(f"{option}: {error}") from None
+            data = set_path(data, path, value)
+            changed.append(path)
+        if not changed:
+            known = ", ".join(f"--{o}" for o in sorted(cls.options))
+            raise InvalidInputError(f"nothing to change; give {known + ', ' if known else ''}"
+                                    "--set PATH=VALUE or --config JSON")
+        _save(name, record.type, data, record.created_at)
+        safe = redact(cls.Settings, data)
+        from im.connector_config import get_path
+
+        for path in changed:
+            typer.echo(f"Updated {name}: {path} = {json.dumps(get_path(safe, path))}")
+
+    option_help = ("Connector options (see `im connector show NAME`), such as --api-key KEY;"
+                   " any setting with --set PATH=VALUE.")
+
+    @app.command(context_settings=EXTRA_ARGS, help=f"Change a connector's settings. {option_help}")
+    def update(ctx: typer.Context, name: str = typer.Argument(..., help="The connector."),
+               set_: list[str] = typer.Option([], "--set", help="PATH=VALUE, e.g."
+                                              " custom.service_id=PXXXXXX."),
+               config: str = typer.Option(None, "--config", help="JSON to merge in.")) -> None:
+        _update(ctx, name, set_, config)
+
+    @app.command(context_settings=EXTRA_ARGS,
+                 help=f"Configure a connector (same as update). {option_help}")
+    def config(ctx: typer.Context, name: str = typer.Argument(..., help="The connector."),
+               set_: list[str] = typer.Option([], "--set", help="PATH=VALUE."),
+               config_json: str = typer.Option(None, "--config", help="JSON to merge in."),
+               ) -> None:
+        _update(ctx, name, set_, config_json)
+
+    @app.command()
+    def test(name: str = typer.Argument(..., help="The connector.")) -> None:
+        """Check that a connector can reach and use its remote system."""
+        from im.connectors import CheckRequest
+
+        connector = runtime.connector(name)
+        checks = connector.test(CheckRequest(public_url=runtime.public_url))
+        for check in checks:
+            typer.echo(f"{'✓' if check.ok else '✗'} {check.detail}")
+            if not check.ok and check.fix:
+                typer.echo(f"  Fix: {check.fix}")
+        if not all(check.ok for check in checks):
+            raise typer.Exit(1)
+
+    @app.command()
+    def sync(name: str = typer.Argument(..., help="The connector."),
+             incident: str = typer.Option(None, "--incident", "-i",
+                                          help="Only this incident, e.g. INC-12.")) -> None:
+        """Deliver queued changes to a connector now, without waiting for backoff."""
+        from im.incidents import get
+        from im.sync import deliver_outbox
+
+        record = _record(name)
+        incident_id = get(runtime, incident).id if incident else None
+        pending = runtime.store.outbox(connector=record.name, incident_id=incident_id,
+                                       statuses=("pending", "delivering"))
+        import sys
+
+        def run(progress: Any = None) -> Any:
+            return deliver_outbox(runtime, connector=record.name, incident_id=incident_id,
+                                  due_only=False, progress=progress)
+
+        # A progress bar on a terminal when there is much to do; plain output otherwise.
+        if len(pending) >= 20 and sys.stderr.isatty():
+            with typer.progressbar(length=len(pending), label="Delivering",
+                                   file=sys.stderr) as bar:
+                report = run(lambda _row: bar.update(1))
+        else:
+            report = run()
+        typer.echo(f"{name}: {report.delivered} delivered, {report.retrying} queued for retry,"
+                   f" {report.failed} failed")
+        for error in report.errors:
+            typer.echo(f"  ! {error}", err=True)
+        if report.retrying or report.failed:
+            raise typer.Exit(1)
+
+    return app
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -1,0 +1,217 @@
+"""Incident commands: declare, ack, resolve, close, reopen, note, assign, list, show, timeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from im import incidents
+from im.models import Action, Incident
+from im.runtime import Runtime
+
+INCIDENT = typer.Option(..., "--incident", "-i", help="The incident, e.g. INC-12.")
+JSON = typer.Option(False, "--json", help="Print JSON instead of text.")
+
+
+def deliver(runtime: Runtime, incident: Incident) -> None:
+    """Push what this change queued, and say what happened; an outage only delays it."""
+    from im.sync import deliver_outbox
+
+    if not runtime.store.outbox(incident_id=incident.id, statuses=("pending",)):
+        return
+    before = {event.id for event in runtime.store.timeline(incident.id)}
+    report = deliver_outbox(runtime, incident_id=incident.id)
+    for event in runtime.store.timeline(incident.id):
+        if event.id not in before and event.kind == "sync":
+            typer.echo(f"  {event.system}: {event.text}")
+    for error in report.errors:
+        typer.echo(f"  ! {error}", err=True)
+    if report.retrying:
+        typer.echo(f"  {report.retrying} change(s) queued; `im serve` or"
+                   " `im connector sync NAME` will deliver them", err=True)
+    if report.failed:
+        typer.echo(f"  {report.failed} change(s) could not be delivered;"
+                   " see `im connector status NAME`", err=True)
+
+
+def add_commands(app: typer.Typer, runtime: Runtime) -> None:
+    @app.command()
+    def declare(
+        sev: str = typer.Option(..., "--sev", "-s", help="Severity: SEV-1 (critical) to SEV-4."),
+        title: str = typer.Option(..., "--title", "-t", help="What is broken, in one line."),
+        service: list[str] = typer.Option(
+            ..., "--service", help="Affected service; repeat or comma-separate for several."),
+        description: str = typer.Option("", "--description", "-d", help="Details."),
+        field: list[str] = typer.Option([], "--field", "-f", help="Custom field key=value."),
+        json_output: bool = JSON,
+    ) -> None:
+        """Declare an incident; connectors create it in their systems."""
+        incident = incidents.declare(
+            runtime, title=title, severity=incidents.parse_severity(sev),
+            services=service, description=description, fields=incidents.parse_fields(field),
+        )
+        if json_output:
+            _deliver_quietly(runtime, incident)
+            _print_incident_json(runtime, incident.id)
+            return
+        typer.echo(f"Declared {incident.id}: {incident.severity.value} {incident.title}"
+                   f" ({', '.join(incident.services)})")
+        deliver(runtime, incident)
+
+    def _change(action: Action, incident_id: str, note: str, verb: str) -> None:
+        incident = incidents.transition(runtime, incident_id, action, note=note)
+        typer.echo(f"{verb} {incident.id} ({incident.status.value})")
+        deliver(runtime, incident)
+
+    @app.command()
+    def ack(incident: str = INCIDENT,
+            note: str = typer.Option("", "--note", "-n", help="What you are doing.")) -> None:
+        """Acknowledge an incident: someone is on it (status mitigated)."""
+        _change(Action.ACK, incident, note, "Acknowledged")
+
+    @app.command()
+    def resolve(incident: str = INCIDENT,
+                note: str = typer.Option("", "--note", "-n", help="How it was fixed.")) -> None:
+        """Resolve an incident: the issue is fixed."""
+        _change(Action.RESOLVE, incident, note, "Resolved")
+
+    @app.command()
+    def close(incident: str = INCIDENT,
+              note: str = typer.Option("", "--note", "-n", help="Closing remarks.")) -> None:
+        """Close an incident for good (resolving it where it is still open)."""
+        _change(Action.CLOSE, incident, note, "Closed")
+
+    @app.command()
+    def reopen(incident: str = INCIDENT,
+               note: str = typer.Option("", "--note", "-n", help="Why it is back.")) -> None:
+        """Reopen a resolved or closed incident."""
+        _change(Action.REOPEN, incident, note, "Reopened")
+
+    @app.command()
+    def note(text: str = typer.Argument(..., help="The note."),
+             incident: str = INCIDENT) -> None:
+        """Add a note to an incident's timeline (and to linked remote incidents)."""
+        event = incidents.add_note(runtime, incident, text)
+        typer.echo(f"Noted on {event.incident_id}")
+        deliver(runtime, incidents.get(runtime, event.incident_id))
+
+    @app.command()
+    def assign(incident: str = INCIDENT,
+               to: str = typer.Option(..., "--to", help="Who takes it (e.g. an email).")) -> None:
+        """Assign an incident to someone."""
+        changed = incidents.assign(runtime, incident, to)
+        typer.echo(f"Assigned {changed.id} to {changed.assignee}")
+        deliver(runtime, changed)
+
+    @app.command("list")
+    def list_(
+        status: list[str] = typer.Option([], "--status", help="open, mitigated, resolved,"
+                                          " closed; repeat or comma-separate."),
+        sev: list[str] = typer.Option([], "--sev", help="SEV-1 to SEV-4; repeatable."),
+        service: list[str] = typer.Option([], "--service", help="Service; repeatable."),
+        all_: bool = typer.Option(False, "--all", "-a", help="Include closed incidents."),
+        limit: int = typer.Option(50, "--limit", min=1, help="At most this many."),
+        json_output: bool = JSON,
+    ) -> None:
+        """List incidents, newest first (closed ones only with --all or --status closed)."""
+        statuses = [incidents.parse_status(s) for v in status for s in v.split(",") if s]
+        if not statuses and not all_:
+            statuses = [s for s in incidents.Status if s is not incidents.Status.CLOSED]
+        found = runtime.store.list_incidents(
+            statuses=statuses,
+            severities=[incidents.parse_severity(s) for v in sev for s in v.split(",") if s],
+            services=incidents.parse_services(service), limit=limit,
+        )
+        if json_output:
+            from im.cli.output import print_json
+
+            print_json(found)
+            return
+        if not found:
+            typer.echo("No incidents.")
+            return
+        from im.cli.output import ago, table
+
+        now = runtime.clock()
+        typer.echo(table(
+            ["ID", "Severity", "Status", "Title", "Services", "Assignee", "Declared"],
+            [[i.id, i.severity.value, i.status.value, _short(i.title, 48), ",".join(i.services),
+              i.assignee or "-", ago(i.created_at, now)] for i in found],
+        ))
+
+    @app.command()
+    def show(incident: str = typer.Argument(..., help="The incident, e.g. INC-12."),
+             json_output: bool = JSON) -> None:
+        """Show one incident: its state, services, links and times."""
+        found = incidents.get(runtime, incident)
+        if json_output:
+            _print_incident_json(runtime, found.id)
+            return
+        from im.cli.output import ago, when
+
+        now = runtime.clock()
+        lines = [
+            f"{found.id}: {found.title}",
+            f"Severity:     {found.severity.value}",
+            f"Status:       {found.status.value}",
+            f"Services:     {', '.join(found.services)}",
+            f"Assignee:     {found.assignee or '-'}",
+            f"Declared:     {when(found.created_at)} by {found.created_by}"
+            f" ({ago(found.created_at, now)})",
+        ]
+        for label, value in (("Mitigated", found.mitigated_at), ("Resolved", found.resolved_at),
+                             ("Closed", found.closed_at), ("Reopened", found.reopened_at)):
+            if value is not None:
+                lines.append(f"{label + ':':<13} {when(value)} ({ago(value, now)})")
+        if found.fields:
+            lines.append("Fields:")
+            lines += [f"  {key} = {value}" for key, value in sorted(found.fields.items())]
+        links = runtime.store.links(found.id)
+        if links:
+            lines.append("Linked:")
+            for link in links:
+                number = f"#{link.remote_number}" if link.remote_number else link.remote_id
+                state = f" ({link.remote_status})" if link.remote_status else ""
+                url = f" {link.remote_url}" if link.remote_url else ""
+                lines.append(f"  {link.connector} [{link.service}] {number}{state}{url}")
+        if found.description:
+            lines.append("Description:")
+            lines += [f"  {line}" for line in found.description.splitlines()]
+        typer.echo("\n".join(lines))
+
+    @app.command()
+    def timeline(incident: str = typer.Argument(..., help="The incident, e.g. INC-12."),
+                 json_output: bool = JSON) -> None:
+        """Show an incident's unified timeline: every change, and which system it came from."""
+        found = incidents.get(runtime, incident)
+        events = runtime.store.timeline(found.id)
+        if json_output:
+            from im.cli.output import print_json
+
+            print_json(events)
+            return
+        from im.cli.output import when
+
+        typer.echo(f"{found.id}: {found.title}")
+        for event in events:
+            source = "im" if event.system == "im" else event.system
+            typer.echo(f"{when(event.at)}  {event.text}  [{source}: {event.actor}]")
+
+
+def _deliver_quietly(runtime: Runtime, incident: Incident) -> None:
+    from im.sync import deliver_outbox
+
+    deliver_outbox(runtime, incident_id=incident.id)
+
+
+def _print_incident_json(runtime: Runtime, incident_id: str) -> None:
+    from im.cli.output import print_json
+
+    incident = runtime.store.get_incident(incident_id)
+    data: dict[str, Any] = {"incident": incident, "links": runtime.store.links(incident_id)}
+    print_json(data)
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

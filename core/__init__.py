@@ -1,0 +1,40 @@
+"""im: self-hosted incident management. This module is the public API for plugin authors."""
+
+from im.connectors import (
+    Check,
+    CheckRequest,
+    Connector,
+    ConnectorSettings,
+    InboundChange,
+    MapInboundRequest,
+    MapOutboundRequest,
+    MappedIncident,
+    OncallRequest,
+    OncallResult,
+    PullRequest,
+    PullResult,
+    PushRequest,
+    PushResult,
+    RemoteRef,
+    SyncDirection,
+    WebhookEvent,
+    WebhookRequest,
+    parse_duration,
+    prompt,
+    secret,
+)
+from im.errors import ConnectorError, ImError, InvalidInputError, NotFoundError, TransitionError
+from im.hookspecs import hookimpl
+from im.models import Action, Incident, Link, Origin, Severity, Status, TimelineEvent
+from im.runtime import Runtime
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Action", "Check", "CheckRequest", "Connector", "ConnectorError", "ConnectorSettings",
+    "ImError", "InboundChange", "Incident", "InvalidInputError", "Link", "MapInboundRequest",
+    "MapOutboundRequest", "MappedIncident", "NotFoundError", "OncallRequest", "OncallResult",
+    "Origin", "PullRequest", "PullResult", "PushRequest", "PushResult", "RemoteRef", "Runtime",
+    "Severity", "Status", "SyncDirection", "TimelineEvent", "TransitionError", "WebhookEvent",
+    "WebhookRequest", "hookimpl", "parse_duration", "prompt", "secret",
+]

@@ -1,0 +1,155 @@
+"""Connector settings as users write them: validation, prompts, secrets and redaction.
+
+Settings are stored as the JSON the user gave (secrets may be literal or `env:VAR`), and decoded
+into the connector's msgspec struct whenever a connector is built, so that an `env:VAR` secret is
+read at run time and never written to the database.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import msgspec.inspect as mi
+
+from im.connectors import ConnectorSettings
+from im.errors import InvalidInputError
+
+REDACTED = "********"
+
+
+class Prompt(msgspec.Struct, frozen=True, kw_only=True):
+    path: str
+    title: str
+    secret: bool
+    required: bool
+    default: Any
+    choices: list[str] | None = None
+    order: int = 0
+
+
+def _unwrap(type_info: mi.Type) -> tuple[mi.Type, dict[str, Any], str | None]:
+    extra: dict[str, Any] = {}
+    title = None
+    while isinstance(type_info, mi.Metadata):
+        extra.update(type_info.extra or {})
+        if type_info.extra_json_schema and "title" in type_info.extra_json_schema:
+            title = type_info.extra_json_schema["title"]
+        type_info = type_info.type
+    return type_info, extra, title
+
+
+def _fields(settings_type: type) -> Iterator[tuple[str, mi.Field, mi.Type, dict[str, Any],
+                                                   str | None]]:
+    """Every leaf field of a settings struct with its dotted path, recursing into structs."""
+    info = mi.type_info(settings_type)
+    assert isinstance(info, mi.StructType)
+    yield from _walk(info, "")
+
+
+def _walk(info: mi.StructType, prefix: str) -> Iterator[tuple[str, mi.Field, mi.Type,
+                                                              dict[str, Any], str | None]]:
+    for field in info.fields:
+        inner, extra, title = _unwrap(field.type)
+        path = prefix + field.encode_name
+        if isinstance(inner, mi.StructType):
+            yield from _walk(inner, path + ".")
+        else:
+            yield path, field, inner, extra, title
+
+
+def secret_paths(settings_type: type) -> set[str]:
+    return {path for path, _, _, extra, _ in _fields(settings_type) if extra.get("secret")}
+
+
+def prompts(settings_type: type) -> list[Prompt]:
+    """The questions `im connector add` asks, in order, generated from the settings struct."""
+    found = []
+    for path, field, inner, extra, title in _fields(settings_type):
+        if "prompt" not in extra:
+            continue
+        choices = None
+        if isinstance(inner, mi.EnumType):
+            choices = [str(member.value) for member in inner.cls]
+        default = None if field.default is mi.NODEFAULT else field.default
+        if hasattr(default, "value"):
+            default = default.value
+        found.append(Prompt(path=path, title=title or path, secret=bool(extra.get("secret")),
+                            required=field.required, default=default, choices=choices,
+                            order=int(extra["prompt"])))
+    return sorted(found, key=lambda p: p.order)
+
+
+def field_type(settings_type: type, path: str) -> mi.Type | None:
+    for field_path, _, inner, _, _ in _fields(settings_type):
+        if field_path == path:
+            return inner
+    return None
+
+
+def container_paths(settings_type: type) -> set[str]:
+    """Dotted paths that hold nested settings (such as `custom`)."""
+    found: set[str] = set()
+    for path, *_ in _fields(settings_type):
+        parts = path.split(".")
+        found.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    return found
+
+
+def set_path(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of `data` with the dotted `path` set to `value`."""
+    result = dict(data)
+    head, _, rest = path.partition(".")
+    if rest:
+        inner = result.get(head)
+        result[head] = set_path(inner if isinstance(inner, dict) else {}, rest, value)
+    else:
+        result[head] = value
+    return result
+
+
+def get_path(data: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def validate(settings_type: type[ConnectorSettings], data: Any, *,
+             resolve_env: bool = False) -> ConnectorSettings:
+    """Decode settings, naming the bad field; `env:VAR` secrets are read when `resolve_env`."""
+    if not isinstance(data, dict):
+        raise InvalidInputError("connector settings must be a JSON object")
+    if resolve_env:
+        for path in secret_paths(settings_type):
+            value = get_path(data, path)
+            if isinstance(value, str) and value.startswith("env:"):
+                variable = value.removeprefix("env:")
+                if variable not in os.environ:
+                    raise InvalidInputError(
+                        f"setting {path} refers to env:{variable}, which is not set"
+                    )
+                data = set_path(data, path, os.environ[variable])
+    try:
+        return msgspec.convert(data, settings_type)
+    except msgspec.ValidationError as error:
+        raise InvalidInputError(f"invalid settings: {_describe(error)}") from None
+
+
+def _describe(error: msgspec.ValidationError) -> str:
+    # msgspec says "Expected `str`, got `int` - at `$.custom.service_id`"; users write paths
+    # without the `$.` of JSON path.
+    return str(error).replace("`$.", "`").replace("`$`", "the settings")
+
+
+def redact(settings_type: type, data: dict[str, Any]) -> dict[str, Any]:
+    """Settings safe to print: literal secrets hidden, `env:VAR` references kept."""
+    result = data
+    for path in secret_paths(settings_type):
+        value = get_path(data, path)
+        if value and not (isinstance(value, str) and value.startswith("env:")):
+            result = set_path(result, path, REDACTED)
+    return result

@@ -1,0 +1,265 @@
+"""The Connector protocol: what a connector plugin implements, and the structs it exchanges.
+
+A connector type (say `pagerduty`) is a subclass of `Connector`, registered by a plugin through
+the `register_connectors` hook. Each configured instance (say `prod-pagerduty`) is built from it
+with its decoded settings. Every method takes one msgspec request struct, so fields can be added
+later without breaking plugins. Methods a connector does not support keep the default, which
+raises `ConnectorError`; the core says so to the user.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+import msgspec
+
+from im.errors import ConnectorError
+from im.models import Incident, Link
+
+if TYPE_CHECKING:
+    from im.runtime import Runtime
+
+
+class SyncDirection(enum.StrEnum):
+    BIDIRECTIONAL = "bidirectional"
+    OUTBOUND = "outbound"
+    INBOUND = "inbound"
+
+    @property
+    def pushes(self) -> bool:
+        return self is not SyncDirection.INBOUND
+
+    @property
+    def pulls(self) -> bool:
+        return self is not SyncDirection.OUTBOUND
+
+
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as `30s`, `5m`, `2h` or `1d`."""
+    match = DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration; use a number and s, m, h or d (e.g. 5m)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def prompt(order: int, title: str, *, secret: bool = False,
+           description: str | None = None) -> msgspec.Meta:
+    """Field metadata that makes `im connector add` ask for this setting, in this order."""
+    return msgspec.Meta(title=title, description=description,
+                        extra={"prompt": order, "secret": secret})
+
+
+def secret(title: str | None = None) -> msgspec.Meta:
+    """Field metadata for a credential: stored, never printed; `env:VAR` reads it at run time."""
+    return msgspec.Meta(title=title, extra={"secret": True})
+
+
+class ConnectorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Settings every connector has. A connector's settings struct subclasses this."""
+
+    sync_direction: Annotated[SyncDirection, prompt(90, "Sync Direction")] = (
+        SyncDirection.OUTBOUND
+    )
+    sync_interval: str = "5m"
+    enable_webhook: bool = True
+    debug: bool = False
+    log_requests: bool = False
+    log_responses: bool = False
+
+    def __post_init__(self) -> None:
+        try:
+            parse_duration(self.sync_interval)
+        except ValueError as error:
+            raise ValueError(f"{error} - at `$.sync_interval`") from None
+
+
+# -- requests and results ------------------------------------------------------------------
+
+
+class RemoteRef(msgspec.Struct, frozen=True, kw_only=True):
+    """What a connector learnt about the remote incident it created or changed."""
+
+    remote_id: str
+    remote_number: str | None = None
+    remote_url: str | None = None
+    remote_status: str | None = None
+
+
+class PushRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Deliver one local change (an outbox row) for one service of an incident."""
+
+    action: str
+    incident: Incident
+    service: str
+    link: Link | None
+    payload: dict[str, Any] = {}
+    idempotency_key: str
+    attempt: int = 1
+
+
+class PushResult(msgspec.Struct, frozen=True, kw_only=True):
+    """`link`: the remote incident, to store; `timeline`: lines to add, saying what was synced."""
+
+    link: RemoteRef | None = None
+    timeline: list[str] = []
+    assignee: str | None = None
+
+
+class InboundChange(msgspec.Struct, frozen=True, kw_only=True):
+    """A change that happened in the remote system, found by a webhook or a poll."""
+
+    remote_id: str
+    event_id: str
+    action: str
+    occurred_at: datetime
+    actor: str
+    text: str = ""
+    remote_number: str | None = None
+    remote_url: str | None = None
+    remote_status: str | None = None
+    title: str | None = None
+    service: str | None = None
+    severity: str | None = None
+    assignee: str | None = None
+    echo: bool = False
+
+
+class PullRequest(msgspec.Struct, frozen=True, kw_only=True):
+    cursor: str | None = None
+    incident: Incident | None = None
+    links: list[Link] = []
+
+
+class PullResult(msgspec.Struct, frozen=True, kw_only=True):
+    changes: list[InboundChange] = []
+    cursor: str | None = None
+
+
+class WebhookRequest(msgspec.Struct, frozen=True, kw_only=True):
+    headers: dict[str, str]
+    body: bytes
+    client: str | None = None
+
+
+class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """The envelope of an authentic delivery: enough to store and deduplicate it."""
+
+    delivery_id: str
+    event_type: str
+    occurred_at: datetime | None = None
+
+
+class MapOutboundRequest(msgspec.Struct, frozen=True, kw_only=True):
+    incident: Incident
+    service: str
+
+
+class MapInboundRequest(msgspec.Struct, frozen=True, kw_only=True):
+    remote: dict[str, Any]
+
+
+class MappedIncident(msgspec.Struct, frozen=True, kw_only=True):
+    title: str
+    severity: str
+    services: list[str]
+    description: str = ""
+
+
+class CheckRequest(msgspec.Struct, frozen=True, kw_only=True):
+    public_url: str | None = None
+
+
+class Check(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of `im connector test` or `health`: what was checked, and the fix if it failed."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+
+class OncallRequest(msgspec.Struct, frozen=True, kw_only=True):
+    service: str
+    at: datetime | None = None
+
+
+class OncallResult(msgspec.Struct, frozen=True, kw_only=True):
+    service: str
+    current: str | None = None
+    current_until: datetime | None = None
+    next: str | None = None
+    next_from: datetime | None = None
+    escalations: list[str] = []
+
+
+class Connector:
+    """Base class of connector types. Subclass it, set `type` and `Settings`, override methods.
+
+    `options` maps the option names of `im connector config/update` (without dashes) to the
+    settings path they set, such as `{"service-id": "custom.service_id"}`: the connector owns
+    its vocabulary and the core stays generic.
+    """
+
+    type: ClassVar[str]
+    Settings: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+    description: ClassVar[str] = ""
+    options: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, name: str, settings: ConnectorSettings, runtime: Runtime) -> None:
+        self.name = name
+        self.settings = settings
+        self.runtime = runtime
+
+    def _unsupported(self, what: str) -> ConnectorError:
+        return ConnectorError(f"connector {self.name} ({self.type}) does not support {what}")
+
+    # sync
+    def push(self, request: PushRequest) -> PushResult:
+        """Deliver one outbound change. Raise ConnectorError(retryable=...) when it fails."""
+        raise self._unsupported("pushing changes")
+
+    def pull(self, request: PullRequest) -> PullResult:
+        """List remote changes since `request.cursor` (no per-incident calls)."""
+        raise self._unsupported("pulling changes")
+
+    # mapping
+    def map_outbound(self, request: MapOutboundRequest) -> dict[str, Any]:
+        """The remote fields an incident's service would be created with."""
+        raise self._unsupported("mapping incidents")
+
+    def map_inbound(self, request: MapInboundRequest) -> MappedIncident:
+        """The im fields of a remote incident."""
+        raise self._unsupported("mapping remote incidents")
+
+    # webhooks
+    def verify_webhook(self, request: WebhookRequest) -> bool:
+        """True when the delivery is authentic (signature checked over the raw body)."""
+        raise self._unsupported("webhooks")
+
+    def parse_webhook(self, request: WebhookRequest) -> WebhookEvent:
+        """The envelope of an authentic delivery; raise ValueError when it cannot be read."""
+        raise self._unsupported("webhooks")
+
+    def webhook_changes(self, request: WebhookRequest) -> list[InboundChange]:
+        """The changes an authentic, stored delivery carries (may be none)."""
+        raise self._unsupported("webhooks")
+
+    # health
+    def test(self, request: CheckRequest) -> list[Check]:
+        """Checks for `im connector test`: can it reach and use the remote system?"""
+        raise self._unsupported("connection tests")
+
+    def health(self, request: CheckRequest) -> list[Check]:
+        """Checks for `im connector health`; defaults to the connection test."""
+        return self.test(request)
+
+    # on-call
+    def oncall(self, request: OncallRequest) -> OncallResult:
+        raise self._unsupported("on-call look-ups")

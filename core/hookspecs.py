@@ -1,0 +1,56 @@
+"""Every hook of im. A hook's docstring is its contract; call hooks with keyword arguments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("im")
+hookimpl = pluggy.HookimplMarker("im")
+
+
+@hookspec
+def register_connectors(register: Any) -> None:
+    """Add connector types.
+
+    Called once when a Runtime is built. Call `register(ConnectorClass)` for each connector type
+    the plugin provides; the class subclasses `im.Connector` and its `type` attribute is the name
+    users give to `im connector add TYPE NAME`. Registering a type name twice is an error that
+    names both plugins. Return nothing.
+    """
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add commands to the `im` command line.
+
+    Called once when the CLI is built, after the core commands. `cli` is the root `typer.Typer`;
+    add a group with `cli.add_typer(app, name="...")` or a command with `@cli.command()`. The
+    core's own groups can be extended too: `im.cli.group(cli, "connector")` returns the Typer of
+    `im connector`. Import heavy modules inside the command functions, not at module level:
+    every `im` invocation runs this hook. Return nothing.
+    """
+
+
+@hookspec
+def register_routes(register: Any) -> None:
+    """Add HTTP routes to `im serve`.
+
+    Called once when the server app is built. Call `register(handler)` with Litestar route
+    handlers, controllers or routers. Paths must not collide with the core's (`/health`,
+    `/metrics`, `/api/...`, `/connectors/{name}/webhook`). Return nothing.
+    """
+
+
+@hookspec
+def incident_changed(incident: Any, event: Any, runtime: Any) -> None:
+    """Announce a change to an incident, after it has been committed.
+
+    `incident` is the `im.Incident` as it is now, `event` the `im.TimelineEvent` that records the
+    change (its `kind` says what happened: declared, acknowledged, resolved, note, ...; its
+    `system` says where it came from: "im" or a connector's name), `runtime` the `im.Runtime`.
+    Called in the process that made the change, for every implementation; results are ignored
+    and an exception in one implementation is logged, not raised, so a broken notifier never
+    fails an incident change.
+    """

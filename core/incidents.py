@@ -1,0 +1,225 @@
+"""The incident lifecycle: declare, acknowledge, resolve, close, reopen, note, assign.
+
+Each change is one transaction that writes the incident, its timeline event and one outbox row
+per outbound connector and service; `incident_changed` is announced after the commit. Delivering
+the outbox is the caller's choice (the CLI delivers at once, `im serve` in the background), so a
+remote outage never fails or loses a local change.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from im.errors import InvalidInputError, NotFoundError, TransitionError
+from im.models import TRANSITIONS, Action, Incident, Origin, Severity, Status, TimelineEvent
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from im.runtime import Runtime
+
+SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+FIELD_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+MAX_TITLE = 500
+
+# The timeline kind each action records.
+KINDS = {
+    Action.DECLARE: "declared", Action.ACK: "acknowledged", Action.UNACK: "unacknowledged",
+    Action.RESOLVE: "resolved", Action.CLOSE: "closed", Action.REOPEN: "reopened",
+    Action.NOTE: "note", Action.ASSIGN: "assigned",
+}
+# The timestamp column each status sets.
+STATUS_TIME = {Status.MITIGATED: "mitigated_at", Status.RESOLVED: "resolved_at",
+               Status.CLOSED: "closed_at"}
+
+
+def parse_severity(value: str) -> Severity:
+    normalized = value.strip().upper()
+    if re.fullmatch(r"[1-4]", normalized):
+        normalized = f"SEV-{normalized}"
+    elif re.fullmatch(r"SEV[1-4]", normalized):
+        normalized = f"SEV-{normalized[3]}"
+    try:
+        return Severity(normalized)
+    except ValueError:
+        choices = ", ".join(s.value for s in Severity)
+        raise InvalidInputError(f"invalid severity {value!r}; choose from {choices}") from None
+
+
+def parse_status(value: str) -> Status:
+    try:
+        return Status(value.strip().lower())
+    except ValueError:
+        choices = ", ".join(s.value for s in Status)
+        raise InvalidInputError(f"invalid status {value!r}; choose from {choices}") from None
+
+
+def parse_services(values: Sequence[str]) -> list[str]:
+    """Services from repeated and comma-separated values, in order, without duplicates."""
+    services: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            name = part.strip()
+            if not name:
+                continue
+            if not SERVICE_NAME.match(name):
+                raise InvalidInputError(
+                    f"invalid service name {name!r}: use letters, digits, '.', '_' or '-'"
+                )
+            if name not in services:
+                services.append(name)
+    return services
+
+
+def parse_fields(values: Sequence[str]) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        key = key.strip()
+        if not sep or not FIELD_KEY.match(key):
+            raise InvalidInputError(f"invalid field {value!r}: write key=value")
+        fields[key] = text
+    return fields
+
+
+def parse_incident_id(value: str) -> str:
+    text = value.strip().upper()
+    if re.fullmatch(r"\d+", text):
+        text = f"INC-{text}"
+    if not re.fullmatch(r"INC-\d+", text):
+        raise InvalidInputError(f"invalid incident id {value!r}: write INC-<number>, e.g. INC-1")
+    return f"INC-{int(text[4:])}"
+
+
+def get(runtime: Runtime, incident_id: str) -> Incident:
+    incident = runtime.store.get_incident(parse_incident_id(incident_id))
+    if incident is None:
+        raise NotFoundError(f"no incident {incident_id}; `im list` shows the incidents")
+    return incident
+
+
+def _enqueue(runtime: Runtime, conn: sqlite3.Connection, incident: Incident, action: Action,
+             payload: dict[str, Any], origin: Origin) -> int:
+    """One outbox row per outbound connector and service. A change never goes back to the
+    connector it came from."""
+    queued = 0
+    for record in runtime.store.list_connectors():
+        if not record.enabled or record.name == origin.system:
+            continue
+        direction = record.settings.get("sync_direction", "outbound")
+        if direction == "inbound":
+            continue
+        for service in incident.services:
+            runtime.store.enqueue(conn, connector=record.name, incident_id=incident.id,
+                                  service=service, action=action.value, payload=payload,
+                                  at=runtime.clock())
+            queued += 1
+    return queued
+
+
+def _record(runtime: Runtime, incident_id: str, action: Action, text: str, origin: Origin,
+            data: dict[str, Any], changes: dict[str, Any], payload: dict[str, Any],
+            push: bool) -> tuple[Incident, TimelineEvent]:
+    store = runtime.store
+    now = runtime.clock()
+    with store.transaction() as conn:
+        if changes:
+            store.update_incident(incident_id, now, **changes)
+        event = store.add_timeline(incident_id, at=now, kind=KINDS[action], text=text,
+                                   actor=origin.actor, system=origin.system, data=data)
+        incident = store.get_incident(incident_id)
+        assert incident is not None
+        if push:
+            _enqueue(runtime, conn, incident, action, payload, origin)
+    runtime.announce("incident_changed", incident=incident, event=event, runtime=runtime)
+    return incident, event
+
+
+def declare(runtime: Runtime, *, title: str, severity: Severity | str, services: Sequence[str],
+            description: str = "", fields: dict[str, str] | None = None,
+            origin: Origin | None = None, push: bool = True) -> Incident:
+    title = title.strip()
+    if not title:
+        raise InvalidInputError("a title is required: --title \"What is broken\"")
+    if len(title) > MAX_TITLE:
+        raise InvalidInputError(f"the title is longer than {MAX_TITLE} characters")
+    severity = severity if isinstance(severity, Severity) else parse_severity(severity)
+    services = parse_services(services)
+    if not services:
+        raise InvalidInputError("at least one service is required: --service NAME")
+    origin = origin or Origin(actor=runtime.user)
+    store = runtime.store
+    now = runtime.clock()
+    with store.transaction() as conn:
+        incident = store.insert_incident(
+            title=title, description=description, severity=severity, services=services,
+            fields=fields or {}, correlation_id=uuid.uuid4().hex, created_by=origin.actor,
+            at=now,
+        )
+        text = f"Incident declared: {severity.value} {title} ({', '.join(services)})"
+        event = store.add_timeline(incident.id, at=now, kind=KINDS[Action.DECLARE], text=text,
+                                   actor=origin.actor, system=origin.system,
+                                   data={"severity": severity.value, "services": services})
+        if push:
+            _enqueue(runtime, conn, incident, Action.DECLARE, {}, origin)
+    runtime.announce("incident_changed", incident=incident, event=event, runtime=runtime)
+    return incident
+
+
+def transition(runtime: Runtime, incident_id: str, action: Action, *, note: str = "",
+               origin: Origin | None = None, push: bool = True) -> Incident:
+    """Move an incident through its lifecycle: ack, unack, resolve, close or reopen."""
+    incident = get(runtime, incident_id)
+    allowed = TRANSITIONS[incident.status]
+    if action not in allowed:
+        choices = ", ".join(a.value for a in allowed) or "nothing"
+        raise TransitionError(
+            f"cannot {action.value} {incident.id}: it is {incident.status.value};"
+            f" from {incident.status.value} you can {choices}"
+        )
+    target = allowed[action]
+    now = runtime.clock()
+    changes: dict[str, Any] = {"status": target.value}
+    if target in STATUS_TIME:
+        changes[STATUS_TIME[target]] = now
+    if action is Action.REOPEN:
+        changes.update(reopened_at=now, resolved_at=None, closed_at=None, mitigated_at=None)
+    elif action is Action.UNACK:
+        changes["mitigated_at"] = None
+    elif action is Action.CLOSE and incident.resolved_at is None:
+        changes["resolved_at"] = now
+    origin = origin or Origin(actor=runtime.user)
+    word = KINDS[action].capitalize()
+    text = f"{word} by {origin.actor}" + (f": {note}" if note else "")
+    incident, _ = _record(runtime, incident.id, action, text, origin,
+                          {"from": incident.status.value, "to": target.value, "note": note},
+                          changes, {"note": note}, push)
+    return incident
+
+
+def add_note(runtime: Runtime, incident_id: str, text: str, *, origin: Origin | None = None,
+             push: bool = True) -> TimelineEvent:
+    text = text.strip()
+    if not text:
+        raise InvalidInputError("the note is empty")
+    incident = get(runtime, incident_id)
+    origin = origin or Origin(actor=runtime.user)
+    _, event = _record(runtime, incident.id, Action.NOTE, text, origin, {}, {},
+                       {"note": text}, push)
+    return event
+
+
+def assign(runtime: Runtime, incident_id: str, assignee: str, *, origin: Origin | None = None,
+           push: bool = True) -> Incident:
+    assignee = assignee.strip()
+    if not assignee:
+        raise InvalidInputError("an assignee is required")
+    incident = get(runtime, incident_id)
+    origin = origin or Origin(actor=runtime.user)
+    incident, _ = _record(runtime, incident.id, Action.ASSIGN, f"Assigned to {assignee}",
+                          origin, {"assignee": assignee, "previous": incident.assignee},
+                          {"assignee": assignee}, {"assignee": assignee}, push)
+    return incident

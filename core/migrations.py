@@ -1,0 +1,120 @@
+"""Ordered schema migrations. Each runs once, in its own transaction, and is recorded.
+
+Never edit a migration that has shipped: add a new one at the end.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_incidents",
+        """
+        CREATE TABLE incidents (
+            number INTEGER PRIMARY KEY AUTOINCREMENT,
+            title TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            severity TEXT NOT NULL,
+            status TEXT NOT NULL,
+            assignee TEXT,
+            fields TEXT NOT NULL DEFAULT '{}',
+            correlation_id TEXT NOT NULL UNIQUE,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            mitigated_at TEXT,
+            resolved_at TEXT,
+            closed_at TEXT,
+            reopened_at TEXT
+        );
+        CREATE INDEX incidents_status ON incidents(status);
+        CREATE TABLE incident_services (
+            number INTEGER NOT NULL REFERENCES incidents(number),
+            position INTEGER NOT NULL,
+            service TEXT NOT NULL,
+            PRIMARY KEY (number, service)
+        );
+        CREATE INDEX incident_services_service ON incident_services(service);
+        CREATE TABLE timeline (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            number INTEGER NOT NULL REFERENCES incidents(number),
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            text TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            system TEXT NOT NULL,
+            data TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX timeline_number ON timeline(number, id);
+        """,
+    ),
+    (
+        "0002_connectors_and_sync",
+        """
+        CREATE TABLE connectors (
+            name TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            settings TEXT NOT NULL,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE links (
+            number INTEGER NOT NULL REFERENCES incidents(number),
+            connector TEXT NOT NULL,
+            service TEXT NOT NULL,
+            remote_id TEXT NOT NULL,
+            remote_number TEXT,
+            remote_url TEXT,
+            remote_status TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (number, connector, service),
+            UNIQUE (connector, remote_id)
+        );
+        -- One row per change to push, per outbound connector and service.
+        -- status: pending -> delivering (claimed, lease_until) -> done | failed
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            connector TEXT NOT NULL,
+            number INTEGER NOT NULL REFERENCES incidents(number),
+            service TEXT NOT NULL,
+            action TEXT NOT NULL,
+            payload TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            lease_until TEXT,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            done_at TEXT
+        );
+        CREATE INDEX outbox_open ON outbox(status, next_attempt_at);
+        CREATE INDEX outbox_incident ON outbox(connector, number, id);
+        -- Raw inbound events, stored before they are acknowledged, processed after.
+        -- status: pending -> processing (claimed) -> done | quarantined
+        CREATE TABLE inbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            connector TEXT NOT NULL,
+            delivery_id TEXT NOT NULL,
+            event_type TEXT NOT NULL DEFAULT '',
+            body BLOB NOT NULL,
+            received_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            lease_until TEXT,
+            error TEXT,
+            processed_at TEXT,
+            UNIQUE (connector, delivery_id)
+        );
+        CREATE INDEX inbox_open ON inbox(status, id);
+        CREATE TABLE sync_cursors (
+            connector TEXT PRIMARY KEY,
+            cursor TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        """,
+    ),
+]

@@ -1,0 +1,80 @@
+"""The plugin manager: hookspecs, the core's default plugins, then installed plugins."""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib import metadata
+
+import pluggy
+
+from im import hookspecs
+
+ENTRY_POINT_GROUP = "im.plugins"
+DEFAULT_PLUGINS: tuple[str, ...] = ()
+
+
+def _wanted() -> set[str] | None:
+    """Entry-point names from IM_LOAD_PLUGINS (comma-separated; empty loads none), or None."""
+    value = os.environ.get("IM_LOAD_PLUGINS")
+    if value is None:
+        return None
+    return {name.strip() for name in value.split(",") if name.strip()}
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager, remembering which distribution each installed plugin came from."""
+
+    def __init__(self) -> None:
+        super().__init__("im")
+        self.distributions: dict[str, tuple[str, str]] = {}
+
+
+def get_plugin_manager(*, load_entrypoints: bool = True,
+                       plugins: tuple[object, ...] = ()) -> PluginManager:
+    """A new plugin manager: every caller gets its own, there is no global one.
+
+    `plugins` are registered as well (tests pass tiny plugin objects here).
+    """
+    pm = PluginManager()
+    pm.add_hookspecs(hookspecs)
+    for module_name in DEFAULT_PLUGINS:
+        module = __import__(module_name, fromlist=["*"])
+        pm.register(module, name=module_name)
+    if load_entrypoints:
+        wanted = _wanted()
+        for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if wanted is not None and entry_point.name not in wanted:
+                continue
+            if pm.get_plugin(entry_point.name) is not None:
+                continue
+            plugin = entry_point.load()
+            pm.register(plugin, name=entry_point.name)
+            if entry_point.dist is not None:
+                pm.distributions[entry_point.name] = (
+                    entry_point.dist.metadata["Name"], entry_point.dist.version
+                )
+    for plugin in plugins:
+        pm.register(plugin)
+    pm.check_pending()
+    if os.environ.get("IM_TRACE_PLUGINS"):
+        pm.trace.root.setwriter(lambda message: sys.stderr.write(message))
+        pm.enable_tracing()
+    return pm
+
+
+def describe_plugins(pm: PluginManager) -> list[dict[str, object]]:
+    """Installed plugins (not the core's defaults): name, version and the hooks each implements."""
+    described = []
+    for plugin in pm.get_plugins():
+        name = pm.get_name(plugin)
+        if name in DEFAULT_PLUGINS:
+            continue
+        entry: dict[str, object] = {
+            "name": name,
+            "hooks": sorted(hook.name for hook in pm.get_hookcallers(plugin) or []),
+        }
+        if name in pm.distributions:
+            entry["distribution"], entry["version"] = pm.distributions[name]
+        described.append(entry)
+    return sorted(described, key=lambda entry: str(entry["name"]))

@@ -1,0 +1,128 @@
+"""The Runtime: settings, plugin manager, store and connectors, built once per process.
+
+The CLI and `im serve` each build one and pass it down; nothing in the core is global, so tests
+build a fresh Runtime on a temporary home for every test.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+from collections.abc import Callable
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from im.connectors import Connector
+from im.errors import ImError, InvalidInputError, NotFoundError
+from im.models import utcnow
+from im.plugins import PluginManager, get_plugin_manager
+from im.storage import Store
+
+log = logging.getLogger("im")
+
+
+def default_home() -> Path:
+    """`IM_HOME`, or the user's data directory (e.g. ~/.local/share/im)."""
+    if os.environ.get("IM_HOME"):
+        return Path(os.environ["IM_HOME"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("im", appauthor=False))
+
+
+class Runtime:
+    def __init__(self, home: Path | None = None, *, pm: PluginManager | None = None,
+                 clock: Callable[[], datetime] = utcnow, user: str | None = None) -> None:
+        self.home = home if home is not None else default_home()
+        self._pm = pm
+        self.clock = clock
+        self._user = user
+
+    @cached_property
+    def pm(self) -> PluginManager:
+        return self._pm if self._pm is not None else get_plugin_manager()
+
+    @cached_property
+    def store(self) -> Store:
+        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return Store(self.home / "im.db")
+
+    @cached_property
+    def settings(self) -> dict[str, Any]:
+        """`$IM_HOME/settings.json`, such as `{"user": ..., "connectors": {"TYPE": {...}}}`."""
+        path = self.home / "settings.json"
+        if not path.exists():
+            return {}
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise InvalidInputError(f"cannot read {path}: {error}") from None
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"{path} must hold a JSON object")
+        return data
+
+    @property
+    def user(self) -> str:
+        """Who is acting: IM_USER, the settings file's `user`, or the login name."""
+        if self._user:
+            return self._user
+        return os.environ.get("IM_USER") or self.settings.get("user") or getpass.getuser()
+
+    @property
+    def public_url(self) -> str | None:
+        """Where outside systems reach `im serve`: IM_PUBLIC_URL or the settings' public_url."""
+        value = os.environ.get("IM_PUBLIC_URL") or self.settings.get("public_url")
+        return str(value).rstrip("/") if value else None
+
+    @cached_property
+    def connector_types(self) -> dict[str, type[Connector]]:
+        found: dict[str, type[Connector]] = {}
+        owners: dict[str, str] = {}
+
+        def register(connector_class: type[Connector], *, plugin: str = "?") -> None:
+            type_name = getattr(connector_class, "type", None)
+            if not isinstance(type_name, str) or not type_name:
+                raise ImError(f"connector class {connector_class!r} has no `type` name")
+            if type_name in found and found[type_name] is not connector_class:
+                raise ImError(f"connector type {type_name!r} is registered by two plugins:"
+                              f" {owners[type_name]} and {plugin}")
+            found[type_name] = connector_class
+            owners[type_name] = plugin
+
+        for impl in self.pm.hook.register_connectors.get_hookimpls():
+            impl.function(register=lambda cls, _name=impl.plugin_name: register(
+                cls, plugin=_name))
+        return found
+
+    def connector_type(self, type_name: str) -> type[Connector]:
+        try:
+            return self.connector_types[type_name]
+        except KeyError:
+            known = ", ".join(sorted(self.connector_types)) or "none installed"
+            raise NotFoundError(
+                f"unknown connector type {type_name!r} (available: {known})"
+            ) from None
+
+    def connector(self, name: str) -> Connector:
+        """A configured connector, built from its stored settings (env: secrets resolved)."""
+        from im.connector_config import validate
+
+        record = self.store.get_connector(name)
+        if record is None:
+            names = ", ".join(r.name for r in self.store.list_connectors()) or "none configured"
+            raise NotFoundError(f"no connector named {name!r} (configured: {names})")
+        cls = self.connector_type(record.type)
+        settings = validate(cls.Settings, record.settings, resolve_env=True)
+        return cls(record.name, settings, self)
+
+    def announce(self, hook: str, **kwargs: Any) -> None:
+        """Call a broadcast hook; one failing implementation never stops the others."""
+        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+            try:
+                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except Exception:
+                log.exception("plugin %s failed in %s", impl.plugin_name, hook)

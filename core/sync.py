@@ -1,0 +1,141 @@
+"""Outbox delivery: push each queued local change to its connector, in order, exactly once.
+
+Rows are claimed in a transaction with a lease, so two workers never deliver the same row and a
+crashed worker's row is delivered again after its lease runs out. A retry after a crash repeats
+the remote call; connectors make that harmless with the idempotency key (derived from the
+incident's correlation id and the service), so a retry links to the remote incident that already
+exists instead of creating a second one.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from im.connectors import Connector, PushRequest
+from im.errors import ConnectorError, ImError
+from im.models import Link
+from im.storage import OutboxRow
+
+if TYPE_CHECKING:
+    from im.runtime import Runtime
+
+log = logging.getLogger("im.sync")
+
+LEASE_SECONDS = 120.0
+MAX_ATTEMPTS = 50
+BACKOFF_BASE = 2.0
+BACKOFF_CAP = 600.0
+
+
+def backoff(attempt: int, hint: float | None = None) -> float:
+    """Seconds before the next try: capped exponential with full jitter, or the remote's hint."""
+    if hint is not None and hint > 0:
+        return min(hint, BACKOFF_CAP) + random.uniform(0, 1)
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(attempt, 20)))
+
+
+class DeliveryReport(msgspec.Struct, kw_only=True):
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+    errors: list[str] = []
+
+
+def idempotency_key(correlation_id: str, service: str) -> str:
+    return f"im-{correlation_id}-{service}"
+
+
+def deliver_outbox(runtime: Runtime, *, connector: str | None = None,
+                   incident_id: str | None = None, due_only: bool = True,
+                   limit: int | None = None,
+                   progress: Callable[[OutboxRow], None] | None = None) -> DeliveryReport:
+    """Deliver queued rows until none is deliverable (or `limit` were tried).
+
+    `due_only=False` also tries rows waiting for their backoff (a manual sync); each row is
+    tried at most once per call either way.
+    """
+    store = runtime.store
+    report = DeliveryReport()
+    instances: dict[str, Connector | ImError] = {}
+    tried: list[int] = []
+    while limit is None or len(tried) < limit:
+        row = store.claim_outbox(now=runtime.clock(), lease_seconds=LEASE_SECONDS,
+                                 connector=connector, incident_id=incident_id,
+                                 due_only=due_only, exclude=tried)
+        if row is None:
+            break
+        tried.append(row.id)
+        if row.connector not in instances:
+            try:
+                instances[row.connector] = runtime.connector(row.connector)
+            except ImError as error:
+                instances[row.connector] = error
+        instance = instances[row.connector]
+        if isinstance(instance, ImError):
+            _retry(runtime, row, ConnectorError(str(instance), retryable=True), report)
+        else:
+            _deliver(runtime, instance, row, report)
+        if progress is not None:
+            progress(row)
+    return report
+
+
+def _deliver(runtime: Runtime, connector: Connector, row: OutboxRow,
+             report: DeliveryReport) -> None:
+    store = runtime.store
+    incident = store.get_incident(row.incident_id)
+    if incident is None:  # cannot happen through the core; never loop on it
+        store.fail_outbox(row.id, error="the incident no longer exists", at=runtime.clock())
+        report.failed += 1
+        return
+    links = store.links(incident.id, connector=connector.name)
+    link = next((candidate for candidate in links if candidate.service == row.service), None)
+    request = PushRequest(action=row.action, incident=incident, service=row.service, link=link,
+                          payload=row.payload,
+                          idempotency_key=idempotency_key(incident.correlation_id, row.service),
+                          attempt=row.attempts)
+    try:
+        result = connector.push(request)
+    except ConnectorError as error:
+        _retry(runtime, row, error, report)
+        return
+    except Exception as error:  # a bug in a connector must not lose the row
+        log.exception("connector %s failed to push outbox row %s", connector.name, row.id)
+        _retry(runtime, row, ConnectorError(f"{type(error).__name__}: {error}",
+                                            retryable=True), report)
+        return
+    now = runtime.clock()
+    with store.transaction():
+        if result.link is not None:
+            store.upsert_link(Link(incident_id=incident.id, connector=connector.name,
+                                   service=row.service, updated_at=now,
+                                   **msgspec.structs.asdict(result.link)))
+        for line in result.timeline:
+            store.add_timeline(incident.id, at=now, kind="sync", text=line,
+                               actor=connector.name, system=connector.name,
+                               data={"action": row.action, "service": row.service})
+        if result.assignee and result.assignee != incident.assignee:
+            store.update_incident(incident.id, now, assignee=result.assignee)
+        store.finish_outbox(row.id, at=now)
+    report.delivered += 1
+
+
+def _retry(runtime: Runtime, row: OutboxRow, error: ConnectorError,
+           report: DeliveryReport) -> None:
+    now = runtime.clock()
+    message = str(error)
+    report.errors.append(f"{row.connector} {row.incident_id} {row.action}: {message}")
+    if error.retryable and row.attempts < MAX_ATTEMPTS:
+        delay = backoff(row.attempts, error.retry_after)
+        runtime.store.retry_outbox(row.id, error=message,
+                                   next_attempt_at=now + timedelta(seconds=delay))
+        report.retrying += 1
+    else:
+        runtime.store.fail_outbox(row.id, error=message, at=now)
+        report.failed += 1

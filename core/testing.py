@@ -1,0 +1,183 @@
+"""Test kit for im and its plugins: a fresh runtime on a temporary database, a controllable
+clock, a fake connector with a fake remote system, and CLI and HTTP clients.
+
+    from im.testing import make_runtime, run_cli
+
+    def test_declare(tmp_path):
+        runtime = make_runtime(tmp_path, plugins=[MyPlugin()])
+        result = run_cli(runtime, ["declare", "--sev", "SEV-2", "--title", "x", "--service", "db"])
+        assert result.exit_code == 0
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+from im.connectors import (
+    Check,
+    CheckRequest,
+    Connector,
+    ConnectorSettings,
+    PushRequest,
+    PushResult,
+    RemoteRef,
+    prompt,
+)
+from im.errors import ConnectorError
+from im.hookspecs import hookimpl
+from im.plugins import get_plugin_manager
+from im.runtime import Runtime
+
+
+class FakeClock:
+    """A clock tests move by hand: `clock.advance(minutes=5)`."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2025, 8, 23, 14, 30, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+def make_runtime(home: Path, *, plugins: Sequence[object] = (), load_entrypoints: bool = False,
+                 clock: Any = None, user: str = "tester") -> Runtime:
+    """A Runtime on `home` (a temporary folder) with its own plugin manager."""
+    pm = get_plugin_manager(load_entrypoints=load_entrypoints, plugins=tuple(plugins))
+    kwargs: dict[str, Any] = {"pm": pm, "user": user}
+    if clock is not None:
+        kwargs["clock"] = clock
+    return Runtime(home, **kwargs)
+
+
+class CliResult(msgspec.Struct, kw_only=True):
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_cli(runtime: Runtime, args: Sequence[str], input: str | None = None) -> CliResult:
+    """Run `im ARGS` in this process against `runtime`; output is what a user would read."""
+    from typer.testing import CliRunner
+
+    from im.cli import make_app
+
+    runner = CliRunner()
+    result = runner.invoke(make_app(runtime), list(args), input=input, prog_name="im")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return CliResult(exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+
+
+@contextmanager
+def http_client(runtime: Runtime) -> Iterator[Any]:
+    """A Litestar TestClient on `im serve`'s app for `runtime`."""
+    from litestar.testing import TestClient
+
+    from im.server import create_app
+
+    with TestClient(app=create_app(runtime)) as client:
+        yield client
+
+
+# -- a fake connector ----------------------------------------------------------------------
+
+
+class FakeRemote:
+    """The remote system a FakeConnector talks to: it records every call, keeps incidents
+    by id and by idempotency key, and fails on demand (`remote.failures.append(error)`)."""
+
+    def __init__(self) -> None:
+        self.incidents: dict[str, dict[str, Any]] = {}
+        self.by_key: dict[str, str] = {}
+        self.calls: list[tuple[str, str, str]] = []
+        self.failures: list[Exception] = []
+        self.reachable = True
+        self._numbers = itertools.count(1)
+
+
+class FakeCustom(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    project: Annotated[str, prompt(3, "Project")] = "OPS"
+    labels: dict[str, str] = {}
+
+
+class FakeSettings(ConnectorSettings, frozen=True, kw_only=True):
+    api_key: Annotated[str, prompt(1, "API Key", secret=True)]
+    base_url: Annotated[str, prompt(2, "API Base URL")] = "https://fake.example"
+    custom: FakeCustom = FakeCustom()
+
+
+class FakeConnector(Connector):
+    """A connector for tests. Its remote is the `FakeRemote` of the plugin that registered it."""
+
+    type = "fake"
+    Settings = FakeSettings
+    description = "A connector for tests"
+    options = {"api-key": "api_key", "project": "custom.project", "labels": "custom.labels"}
+    remote: FakeRemote
+
+    def push(self, request: PushRequest) -> PushResult:
+        remote = self.remote
+        remote.calls.append((request.action, request.incident.id, request.service))
+        if remote.failures:
+            failure = remote.failures.pop(0)
+            raise failure
+        if request.action == "declare":
+            remote_id = remote.by_key.get(request.idempotency_key)
+            if remote_id is None:
+                remote_id = f"F{next(remote._numbers)}"
+                remote.by_key[request.idempotency_key] = remote_id
+                remote.incidents[remote_id] = {"status": "triggered", "notes": [],
+                                               "title": request.incident.title,
+                                               "service": request.service}
+            number = remote_id[1:]
+            return PushResult(
+                link=RemoteRef(remote_id=remote_id, remote_number=number,
+                               remote_url=f"https://fake.example/{remote_id}",
+                               remote_status="triggered"),
+                timeline=[f"Fake incident #{number} created ({request.service})"],
+            )
+        if request.link is None:
+            raise ConnectorError("no remote incident linked yet", retryable=True)
+        remote_incident = remote.incidents[request.link.remote_id]
+        status = {"ack": "acknowledged", "resolve": "resolved", "close": "resolved",
+                  "reopen": "triggered", "unack": "triggered"}.get(request.action)
+        if status:
+            remote_incident["status"] = status
+        if request.payload.get("note"):
+            remote_incident["notes"].append(request.payload["note"])
+        return PushResult(
+            link=RemoteRef(remote_id=request.link.remote_id, remote_status=status),
+            timeline=[f"Fake incident #{request.link.remote_number} {request.action} synced"],
+        )
+
+    def test(self, request: CheckRequest) -> list[Check]:
+        if not self.remote.reachable:
+            return [Check(name="api", ok=False, detail="Cannot reach the fake API",
+                          fix="Start the fake API")]
+        return [Check(name="api", ok=True, detail="Connected to the fake API")]
+
+
+class FakePlugin:
+    """A plugin that registers `FakeConnector` bound to its own `FakeRemote`."""
+
+    def __init__(self, remote: FakeRemote | None = None) -> None:
+        self.remote = remote or FakeRemote()
+
+    @hookimpl
+    def register_connectors(self, register: Any) -> None:
+        register(type("FakeConnector", (FakeConnector,), {"remote": self.remote}))
