@@ -19,7 +19,7 @@ from im.runtime import Runtime
 HELP = """im: incident management you run yourself.
 
 Declare, acknowledge and resolve incidents; connectors keep them in step with outside systems
-such as PagerDuty. Data lives in $IM_HOME (default: your data directory)."""
+such as paging and ticketing tools (`im plugins` lists them). Data lives in $IM_HOME (default: your data directory)."""
 
 
 class Group(TyperGroup):
@@ -58,7 +58,12 @@ def make_app(runtime: Runtime) -> typer.Typer:
     incidents.add_commands(app, runtime)
     app.add_typer(connectors.make_app(runtime), name="connector")
     plugins.add_commands(app, runtime)
-    runtime.pm.hook.register_commands(cli=app)
+    # A broken plugin must not take the core commands down with it (`im ack` at 3 a.m.).
+    from im.plugins import call_each
+
+    for plugin, error in call_each(runtime.pm, "register_commands", lambda _plugin: {"cli": app}):
+        typer.echo(f"Warning: plugin {plugin} could not add its commands:"
+                   f" {type(error).__name__}: {error}", err=True)
     return app
 
 

@@ -89,8 +89,8 @@ def make_app(runtime: Runtime) -> typer.Typer:
 
     @app.command()
     def add(
-        type_name: str = typer.Argument(..., metavar="TYPE", help="Connector type, e.g. pagerduty."),
-        name: str = typer.Argument(..., help="A name for this connector, e.g. prod-pagerduty."),
+        type_name: str = typer.Argument(..., metavar="TYPE", help="Connector type (installed plugins provide them)."),
+        name: str = typer.Argument(..., help="A name for this connector, e.g. prod-paging."),
         config: str = typer.Option(None, "--config", help="Settings as JSON (no prompts)."),
     ) -> None:
         """Add a connector, asking for its settings (or taking them as --config JSON)."""

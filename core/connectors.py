@@ -1,7 +1,7 @@
 """The Connector protocol: what a connector plugin implements, and the structs it exchanges.
 
-A connector type (say `pagerduty`) is a subclass of `Connector`, registered by a plugin through
-the `register_connectors` hook. Each configured instance (say `prod-pagerduty`) is built from it
+A connector type (say `paging`) is a subclass of `Connector`, registered by a plugin through
+the `register_connectors` hook. Each configured instance (say `prod-paging`) is built from it
 with its decoded settings. Every method takes one msgspec request struct, so fields can be added
 later without breaking plugins. Methods a connector does not support keep the default, which
 raises `ConnectorError`; the core says so to the user.

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from importlib import metadata
+from typing import Any
 
 import pluggy
 
@@ -78,3 +80,21 @@ def describe_plugins(pm: PluginManager) -> list[dict[str, object]]:
             entry["distribution"], entry["version"] = pm.distributions[name]
         described.append(entry)
     return sorted(described, key=lambda entry: str(entry["name"]))
+
+
+def call_each(pm: PluginManager, hook: str,
+              kwargs: Callable[[str], dict[str, Any]]) -> list[tuple[str, Exception]]:
+    """Call a hook plugin by plugin, in pluggy's order, through pluggy (so IM_TRACE_PLUGINS
+    shows the calls). `kwargs(plugin_name)` gives each call's arguments, so what a plugin
+    registers can be attributed to it. One plugin's exception does not stop the others: the
+    failures are returned as (plugin name, exception)."""
+    plugins = [impl.plugin for impl in getattr(pm.hook, hook).get_hookimpls()]
+    failures = []
+    for plugin in reversed(plugins):
+        name = pm.get_name(plugin) or repr(plugin)
+        caller = pm.subset_hook_caller(hook, [p for p in plugins if p is not plugin])
+        try:
+            caller(**kwargs(name))
+        except Exception as error:
+            failures.append((name, error))
+    return failures

@@ -19,7 +19,7 @@ from typing import Any
 from im.connectors import Connector
 from im.errors import ImError, InvalidInputError, NotFoundError
 from im.models import utcnow
-from im.plugins import PluginManager, get_plugin_manager
+from im.plugins import PluginManager, call_each, get_plugin_manager
 from im.storage import Store
 
 log = logging.getLogger("im")
@@ -93,9 +93,10 @@ class Runtime:
             found[type_name] = connector_class
             owners[type_name] = plugin
 
-        for impl in self.pm.hook.register_connectors.get_hookimpls():
-            impl.function(register=lambda cls, _name=impl.plugin_name: register(
-                cls, plugin=_name))
+        failures = call_each(self.pm, "register_connectors", lambda plugin: {
+            "register": lambda cls: register(cls, plugin=plugin)})
+        for _plugin, error in failures:
+            raise error
         return found
 
     def connector_type(self, type_name: str) -> type[Connector]:
@@ -121,8 +122,6 @@ class Runtime:
 
     def announce(self, hook: str, **kwargs: Any) -> None:
         """Call a broadcast hook; one failing implementation never stops the others."""
-        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
-            try:
-                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
-            except Exception:
-                log.exception("plugin %s failed in %s", impl.plugin_name, hook)
+        for plugin, error in call_each(self.pm, hook, lambda _plugin: kwargs):
+            log.error("plugin %s failed in %s: %s: %s", plugin, hook, type(error).__name__,
+                      error, exc_info=error)

@@ -1,0 +1,125 @@
+"""The CLI as a user sees it: exact output, exit codes, one-line errors."""
+
+import json
+import subprocess
+
+from im.testing import run_cli
+
+from conftest import IM
+
+
+def im(runtime, *args, input=None):
+    return run_cli(runtime, list(args), input=input)
+
+
+def test_declare_list_show_timeline(runtime, clock):
+    result = im(runtime, "declare", "--sev", "SEV-2", "--title", "Database performance issue",
+                "--service", "db")
+    assert result.exit_code == 0
+    assert result.stdout == "Declared INC-1: SEV-2 Database performance issue (db)\n"
+    clock.advance(minutes=2)
+    im(runtime, "declare", "--sev", "SEV-1", "--title", "Database cluster failure",
+       "--service", "database,api,payments", "--field", "env=prod", "--description", "Primary down")
+    listing = im(runtime, "list")
+    assert listing.stdout.splitlines() == [
+        "ID     Severity  Status  Title                       Services               Assignee  Declared",
+        "INC-2  SEV-1     open    Database cluster failure    database,api,payments  -         0s ago",
+        "INC-1  SEV-2     open    Database performance issue  db                     -         2m ago",
+    ]
+    clock.advance(seconds=30)
+    assert im(runtime, "ack", "--incident", "INC-2", "--note",
+              "Investigating database locks").stdout == "Acknowledged INC-2 (mitigated)\n"
+    show = im(runtime, "show", "INC-2")
+    assert show.stdout.splitlines() == [
+        "INC-2: Database cluster failure",
+        "Severity:     SEV-1",
+        "Status:       mitigated",
+        "Services:     database, api, payments",
+        "Assignee:     -",
+        "Declared:     2025-08-23 14:32:00 by alice (30s ago)",
+        "Mitigated:    2025-08-23 14:32:30 (0s ago)",
+        "Fields:",
+        "  env = prod",
+        "Description:",
+        "  Primary down",
+    ]
+    timeline = im(runtime, "timeline", "INC-2")
+    assert timeline.stdout.splitlines() == [
+        "INC-2: Database cluster failure",
+        "2025-08-23 14:32:00  Incident declared: SEV-1 Database cluster failure"
+        " (database, api, payments)  [im: alice]",
+        "2025-08-23 14:32:30  Acknowledged by alice: Investigating database locks  [im: alice]",
+    ]
+
+
+def test_read_commands_take_json(runtime):
+    im(runtime, "declare", "--sev", "SEV-3", "--title", "Slow pages", "--service", "web")
+    listed = json.loads(im(runtime, "list", "--json").stdout)
+    assert [(i["id"], i["severity"], i["status"], i["services"]) for i in listed] == [
+        ("INC-1", "SEV-3", "open", ["web"])]
+    shown = json.loads(im(runtime, "show", "INC-1", "--json").stdout)
+    assert shown["incident"]["title"] == "Slow pages" and shown["links"] == []
+    events = json.loads(im(runtime, "timeline", "INC-1", "--json").stdout)
+    assert [e["kind"] for e in events] == ["declared"]
+    assert events[0]["system"] == "im" and events[0]["actor"] == "alice"
+
+
+def test_list_filters_and_closed_hidden_by_default(runtime):
+    im(runtime, "declare", "--sev", "SEV-1", "--title", "a", "--service", "api")
+    im(runtime, "declare", "--sev", "SEV-3", "--title", "b", "--service", "db")
+    im(runtime, "close", "--incident", "INC-1")
+    ids = lambda *a: [i["id"] for i in json.loads(im(runtime, "list", "--json", *a).stdout)]
+    assert ids() == ["INC-2"]
+    assert ids("--all") == ["INC-2", "INC-1"]
+    assert ids("--status", "closed") == ["INC-1"]
+    assert ids("--sev", "SEV-3") == ["INC-2"]
+    assert ids("--service", "api", "--all") == ["INC-1"]
+    assert im(runtime, "list", "--service", "nothing").stdout == "No incidents.\n"
+
+
+def test_note_assign_reopen(runtime):
+    im(runtime, "declare", "--sev", "SEV-3", "--title", "b", "--service", "db")
+    assert im(runtime, "note", "--incident", "INC-1", "Status update").stdout == "Noted on INC-1\n"
+    assert im(runtime, "assign", "--incident", "INC-1", "--to",
+              "jane.smith@company.com").stdout == "Assigned INC-1 to jane.smith@company.com\n"
+    assert im(runtime, "resolve", "-i", "INC-1", "--note", "Index rebuilt").exit_code == 0
+    assert im(runtime, "reopen", "-i", "INC-1").stdout == "Reopened INC-1 (open)\n"
+    kinds = [e.kind for e in runtime.store.timeline("INC-1")]
+    assert kinds == ["declared", "note", "assigned", "resolved", "reopened"]
+
+
+def test_bad_input_is_one_line_and_non_zero(runtime):
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    im(runtime, "close", "--incident", "INC-1")
+    cases = {
+        ("resolve", "--incident", "INC-1"):
+            "Error: cannot resolve INC-1: it is closed; from closed you can reopen\n",
+        ("show", "INC-42"): "Error: no incident INC-42; `im list` shows the incidents\n",
+        ("declare", "--sev", "SEV-7", "--title", "x", "--service", "db"):
+            "Error: invalid severity 'SEV-7'; choose from SEV-1, SEV-2, SEV-3, SEV-4\n",
+        ("declare", "--sev", "SEV-1", "--title", "x", "--service", "db", "--field", "oops"):
+            "Error: invalid field 'oops': write key=value\n",
+        ("list", "--status", "sleeping"):
+            "Error: invalid status 'sleeping'; choose from open, mitigated, resolved, closed\n",
+        ("ack", "--incident", "nope"):
+            "Error: invalid incident id 'nope': write INC-<number>, e.g. INC-1\n",
+    }
+    for args, message in cases.items():
+        result = im(runtime, *args)
+        assert (result.exit_code, result.stderr, result.stdout) == (1, message, ""), args
+    assert len(runtime.store.list_incidents(statuses=[])) == 1
+
+
+def test_the_real_executable_never_shows_a_traceback(im_env):
+    run = lambda *a: subprocess.run([IM, *a], env=im_env, capture_output=True, text=True)
+    declared = run("declare", "--sev", "SEV-2", "--title", "Database performance issue",
+                   "--service", "db")
+    assert declared.returncode == 0, declared.stderr
+    assert declared.stdout.startswith("Declared INC-1: SEV-2 Database performance issue (db)")
+    for args in (["resolve", "--incident", "INC-9"], ["declare", "--sev", "x"],
+                 ["connector", "add", "nosuchtype", "n"], ["connector", "test", "missing"]):
+        result = run(*args)
+        assert result.returncode != 0
+        assert "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith("Error:")
+    assert run("--version").stdout == "im 0.1.0\n"

@@ -1,0 +1,261 @@
+"""Connector configuration and outbound delivery, with the fake connector of im.testing."""
+
+import json
+import os
+import stat
+
+from im import incidents
+from im.errors import ConnectorError
+from im.models import Action
+from im.sync import deliver_outbox
+from im.testing import run_cli
+
+CONFIG = json.dumps({"api_key": "k-123456", "sync_direction": "bidirectional",
+                     "custom": {"project": "OPS"}})
+
+
+def im(runtime, *args, input=None):
+    return run_cli(runtime, list(args), input=input)
+
+
+def add(runtime, name="prod-fake", config=CONFIG):
+    result = im(runtime, "connector", "add", "fake", name, "--config", config)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_add_with_json_and_list(runtime, clock):
+    result = add(runtime)
+    assert result.stdout == ("Added connector prod-fake (fake, bidirectional)\n"
+                             "Check it with: im connector test prod-fake\n")
+    record = runtime.store.get_connector("prod-fake")
+    assert record.type == "fake" and record.settings["api_key"] == "k-123456"
+    assert im(runtime, "connector", "list").stdout.splitlines() == [
+        "Name       Type  Status  Direction      Last Sync",
+        "prod-fake  fake  active  bidirectional  never",
+    ]
+
+
+def test_add_asks_the_settings_prompts(runtime):
+    answers = "secret-key\n\nPAY\nsideways\ninbound\n"
+    result = im(runtime, "connector", "add", "fake", "asked", input=answers)
+    assert result.exit_code == 0, result.output
+    prompts = [line.split(":")[0] for line in result.stdout.splitlines() if ":" in line]
+    assert prompts[:4] == ["API Key", "API Base URL [https", "Project [OPS]",
+                           "Sync Direction (bidirectional, outbound, inbound) [outbound]"]
+    assert "secret-key" not in result.stdout  # hidden input
+    assert "Choose one of: bidirectional, outbound, inbound." in result.stderr
+    assert runtime.store.get_connector("asked").settings == {
+        "api_key": "secret-key", "base_url": "https://fake.example",
+        "custom": {"project": "PAY"}, "sync_direction": "inbound"}
+
+
+def test_settings_errors_name_the_field(runtime):
+    cases = {
+        json.dumps({"custom": {"project": "x"}}):
+            "Error: invalid settings: Object missing required field `api_key`\n",
+        json.dumps({"api_key": "k", "custom": {"project": 5}}):
+            "Error: invalid settings: Expected `str`, got `int` - at `custom.project`\n",
+        json.dumps({"api_key": "k", "sync_direction": "both"}):
+            "Error: invalid settings: Invalid enum value 'both' - at `sync_direction`\n",
+        json.dumps({"api_key": "k", "sync_interval": "soon"}):
+            "Error: invalid settings: 'soon' is not a duration; use a number and s, m, h or d"
+            " (e.g. 5m) - at `sync_interval`\n",
+        json.dumps({"api_key": "k", "colour": "red"}):
+            "Error: invalid settings: Object contains unknown field `colour`\n",
+        "{nope": "Error: --config is not valid JSON: Expecting property name enclosed in double"
+                 " quotes: line 1 column 2 (char 1)\n",
+    }
+    for config, message in cases.items():
+        result = im(runtime, "connector", "add", "fake", "bad", "--config", config)
+        assert (result.exit_code, result.stderr) == (1, message), config
+    assert runtime.store.list_connectors() == []
+    add(runtime)
+    again = im(runtime, "connector", "add", "fake", "prod-fake", "--config", CONFIG)
+    assert again.stderr == ("Error: connector prod-fake exists already; change it with"
+                            " `im connector update prod-fake`\n")
+    bad_name = im(runtime, "connector", "add", "fake", "Prod Fake", "--config", CONFIG)
+    assert bad_name.exit_code == 1 and "invalid connector name" in bad_name.stderr
+
+
+def test_secrets_are_redacted_and_env_references_resolved(runtime, monkeypatch):
+    add(runtime)
+    shown = json.loads(im(runtime, "connector", "show", "prod-fake", "--json").stdout)
+    assert shown["settings"]["api_key"] == "********"
+    assert "k-123456" not in im(runtime, "connector", "show", "prod-fake").stdout
+    updated = im(runtime, "connector", "update", "prod-fake", "--api-key", "env:FAKE_KEY")
+    assert updated.stdout == 'Updated prod-fake: api_key = "env:FAKE_KEY"\n'
+    missing = im(runtime, "connector", "test", "prod-fake")
+    assert missing.stderr == "Error: setting api_key refers to env:FAKE_KEY, which is not set\n"
+    monkeypatch.setenv("FAKE_KEY", "from-env")
+    assert runtime.connector("prod-fake").settings.api_key == "from-env"
+    assert runtime.store.get_connector("prod-fake").settings["api_key"] == "env:FAKE_KEY"
+    hidden = im(runtime, "connector", "update", "prod-fake", "--api-key=new-literal")
+    assert hidden.stdout == 'Updated prod-fake: api_key = "********"\n'
+
+
+def test_database_is_readable_by_its_owner_only(runtime):
+    add(runtime)
+    mode = stat.S_IMODE(os.stat(runtime.store.path).st_mode)
+    assert mode == 0o600
+
+
+def test_config_options_belong_to_the_connector(runtime):
+    add(runtime)
+    result = im(runtime, "connector", "config", "prod-fake", "--project", "PAY",
+                "--labels", '{"team": "db"}', "--set", "sync_interval=2m")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ['Updated prod-fake: sync_interval = "2m"',
+                                          'Updated prod-fake: custom.project = "PAY"',
+                                          'Updated prod-fake: custom.labels = {"team": "db"}']
+    settings = runtime.connector("prod-fake").settings
+    assert (settings.custom.project, settings.custom.labels, settings.sync_interval) == (
+        "PAY", {"team": "db"}, "2m")
+    unknown = im(runtime, "connector", "config", "prod-fake", "--colour", "red")
+    assert unknown.stderr == ("Error: unknown option --colour; this connector takes --api-key,"
+                              " --labels, --project, --set PATH=VALUE and --config JSON\n")
+    bad = im(runtime, "connector", "config", "prod-fake", "--labels", "{not json")
+    assert bad.stderr == "Error: --labels: custom.labels takes JSON, e.g. custom.labels='{...}'\n"
+    invalid = im(runtime, "connector", "config", "prod-fake", "--set", "sync_interval=never")
+    assert invalid.exit_code == 1 and "at `sync_interval`" in invalid.stderr
+    assert runtime.connector("prod-fake").settings.sync_interval == "2m"
+
+
+def test_remove(runtime):
+    add(runtime)
+    assert im(runtime, "connector", "remove", "prod-fake", input="n\n").exit_code == 1
+    assert runtime.store.get_connector("prod-fake") is not None
+    assert im(runtime, "connector", "remove", "prod-fake", "--yes").stdout == (
+        "Removed connector prod-fake\n")
+    assert runtime.store.list_connectors() == []
+    assert im(runtime, "connector", "remove", "prod-fake", "--yes").stderr == (
+        "Error: no connector named 'prod-fake' (configured: none)\n")
+
+
+def test_test_command_prints_checks_and_exit_code(runtime, fake):
+    add(runtime)
+    ok = im(runtime, "connector", "test", "prod-fake")
+    assert (ok.exit_code, ok.stdout) == (0, "✓ Connected to the fake API\n")
+    fake.remote.reachable = False
+    failed = im(runtime, "connector", "test", "prod-fake")
+    assert (failed.exit_code, failed.stdout) == (
+        1, "✗ Cannot reach the fake API\n  Fix: Start the fake API\n")
+
+
+# -- outbound delivery ----------------------------------------------------------------------
+
+
+def test_declare_pushes_one_remote_incident_per_service(runtime, fake):
+    add(runtime)
+    result = im(runtime, "declare", "--sev", "SEV-1", "--title", "Database cluster failure",
+                "--service", "database,api,payments")
+    assert result.stdout.splitlines() == [
+        "Declared INC-1: SEV-1 Database cluster failure (database, api, payments)",
+        "  prod-fake: Fake incident #1 created (database)",
+        "  prod-fake: Fake incident #2 created (api)",
+        "  prod-fake: Fake incident #3 created (payments)",
+    ]
+    links = runtime.store.links("INC-1")
+    assert [(l.service, l.remote_id, l.remote_status) for l in links] == [
+        ("api", "F2", "triggered"), ("database", "F1", "triggered"),
+        ("payments", "F3", "triggered")]
+    im(runtime, "ack", "--incident", "INC-1", "--note", "Investigating")
+    assert {r["status"] for r in fake.remote.incidents.values()} == {"acknowledged"}
+    assert all(r["notes"] == ["Investigating"] for r in fake.remote.incidents.values())
+    assert {l.remote_status for l in runtime.store.links("INC-1")} == {"acknowledged"}
+    sync_lines = [e.text for e in runtime.store.timeline("INC-1") if e.kind == "sync"]
+    assert len(sync_lines) == 6 and sync_lines[-1] == "Fake incident #3 ack synced"
+
+
+def test_outage_queues_the_change_and_sync_delivers_it(runtime, fake, clock):
+    add(runtime)
+    fake.remote.failures.append(ConnectorError("API timed out", retryable=True))
+    result = im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    assert result.exit_code == 0
+    assert result.stdout == "Declared INC-1: SEV-2 x (db)\n"
+    assert result.stderr == ("  ! prod-fake INC-1 declare: API timed out\n"
+                             "  1 change(s) queued; `im serve` or `im connector sync NAME`"
+                             " will deliver them\n")
+    assert runtime.store.get_incident("INC-1").status.value == "open"
+    [row] = runtime.store.outbox()
+    assert (row.status, row.attempts, row.last_error) == ("pending", 1, "API timed out")
+    # A second change waits behind the first: the remote sees them in order.
+    im(runtime, "ack", "--incident", "INC-1")
+    assert [c[0] for c in fake.remote.calls] == ["declare"]
+    synced = im(runtime, "connector", "sync", "prod-fake")
+    assert synced.stdout == "prod-fake: 2 delivered, 0 queued for retry, 0 failed\n"
+    assert [c[0] for c in fake.remote.calls] == ["declare", "declare", "ack"]
+    assert fake.remote.incidents["F1"]["status"] == "acknowledged"
+    assert {r.status for r in runtime.store.outbox()} == {"done"}
+    assert "never" not in im(runtime, "connector", "list").stdout
+
+
+def test_retry_after_a_lost_answer_links_the_existing_remote_incident(runtime, fake, clock):
+    add(runtime)
+    incidents.declare(runtime, title="x", severity="SEV-2", services=["db"])
+    # The remote made the incident but the answer was lost: the row is claimed, never finished.
+    row = runtime.store.claim_outbox(now=clock.now, lease_seconds=60)
+    fake.remote.by_key["im-" + runtime.store.get_incident("INC-1").correlation_id + "-db"] = "F9"
+    fake.remote.incidents["F9"] = {"status": "triggered", "notes": []}
+    assert deliver_outbox(runtime).delivered == 0  # still leased to the lost worker
+    clock.advance(seconds=61)
+    report = deliver_outbox(runtime)
+    assert report.delivered == 1
+    assert len(fake.remote.incidents) == 1
+    assert [l.remote_id for l in runtime.store.links("INC-1")] == ["F9"]
+    assert runtime.store.outbox()[0].attempts == 2 and row.attempts == 1
+
+
+def test_permanent_errors_fail_the_row_visibly(runtime, fake):
+    add(runtime)
+    fake.remote.failures.append(ConnectorError("Invalid Input Provided", retryable=False))
+    result = im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    assert "1 change(s) could not be delivered" in result.stderr
+    [row] = runtime.store.outbox()
+    assert (row.status, row.last_error) == ("failed", "Invalid Input Provided")
+
+
+def test_direction_is_honoured(runtime, fake):
+    add(runtime, "in", json.dumps({"api_key": "k", "sync_direction": "inbound"}))
+    add(runtime, "out", json.dumps({"api_key": "k"}))
+    incidents.declare(runtime, title="x", severity="SEV-2", services=["db", "api"])
+    assert sorted({(r.connector, r.service) for r in runtime.store.outbox()}) == [
+        ("out", "api"), ("out", "db")]
+
+
+def test_changes_never_go_back_to_the_connector_they_came_from(runtime):
+    from im.models import Origin
+
+    add(runtime, "a")
+    add(runtime, "b")
+    incidents.declare(runtime, title="x", severity="SEV-2", services=["db"],
+                      origin=Origin(actor="john", system="a"))
+    assert [r.connector for r in runtime.store.outbox()] == ["b"]
+
+
+def test_claims_are_exclusive_across_connections(runtime, clock):
+    """Two workers on their own connections never claim the same row."""
+    import threading
+
+    from im.storage import Store
+
+    add(runtime)
+    for n in range(30):
+        incidents.declare(runtime, title=f"i{n}", severity="SEV-3", services=["a", "b"])
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def worker():
+        store = Store(runtime.store.path)
+        while (row := store.claim_outbox(now=clock.now, lease_seconds=60)) is not None:
+            with lock:
+                claimed.append(row.id)
+            store.finish_outbox(row.id, at=clock.now)
+        store.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == list(range(1, 61))

@@ -1,0 +1,82 @@
+"""Checks on the code base itself: documented hooks, a vendor-free core, honest packaging."""
+
+import inspect
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+from im import hookspecs
+
+REPO = Path(__file__).resolve().parents[1]
+VENDORS = re.compile(r"pagerduty|opsgenie|slack|jira|servicenow|victorops", re.IGNORECASE)
+
+
+def hook_names():
+    return [name for name, value in vars(hookspecs).items()
+            if callable(value) and hasattr(value, "im_spec")]
+
+
+def test_every_hook_has_a_docs_section_with_its_exact_signature():
+    docs = (REPO / "docs" / "plugin-hooks.md").read_text()
+    headings = re.findall(r"^## `(.+)`$", docs, re.MULTILINE)
+    expected = []
+    for name in hook_names():
+        params = inspect.signature(getattr(hookspecs, name)).parameters
+        expected.append(f"{name}({', '.join(params)})")
+    assert sorted(headings) == sorted(expected)
+    assert len(expected) >= 4
+
+
+def test_core_and_cli_name_no_vendor():
+    offenders = []
+    for folder in ("core", "cli", "server"):
+        for path in (REPO / folder).rglob("*.py"):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if VENDORS.search(line):
+                    offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert offenders == []
+
+
+def test_package_list_matches_the_folders():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    package_dir = project["tool"]["setuptools"]["package-dir"]
+    assert sorted(project["tool"]["setuptools"]["packages"]) == sorted(package_dir)
+    for package, folder in package_dir.items():
+        assert (REPO / folder / "__init__.py").exists(), folder
+    folders = {p.name for p in REPO.iterdir() if (p / "__init__.py").exists()}
+    assert folders == set(package_dir.values())
+    # The folders are installed under `im`, never as top-level `core`, `cli`, `server`
+    # (checked from another folder: `python -m pytest` puts the repository on sys.path).
+    import subprocess
+
+    code = "import importlib.util as u; print([n for n in ('core', 'cli', 'server') if u.find_spec(n)])"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           cwd="/").stdout.strip()
+    assert found == "[]"
+
+
+def test_every_plugin_is_its_own_distribution():
+    for folder in (REPO / "plugins").iterdir():
+        if not folder.is_dir():
+            continue
+        project = tomllib.loads((folder / "pyproject.toml").read_text())["project"]
+        assert project["name"] == f"im-{folder.name}"
+        entry_points = project["entry-points"]["im.plugins"]
+        assert entry_points == {folder.name: f"im_{folder.name}"}
+        assert (folder / f"im_{folder.name}" / "__init__.py").exists()
+        assert (folder / "tests").is_dir()
+
+
+def test_importing_the_cli_loads_no_heavy_module():
+    import subprocess
+
+    code = ("import sys; from im.cli import make_app; from im.runtime import Runtime; "
+            "make_app(Runtime()); "
+            "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "{'httpx', 'litestar', 'sqlite_utils', 'uvicorn', 'rich', 'im_pagerduty'})))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    loaded = set(filter(None, result.stdout.strip().split(",")))
+    # A plugin's entry module and its command definitions load; nothing behind them does.
+    assert loaded - {"im_pagerduty", "im_pagerduty.commands"} == set()

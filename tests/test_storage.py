@@ -1,0 +1,72 @@
+"""The SQLite store: migrations, WAL, permissions, and concurrent writers."""
+
+import subprocess
+import sys
+import textwrap
+
+import sqlite_utils
+
+from im.migrations import MIGRATIONS
+from im.storage import Store
+
+from conftest import IM
+
+
+def test_migrations_are_recorded_and_run_once(tmp_path):
+    store = Store(tmp_path / "im.db")
+    assert store.applied_migrations() == [name for name, _ in MIGRATIONS]
+    store.close()
+    again = Store(tmp_path / "im.db")
+    assert again.applied_migrations() == [name for name, _ in MIGRATIONS]
+    db = sqlite_utils.Database(tmp_path / "im.db")
+    assert {"incidents", "incident_services", "timeline", "connectors", "links", "outbox",
+            "inbox", "sync_cursors", "meta", "migrations"} <= set(db.table_names())
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_inbox_deduplicates_and_claims(tmp_path, clock):
+    store = Store(tmp_path / "im.db")
+    assert store.store_inbox(connector="pd", delivery_id="e1", event_type="incident.triggered",
+                             body=b"{}", at=clock.now)
+    assert not store.store_inbox(connector="pd", delivery_id="e1", event_type="x", body=b"{}",
+                                 at=clock.now)
+    assert store.store_inbox(connector="other", delivery_id="e1", event_type="x", body=b"{}",
+                             at=clock.now)
+    first = store.claim_inbox(now=clock.now, lease_seconds=30)
+    second = store.claim_inbox(now=clock.now, lease_seconds=30)
+    assert (first.delivery_id, first.connector, second.connector) == ("e1", "pd", "other")
+    assert store.claim_inbox(now=clock.now, lease_seconds=30) is None
+    store.finish_inbox(first.id, at=clock.now)
+    # An expired claim (a crashed worker) is claimed again.
+    assert store.claim_inbox(now=clock.advance(seconds=31), lease_seconds=30).id == second.id
+    assert [r.status for r in store.inbox()] == ["done", "processing"]
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from im.testing import make_runtime
+    from im import incidents
+    from pathlib import Path
+    runtime = make_runtime(Path(sys.argv[1]), user=sys.argv[2])
+    for n in range(int(sys.argv[3])):
+        incident = incidents.declare(runtime, title=f"{sys.argv[2]} {n}", severity="SEV-3",
+                                     services=["db"])
+        incidents.add_note(runtime, incident.id, "note")
+""")
+
+
+def test_two_writer_processes_and_the_cli_at_once(tmp_path, im_env):
+    home = tmp_path / "home"
+    im_env["IM_HOME"] = str(home)
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(home), name, "60"],
+                                stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+    cli = [subprocess.run([IM, "declare", "--sev", "SEV-2", "--title", f"cli {n}", "--service",
+                           "api"], env=im_env, capture_output=True, text=True) for n in range(5)]
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0, writer.stderr.read()
+    assert all(r.returncode == 0 for r in cli), [r.stderr for r in cli]
+    db = sqlite_utils.Database(home / "im.db")
+    assert db["incidents"].count == 125
+    assert db["timeline"].count == 245
+    numbers = [r["number"] for r in db.query("SELECT number FROM incidents ORDER BY number")]
+    assert numbers == list(range(1, 126))
