@@ -22,14 +22,15 @@ def register_connectors(register: Any) -> None:
 
 
 @hookspec
-def register_commands(cli: Any) -> None:
+def register_commands(cli: Any, runtime: Any) -> None:
     """Add commands to the `im` command line.
 
     Called once when the CLI is built, after the core commands. `cli` is the root `typer.Typer`;
     add a group with `cli.add_typer(app, name="...")` or a command with `@cli.command()`. The
     core's own groups can be extended too: `im.cli.group(cli, "connector")` returns the Typer of
-    `im connector`. Import heavy modules inside the command functions, not at module level:
-    every `im` invocation runs this hook. Return nothing.
+    `im connector`. `runtime` is the `im.Runtime` the commands run against. Import heavy modules
+    inside the command functions, not at module level: every `im` invocation runs this hook.
+    Return nothing.
     """
 
 

@@ -1,0 +1,117 @@
+"""`im connector test` for PagerDuty: each check says what it found and, if it failed, the fix."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from im import Check, CheckRequest
+from im_pagerduty.client import PagerDutyError
+
+if TYPE_CHECKING:
+    from im_pagerduty.connector import PagerDutyConnector
+
+
+def _failure(name: str, error: PagerDutyError, connector: PagerDutyConnector,
+             what: str) -> Check:
+    if error.status == 401:
+        return Check(name=name, ok=False,
+                     detail=f"{what}: PagerDuty rejected the API key (401 Unauthorized)",
+                     fix="check the key (Account Settings → API Access Keys, admin role) and"
+                         f" run: im connector update {connector.name} --api-key NEW_KEY")
+    if error.status == 403:
+        return Check(name=name, ok=False, detail=f"{what}: access denied (403)",
+                     fix="use an API key with admin permissions")
+    if error.status is None:
+        return Check(name=name, ok=False, detail=f"{what}: {error}",
+                     fix=f"check base_url ({connector.settings.base_url}) and the network")
+    return Check(name=name, ok=False, detail=f"{what}: {error}")
+
+
+def connection_checks(connector: PagerDutyConnector, request: CheckRequest) -> list[Check]:
+    client = connector.client
+    custom = connector.settings.custom
+    checks: list[Check] = []
+    try:
+        client.get("/users", limit=1)
+    except PagerDutyError as error:
+        # Nothing else can work without a connection and a valid key.
+        return [_failure("api", error, connector, "Cannot use the PagerDuty API")]
+    checks.append(Check(name="api", ok=True, detail="Connected to PagerDuty API"))
+
+    services = [custom.service_id] + sorted(
+        set(custom.service_mappings.values()) - {custom.service_id})
+    for service_id in services:
+        try:
+            client.get(f"/services/{service_id}")
+            if service_id == custom.service_id:
+                checks.append(Check(name="service", ok=True,
+                                    detail=f"Service {service_id} accessible"))
+        except PagerDutyError as error:
+            if error.status == 404:
+                mapped = [k for k, v in custom.service_mappings.items() if v == service_id]
+                fix = (f"im connector config {connector.name} --service-id CORRECT_SERVICE_ID"
+                       if service_id == custom.service_id else
+                       f"im connector map-service {connector.name} --im-service {mapped[0]}"
+                       " --pd-service CORRECT_SERVICE_ID")
+                checks.append(Check(name="service", ok=False,
+                                    detail=f"Service {service_id} not found (404)", fix=fix))
+            else:
+                checks.append(_failure("service", error, connector, f"Service {service_id}"))
+
+    try:
+        users = client.get("/users", query=custom.from_email).get("users", [])
+        if any(u.get("email", "").lower() == custom.from_email.lower() for u in users):
+            checks.append(Check(name="user", ok=True, detail=f"User {custom.from_email} valid"))
+        else:
+            checks.append(Check(
+                name="user", ok=False,
+                detail=f"User {custom.from_email} is not a PagerDuty user",
+                fix=f"im connector config {connector.name} --from-email"
+                    " EMAIL_OF_A_PAGERDUTY_USER"))
+    except PagerDutyError as error:
+        checks.append(_failure("user", error, connector, f"User {custom.from_email}"))
+
+    policies = ([custom.escalation_policy_id] if custom.escalation_policy_id else []) + sorted(
+        set(custom.escalation_mappings.values()) - {custom.escalation_policy_id})
+    for policy_id in policies:
+        try:
+            client.get(f"/escalation_policies/{policy_id}")
+            checks.append(Check(name="escalation_policy", ok=True,
+                                detail=f"Escalation policy {policy_id} found"))
+        except PagerDutyError as error:
+            if error.status == 404:
+                checks.append(Check(
+                    name="escalation_policy", ok=False,
+                    detail=f"Escalation policy {policy_id} not found (404)",
+                    fix=f"im connector config {connector.name} --escalation-policy POLICY_ID"))
+            else:
+                checks.append(_failure("escalation_policy", error, connector,
+                                       f"Escalation policy {policy_id}"))
+
+    if connector.settings.enable_webhook:
+        checks.append(_webhook_check(connector, request))
+    return checks
+
+
+def _webhook_check(connector: PagerDutyConnector, request: CheckRequest) -> Check:
+    url = connector.webhook_url(request.public_url)
+    enable = f"im connector webhook {connector.name} --enable --url https://YOUR-DOMAIN"
+    if url is None:
+        return Check(name="webhook", ok=False,
+                     detail="Webhook endpoint not configured: im does not know its public URL",
+                     fix=f"set IM_PUBLIC_URL, or run: {enable}")
+    try:
+        subscriptions = list(connector.client.paginate("/webhook_subscriptions",
+                                                       "webhook_subscriptions"))
+    except PagerDutyError as error:
+        return _failure("webhook", error, connector, "Webhook subscriptions")
+    for subscription in subscriptions:
+        if (subscription.get("delivery_method") or {}).get("url") == url:
+            if subscription.get("active") is False:
+                return Check(name="webhook", ok=False,
+                             detail=f"Webhook endpoint {url} is disabled in PagerDuty",
+                             fix=f"im connector webhook {connector.name} --enable")
+            return Check(name="webhook", ok=True, detail="Webhook endpoint configured")
+    return Check(name="webhook", ok=False,
+                 detail=f"Webhook endpoint {url} has no PagerDuty subscription",
+                 fix=f"im connector webhook {connector.name} --enable")

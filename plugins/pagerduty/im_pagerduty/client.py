@@ -1,0 +1,259 @@
+"""A PagerDuty REST API v2 client: auth and versioning headers, one rate-limit budget per API
+key, bounded retries with backoff, classic pagination that respects `offset + limit <= 10000`,
+and errors that carry PagerDuty's own message."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import tenacity
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from im import ConnectorError
+
+log = logging.getLogger("im.pagerduty")
+
+ACCEPT = "application/vnd.pagerduty+json;version=2"
+PAGE_LIMIT = 100
+OFFSET_CEILING = 10_000  # PagerDuty refuses offset + limit above this
+DEFAULT_RATE_LIMIT = 960  # requests per minute per API key
+SECRET_HEADERS = {"authorization"}
+
+
+class PagerDutyError(ConnectorError):
+    """A failed PagerDuty call: HTTP status, PagerDuty's error code and its message."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: int | None = None,
+                 retryable: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message, retryable=retryable, retry_after=retry_after)
+        self.status = status
+        self.code = code
+
+
+class _Budget:
+    """Requests left for one API key: a moving window here, and PagerDuty's own count
+    (`ratelimit-remaining` / `ratelimit-reset` on successful answers), which also covers other
+    processes using the key. A 429's reset is waited out by the retry itself."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.item = RateLimitItemPerMinute(per_minute)
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.blocked_until = 0.0
+        self.lock = threading.Lock()
+
+    def take(self, key: str, sleep: Callable[[float], None]) -> None:
+        while True:
+            with self.lock:
+                blocked = self.blocked_until
+                wait = blocked - time.monotonic()
+                if wait <= 0 and self.limiter.hit(self.item, key):
+                    return
+                if wait <= 0:
+                    reset, _ = self.limiter.get_window_stats(self.item, key)
+                    wait = max(0.01, reset - time.time())
+            sleep(wait)
+            with self.lock:
+                if self.blocked_until == blocked:  # PagerDuty's reset has been waited out
+                    self.blocked_until = 0.0
+
+    def observe(self, headers: httpx.Headers) -> None:
+        remaining, reset = headers.get("ratelimit-remaining"), headers.get("ratelimit-reset")
+        if remaining is not None and reset is not None:
+            try:
+                if int(remaining) <= 0:
+                    with self.lock:
+                        self.blocked_until = time.monotonic() + float(reset)
+            except ValueError:
+                pass
+
+
+_budgets: dict[str, _Budget] = {}
+_budgets_lock = threading.Lock()
+
+
+def _budget_for(api_key: str, per_minute: int) -> tuple[_Budget, str]:
+    key_id = hashlib.sha256(api_key.encode()).hexdigest()[:16]
+    with _budgets_lock:
+        budget = _budgets.get(key_id)
+        if budget is None:
+            budget = _budgets[key_id] = _Budget(per_minute)
+    return budget, key_id
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("ratelimit-reset")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _error(response: httpx.Response) -> PagerDutyError:
+    message, code = response.reason_phrase or "error", None
+    try:
+        body = response.json()
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        if isinstance(error, dict):
+            message = error.get("message") or message
+            code = error.get("code")
+            details = error.get("errors") or []
+            if details:
+                message = f"{message}: {'; '.join(str(d) for d in details)}"
+    except ValueError:
+        pass
+    status = response.status_code
+    retryable = status == 429 or status >= 500 or status == 408
+    text = f"PagerDuty answered {status}: {message}" + (f" (code {code})" if code else "")
+    return PagerDutyError(text, status=status, code=code, retryable=retryable,
+                          retry_after=_retry_after(response) if status == 429 else None)
+
+
+class PagerDutyClient:
+    def __init__(self, base_url: str, api_key: str, *, from_email: str | None = None,
+                 timeout: float = 10.0, max_attempts: int = 4, max_wait: float = 30.0,
+                 rate_limit: int = DEFAULT_RATE_LIMIT, transport: httpx.BaseTransport | None = None,
+                 on_request: Callable[[str, str, int | None, float, str | None], None] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.from_email = from_email
+        self.max_attempts = max_attempts
+        self.max_wait = max_wait
+        self.sleep = sleep
+        self.on_request = on_request
+        self.budget, self.key_id = _budget_for(api_key, rate_limit)
+        self.http = httpx.Client(
+            base_url=self.base_url, timeout=timeout, transport=transport,
+            headers={"Authorization": f"Token token={api_key}", "Accept": ACCEPT,
+                     "User-Agent": "im-pagerduty/0.1"},
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- requests --------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, params: Any = None,
+                json: Any = None) -> dict[str, Any]:
+        """One API call, retried on 429, 5xx, timeouts and connection errors (bounded in
+        attempts and total time); other errors raise PagerDutyError at once."""
+        headers = {}
+        if method in {"POST", "PUT", "PATCH", "DELETE"}:
+            headers["Content-Type"] = "application/json"
+            if self.from_email:
+                headers["From"] = self.from_email
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            hint = getattr(error, "retry_after", None)
+            if hint:
+                return min(hint + random.uniform(0, 0.25), self.max_wait)
+            return min(self.max_wait, random.uniform(0, 0.5 * 2 ** state.attempt_number))
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts)
+            | tenacity.stop_after_delay(self.max_wait * 2),
+            wait=wait,
+            retry=tenacity.retry_if_exception(
+                lambda e: isinstance(e, PagerDutyError) and e.retryable),
+            sleep=self.sleep,
+            reraise=True,
+        )
+        return retrying(self._send, method, path, params, json, headers)
+
+    def _send(self, method: str, path: str, params: Any, body: Any,
+              headers: dict[str, str]) -> dict[str, Any]:
+        self.budget.take(self.key_id, self.sleep)
+        started = time.perf_counter()
+        try:
+            response = self.http.request(method, path, params=params, json=body,
+                                         headers=headers)
+        except httpx.TimeoutException as error:
+            self._record(method, path, None, started, f"timeout: {error}")
+            raise PagerDutyError(f"PagerDuty did not answer in time ({method} {path})",
+                                 retryable=True) from error
+        except httpx.TransportError as error:
+            self._record(method, path, None, started, f"{type(error).__name__}: {error}")
+            raise PagerDutyError(f"cannot reach PagerDuty at {self.base_url}: {error}",
+                                 retryable=True) from error
+        if response.is_success:
+            self.budget.observe(response.headers)
+            self._record(method, path, response.status_code, started, None)
+            if not response.content:
+                return {}
+            try:
+                data = response.json()
+            except ValueError as error:
+                raise PagerDutyError(f"PagerDuty sent a body that is not JSON ({method}"
+                                     f" {path})", retryable=True) from error
+            return data if isinstance(data, dict) else {"data": data}
+        error = _error(response)
+        self._record(method, path, response.status_code, started, str(error))
+        raise error
+
+    def _record(self, method: str, path: str, status: int | None, started: float,
+                error: str | None) -> None:
+        if self.on_request is not None:
+            self.on_request(method, path, status, time.perf_counter() - started, error)
+
+    def get(self, path: str, **params: Any) -> dict[str, Any]:
+        return self.request("GET", path, params=params or None)
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", path, json=body)
+
+    def put(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PUT", path, json=body)
+
+    # -- pagination ------------------------------------------------------------------------
+
+    def paginate(self, path: str, key: str, params: dict[str, Any] | None = None
+                 ) -> Iterator[dict[str, Any]]:
+        """Every record of a classic-paginated list, 100 at a time."""
+        params = dict(params or {})
+        offset = 0
+        while True:
+            page = self.get(path, **params, limit=PAGE_LIMIT, offset=offset)
+            records = page.get(key, [])
+            yield from records
+            offset += len(records)
+            if not page.get("more") or not records:
+                return
+            if offset + PAGE_LIMIT > OFFSET_CEILING:
+                raise PagerDutyError(f"more than {OFFSET_CEILING} {key} in one listing;"
+                                     " narrow the time window")
+
+    def incidents_between(self, since: datetime, until: datetime,
+                          params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Incidents created in [since, until), splitting the window whenever a listing would
+        pass PagerDuty's offset ceiling, so no offset + limit above 10,000 is ever asked for."""
+        windows = [(since, until)]
+        while windows:
+            start, end = windows.pop(0)
+            query = {**(params or {}), "since": start.isoformat(), "until": end.isoformat(),
+                     "sort_by": "created_at:asc", "total": "true"}
+            first = self.get("/incidents", **query, limit=PAGE_LIMIT, offset=0)
+            total = first.get("total")
+            if total is not None and total > OFFSET_CEILING and end - start > timedelta(
+                    seconds=2):
+                middle = start + (end - start) / 2
+                windows[:0] = [(start, middle), (middle, end)]
+                continue
+            yield from first.get("incidents", [])
+            offset = len(first.get("incidents", []))
+            more = first.get("more")
+            while more and offset + PAGE_LIMIT <= OFFSET_CEILING:
+                page = self.get("/incidents", **query, limit=PAGE_LIMIT, offset=offset)
+                records = page.get("incidents", [])
+                yield from records
+                offset += len(records)
+                more = page.get("more") and records

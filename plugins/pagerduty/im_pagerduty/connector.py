@@ -1,0 +1,302 @@
+"""The `pagerduty` connector: im incidents in step with PagerDuty incidents.
+
+Mapping (the spec's): open = triggered, mitigated = acknowledged, resolved and closed =
+resolved; SEV-1/2 = high urgency, SEV-3/4 = low (configurable); one PagerDuty incident per im
+service, in the mapped PagerDuty service, created with an `incident_key` derived from the im
+incident's correlation id and the service, so a retry never makes a second one.
+"""
+
+from __future__ import annotations
+
+import html
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from im import (
+    Check,
+    CheckRequest,
+    Connector,
+    ConnectorError,
+    MapOutboundRequest,
+    OncallRequest,
+    OncallResult,
+    PushRequest,
+    PushResult,
+    RemoteRef,
+)
+from im_pagerduty.settings import DEFAULT_URGENCY, PagerDutySettings
+
+if TYPE_CHECKING:
+    from im_pagerduty.client import PagerDutyClient
+
+# PagerDuty's codes for "already in that state": success for an idempotent push.
+ALREADY_RESOLVED = 1001
+ALREADY_ACKNOWLEDGED = 1002
+
+
+def _ref(kind: str, remote_id: str) -> dict[str, str]:
+    return {"id": remote_id, "type": f"{kind}_reference"}
+
+
+class PagerDutyConnector(Connector):
+    type = "pagerduty"
+    Settings = PagerDutySettings
+    description = "PagerDuty: incidents, notes, assignments, on-call and webhooks"
+    options = {
+        "api-key": "api_key",
+        "base-url": "base_url",
+        "service-id": "custom.service_id",
+        "from-email": "custom.from_email",
+        "escalation-policy": "custom.escalation_policy_id",
+        "urgency-mapping": "custom.urgency_mapping",
+        "service-mappings": "custom.service_mappings",
+        "auto-resolve": "custom.auto_resolve",
+        "sync-notes": "custom.sync_notes",
+        "custom-field-mappings": "custom.custom_field_mappings",
+        "sla-mapping": "custom.sla_mapping",
+        "sync-direction": "sync_direction",
+        "sync-interval": "sync_interval",
+        "enable-webhook": "enable_webhook",
+    }
+    settings: PagerDutySettings
+
+    @cached_property
+    def client(self) -> PagerDutyClient:
+        from im_pagerduty.client import PagerDutyClient
+
+        return PagerDutyClient(self.settings.base_url, self.settings.api_key,
+                               from_email=self.settings.custom.from_email)
+
+    # -- mapping ---------------------------------------------------------------------------
+
+    def pd_service(self, service: str) -> str:
+        """The PagerDuty service of an im service: its mapping, the `default` mapping, then
+        the connector's default service."""
+        mappings = self.settings.custom.service_mappings
+        return mappings.get(service) or mappings.get("default") or self.settings.custom.service_id
+
+    def escalation_policy(self, service: str) -> str | None:
+        custom = self.settings.custom
+        return custom.escalation_mappings.get(service) or custom.escalation_policy_id
+
+    def body_html(self, request: MapOutboundRequest) -> str:
+        """The incident body PagerDuty shows: the description and custom fields, as HTML."""
+        incident = request.incident
+        parts = [f"<p>{html.escape(line)}</p>" for line in incident.description.splitlines()
+                 if line.strip()]
+        mappings = self.settings.custom.custom_field_mappings
+        fields = [(mappings.get(key, key) if mappings else key, value)
+                  for key, value in sorted(incident.fields.items())
+                  if not mappings or key in mappings]
+        if fields:
+            items = "".join(
+                f"<li><b>{html.escape(name.removeprefix('custom_details.'))}</b>:"
+                f" {html.escape(value)}</li>" for name, value in fields)
+            parts.append(f"<ul>{items}</ul>")
+        parts.append(f"<p>im incident {incident.id} ({incident.severity.value}, service"
+                     f" {html.escape(request.service)}); correlation id"
+                     f" {incident.correlation_id}</p>")
+        return "".join(parts)
+
+    def map_outbound(self, request: MapOutboundRequest) -> dict[str, Any]:
+        incident = request.incident
+        urgency = self.settings.custom.urgency_mapping.get(
+            incident.severity, DEFAULT_URGENCY[incident.severity])
+        body: dict[str, Any] = {
+            "type": "incident",
+            "title": incident.title,
+            "service": _ref("service", self.pd_service(request.service)),
+            "urgency": urgency,
+            "body": {"type": "incident_body", "details": self.body_html(request)},
+        }
+        policy = self.escalation_policy(request.service)
+        if policy:
+            body["escalation_policy"] = _ref("escalation_policy", policy)
+        return body
+
+    # -- outbound --------------------------------------------------------------------------
+
+    def push(self, request: PushRequest) -> PushResult:
+        if request.action == "declare":
+            return self._create(request)
+        if request.link is None:
+            raise ConnectorError(f"no PagerDuty incident is linked to {request.incident.id}"
+                                 f" for service {request.service}")
+        handler = {
+            "ack": self._acknowledge, "resolve": self._resolve, "close": self._close,
+            "reopen": self._reopen, "note": self._note, "assign": self._assign,
+        }.get(request.action)
+        if handler is None:
+            return PushResult()  # e.g. unack: PagerDuty has no API for it
+        return handler(request)
+
+    def _ref_of(self, incident: dict[str, Any]) -> RemoteRef:
+        return RemoteRef(remote_id=incident["id"],
+                         remote_number=str(incident.get("incident_number", "")) or None,
+                         remote_url=incident.get("html_url"),
+                         remote_status=incident.get("status"))
+
+    def _assignee(self, incident: dict[str, Any]) -> str | None:
+        for assignment in incident.get("assignments") or []:
+            user_id = (assignment.get("assignee") or {}).get("id")
+            if user_id:
+                return self.user_emails.get(user_id)
+        return None
+
+    @cached_property
+    def user_emails(self) -> dict[str, str]:
+        """PagerDuty user ids to emails, listed once per connector instance."""
+        return {user["id"]: user["email"] for user in self.client.paginate("/users", "users")}
+
+    def user_id(self, email: str) -> str:
+        for user_id, user_email in self.user_emails.items():
+            if user_email.lower() == email.lower():
+                return user_id
+        raise ConnectorError(f"{email} is not a PagerDuty user")
+
+    def _find_by_key(self, key: str) -> dict[str, Any] | None:
+        found = self.client.get("/incidents", incident_key=key, date_range="all")
+        incidents = found.get("incidents") or []
+        return incidents[0] if incidents else None
+
+    def _create(self, request: PushRequest) -> PushResult:
+        from im_pagerduty.client import PagerDutyError
+
+        key = request.idempotency_key
+        # A retry may follow a create whose answer was lost: look for it before creating.
+        existing = self._find_by_key(key) if request.attempt > 1 else None
+        if existing is None:
+            body = self.map_outbound(MapOutboundRequest(incident=request.incident,
+                                                        service=request.service))
+            body["incident_key"] = key
+            try:
+                incident = self.client.post("/incidents", {"incident": body})["incident"]
+                verb = "created"
+            except PagerDutyError as error:
+                # 400: an open incident has this key already (made by an earlier attempt).
+                if error.status != 400 or (existing := self._find_by_key(key)) is None:
+                    raise
+                incident, verb = existing, "linked"
+        else:
+            incident, verb = existing, "linked"
+        ref = self._ref_of(incident)
+        service_id = incident.get("service", {}).get("id", self.pd_service(request.service))
+        lines = [f"PagerDuty incident #{ref.remote_number} {verb} ({incident.get('urgency')}"
+                 f" urgency, service {service_id}) {ref.remote_url or ''}".rstrip()]
+        assignee = self._assignee(incident)
+        if assignee:
+            lines.append(f"PagerDuty assigned {assignee}")
+        return PushResult(link=ref, timeline=lines, assignee=assignee)
+
+    def _update(self, request: PushRequest, changes: dict[str, Any],
+                already: int | None = None) -> dict[str, Any] | None:
+        """PUT the changes; None when PagerDuty says it is already in that state."""
+        from im_pagerduty.client import PagerDutyError
+
+        assert request.link is not None
+        try:
+            return self.client.put(f"/incidents/{request.link.remote_id}",
+                                   {"incident": {"type": "incident_reference", **changes}}
+                                   )["incident"]
+        except PagerDutyError as error:
+            if already is not None and error.code == already:
+                return None
+            raise
+
+    def _number(self, request: PushRequest) -> str:
+        assert request.link is not None
+        return f"#{request.link.remote_number or request.link.remote_id}"
+
+    def _add_note(self, request: PushRequest, lines: list[str]) -> None:
+        note = request.payload.get("note")
+        if note and self.settings.custom.sync_notes:
+            assert request.link is not None
+            self.client.post(f"/incidents/{request.link.remote_id}/notes",
+                             {"note": {"content": note}})
+            lines.append(f"Note added to PagerDuty incident {self._number(request)}")
+
+    def _state(self, request: PushRequest, incident: dict[str, Any] | None, status: str,
+               verb: str) -> tuple[RemoteRef, list[str]]:
+        number = self._number(request)
+        if incident is None:
+            assert request.link is not None
+            return (RemoteRef(remote_id=request.link.remote_id, remote_status=status),
+                    [f"PagerDuty incident {number} was already {status}"])
+        return self._ref_of(incident), [f"PagerDuty incident {number} {verb}"]
+
+    def _acknowledge(self, request: PushRequest) -> PushResult:
+        from im_pagerduty.client import PagerDutyError
+
+        try:
+            incident = self._update(request, {"status": "acknowledged"}, ALREADY_ACKNOWLEDGED)
+        except PagerDutyError as error:
+            if error.code != ALREADY_RESOLVED:
+                raise
+            return PushResult(link=RemoteRef(remote_id=request.link.remote_id,  # type: ignore[union-attr]
+                                             remote_status="resolved"),
+                              timeline=[f"PagerDuty incident {self._number(request)} is"
+                                        " resolved already; not acknowledged"])
+        ref, lines = self._state(request, incident, "acknowledged", "acknowledged")
+        self._add_note(request, lines)
+        assignee = self._assignee(incident) if incident else None
+        return PushResult(link=ref, timeline=lines, assignee=assignee)
+
+    def _resolve(self, request: PushRequest) -> PushResult:
+        lines: list[str] = []
+        self._add_note(request, lines)
+        if not self.settings.custom.auto_resolve:
+            lines.append(f"PagerDuty incident {self._number(request)} left open"
+                         " (auto_resolve is off)")
+            return PushResult(timeline=lines)
+        changes: dict[str, Any] = {"status": "resolved"}
+        if request.payload.get("note"):
+            changes["resolution"] = request.payload["note"]
+        incident = self._update(request, changes, ALREADY_RESOLVED)
+        ref, state_lines = self._state(request, incident, "resolved", "resolved")
+        return PushResult(link=ref, timeline=state_lines + lines)
+
+    def _close(self, request: PushRequest) -> PushResult:
+        # Closing is final in im; PagerDuty only knows resolved (the spec's mapping).
+        if request.link is not None and request.link.remote_status == "resolved":
+            return PushResult()
+        incident = self._update(request, {"status": "resolved"}, ALREADY_RESOLVED)
+        ref, lines = self._state(request, incident, "resolved", "resolved (im incident closed)")
+        return PushResult(link=ref, timeline=lines)
+
+    def _reopen(self, request: PushRequest) -> PushResult:
+        incident = self._update(request, {"status": "triggered"})
+        ref, lines = self._state(request, incident, "triggered", "reopened (triggered)")
+        self._add_note(request, lines)
+        return PushResult(link=ref, timeline=lines,
+                          assignee=self._assignee(incident) if incident else None)
+
+    def _note(self, request: PushRequest) -> PushResult:
+        lines: list[str] = []
+        self._add_note(request, lines)
+        return PushResult(timeline=lines)
+
+    def _assign(self, request: PushRequest) -> PushResult:
+        email = request.payload["assignee"]
+        incident = self._update(request, {"assignments": [
+            {"assignee": _ref("user", self.user_id(email))}]})
+        ref, _ = self._state(request, incident, "", "")
+        return PushResult(link=ref, timeline=[
+            f"PagerDuty incident {self._number(request)} reassigned to {email}"])
+
+    # -- checks ----------------------------------------------------------------------------
+
+    def test(self, request: CheckRequest) -> list[Check]:
+        from im_pagerduty.checks import connection_checks
+
+        return connection_checks(self, request)
+
+    # -- on-call ---------------------------------------------------------------------------
+
+    def oncall(self, request: OncallRequest) -> OncallResult:
+        from im_pagerduty.oncall import lookup
+
+        return lookup(self, request.service, request.at or self.runtime.clock())
+
+    def webhook_url(self, public_url: str | None) -> str | None:
+        return f"{public_url}/connectors/{self.name}/webhook" if public_url else None
+

@@ -1,0 +1,152 @@
+"""PagerDuty's own `im connector` commands: service and escalation-policy mappings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from im import Runtime
+    from im_pagerduty.connector import PagerDutyConnector
+
+
+def _connector(runtime: Runtime, name: str) -> PagerDutyConnector:
+    from im import InvalidInputError
+    from im_pagerduty.connector import PagerDutyConnector
+
+    connector = runtime.connector(name)
+    if not isinstance(connector, PagerDutyConnector):
+        raise InvalidInputError(f"{name} is a {connector.type} connector, not pagerduty")
+    return connector
+
+
+def _save_custom(runtime: Runtime, name: str, path: str, key: str, value: str) -> None:
+    """Set custom.<path>[key] in the stored settings (validated like every change)."""
+    from im.connector_config import get_path, set_path, validate
+    from im.models import ConnectorRecord
+
+    record = runtime.store.get_connector(name)
+    assert record is not None
+    current = dict(get_path(record.settings, f"custom.{path}") or {})
+    current[key] = value
+    settings = set_path(record.settings, f"custom.{path}", current)
+    validate(runtime.connector_type(record.type).Settings, settings)
+    runtime.store.save_connector(ConnectorRecord(
+        name=record.name, type=record.type, settings=settings, enabled=record.enabled,
+        created_at=record.created_at, updated_at=runtime.clock()))
+
+
+def _names(connector: PagerDutyConnector, path: str, key: str) -> dict[str, str]:
+    """Ids to names for a PagerDuty list (one paginated listing)."""
+    from im_pagerduty.client import PagerDutyError
+
+    try:
+        return {item["id"]: item.get("name") or item.get("summary", "")
+                for item in connector.client.paginate(path, key)}
+    except PagerDutyError as error:
+        typer.echo(f"Warning: names unavailable: {error}", err=True)
+        return {}
+
+
+def _verify(connector: PagerDutyConnector, path: str, what: str) -> None:
+    """Refuse an id PagerDuty does not know; accept it (with a warning) when unreachable."""
+    from im import InvalidInputError
+    from im_pagerduty.client import PagerDutyError
+
+    try:
+        connector.client.get(path)
+    except PagerDutyError as error:
+        if error.status == 404:
+            raise InvalidInputError(f"PagerDuty has no {what}") from None
+        if error.retryable:
+            typer.echo(f"Warning: could not check the {what} with PagerDuty: {error}", err=True)
+            return
+        raise
+
+
+def add_commands(cli: Any, runtime: Runtime) -> None:
+    from im.cli import group
+
+    connector_app = group(cli, "connector")
+
+    @connector_app.command("map-service")
+    def map_service(
+        name: str = typer.Argument(..., help="The PagerDuty connector."),
+        im_service: str = typer.Option(..., "--im-service", help="The im service, e.g. api."),
+        pd_service: str = typer.Option(..., "--pd-service", help="PagerDuty service id."),
+    ) -> None:
+        """Create incidents of an im service in a PagerDuty service (`default` for the rest)."""
+        from im.incidents import parse_services
+
+        connector = _connector(runtime, name)
+        [service] = parse_services([im_service]) or [""]
+        _verify(connector, f"/services/{pd_service}", f"service {pd_service}")
+        _save_custom(runtime, name, "service_mappings", service, pd_service)
+        typer.echo(f"Mapped im service {service} to PagerDuty service {pd_service}")
+
+    @connector_app.command("list-mappings")
+    def list_mappings(
+        name: str = typer.Argument(..., help="The PagerDuty connector."),
+        json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """List service mappings, with PagerDuty's service names."""
+        from im.cli.output import print_json, table
+
+        connector = _connector(runtime, name)
+        custom = connector.settings.custom
+        mappings = dict(custom.service_mappings)
+        mappings.setdefault("default", custom.service_id)
+        names = _names(connector, "/services", "services")
+        rows = [{"im_service": k, "pagerduty_service": v, "service_name": names.get(v, "")}
+                for k, v in sorted(mappings.items(), key=lambda kv: (kv[0] == "default", kv[0]))]
+        if json_output:
+            print_json(rows)
+            return
+        typer.echo(table(["IM Service", "PagerDuty Service", "Service Name"],
+                         [[r["im_service"], r["pagerduty_service"], r["service_name"] or "?"]
+                          for r in rows]))
+
+    @connector_app.command("map-escalation")
+    def map_escalation(
+        name: str = typer.Argument(..., help="The PagerDuty connector."),
+        service: str = typer.Option(..., "--service", help="The im service, e.g. api."),
+        escalation_policy: str = typer.Option(..., "--escalation-policy",
+                                              help="PagerDuty escalation policy id."),
+    ) -> None:
+        """Use an escalation policy for one im service's incidents."""
+        from im.incidents import parse_services
+
+        connector = _connector(runtime, name)
+        [im_service] = parse_services([service]) or [""]
+        _verify(connector, f"/escalation_policies/{escalation_policy}",
+                f"escalation policy {escalation_policy}")
+        _save_custom(runtime, name, "escalation_mappings", im_service, escalation_policy)
+        typer.echo(f"Mapped im service {im_service} to escalation policy {escalation_policy}")
+
+    @connector_app.command("list-escalations")
+    def list_escalations(
+        name: str = typer.Argument(..., help="The PagerDuty connector."),
+        json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """List escalation-policy mappings, with PagerDuty's policy names."""
+        from im.cli.output import print_json, table
+
+        connector = _connector(runtime, name)
+        custom = connector.settings.custom
+        mappings = dict(custom.escalation_mappings)
+        if custom.escalation_policy_id:
+            mappings.setdefault("default", custom.escalation_policy_id)
+        names = _names(connector, "/escalation_policies", "escalation_policies")
+        rows = [{"im_service": k, "escalation_policy": v, "policy_name": names.get(v, "")}
+                for k, v in sorted(mappings.items(), key=lambda kv: (kv[0] == "default", kv[0]))]
+        if json_output:
+            print_json(rows)
+            return
+        if not rows:
+            typer.echo("No escalation policies mapped; PagerDuty uses each service's own.")
+            return
+        typer.echo(table(["IM Service", "Escalation Policy", "Policy Name"],
+                         [[r["im_service"], r["escalation_policy"], r["policy_name"] or "?"]
+                          for r in rows]))
+

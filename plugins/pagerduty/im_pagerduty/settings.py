@@ -1,0 +1,74 @@
+"""The settings of a `pagerduty` connector, exactly as the spec's JSON configuration writes them."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+import msgspec
+
+from im import ConnectorSettings, Severity, parse_duration, prompt
+
+DEFAULT_BASE_URL = "https://api.pagerduty.com"
+Urgency = Literal["high", "low"]
+DEFAULT_URGENCY: dict[Severity, Urgency] = {
+    Severity.SEV1: "high", Severity.SEV2: "high", Severity.SEV3: "low", Severity.SEV4: "low",
+}
+
+
+class SlaTarget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How long until an incident of a severity must be acknowledged and resolved."""
+
+    ack: str | None = None
+    resolve: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("ack", "resolve"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    parse_duration(value)
+                except ValueError as error:
+                    raise ValueError(f"{error} - at `{name}`") from None
+
+
+class PagerDutyCustom(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    service_id: Annotated[str, prompt(3, "Default Service ID")]
+    from_email: Annotated[str, prompt(4, "From Email")]
+    escalation_policy_id: Annotated[str | None, prompt(5, "Escalation Policy ID")] = None
+    urgency_mapping: dict[Severity, Urgency] = DEFAULT_URGENCY
+    service_mappings: dict[str, str] = {}
+    escalation_mappings: dict[str, str] = {}
+    auto_resolve: bool = True
+    sync_notes: bool = True
+    custom_field_mappings: dict[str, str] = {}
+    sla_mapping: dict[Severity, SlaTarget] = {}
+
+    def __post_init__(self) -> None:
+        if "@" not in self.from_email:
+            raise ValueError(f"{self.from_email!r} is not an email address - at `from_email`")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class PagerDutySettings(ConnectorSettings, frozen=True, kw_only=True):
+    api_key: Annotated[str, prompt(1, "API Key", secret=True)]
+    base_url: Annotated[str, prompt(2, "API Base URL")] = DEFAULT_BASE_URL
+    custom: PagerDutyCustom
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        parts = urlsplit(self.base_url)
+        # PagerDuty refuses plain HTTP; only a local sandbox may use it.
+        if not parts.hostname or parts.scheme not in {"http", "https"} or (
+                parts.scheme == "http" and not _is_loopback(parts.hostname)):
+            raise ValueError(f"{self.base_url!r} is not an https:// URL (http:// only on"
+                             " loopback) - at `base_url`")

@@ -1,0 +1,142 @@
+"""The REST client against mocked PagerDuty answers (pytest-httpx): headers, retries, rate
+limits, pagination and error messages."""
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from im_pagerduty.client import PagerDutyClient, PagerDutyError
+
+BASE = "https://api.pagerduty.com"
+
+
+@pytest.fixture
+def slept():
+    return []
+
+
+@pytest.fixture
+def client(slept):
+    # A key of its own per test: the rate-limit budget is shared per API key.
+    return PagerDutyClient(BASE, f"key-{uuid.uuid4().hex}", from_email="ops@company.com",
+                           sleep=slept.append, max_attempts=4)
+
+
+def test_headers_on_reads_and_writes(client, httpx_mock):
+    httpx_mock.add_response(url=f"{BASE}/services/PAPI001", json={"service": {"id": "PAPI001"}})
+    httpx_mock.add_response(url=f"{BASE}/incidents", method="POST", json={"incident": {}},
+                            status_code=201)
+    client.get("/services/PAPI001")
+    client.post("/incidents", {"incident": {"title": "x"}})
+    read, write = httpx_mock.get_requests()
+    assert read.headers["Authorization"].startswith("Token token=key-")
+    assert read.headers["Accept"] == "application/vnd.pagerduty+json;version=2"
+    assert "From" not in read.headers and "Content-Type" not in read.headers
+    assert write.headers["From"] == "ops@company.com"
+    assert write.headers["Content-Type"] == "application/json"
+    assert json.loads(write.content) == {"incident": {"title": "x"}}
+
+
+def test_retries_server_errors_then_succeeds(client, httpx_mock, slept):
+    httpx_mock.add_response(url=f"{BASE}/users", status_code=502)
+    httpx_mock.add_exception(httpx.ReadTimeout("slow"), url=f"{BASE}/users")
+    httpx_mock.add_response(url=f"{BASE}/users", json={"users": []})
+    assert client.get("/users") == {"users": []}
+    assert len(httpx_mock.get_requests()) == 3 and len(slept) == 2
+
+
+def test_429_waits_for_the_reset(client, httpx_mock, slept):
+    httpx_mock.add_response(url=f"{BASE}/users", status_code=429,
+                            headers={"ratelimit-limit": "960", "ratelimit-remaining": "0",
+                                     "ratelimit-reset": "7"},
+                            json={"error": {"message": "Rate Limit Exceeded", "code": 2020}})
+    httpx_mock.add_response(url=f"{BASE}/users", json={"users": []})
+    client.get("/users")
+    # PagerDuty said "7 s"; the client waited at least that long before the retry.
+    assert sum(slept) >= 7
+
+
+def test_429_without_headers_backs_off(client, httpx_mock, slept):
+    httpx_mock.add_response(url=f"{BASE}/users", status_code=429)
+    httpx_mock.add_response(url=f"{BASE}/users", json={"users": []})
+    client.get("/users")
+    assert len(slept) == 1 and 0 <= slept[0] <= 30
+
+
+def test_gives_up_after_bounded_attempts(client, httpx_mock):
+    for _ in range(4):
+        httpx_mock.add_response(url=f"{BASE}/users", status_code=503,
+                                json={"error": {"message": "Service Unavailable", "code": 2000}})
+    with pytest.raises(PagerDutyError) as error:
+        client.get("/users")
+    assert str(error.value) == "PagerDuty answered 503: Service Unavailable (code 2000)"
+    assert error.value.retryable and len(httpx_mock.get_requests()) == 4
+
+
+def test_client_errors_are_not_retried_and_name_pagerdutys_message(client, httpx_mock):
+    httpx_mock.add_response(url=f"{BASE}/incidents", method="POST", status_code=400, json={
+        "error": {"message": "Invalid Input Provided", "code": 2001,
+                  "errors": ["Service not found"]}})
+    with pytest.raises(PagerDutyError) as error:
+        client.post("/incidents", {"incident": {}})
+    assert str(error.value) == ("PagerDuty answered 400: Invalid Input Provided:"
+                                " Service not found (code 2001)")
+    assert not error.value.retryable and error.value.code == 2001
+    assert len(httpx_mock.get_requests()) == 1
+
+
+def test_connection_errors_say_where(client, httpx_mock):
+    for _ in range(4):
+        httpx_mock.add_exception(httpx.ConnectError("refused"), url=f"{BASE}/users")
+    with pytest.raises(PagerDutyError, match="cannot reach PagerDuty at https://api.pagerduty"
+                                             ".com: refused"):
+        client.get("/users")
+
+
+def test_pagination_walks_pages_of_100(client, httpx_mock):
+    for offset, more in ((0, True), (100, True), (200, False)):
+        httpx_mock.add_response(
+            url=f"{BASE}/users?limit=100&offset={offset}",
+            json={"users": [{"id": f"U{offset + i}"} for i in range(100 if more else 7)],
+                  "more": more, "limit": 100, "offset": offset})
+    users = list(client.paginate("/users", "users"))
+    assert len(users) == 207 and users[-1]["id"] == "U206"
+
+
+def test_incident_windows_split_before_the_offset_ceiling(client, httpx_mock):
+    """A window holding more than 10,000 incidents is split in halves, never paged past
+    offset + limit = 10,000."""
+    since = datetime(2025, 8, 1, tzinfo=UTC)
+    until = since + timedelta(days=2)
+    calls = []
+
+    def answer(request):
+        params = request.url.params
+        start = datetime.fromisoformat(params["since"])
+        offset = int(params["offset"])
+        assert offset + int(params["limit"]) <= 10_000
+        calls.append((params["since"], offset))
+        total = 15_000 if (datetime.fromisoformat(params["until"]) - start).days >= 2 else 150
+        count = min(100, total - offset)
+        return httpx.Response(200, json={
+            "incidents": [{"id": f"{start.day}-{offset + i}"} for i in range(count)],
+            "more": offset + count < total, "total": total, "offset": offset, "limit": 100})
+
+    httpx_mock.add_callback(answer, is_reusable=True)
+    found = list(client.incidents_between(since, until))
+    assert len(found) == 300 and len({i["id"] for i in found}) == 300
+    # one look at the whole window, then two calls for each half
+    assert len(calls) == 5
+
+
+def test_an_exhausted_budget_waits_before_the_next_call(client, httpx_mock, slept):
+    httpx_mock.add_response(url=f"{BASE}/users", json={"users": []},
+                            headers={"ratelimit-remaining": "0", "ratelimit-reset": "12"})
+    httpx_mock.add_response(url=f"{BASE}/services", json={"services": []})
+    client.get("/users")
+    assert slept == []
+    client.get("/services")
+    assert len(slept) == 1 and 11 < slept[0] <= 12
