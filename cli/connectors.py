@@ -287,7 +287,120 @@ def make_app(runtime: Runtime) -> typer.Typer:
         if report.retrying or report.failed:
             raise typer.Exit(1)
 
+    @app.command()
+    def webhook(
+        name: str = typer.Argument(..., help="The connector."),
+        enable: bool = typer.Option(False, "--enable", help="Subscribe to the remote's events."),
+        disable: bool = typer.Option(False, "--disable", help="Remove the subscription."),
+        test: bool = typer.Option(False, "--test", help="Send a signed test event through the"
+                                  " real route (and ask the remote for its ping)."),
+        url: str = typer.Option(None, "--url", help="im's public base URL, e.g."
+                                " https://im.example.com (default: IM_PUBLIC_URL)."),
+    ) -> None:
+        """Set up, remove or test real-time webhooks from the connector's system."""
+        from im.connectors import WebhookSetupRequest, WebhookTestRequest
+
+        if enable + disable + test != 1:
+            raise InvalidInputError("give one of --enable, --disable or --test")
+        connector = runtime.connector(name)
+        endpoint = _webhook_url(url or runtime.public_url, name)
+        if enable:
+            result = connector.webhook_subscribe(WebhookSetupRequest(url=endpoint))
+            for line in result.lines:
+                typer.echo(line)
+            typer.echo(f"Webhook URL will be: {endpoint}")
+        elif disable:
+            for line in connector.webhook_unsubscribe(WebhookSetupRequest(url=endpoint)).lines:
+                typer.echo(line)
+        else:
+            ok = _test_webhook(runtime, connector, WebhookTestRequest(url=endpoint))
+            if not ok:
+                raise typer.Exit(1)
+
+    @app.command()
+    def replay(
+        name: str = typer.Argument(..., help="The connector."),
+        event: list[int] = typer.Option([], "--id", help="Only this stored event (repeatable)."),
+    ) -> None:
+        """Process quarantined events again (after an upgrade or a settings fix)."""
+        from im.inbound import replay as replay_events
+
+        _record(name)
+        waiting = runtime.store.inbox(connector=name, statuses=("quarantined",))
+        if not waiting:
+            typer.echo(f"{name}: no quarantined events")
+            return
+        report = replay_events(runtime, name, event or None)
+        typer.echo(f"{name}: {report.processed} processed, {report.quarantined} still"
+                   " quarantined")
+        for row in runtime.store.inbox(connector=name, statuses=("quarantined",)):
+            typer.echo(f"  #{row.id} {row.event_type} {row.delivery_id}: {row.error}")
+
     return app
+
+
+def _webhook_url(base: str | None, name: str) -> str:
+    from urllib.parse import urlsplit
+
+    from im.net import is_loopback
+
+    if not base:
+        raise InvalidInputError("im's public URL is unknown: give --url https://your-domain.com"
+                                " or set IM_PUBLIC_URL")
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInputError(f"{base!r} is not a URL; write https://your-domain.com")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise InvalidInputError("webhook URLs must use https:// (http:// only on loopback)")
+    return f"{base.rstrip('/')}/connectors/{name}/webhook"
+
+
+def _test_webhook(runtime: Runtime, connector: Any, request: Any) -> bool:
+    """Post a signed test event to the real route, then ask the remote for its ping; each
+    passes only when the event is found stored in the inbox."""
+    import time
+
+    import httpx
+
+    from im.errors import ConnectorError
+
+    def stored(delivery_id: str | None, event_type: str | None, after: int) -> bool:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for row in runtime.store.inbox(connector=connector.name):
+                if row.id > after and (row.delivery_id == delivery_id
+                                       or row.event_type == event_type):
+                    return True
+            time.sleep(0.2)
+        return False
+
+    last = max((row.id for row in runtime.store.inbox(connector=connector.name)), default=0)
+    event = connector.webhook_test_event(request)
+    try:
+        answer = httpx.post(request.url, content=event.body, headers=event.headers, timeout=10)
+    except httpx.HTTPError as error:
+        typer.echo(f"✗ Cannot reach {request.url}: {error}")
+        typer.echo("  Fix: start `im serve` and check that the URL reaches it")
+        return False
+    if answer.status_code != 202:
+        typer.echo(f"✗ {request.url} answered {answer.status_code}: {answer.text[:200]}")
+        return False
+    if not stored(event.delivery_id, None, last):
+        typer.echo(f"✗ {request.url} accepted the test event but it was not stored here"
+                   " (does the URL reach this im's `im serve`?)")
+        return False
+    typer.echo(f"✓ Signed test event accepted by {request.url} (202) and stored")
+    try:
+        event_type = connector.webhook_ping(request)
+    except ConnectorError as error:
+        typer.echo(f"- Remote ping not sent: {error}")
+        return True
+    if stored(None, event_type, last):
+        typer.echo(f"✓ {connector.type} ping received ({event_type})")
+        return True
+    typer.echo(f"✗ {connector.type} ping not received within 10 s; check that {request.url}"
+               " is reachable from the remote system")
+    return False
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -31,8 +31,8 @@ def deliver(runtime: Runtime, incident: Incident) -> None:
         typer.echo(f"  {report.retrying} change(s) queued; `im serve` or"
                    " `im connector sync NAME` will deliver them", err=True)
     if report.failed:
-        typer.echo(f"  {report.failed} change(s) could not be delivered;"
-                   " see `im connector status NAME`", err=True)
+        typer.echo(f"  {report.failed} change(s) could not be delivered and were set aside",
+                   err=True)
 
 
 def add_commands(app: typer.Typer, runtime: Runtime) -> None:
@@ -99,8 +99,17 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
     @app.command()
     def assign(incident: str = INCIDENT,
                to: str = typer.Option(..., "--to", help="Who takes it (e.g. an email).")) -> None:
-        """Assign an incident to someone."""
-        changed = incidents.assign(runtime, incident, to)
+        """Assign an incident to someone (in linked systems too)."""
+        from im.connectors import AssigneeRequest
+
+        found = incidents.get(runtime, incident)
+        # Refuse someone a linked system does not know before changing anything.
+        for name in sorted({link.connector for link in runtime.store.links(found.id)}):
+            record = runtime.store.get_connector(name)
+            if record is not None and record.enabled and record.settings.get(
+                    "sync_direction", "outbound") != "inbound":
+                runtime.connector(name).check_assignee(AssigneeRequest(assignee=to.strip()))
+        changed = incidents.assign(runtime, found.id, to)
         typer.echo(f"Assigned {changed.id} to {changed.assignee}")
         deliver(runtime, changed)
 
@@ -195,8 +204,9 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
 
         typer.echo(f"{found.id}: {found.title}")
         for event in events:
-            source = "im" if event.system == "im" else event.system
-            typer.echo(f"{when(event.at)}  {event.text}  [{source}: {event.actor}]")
+            origin = event.system if event.actor == event.system else (
+                f"{event.system}: {event.actor}")
+            typer.echo(f"{when(event.at)}  {event.text}  [{origin}]")
 
 
 def _deliver_quietly(runtime: Runtime, incident: Incident) -> None:

@@ -1,6 +1,7 @@
 """im: self-hosted incident management. This module is the public API for plugin authors."""
 
 from im.connectors import (
+    AssigneeRequest,
     Check,
     CheckRequest,
     Connector,
@@ -19,6 +20,10 @@ from im.connectors import (
     SyncDirection,
     WebhookEvent,
     WebhookRequest,
+    WebhookSetupRequest,
+    WebhookSetupResult,
+    WebhookTestEvent,
+    WebhookTestRequest,
     parse_duration,
     prompt,
     secret,
@@ -31,10 +36,11 @@ from im.runtime import Runtime
 __version__ = "0.1.0"
 
 __all__ = [
-    "Action", "Check", "CheckRequest", "Connector", "ConnectorError", "ConnectorSettings",
+    "Action", "AssigneeRequest", "Check", "CheckRequest", "Connector", "ConnectorError", "ConnectorSettings",
     "ImError", "InboundChange", "Incident", "InvalidInputError", "Link", "MapInboundRequest",
     "MapOutboundRequest", "MappedIncident", "NotFoundError", "OncallRequest", "OncallResult",
     "Origin", "PullRequest", "PullResult", "PushRequest", "PushResult", "RemoteRef", "Runtime",
     "Severity", "Status", "SyncDirection", "TimelineEvent", "TransitionError", "WebhookEvent",
-    "WebhookRequest", "hookimpl", "parse_duration", "prompt", "secret",
+    "WebhookRequest", "WebhookSetupRequest", "WebhookSetupResult", "WebhookTestEvent",
+    "WebhookTestRequest", "hookimpl", "parse_duration", "prompt", "secret",
 ]

@@ -113,7 +113,13 @@ class PushResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class InboundChange(msgspec.Struct, frozen=True, kw_only=True):
-    """A change that happened in the remote system, found by a webhook or a poll."""
+    """A change that happened in the remote system, found by a webhook or a poll.
+
+    `action` is one of im.inbound's kinds: triggered, acknowledged, unacknowledged, resolved,
+    reopened, note, assigned, escalated, updated. `echo` marks a change made by im itself (the
+    connector recognises its own user); `correlation_id` is set when the remote incident
+    carries the key im created it with, so it is linked even before the create's answer is.
+    """
 
     remote_id: str
     event_id: str
@@ -128,6 +134,7 @@ class InboundChange(msgspec.Struct, frozen=True, kw_only=True):
     service: str | None = None
     severity: str | None = None
     assignee: str | None = None
+    correlation_id: str | None = None
     echo: bool = False
 
 
@@ -156,6 +163,28 @@ class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True):
     occurred_at: datetime | None = None
 
 
+class WebhookSetupRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Subscribe (or unsubscribe) the remote system's webhooks to `url`."""
+
+    url: str
+
+
+class WebhookSetupResult(msgspec.Struct, frozen=True, kw_only=True):
+    lines: list[str] = []
+
+
+class WebhookTestRequest(msgspec.Struct, frozen=True, kw_only=True):
+    url: str
+
+
+class WebhookTestEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A signed event as the remote system would send it, for `webhook --test`."""
+
+    headers: dict[str, str]
+    body: bytes
+    delivery_id: str
+
+
 class MapOutboundRequest(msgspec.Struct, frozen=True, kw_only=True):
     incident: Incident
     service: str
@@ -170,6 +199,10 @@ class MappedIncident(msgspec.Struct, frozen=True, kw_only=True):
     severity: str
     services: list[str]
     description: str = ""
+
+
+class AssigneeRequest(msgspec.Struct, frozen=True, kw_only=True):
+    assignee: str
 
 
 class CheckRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -248,8 +281,25 @@ class Connector:
         raise self._unsupported("webhooks")
 
     def webhook_changes(self, request: WebhookRequest) -> list[InboundChange]:
-        """The changes an authentic, stored delivery carries (may be none)."""
+        """The changes an authentic, stored delivery carries (may be none). Raise
+        `im.inbound.UnhandledEventError` for event types it does not handle, ValueError for
+        bodies it cannot read: either way the event is quarantined for replay, not lost."""
         raise self._unsupported("webhooks")
+
+    def webhook_subscribe(self, request: WebhookSetupRequest) -> WebhookSetupResult:
+        """Make the remote system deliver events to `request.url` (and keep its secret)."""
+        raise self._unsupported("webhook subscriptions")
+
+    def webhook_unsubscribe(self, request: WebhookSetupRequest) -> WebhookSetupResult:
+        raise self._unsupported("webhook subscriptions")
+
+    def webhook_test_event(self, request: WebhookTestRequest) -> WebhookTestEvent:
+        """A correctly signed, harmless event for `im connector webhook NAME --test`."""
+        raise self._unsupported("webhook tests")
+
+    def webhook_ping(self, request: WebhookTestRequest) -> str:
+        """Ask the remote system to send its own test event; returns its event type."""
+        raise self._unsupported("webhook pings")
 
     # health
     def test(self, request: CheckRequest) -> list[Check]:
@@ -259,6 +309,10 @@ class Connector:
     def health(self, request: CheckRequest) -> list[Check]:
         """Checks for `im connector health`; defaults to the connection test."""
         return self.test(request)
+
+    def check_assignee(self, request: AssigneeRequest) -> None:
+        """Raise InvalidInputError when the remote system has no such user; stay silent when
+        it cannot tell (unreachable): assigning must not wait on an outage."""
 
     # on-call
     def oncall(self, request: OncallRequest) -> OncallResult:

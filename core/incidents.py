@@ -134,8 +134,14 @@ def _record(runtime: Runtime, incident_id: str, action: Action, text: str, origi
         assert incident is not None
         if push:
             _enqueue(runtime, conn, incident, action, payload, origin)
-    runtime.announce("incident_changed", incident=incident, event=event, runtime=runtime)
+        _announce(runtime, incident, event)
     return incident, event
+
+
+def _announce(runtime: Runtime, incident: Incident, event: TimelineEvent) -> None:
+    """`incident_changed`, once the change (and any transaction around it) is committed."""
+    runtime.store.after_commit(lambda: runtime.announce(
+        "incident_changed", incident=incident, event=event, runtime=runtime))
 
 
 def declare(runtime: Runtime, *, title: str, severity: Severity | str, services: Sequence[str],
@@ -165,7 +171,7 @@ def declare(runtime: Runtime, *, title: str, severity: Severity | str, services:
                                    data={"severity": severity.value, "services": services})
         if push:
             _enqueue(runtime, conn, incident, Action.DECLARE, {}, origin)
-    runtime.announce("incident_changed", incident=incident, event=event, runtime=runtime)
+        _announce(runtime, incident, event)
     return incident
 
 

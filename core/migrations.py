@@ -117,4 +117,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0003_remote_event_times",
+        """
+        -- When the last applied remote change happened (the remote's own time), so an older
+        -- event never rolls a newer state back.
+        ALTER TABLE links ADD COLUMN remote_updated_at TEXT;
+        CREATE INDEX inbox_received ON inbox(connector, received_at);
+        """,
+    ),
 ]

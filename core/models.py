@@ -81,6 +81,7 @@ class Link(msgspec.Struct, frozen=True, kw_only=True):
     remote_url: str | None = None
     remote_status: str | None = None
     updated_at: datetime | None = None
+    remote_updated_at: datetime | None = None
 
 
 class Incident(msgspec.Struct, frozen=True, kw_only=True):

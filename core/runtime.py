@@ -120,6 +120,23 @@ class Runtime:
         settings = validate(cls.Settings, record.settings, resolve_env=True)
         return cls(record.name, settings, self)
 
+    def update_connector_settings(self, name: str, changes: dict[str, Any]) -> None:
+        """Set settings of a connector by dotted path, validated like every change."""
+        from im.connector_config import set_path, validate
+        from im.models import ConnectorRecord
+
+        with self.store.transaction():
+            record = self.store.get_connector(name)
+            if record is None:
+                raise NotFoundError(f"no connector named {name!r}")
+            settings = record.settings
+            for path, value in changes.items():
+                settings = set_path(settings, path, value)
+            validate(self.connector_type(record.type).Settings, settings)
+            self.store.save_connector(ConnectorRecord(
+                name=record.name, type=record.type, settings=settings, enabled=record.enabled,
+                created_at=record.created_at, updated_at=self.clock()))
+
     def announce(self, hook: str, **kwargs: Any) -> None:
         """Call a broadcast hook; one failing implementation never stops the others."""
         for plugin, error in call_each(self.pm, hook, lambda _plugin: kwargs):

@@ -17,7 +17,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,18 +129,32 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction, taken with BEGIN IMMEDIATE so it never deadlocks on upgrade."""
+        """A write transaction, taken with BEGIN IMMEDIATE so it never deadlocks on upgrade.
+        A nested call joins the outer transaction."""
         conn = self.conn
-        if conn.in_transaction:  # nested: join the outer transaction
+        if conn.in_transaction:
             yield conn
             return
+        self._local.after_commit = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
         except BaseException:
             conn.execute("ROLLBACK")
+            self._local.after_commit = []
             raise
         conn.execute("COMMIT")
+        callbacks, self._local.after_commit = self._local.after_commit, []
+        for callback in callbacks:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the current transaction commits (at once outside of one);
+        never if it rolls back."""
+        if self.conn.in_transaction:
+            self._local.after_commit.append(callback)
+        else:
+            callback()
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         from im.migrations import MIGRATIONS
@@ -241,6 +255,10 @@ class Store:
         except ValueError:
             return None
         found = self._incidents("WHERE number = ?", (number,))
+        return found[0] if found else None
+
+    def find_incident(self, *, correlation_id: str) -> Incident | None:
+        found = self._incidents("WHERE correlation_id = ?", (correlation_id,))
         return found[0] if found else None
 
     def list_incidents(self, *, statuses: Sequence[Status] = (),
@@ -362,16 +380,19 @@ class Store:
         with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO links (number, connector, service, remote_id, remote_number,"
-                " remote_url, remote_status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " remote_url, remote_status, updated_at, remote_updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (number, connector, service) DO UPDATE SET"
                 " remote_id = excluded.remote_id,"
                 " remote_number = coalesce(excluded.remote_number, remote_number),"
                 " remote_url = coalesce(excluded.remote_url, remote_url),"
                 " remote_status = coalesce(excluded.remote_status, remote_status),"
+                " remote_updated_at = coalesce(excluded.remote_updated_at, remote_updated_at),"
                 " updated_at = excluded.updated_at",
                 (int(link.incident_id.removeprefix("INC-")), link.connector, link.service,
                  link.remote_id, link.remote_number, link.remote_url, link.remote_status,
-                 ts(link.updated_at or datetime.now(UTC))),
+                 ts(link.updated_at or datetime.now(UTC)),
+                 ts(link.remote_updated_at) if link.remote_updated_at else None),
             )
 
     def links(self, incident_id: str | None = None, *, connector: str | None = None,
@@ -390,11 +411,12 @@ class Store:
         return [
             Link(incident_id=_incident_id(row[0]), connector=row[1], service=row[2],
                  remote_id=row[3], remote_number=row[4], remote_url=row[5],
-                 remote_status=row[6], updated_at=parse_ts(row[7]))
+                 remote_status=row[6], updated_at=parse_ts(row[7]),
+                 remote_updated_at=parse_ts(row[8]))
             for row in self.conn.execute(
                 "SELECT number, connector, service, remote_id, remote_number, remote_url,"
-                f" remote_status, updated_at FROM links {where} ORDER BY number, connector,"
-                " service", params,
+                f" remote_status, updated_at, remote_updated_at FROM links {where}"
+                " ORDER BY number, connector, service", params,
             )
         ]
 
@@ -496,13 +518,21 @@ class Store:
     def store_inbox(self, *, connector: str, delivery_id: str, event_type: str, body: bytes,
                     at: datetime) -> bool:
         """Store a raw inbound event; False when this delivery id was stored before."""
+        return self.store_inbox_many([(connector, delivery_id, event_type, body, at)])[0]
+
+    def store_inbox_many(self, events: Sequence[tuple[str, str, str, bytes, datetime]]
+                         ) -> list[bool]:
+        """Store (connector, delivery id, event type, body, received at) events in one
+        transaction (one fsync for all); for each, whether it was new."""
         with self.transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO inbox (connector, delivery_id, event_type, body, received_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (connector, delivery_id) DO NOTHING",
-                (connector, delivery_id, event_type, body, ts(at)),
-            )
-        return cursor.rowcount == 1
+            return [
+                conn.execute(
+                    "INSERT INTO inbox (connector, delivery_id, event_type, body, received_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (connector, delivery_id) DO NOTHING",
+                    (connector, delivery_id, event_type, body, ts(at)),
+                ).rowcount == 1
+                for connector, delivery_id, event_type, body, at in events
+            ]
 
     _INBOX_COLUMNS = ("id, connector, delivery_id, event_type, body, received_at, status,"
                       " attempts, error")
@@ -542,6 +572,22 @@ class Store:
         with self.transaction() as conn:
             conn.execute("UPDATE inbox SET status = ?, error = ?, processed_at = ?,"
                          " lease_until = NULL WHERE id = ?", (status, error, ts(at), row_id))
+
+    def requeue_inbox(self, *, connector: str, ids: Sequence[int] = ()) -> int:
+        """Put quarantined events back in line (all of a connector's, or these ids)."""
+        extra = f" AND id IN ({','.join(str(int(i)) for i in ids)})" if ids else ""
+        with self.transaction() as conn:
+            cursor = conn.execute("UPDATE inbox SET status = 'pending', error = NULL,"
+                                  " lease_until = NULL WHERE connector = ? AND"
+                                  f" status = 'quarantined'{extra}", (connector,))
+        return cursor.rowcount
+
+    def purge_inbox(self, *, before: datetime) -> int:
+        """Forget processed events received before `before` (past the replay window)."""
+        with self.transaction() as conn:
+            cursor = conn.execute("DELETE FROM inbox WHERE status = 'done' AND received_at < ?",
+                                  (ts(before),))
+        return cursor.rowcount
 
     def inbox(self, *, connector: str | None = None,
               statuses: Sequence[str] = ()) -> list[InboxRow]:

@@ -2,20 +2,116 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import time
 from typing import Any
 
-from litestar import Litestar, get
+from litestar import Litestar, Request, Response, get, post
+from litestar.exceptions import HTTPException
 
+from im.connectors import Connector, WebhookRequest
+from im.errors import ImError
 from im.runtime import Runtime
+from im.server.ingest import InboundEvent, InboxWriter, StorageUnavailable
+
+log = logging.getLogger("im.server")
+
+# Well above the largest webhook senders deliver (256 KB): no real one is refused for size.
+MAX_WEBHOOK_BODY = 1024 * 1024
+CONNECTOR_CACHE_SECONDS = 2.0
 
 
-def create_app(runtime: Runtime) -> Litestar:
+class ConnectorCache:
+    """Built connectors for the webhook route, rebuilt every few seconds so that settings
+    changed by the CLI (a rotated secret) take effect without a restart."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._cache: dict[str, tuple[float, Connector | None]] = {}
+
+    def get(self, name: str) -> Connector | None:
+        now = time.monotonic()
+        cached = self._cache.get(name)
+        if cached is None or now - cached[0] > CONNECTOR_CACHE_SECONDS:
+            try:
+                instance: Connector | None = self.runtime.connector(name)
+            except ImError:
+                instance = None
+            cached = self._cache[name] = (now, instance)
+        return cached[1]
+
+
+def create_app(runtime: Runtime, *, background: bool = False) -> Litestar:
+    """The app. With `background`, it also runs outbox delivery, inbox processing and polling
+    (what `im serve` does); without, webhooks are stored and processing is left to the caller."""
+    from im.server.work import BackgroundWork
+
+    work = BackgroundWork(runtime) if background else None
+    writer = InboxWriter(lambda: runtime.store,
+                         on_stored=(work.inbox.wake.set if work else None))
+    connectors = ConnectorCache(runtime)
+
     @get("/health", sync_to_thread=False)
-    def health() -> dict[str, Any]:
-        """Liveness and readiness: the database answers."""
-        runtime.store.conn.execute("SELECT 1").fetchone()
-        return {"status": "ok", "database": "ok"}
+    def health() -> Response[dict[str, Any]]:
+        """Liveness and readiness, with the reason when not ready."""
+        reasons = []
+        try:
+            runtime.store.conn.execute("SELECT 1").fetchone()
+        except Exception as error:
+            reasons.append(f"database: {error}")
+        if work is not None:
+            reasons += [f"{loop.name} worker stopped" for loop in work.loops if not loop.alive]
+        body: dict[str, Any] = {"status": "ok" if not reasons else "unavailable",
+                                "database": "ok" if not any(r.startswith("database")
+                                                            for r in reasons) else "error"}
+        if reasons:
+            body["reasons"] = reasons
+        return Response(body, status_code=200 if not reasons else 503)
 
-    handlers: list[Any] = [health]
+    @post("/connectors/{name:str}/webhook", status_code=202)
+    async def webhook(name: str, request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
+        """Receive a signed event: verify, store durably, answer 202, process later."""
+        connector = connectors.get(name)
+        if connector is None or not connector.settings.enable_webhook:
+            raise HTTPException(status_code=404, detail=f"no webhook for connector {name}")
+        body = await request.body()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        client = request.client.host if request.client else None
+        webhook_request = WebhookRequest(headers=headers, body=body, client=client)
+        if not connector.verify_webhook(webhook_request):
+            log.warning("%s: webhook from %s refused: bad or missing signature", name, client)
+            raise HTTPException(status_code=401, detail="invalid or missing signature")
+        try:
+            envelope = connector.parse_webhook(webhook_request)
+            delivery_id, event_type = envelope.delivery_id, envelope.event_type
+        except Exception as error:
+            # Authentic but unreadable: keep it (quarantined on processing), never 4xx, or
+            # the sender drops it and soon disables the subscription.
+            log.warning("%s: unreadable webhook stored for replay: %s", name, error)
+            delivery_id = "sha256:" + hashlib.sha256(body).hexdigest()
+            event_type = "unreadable"
+        event = InboundEvent(connector=name, delivery_id=delivery_id, event_type=event_type,
+                             body=body, received_at=runtime.clock())
+        try:
+            new = await writer.store(event)
+        except StorageUnavailable:
+            raise HTTPException(status_code=503, detail="storage unavailable; retry") from None
+        return Response({"status": "accepted" if new else "duplicate"}, status_code=202)
+
+    handlers: list[Any] = [health, webhook]
     runtime.pm.hook.register_routes(register=handlers.append)
-    return Litestar(route_handlers=handlers, state={"runtime": runtime})
+
+    def start() -> None:
+        writer.start()
+        if work is not None:
+            work.start()
+
+    def stop() -> None:
+        writer.stop()
+        if work is not None:
+            work.stop()
+
+    return Litestar(route_handlers=handlers, on_startup=[start], on_shutdown=[stop],
+                    request_max_body_size=MAX_WEBHOOK_BODY,
+                    state={"runtime": runtime, "writer": writer, "work": work})

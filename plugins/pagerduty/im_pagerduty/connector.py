@@ -13,16 +13,27 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from im import (
+    AssigneeRequest,
     Check,
     CheckRequest,
     Connector,
     ConnectorError,
+    InboundChange,
+    InvalidInputError,
     MapOutboundRequest,
     OncallRequest,
     OncallResult,
+    PullRequest,
+    PullResult,
     PushRequest,
     PushResult,
     RemoteRef,
+    WebhookEvent,
+    WebhookRequest,
+    WebhookSetupRequest,
+    WebhookSetupResult,
+    WebhookTestEvent,
+    WebhookTestRequest,
 )
 from im_pagerduty.settings import DEFAULT_URGENCY, PagerDutySettings
 
@@ -143,16 +154,41 @@ class PagerDutyConnector(Connector):
                 return self.user_emails.get(user_id)
         return None
 
-    @cached_property
+    @property
     def user_emails(self) -> dict[str, str]:
-        """PagerDuty user ids to emails, listed once per connector instance."""
-        return {user["id"]: user["email"] for user in self.client.paginate("/users", "users")}
+        """PagerDuty user ids to emails: one listing, kept for a few minutes per account."""
+        from im_pagerduty.directory import user_emails
+
+        return user_emails(self.client)
+
+    @property
+    def own_user_id(self) -> str | None:
+        """The user im acts as (the From address): events it caused are im's own echoes."""
+        email = self.settings.custom.from_email.lower()
+        return next((uid for uid, e in self.user_emails.items() if e.lower() == email), None)
 
     def user_id(self, email: str) -> str:
-        for user_id, user_email in self.user_emails.items():
-            if user_email.lower() == email.lower():
-                return user_id
+        from im_pagerduty.directory import forget
+
+        for attempt in range(2):
+            for user_id, user_email in self.user_emails.items():
+                if user_email.lower() == email.lower():
+                    return user_id
+            if attempt == 0:
+                forget(self.client)  # a user added since the last listing
         raise ConnectorError(f"{email} is not a PagerDuty user")
+
+    def check_assignee(self, request: AssigneeRequest) -> None:
+        from im_pagerduty.client import PagerDutyError
+
+        try:
+            self.user_id(request.assignee)
+        except PagerDutyError:
+            return  # unreachable: the push will tell, the local change must not wait
+        except ConnectorError:
+            raise InvalidInputError(f"{request.assignee} is not a PagerDuty user"
+                                    f" ({self.name}); `im oncall --service NAME` shows who"
+                                    " is") from None
 
     def _find_by_key(self, key: str) -> dict[str, Any] | None:
         found = self.client.get("/incidents", incident_key=key, date_range="all")
@@ -282,6 +318,49 @@ class PagerDutyConnector(Connector):
         ref, _ = self._state(request, incident, "", "")
         return PushResult(link=ref, timeline=[
             f"PagerDuty incident {self._number(request)} reassigned to {email}"])
+
+    # -- webhooks and polling --------------------------------------------------------------
+
+    def verify_webhook(self, request: WebhookRequest) -> bool:
+        from im_pagerduty.webhooks import SIGNATURE_HEADER, verify
+
+        return verify(self.settings.custom.webhook_secrets,
+                      request.headers.get(SIGNATURE_HEADER), request.body)
+
+    def parse_webhook(self, request: WebhookRequest) -> WebhookEvent:
+        from im_pagerduty.webhooks import envelope
+
+        return envelope(request.headers, request.body)
+
+    def webhook_changes(self, request: WebhookRequest) -> list[InboundChange]:
+        from im_pagerduty.webhooks import changes
+
+        return changes(self, request.body)
+
+    def webhook_subscribe(self, request: WebhookSetupRequest) -> WebhookSetupResult:
+        from im_pagerduty.subscriptions import subscribe
+
+        return subscribe(self, request.url)
+
+    def webhook_unsubscribe(self, request: WebhookSetupRequest) -> WebhookSetupResult:
+        from im_pagerduty.subscriptions import unsubscribe
+
+        return unsubscribe(self, request.url)
+
+    def webhook_test_event(self, request: WebhookTestRequest) -> WebhookTestEvent:
+        from im_pagerduty.subscriptions import test_event
+
+        return test_event(self)
+
+    def webhook_ping(self, request: WebhookTestRequest) -> str:
+        from im_pagerduty.subscriptions import ping
+
+        return ping(self)
+
+    def pull(self, request: PullRequest) -> PullResult:
+        from im_pagerduty.polling import pull
+
+        return pull(self, request)
 
     # -- checks ----------------------------------------------------------------------------
 

@@ -23,18 +23,13 @@ def _connector(runtime: Runtime, name: str) -> PagerDutyConnector:
 
 def _save_custom(runtime: Runtime, name: str, path: str, key: str, value: str) -> None:
     """Set custom.<path>[key] in the stored settings (validated like every change)."""
-    from im.connector_config import get_path, set_path, validate
-    from im.models import ConnectorRecord
+    from im.connector_config import get_path
 
     record = runtime.store.get_connector(name)
     assert record is not None
     current = dict(get_path(record.settings, f"custom.{path}") or {})
     current[key] = value
-    settings = set_path(record.settings, f"custom.{path}", current)
-    validate(runtime.connector_type(record.type).Settings, settings)
-    runtime.store.save_connector(ConnectorRecord(
-        name=record.name, type=record.type, settings=settings, enabled=record.enabled,
-        created_at=record.created_at, updated_at=runtime.clock()))
+    runtime.update_connector_settings(name, {f"custom.{path}": current})
 
 
 def _names(connector: PagerDutyConnector, path: str, key: str) -> dict[str, str]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import msgspec
 
-from im import ConnectorSettings, Severity, parse_duration, prompt
+from im.net import is_loopback
+from im import ConnectorSettings, Severity, parse_duration, prompt, secret
 
 DEFAULT_BASE_URL = "https://api.pagerduty.com"
 Urgency = Literal["high", "low"]
@@ -37,26 +37,21 @@ class PagerDutyCustom(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     service_id: Annotated[str, prompt(3, "Default Service ID")]
     from_email: Annotated[str, prompt(4, "From Email")]
     escalation_policy_id: Annotated[str | None, prompt(5, "Escalation Policy ID")] = None
-    urgency_mapping: dict[Severity, Urgency] = DEFAULT_URGENCY
+    urgency_mapping: dict[Severity, Urgency] = msgspec.field(
+        default_factory=lambda: dict(DEFAULT_URGENCY))
     service_mappings: dict[str, str] = {}
     escalation_mappings: dict[str, str] = {}
     auto_resolve: bool = True
     sync_notes: bool = True
     custom_field_mappings: dict[str, str] = {}
     sla_mapping: dict[Severity, SlaTarget] = {}
+    # Set by `im connector webhook NAME --enable`; several secrets while one rotates.
+    webhook_subscription_id: str | None = None
+    webhook_secrets: Annotated[list[str], secret("Webhook signing secrets")] = []
 
     def __post_init__(self) -> None:
         if "@" not in self.from_email:
             raise ValueError(f"{self.from_email!r} is not an email address - at `from_email`")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class PagerDutySettings(ConnectorSettings, frozen=True, kw_only=True):
@@ -69,6 +64,6 @@ class PagerDutySettings(ConnectorSettings, frozen=True, kw_only=True):
         parts = urlsplit(self.base_url)
         # PagerDuty refuses plain HTTP; only a local sandbox may use it.
         if not parts.hostname or parts.scheme not in {"http", "https"} or (
-                parts.scheme == "http" and not _is_loopback(parts.hostname)):
+                parts.scheme == "http" and not is_loopback(parts.hostname)):
             raise ValueError(f"{self.base_url!r} is not an https:// URL (http:// only on"
                              " loopback) - at `base_url`")

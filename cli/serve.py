@@ -1,0 +1,31 @@
+"""`im serve`: the HTTP server (webhooks, API, health) and the background sync work."""
+
+from __future__ import annotations
+
+import typer
+
+from im.runtime import Runtime
+
+
+def add_commands(app: typer.Typer, runtime: Runtime) -> None:
+    @app.command()
+    def serve(
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+        port: int = typer.Option(8080, "--port", min=0, max=65535, help="Port to listen on."),
+        log_level: str = typer.Option("info", "--log-level", help="debug, info, warning."),
+    ) -> None:
+        """Run the server: webhooks, HTTP API, health and metrics, and background sync."""
+        import logging
+
+        import uvicorn
+
+        from im.server import create_app
+
+        logging.basicConfig(level=log_level.upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        application = create_app(runtime, background=True)
+        typer.echo(f"im serve listening on http://{host}:{port}", err=True)
+        # uvicorn stops on SIGINT/SIGTERM after finishing requests in flight; the app's
+        # shutdown then stops the background work and the inbox writer.
+        uvicorn.run(application, host=host, port=port, log_level=log_level,
+                    timeout_graceful_shutdown=10, access_log=False)

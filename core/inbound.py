@@ -1,0 +1,261 @@
+"""Inbound sync: apply what happened in an outside system to im, once, in order, without echoes.
+
+Webhook deliveries are stored raw in the inbox first (so a crash loses nothing that was
+acknowledged) and processed from there; polls feed the same `apply_change`. The rules:
+
+- A change that only restates what im already knows (a status im pushed, a note im wrote, the
+  creation of an incident im created) is recorded as confirmed, never applied twice.
+- A status change older than the last one applied to the same remote incident is stale and
+  does not roll the state back.
+- A change older than the replay window (7 days, longer than any sender's retries) is logged
+  and not applied.
+- For an incident with several linked remote incidents of one connector (one per service):
+  the first acknowledgement mitigates the im incident; the im incident resolves when every
+  linked remote incident is resolved (until then the timeline says how many are left); a
+  reopened remote incident reopens it.
+- Every applied change is on the timeline with its origin (the remote actor and the
+  connector's name), and goes on to the other connectors, never back to its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from im import incidents
+from im.connectors import Connector, InboundChange, WebhookRequest
+from im.errors import ImError
+from im.models import Action, Link, Origin, Status
+
+if TYPE_CHECKING:
+    from im.runtime import Runtime
+
+log = logging.getLogger("im.inbound")
+
+REPLAY_WINDOW = timedelta(days=7)
+LEASE_SECONDS = 60.0
+
+# Remote change kinds (InboundChange.action) and the remote status each leaves behind.
+TRIGGERED = "triggered"
+ACKNOWLEDGED = "acknowledged"
+UNACKNOWLEDGED = "unacknowledged"
+RESOLVED = "resolved"
+REOPENED = "reopened"
+NOTE = "note"
+ASSIGNED = "assigned"
+ESCALATED = "escalated"
+UPDATED = "updated"
+STATUS_AFTER = {TRIGGERED: "triggered", ACKNOWLEDGED: "acknowledged",
+                UNACKNOWLEDGED: "triggered", RESOLVED: "resolved", REOPENED: "triggered"}
+
+
+class UnhandledEventError(ImError):
+    """An authentic event of a type the connector does not handle: quarantined, not lost."""
+
+
+class InboxReport(msgspec.Struct, kw_only=True):
+    processed: int = 0
+    quarantined: int = 0
+    outcomes: dict[str, int] = {}
+
+
+def process_inbox(runtime: Runtime, *, connector: str | None = None,
+                  limit: int | None = None) -> InboxReport:
+    """Apply stored events, oldest first, until none is left (or `limit` were processed).
+
+    Each event's changes and its `done` mark commit in one transaction, so a crash half way
+    leaves the event to be processed again from the start, never half applied.
+    """
+    store = runtime.store
+    report = InboxReport()
+    instances: dict[str, Connector] = {}
+    while limit is None or report.processed + report.quarantined < limit:
+        row = store.claim_inbox(now=runtime.clock(), lease_seconds=LEASE_SECONDS,
+                                connector=connector)
+        if row is None:
+            break
+        try:
+            instance = instances.get(row.connector) or runtime.connector(row.connector)
+            instances[row.connector] = instance
+            changes = instance.webhook_changes(WebhookRequest(headers={}, body=row.body))
+            with store.transaction():
+                for change in changes:
+                    outcome = apply_change(runtime, instance, change)
+                    report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
+                store.finish_inbox(row.id, at=runtime.clock())
+            report.processed += 1
+        except Exception as error:  # quarantine it: acknowledged events are never lost
+            reason = f"{type(error).__name__}: {error}"
+            log.warning("event %s of %s quarantined: %s", row.delivery_id, row.connector,
+                        reason)
+            store.finish_inbox(row.id, at=runtime.clock(), status="quarantined", error=reason)
+            report.quarantined += 1
+    return report
+
+
+def apply_change(runtime: Runtime, connector: Connector, change: InboundChange) -> str:
+    """Apply one remote change; returns what happened: created, applied, confirmed, stale,
+    expired, ignored or unlinked."""
+    if not connector.settings.sync_direction.pulls:
+        return "ignored"
+    now = runtime.clock()
+    if change.occurred_at < now - REPLAY_WINDOW:
+        log.warning("%s: change %s of %s is older than the replay window; not applied",
+                    connector.name, change.event_id, change.remote_id)
+        return "expired"
+    store = runtime.store
+    with store.transaction():
+        links = store.links(connector=connector.name, remote_id=change.remote_id)
+        if not links:
+            return _unlinked(runtime, connector, change)
+        link = links[0]
+        incident = store.get_incident(link.incident_id)
+        assert incident is not None
+        origin = Origin(actor=change.actor, system=connector.name)
+        new_status = STATUS_AFTER.get(change.action)
+        if new_status is not None:
+            if link.remote_updated_at is not None and change.occurred_at < link.remote_updated_at:
+                return "stale"
+            known = link.remote_status == new_status
+            _update_link(runtime, link, change, new_status)
+            if known and change.action != REOPENED:
+                return "confirmed"
+            return _apply_status(runtime, connector, link, change, origin)
+        if change.echo:
+            return "confirmed"
+        if change.action == NOTE:
+            if change.text:
+                incidents.add_note(runtime, incident.id, change.text, origin=origin)
+            return "applied"
+        if change.action in (ASSIGNED, ESCALATED):
+            if change.text:
+                store.add_timeline(incident.id, at=now, kind=change.action, text=change.text,
+                                   actor=change.actor, system=connector.name,
+                                   data={"remote_id": change.remote_id})
+            if change.assignee and change.assignee != incident.assignee:
+                incidents.assign(runtime, incident.id, change.assignee, origin=origin)
+            return "applied"
+        if change.text:
+            store.add_timeline(incident.id, at=now, kind="sync", text=change.text,
+                               actor=change.actor, system=connector.name,
+                               data={"remote_id": change.remote_id, "action": change.action})
+        return "applied"
+
+
+def _update_link(runtime: Runtime, link: Link, change: InboundChange, status: str) -> None:
+    runtime.store.upsert_link(msgspec.structs.replace(
+        link, remote_status=status, remote_updated_at=change.occurred_at,
+        remote_number=change.remote_number or link.remote_number,
+        remote_url=change.remote_url or link.remote_url, updated_at=runtime.clock()))
+
+
+def _unlinked(runtime: Runtime, connector: Connector, change: InboundChange) -> str:
+    """A remote incident im has no link to: one im created whose link is not stored yet (the
+    remote's event raced its answer), or a new one, which becomes an im incident."""
+    store = runtime.store
+    if change.correlation_id:
+        incident = store.find_incident(correlation_id=change.correlation_id)
+        if incident is not None and change.service in incident.services:
+            store.upsert_link(Link(
+                incident_id=incident.id, connector=connector.name, service=change.service,
+                remote_id=change.remote_id, remote_number=change.remote_number,
+                remote_url=change.remote_url, remote_status=STATUS_AFTER.get(change.action),
+                remote_updated_at=change.occurred_at, updated_at=runtime.clock()))
+            return "confirmed"
+    if change.action not in (TRIGGERED, ACKNOWLEDGED) or not change.title:
+        return "unlinked"
+    origin = Origin(actor=change.actor, system=connector.name)
+    service = change.service or "default"
+    incident = incidents.declare(runtime, title=change.title, severity=change.severity or "SEV-3",
+                                 services=[service], origin=origin,
+                                 description=change.text)
+    store.upsert_link(Link(
+        incident_id=incident.id, connector=connector.name, service=service,
+        remote_id=change.remote_id, remote_number=change.remote_number,
+        remote_url=change.remote_url, remote_status=STATUS_AFTER[change.action],
+        remote_updated_at=change.occurred_at, updated_at=runtime.clock()))
+    number = f"#{change.remote_number}" if change.remote_number else change.remote_id
+    store.add_timeline(incident.id, at=runtime.clock(), kind="sync",
+                       text=f"Linked to {connector.name} incident {number}"
+                            + (f" {change.remote_url}" if change.remote_url else ""),
+                       actor=change.actor, system=connector.name)
+    if change.assignee:
+        incidents.assign(runtime, incident.id, change.assignee, origin=origin)
+    if change.action == ACKNOWLEDGED:
+        incidents.transition(runtime, incident.id, Action.ACK, origin=origin)
+    return "created"
+
+
+def _apply_status(runtime: Runtime, connector: Connector, link: Link, change: InboundChange,
+                  origin: Origin) -> str:
+    store = runtime.store
+    incident = store.get_incident(link.incident_id)
+    assert incident is not None
+    siblings = store.links(incident.id, connector=connector.name)
+    number = f"#{link.remote_number}" if link.remote_number else link.remote_id
+    if change.assignee and change.assignee != incident.assignee:
+        incidents.assign(runtime, incident.id, change.assignee, origin=origin)
+    if change.action == ACKNOWLEDGED:
+        if incident.status is Status.OPEN:
+            incidents.transition(runtime, incident.id, Action.ACK, note=change.text,
+                                 origin=origin)
+            return "applied"
+        return "confirmed"
+    if change.action == RESOLVED:
+        if incident.status in (Status.RESOLVED, Status.CLOSED):
+            return "confirmed"
+        open_ = [s for s in siblings if s.remote_status != "resolved"]
+        if open_:
+            store.add_timeline(
+                incident.id, at=runtime.clock(), kind="sync",
+                text=f"{connector.name} incident {number} ({link.service}) resolved;"
+                     f" {len(open_)} of {len(siblings)} linked incidents still open",
+                actor=change.actor, system=connector.name)
+            return "applied"
+        incidents.transition(runtime, incident.id, Action.RESOLVE, note=change.text,
+                             origin=origin)
+        return "applied"
+    # triggered again: reopened, or unacknowledged
+    if incident.status in (Status.RESOLVED, Status.CLOSED):
+        incidents.transition(runtime, incident.id, Action.REOPEN,
+                             note=change.text or f"{connector.name} incident {number} reopened",
+                             origin=origin)
+        return "applied"
+    if incident.status is Status.MITIGATED and change.action == UNACKNOWLEDGED and all(
+            s.remote_status == "triggered" for s in siblings):
+        incidents.transition(runtime, incident.id, Action.UNACK, note=change.text,
+                             origin=origin)
+        return "applied"
+    return "confirmed"
+
+
+def replay(runtime: Runtime, connector: str, ids: list[int] | None = None) -> InboxReport:
+    """Put a connector's quarantined events back in line and process them."""
+    runtime.store.requeue_inbox(connector=connector, ids=ids or [])
+    return process_inbox(runtime, connector=connector)
+
+
+def poll(runtime: Runtime, connector_name: str, *, incident_id: str | None = None
+         ) -> dict[str, int]:
+    """Ask a connector what changed since its cursor and apply it (the safety net for missed
+    webhooks). Returns how many changes had each outcome."""
+    from im.connectors import PullRequest
+
+    store = runtime.store
+    connector = runtime.connector(connector_name)
+    if not connector.settings.sync_direction.pulls or type(connector).pull is Connector.pull:
+        return {}
+    incident = store.get_incident(incident_id) if incident_id else None
+    links = store.links(incident.id, connector=connector_name) if incident else []
+    result = connector.pull(PullRequest(cursor=None if incident else store.get_cursor(
+        connector_name), incident=incident, links=links))
+    outcomes: dict[str, int] = {}
+    for change in result.changes:
+        outcome = apply_change(runtime, connector, change)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    if result.cursor is not None and incident is None:
+        store.set_cursor(connector_name, result.cursor, at=runtime.clock())
+    return outcomes

@@ -1,0 +1,98 @@
+"""Polling PagerDuty: the safety net for missed webhooks.
+
+PagerDuty lists incidents by creation time, not by change time, so a poll asks two things,
+both with list calls only (never one call per incident):
+
+1. every incident created since the cursor (new ones become im incidents, in windows that
+   never page past PagerDuty's offset ceiling);
+2. every incident open now (triggered or acknowledged, any creation date).
+
+Each remote incident seen becomes a state change (triggered, acknowledged, resolved), which the
+core applies only where it differs from what im knows. A linked incident that im believes
+open but that is in neither list has been resolved.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from im import InboundChange, PullRequest, PullResult
+from im.inbound import ACKNOWLEDGED, RESOLVED, TRIGGERED
+from im.sync import parse_idempotency_key
+
+if TYPE_CHECKING:
+    from im_pagerduty.connector import PagerDutyConnector
+
+OVERLAP = timedelta(seconds=30)  # re-read the cursor's edge: applying twice is harmless
+FIRST_POLL = timedelta(hours=24)
+STATUS_KIND = {"triggered": TRIGGERED, "acknowledged": ACKNOWLEDGED, "resolved": RESOLVED}
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _change(connector: PagerDutyConnector, incident: dict[str, Any], now: datetime
+            ) -> InboundChange | None:
+    from im_pagerduty.webhooks import im_service, severity
+
+    kind = STATUS_KIND.get(incident.get("status", ""))
+    if kind is None:
+        return None
+    keyed = parse_idempotency_key(incident.get("incident_key"))
+    assignee = None
+    for assignment in incident.get("assignments") or []:
+        user = assignment.get("assignee") or {}
+        assignee = user.get("email") or connector.user_emails.get(user.get("id", ""))
+        if assignee:
+            break
+    changed = _time(incident.get("last_status_change_at")) or _time(
+        incident.get("created_at")) or now
+    return InboundChange(
+        remote_id=incident["id"], event_id=f"poll:{incident['id']}:{incident.get('status')}",
+        action=kind, occurred_at=changed,
+        actor=(incident.get("last_status_change_by") or {}).get("summary") or "PagerDuty",
+        remote_number=str(incident.get("incident_number") or "") or None,
+        remote_url=incident.get("html_url"), remote_status=incident.get("status"),
+        title=incident.get("title"),
+        service=keyed[1] if keyed else im_service(connector, incident.get("service") or {}),
+        severity=severity(incident), assignee=assignee,
+        correlation_id=keyed[0] if keyed else None,
+    )
+
+
+def pull(connector: PagerDutyConnector, request: PullRequest) -> PullResult:
+    now = connector.runtime.clock()
+    client = connector.client
+    seen: dict[str, dict[str, Any]] = {}
+    if request.incident is not None:
+        # One incident: its linked PagerDuty incidents, found by the keys im made them with.
+        for link in request.links:
+            found = client.get(f"/incidents/{link.remote_id}").get("incident")
+            if found:
+                seen[found["id"]] = found
+    else:
+        since = (_time(request.cursor) or now - FIRST_POLL) - OVERLAP
+        for incident in client.incidents_between(since, now):
+            seen[incident["id"]] = incident
+        for incident in client.paginate("/incidents", "incidents", {
+                "statuses[]": ["triggered", "acknowledged"], "date_range": "all"}):
+            seen[incident["id"]] = incident
+    changes = [c for c in (_change(connector, i, now) for i in seen.values()) if c]
+    if request.incident is None:
+        changes += _resolved_meanwhile(connector, seen, now)
+    return PullResult(changes=changes, cursor=now.isoformat())
+
+
+def _resolved_meanwhile(connector: PagerDutyConnector, seen: dict[str, dict[str, Any]],
+                        now: datetime) -> list[InboundChange]:
+    """Linked incidents im thinks are open but PagerDuty no longer lists as open."""
+    store = connector.runtime.store
+    return [
+        InboundChange(remote_id=link.remote_id, event_id=f"poll:{link.remote_id}:resolved",
+                      action=RESOLVED, occurred_at=now, actor="PagerDuty",
+                      remote_status="resolved")
+        for link in store.links(connector=connector.name)
+        if link.remote_status in ("triggered", "acknowledged") and link.remote_id not in seen
+    ]

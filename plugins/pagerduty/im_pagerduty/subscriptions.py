@@ -1,0 +1,105 @@
+"""PagerDuty webhook subscriptions: create, re-enable, remove, test and ping.
+
+PagerDuty returns a subscription's signing secret once, when it is created; it is kept in the
+connector's settings (`custom.webhook_secrets`, never printed). A secret already there stays
+valid next to the new one, so deliveries signed with either verify during a change-over.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import TYPE_CHECKING
+
+from im import ConnectorError, WebhookSetupResult, WebhookTestEvent
+from im_pagerduty.webhooks import EVENT_TYPES, sign
+
+if TYPE_CHECKING:
+    from im_pagerduty.connector import PagerDutyConnector
+
+KEEP_SECRETS = 2
+
+
+def _ours(connector: PagerDutyConnector, url: str) -> dict | None:  # type: ignore[type-arg]
+    subscriptions = connector.client.paginate("/webhook_subscriptions", "webhook_subscriptions")
+    known = connector.settings.custom.webhook_subscription_id
+    matching = [s for s in subscriptions if (s.get("delivery_method") or {}).get("url") == url]
+    return next((s for s in matching if s["id"] == known), None)
+
+
+def subscribe(connector: PagerDutyConnector, url: str) -> WebhookSetupResult:
+    existing = _ours(connector, url)
+    custom = connector.settings.custom
+    if existing is not None and custom.webhook_secrets:
+        if existing.get("active") is False:
+            connector.client.post(f"/webhook_subscriptions/{existing['id']}/enable", {})
+            line = f"Re-enabled PagerDuty webhook subscription {existing['id']}"
+        else:
+            line = f"PagerDuty webhook subscription {existing['id']} is active"
+        connector.runtime.update_connector_settings(connector.name, {"enable_webhook": True})
+        return WebhookSetupResult(lines=[line])
+    created = connector.client.post("/webhook_subscriptions", {"webhook_subscription": {
+        "type": "webhook_subscription",
+        "delivery_method": {"type": "http_delivery_method", "url": url},
+        "description": f"im connector {connector.name}",
+        "events": EVENT_TYPES,
+        "filter": {"type": "account_reference"},
+    }})["webhook_subscription"]
+    secret = (created.get("delivery_method") or {}).get("secret")
+    if not secret:
+        raise ConnectorError("PagerDuty did not return the subscription's signing secret")
+    secrets = [secret, *custom.webhook_secrets][:KEEP_SECRETS]
+    connector.runtime.update_connector_settings(connector.name, {
+        "enable_webhook": True, "custom.webhook_subscription_id": created["id"],
+        "custom.webhook_secrets": secrets,
+    })
+    return WebhookSetupResult(lines=[
+        f"Created PagerDuty webhook subscription {created['id']} for"
+        f" {len(EVENT_TYPES)} incident event types"])
+
+
+def unsubscribe(connector: PagerDutyConnector, url: str) -> WebhookSetupResult:
+    from im_pagerduty.client import PagerDutyError
+
+    subscription_id = connector.settings.custom.webhook_subscription_id
+    lines = []
+    if subscription_id:
+        try:
+            connector.client.request("DELETE", f"/webhook_subscriptions/{subscription_id}")
+            lines.append(f"Deleted PagerDuty webhook subscription {subscription_id}")
+        except PagerDutyError as error:
+            if error.status != 404:
+                raise
+            lines.append(f"PagerDuty webhook subscription {subscription_id} was already gone")
+    connector.runtime.update_connector_settings(connector.name, {
+        "enable_webhook": False, "custom.webhook_subscription_id": None,
+        "custom.webhook_secrets": [],
+    })
+    return WebhookSetupResult(lines=lines + ["Webhook disabled"])
+
+
+def test_event(connector: PagerDutyConnector) -> WebhookTestEvent:
+    """A `pagey.ping` like PagerDuty's own, signed with the current secret."""
+    secrets = connector.settings.custom.webhook_secrets
+    if not secrets:
+        raise ConnectorError(f"no webhook secret yet; run: im connector webhook {connector.name}"
+                             " --enable")
+    event_id = f"im-test-{uuid.uuid4().hex}"
+    body = json.dumps({"event": {
+        "id": event_id, "event_type": "pagey.ping", "resource_type": "pagey",
+        "occurred_at": connector.runtime.clock().isoformat().replace("+00:00", "Z"),
+        "agent": None, "client": None,
+        "data": {"message": "Hello from im (webhook test)", "type": "ping"},
+    }}, separators=(",", ":")).encode()
+    return WebhookTestEvent(delivery_id=event_id, body=body, headers={
+        "Content-Type": "application/json", "User-Agent": "PagerDuty-Webhook/V3.0",
+        "X-Webhook-Id": event_id, "X-PagerDuty-Signature": sign(secrets[0], body)})
+
+
+def ping(connector: PagerDutyConnector) -> str:
+    subscription_id = connector.settings.custom.webhook_subscription_id
+    if not subscription_id:
+        raise ConnectorError(f"no webhook subscription; run: im connector webhook"
+                             f" {connector.name} --enable")
+    connector.client.post(f"/webhook_subscriptions/{subscription_id}/ping", {})
+    return "pagey.ping"

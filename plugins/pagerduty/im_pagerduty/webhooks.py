@@ -1,0 +1,184 @@
+"""PagerDuty Webhooks v3: signatures, envelopes, and what each event means for im."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from im import InboundChange, WebhookEvent
+from im.inbound import (
+    ACKNOWLEDGED,
+    ASSIGNED,
+    ESCALATED,
+    NOTE,
+    REOPENED,
+    RESOLVED,
+    TRIGGERED,
+    UNACKNOWLEDGED,
+    UPDATED,
+    UnhandledEventError,
+)
+from im.sync import parse_idempotency_key
+
+if TYPE_CHECKING:
+    from im_pagerduty.connector import PagerDutyConnector
+
+SIGNATURE_HEADER = "x-pagerduty-signature"
+WEBHOOK_ID_HEADER = "x-webhook-id"
+
+# The events a subscription made by `im connector webhook --enable` asks for.
+EVENT_TYPES = [
+    "incident.triggered", "incident.acknowledged", "incident.unacknowledged",
+    "incident.escalated", "incident.reassigned", "incident.delegated", "incident.resolved",
+    "incident.reopened", "incident.annotated", "incident.priority_updated",
+]
+KIND = {
+    "incident.triggered": TRIGGERED, "incident.acknowledged": ACKNOWLEDGED,
+    "incident.unacknowledged": UNACKNOWLEDGED, "incident.resolved": RESOLVED,
+    "incident.reopened": REOPENED, "incident.escalated": ESCALATED,
+    "incident.reassigned": ASSIGNED, "incident.delegated": ASSIGNED,
+    "incident.priority_updated": UPDATED, "incident.annotated": NOTE,
+}
+IGNORED = {"pagey.ping"}
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The `v1=` signature PagerDuty puts on a body: HMAC-SHA256 with the secret's bytes."""
+    return "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(secrets: list[str], header: str | None, body: bytes) -> bool:
+    """True when any `v1=` entry of the header matches any secret (rotation keeps two
+    secrets valid). Compared in constant time, over the raw body."""
+    if not header or not secrets:
+        return False
+    offered = [part.strip()[3:] for part in header.split(",") if part.strip().startswith("v1=")]
+    expected = [sign(secret, body)[3:] for secret in secrets]
+    matched = False
+    for candidate in offered:
+        for signature in expected:
+            # no early exit: the time taken does not depend on which entry matched
+            matched |= hmac.compare_digest(candidate.encode(), signature.encode())
+    return matched
+
+
+class Reference(msgspec.Struct):
+    id: str = ""
+    type: str = ""
+    summary: str | None = None
+    html_url: str | None = None
+
+
+class Event(msgspec.Struct):
+    id: str
+    event_type: str
+    occurred_at: datetime
+    resource_type: str = ""
+    agent: Reference | None = None
+    data: dict[str, Any] = {}
+
+
+class Envelope(msgspec.Struct):
+    event: Event
+
+
+_decoder = msgspec.json.Decoder(Envelope)
+
+
+def decode(body: bytes) -> Event:
+    try:
+        return _decoder.decode(body).event
+    except msgspec.DecodeError as error:
+        raise ValueError(f"not a PagerDuty v3 webhook: {error}") from None
+
+
+def envelope(headers: dict[str, str], body: bytes) -> WebhookEvent:
+    event = decode(body)
+    return WebhookEvent(delivery_id=event.id or headers.get(WEBHOOK_ID_HEADER, ""),
+                        event_type=event.event_type, occurred_at=event.occurred_at)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:63] or "default"
+
+
+def im_service(connector: PagerDutyConnector, service: dict[str, Any]) -> str:
+    """The im service of a PagerDuty service: the mapping back, else a name made from it."""
+    service_id = service.get("id", "")
+    for name, mapped in sorted(connector.settings.custom.service_mappings.items()):
+        if mapped == service_id and name != "default":
+            return name
+    return _slug(service.get("summary") or service_id)
+
+
+def severity(incident: dict[str, Any]) -> str:
+    """Priority P1..P4 when PagerDuty has one; else high urgency is SEV-2, low is SEV-3."""
+    priority = (incident.get("priority") or {}).get("summary") or ""
+    match = re.fullmatch(r"P([1-4])", priority.strip())
+    if match:
+        return f"SEV-{match.group(1)}"
+    return "SEV-2" if incident.get("urgency") == "high" else "SEV-3"
+
+
+def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
+    event = decode(body)
+    if event.event_type in IGNORED:
+        return []
+    kind = KIND.get(event.event_type)
+    if kind is None:
+        raise UnhandledEventError(f"PagerDuty event type {event.event_type} is not handled")
+    data = event.data
+    incident = data.get("incident") if kind == NOTE else data
+    if not isinstance(incident, dict) or not incident.get("id"):
+        raise ValueError(f"{event.event_type} event {event.id} names no incident")
+    actor = _actor(connector, event.agent)
+    echo = bool(event.agent and event.agent.id and event.agent.id == connector.own_user_id)
+    keyed = parse_idempotency_key(incident.get("incident_key"))
+    assignee = _assignee(connector, data) if kind != NOTE else None
+    number = incident.get("number")
+    text = ""
+    label = f"PagerDuty incident #{number}" if number else "PagerDuty incident"
+    if kind == NOTE:
+        if not connector.settings.custom.sync_notes:
+            return []
+        text = str(data.get("content") or "")
+    elif kind == RESOLVED and not connector.settings.custom.auto_resolve:
+        kind, text = UPDATED, f"{label} resolved in PagerDuty (auto_resolve is off)"
+    elif kind == ESCALATED:
+        text = f"{label} escalated" + (f"; assigned to {assignee}" if assignee else "")
+    elif kind == ASSIGNED:
+        verb = "delegated" if event.event_type == "incident.delegated" else "reassigned"
+        text = f"{label} {verb}" + (f" to {assignee}" if assignee else "")
+    elif kind == UPDATED:
+        priority = (data.get("priority") or {}).get("summary") or "none"
+        text = f"{label} priority set to {priority}"
+    elif kind == TRIGGERED:
+        text = f"Triggered in PagerDuty: {incident.get('title', '')}"
+    return [InboundChange(
+        remote_id=incident["id"], event_id=event.id, action=kind,
+        occurred_at=event.occurred_at, actor=actor, text=text,
+        remote_number=str(number) if number else None, remote_url=incident.get("html_url"),
+        remote_status=data.get("status") if kind != NOTE else None,
+        title=incident.get("title") if kind != NOTE else None,
+        service=keyed[1] if keyed else im_service(connector, data.get("service") or {}),
+        severity=severity(data) if kind != NOTE else None,
+        assignee=assignee, correlation_id=keyed[0] if keyed else None, echo=echo,
+    )]
+
+
+def _actor(connector: PagerDutyConnector, agent: Reference | None) -> str:
+    if agent is None or not agent.id:
+        return "PagerDuty"
+    return connector.user_emails.get(agent.id) or agent.summary or agent.id
+
+
+def _assignee(connector: PagerDutyConnector, data: dict[str, Any]) -> str | None:
+    for user in data.get("assignees") or []:
+        if user.get("id"):
+            return connector.user_emails.get(user["id"]) or user.get("summary")
+    return None

@@ -1,0 +1,91 @@
+"""The background work of `im serve`: outbox delivery, inbox processing and polling.
+
+Each runs in a thread of its own (the store is synchronous SQLite), wakes on a timer or when
+there is new work, and never lets one failure stop the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from im.connectors import parse_duration
+from im.runtime import Runtime
+
+log = logging.getLogger("im.server.work")
+
+
+class Loop:
+    def __init__(self, name: str, interval: float, step: Callable[[], object]) -> None:
+        self.name = name
+        self.interval = interval
+        self.step = step
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.last_run: float | None = None
+        self.last_error: str | None = None
+        self.thread = threading.Thread(target=self._run, name=f"im-{name}", daemon=True)
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.step()
+                self.last_error = None
+            except Exception as error:
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.exception("%s failed", self.name)
+            self.last_run = time.time()
+            self.wake.wait(self.interval)
+            self.wake.clear()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+        self.thread.join(timeout=30)
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+
+class BackgroundWork:
+    def __init__(self, runtime: Runtime, *, interval: float = 1.0) -> None:
+        from im.inbound import poll, process_inbox
+        from im.sync import deliver_outbox
+
+        self.runtime = runtime
+        self._polled: dict[str, float] = {}
+        self._poll = poll
+        self.outbox = Loop("outbox", interval, lambda: deliver_outbox(runtime))
+        self.inbox = Loop("inbox", interval, lambda: process_inbox(runtime))
+        self.poller = Loop("poller", interval, self._poll_due)
+        self.loops = [self.outbox, self.inbox, self.poller]
+
+    def start(self) -> None:
+        for loop in self.loops:
+            loop.thread.start()
+
+    def stop(self) -> None:
+        for loop in self.loops:
+            loop.stop()
+        self.runtime.store.close()
+
+    def _poll_due(self) -> None:
+        now = time.monotonic()
+        for record in self.runtime.store.list_connectors():
+            if not record.enabled or record.settings.get("sync_direction") not in (
+                    "bidirectional", "inbound"):
+                continue
+            try:
+                interval = parse_duration(record.settings.get("sync_interval", "5m"))
+            except ValueError:
+                continue
+            if now - self._polled.get(record.name, -interval) < interval:
+                continue
+            self._polled[record.name] = now
+            try:
+                self._poll(self.runtime, record.name)
+            except Exception as error:
+                log.warning("polling %s failed: %s", record.name, error)
