@@ -94,24 +94,30 @@ def connection_checks(connector: PagerDutyConnector, request: CheckRequest) -> l
 
 
 def _webhook_check(connector: PagerDutyConnector, request: CheckRequest) -> Check:
-    url = connector.webhook_url(request.public_url)
+    """The subscription `im connector webhook --enable` made exists, is enabled, and delivers
+    to im's public URL (when that is known)."""
+    subscription_id = connector.settings.custom.webhook_subscription_id
     enable = f"im connector webhook {connector.name} --enable --url https://YOUR-DOMAIN"
-    if url is None:
-        return Check(name="webhook", ok=False,
-                     detail="Webhook endpoint not configured: im does not know its public URL",
-                     fix=f"set IM_PUBLIC_URL, or run: {enable}")
+    if not subscription_id or not connector.settings.custom.webhook_secrets:
+        return Check(name="webhook", ok=False, detail="Webhook endpoint not configured",
+                     fix=f"run: {enable}")
     try:
-        subscriptions = list(connector.client.paginate("/webhook_subscriptions",
-                                                       "webhook_subscriptions"))
+        subscription = connector.client.get(
+            f"/webhook_subscriptions/{subscription_id}")["webhook_subscription"]
     except PagerDutyError as error:
-        return _failure("webhook", error, connector, "Webhook subscriptions")
-    for subscription in subscriptions:
-        if (subscription.get("delivery_method") or {}).get("url") == url:
-            if subscription.get("active") is False:
-                return Check(name="webhook", ok=False,
-                             detail=f"Webhook endpoint {url} is disabled in PagerDuty",
-                             fix=f"im connector webhook {connector.name} --enable")
-            return Check(name="webhook", ok=True, detail="Webhook endpoint configured")
-    return Check(name="webhook", ok=False,
-                 detail=f"Webhook endpoint {url} has no PagerDuty subscription",
-                 fix=f"im connector webhook {connector.name} --enable")
+        if error.status == 404:
+            return Check(name="webhook", ok=False,
+                         detail=f"Webhook subscription {subscription_id} no longer exists",
+                         fix=f"run: {enable}")
+        return _failure("webhook", error, connector, "Webhook subscription")
+    url = (subscription.get("delivery_method") or {}).get("url")
+    expected = connector.webhook_url(request.public_url)
+    if expected and url != expected:
+        return Check(name="webhook", ok=False,
+                     detail=f"Webhook delivers to {url}, but im's public URL gives {expected}",
+                     fix=f"run: im connector webhook {connector.name} --enable")
+    if subscription.get("active") is False:
+        return Check(name="webhook", ok=False,
+                     detail=f"Webhook endpoint {url} is disabled in PagerDuty",
+                     fix=f"run: im connector webhook {connector.name} --enable")
+    return Check(name="webhook", ok=True, detail="Webhook endpoint configured")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from im import (
     AssigneeRequest,
@@ -70,13 +70,16 @@ class PagerDutyConnector(Connector):
         "enable-webhook": "enable_webhook",
     }
     settings: PagerDutySettings
+    # Extra PagerDutyClient arguments (tests shorten retries with them).
+    client_options: ClassVar[dict[str, Any]] = {}
 
     @cached_property
     def client(self) -> PagerDutyClient:
         from im_pagerduty.client import PagerDutyClient
 
         return PagerDutyClient(self.settings.base_url, self.settings.api_key,
-                               from_email=self.settings.custom.from_email)
+                               from_email=self.settings.custom.from_email,
+                               **self.client_options)
 
     # -- mapping ---------------------------------------------------------------------------
 

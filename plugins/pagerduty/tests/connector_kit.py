@@ -1,0 +1,44 @@
+"""Shared set-up for the connector's end-to-end tests: an im runtime with a `prod-pagerduty`
+connector pointed at the running sandbox."""
+
+import json
+import time
+
+from im.testing import make_runtime, run_cli
+
+MAPPINGS = {"api": "PAPI001", "db": "PDAT001", "database": "PDAT001", "web": "PWEB001",
+            "payments": "PPAY001", "default": "PGEN001"}
+
+
+def config(pd, **custom):
+    return {"base_url": pd.url, "api_key": pd.api_key, "sync_direction": "bidirectional",
+            "sync_interval": "2m", "enable_webhook": False,
+            "custom": {"service_id": "PXXXXXX", "from_email": "ops@company.com",
+                       "escalation_policy_id": "PXXXXXX", "service_mappings": MAPPINGS,
+                       **custom}}
+
+
+def runtime_with_connector(home, pd, *, name="prod-pagerduty", **custom):
+    runtime = make_runtime(home, load_entrypoints=True, user="alice")
+    result = run_cli(runtime, ["connector", "add", "pagerduty", name, "--config",
+                               json.dumps(config(pd, **custom))])
+    assert result.exit_code == 0, result.output
+    return runtime
+
+
+def im(runtime, *args, input=None):
+    return run_cli(runtime, list(args), input=input)
+
+
+def remote_incidents(api):
+    return api.get("/incidents", params={"date_range": "all", "limit": 100}).json()["incidents"]
+
+
+def wait_for(predicate, timeout=10.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")

@@ -1,0 +1,242 @@
+"""The connector end to end against the sandbox: configuration, checks, outbound sync,
+mappings, assignment and on-call, asserting what PagerDuty (the sandbox) holds."""
+
+import json
+
+import pytest
+
+from im_pagerduty.connector import PagerDutyConnector
+
+from .connector_kit import im, remote_incidents, runtime_with_connector
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    monkeypatch.setattr(PagerDutyConnector, "client_options",
+                        {"max_attempts": 2, "sleep": lambda _s: None})
+
+
+@pytest.fixture
+def runtime(tmp_path, pd):
+    rt = runtime_with_connector(tmp_path / "home", pd)
+    yield rt
+    rt.store.close()
+
+
+def test_add_asks_the_specs_prompts(tmp_path, pd):
+    from im.testing import make_runtime, run_cli
+
+    runtime = make_runtime(tmp_path, load_entrypoints=True)
+    answers = f"{pd.api_key}\n{pd.url}\nPXXXXXX\nops@company.com\n\nbidirectional\n"
+    result = run_cli(runtime, ["connector", "add", "pagerduty", "prod-pagerduty"], input=answers)
+    assert result.exit_code == 0, result.output
+    # The test runner echoes what was typed, except the hidden API key.
+    assert result.stdout.split("\n")[:7] == [
+        "API Key: ",
+        f"API Base URL [https://api.pagerduty.com]: {pd.url}",
+        "Default Service ID: PXXXXXX",
+        "From Email: ops@company.com",
+        "Escalation Policy ID (optional): ",
+        "Sync Direction (bidirectional, outbound, inbound) [outbound]: bidirectional",
+        "Added connector prod-pagerduty (pagerduty, bidirectional)",
+    ]
+    assert pd.api_key not in result.stdout
+    stored = runtime.store.get_connector("prod-pagerduty").settings
+    assert stored["custom"] == {"service_id": "PXXXXXX", "from_email": "ops@company.com"}
+
+
+def test_the_specs_json_config_is_accepted_and_bad_fields_named(tmp_path, pd):
+    from im.testing import make_runtime, run_cli
+
+    runtime = make_runtime(tmp_path, load_entrypoints=True)
+    spec = {"base_url": "https://api.pagerduty.com", "api_key": "your-api-key-here",
+            "sync_direction": "bidirectional", "sync_interval": "5m", "enable_webhook": True,
+            "custom": {"service_id": "PXXXXXX", "from_email": "ops@company.com",
+                       "escalation_policy_id": "PXXXXXX"}}
+    ok = run_cli(runtime, ["connector", "add", "pagerduty", "prod", "--config", json.dumps(spec)])
+    assert ok.exit_code == 0, ok.output
+    spec["custom"]["urgency_mapping"] = {"SEV-1": "urgent"}
+    bad = run_cli(runtime, ["connector", "add", "pagerduty", "p2", "--config", json.dumps(spec)])
+    assert bad.stderr == ("Error: invalid settings: Invalid enum value 'urgent'"
+                          " - at `custom.urgency_mapping[...]`\n")
+    spec["custom"].pop("urgency_mapping")
+    spec["base_url"] = "http://api.pagerduty.com"
+    plain = run_cli(runtime, ["connector", "add", "pagerduty", "p2", "--config", json.dumps(spec)])
+    assert "is not an https:// URL (http:// only on loopback) - at `base_url`" in plain.stderr
+
+
+def test_connection_test_prints_the_specs_lines(runtime, pd):
+    enabled = im(runtime, "connector", "webhook", "prod-pagerduty", "--enable", "--url",
+                 "http://127.0.0.1:9")
+    assert enabled.exit_code == 0, enabled.output
+    result = im(runtime, "connector", "test", "prod-pagerduty")
+    assert (result.exit_code, result.stdout) == (0, (
+        "✓ Connected to PagerDuty API\n"
+        "✓ Service PXXXXXX accessible\n"
+        "✓ User ops@company.com valid\n"
+        "✓ Escalation policy PXXXXXX found\n"
+        "✓ Webhook endpoint configured\n"))
+
+
+def test_bad_key_and_missing_service_say_how_to_fix(runtime, pd):
+    im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "wrong")
+    result = im(runtime, "connector", "test", "prod-pagerduty")
+    assert (result.exit_code, result.stdout) == (1, (
+        "✗ Cannot use the PagerDuty API: PagerDuty rejected the API key (401 Unauthorized)\n"
+        "  Fix: check the key (Account Settings → API Access Keys, admin role) and run:"
+        " im connector update prod-pagerduty --api-key NEW_KEY\n"))
+    im(runtime, "connector", "update", "prod-pagerduty", "--api-key", pd.api_key)
+    im(runtime, "connector", "config", "prod-pagerduty", "--service-id", "PNOPE01")
+    result = im(runtime, "connector", "test", "prod-pagerduty")
+    assert result.exit_code == 1
+    assert ("✗ Service PNOPE01 not found (404)\n  Fix: im connector config prod-pagerduty"
+            " --service-id CORRECT_SERVICE_ID\n") in result.stdout
+
+
+def test_declare_creates_one_pagerduty_incident_per_service(runtime, api):
+    result = im(runtime, "declare", "--sev", "SEV-1", "--title", "Database cluster failure",
+                "--service", "database,api,payments", "--description", "Primary <lost>",
+                "--field", "environment=production")
+    assert result.exit_code == 0, result.output
+    remote = sorted(remote_incidents(api), key=lambda i: i["incident_number"])
+    assert [(i["service"]["id"], i["urgency"], i["status"], i["escalation_policy"]["id"])
+            for i in remote] == [("PDAT001", "high", "triggered", "PXXXXXX"),
+                                 ("PAPI001", "high", "triggered", "PXXXXXX"),
+                                 ("PPAY001", "high", "triggered", "PXXXXXX")]
+    incident = runtime.store.get_incident("INC-1")
+    assert {i["incident_key"] for i in remote} == {
+        f"im-{incident.correlation_id}-{s}" for s in ("database", "api", "payments")}
+    assert all(i["title"] == "Database cluster failure" for i in remote)
+    detail = api.get(f"/incidents/{remote[0]['id']}", params={"include[]": "body"}).json()
+    details = detail["incident"].get("body", {}).get("details", "")
+    assert "<p>Primary &lt;lost&gt;</p>" in details and incident.correlation_id in details
+    assert "<li><b>environment</b>: production</li>" in details
+    links = {l.service: l for l in runtime.store.links("INC-1")}
+    assert {s: l.remote_id for s, l in links.items()} == {
+        "database": remote[0]["id"], "api": remote[1]["id"], "payments": remote[2]["id"]}
+    assert result.stdout.splitlines()[1].startswith(
+        "  prod-pagerduty: PagerDuty incident #1 created (high urgency, service PDAT001)")
+
+
+def test_lifecycle_reaches_pagerduty(runtime, api):
+    im(runtime, "declare", "--sev", "SEV-3", "--title", "Slow pages", "--service", "web")
+    [remote] = remote_incidents(api)
+    assert remote["urgency"] == "low"
+    status = lambda: api.get(f"/incidents/{remote['id']}").json()["incident"]["status"]
+    notes = lambda: [n["content"] for n in api.get(f"/incidents/{remote['id']}/notes")
+                     .json()["notes"]]
+    im(runtime, "ack", "--incident", "INC-1", "--note", "Investigating database locks")
+    assert status() == "acknowledged" and notes() == ["Investigating database locks"]
+    im(runtime, "note", "--incident", "INC-1", "Cache warmed")
+    assert notes() == ["Investigating database locks", "Cache warmed"]
+    im(runtime, "resolve", "--incident", "INC-1", "--note", "Index rebuilt")
+    assert status() == "resolved" and notes()[-1] == "Index rebuilt"
+    im(runtime, "reopen", "--incident", "INC-1", "--note", "Errors are back")
+    assert status() == "triggered"
+    im(runtime, "close", "--incident", "INC-1")
+    assert status() == "resolved"
+    assert {r.status for r in runtime.store.outbox()} == {"done"}
+
+
+def test_an_outage_queues_and_sync_delivers_exactly_once(runtime, pd, api):
+    pd.set_faults(burst_5xx=4)
+    result = im(runtime, "declare", "--sev", "SEV-2", "--title", "Database performance issue",
+                "--service", "db")
+    assert result.exit_code == 0
+    assert "1 change(s) queued" in result.stderr
+    assert "PagerDuty answered 503" in result.stderr
+    assert runtime.store.get_incident("INC-1").status.value == "open"
+    assert remote_incidents(api) == []
+    pd.set_faults()
+    synced = im(runtime, "connector", "sync", "prod-pagerduty")
+    assert synced.stdout == "prod-pagerduty: 1 delivered, 0 queued for retry, 0 failed\n"
+    assert len(remote_incidents(api)) == 1
+
+
+def test_a_retry_links_the_incident_an_earlier_attempt_made(runtime, api):
+    """The create reached PagerDuty but its answer was lost: the retry finds the incident by
+    its key instead of creating a second one."""
+    from im import incidents
+
+    incident = incidents.declare(runtime, title="x", severity="SEV-2", services=["db"])
+    made = api.post("/incidents", json={"incident": {
+        "type": "incident", "title": "x", "service": {"id": "PDAT001", "type": "service_reference"},
+        "incident_key": f"im-{incident.correlation_id}-db"}}).json()["incident"]
+    result = im(runtime, "connector", "sync", "prod-pagerduty")
+    assert result.exit_code == 0, result.output
+    assert [i["id"] for i in remote_incidents(api)] == [made["id"]]
+    assert runtime.store.links("INC-1")[0].remote_id == made["id"]
+    assert any(e.text.startswith("PagerDuty incident #1 linked")
+               for e in runtime.store.timeline("INC-1"))
+
+
+def test_mappings_commands(runtime, pd):
+    ok = im(runtime, "connector", "map-service", "prod-pagerduty", "--im-service", "search",
+            "--pd-service", "PWEB001")
+    assert ok.stdout == "Mapped im service search to PagerDuty service PWEB001\n"
+    missing = im(runtime, "connector", "map-service", "prod-pagerduty", "--im-service", "x",
+                 "--pd-service", "PNOPE01")
+    assert (missing.exit_code, missing.stderr) == (1, "Error: PagerDuty has no service PNOPE01\n")
+    listing = im(runtime, "connector", "list-mappings", "prod-pagerduty")
+    assert listing.stdout.splitlines() == [
+        "IM Service  PagerDuty Service  Service Name",
+        "api         PAPI001            API Service",
+        "database    PDAT001            Database Service",
+        "db          PDAT001            Database Service",
+        "payments    PPAY001            Payments Service",
+        "search      PWEB001            Web Service",
+        "web         PWEB001            Web Service",
+        "default     PGEN001            General Service",
+    ]
+    mapped = im(runtime, "connector", "map-escalation", "prod-pagerduty", "--service", "api",
+                "--escalation-policy", "PAPI_ESCALATION")
+    assert mapped.stdout == "Mapped im service api to escalation policy PAPI_ESCALATION\n"
+    escalations = im(runtime, "connector", "list-escalations", "prod-pagerduty")
+    assert escalations.stdout.splitlines()[0] == "IM Service  Escalation Policy  Policy Name"
+    assert escalations.stdout.splitlines()[1].split()[:2] == ["api", "PAPI_ESCALATION"]
+    im(runtime, "declare", "--sev", "SEV-1", "--title", "API Gateway Down", "--service", "api")
+    link = runtime.store.links("INC-1")[0]
+    remote = pd.client().get(f"/incidents/{link.remote_id}").json()["incident"]
+    assert (remote["service"]["id"], remote["escalation_policy"]["id"]) == (
+        "PAPI001", "PAPI_ESCALATION")
+
+
+def test_config_options(runtime):
+    result = im(runtime, "connector", "config", "prod-pagerduty", "--escalation-policy",
+                "PAPI_ESCALATION", "--sla-mapping",
+                '{"SEV-1": {"ack": "15m", "resolve": "1h"}, "SEV-2": {"ack": "30m"}}')
+    assert result.exit_code == 0, result.output
+    settings = runtime.connector("prod-pagerduty").settings
+    assert settings.custom.escalation_policy_id == "PAPI_ESCALATION"
+    assert settings.custom.sla_mapping["SEV-1"].resolve == "1h"
+    bad = im(runtime, "connector", "config", "prod-pagerduty", "--sla-mapping",
+             '{"SEV-1": {"ack": "soon"}}')
+    assert bad.stderr == ("Error: invalid settings: 'soon' is not a duration; use a number and"
+                          " s, m, h or d (e.g. 5m) - at `ack` - at"
+                          " `custom.sla_mapping[...]`\n") or "at `custom.sla_mapping" in bad.stderr
+
+
+def test_assignment_in_both_systems(runtime, api):
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "api")
+    assert runtime.store.get_incident("INC-1").assignee == "john.doe@company.com"
+    result = im(runtime, "assign", "--incident", "INC-1", "--to", "jane.smith@company.com")
+    assert result.exit_code == 0, result.output
+    [remote] = remote_incidents(api)
+    assignees = [a["assignee"]["summary"] for a in remote["assignments"]]
+    assert assignees == ["Jane Smith"]
+    unknown = im(runtime, "assign", "--incident", "INC-1", "--to", "nobody@company.com")
+    assert unknown.exit_code == 1
+    assert unknown.stderr == ("Error: nobody@company.com is not a PagerDuty user"
+                              " (prod-pagerduty); `im oncall --service NAME` shows who is\n")
+    assert runtime.store.get_incident("INC-1").assignee == "jane.smith@company.com"
+
+
+def test_oncall(runtime):
+    result = im(runtime, "oncall", "--service", "api")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Service: api"
+    assert lines[1].startswith("Current On-Call: john.doe@company.com (until ")
+    assert lines[1].endswith(" 09:00)")
+    assert lines[2].startswith("Next On-Call: jane.smith@company.com (")
+    assert lines[3] == "Escalation: After 15 minutes → team-lead@company.com"
