@@ -139,7 +139,7 @@ def test_lifecycle_reaches_pagerduty(runtime, api):
 
 
 def test_an_outage_queues_and_sync_delivers_exactly_once(runtime, pd, api):
-    pd.set_faults(burst_5xx=4)
+    pd.set_faults(burst_5xx=2)  # as many as the client tries
     result = im(runtime, "declare", "--sev", "SEV-2", "--title", "Database performance issue",
                 "--service", "db")
     assert result.exit_code == 0
