@@ -181,3 +181,36 @@ class FakePlugin:
     @hookimpl
     def register_connectors(self, register: Any) -> None:
         register(type("FakeConnector", (FakeConnector,), {"remote": self.remote}))
+
+
+@contextmanager
+def serve(runtime: Runtime, *, background: bool = True, host: str = "127.0.0.1"
+          ) -> Iterator[str]:
+    """Run `im serve`'s app for `runtime` on a free loopback port in a thread; yields its base
+    URL. With `background`, outbox delivery, inbox processing and polling run too."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from im.server import create_app
+
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(create_app(runtime, background=background), host=host, port=port,
+                            log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="im-serve-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("im serve did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)

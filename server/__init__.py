@@ -70,8 +70,9 @@ def create_app(runtime: Runtime, *, background: bool = False) -> Litestar:
         return Response(body, status_code=200 if not reasons else 503)
 
     @post("/connectors/{name:str}/webhook", status_code=202)
-    async def webhook(name: str, request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
+    async def webhook(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
         """Receive a signed event: verify, store durably, answer 202, process later."""
+        name = request.path_params["name"]
         connector = connectors.get(name)
         if connector is None or not connector.settings.enable_webhook:
             raise HTTPException(status_code=404, detail=f"no webhook for connector {name}")

@@ -1,0 +1,176 @@
+"""Inbound sync end to end: the sandbox delivers real signed webhooks to a running `im serve`,
+and im reflects what responders do in PagerDuty, once, without echoing it back."""
+
+import json
+
+import httpx
+import pytest
+
+from im.testing import serve
+from im_pagerduty.connector import PagerDutyConnector
+from im_pagerduty.webhooks import sign
+
+from .connector_kit import im, remote_incidents, runtime_with_connector, wait_for
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    monkeypatch.setattr(PagerDutyConnector, "client_options",
+                        {"max_attempts": 2, "sleep": lambda _s: None})
+
+
+@pytest.fixture
+def live(tmp_path, pd):
+    """im serve on loopback with its webhook subscribed in the sandbox."""
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    with serve(runtime) as url:
+        result = im(runtime, "connector", "webhook", "prod-pagerduty", "--enable", "--url", url)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.endswith(
+            f"Webhook URL will be: {url}/connectors/prod-pagerduty/webhook\n")
+        yield runtime, url
+    runtime.store.close()
+
+
+def as_john(pd):
+    return pd.client(from_email="john.doe@company.com")
+
+
+def kinds(runtime, incident="INC-1"):
+    return [(e.kind, e.system) for e in runtime.store.timeline(incident) if e.kind != "sync"]
+
+
+def settled(pd, runtime):
+    """Every delivery made and every stored event processed."""
+    assert pd.wait_for_webhooks(timeout=10)
+    wait_for(lambda: not runtime.store.inbox(statuses=("pending", "processing")))
+
+
+def test_a_responders_work_in_pagerduty_comes_back_once(live, pd):
+    runtime, _ = live
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "Database performance issue",
+       "--service", "api")
+    [remote] = remote_incidents(pd.client())
+    settled(pd, runtime)
+    # our own create came back as incident.triggered: confirmed, not a second incident
+    assert len(runtime.store.list_incidents()) == 1
+    with as_john(pd) as john:
+        john.put(f"/incidents/{remote['id']}", json={"incident": {
+            "type": "incident_reference", "status": "acknowledged"}}).raise_for_status()
+        settled(pd, runtime)
+        incident = runtime.store.get_incident("INC-1")
+        assert incident.status.value == "mitigated"
+        assert incident.assignee == "john.doe@company.com"
+        john.post(f"/incidents/{remote['id']}/notes",
+                  json={"note": {"content": "Replica lag is the cause"}}).raise_for_status()
+        settled(pd, runtime)
+        john.put(f"/incidents/{remote['id']}", json={"incident": {
+            "type": "incident_reference", "status": "resolved"}}).raise_for_status()
+        settled(pd, runtime)
+        assert runtime.store.get_incident("INC-1").status.value == "resolved"
+        john.put(f"/incidents/{remote['id']}", json={"incident": {
+            "type": "incident_reference", "status": "triggered"}}).raise_for_status()
+        settled(pd, runtime)
+    assert runtime.store.get_incident("INC-1").status.value == "open"
+    timeline = runtime.store.timeline("INC-1")
+    note = next(e for e in timeline if e.kind == "note")
+    assert (note.text, note.actor, note.system) == (
+        "Replica lag is the cause", "john.doe@company.com", "prod-pagerduty")
+    assert [k for k in kinds(runtime) if k[1] == "prod-pagerduty"] == [
+        ("acknowledged", "prod-pagerduty"), ("note", "prod-pagerduty"),
+        ("resolved", "prod-pagerduty"), ("reopened", "prod-pagerduty")]
+    # nothing went back to PagerDuty: only the create was ever queued for it
+    assert [r.action for r in runtime.store.outbox(connector="prod-pagerduty")] == ["declare"]
+    notes = pd.client().get(f"/incidents/{remote['id']}/notes").json()["notes"]
+    assert [n["content"] for n in notes] == ["Replica lag is the cause"]
+
+
+def test_an_incident_triggered_in_pagerduty_becomes_an_im_incident(live, pd):
+    runtime, _ = live
+    with pd.client(from_email="jane.smith@company.com") as jane:
+        jane.post("/incidents", json={"incident": {
+            "type": "incident", "title": "Checkout errors", "urgency": "high",
+            "service": {"id": "PPAY001", "type": "service_reference"}}}).raise_for_status()
+    settled(pd, runtime)
+    [incident] = runtime.store.list_incidents()
+    assert (incident.title, incident.severity.value, incident.services) == (
+        "Checkout errors", "SEV-2", ["payments"])
+    assert incident.created_by == "jane.smith@company.com"
+    [link] = runtime.store.links(incident.id)
+    assert (link.connector, link.service, link.remote_status) == (
+        "prod-pagerduty", "payments", "triggered")
+    # an incident that came from PagerDuty is not created there again
+    assert runtime.store.outbox(connector="prod-pagerduty") == []
+
+
+def test_bad_signatures_write_nothing(live, pd):
+    runtime, url = live
+    endpoint = f"{url}/connectors/prod-pagerduty/webhook"
+    body = b'{"event": {"id": "01X", "event_type": "pagey.ping", "occurred_at": "2026-01-01T00:00:00Z", "data": {}}}'
+    for headers in ({}, {"X-PagerDuty-Signature": "v1=" + "0" * 64},
+                    {"X-PagerDuty-Signature": sign("not-the-secret", body)}):
+        assert httpx.post(endpoint, content=body, headers=headers).status_code == 401
+    assert runtime.store.inbox() == []
+    assert httpx.post(f"{url}/connectors/nope/webhook", content=body).status_code == 404
+
+
+def test_duplicates_unknown_types_and_oversized_bodies(live, pd):
+    runtime, url = live
+    endpoint = f"{url}/connectors/prod-pagerduty/webhook"
+    secret = runtime.connector("prod-pagerduty").settings.custom.webhook_secrets[0]
+    event = {"event": {"id": "01UNKNOWN", "event_type": "service.updated",
+                       "resource_type": "service", "occurred_at": "2026-11-28T10:00:00Z",
+                       "agent": None, "client": None, "data": {"id": "PAPI001", "type": "service"}}}
+    body = json.dumps(event).encode()
+    signed = {"X-PagerDuty-Signature": sign(secret, body), "Content-Type": "application/json"}
+    first = httpx.post(endpoint, content=body, headers=signed)
+    again = httpx.post(endpoint, content=body, headers=signed)
+    assert (first.status_code, first.json()) == (202, {"status": "accepted"})
+    assert (again.status_code, again.json()) == (202, {"status": "duplicate"})
+    wait_for(lambda: runtime.store.inbox(statuses=("quarantined",)))
+    [row] = runtime.store.inbox()
+    assert row.error == "UnhandledEventError: PagerDuty event type service.updated is not handled"
+    garbage = b"not json at all"
+    answer = httpx.post(endpoint, content=garbage, headers={
+        "X-PagerDuty-Signature": sign(secret, garbage)})
+    assert answer.status_code == 202
+    big = b"x" * (2 * 1024 * 1024)
+    assert httpx.post(endpoint, content=big, headers={
+        "X-PagerDuty-Signature": sign(secret, big)}).status_code == 413
+    wait_for(lambda: len(runtime.store.inbox(statuses=("quarantined",))) == 2)
+    replayed = im(runtime, "connector", "replay", "prod-pagerduty")
+    assert replayed.stdout.startswith("prod-pagerduty: 0 processed, 2 still quarantined\n")
+
+
+def test_webhook_test_command(live, pd):
+    runtime, url = live
+    result = im(runtime, "connector", "webhook", "prod-pagerduty", "--test", "--url", url)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        f"✓ Signed test event accepted by {url}/connectors/prod-pagerduty/webhook (202)"
+        " and stored\n✓ pagerduty ping received (pagey.ping)\n")
+
+
+def test_polling_repairs_missed_webhooks(tmp_path, pd):
+    """Webhooks paused: a poll finds what responders did."""
+    from im.inbound import poll
+
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    link = runtime.store.links("INC-1")[0]
+    with as_john(pd) as john:
+        john.put(f"/incidents/{link.remote_id}", json={"incident": {
+            "type": "incident_reference", "status": "acknowledged"}}).raise_for_status()
+        john.post("/incidents", json={"incident": {
+            "type": "incident", "title": "Made in PagerDuty",
+            "service": {"id": "PWEB001", "type": "service_reference"}}}).raise_for_status()
+    outcomes = poll(runtime, "prod-pagerduty")
+    assert outcomes == {"applied": 1, "created": 1}
+    assert runtime.store.get_incident("INC-1").status.value == "mitigated"
+    assert runtime.store.get_incident("INC-2").title == "Made in PagerDuty"
+    assert poll(runtime, "prod-pagerduty") == {"confirmed": 2}
+    with as_john(pd) as john:
+        john.put(f"/incidents/{link.remote_id}", json={"incident": {
+            "type": "incident_reference", "status": "resolved"}}).raise_for_status()
+    assert poll(runtime, "prod-pagerduty")["applied"] == 1
+    assert runtime.store.get_incident("INC-1").status.value == "resolved"
