@@ -37,7 +37,7 @@ class Group(TyperGroup):
 
 
 def make_app(runtime: Runtime) -> typer.Typer:
-    from im.cli import connectors, incidents, oncall, plugins, serve
+    from im.cli import connectors, incidents, oncall, plugins, report, serve
 
     app = typer.Typer(help=HELP, cls=Group, no_args_is_help=True, add_completion=False,
                       rich_markup_mode=None, pretty_exceptions_enable=False)
@@ -58,6 +58,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
     incidents.add_commands(app, runtime)
     app.add_typer(connectors.make_app(runtime), name="connector")
     oncall.add_commands(app, runtime)
+    report.add_commands(app, runtime)
     serve.add_commands(app, runtime)
     plugins.add_commands(app, runtime)
     # A broken plugin must not take the core commands down with it (`im ack` at 3 a.m.).

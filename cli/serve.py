@@ -29,3 +29,14 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         # shutdown then stops the background work and the inbox writer.
         uvicorn.run(application, host=host, port=port, log_level=log_level,
                     timeout_graceful_shutdown=10, access_log=False)
+
+    @app.command("api-token")
+    def api_token_command(
+        rotate: bool = typer.Option(False, "--rotate", help="Make a new token (the old one"
+                                    " stops working once `im serve` restarts)."),
+    ) -> None:
+        """Show the bearer token of the HTTP API (made on `im serve`'s first start)."""
+        from im.tokens import api_token
+
+        token = api_token(runtime.store, create=True, rotate=rotate)
+        typer.echo(token)

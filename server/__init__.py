@@ -9,6 +9,7 @@ from typing import Any
 
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
 
 from im.connectors import Connector, WebhookRequest
 from im.errors import ImError
@@ -47,10 +48,20 @@ def create_app(runtime: Runtime, *, background: bool = False) -> Litestar:
     (what `im serve` does); without, webhooks are stored and processing is left to the caller."""
     from im.server.work import BackgroundWork
 
+    from im.server.api import make_api
+    from im.server.metrics import ServerMetrics
+
     work = BackgroundWork(runtime) if background else None
     writer = InboxWriter(lambda: runtime.store,
                          on_stored=(work.inbox.wake.set if work else None))
     connectors = ConnectorCache(runtime)
+    metrics = ServerMetrics(runtime)
+    allowed = _networks(runtime.settings.get("server", {}).get("webhook_allow"))
+
+    @get("/metrics", sync_to_thread=True, media_type="text/plain; version=0.0.4")
+    def prometheus() -> bytes:
+        """Prometheus metrics."""
+        return metrics.render()
 
     @get("/health", sync_to_thread=False)
     def health() -> Response[dict[str, Any]]:
@@ -73,15 +84,19 @@ def create_app(runtime: Runtime, *, background: bool = False) -> Litestar:
     async def webhook(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
         """Receive a signed event: verify, store durably, answer 202, process later."""
         name = request.path_params["name"]
+        client = request.client.host if request.client else None
+        if allowed and not _allowed(client, allowed):
+            metrics.webhooks.labels(name, "forbidden").inc()
+            raise HTTPException(status_code=403, detail="source address not allowed")
         connector = connectors.get(name)
         if connector is None or not connector.settings.enable_webhook:
             raise HTTPException(status_code=404, detail=f"no webhook for connector {name}")
         body = await request.body()
         headers = {k.lower(): v for k, v in request.headers.items()}
-        client = request.client.host if request.client else None
         webhook_request = WebhookRequest(headers=headers, body=body, client=client)
         if not connector.verify_webhook(webhook_request):
             log.warning("%s: webhook from %s refused: bad or missing signature", name, client)
+            metrics.webhooks.labels(name, "unauthorized").inc()
             raise HTTPException(status_code=401, detail="invalid or missing signature")
         try:
             envelope = connector.parse_webhook(webhook_request)
@@ -97,10 +112,16 @@ def create_app(runtime: Runtime, *, background: bool = False) -> Litestar:
         try:
             new = await writer.store(event)
         except StorageUnavailable:
+            metrics.webhooks.labels(name, "unavailable").inc()
             raise HTTPException(status_code=503, detail="storage unavailable; retry") from None
+        metrics.webhooks.labels(name, "accepted" if new else "duplicate").inc()
         return Response({"status": "accepted" if new else "duplicate"}, status_code=202)
 
-    handlers: list[Any] = [health, webhook]
+    def after_change() -> None:
+        if work is not None:
+            work.outbox.wake.set()
+
+    handlers: list[Any] = [health, webhook, prometheus, make_api(runtime, after_change)]
     runtime.pm.hook.register_routes(register=handlers.append)
 
     def start() -> None:
@@ -113,6 +134,55 @@ def create_app(runtime: Runtime, *, background: bool = False) -> Litestar:
         if work is not None:
             work.stop()
 
-    return Litestar(route_handlers=handlers, on_startup=[start], on_shutdown=[stop],
-                    request_max_body_size=MAX_WEBHOOK_BODY,
-                    state={"runtime": runtime, "writer": writer, "work": work})
+    from im import __version__
+
+    return Litestar(
+        route_handlers=handlers, on_startup=[start], on_shutdown=[stop],
+        request_max_body_size=MAX_WEBHOOK_BODY,
+        exception_handlers={ImError: _error_response},
+        middleware=_rate_limit(runtime.settings.get("server", {})),
+        openapi_config=OpenAPIConfig(title="im", version=__version__, path="/schema"),
+        state={"runtime": runtime, "writer": writer, "work": work, "metrics": metrics})
+
+
+def _error_response(_: Request[Any, Any, Any], error: ImError) -> Response[dict[str, str]]:
+    return Response({"error": str(error)}, status_code=error.http_status)
+
+
+def _networks(values: Any) -> list[Any]:
+    import ipaddress
+
+    if not values:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    try:
+        return [ipaddress.ip_network(v, strict=False) for v in values]
+    except ValueError as error:
+        raise ImError(f"settings server.webhook_allow: {error}") from None
+
+
+def _allowed(client: str | None, networks: list[Any]) -> bool:
+    import ipaddress
+
+    if client is None:
+        return False
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
+def _rate_limit(server_settings: dict[str, Any]) -> list[Any]:
+    """Rate limiting of the webhook route per source address (`server.webhook_rate_limit`,
+    requests per second; default 1000, `0` turns it off). A sender answered 429 retries."""
+    from litestar.middleware.rate_limit import RateLimitConfig
+
+    limit = server_settings.get("webhook_rate_limit", 1000)
+    if not limit:
+        return []
+    config = RateLimitConfig(rate_limit=("second", int(limit)),
+                             exclude=["/health", "/metrics", "/api", "/schema"],
+                             set_rate_limit_headers=False)
+    return [config.middleware]

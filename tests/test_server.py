@@ -21,3 +21,77 @@ def test_health_and_plugin_routes(tmp_path):
     with http_client(runtime) as client:
         assert client.get("/health").json() == {"status": "ok", "database": "ok"}
         assert client.get("/hello").json() == {"hello": "world"}
+
+
+def test_api_needs_the_bearer_token(runtime):
+    from im.tokens import api_token
+
+    with http_client(runtime) as client:
+        assert client.get("/api/incidents").status_code == 401
+        assert client.get("/api/incidents",
+                          headers={"Authorization": "Bearer wrong"}).status_code == 401
+        token = api_token(runtime.store, create=False)
+        ok = client.get("/api/incidents", headers={"Authorization": f"Bearer {token}"})
+        assert (ok.status_code, ok.json()) == (200, [])
+
+
+def test_api_incident_lifecycle(runtime, fake):
+    from im.testing import run_cli
+    from im.tokens import api_token
+
+    run_cli(runtime, ["connector", "add", "fake", "f", "--config", '{"api_key": "k"}'])
+    with http_client(runtime) as client:
+        client.headers["Authorization"] = f"Bearer {api_token(runtime.store)}"
+        client.headers["X-Im-User"] = "bob"
+        made = client.post("/api/incidents", json={
+            "title": "API down", "severity": "SEV-1", "services": ["api", "db"]})
+        assert made.status_code == 201, made.text
+        assert made.json()["incident"]["id"] == "INC-1"
+        acked = client.post("/api/incidents/INC-1/ack", json={"note": "on it"})
+        assert acked.json()["incident"]["status"] == "mitigated"
+        note = client.post("/api/incidents/INC-1/notes", json={"note": "cache flushed"})
+        assert (note.status_code, note.json()["text"], note.json()["actor"]) == (
+            201, "cache flushed", "bob")
+        resolved = client.post("/api/incidents/INC-1/resolve", json={})
+        assert resolved.json()["incident"]["status"] == "resolved"
+        again = client.post("/api/incidents/INC-1/ack", json={})
+        assert (again.status_code, again.json()) == (409, {
+            "error": "cannot ack INC-1: it is resolved; from resolved you can close, reopen"})
+        missing = client.get("/api/incidents/INC-9")
+        assert (missing.status_code, missing.json()["error"]) == (
+            404, "no incident INC-9; `im list` shows the incidents")
+        bad = client.post("/api/incidents", json={"title": "x", "severity": "SEV-9",
+                                                  "services": ["a"]})
+        assert bad.status_code == 400 and "choose from SEV-1" in bad.json()["error"]
+        listed = client.get("/api/incidents", params={"status": "resolved"}).json()
+        assert [i["id"] for i in listed] == ["INC-1"]
+        events = client.get("/api/incidents/INC-1/timeline").json()
+        assert [e["kind"] for e in events] == ["declared", "acknowledged", "note", "resolved"]
+    # The changes went into the outbox for the connector, like the CLI's.
+    assert [r.action for r in runtime.store.outbox() if r.service == "api"] == [
+        "declare", "ack", "note", "resolve"]
+
+
+def test_openapi_schema_and_metrics(runtime):
+    from im import incidents
+
+    incidents.declare(runtime, title="x", severity="SEV-2", services=["db"])
+    with http_client(runtime) as client:
+        schema = client.get("/schema/openapi.json").json()
+        assert "/api/incidents" in schema["paths"]
+        assert "/connectors/{name}/webhook" in schema["paths"]
+        metrics = client.get("/metrics").text
+        assert 'im_incidents{severity="SEV-2",status="open"} 1.0' in metrics
+
+
+def test_webhook_source_allowlist(tmp_path):
+    import json
+
+    from im.testing import FakePlugin
+
+    (tmp_path / "settings.json").write_text(json.dumps(
+        {"server": {"webhook_allow": ["10.0.0.0/8"]}}))
+    runtime = make_runtime(tmp_path, plugins=[FakePlugin()])
+    with http_client(runtime) as client:
+        refused = client.post("/connectors/any/webhook", content=b"{}")
+        assert refused.status_code == 403

@@ -1,0 +1,80 @@
+"""The report as Markdown (GitHub-flavoured tables), for wikis, tickets and e-mail."""
+
+from __future__ import annotations
+
+from im.reports.model import Report
+from im.reports.tables import (
+    EMPTY,
+    Table,
+    daily_table,
+    escalations_table,
+    incident_facts,
+    incidents_table,
+    key_figures,
+    remote_table,
+    response_table,
+    responders_table,
+    scope,
+    sla_table,
+    sla_targets_table,
+    timeline_table,
+)
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("\\", "\\\\").replace("|", "\\|") or " "
+
+
+def table(data: Table) -> str:
+    if not data.rows:
+        return data.empty
+    headers = [_cell(h) for h in data.headers]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in data.rows]
+    return "\n".join(lines)
+
+
+def _escape(text: str) -> str:
+    """Inline text that Markdown must not read as markup."""
+    out = " ".join(text.split())
+    for char in "\\`*_[]<>#|":
+        out = out.replace(char, "\\" + char)
+    return out
+
+
+def render_markdown(report: Report) -> bytes:
+    parts = [f"# {_escape(report.title)}: {report.period}", "\n".join(
+        f"- {_escape(line)}" for line in scope(report))]
+    for note in report.notes:
+        parts.append(f"> Note: {_escape(note)}")
+    parts += ["## Summary", table(key_figures(report))]
+    if report.empty:
+        parts.append(f"**{EMPTY}**")
+    parts += [
+        "## Response times by severity",
+        "TTA: time to acknowledge (first response); TTR: time to resolve; medians and 90th"
+        " percentiles. Measured in im from declaration, in a connector's system from the"
+        " remote incident's creation.",
+        table(response_table(report.response_by_severity, "Severity")),
+        "## Response times by service",
+        table(response_table(report.response_by_service, "Service")),
+        "## SLA compliance",
+        table(sla_targets_table(report)),
+        "Compliance is met / (met + breached); pending incidents are open and within target.",
+        table(sla_table(report)),
+        "## On-call effectiveness",
+        "### Responders",
+        table(responders_table(report)),
+        "### Escalations",
+        table(escalations_table(report)),
+        "## Incidents per day",
+        table(daily_table(report)),
+        "## Incidents",
+        table(incidents_table(report)),
+    ]
+    for entry in report.incidents:
+        parts += [f"### {entry.id}: {_escape(entry.title)}", table(incident_facts(entry))]
+        if entry.remote:
+            parts += ["#### Linked remote incidents", table(remote_table(entry))]
+        parts += ["#### Timeline", table(timeline_table(entry))]
+    return ("\n\n".join(parts) + "\n").encode()

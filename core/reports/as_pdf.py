@@ -1,0 +1,246 @@
+"""The report as a PDF (reportlab): a title page with the key figures, charts, tables that
+break across pages with their header row repeated, and every incident's timeline. A4
+landscape, so the wide tables stay readable; the outline (bookmarks) lists every section and
+incident."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+from xml.sax.saxutils import escape
+
+from reportlab.lib import colors  # type: ignore[import-untyped]
+from reportlab.lib.enums import TA_LEFT  # type: ignore[import-untyped]
+from reportlab.lib.pagesizes import A4, landscape  # type: ignore[import-untyped]
+from reportlab.lib.styles import ParagraphStyle  # type: ignore[import-untyped]
+from reportlab.platypus import (  # type: ignore[import-untyped]
+    BaseDocTemplate,
+    CondPageBreak,
+    Flowable,
+    Frame,
+    KeepTogether,
+    NextPageTemplate,
+    PageBreak,
+    PageTemplate,
+    Paragraph,
+    Spacer,
+)
+from reportlab.platypus import Table as PdfTable  # type: ignore[import-untyped]
+from reportlab.platypus import TableStyle  # type: ignore[import-untyped]
+
+from im.reports.charts import all_charts, incidents_per_day, response_by_severity
+from im.reports.model import Report
+from im.reports.tables import (
+    EMPTY,
+    Table,
+    escalations_table,
+    incident_facts,
+    incidents_table,
+    key_figures,
+    remote_table,
+    response_table,
+    responders_table,
+    scope,
+    sla_table,
+    sla_targets_table,
+    timeline_table,
+)
+
+PAGE = landscape(A4)
+MARGIN = 36
+GRID = colors.HexColor("#c8ced6")
+HEADER_FILL = colors.HexColor("#e9eef3")
+MUTED = colors.HexColor("#57606a")
+
+_base = ParagraphStyle("base", fontName="Helvetica", fontSize=9, leading=12, alignment=TA_LEFT)
+STYLES = {
+    "title": ParagraphStyle("title", _base, fontName="Helvetica-Bold", fontSize=30,
+                            leading=36, spaceAfter=10),
+    "subtitle": ParagraphStyle("subtitle", _base, fontSize=16, leading=20, spaceAfter=14),
+    "h1": ParagraphStyle("h1", _base, fontName="Helvetica-Bold", fontSize=16, leading=20,
+                         spaceBefore=6, spaceAfter=8),
+    "h2": ParagraphStyle("h2", _base, fontName="Helvetica-Bold", fontSize=12, leading=15,
+                         spaceBefore=10, spaceAfter=5),
+    "h3": ParagraphStyle("h3", _base, fontName="Helvetica-Bold", fontSize=9.5, leading=12,
+                         spaceBefore=6, spaceAfter=3),
+    "body": ParagraphStyle("body", _base, spaceAfter=5),
+    "muted": ParagraphStyle("muted", _base, textColor=MUTED, spaceAfter=2),
+    "note": ParagraphStyle("note", _base, backColor=colors.HexColor("#fff8c5"),
+                           borderPadding=4, spaceBefore=4, spaceAfter=8),
+    "empty": ParagraphStyle("empty", _base, fontName="Helvetica-Bold", fontSize=12,
+                            leading=16, spaceBefore=6, spaceAfter=10),
+    "cell": ParagraphStyle("cell", _base, fontSize=7.5, leading=9.2),
+    "head": ParagraphStyle("head", _base, fontName="Helvetica-Bold", fontSize=7.5,
+                           leading=9.2),
+}
+
+
+def _text(value: str) -> str:
+    """Plain text as Paragraph markup (which is XML: &, < and > must be escaped)."""
+    return escape(value)
+
+
+def _cell(value: str) -> str:
+    if value.startswith(("https://", "http://")) and " " not in value:
+        return f'<link href="{escape(value, {chr(34): "&quot;"})}" color="blue">{escape(value)}</link>'
+    return _text(value)
+
+
+class Chart(Flowable):  # type: ignore[misc]
+    """A drawing placed as a PDF form XObject: vector graphics, and findable as a chart."""
+
+    def __init__(self, name: str, drawing: Any) -> None:
+        super().__init__()
+        self.name = name
+        self.drawing = drawing
+        self.width, self.height = drawing.width, drawing.height
+
+    def wrap(self, available_width: float, available_height: float) -> tuple[float, float]:
+        return self.width, self.height
+
+    def draw(self) -> None:
+        from reportlab.graphics import renderPDF  # type: ignore[import-untyped]
+
+        self.canv.beginForm(self.name)
+        renderPDF.draw(self.drawing, self.canv, 0, 0)
+        self.canv.endForm()
+        self.canv.doForm(self.name)
+
+
+class Heading(Paragraph):  # type: ignore[misc]
+    """A heading that adds itself to the PDF outline."""
+
+    def __init__(self, text: str, level: int, key: str) -> None:
+        super().__init__(_text(text), STYLES[f"h{level + 1}"])
+        self.outline = (text, level, key)
+        self.keepWithNext = True
+
+
+class ReportDocument(BaseDocTemplate):  # type: ignore[misc]
+    def __init__(self, buffer: io.BytesIO, report: Report) -> None:
+        super().__init__(
+            buffer, pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN + 8,
+            bottomMargin=MARGIN, title=f"{report.title}: {report.period}",
+            author=report.generator, subject=f"Incidents declared {report.period}",
+            creator=report.generator)
+        self.report = report
+        frame = Frame(self.leftMargin, self.bottomMargin, self.width, self.height, id="body")
+        self.addPageTemplates([PageTemplate(id="title", frames=[frame]),
+                               PageTemplate(id="body", frames=[frame], onPage=self._decorate)])
+
+    def _decorate(self, canvas: Any, doc: Any) -> None:
+        canvas.saveState()
+        canvas.setFont("Helvetica", 7.5)
+        canvas.setFillColor(MUTED)
+        top = PAGE[1] - MARGIN + 6
+        canvas.drawString(MARGIN, top, f"{self.report.title}: {self.report.period}")
+        canvas.drawRightString(PAGE[0] - MARGIN, top, f"Page {doc.page}")
+        canvas.drawString(MARGIN, MARGIN - 18, f"Generated by {self.report.generator}; all"
+                                               f" times {self.report.timezone}")
+        canvas.restoreState()
+
+    def afterFlowable(self, flowable: Any) -> None:
+        outline = getattr(flowable, "outline", None)
+        if outline:
+            text, level, key = outline
+            self.canv.bookmarkPage(key)
+            self.canv.addOutlineEntry(text, key, level=level, closed=level > 0)
+
+
+def table(data: Table, width: float) -> Any:
+    if not data.rows:
+        return Paragraph(_text(data.empty), STYLES["body"])
+    with_header = any(data.headers)
+    rows = [[Paragraph(_cell(c), STYLES["cell"]) for c in row] for row in data.rows]
+    if with_header:
+        rows.insert(0, [Paragraph(_text(h), STYLES["head"]) for h in data.headers])
+    weights = data.widths or [1.0] * len(data.headers)
+    widths = [width * w / sum(weights) for w in weights]
+    result = PdfTable(rows, colWidths=widths, repeatRows=1 if with_header else 0,
+                      hAlign="LEFT")
+    style = [("GRID", (0, 0), (-1, -1), 0.4, GRID), ("VALIGN", (0, 0), (-1, -1), "TOP"),
+             ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+             ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3)]
+    if with_header:
+        style.append(("BACKGROUND", (0, 0), (-1, 0), HEADER_FILL))
+    else:
+        style.append(("BACKGROUND", (0, 0), (0, -1), HEADER_FILL))
+    result.setStyle(TableStyle(style))
+    return result
+
+
+def _title_page(report: Report, width: float) -> list[Any]:
+    story: list[Any] = [
+        Spacer(1, 40),
+        Paragraph(_text(report.title), STYLES["title"]),
+        Paragraph(_text(report.period), STYLES["subtitle"]),
+    ]
+    story += [Paragraph(_text(line), STYLES["muted"]) for line in scope(report)]
+    story.append(Spacer(1, 10))
+    if report.empty:
+        story.append(Paragraph(_text(EMPTY), STYLES["empty"]))
+    story += [Paragraph(_text(f"Note: {note}"), STYLES["note"]) for note in report.notes]
+    story += [Paragraph("Key figures", STYLES["h2"]), table(key_figures(report), width * 0.7)]
+    contents = ["Charts", "Response times", "SLA compliance", "On-call effectiveness",
+                "Incidents", "Incident timelines"]
+    story += [Paragraph("Contents", STYLES["h2"]),
+              Paragraph(_text(" / ".join(contents)), STYLES["body"])]
+    return story
+
+
+def render_pdf(report: Report) -> bytes:
+    buffer = io.BytesIO()
+    doc = ReportDocument(buffer, report)
+    width = doc.width
+    story: list[Any] = _title_page(report, width)
+    story += [NextPageTemplate("body"), PageBreak()]
+
+    story.append(Heading("Charts", 0, "charts"))
+    if report.empty:
+        story.append(Paragraph(_text(EMPTY), STYLES["empty"]))
+    elif all_charts(report):
+        half = (width - 20) / 2
+        story.append(Chart("IncidentsPerDay", incidents_per_day(report, width=width)))
+        story.append(Spacer(1, 12))
+        pair = PdfTable([[Chart("TimeToAcknowledge",
+                                response_by_severity(report, "acknowledge", width=half)),
+                          Chart("TimeToResolve",
+                                response_by_severity(report, "resolve", width=half))]],
+                        colWidths=[half + 10, half + 10], hAlign="LEFT")
+        pair.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 0)]))
+        story.append(pair)
+
+    story += [CondPageBreak(200), Heading("Response times", 0, "response"),
+              Paragraph("TTA: time to acknowledge (first response); TTR: time to resolve;"
+                        " medians and 90th percentiles. Measured in im from declaration, in a"
+                        " connector's system from the remote incident's creation.",
+                        STYLES["body"]),
+              Heading("By severity", 1, "response-severity"),
+              table(response_table(report.response_by_severity, "Severity"), width),
+              Heading("By service", 1, "response-service"),
+              table(response_table(report.response_by_service, "Service"), width)]
+    story += [CondPageBreak(200), Heading("SLA compliance", 0, "sla"),
+              KeepTogether([Paragraph("Targets", STYLES["h3"]),
+                            table(sla_targets_table(report), width * 0.6)]),
+              Paragraph("Compliance is met / (met + breached); pending incidents are open and"
+                        " within target.", STYLES["body"]),
+              table(sla_table(report), width)]
+    story += [CondPageBreak(200), Heading("On-call effectiveness", 0, "oncall"),
+              Heading("Responders", 1, "responders"), table(responders_table(report), width),
+              Heading("Escalations", 1, "escalations"),
+              table(escalations_table(report), width)]
+    story += [PageBreak(), Heading("Incidents", 0, "incidents"),
+              table(incidents_table(report), width)]
+    if report.incidents:
+        story += [PageBreak(), Heading("Incident timelines", 0, "timelines")]
+    for entry in report.incidents:
+        story += [CondPageBreak(120),
+                  Heading(f"{entry.id}: {entry.title}", 1, f"incident-{entry.id}"),
+                  table(incident_facts(entry), width * 0.75)]
+        if entry.remote:
+            story += [Paragraph("Linked remote incidents", STYLES["h3"]),
+                      table(remote_table(entry), width)]
+        story += [Paragraph("Timeline", STYLES["h3"]), table(timeline_table(entry), width),
+                  Spacer(1, 8)]
+    doc.build(story)
+    return buffer.getvalue()

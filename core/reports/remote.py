@@ -1,0 +1,206 @@
+"""Linked remote incidents: what a connector tells about them, and what im's own links and
+timeline already know.
+
+`RemoteIncidentRequest`, `RemoteEvent` and `RemoteIncidentReport` are the structs of the
+Connector method `describe_remote(request) -> RemoteIncidentReport`: a connector that can read
+a remote incident and its log implements it; the report asks it only for what the stored data
+is missing, and works from stored data alone for every other connector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from im.models import Incident, Link, TimelineEvent
+
+if TYPE_CHECKING:
+    from im.reports.model import Escalation, RemoteIncident
+
+# -- the connector protocol ----------------------------------------------------------------
+
+
+class RemoteIncidentRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Describe one linked remote incident (for reports): `link` says which one; `incident`
+    is the im incident it belongs to."""
+
+    link: Link
+    incident: Incident | None = None
+
+
+class RemoteEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of a remote incident's log, in im's words.
+
+    `kind`: triggered, notified (someone was paged), assigned, escalated, acknowledged,
+    unacknowledged, resolved, reopened, note or updated. `actor`: who did it (an email or a
+    name; None for the remote system itself). `targets`: who the event paged, assigned or
+    escalated to."""
+
+    at: datetime
+    kind: str
+    text: str = ""
+    actor: str | None = None
+    targets: list[str] = []
+
+
+class RemoteIncidentReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What a connector knows about a remote incident: its identity, state and whole log
+    (`events`, in any order; the report sorts them by time)."""
+
+    remote_id: str
+    number: str | None = None
+    url: str | None = None
+    status: str | None = None
+    title: str | None = None
+    created_at: datetime | None = None
+    events: list[RemoteEvent] = []
+
+
+TRIGGERED = "triggered"
+NOTIFIED = "notified"
+ASSIGNED = "assigned"
+ESCALATED = "escalated"
+ACKNOWLEDGED = "acknowledged"
+UNACKNOWLEDGED = "unacknowledged"
+RESOLVED = "resolved"
+REOPENED = "reopened"
+NOTE = "note"
+UPDATED = "updated"
+# Events that change who holds the incident (notifications go to whoever holds it).
+_HOLDERS = (TRIGGERED, ASSIGNED, ESCALATED)
+# An escalation recorded by inbound sync is followed by the assignment it made, at once.
+_SAME_MOMENT = timedelta(seconds=2)
+
+
+# -- from events to the report's view ------------------------------------------------------
+
+
+def summarize(link: Link, described: RemoteIncidentReport, *, connector_type: str | None,
+              source: str) -> RemoteIncident:
+    """A RemoteIncident from a remote incident's log: first response (acknowledgement, or
+    resolution without one), final resolution, who was paged, and each escalation with who
+    it moved from and to."""
+    from im.reports.model import Escalation, RemoteIncident
+
+    events = sorted(described.events, key=lambda e: e.at)
+    created = described.created_at or next((e.at for e in events if e.kind == TRIGGERED), None)
+    # The first response: an acknowledgement, or a resolution nobody acknowledged before.
+    first_ack = next((e for e in events if e.kind in (ACKNOWLEDGED, RESOLVED)), None)
+    resolved_at: datetime | None = None
+    for event in events:
+        if event.kind == RESOLVED:
+            resolved_at = resolved_at or event.at
+        elif event.kind in (TRIGGERED, REOPENED) and resolved_at is not None:
+            resolved_at = None  # reopened: only the final resolution counts
+    status = described.status or link.remote_status
+    if status is not None and status != "resolved":
+        resolved_at = None
+    paged: list[str] = []
+    holders: list[str] = []
+    escalations: list[Escalation] = []
+    for event in events:
+        if event.kind in (*_HOLDERS, NOTIFIED):
+            paged += [t for t in event.targets if t not in paged]
+        if event.kind == ESCALATED:
+            escalations.append(Escalation(
+                incident_id=link.incident_id, at=event.at, system=link.connector,
+                from_=[h for h in holders if h not in event.targets], to=list(event.targets),
+                text=event.text))
+        if event.kind in _HOLDERS and event.targets:
+            holders = list(event.targets)
+    tta = (first_ack.at - created).total_seconds() if first_ack and created else None
+    ttr = (resolved_at - created).total_seconds() if resolved_at and created else None
+    return RemoteIncident(
+        connector=link.connector, connector_type=connector_type, service=link.service,
+        remote_id=link.remote_id, number=described.number or link.remote_number,
+        url=described.url or link.remote_url, status=status, title=described.title,
+        created_at=created, acknowledged_at=first_ack.at if first_ack else None,
+        acknowledged_by=first_ack.actor if first_ack else None, resolved_at=resolved_at,
+        time_to_acknowledge_seconds=tta, time_to_resolve_seconds=ttr, paged=paged,
+        escalations=escalations, events=events, source=source)
+
+
+def is_complete(remote: RemoteIncident) -> bool:
+    """Whether stored data tells all the report shows: number, link, creation, who was paged,
+    and the times of the acknowledgement and resolution its status says happened."""
+    if not (remote.number and remote.url and remote.created_at and remote.paged):
+        return False
+    if remote.status in ("acknowledged", "resolved") and remote.acknowledged_at is None:
+        return False
+    return not (remote.status == "resolved" and remote.resolved_at is None)
+
+
+# -- what im's links and timeline know -----------------------------------------------------
+
+
+def stored_events(link: Link, timeline: Sequence[TimelineEvent]) -> list[RemoteEvent]:
+    """The remote incident's history as im recorded it: what im pushed (sync lines, with the
+    action and service), and what came in from the connector (state changes, assignments,
+    escalations, notes). Times are when im delivered or received each change."""
+    mine = [e for e in timeline if e.system == link.connector and _concerns(e, link)]
+    events: list[RemoteEvent] = []
+    used: set[int] = set()
+    for index, event in enumerate(mine):
+        if event.id in used:
+            continue
+        action = event.data.get("action")
+        if event.kind == "sync":
+            kind = {"declare": TRIGGERED, "ack": ACKNOWLEDGED, "reopen": REOPENED,
+                    "resolve": RESOLVED, "close": RESOLVED}.get(str(action), UPDATED)
+            if kind == RESOLVED and link.remote_status != "resolved":
+                kind = UPDATED  # the connector kept it open (or we cannot tell it resolved)
+            events.append(RemoteEvent(at=event.at, kind=kind, text=event.text))
+        elif event.kind == "declared":  # created from the remote incident: it came first
+            events.append(RemoteEvent(at=event.at, kind=TRIGGERED, text=event.text,
+                                      actor=event.actor))
+        elif event.kind in (ACKNOWLEDGED, UNACKNOWLEDGED, RESOLVED, REOPENED, NOTE):
+            events.append(RemoteEvent(at=event.at, kind=event.kind, text=event.text,
+                                      actor=event.actor))
+        elif event.kind == ESCALATED:
+            targets: list[str] = []
+            for later in mine[index + 1:]:
+                if later.at - event.at > _SAME_MOMENT:
+                    break
+                if later.kind == ASSIGNED and later.data.get("assignee"):
+                    targets = [str(later.data["assignee"])]
+                    used.add(later.id)
+                    break
+            events.append(RemoteEvent(at=event.at, kind=ESCALATED, text=event.text,
+                                      actor=event.actor, targets=targets))
+        elif event.kind == ASSIGNED and event.data.get("assignee"):
+            events.append(RemoteEvent(at=event.at, kind=ASSIGNED, text=event.text,
+                                      actor=event.actor,
+                                      targets=[str(event.data["assignee"])]))
+    return events
+
+
+def _concerns(event: TimelineEvent, link: Link) -> bool:
+    """Whether a connector's timeline event is about this link's remote incident: events
+    name their service or remote id where they can; those that name neither concern every
+    remote incident of the connector."""
+    service = event.data.get("service")
+    remote_id = event.data.get("remote_id")
+    return (service is None or service == link.service) and (
+        remote_id is None or remote_id == link.remote_id)
+
+
+def from_stored(link: Link, timeline: Sequence[TimelineEvent],
+                connector_type: str | None) -> RemoteIncident:
+    described = RemoteIncidentReport(remote_id=link.remote_id, number=link.remote_number,
+                                     url=link.remote_url, status=link.remote_status,
+                                     events=stored_events(link, timeline))
+    return summarize(link, described, connector_type=connector_type, source="stored")
+
+
+def merge(link: Link, fetched: RemoteIncidentReport, stored: RemoteIncident,
+          connector_type: str | None) -> RemoteIncident:
+    """The fetched description, completed with what only im stored (the number and link of
+    a remote incident the connector did not report them for)."""
+    complete = msgspec.structs.replace(
+        fetched, number=fetched.number or stored.number, url=fetched.url or stored.url,
+        status=fetched.status or stored.status,
+        events=fetched.events or stored.events)
+    return summarize(link, complete, connector_type=connector_type, source="fetched")
