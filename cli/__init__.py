@@ -37,7 +37,7 @@ class Group(TyperGroup):
 
 
 def make_app(runtime: Runtime) -> typer.Typer:
-    from im.cli import connectors, incidents, oncall, plugins, report, serve
+    from im.cli import connectors, incidents, observe, oncall, plugins, report, serve, sla
 
     app = typer.Typer(help=HELP, cls=Group, no_args_is_help=True, add_completion=False,
                       rich_markup_mode=None, pretty_exceptions_enable=False)
@@ -56,8 +56,12 @@ def make_app(runtime: Runtime) -> typer.Typer:
             raise typer.Exit()
 
     incidents.add_commands(app, runtime)
-    app.add_typer(connectors.make_app(runtime), name="connector")
+    connector_app = connectors.make_app(runtime)
+    observe.add_connector_commands(connector_app, runtime)
+    app.add_typer(connector_app, name="connector")
+    observe.add_commands(app, runtime)
     oncall.add_commands(app, runtime)
+    sla.add_commands(app, runtime)
     report.add_commands(app, runtime)
     serve.add_commands(app, runtime)
     plugins.add_commands(app, runtime)
@@ -88,6 +92,9 @@ def main(argv: list[str] | None = None) -> None:
     debug = bool(os.environ.get("IM_DEBUG"))
     try:
         runtime = Runtime()
+        from im.logs import install
+
+        install(runtime.store)
         app = make_app(runtime)
         app(args=argv, prog_name="im")
     except ImError as error:  # raised while building the app, before any command runs

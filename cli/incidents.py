@@ -113,6 +113,14 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         typer.echo(f"Assigned {changed.id} to {changed.assignee}")
         deliver(runtime, changed)
 
+    @app.command()
+    def severity(incident: str = INCIDENT,
+                 sev: str = typer.Option(..., "--sev", "-s", help="The new severity.")) -> None:
+        """Change an incident's severity (SLA targets follow; connectors are told)."""
+        changed = incidents.set_severity(runtime, incident, sev)
+        typer.echo(f"{changed.id} is now {changed.severity.value}")
+        deliver(runtime, changed)
+
     @app.command("list")
     def list_(
         status: list[str] = typer.Option([], "--status", help="open, mitigated, resolved,"
@@ -140,13 +148,16 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         if not found:
             typer.echo("No incidents.")
             return
+        from im import sla
         from im.cli.output import ago, table
 
         now = runtime.clock()
+        targets, _ = sla.policy(runtime)
         typer.echo(table(
-            ["ID", "Severity", "Status", "Title", "Services", "Assignee", "Declared"],
+            ["ID", "Severity", "Status", "Title", "Services", "Assignee", "Declared", "SLA"],
             [[i.id, i.severity.value, i.status.value, _short(i.title, 48), ",".join(i.services),
-              i.assignee or "-", ago(i.created_at, now)] for i in found],
+              i.assignee or "-", ago(i.created_at, now), _sla_cell(i, targets, now)]
+             for i in found],
         ))
 
     @app.command()
@@ -173,6 +184,12 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
                              ("Closed", found.closed_at), ("Reopened", found.reopened_at)):
             if value is not None:
                 lines.append(f"{label + ':':<13} {when(value)} ({ago(value, now)})")
+        from im import sla
+
+        targets, _ = sla.policy(runtime)
+        clocks = sla.timers(found, targets)
+        if clocks:
+            lines.append("SLA:          " + ", ".join(t.describe(now) for t in clocks))
         if found.fields:
             lines.append("Fields:")
             lines += [f"  {key} = {value}" for key, value in sorted(found.fields.items())]
@@ -221,6 +238,14 @@ def _print_incident_json(runtime: Runtime, incident_id: str) -> None:
     incident = runtime.store.get_incident(incident_id)
     data: dict[str, Any] = {"incident": incident, "links": runtime.store.links(incident_id)}
     print_json(data)
+
+
+def _sla_cell(incident: Incident, targets: Any, now: Any) -> str:
+    """The timer that matters now: the first running one, or '-' when none runs."""
+    from im import sla
+
+    running = [t for t in sla.timers(incident, targets) if t.running]
+    return running[0].describe(now) if running else "-"
 
 
 def _short(text: str, width: int) -> str:

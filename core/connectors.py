@@ -205,17 +205,23 @@ class AssigneeRequest(msgspec.Struct, frozen=True, kw_only=True):
     assignee: str
 
 
+class SlaPolicyRequest(msgspec.Struct, frozen=True, kw_only=True):
+    pass
+
+
 class CheckRequest(msgspec.Struct, frozen=True, kw_only=True):
     public_url: str | None = None
 
 
 class Check(msgspec.Struct, frozen=True, kw_only=True):
-    """One line of `im connector test` or `health`: what was checked, and the fix if it failed."""
+    """One line of `im connector test` or `health`: what was checked, and the fix if it failed.
+    `label` titles the line in `health` ("API Connectivity")."""
 
     name: str
     ok: bool
     detail: str
     fix: str | None = None
+    label: str = ""
 
 
 class OncallRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -313,6 +319,11 @@ class Connector:
     def check_assignee(self, request: AssigneeRequest) -> None:
         """Raise InvalidInputError when the remote system has no such user; stay silent when
         it cannot tell (unreachable): assigning must not wait on an outage."""
+
+    def sla_policy(self, request: SlaPolicyRequest) -> dict[str, dict[str, str]] | None:
+        """SLA targets configured on this connector, as {"SEV-1": {"ack": "15m", "resolve":
+        "1h"}, ...}, or None. The core uses the first connector (by name) that has one."""
+        return None
 
     # on-call
     def oncall(self, request: OncallRequest) -> OncallResult:

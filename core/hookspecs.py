@@ -55,3 +55,16 @@ def incident_changed(incident: Any, event: Any, runtime: Any) -> None:
     and an exception in one implementation is logged, not raised, so a broken notifier never
     fails an incident change.
     """
+
+
+@hookspec
+def sla_breached(incident: Any, timer: Any, runtime: Any) -> None:
+    """Announce that an incident missed an SLA target, once per breach, after it is recorded.
+
+    `incident` is the `im.Incident`; `timer` the `im.sla.Timer` that ran out (its `kind` is
+    "ack" or "resolve", with `target_seconds`, `started_at` and `due_at`); `runtime` the
+    `im.Runtime`. Called in the process that detected the breach (`im serve`, or
+    `im sla check`). Results are ignored; an exception in one implementation is logged and
+    the others still run. Connectors are told through the outbox (a note on every linked
+    remote incident), not through this hook.
+    """

@@ -29,7 +29,7 @@ MAX_TITLE = 500
 KINDS = {
     Action.DECLARE: "declared", Action.ACK: "acknowledged", Action.UNACK: "unacknowledged",
     Action.RESOLVE: "resolved", Action.CLOSE: "closed", Action.REOPEN: "reopened",
-    Action.NOTE: "note", Action.ASSIGN: "assigned",
+    Action.NOTE: "note", Action.ASSIGN: "assigned", Action.SEVERITY: "severity_changed",
 }
 # The timestamp column each status sets.
 STATUS_TIME = {Status.MITIGATED: "mitigated_at", Status.RESOLVED: "resolved_at",
@@ -103,18 +103,23 @@ def get(runtime: Runtime, incident_id: str) -> Incident:
 
 def _enqueue(runtime: Runtime, conn: sqlite3.Connection, incident: Incident, action: Action,
              payload: dict[str, Any], origin: Origin) -> int:
-    """One outbox row per outbound connector and service. A change never goes back to the
-    connector it came from."""
+    return enqueue_all(runtime, conn, incident, action.value, payload, system=origin.system)
+
+
+def enqueue_all(runtime: Runtime, conn: sqlite3.Connection, incident: Incident, action: str,
+                payload: dict[str, Any], *, system: str) -> int:
+    """One outbox row per outbound connector and service, in the caller's transaction. A
+    change never goes back to the connector (`system`) it came from."""
     queued = 0
     for record in runtime.store.list_connectors():
-        if not record.enabled or record.name == origin.system:
+        if not record.enabled or record.name == system:
             continue
         direction = record.settings.get("sync_direction", "outbound")
         if direction == "inbound":
             continue
         for service in incident.services:
             runtime.store.enqueue(conn, connector=record.name, incident_id=incident.id,
-                                  service=service, action=action.value, payload=payload,
+                                  service=service, action=action, payload=payload,
                                   at=runtime.clock())
             queued += 1
     return queued
@@ -228,4 +233,20 @@ def assign(runtime: Runtime, incident_id: str, assignee: str, *, origin: Origin 
     incident, _ = _record(runtime, incident.id, Action.ASSIGN, f"Assigned to {assignee}",
                           origin, {"assignee": assignee, "previous": incident.assignee},
                           {"assignee": assignee}, {"assignee": assignee}, push)
+    return incident
+
+
+def set_severity(runtime: Runtime, incident_id: str, severity: Severity | str, *,
+                 origin: Origin | None = None, push: bool = True) -> Incident:
+    """Change the severity; running SLA timers take the new severity's targets."""
+    severity = severity if isinstance(severity, Severity) else parse_severity(severity)
+    incident = get(runtime, incident_id)
+    if severity is incident.severity:
+        raise InvalidInputError(f"{incident.id} is {severity.value} already")
+    origin = origin or Origin(actor=runtime.user)
+    incident, _ = _record(
+        runtime, incident.id, Action.SEVERITY,
+        f"Severity changed from {incident.severity.value} to {severity.value}", origin,
+        {"from": incident.severity.value, "to": severity.value},
+        {"severity": severity.value}, {"severity": severity.value}, push)
     return incident

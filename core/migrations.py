@@ -126,4 +126,53 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX inbox_received ON inbox(connector, received_at);
         """,
     ),
+    (
+        "0004_calls_and_logs",
+        """
+        -- Every call a connector made to its remote system: the figures of `im metrics`,
+        -- `im connector status` and `health` are computed from these rows.
+        CREATE TABLE calls (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            connector TEXT NOT NULL,
+            at TEXT NOT NULL,
+            method TEXT NOT NULL,
+            path TEXT NOT NULL,
+            status INTEGER,
+            duration_ms REAL NOT NULL,
+            error TEXT,
+            rate_limit INTEGER,
+            rate_remaining INTEGER
+        );
+        CREATE INDEX calls_connector_at ON calls(connector, at);
+        -- Structured logs of the CLI and `im serve` (`im logs`).
+        CREATE TABLE logs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            level TEXT NOT NULL,
+            levelno INTEGER NOT NULL,
+            component TEXT NOT NULL,
+            connector TEXT,
+            message TEXT NOT NULL,
+            data TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX logs_at ON logs(at);
+        """,
+    ),
+    (
+        "0005_sla_breaches",
+        """
+        -- SLA timers are derived from the incident's own times (declared or reopened, then
+        -- acknowledged, resolved); only the breaches are stored, so each is notified once.
+        CREATE TABLE sla_breaches (
+            number INTEGER NOT NULL REFERENCES incidents(number),
+            kind TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            due_at TEXT NOT NULL,
+            target_seconds REAL NOT NULL,
+            severity TEXT NOT NULL,
+            detected_at TEXT NOT NULL,
+            PRIMARY KEY (number, kind, started_at)
+        );
+        """,
+    ),
 ]

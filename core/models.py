@@ -38,6 +38,7 @@ class Action(enum.StrEnum):
     REOPEN = "reopen"
     NOTE = "note"
     ASSIGN = "assign"
+    SEVERITY = "severity"
 
 
 # The lifecycle: for each status, the actions allowed and the status each leads to.

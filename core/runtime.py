@@ -117,8 +117,31 @@ class Runtime:
             names = ", ".join(r.name for r in self.store.list_connectors()) or "none configured"
             raise NotFoundError(f"no connector named {name!r} (configured: {names})")
         cls = self.connector_type(record.type)
-        settings = validate(cls.Settings, record.settings, resolve_env=True)
+        settings = validate(cls.Settings, self._debug_overrides(record.type, record.settings),
+                            resolve_env=True)
         return cls(record.name, settings, self)
+
+    def _debug_overrides(self, type_name: str, settings: dict[str, Any]) -> dict[str, Any]:
+        """Debug switches from outside the stored settings: the settings file's
+        `connectors.<type>` section and the `<TYPE>_DEBUG=true` environment variable."""
+        overrides = {key: value for key, value in
+                     (self.settings.get("connectors", {}).get(type_name) or {}).items()
+                     if key in ("debug", "log_requests", "log_responses")}
+        if os.environ.get(f"{type_name.upper()}_DEBUG", "").lower() in ("1", "true", "yes"):
+            overrides.update(debug=True, log_requests=True, log_responses=True)
+        return {**settings, **overrides} if overrides else settings
+
+    def record_call(self, connector: str, *, method: str, path: str, status: int | None,
+                    duration: float, error: str | None = None, rate_limit: int | None = None,
+                    rate_remaining: int | None = None) -> None:
+        """Note a call a connector made to its remote system (for status, health, metrics)."""
+        try:
+            self.store.record_call(connector=connector, at=self.clock(), method=method,
+                                   path=path, status=status, duration_ms=duration * 1000,
+                                   error=error, rate_limit=rate_limit,
+                                   rate_remaining=rate_remaining)
+        except Exception:  # telemetry never fails the call it describes
+            log.exception("could not record a call of %s", connector)
 
     def update_connector_settings(self, name: str, changes: dict[str, Any]) -> None:
         """Set settings of a connector by dotted path, validated like every change."""

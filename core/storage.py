@@ -602,6 +602,49 @@ class Store:
         return [self._inbox_row(row) for row in self.conn.execute(
             f"SELECT {self._INBOX_COLUMNS} FROM inbox {where} ORDER BY id", params)]
 
+    # -- calls and logs ------------------------------------------------------------------
+
+    def record_call(self, *, connector: str, at: datetime, method: str, path: str,
+                    status: int | None, duration_ms: float, error: str | None,
+                    rate_limit: int | None = None, rate_remaining: int | None = None) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO calls (connector, at, method, path, status, duration_ms, error,"
+                " rate_limit, rate_remaining) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (connector, ts(at), method, path, status, duration_ms, error, rate_limit,
+                 rate_remaining))
+
+    def add_log(self, *, at: datetime, level: str, levelno: int, component: str,
+                connector: str | None, message: str, data: dict[str, Any]) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO logs (at, level, levelno, component, connector, message, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (ts(at), level, levelno, component, connector, message,
+                 json.dumps(data, default=str)))
+
+    def logs(self, *, since: datetime | None = None, min_level: int = 0,
+             component: str | None = None, text: str | None = None, after_id: int = 0,
+             limit: int = 1000) -> list[dict[str, Any]]:
+        clauses = ["id > :after", "levelno >= :level"]
+        params: dict[str, Any] = {"after": after_id, "level": min_level, "limit": limit}
+        if since is not None:
+            clauses.append("at >= :since")
+            params["since"] = ts(since)
+        if component:
+            clauses.append("component = :component")
+            params["component"] = component
+        if text:
+            clauses.append("(coalesce(connector, '') LIKE :text OR message LIKE :text"
+                           " OR data LIKE :text)")
+            params["text"] = f"%{text}%"
+        rows = self.conn.execute(
+            "SELECT id, at, level, component, connector, message, data FROM (SELECT * FROM logs"
+            f" WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT :limit) ORDER BY id",
+            params).fetchall()
+        return [{"id": r[0], "at": parse_ts(r[1]), "level": r[2], "component": r[3],
+                 "connector": r[4], "message": r[5], "data": json.loads(r[6])} for r in rows]
+
     # -- sync cursors and small settings ---------------------------------------------------
 
     def get_cursor(self, connector: str) -> str | None:

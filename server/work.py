@@ -61,7 +61,8 @@ class BackgroundWork:
         self.outbox = Loop("outbox", interval, lambda: deliver_outbox(runtime))
         self.inbox = Loop("inbox", interval, lambda: process_inbox(runtime))
         self.poller = Loop("poller", interval, self._poll_due)
-        self.loops = [self.outbox, self.inbox, self.poller]
+        self.sla = Loop("sla", 15.0, self._check_sla)
+        self.loops = [self.outbox, self.inbox, self.poller, self.sla]
 
     def start(self) -> None:
         for loop in self.loops:
@@ -71,6 +72,12 @@ class BackgroundWork:
         for loop in self.loops:
             loop.stop()
         self.runtime.store.close()
+
+    def _check_sla(self) -> None:
+        from im.sla import check_breaches
+
+        if check_breaches(self.runtime):
+            self.outbox.wake.set()
 
     def _poll_due(self) -> None:
         now = time.monotonic()

@@ -22,9 +22,9 @@ def test_declare_list_show_timeline(runtime, clock):
        "--service", "database,api,payments", "--field", "env=prod", "--description", "Primary down")
     listing = im(runtime, "list")
     assert listing.stdout.splitlines() == [
-        "ID     Severity  Status  Title                       Services               Assignee  Declared",
-        "INC-2  SEV-1     open    Database cluster failure    database,api,payments  -         0s ago",
-        "INC-1  SEV-2     open    Database performance issue  db                     -         2m ago",
+        "ID     Severity  Status  Title                       Services               Assignee  Declared  SLA",
+        "INC-2  SEV-1     open    Database cluster failure    database,api,payments  -         0s ago    ack 15m left",
+        "INC-1  SEV-2     open    Database performance issue  db                     -         2m ago    ack 28m left",
     ]
     clock.advance(seconds=30)
     assert im(runtime, "ack", "--incident", "INC-2", "--note",
@@ -38,6 +38,7 @@ def test_declare_list_show_timeline(runtime, clock):
         "Assignee:     -",
         "Declared:     2025-08-23 14:32:00 by alice (30s ago)",
         "Mitigated:    2025-08-23 14:32:30 (0s ago)",
+        "SLA:          ack met (30s), resolve 59m left",
         "Fields:",
         "  env = prod",
         "Description:",

@@ -121,3 +121,53 @@ def _webhook_check(connector: PagerDutyConnector, request: CheckRequest) -> Chec
                      detail=f"Webhook endpoint {url} is disabled in PagerDuty",
                      fix=f"run: im connector webhook {connector.name} --enable")
     return Check(name="webhook", ok=True, detail="Webhook endpoint configured")
+
+
+def health_checks(connector: PagerDutyConnector, request: CheckRequest) -> list[Check]:
+    """The live half of `im connector health`: connectivity (timed), authentication, service
+    access, and the webhook subscription when PagerDuty has disabled it."""
+    import time
+
+    client = connector.client
+    custom = connector.settings.custom
+    started = time.perf_counter()
+    try:
+        client.get("/users", limit=1)
+    except PagerDutyError as error:
+        elapsed = round((time.perf_counter() - started) * 1000)
+        if error.status in (401, 403):
+            return [Check(name="api", label="API Connectivity", ok=True,
+                          detail=f"Connected ({elapsed}ms response time)"),
+                    Check(name="auth", label="Authentication", ok=False,
+                          detail=f"API key refused ({error.status})",
+                          fix=f"im connector update {connector.name} --api-key NEW_KEY")]
+        return [Check(name="api", label="API Connectivity", ok=False, detail=str(error),
+                      fix=f"check base_url ({connector.settings.base_url}) and the network")]
+    elapsed = round((time.perf_counter() - started) * 1000)
+    checks = [Check(name="api", label="API Connectivity", ok=True,
+                    detail=f"Connected ({elapsed}ms response time)"),
+              Check(name="auth", label="Authentication", ok=True, detail="Valid API key")]
+    try:
+        client.get(f"/services/{custom.service_id}")
+        checks.append(Check(name="service", label="Service Access", ok=True,
+                            detail=f"{custom.service_id} accessible"))
+    except PagerDutyError as error:
+        checks.append(Check(name="service", label="Service Access", ok=False,
+                            detail=f"{custom.service_id}: {error}",
+                            fix=f"im connector config {connector.name} --service-id"
+                                " CORRECT_SERVICE_ID"))
+    if connector.settings.enable_webhook and custom.webhook_subscription_id:
+        try:
+            subscription = client.get(f"/webhook_subscriptions/{custom.webhook_subscription_id}"
+                                      )["webhook_subscription"]
+            if subscription.get("active") is False:
+                checks.append(Check(
+                    name="webhook", label="Webhook", ok=False,
+                    detail="PagerDuty disabled the subscription (deliveries kept failing)",
+                    fix=f"im connector webhook {connector.name} --enable"))
+        except PagerDutyError as error:
+            if error.status == 404:
+                checks.append(Check(name="webhook", label="Webhook", ok=False,
+                                    detail="The webhook subscription no longer exists",
+                                    fix=f"im connector webhook {connector.name} --enable"))
+    return checks

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import msgspec
 import tenacity
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
@@ -28,6 +29,18 @@ PAGE_LIMIT = 100
 OFFSET_CEILING = 10_000  # PagerDuty refuses offset + limit above this
 DEFAULT_RATE_LIMIT = 960  # requests per minute per API key
 SECRET_HEADERS = {"authorization"}
+
+
+class CallInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One API call, as the connector reports it to im."""
+
+    method: str
+    path: str
+    status: int | None
+    duration: float
+    error: str | None = None
+    rate_limit: int | None = None
+    rate_remaining: int | None = None
 
 
 class PagerDutyError(ConnectorError):
@@ -90,6 +103,13 @@ def _budget_for(api_key: str, per_minute: int) -> tuple[_Budget, str]:
     return budget, key_id
 
 
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("ratelimit-reset")
     try:
@@ -122,14 +142,18 @@ class PagerDutyClient:
     def __init__(self, base_url: str, api_key: str, *, from_email: str | None = None,
                  timeout: float = 10.0, max_attempts: int = 4, max_wait: float = 30.0,
                  rate_limit: int = DEFAULT_RATE_LIMIT, transport: httpx.BaseTransport | None = None,
-                 on_request: Callable[[str, str, int | None, float, str | None], None] | None = None,
+                 on_call: Callable[[CallInfo], None] | None = None,
+                 trace: Callable[[str, dict[str, Any]], None] | None = None,
+                 trace_bodies: tuple[bool, bool] = (False, False),
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.base_url = base_url.rstrip("/")
         self.from_email = from_email
         self.max_attempts = max_attempts
         self.max_wait = max_wait
         self.sleep = sleep
-        self.on_request = on_request
+        self.on_call = on_call
+        self.trace = trace
+        self.trace_requests, self.trace_responses = trace_bodies
         self.budget, self.key_id = _budget_for(api_key, rate_limit)
         self.http = httpx.Client(
             base_url=self.base_url, timeout=timeout, transport=transport,
@@ -174,9 +198,12 @@ class PagerDutyClient:
               headers: dict[str, str]) -> dict[str, Any]:
         self.budget.take(self.key_id, self.sleep)
         started = time.perf_counter()
+        request = self.http.build_request(method, path, params=params, json=body,
+                                          headers=headers)
+        if self.trace is not None:
+            self._trace_request(request)
         try:
-            response = self.http.request(method, path, params=params, json=body,
-                                         headers=headers)
+            response = self.http.send(request)
         except httpx.TimeoutException as error:
             self._record(method, path, None, started, f"timeout: {error}")
             raise PagerDutyError(f"PagerDuty did not answer in time ({method} {path})",
@@ -185,9 +212,11 @@ class PagerDutyClient:
             self._record(method, path, None, started, f"{type(error).__name__}: {error}")
             raise PagerDutyError(f"cannot reach PagerDuty at {self.base_url}: {error}",
                                  retryable=True) from error
+        if self.trace is not None:
+            self._trace_response(request, response, started)
         if response.is_success:
             self.budget.observe(response.headers)
-            self._record(method, path, response.status_code, started, None)
+            self._record(method, path, response.status_code, started, None, response)
             if not response.content:
                 return {}
             try:
@@ -197,13 +226,44 @@ class PagerDutyClient:
                                      f" {path})", retryable=True) from error
             return data if isinstance(data, dict) else {"data": data}
         error = _error(response)
-        self._record(method, path, response.status_code, started, str(error))
+        self._record(method, path, response.status_code, started, str(error), response)
         raise error
 
     def _record(self, method: str, path: str, status: int | None, started: float,
-                error: str | None) -> None:
-        if self.on_request is not None:
-            self.on_request(method, path, status, time.perf_counter() - started, error)
+                error: str | None, response: httpx.Response | None = None) -> None:
+        if self.on_call is None:
+            return
+        limit = remaining = None
+        if response is not None:
+            limit = _int(response.headers.get("ratelimit-limit"))
+            remaining = _int(response.headers.get("ratelimit-remaining"))
+        self.on_call(CallInfo(method=method, path=path, status=status,
+                              duration=time.perf_counter() - started, error=error,
+                              rate_limit=limit, rate_remaining=remaining))
+
+    def _trace_request(self, request: httpx.Request) -> None:
+        from im.redact import redact_body, redact_headers
+
+        details: dict[str, Any] = {"method": request.method, "url": str(request.url),
+                                   "headers": redact_headers(request.headers)}
+        if self.trace_requests:
+            details["body"] = redact_body(request.content)
+        assert self.trace is not None
+        self.trace(f"PagerDuty request {request.method} {request.url.path}", details)
+
+    def _trace_response(self, request: httpx.Request, response: httpx.Response,
+                        started: float) -> None:
+        from im.redact import redact_body, redact_headers
+
+        details: dict[str, Any] = {
+            "method": request.method, "url": str(request.url), "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            "headers": redact_headers(response.headers)}
+        if self.trace_responses:
+            details["body"] = redact_body(response.content)
+        assert self.trace is not None
+        self.trace(f"PagerDuty response {response.status_code} {request.method}"
+                   f" {request.url.path}", details)
 
     def get(self, path: str, **params: Any) -> dict[str, Any]:
         return self.request("GET", path, params=params or None)

@@ -9,6 +9,7 @@ incident's correlation id and the service, so a retry never makes a second one.
 from __future__ import annotations
 
 import html
+import logging
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -28,6 +29,7 @@ from im import (
     PushRequest,
     PushResult,
     RemoteRef,
+    SlaPolicyRequest,
     WebhookEvent,
     WebhookRequest,
     WebhookSetupRequest,
@@ -38,7 +40,7 @@ from im import (
 from im_pagerduty.settings import DEFAULT_URGENCY, PagerDutySettings
 
 if TYPE_CHECKING:
-    from im_pagerduty.client import PagerDutyClient
+    from im_pagerduty.client import CallInfo, PagerDutyClient
 
 # PagerDuty's codes for "already in that state": success for an idempotent push.
 ALREADY_RESOLVED = 1001
@@ -77,9 +79,26 @@ class PagerDutyConnector(Connector):
     def client(self) -> PagerDutyClient:
         from im_pagerduty.client import PagerDutyClient
 
-        return PagerDutyClient(self.settings.base_url, self.settings.api_key,
-                               from_email=self.settings.custom.from_email,
-                               **self.client_options)
+        settings = self.settings
+        tracing = settings.debug or settings.log_requests or settings.log_responses
+        options: dict[str, Any] = {
+            "on_call": self._record_call,
+            "trace": self._trace if tracing else None,
+            "trace_bodies": (settings.debug or settings.log_requests,
+                             settings.debug or settings.log_responses),
+            **self.client_options,
+        }
+        return PagerDutyClient(settings.base_url, settings.api_key,
+                               from_email=settings.custom.from_email, **options)
+
+    def _record_call(self, call: CallInfo) -> None:
+        self.runtime.record_call(self.name, method=call.method, path=call.path,
+                                 status=call.status, duration=call.duration, error=call.error,
+                                 rate_limit=call.rate_limit,
+                                 rate_remaining=call.rate_remaining)
+
+    def _trace(self, message: str, details: dict[str, Any]) -> None:
+        logging.getLogger(f"im.connector.{self.name}").info(message, extra=details)
 
     # -- mapping ---------------------------------------------------------------------------
 
@@ -139,6 +158,7 @@ class PagerDutyConnector(Connector):
         handler = {
             "ack": self._acknowledge, "resolve": self._resolve, "close": self._close,
             "reopen": self._reopen, "note": self._note, "assign": self._assign,
+            "severity": self._severity, "sla_breach": self._sla_note,
         }.get(request.action)
         if handler is None:
             return PushResult()  # e.g. unack: PagerDuty has no API for it
@@ -314,6 +334,31 @@ class PagerDutyConnector(Connector):
         self._add_note(request, lines)
         return PushResult(timeline=lines)
 
+    def _severity(self, request: PushRequest) -> PushResult:
+        from im import Severity
+
+        severity = Severity(request.payload["severity"])
+        urgency = self.settings.custom.urgency_mapping.get(severity, DEFAULT_URGENCY[severity])
+        incident = self._update(request, {"urgency": urgency})
+        ref, _ = self._state(request, incident, "", "")
+        return PushResult(link=ref, timeline=[
+            f"PagerDuty incident {self._number(request)} urgency set to {urgency}"])
+
+    def _sla_note(self, request: PushRequest) -> PushResult:
+        """SLA breaches are noted in PagerDuty whatever `sync_notes` says."""
+        assert request.link is not None
+        self.client.post(f"/incidents/{request.link.remote_id}/notes",
+                         {"note": {"content": request.payload["note"]}})
+        return PushResult(timeline=[f"SLA breach noted on PagerDuty incident"
+                                    f" {self._number(request)}"])
+
+    def sla_policy(self, request: SlaPolicyRequest) -> dict[str, dict[str, str]] | None:
+        mapping = self.settings.custom.sla_mapping
+        if not mapping:
+            return None
+        return {severity.value: {k: v for k, v in (("ack", t.ack), ("resolve", t.resolve))
+                                 if v is not None} for severity, t in mapping.items()}
+
     def _assign(self, request: PushRequest) -> PushResult:
         email = request.payload["assignee"]
         incident = self._update(request, {"assignments": [
@@ -371,6 +416,11 @@ class PagerDutyConnector(Connector):
         from im_pagerduty.checks import connection_checks
 
         return connection_checks(self, request)
+
+    def health(self, request: CheckRequest) -> list[Check]:
+        from im_pagerduty.checks import health_checks
+
+        return health_checks(self, request)
 
     # -- on-call ---------------------------------------------------------------------------
 

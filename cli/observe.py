@@ -1,0 +1,167 @@
+"""What operators look at: `im connector status` and `health`, `im metrics connector`, and
+`im logs`. Every figure comes from im.observability, computed from recorded activity."""
+
+from __future__ import annotations
+
+import typer
+
+from im.runtime import Runtime
+
+JSON = typer.Option(False, "--json", help="Print JSON.")
+
+
+def add_connector_commands(app: typer.Typer, runtime: Runtime) -> None:
+    @app.command()
+    def status(name: str = typer.Argument(..., help="The connector."),
+               json_output: bool = JSON) -> None:
+        """Show a connector's state: direction, last sync, activity and errors in 24 h."""
+        from im import observability
+        from im.cli.output import print_json, when
+
+        figures = observability.status(runtime, name)
+        if json_output:
+            print_json(figures)
+            return
+        lines = [
+            f"Connector: {figures.name} ({figures.type})",
+            f"Status: {figures.status.capitalize()}",
+            f"Direction: {figures.direction.capitalize()}",
+            f"Last Sync: {when(figures.last_sync) if figures.last_sync else 'never'}",
+            f"Incidents Synced: {figures.incidents_synced_24h} (last 24h)",
+            f"Sync Errors: {figures.sync_errors_24h}",
+            f"Webhook: {'Enabled' if figures.webhook_enabled else 'Disabled'}",
+            f"Queued: {figures.queued} change(s) waiting, {figures.failed} failed",
+        ]
+        if figures.quarantined:
+            lines.append(f"Quarantined Events: {figures.quarantined}"
+                         f" (im connector replay {name})")
+        lines.append(f"Last Error: {figures.last_error or '-'}")
+        typer.echo("\n".join(lines))
+
+    @app.command()
+    def health(name: str = typer.Argument(..., help="The connector."),
+               json_output: bool = JSON) -> None:
+        """Check a connector's health now. Exit code: 0 healthy, 1 degraded, 2 unhealthy."""
+        from im import observability
+        from im.cli.output import print_json
+
+        verdict, checks = observability.health(runtime, name)
+        if json_output:
+            print_json({"health": verdict, "checks": checks})
+        else:
+            typer.echo(f"Health: {verdict.capitalize()}")
+            for check in checks:
+                typer.echo(f"{check.label or check.name}: {'✓' if check.ok else '✗'}"
+                           f" {check.detail}")
+                if not check.ok and check.fix:
+                    typer.echo(f"  Fix: {check.fix}")
+        raise typer.Exit({"healthy": 0, "degraded": 1}.get(verdict, 2))
+
+
+def add_commands(app: typer.Typer, runtime: Runtime) -> None:
+    metrics_app = typer.Typer(help="Figures about im's activity.", no_args_is_help=True,
+                              rich_markup_mode=None)
+    app.add_typer(metrics_app, name="metrics")
+
+    @metrics_app.command("connector")
+    def metrics_connector(name: str = typer.Argument(..., help="The connector."),
+                          json_output: bool = JSON) -> None:
+        """A connector's figures: incidents, sync success and time, API calls, webhooks."""
+        from im import observability
+        from im.cli.output import percent, print_json
+
+        figures = observability.metrics(runtime, name)
+        if json_output:
+            print_json(figures)
+            return
+        success = percent(figures.sync_success_rate) if figures.sync_success_rate is not None \
+            else "- (nothing synced in 24h)"
+        average = f"{figures.average_sync_seconds:.1f}s" if \
+            figures.average_sync_seconds is not None else "-"
+        typer.echo("\n".join([
+            f"Connector: {figures.name}",
+            f"Total Incidents: {figures.total_incidents:,}",
+            f"Sync Success Rate: {success}",
+            f"Average Sync Time: {average}",
+            f"API Calls (24h): {figures.api_calls_24h:,}",
+            f"Rate Limit Usage: {percent(figures.rate_limit_usage)}",
+            f"Webhook Events (24h): {figures.webhook_events_24h:,}",
+        ]))
+
+    @app.command()
+    def logs(
+        component: str = typer.Option(None, "--component", "-c",
+                                      help="webhook, sync, server, cli or connector."),
+        filter_: str = typer.Option(None, "--filter", help="Only lines mentioning this"
+                                    " (a connector's name or type, an incident, any text)."),
+        since: str = typer.Option(None, "--since", help="How far back: 10m, 2h, 1d, or a"
+                                  " date/time."),
+        level: str = typer.Option("info", "--level", help="Lowest level: debug, info,"
+                                  " warning, error."),
+        follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
+        limit: int = typer.Option(200, "--limit", min=1, help="At most this many lines."),
+        json_output: bool = typer.Option(False, "--json", help="One JSON object a line."),
+    ) -> None:
+        """Show the structured logs recorded by `im serve` and the CLI."""
+        import logging
+        import time
+
+        from im.errors import InvalidInputError
+        from im.logs import COMPONENTS
+
+        if component and component not in COMPONENTS:
+            raise InvalidInputError(f"unknown component {component!r}; choose from"
+                                    f" {', '.join(COMPONENTS)}")
+        levels = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+                  "error": logging.ERROR}
+        if level.lower() not in levels:
+            raise InvalidInputError(f"unknown level {level!r}; choose from"
+                                    f" {', '.join(levels)}")
+        start = _since(runtime, since) if since else None
+        last = 0
+        while True:
+            rows = runtime.store.logs(since=start, min_level=levels[level.lower()],
+                                      component=component, text=filter_, after_id=last,
+                                      limit=limit)
+            for row in rows:
+                _print_log(row, json_output)
+                last = row["id"]
+            if not follow:
+                if not rows and not last:
+                    typer.echo("No log lines match.", err=True)
+                return
+            time.sleep(0.5)
+
+
+def _since(runtime: Runtime, text: str):  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from im.connectors import parse_duration
+    from im.errors import InvalidInputError
+
+    try:
+        return runtime.clock() - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInputError(f"--since takes 10m, 2h, 1d or a date/time, not {text!r}"
+                                ) from None
+    return moment if moment.tzinfo else moment.astimezone(UTC)
+
+
+def _print_log(row: dict, json_output: bool) -> None:  # type: ignore[type-arg]
+    from im.cli.output import when
+
+    if json_output:
+        import msgspec
+
+        typer.echo(msgspec.json.encode(row).decode())
+        return
+    where = row["component"] + (f"/{row['connector']}" if row["connector"] else "")
+    extra = " ".join(f"{k}={v}" for k, v in row["data"].items() if k not in ("body", "headers"))
+    typer.echo(f"{when(row['at'])} {row['level'].upper():<7} {where}: {row['message']}"
+               + (f" ({extra})" if extra else ""))
+    if "body" in row["data"] and row["data"]["body"]:
+        typer.echo(f"    body: {row['data']['body']}")

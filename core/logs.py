@@ -1,0 +1,66 @@
+"""Structured logs: records of im's loggers are kept in the database for `im logs`.
+
+Components come from logger names: `im.webhook`, `im.sync` (inbound and outbound sync),
+`im.server`, `im.cli`, and `im.connector.<name>` for what a connector logs (its debug traces
+among them). Secrets never get here: connectors redact before they log (see im.redact).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from im.storage import Store
+
+COMPONENTS = ("webhook", "sync", "server", "cli", "connector")
+_RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def component_of(logger_name: str) -> tuple[str, str | None]:
+    parts = logger_name.split(".")
+    if len(parts) >= 3 and parts[1] == "connector":
+        return "connector", parts[2]
+    if len(parts) >= 2:
+        name = {"inbound": "sync", "sync": "sync", "webhook": "webhook", "cli": "cli"}.get(
+            parts[1], "server" if parts[1] == "server" else parts[1])
+        return name, None
+    return "im", None
+
+
+class StoreHandler(logging.Handler):
+    """Writes records to the `logs` table; failures to log never fail the caller."""
+
+    def __init__(self, store: Store, level: int = logging.INFO) -> None:
+        super().__init__(level)
+        self.store = store
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "_im_stored", False):
+            return
+        try:
+            component, connector = component_of(record.name)
+            data = {k: v for k, v in vars(record).items() if k not in _RESERVED
+                    and not k.startswith("_")}
+            connector = data.pop("connector", None) or connector
+            self.store.add_log(at=datetime.fromtimestamp(record.created, UTC),
+                               level=record.levelname.lower(), levelno=record.levelno,
+                               component=component, connector=connector,
+                               message=record.getMessage(), data=data)
+            record._im_stored = True  # type: ignore[attr-defined]
+        except Exception:
+            self.handleError(record)
+
+
+def install(store: Store, *, level: int = logging.INFO) -> StoreHandler:
+    """Keep im's log records in `store` (idempotent per logger tree)."""
+    logger = logging.getLogger("im")
+    for handler in logger.handlers:
+        if isinstance(handler, StoreHandler) and handler.store is store:
+            return handler
+    handler = StoreHandler(store, level)
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > level:
+        logger.setLevel(level)
+    return handler

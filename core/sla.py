@@ -1,0 +1,172 @@
+"""SLA timers: how long an incident may stay unacknowledged and unresolved.
+
+Timers are derived from the incident itself, so they survive restarts and follow every change
+on either side: both start when the incident is declared (in im or triggered in a connected
+system) and start again when it is reopened; an acknowledgement (or a resolve) stops the ack
+timer; a resolve or close stops the resolve timer; a severity change re-targets running timers.
+Only breaches are stored, so each one is notified once: a timeline event, a note on every linked
+remote incident (through the outbox), and the `sla_breached` hook.
+
+Targets per severity come from the first connector (by name) that configures them (such as
+`custom.sla_mapping`), else `sla` in the settings file, else the defaults below.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from im.connectors import Connector, SlaPolicyRequest, parse_duration
+from im.errors import ImError, InvalidInputError
+from im.humanize import duration
+from im.models import Incident, Severity, Status
+from im.storage import ts
+
+if TYPE_CHECKING:
+    from im.runtime import Runtime
+
+KINDS = ("ack", "resolve")
+DEFAULT_POLICY: dict[str, dict[str, str]] = {
+    "SEV-1": {"ack": "15m", "resolve": "1h"},
+    "SEV-2": {"ack": "30m", "resolve": "4h"},
+    "SEV-3": {"ack": "2h", "resolve": "24h"},
+    "SEV-4": {"ack": "8h", "resolve": "72h"},
+}
+
+
+class Timer(msgspec.Struct, frozen=True, kw_only=True):
+    incident_id: str
+    severity: str
+    kind: str
+    started_at: datetime
+    target_seconds: float
+    due_at: datetime
+    stopped_at: datetime | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.stopped_at is None
+
+    def breached(self, now: datetime) -> bool:
+        return (self.stopped_at or now) > self.due_at
+
+    def describe(self, now: datetime) -> str:
+        """ack 4m left / ack breached 5m ago / resolve met (12m)"""
+        if self.stopped_at is not None:
+            taken = duration((self.stopped_at - self.started_at).total_seconds())
+            return f"{self.kind} {'missed' if self.breached(now) else 'met'} ({taken})"
+        left = (self.due_at - now).total_seconds()
+        if left >= 0:
+            return f"{self.kind} {duration(left)} left"
+        return f"{self.kind} breached {duration(-left)} ago"
+
+
+def parse_policy(data: object, where: str) -> dict[Severity, dict[str, float]]:
+    """{"SEV-1": {"ack": "15m", "resolve": "1h"}} -> seconds, with a clear error."""
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{where}: an SLA policy is a JSON object by severity")
+    policy: dict[Severity, dict[str, float]] = {}
+    for key, targets in data.items():
+        try:
+            severity = Severity(str(key).upper())
+        except ValueError:
+            raise InvalidInputError(f"{where}: unknown severity {key!r}; use SEV-1 to SEV-4"
+                                    ) from None
+        if not isinstance(targets, dict) or set(targets) - set(KINDS):
+            raise InvalidInputError(f"{where}.{key}: give \"ack\" and/or \"resolve\" durations")
+        policy[severity] = {}
+        for kind, value in targets.items():
+            if value is None:
+                continue
+            try:
+                policy[severity][kind] = parse_duration(str(value))
+            except ValueError as error:
+                raise InvalidInputError(f"{where}.{key}.{kind}: {error}") from None
+    return policy
+
+
+def policy(runtime: Runtime) -> tuple[dict[Severity, dict[str, float]], str]:
+    """The targets in force and where they come from."""
+    result = parse_policy(DEFAULT_POLICY, "defaults")
+    source = "defaults"
+    if runtime.settings.get("sla"):
+        result.update(parse_policy(runtime.settings["sla"], "settings sla"))
+        source = "settings file"
+    for record in runtime.store.list_connectors():
+        if not record.enabled:
+            continue
+        try:
+            connector = runtime.connector(record.name)
+        except ImError:
+            continue
+        if type(connector).sla_policy is Connector.sla_policy:
+            continue
+        mapping = connector.sla_policy(SlaPolicyRequest())
+        if mapping:
+            result.update(parse_policy(mapping, f"{record.name} sla_mapping"))
+            source = f"connector {record.name}"
+            break
+    return result, source
+
+
+def timers(incident: Incident, targets: dict[Severity, dict[str, float]]) -> list[Timer]:
+    start = incident.reopened_at or incident.created_at
+    stops = {"ack": incident.mitigated_at or incident.resolved_at or incident.closed_at,
+             "resolve": incident.resolved_at or incident.closed_at}
+    found = []
+    for kind in KINDS:
+        target = targets.get(incident.severity, {}).get(kind)
+        if target is None:
+            continue
+        found.append(Timer(incident_id=incident.id, severity=incident.severity.value,
+                           kind=kind, started_at=start, target_seconds=target,
+                           due_at=start + timedelta(seconds=target), stopped_at=stops[kind]))
+    return found
+
+
+def running(runtime: Runtime) -> list[tuple[Incident, Timer]]:
+    """Running timers of every unresolved incident, soonest due first."""
+    targets, _ = policy(runtime)
+    pairs = [(incident, timer)
+             for incident in runtime.store.list_incidents(
+                 statuses=[Status.OPEN, Status.MITIGATED])
+             for timer in timers(incident, targets) if timer.running]
+    return sorted(pairs, key=lambda pair: pair[1].due_at)
+
+
+def check_breaches(runtime: Runtime) -> list[tuple[Incident, Timer]]:
+    """Record and notify every breach not notified yet; returns the new ones."""
+    now = runtime.clock()
+    new = []
+    for incident, timer in running(runtime):
+        if timer.due_at >= now:
+            break  # sorted: the rest are due later
+        if _record(runtime, incident, timer, now):
+            new.append((incident, timer))
+    return new
+
+
+def _record(runtime: Runtime, incident: Incident, timer: Timer, now: datetime) -> bool:
+    from im.incidents import enqueue_all
+
+    store = runtime.store
+    verb = "acknowledged" if timer.kind == "ack" else "resolved"
+    text = (f"SLA breached: not {verb} within {duration(timer.target_seconds)}"
+            f" ({incident.severity.value}, due {timer.due_at.astimezone():%Y-%m-%d %H:%M})")
+    with store.transaction() as conn:
+        inserted = conn.execute(
+            "INSERT INTO sla_breaches (number, kind, started_at, due_at, target_seconds,"
+            " severity, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (incident.number, timer.kind, ts(timer.started_at), ts(timer.due_at),
+             timer.target_seconds, incident.severity.value, ts(now))).rowcount
+        if not inserted:
+            return False
+        store.add_timeline(incident.id, at=now, kind="sla_breached", text=text, actor="im",
+                           system="im", data={"kind": timer.kind,
+                                              "target_seconds": timer.target_seconds})
+        enqueue_all(runtime, conn, incident, "sla_breach", {"note": text}, system="im")
+        store.after_commit(lambda: runtime.announce("sla_breached", incident=incident,
+                                                    timer=timer, runtime=runtime))
+    return True

@@ -1,0 +1,92 @@
+"""Status, health, metrics, logs and debug mode, with figures checked against what happened."""
+
+import json
+import logging
+
+import pytest
+
+from im.logs import install
+from im_pagerduty.connector import PagerDutyConnector
+
+from .connector_kit import im, runtime_with_connector
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    monkeypatch.setattr(PagerDutyConnector, "client_options",
+                        {"max_attempts": 2, "sleep": lambda _s: None})
+
+
+@pytest.fixture
+def runtime(tmp_path, pd):
+    rt = runtime_with_connector(tmp_path / "home", pd)
+    handler = install(rt.store)
+    yield rt
+    logging.getLogger("im").removeHandler(handler)
+    rt.store.close()
+
+
+def test_status_and_metrics_count_what_happened(runtime, pd):
+    im(runtime, "declare", "--sev", "SEV-1", "--title", "x", "--service", "api,db")
+    im(runtime, "ack", "--incident", "INC-1")
+    pd.set_faults(burst_5xx=2)
+    im(runtime, "declare", "--sev", "SEV-3", "--title", "y", "--service", "web")
+    pd.set_faults()
+    calls = runtime.store.conn.execute("SELECT count(*), count(error) FROM calls").fetchone()
+    status = im(runtime, "connector", "status", "prod-pagerduty")
+    lines = status.stdout.splitlines()
+    assert lines[:3] == ["Connector: prod-pagerduty (pagerduty)", "Status: Active",
+                         "Direction: Bidirectional"]
+    assert lines[4] == "Incidents Synced: 1 (last 24h)"
+    assert lines[5] == f"Sync Errors: {calls[1]}" and calls[1] == 2
+    assert lines[6] == "Webhook: Disabled"
+    assert lines[7] == "Queued: 1 change(s) waiting, 0 failed"
+    assert lines[8] == "Last Error: PagerDuty answered 503: Service Unavailable (code 2000)" \
+        or lines[8].startswith("Last Error: PagerDuty answered 503")
+    figures = json.loads(im(runtime, "metrics", "connector", "prod-pagerduty", "--json").stdout)
+    assert figures["api_calls_24h"] == calls[0]
+    assert figures["total_incidents"] == 1
+    # 4 outbox rows done (2 creates, 2 acks) in 4 attempts; the failing one is still queued
+    assert (figures["outbox_done_24h"], figures["outbox_attempts_24h"]) == (4, 4)
+    text = im(runtime, "metrics", "connector", "prod-pagerduty").stdout.splitlines()
+    assert text[0] == "Connector: prod-pagerduty"
+    assert text[1] == "Total Incidents: 1"
+    assert text[2] == "Sync Success Rate: 100%"
+    assert text[4] == f"API Calls (24h): {calls[0]}"
+    assert text[5] == f"Rate Limit Usage: {round(calls[0] / 960 * 100, 1):g}%"
+    assert text[6] == "Webhook Events (24h): 0"
+
+
+def test_health_lines_and_exit_codes(runtime, pd):
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "api")
+    healthy = im(runtime, "connector", "health", "prod-pagerduty")
+    lines = healthy.stdout.splitlines()
+    assert healthy.exit_code == 0, healthy.stdout
+    assert lines[0] == "Health: Healthy"
+    assert lines[1].startswith("API Connectivity: ✓ Connected (")
+    assert lines[1].endswith("ms response time)")
+    assert lines[2:4] == ["Authentication: ✓ Valid API key",
+                          "Service Access: ✓ PXXXXXX accessible"]
+    assert lines[4].startswith("Sync Status: ✓ Up to date (last sync: ")
+    assert lines[5] == "Error Rate: 0% (0 errors in 24h)"
+    im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "wrong")
+    broken = im(runtime, "connector", "health", "prod-pagerduty")
+    assert broken.exit_code == 2
+    assert "Authentication: ✗ API key refused (401)" in broken.stdout
+
+
+def test_logs_and_debug_mode_redact_secrets(runtime, pd, monkeypatch):
+    monkeypatch.setenv("PAGERDUTY_DEBUG", "true")
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "api")
+    out = im(runtime, "logs", "--component", "connector", "--filter", "pagerduty")
+    assert "PagerDuty request POST /incidents" in out.stdout
+    assert "PagerDuty response 201 POST /incidents" in out.stdout
+    assert pd.api_key not in out.stdout
+    rows = [json.loads(line) for line in im(runtime, "logs", "--json", "--component",
+                                            "connector").stdout.splitlines()]
+    request = next(r for r in rows if r["message"] == "PagerDuty request POST /incidents")
+    assert request["data"]["headers"]["authorization"] == "***"
+    assert '"title":"x"' in request["data"]["body"]
+    assert all(pd.api_key not in json.dumps(r) for r in rows)
+    bad = im(runtime, "logs", "--component", "nothing")
+    assert bad.stderr.startswith("Error: unknown component 'nothing'; choose from webhook")
