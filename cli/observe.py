@@ -51,8 +51,9 @@ def add_connector_commands(app: typer.Typer, runtime: Runtime) -> None:
         else:
             typer.echo(f"Health: {verdict.capitalize()}")
             for check in checks:
-                typer.echo(f"{check.label or check.name}: {'✓' if check.ok else '✗'}"
-                           f" {check.detail}")
+                # the error rate is a figure, shown as the spec shows it: without a mark
+                mark = "" if check.name == "errors" else ("✓ " if check.ok else "✗ ")
+                typer.echo(f"{check.label or check.name}: {mark}{check.detail}")
                 if not check.ok and check.fix:
                     typer.echo(f"  Fix: {check.fix}")
         raise typer.Exit({"healthy": 0, "degraded": 1}.get(verdict, 2))

@@ -24,18 +24,19 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
     @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def report(
         ctx: typer.Context,
-        start: str = typer.Option(..., "--start", help="First day of the period, YYYY-MM-DD"
-                                                       " (UTC)."),
-        end: str = typer.Option(..., "--end", help="Last day of the period, YYYY-MM-DD (UTC),"
-                                                   " included."),
-        format_: str = typer.Option("pdf", "--format", "-f",
+        start: str = typer.Option(..., "--start", metavar="YYYY-MM-DD",
+                                  help="First day of the period (UTC)."),
+        end: str = typer.Option(..., "--end", metavar="YYYY-MM-DD",
+                                help="Last day of the period (UTC), included."),
+        format_: str = typer.Option("pdf", "--format", "-f", metavar="FORMAT",
                                     help="pdf, html, md, json or csv."),
-        output: str = typer.Option(None, "--output", "-o",
+        output: str = typer.Option(None, "--output", "-o", metavar="PATH",
                                    help="Where to write it ('-' for standard output); default"
                                         " im-report-START-to-END.FORMAT here."),
         include: list[str] = typer.Option(
-            [], "--include", help="Include the linked remote incidents of this connector, or"
-                                  " of every connector of this type; repeatable."),
+            [], "--include", metavar="NAME_OR_TYPE",
+            help="Include the linked remote incidents of this connector, or of every"
+                 " connector of this type; repeatable."),
         include_all: bool = typer.Option(False, "--include-all",
                                          help="Include linked remote incidents of every"
                                               " connector."),
@@ -68,8 +69,9 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         for extra in ctx.args:
             match = _INCLUDE_TYPE.match(extra)
             if match is None:
-                raise InvalidInputError(f"no such option: {extra} (`im report --help` lists"
-                                        " the options)")
+                what = "no such option" if extra.startswith("-") else "unexpected argument"
+                raise InvalidInputError(f"{what}: {extra} (`im report --help` lists the"
+                                        " options)")
             wanted.append(match.group(1))
         connectors = resolve_includes(runtime, wanted, every=include_all)
         built = build_report(runtime, period, connectors=connectors, fetch=not no_fetch)

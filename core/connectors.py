@@ -205,6 +205,42 @@ class AssigneeRequest(msgspec.Struct, frozen=True, kw_only=True):
     assignee: str
 
 
+class RemoteIncidentRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Describe one linked remote incident (for reports): `link` says which one; `incident`
+    is the im incident it belongs to."""
+
+    link: Link
+    incident: Incident | None = None
+
+
+class RemoteEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of a remote incident's log, in im's words.
+
+    `kind`: triggered, notified (someone was paged), assigned, escalated, acknowledged,
+    unacknowledged, resolved, reopened, note or updated. `actor`: who did it (an email or a
+    name; None for the remote system itself). `targets`: who the event paged, assigned or
+    escalated to."""
+
+    at: datetime
+    kind: str
+    text: str = ""
+    actor: str | None = None
+    targets: list[str] = []
+
+
+class RemoteIncidentReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What a connector knows about a remote incident: its identity, state and whole log
+    (`events`, in any order; reports sort them by time)."""
+
+    remote_id: str
+    number: str | None = None
+    url: str | None = None
+    status: str | None = None
+    title: str | None = None
+    created_at: datetime | None = None
+    events: list[RemoteEvent] = []
+
+
 class SlaPolicyRequest(msgspec.Struct, frozen=True, kw_only=True):
     pass
 
@@ -324,6 +360,10 @@ class Connector:
         """SLA targets configured on this connector, as {"SEV-1": {"ack": "15m", "resolve":
         "1h"}, ...}, or None. The core uses the first connector (by name) that has one."""
         return None
+
+    def describe_remote(self, request: RemoteIncidentRequest) -> RemoteIncidentReport:
+        """A linked remote incident and its whole log, for reports."""
+        raise self._unsupported("describing remote incidents")
 
     # on-call
     def oncall(self, request: OncallRequest) -> OncallResult:

@@ -50,7 +50,8 @@ class ConnectorMetrics(msgspec.Struct, kw_only=True):
 
 
 def _scalar(runtime: Runtime, sql: str, **params: Any) -> Any:
-    return runtime.store.conn.execute(sql, params).fetchone()[0]
+    row = runtime.store.conn.execute(sql, params).fetchone()
+    return row[0] if row else None
 
 
 def status(runtime: Runtime, name: str) -> ConnectorStatus:

@@ -84,10 +84,16 @@ def _split_statements(script: str) -> Iterator[str]:
 
 
 class Store:
+    _write_locks: dict[str, threading.Lock] = {}
+    _write_locks_guard = threading.Lock()
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
         self._migrated = False
+        with Store._write_locks_guard:
+            self._write_lock = Store._write_locks.setdefault(str(path.resolve()),
+                                                             threading.Lock())
 
     # -- connection and transactions -------------------------------------------------------
 
@@ -136,14 +142,17 @@ class Store:
             yield conn
             return
         self._local.after_commit = []
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            self._local.after_commit = []
-            raise
-        conn.execute("COMMIT")
+        # Threads of one process queue here rather than in SQLite's busy handler, which
+        # sleeps for milliseconds at a time: under load that sleep costs most of the time.
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                self._local.after_commit = []
+                raise
+            conn.execute("COMMIT")
         callbacks, self._local.after_commit = self._local.after_commit, []
         for callback in callbacks:
             callback()
@@ -543,10 +552,11 @@ class Store:
                         status=row[6], attempts=row[7], error=row[8])
 
     def claim_inbox(self, *, now: datetime, lease_seconds: float,
-                    connector: str | None = None) -> InboxRow | None:
-        """Claim the oldest pending event (or one whose claim's lease ran out), or None."""
+                    connector: str | None = None, limit: int = 1) -> list[InboxRow]:
+        """Claim up to `limit` of the oldest pending events (or ones whose claim's lease ran
+        out), oldest first."""
         params: dict[str, Any] = {
-            "now": ts(now),
+            "now": ts(now), "limit": limit,
             "lease": ts(datetime.fromtimestamp(now.timestamp() + lease_seconds, UTC)),
         }
         extra = ""
@@ -554,17 +564,34 @@ class Store:
             extra = " AND connector = :connector"
             params["connector"] = connector
         with self.transaction() as conn:
-            row = conn.execute(
+            rows = conn.execute(
                 f"SELECT {self._INBOX_COLUMNS} FROM inbox WHERE (status = 'pending' OR"
-                f" (status = 'processing' AND lease_until < :now)){extra} ORDER BY id LIMIT 1",
-                params,
-            ).fetchone()
-            if row is None:
-                return None
-            conn.execute("UPDATE inbox SET status = 'processing', lease_until = :lease,"
-                         " attempts = attempts + 1 WHERE id = :id", {**params, "id": row[0]})
-        claimed = self._inbox_row(row)
-        return msgspec.structs.replace(claimed, status="processing", attempts=claimed.attempts + 1)
+                f" (status = 'processing' AND lease_until < :now)){extra} ORDER BY id"
+                " LIMIT :limit", params,
+            ).fetchall()
+            conn.executemany("UPDATE inbox SET status = 'processing', lease_until = :lease,"
+                             " attempts = attempts + 1 WHERE id = :id",
+                             [{**params, "id": row[0]} for row in rows])
+        return [msgspec.structs.replace(claimed, status="processing",
+                                        attempts=claimed.attempts + 1)
+                for claimed in map(self._inbox_row, rows)]
+
+    @contextmanager
+    def savepoint(self) -> Iterator[sqlite3.Connection]:
+        """Inside a transaction: undo only this block if it raises."""
+        conn = self.conn
+        name = f"sp{id(conn)}_{getattr(self._local, 'depth', 0)}"
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            raise
+        finally:
+            self._local.depth -= 1
+        conn.execute(f"RELEASE {name}")
 
     def finish_inbox(self, row_id: int, *, at: datetime, status: str = "done",
                      error: str | None = None) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -47,6 +48,7 @@ class InboxWriter:
         self._thread = threading.Thread(target=self._run, name="im-inbox-writer", daemon=True)
         self.batches = 0
         self.stored = 0
+        self.last_batch_at = 0.0
 
     def start(self) -> None:
         self._thread.start()
@@ -54,6 +56,10 @@ class InboxWriter:
     def stop(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=10)
+
+    def busy(self, window: float = 0.25) -> bool:
+        """Whether events arrived within the last `window` seconds."""
+        return time.monotonic() - self.last_batch_at < window
 
     async def store(self, event: InboundEvent) -> bool:
         """Store an event durably; True if new, False for a duplicate delivery.
@@ -89,6 +95,7 @@ class InboxWriter:
                 log.error("cannot store %d webhook events: %s", len(batch), error)
                 results = [StorageUnavailable(str(error))] * len(batch)
             self.batches += 1
+            self.last_batch_at = time.monotonic()
             self.stored += sum(1 for r in results if r is True)
             for (_, future, loop), result in zip(batch, results, strict=True):
                 loop.call_soon_threadsafe(_settle, future, result)

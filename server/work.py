@@ -16,6 +16,9 @@ from im.runtime import Runtime
 
 log = logging.getLogger("im.server.work")
 
+BUSY_BATCH = 100
+BUSY_PAUSE = 0.02
+
 
 class Loop:
     def __init__(self, name: str, interval: float, step: Callable[[], object]) -> None:
@@ -59,7 +62,9 @@ class BackgroundWork:
         self._polled: dict[str, float] = {}
         self._poll = poll
         self.outbox = Loop("outbox", interval, lambda: deliver_outbox(runtime))
-        self.inbox = Loop("inbox", interval, lambda: process_inbox(runtime))
+        self.busy: Callable[[], bool] = lambda: False
+        self._process_inbox = process_inbox
+        self.inbox = Loop("inbox", interval, self._drain_inbox)
         self.poller = Loop("poller", interval, self._poll_due)
         self.sla = Loop("sla", 15.0, self._check_sla)
         self.loops = [self.outbox, self.inbox, self.poller, self.sla]
@@ -72,6 +77,17 @@ class BackgroundWork:
         for loop in self.loops:
             loop.stop()
         self.runtime.store.close()
+
+    def _drain_inbox(self) -> None:
+        """Apply stored events. While webhooks pour in, work in small batches with pauses:
+        answering senders fast comes first (the GIL is shared), applying can lag a little."""
+        while True:
+            busy = self.busy()
+            report = self._process_inbox(self.runtime, limit=BUSY_BATCH if busy else None)
+            if not busy or report.processed + report.quarantined < BUSY_BATCH:
+                return
+            if self.inbox.stopping.wait(BUSY_PAUSE):
+                return
 
     def _check_sla(self) -> None:
         from im.sla import check_breaches
@@ -89,6 +105,8 @@ class BackgroundWork:
                 interval = parse_duration(record.settings.get("sync_interval", "5m"))
             except ValueError:
                 continue
+            if interval <= 0:
+                continue  # "0s": webhooks only, no polling
             if now - self._polled.get(record.name, -interval) < interval:
                 continue
             self._polled[record.name] = now

@@ -79,7 +79,6 @@ def test_openapi_schema_and_metrics(runtime):
     with http_client(runtime) as client:
         schema = client.get("/schema/openapi.json").json()
         assert "/api/incidents" in schema["paths"]
-        assert "/connectors/{name}/webhook" in schema["paths"]
         metrics = client.get("/metrics").text
         assert 'im_incidents{severity="SEV-2",status="open"} 1.0' in metrics
 

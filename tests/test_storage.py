@@ -32,13 +32,14 @@ def test_inbox_deduplicates_and_claims(tmp_path, clock):
                                  at=clock.now)
     assert store.store_inbox(connector="other", delivery_id="e1", event_type="x", body=b"{}",
                              at=clock.now)
-    first = store.claim_inbox(now=clock.now, lease_seconds=30)
-    second = store.claim_inbox(now=clock.now, lease_seconds=30)
+    [first] = store.claim_inbox(now=clock.now, lease_seconds=30)
+    [second] = store.claim_inbox(now=clock.now, lease_seconds=30, limit=5)
     assert (first.delivery_id, first.connector, second.connector) == ("e1", "pd", "other")
-    assert store.claim_inbox(now=clock.now, lease_seconds=30) is None
+    assert store.claim_inbox(now=clock.now, lease_seconds=30) == []
     store.finish_inbox(first.id, at=clock.now)
     # An expired claim (a crashed worker) is claimed again.
-    assert store.claim_inbox(now=clock.advance(seconds=31), lease_seconds=30).id == second.id
+    [again] = store.claim_inbox(now=clock.advance(seconds=31), lease_seconds=30)
+    assert again.id == second.id
     assert [r.status for r in store.inbox()] == ["done", "processing"]
 
 

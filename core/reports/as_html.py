@@ -8,13 +8,16 @@ from html import escape
 
 from im.reports.model import Report
 from im.reports.tables import (
+    COMPLIANCE,
     EMPTY,
+    RESPONSE_TIMES,
     Table,
     daily_table,
     escalations_table,
     incident_facts,
     incidents_table,
     key_figures,
+    remote_logs,
     remote_table,
     response_table,
     responders_table,
@@ -42,7 +45,9 @@ td { overflow-wrap: anywhere; }
 .scope { color: #57606a; }
 figure { margin: 1em 0; }
 figure svg { max-width: 100%; height: auto; }
-.met { color: #1a7f37; } .breached { color: #cf222e; font-weight: 600; } .pending { color: #9a6700; }
+.met { color: #1a7f37; }
+.breached { color: #cf222e; font-weight: 600; }
+.pending { color: #9a6700; }
 """
 
 _URL = re.compile(r"^https?://\S+$")
@@ -90,8 +95,8 @@ def render_html(report: Report) -> bytes:
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
-        f"<header><h1>{escape(report.title)}</h1><p><strong>{escape(report.period)}"
-        "</strong></p>",
+        (f"<header><h1>{escape(report.title)}</h1><p><strong>{escape(report.period)}"
+         "</strong></p>"),
         '<ul class="scope">' + "".join(f"<li>{escape(line)}</li>" for line in scope(report))
         + "</ul></header>",
     ]
@@ -100,7 +105,7 @@ def render_html(report: Report) -> bytes:
     if report.empty:
         out.append(f'<p class="empty">{escape(EMPTY)}</p>')
     out.append("</section>")
-    charts = all_charts(report)
+    charts = all_charts(report, wide=720)
     if charts:
         out.append('<section id="charts"><h2>Charts</h2>')
         out += [f'<figure id="chart-{name}">{_svg(drawing)}</figure>'
@@ -108,28 +113,29 @@ def render_html(report: Report) -> bytes:
         out.append("</section>")
     out += [
         '<section id="response-times"><h2>Response times</h2>',
-        "<p>TTA: time to acknowledge (first response); TTR: time to resolve; medians and 90th"
-        " percentiles. Measured in im from declaration, in a connector's system from the"
-        " remote incident's creation.</p>",
+        f"<p>{escape(RESPONSE_TIMES)}</p>",
         "<h3>By severity</h3>", table(response_table(report.response_by_severity, "Severity")),
         "<h3>By service</h3>", table(response_table(report.response_by_service, "Service")),
         "</section>",
         '<section id="sla"><h2>SLA compliance</h2>', table(sla_targets_table(report)),
-        "<p>Compliance is met / (met + breached); pending incidents are open and within"
-        " target.</p>", table(sla_table(report)), "</section>",
+        f"<p>{escape(COMPLIANCE)}</p>", table(sla_table(report)), "</section>",
         '<section id="on-call"><h2>On-call effectiveness</h2><h3>Responders</h3>',
         table(responders_table(report)), "<h3>Escalations</h3>",
         table(escalations_table(report)), "</section>",
-        '<section id="per-day"><h2>Incidents per day</h2>', table(daily_table(report)),
+        '<section id="per-day"><h2>Incidents per day</h2>',
+        "<p>Days without incidents are left out.</p>", table(daily_table(report)),
         "</section>",
         '<section id="incidents"><h2>Incidents</h2>',
         table(incidents_table(report), link_ids=True),
     ]
     for entry in report.incidents:
-        out += [f'<article id="{escape(entry.id)}"><h3>{escape(entry.id)}:'
-                f" {escape(entry.title)}</h3>", table(incident_facts(entry), "facts")]
+        out += [f'<article id="{escape(entry.id)}"><h3>{escape(entry.id)}: {escape(entry.title)}'
+                "</h3>" + table(incident_facts(entry), "facts")]
         if entry.remote:
             out += ["<h4>Linked remote incidents</h4>", table(remote_table(entry))]
-        out += ["<h4>Timeline</h4>", table(timeline_table(entry)), "</article>"]
+        out += ["<h4>Timeline</h4>", table(timeline_table(entry))]
+        for title, log in remote_logs(entry):
+            out += [f"<h4>{escape(title)}</h4>", table(log)]
+        out.append("</article>")
     out += ["</section>", "</body></html>"]
     return ("\n".join(out) + "\n").encode()

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 from im.reports.model import Report
 from im.reports.tables import (
+    COMPLIANCE,
     EMPTY,
+    RESPONSE_TIMES,
     Table,
     daily_table,
     escalations_table,
     incident_facts,
     incidents_table,
     key_figures,
+    remote_logs,
     remote_table,
     response_table,
     responders_table,
@@ -21,8 +26,13 @@ from im.reports.tables import (
 )
 
 
+_URL = re.compile(r"^https?://[^\s<>]+$")
+
+
 def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("\\", "\\\\").replace("|", "\\|") or " "
+    if _URL.match(text):
+        return f"<{text}>"  # an autolink: nothing inside it is markup
+    return _escape(text) or " "
 
 
 def table(data: Table) -> str:
@@ -52,15 +62,13 @@ def render_markdown(report: Report) -> bytes:
         parts.append(f"**{EMPTY}**")
     parts += [
         "## Response times by severity",
-        "TTA: time to acknowledge (first response); TTR: time to resolve; medians and 90th"
-        " percentiles. Measured in im from declaration, in a connector's system from the"
-        " remote incident's creation.",
+        RESPONSE_TIMES,
         table(response_table(report.response_by_severity, "Severity")),
         "## Response times by service",
         table(response_table(report.response_by_service, "Service")),
         "## SLA compliance",
         table(sla_targets_table(report)),
-        "Compliance is met / (met + breached); pending incidents are open and within target.",
+        COMPLIANCE,
         table(sla_table(report)),
         "## On-call effectiveness",
         "### Responders",
@@ -68,6 +76,7 @@ def render_markdown(report: Report) -> bytes:
         "### Escalations",
         table(escalations_table(report)),
         "## Incidents per day",
+        "Days without incidents are left out.",
         table(daily_table(report)),
         "## Incidents",
         table(incidents_table(report)),
@@ -77,4 +86,6 @@ def render_markdown(report: Report) -> bytes:
         if entry.remote:
             parts += ["#### Linked remote incidents", table(remote_table(entry))]
         parts += ["#### Timeline", table(timeline_table(entry))]
+        for title, log in remote_logs(entry):
+            parts += [f"#### {_escape(title)}", table(log)]
     return ("\n\n".join(parts) + "\n").encode()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 from typing import Any
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
 
 from reportlab.lib import colors  # type: ignore[import-untyped]
 from reportlab.lib.enums import TA_LEFT  # type: ignore[import-untyped]
@@ -31,12 +31,15 @@ from reportlab.platypus import TableStyle  # type: ignore[import-untyped]
 from im.reports.charts import all_charts, incidents_per_day, response_by_severity
 from im.reports.model import Report
 from im.reports.tables import (
+    COMPLIANCE,
     EMPTY,
+    RESPONSE_TIMES,
     Table,
     escalations_table,
     incident_facts,
     incidents_table,
     key_figures,
+    remote_logs,
     remote_table,
     response_table,
     responders_table,
@@ -62,7 +65,7 @@ STYLES = {
     "h2": ParagraphStyle("h2", _base, fontName="Helvetica-Bold", fontSize=12, leading=15,
                          spaceBefore=10, spaceAfter=5),
     "h3": ParagraphStyle("h3", _base, fontName="Helvetica-Bold", fontSize=9.5, leading=12,
-                         spaceBefore=6, spaceAfter=3),
+                         spaceBefore=6, spaceAfter=3, keepWithNext=1),
     "body": ParagraphStyle("body", _base, spaceAfter=5),
     "muted": ParagraphStyle("muted", _base, textColor=MUTED, spaceAfter=2),
     "note": ParagraphStyle("note", _base, backColor=colors.HexColor("#fff8c5"),
@@ -82,7 +85,8 @@ def _text(value: str) -> str:
 
 def _cell(value: str) -> str:
     if value.startswith(("https://", "http://")) and " " not in value:
-        return f'<link href="{escape(value, {chr(34): "&quot;"})}" color="blue">{escape(value)}</link>'
+        href = quoteattr(value)  # the quoted, escaped attribute value
+        return f'<link href={href} color="blue">{escape(value)}</link>'
     return _text(value)
 
 
@@ -147,6 +151,9 @@ class ReportDocument(BaseDocTemplate):  # type: ignore[misc]
             self.canv.addOutlineEntry(text, key, level=level, closed=level > 0)
 
 
+SHORT_TABLE = 15  # rows: a table this short moves to the next page whole rather than split
+
+
 def table(data: Table, width: float) -> Any:
     if not data.rows:
         return Paragraph(_text(data.empty), STYLES["body"])
@@ -166,7 +173,7 @@ def table(data: Table, width: float) -> Any:
     else:
         style.append(("BACKGROUND", (0, 0), (0, -1), HEADER_FILL))
     result.setStyle(TableStyle(style))
-    return result
+    return KeepTogether([result]) if len(data.rows) <= SHORT_TABLE else result
 
 
 def _title_page(report: Report, width: float) -> list[Any]:
@@ -211,10 +218,7 @@ def render_pdf(report: Report) -> bytes:
         story.append(pair)
 
     story += [CondPageBreak(200), Heading("Response times", 0, "response"),
-              Paragraph("TTA: time to acknowledge (first response); TTR: time to resolve;"
-                        " medians and 90th percentiles. Measured in im from declaration, in a"
-                        " connector's system from the remote incident's creation.",
-                        STYLES["body"]),
+              Paragraph(_text(RESPONSE_TIMES), STYLES["body"]),
               Heading("By severity", 1, "response-severity"),
               table(response_table(report.response_by_severity, "Severity"), width),
               Heading("By service", 1, "response-service"),
@@ -222,8 +226,7 @@ def render_pdf(report: Report) -> bytes:
     story += [CondPageBreak(200), Heading("SLA compliance", 0, "sla"),
               KeepTogether([Paragraph("Targets", STYLES["h3"]),
                             table(sla_targets_table(report), width * 0.6)]),
-              Paragraph("Compliance is met / (met + breached); pending incidents are open and"
-                        " within target.", STYLES["body"]),
+              Paragraph(_text(COMPLIANCE), STYLES["body"]),
               table(sla_table(report), width)]
     story += [CondPageBreak(200), Heading("On-call effectiveness", 0, "oncall"),
               Heading("Responders", 1, "responders"), table(responders_table(report), width),
@@ -240,7 +243,9 @@ def render_pdf(report: Report) -> bytes:
         if entry.remote:
             story += [Paragraph("Linked remote incidents", STYLES["h3"]),
                       table(remote_table(entry), width)]
-        story += [Paragraph("Timeline", STYLES["h3"]), table(timeline_table(entry), width),
-                  Spacer(1, 8)]
+        story += [Paragraph("Timeline", STYLES["h3"]), table(timeline_table(entry), width)]
+        for title, log in remote_logs(entry):
+            story += [Paragraph(_text(title), STYLES["h3"]), table(log, width)]
+        story.append(Spacer(1, 8))
     doc.build(story)
     return buffer.getvalue()

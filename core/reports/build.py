@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 from im.connectors import Connector
 from im.errors import ConnectorError, ImError, InvalidInputError, NotFoundError
 from im.models import Incident, Link, Severity, Status, TimelineEvent
-from im.reports import figures
-from im.reports.figures import compliance, seconds_between, sla_state, stats
+from im.reports.figures import UNMEASURED, compliance, seconds_between, sla_state, stats
 from im.reports.model import (
     DayCount,
     Escalation,
@@ -32,6 +31,10 @@ from im.reports.model import (
 from im.reports.period import Period
 from im.reports.queries import incidents_declared
 from im.reports.remote import (
+    ASSIGNED,
+    ESCALATED,
+    NOTIFIED,
+    TRIGGERED,
     RemoteIncidentReport,
     RemoteIncidentRequest,
     from_stored,
@@ -47,6 +50,7 @@ log = logging.getLogger("im.reports")
 
 ALL = "All"
 FIRST_RESPONSES = ("acknowledged", "resolved", "closed")
+PAGING_KINDS = (TRIGGERED, NOTIFIED, ASSIGNED, ESCALATED)
 _SAME_MOMENT = timedelta(seconds=2)
 
 
@@ -156,7 +160,7 @@ class _Fetcher:
         return notes
 
 
-def _remote_incidents(runtime: Runtime, incident: Incident, links: Sequence[Link],
+def _remote_incidents(incident: Incident, links: Sequence[Link],
                       timeline: Sequence[TimelineEvent], connector_types: dict[str, str | None],
                       fetcher: _Fetcher | None) -> list[RemoteIncident]:
     remote = []
@@ -229,10 +233,13 @@ def _incident_entry(incident: Incident, timeline: Sequence[TimelineEvent],
                                                                  Status.CLOSED) else None
     tta = seconds_between(incident.created_at, acknowledged_at)
     ttr = seconds_between(incident.created_at, resolved_at)
+    # Who was paged or assigned, in the order it happened, in either system.
+    moments = [(e.at, t) for r in remote for e in r.events if e.kind in PAGING_KINDS
+               for t in e.targets]
+    moments += [(e.at, str(e.data["assignee"])) for e in timeline
+                if e.kind == "assigned" and e.data.get("assignee")]
     paged: list[str] = []
-    for person in [p for r in remote for p in r.paged] + [
-            str(e.data["assignee"]) for e in timeline
-            if e.kind == "assigned" and e.data.get("assignee")]:
+    for _, person in sorted(moments, key=lambda moment: moment[0]):
         if person not in paged:
             paged.append(person)
     remote_times = []
@@ -295,7 +302,7 @@ def _sla_rows(groups: dict[str, list[IncidentEntry]], included: Sequence[str]
                              [e.resolve_sla for e in entries]))
         for name in included:
             times = [t for e in entries for t in e.remote_times
-                     if t.connector == name and t.ack_sla != figures.UNMEASURED]
+                     if t.connector == name and t.ack_sla != UNMEASURED]
             if times:
                 rows.append(_sla_row(group, name, [t.ack_sla for t in times],
                                      [t.resolve_sla for t in times]))
@@ -341,7 +348,7 @@ def build_report(runtime: Runtime, period: Period, *, connectors: Sequence[str] 
     entries = []
     for incident in data.incidents:
         timeline = data.timelines[incident.id]
-        remote = _remote_incidents(runtime, incident, data.links[incident.id], timeline,
+        remote = _remote_incidents(incident, data.links[incident.id], timeline,
                                    connector_types, fetcher) if included else []
         entries.append(_incident_entry(incident, timeline, remote,
                                        target_of[incident.severity.value], now, included))

@@ -85,6 +85,7 @@ def _legend(x: float, y: float, pairs: list[tuple[object, str]]) -> Legend:
     legend.fontSize = 7
     legend.dx = legend.dy = 7
     legend.deltay = 10
+    legend.columnMaximum = len(pairs)
     legend.colorNamePairs = pairs
     return legend
 
@@ -137,10 +138,11 @@ def response_by_severity(report: Report, which: str, width: float = 480,
     return drawing
 
 
-def all_charts(report: Report) -> list[tuple[str, Drawing]]:
+def all_charts(report: Report, *, wide: float = 480, narrow: float = 480
+               ) -> list[tuple[str, Drawing]]:
     """(name, drawing) of each chart, in reading order; none for an empty report."""
     if report.empty:
         return []
-    return [("IncidentsPerDay", incidents_per_day(report)),
-            ("TimeToAcknowledge", response_by_severity(report, "acknowledge")),
-            ("TimeToResolve", response_by_severity(report, "resolve"))]
+    return [("IncidentsPerDay", incidents_per_day(report, width=wide)),
+            ("TimeToAcknowledge", response_by_severity(report, "acknowledge", width=narrow)),
+            ("TimeToResolve", response_by_severity(report, "resolve", width=narrow))]

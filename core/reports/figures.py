@@ -23,7 +23,8 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
     ordered = sorted(values)
     rank = (len(ordered) - 1) * fraction
     low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    # Rounded to the millisecond: no float noise such as 6696.000000000002 in the JSON.
+    return round(ordered[low] + (ordered[high] - ordered[low]) * (rank - low), 3)
 
 
 def stats(values: Iterable[float | None]) -> Stats:

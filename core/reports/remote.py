@@ -20,44 +20,8 @@ from im.models import Incident, Link, TimelineEvent
 if TYPE_CHECKING:
     from im.reports.model import Escalation, RemoteIncident
 
-# -- the connector protocol ----------------------------------------------------------------
-
-
-class RemoteIncidentRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """Describe one linked remote incident (for reports): `link` says which one; `incident`
-    is the im incident it belongs to."""
-
-    link: Link
-    incident: Incident | None = None
-
-
-class RemoteEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """One entry of a remote incident's log, in im's words.
-
-    `kind`: triggered, notified (someone was paged), assigned, escalated, acknowledged,
-    unacknowledged, resolved, reopened, note or updated. `actor`: who did it (an email or a
-    name; None for the remote system itself). `targets`: who the event paged, assigned or
-    escalated to."""
-
-    at: datetime
-    kind: str
-    text: str = ""
-    actor: str | None = None
-    targets: list[str] = []
-
-
-class RemoteIncidentReport(msgspec.Struct, frozen=True, kw_only=True):
-    """What a connector knows about a remote incident: its identity, state and whole log
-    (`events`, in any order; the report sorts them by time)."""
-
-    remote_id: str
-    number: str | None = None
-    url: str | None = None
-    status: str | None = None
-    title: str | None = None
-    created_at: datetime | None = None
-    events: list[RemoteEvent] = []
-
+# The connector protocol of reports lives in im.connectors, with the rest of it.
+from im.connectors import RemoteEvent, RemoteIncidentReport, RemoteIncidentRequest  # noqa: E402
 
 TRIGGERED = "triggered"
 NOTIFIED = "notified"

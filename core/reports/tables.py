@@ -8,9 +8,16 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from im.reports.model import IncidentEntry, RemoteIncident, Report, ResponseRow
+from im.reports.model import IncidentEntry, RemoteIncident, Report, ResponseRow, Stats
 
 EMPTY = "No incidents were declared in this period."
+RESPONSE_TIMES = (
+    "TTA: time to acknowledge (first response: an acknowledgement, or the resolution when"
+    " nobody acknowledged first); TTR: time to resolve (the final resolution); medians and"
+    " 90th percentiles. Measured in im from the declaration, in a connector's system from the"
+    " remote incident's creation.")
+COMPLIANCE = ("Compliance is met / (met + breached); pending incidents are still open and"
+              " within their target.")
 
 
 class Table(msgspec.Struct, frozen=True, kw_only=True):
@@ -25,7 +32,7 @@ def duration(seconds: float | None) -> str:
     """45s, 7m30s, 2h05m, 1d03h: two units at most, rounded to the second."""
     if seconds is None:
         return "-"
-    total = int(round(seconds))
+    total = round(seconds)
     if total < 0:
         return "-" + duration(-total)
     if total < 60:
@@ -66,8 +73,8 @@ def remote_label(remote: RemoteIncident) -> str:
 
 def scope(report: Report) -> list[str]:
     """What the report covers and how, in sentences."""
-    lines = [f"Period: {report.period} (whole days, {report.timezone}); incidents declared in"
-             " it.",
+    period = f"Period: {report.period} (whole days, {report.timezone}); incidents declared in it."
+    lines = [period,
              f"Generated {when(report.generated_at)} {report.timezone} by {report.generator}."]
     if report.included:
         parts = []
@@ -83,6 +90,10 @@ def scope(report: Report) -> list[str]:
     return lines
 
 
+def _median_p90(measured: Stats) -> str:
+    return f"median {duration(measured.median_seconds)}, p90 {duration(measured.p90_seconds)}"
+
+
 def key_figures(report: Report) -> Table:
     summary = report.summary
     by_severity = ", ".join(f"{k}: {v}" for k, v in summary.by_severity.items())
@@ -93,12 +104,10 @@ def key_figures(report: Report) -> Table:
         ["By status now", by_status],
         ["Acknowledged", str(summary.acknowledged)],
         ["Resolved", f"{summary.resolved} ({summary.unresolved} unresolved)"],
-        ["Time to acknowledge", f"median {duration(summary.acknowledge.median_seconds)},"
-                                f" p90 {duration(summary.acknowledge.p90_seconds)}"],
-        ["Time to resolve", f"median {duration(summary.resolve.median_seconds)},"
-                            f" p90 {duration(summary.resolve.p90_seconds)}"],
-        ["SLA compliance", f"acknowledge {percent(summary.ack_compliance_percent)},"
-                           f" resolve {percent(summary.resolve_compliance_percent)}"],
+        ["Time to acknowledge", _median_p90(summary.acknowledge)],
+        ["Time to resolve", _median_p90(summary.resolve)],
+        ["SLA compliance", (f"acknowledge {percent(summary.ack_compliance_percent)},"
+                            f" resolve {percent(summary.resolve_compliance_percent)}")],
         ["Escalations", str(summary.escalations)],
     ]
     if report.included:
@@ -154,10 +163,12 @@ def escalations_table(report: Report) -> Table:
 
 
 def daily_table(report: Report) -> Table:
+    """The days on which incidents were declared (the chart shows every day)."""
     severities = list(report.summary.by_severity)
     return Table(headers=["Day", *severities, "Total"],
                  rows=[[d.day.isoformat(), *(str(d.by_severity.get(s, 0)) for s in severities),
-                        str(d.total)] for d in report.daily])
+                        str(d.total)] for d in report.daily if d.total],
+                 empty="No incidents on any day.")
 
 
 def incidents_table(report: Report) -> Table:
@@ -187,11 +198,13 @@ def incident_facts(entry: IncidentEntry) -> Table:
     if entry.paged:
         rows.append(["Paged or assigned", people(entry.paged)])
     for times in entry.remote_times:
-        rows.append([f"In {times.connector}",
-                     f"acknowledged after {duration(times.time_to_acknowledge_seconds)}"
-                     f" (SLA {sla(times.ack_sla)}), resolved after"
-                     f" {duration(times.time_to_resolve_seconds)}"
-                     f" (SLA {sla(times.resolve_sla)})"])
+        acked = ("not acknowledged" if times.time_to_acknowledge_seconds is None else
+                 f"acknowledged after {duration(times.time_to_acknowledge_seconds)}")
+        resolved = ("not resolved" if times.time_to_resolve_seconds is None else
+                    f"resolved after {duration(times.time_to_resolve_seconds)}")
+        measured = (f"{acked} (SLA {sla(times.ack_sla)}), {resolved}"
+                    f" (SLA {sla(times.resolve_sla)})")
+        rows.append([f"In {times.connector}", measured])
     return Table(headers=["", ""], rows=rows, widths=[1, 4])
 
 
@@ -212,3 +225,22 @@ def timeline_table(entry: IncidentEntry) -> Table:
                  rows=[[when(e.at, seconds=True), e.text, e.actor, e.system]
                        for e in entry.timeline],
                  widths=[1.4, 4.6, 1.5, 1.2], empty="No timeline events.")
+
+
+def remote_log_title(remote: RemoteIncident) -> str:
+    return f"Log of {remote.connector} {remote_label(remote)} ({remote.service})"
+
+
+def remote_log_table(remote: RemoteIncident) -> Table:
+    """A fetched remote incident's log, as the remote system recorded it."""
+    return Table(headers=["Time", "Event", "Kind", "By", "To"],
+                 rows=[[when(e.at, seconds=True), e.text, e.kind, e.actor or "-",
+                        people(e.targets)] for e in remote.events],
+                 widths=[1.4, 3.2, 1.1, 1.8, 2.2], empty="No log entries.")
+
+
+def remote_logs(entry: IncidentEntry) -> list[tuple[str, Table]]:
+    """The logs worth showing beside im's timeline: those fetched from the remote system
+    (stored ones are already on the timeline)."""
+    return [(remote_log_title(r), remote_log_table(r)) for r in entry.remote
+            if r.source == "fetched" and r.events]

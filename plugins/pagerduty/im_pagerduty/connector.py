@@ -28,6 +28,8 @@ from im import (
     PullResult,
     PushRequest,
     PushResult,
+    RemoteIncidentReport,
+    RemoteIncidentRequest,
     RemoteRef,
     SlaPolicyRequest,
     WebhookEvent,
@@ -351,6 +353,11 @@ class PagerDutyConnector(Connector):
                          {"note": {"content": request.payload["note"]}})
         return PushResult(timeline=[f"SLA breach noted on PagerDuty incident"
                                     f" {self._number(request)}"])
+
+    def describe_remote(self, request: RemoteIncidentRequest) -> RemoteIncidentReport:
+        from im_pagerduty.report import describe_remote
+
+        return describe_remote(self, request)
 
     def sla_policy(self, request: SlaPolicyRequest) -> dict[str, dict[str, str]] | None:
         mapping = self.settings.custom.sla_mapping

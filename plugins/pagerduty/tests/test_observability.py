@@ -41,8 +41,7 @@ def test_status_and_metrics_count_what_happened(runtime, pd):
     assert lines[5] == f"Sync Errors: {calls[1]}" and calls[1] == 2
     assert lines[6] == "Webhook: Disabled"
     assert lines[7] == "Queued: 1 change(s) waiting, 0 failed"
-    assert lines[8] == "Last Error: PagerDuty answered 503: Service Unavailable (code 2000)" \
-        or lines[8].startswith("Last Error: PagerDuty answered 503")
+    assert lines[8].startswith("Last Error: PagerDuty answered 503")
     figures = json.loads(im(runtime, "metrics", "connector", "prod-pagerduty", "--json").stdout)
     assert figures["api_calls_24h"] == calls[0]
     assert figures["total_incidents"] == 1

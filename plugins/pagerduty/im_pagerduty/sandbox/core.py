@@ -1,0 +1,125 @@
+"""One running sandbox: its account, clock, settings, faults, logs and webhook deliveries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from im_pagerduty.sandbox.config import SandboxConfig
+from im_pagerduty.sandbox.delivery import Target, WebhookDeliveries
+from im_pagerduty.sandbox.events import EventMaker
+from im_pagerduty.sandbox.faults import Faults, FaultSwitch
+from im_pagerduty.sandbox.ids import event_id
+from im_pagerduty.sandbox.incidents import Announcement, IncidentChanged, Incidents
+from im_pagerduty.sandbox.links import Links
+from im_pagerduty.sandbox.ratelimit import KeyRateLimiter
+from im_pagerduty.sandbox.render import Renderer
+from im_pagerduty.sandbox.requestlog import RequestLog
+from im_pagerduty.sandbox.seed import SeedName, seed
+from im_pagerduty.sandbox.store import Store
+from im_pagerduty.sandbox.times import Clock
+
+
+class Sandbox:
+    def __init__(self, config: SandboxConfig, base_url: str = "http://127.0.0.1") -> None:
+        if not config.api_keys:
+            raise ValueError("the sandbox needs at least one API key")
+        self.config = config
+        self.base_url = base_url
+        self.faults = FaultSwitch()
+        self.requests = RequestLog(config.request_log_size)
+        self.webhooks = WebhookDeliveries(
+            store=lambda: self.store,
+            settings=lambda: self.settings,
+            faults=lambda: self.faults.current,
+            clock=lambda: self.clock,
+        )
+        self._fill(config.seed)
+
+    def _fill(self, seed_name: SeedName) -> None:
+        self.settings = self.config
+        self.seed_name = seed_name
+        self.clock = Clock()
+        self.store = Store()
+        seed(self.store, seed_name, self.clock.now())
+        self.limiter = KeyRateLimiter(
+            self.settings.rate_limit, self.settings.rate_limit_window_seconds
+        )
+        self.incidents = Incidents(self.store, self.clock, self._announce)
+
+    def reset(self, seed_name: SeedName | None = None) -> None:
+        """Back to a freshly started sandbox: data, clock, settings, faults and logs."""
+        self.webhooks.clear()
+        self.requests.clear()
+        self.set_faults(Faults())
+        self._fill(seed_name or self.config.seed)
+
+    def apply_settings(self, settings: SandboxConfig) -> None:
+        limits_changed = (settings.rate_limit, settings.rate_limit_window_seconds) != (
+            self.settings.rate_limit,
+            self.settings.rate_limit_window_seconds,
+        )
+        self.settings = settings
+        if limits_changed:
+            self.limiter = KeyRateLimiter(settings.rate_limit, settings.rate_limit_window_seconds)
+
+    def set_faults(self, faults: Faults) -> None:
+        self.faults.set(faults)
+        self.webhooks.faults_changed()
+
+    @property
+    def links(self) -> Links:
+        return Links(self.base_url, self.settings.web_url)
+
+    def renderer(self) -> Renderer:
+        return Renderer(self.store, self.links)
+
+    def event_maker(self) -> EventMaker:
+        return EventMaker(self.store, self.links)
+
+    @property
+    def account_owner_id(self) -> str:
+        """The user an account API key acts as where no `From` is given (webhook pings)."""
+        return next(iter(self.store.users))
+
+    def _announce(self, announcement: Announcement) -> None:
+        maker = self.event_maker()
+        incident = announcement.incident
+        if isinstance(announcement, IncidentChanged):
+            event = maker.incident_event(
+                event_id(),
+                announcement.event_type,
+                incident,
+                announcement.agent_user_id,
+                announcement.at,
+            )
+        else:
+            event = maker.note_event(event_id(), announcement.note, incident, announcement.at)
+        service = self.store.services.get(incident.service_id)
+        self.webhooks.publish(
+            event,
+            Target(
+                resource_id=incident.id,
+                service_id=incident.service_id,
+                team_ids=service.team_ids if service else (),
+            ),
+        )
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Background work for the server's lifetime: deliveries and timed escalation."""
+        await self.webhooks.start()
+        ticker = asyncio.get_running_loop().create_task(self._escalate_forever())
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            await self.webhooks.stop()
+
+    async def _escalate_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.escalation_check_seconds)
+            self.incidents.escalate_due()

@@ -1,0 +1,38 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from im_pagerduty.testing import (  # noqa: F401  (fixtures)
+    RunningSandbox,
+    pagerduty_sandbox,
+    pagerduty_sandbox_server,
+    pagerduty_webhook_receiver,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+SHARED_PAGERDUTY = REPO / ".." / "shared" / "pagerduty"
+
+
+@pytest.fixture(scope="session")
+def shared_pagerduty() -> Path:
+    """PagerDuty's reference data beside the repository (shared/pagerduty). Missing, the tests
+    that need it fail, unless IM_SHARED_OPTIONAL=1 lets them skip."""
+    if not (SHARED_PAGERDUTY / "rest-api-v2.openapiv3.json").is_file():
+        message = f"PagerDuty reference data not found at {SHARED_PAGERDUTY.resolve()}"
+        if os.environ.get("IM_SHARED_OPTIONAL") == "1":
+            pytest.skip(message)
+        pytest.fail(message + " (set IM_SHARED_OPTIONAL=1 to skip these tests)")
+    return SHARED_PAGERDUTY.resolve()
+
+
+@pytest.fixture
+def pd(pagerduty_sandbox: RunningSandbox) -> RunningSandbox:  # noqa: F811
+    return pagerduty_sandbox
+
+
+@pytest.fixture
+def api(pd: RunningSandbox):
+    """An httpx client for the sandbox's REST API, acting as ops@company.com."""
+    with pd.client() as client:
+        yield client

@@ -1,0 +1,98 @@
+"""Reports with PagerDuty correlation, against the sandbox: describing a PagerDuty incident
+from its log entries, and `im report --include-pagerduty` fetching what im did not store."""
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from im.reports import RemoteIncidentRequest
+from im_pagerduty.connector import PagerDutyConnector
+from im_pagerduty.report import describe_remote
+
+from .connector_kit import im, runtime_with_connector
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    monkeypatch.setattr(PagerDutyConnector, "client_options",
+                        {"max_attempts": 2, "sleep": lambda _s: None})
+
+
+@pytest.fixture
+def runtime(tmp_path, pd):
+    rt = runtime_with_connector(tmp_path / "home", pd)
+    yield rt
+    rt.store.close()
+
+
+def escalated_and_handled(runtime, pd):
+    """INC-1 in PagerDuty: paged to John (on call), escalated to the team lead after 15
+    minutes without an acknowledgement, then acknowledged and resolved through im."""
+    assert im(runtime, "declare", "--sev", "SEV-1", "--title", "API gateway down",
+              "--service", "api").exit_code == 0
+    pd.advance_clock(16 * 60)
+    assert im(runtime, "ack", "--incident", "INC-1").exit_code == 0
+    assert im(runtime, "resolve", "--incident", "INC-1").exit_code == 0
+    [link] = runtime.store.links("INC-1")
+    return link
+
+
+def test_describe_remote_reads_the_incident_and_its_log(runtime, pd):
+    link = escalated_and_handled(runtime, pd)
+    described = describe_remote(runtime.connector("prod-pagerduty"),
+                                RemoteIncidentRequest(link=link))
+    assert (described.remote_id, described.number, described.url, described.status) == (
+        link.remote_id, link.remote_number, link.remote_url, "resolved")
+    assert described.title == "API gateway down"
+    events = described.events
+    assert [e.at for e in events] == sorted(e.at for e in events)
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "triggered" and kinds[-1] == "resolved"
+    assigned = next(e for e in events if e.kind == "assigned")
+    assert assigned.targets == ["john.doe@company.com"]
+    escalated = next(e for e in events if e.kind == "escalated")
+    assert escalated.targets == ["team-lead@company.com"]
+    assert escalated.text == "Escalated to level 2"
+    assert escalated.at - described.created_at >= timedelta(minutes=15)
+    acknowledged = next(e for e in events if e.kind == "acknowledged")
+    assert acknowledged.actor == "ops@company.com"  # im acknowledged it, as its From user
+
+
+def test_report_fetches_who_was_paged_and_escalations(runtime, pd):
+    escalated_and_handled(runtime, pd)
+    today = runtime.clock().date()
+    result = im(runtime, "report", "--start", str(today - timedelta(days=1)), "--end",
+                str(today + timedelta(days=1)), "--include-pagerduty", "--format", "json",
+                "-o", "-")
+    assert result.exit_code == 0, result.output
+    assert "1 linked remote incident (prod-pagerduty; 1 fetched)" in result.stderr
+    data = json.loads(result.stdout)
+    assert data["included"] == [{"name": "prod-pagerduty", "type": "pagerduty", "linked": 1,
+                                 "fetched": 1}]
+    [incident] = data["incidents"]
+    [remote] = incident["remote"]
+    assert remote["source"] == "fetched" and remote["status"] == "resolved"
+    assert remote["paged"][:2] == ["john.doe@company.com", "team-lead@company.com"]
+    [escalation] = incident["escalations"]
+    assert (escalation["from"], escalation["to"], escalation["system"]) == (
+        ["john.doe@company.com"], ["team-lead@company.com"], "prod-pagerduty")
+    # Measured in PagerDuty, the acknowledgement came after the escalation (15+ minutes).
+    assert remote["time_to_acknowledge_seconds"] >= 15 * 60
+    assert [r["measured_in"] for r in data["response_by_severity"] if r["group"] == "SEV-1"] \
+        == ["im", "prod-pagerduty"]
+    responders = {r["responder"]: r for r in data["responders"]}
+    assert responders["john.doe@company.com"]["escalated_away"] == 1
+
+
+def test_an_unreachable_pagerduty_leaves_the_report_to_stored_data(runtime, pd):
+    escalated_and_handled(runtime, pd)
+    pd.set_faults(error_rate=1.0, paths=["/incidents/"])
+    today = runtime.clock().date()
+    result = im(runtime, "report", "--start", str(today), "--end", str(today),
+                "--include-pagerduty", "--format", "json", "-o", "-")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    [remote] = data["incidents"][0]["remote"]
+    assert remote["source"] == "stored" and remote["number"]
+    assert data["notes"][0].startswith("prod-pagerduty: could not fetch remote incidents")

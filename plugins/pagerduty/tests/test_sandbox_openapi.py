@@ -1,0 +1,353 @@
+"""Proof of fidelity: every request and response of the sandbox's endpoints, successes and
+errors, validated with openapi-core against PagerDuty's official OpenAPI document."""
+
+import json
+
+import httpx
+import pytest
+
+from .openapi_check import ARTEFACTS, OpenApiCheck, corrected
+
+ENDPOINTS = {
+    ("GET", "/incidents"),
+    ("POST", "/incidents"),
+    ("PUT", "/incidents"),
+    ("GET", "/incidents/{id}"),
+    ("PUT", "/incidents/{id}"),
+    ("GET", "/incidents/{id}/notes"),
+    ("POST", "/incidents/{id}/notes"),
+    ("GET", "/incidents/{id}/log_entries"),
+    ("GET", "/log_entries"),
+    ("GET", "/log_entries/{id}"),
+    ("GET", "/services"),
+    ("GET", "/services/{id}"),
+    ("GET", "/users"),
+    ("GET", "/users/{id}"),
+    ("GET", "/escalation_policies"),
+    ("GET", "/escalation_policies/{id}"),
+    ("GET", "/schedules"),
+    ("GET", "/schedules/{id}"),
+    ("POST", "/schedules/{id}/overrides"),
+    ("GET", "/oncalls"),
+    ("GET", "/priorities"),
+    ("POST", "/webhook_subscriptions"),
+    ("GET", "/webhook_subscriptions"),
+    ("GET", "/webhook_subscriptions/{id}"),
+    ("PUT", "/webhook_subscriptions/{id}"),
+    ("DELETE", "/webhook_subscriptions/{id}"),
+    ("POST", "/webhook_subscriptions/{id}/ping"),
+    ("POST", "/webhook_subscriptions/{id}/enable"),
+}
+
+
+@pytest.fixture(scope="module")
+def document(shared_pagerduty):
+    return json.loads((shared_pagerduty / "rest-api-v2.openapiv3.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def openapi(document):
+    return OpenApiCheck(document)
+
+
+@pytest.fixture
+def checked(pd, openapi, pagerduty_webhook_receiver):
+    openapi.problems.clear()
+    openapi.refused_requests.clear()
+    openapi.exchanges = 0
+    with pd.client(event_hooks={"response": [openapi.hook]}) as client:
+        yield client
+
+
+def ref(kind, object_id):
+    return {"id": object_id, "type": f"{kind}_reference"}
+
+
+def test_every_endpoint_matches_the_openapi_document(
+    pd, openapi, checked, pagerduty_webhook_receiver
+):
+    c = checked
+    # the directory, with and without include[]
+    c.get("/services", params={"total": "true"})
+    c.get("/services/PAPI001")
+    c.get("/services/PAPI001", params={"include[]": "escalation_policies"})
+    c.get("/users", params={"query": "jane.smith@company.com"})
+    c.get("/users/PUJANE1")
+    c.get("/escalation_policies", params={"query": "API"})
+    c.get("/escalation_policies/PAPI_ESCALATION", params={"include[]": "targets"})
+    c.get("/schedules")
+    c.get("/schedules/PSPRIM1")
+    c.post(
+        "/schedules/PSPRIM1/overrides",
+        json={
+            "overrides": [
+                {
+                    "start": "2031-01-01T00:00:00Z",
+                    "end": "2031-01-01T06:00:00Z",
+                    "user": ref("user", "PUJANE1"),
+                }
+            ]
+        },
+    )
+    c.get("/oncalls")
+    c.get(
+        "/oncalls",
+        params={
+            "earliest": "true",
+            "until": "2031-01-02T00:00:00Z",
+            "since": "2030-12-31T00:00:00Z",
+            "include[]": ["users", "escalation_policies", "schedules"],
+            "escalation_policy_ids[]": "PAPI_ESCALATION",
+            "schedule_ids[]": "PSPRIM1",
+        },
+    )
+    c.get("/priorities")
+
+    # the incident lifecycle
+    created = c.post(
+        "/incidents",
+        json={
+            "incident": {
+                "type": "incident",
+                "title": "Checkout is failing",
+                "service": ref("service", "PPAY001"),
+                "urgency": "high",
+                "incident_key": "checkout-5xx",
+                "priority": ref("priority", "PPRIO02"),
+                "body": {"type": "incident_body", "details": "HTTP 500 on /pay"},
+                "conference_bridge": {
+                    "conference_number": "+1 555 0100",
+                    "conference_url": "https://example.com/bridge",
+                },
+            }
+        },
+    )
+    incident_id = created.json()["incident"]["id"]
+    c.post(
+        "/incidents",
+        json={
+            "incident": {
+                "type": "incident",
+                "title": "dup",
+                "service": ref("service", "PPAY001"),
+                "incident_key": "checkout-5xx",
+            }
+        },
+    )
+    c.get(f"/incidents/{incident_id}")
+    c.get(
+        f"/incidents/{incident_id}",
+        params={
+            "include[]": [
+                "services",
+                "assignees",
+                "acknowledgers",
+                "agents",
+                "escalation_policies",
+                "first_trigger_log_entries",
+                "priorities",
+                "conference_bridge",
+            ]
+        },
+    )
+    for change in (
+        {"status": "acknowledged"},
+        {"status": "acknowledged"},
+        {"status": "triggered"},
+        {"escalation_level": 2},
+        {"assignments": [{"assignee": ref("user", "PUJANE1")}]},
+        {"escalation_policy": ref("escalation_policy", "PAPI_ESCALATION")},
+        {"priority": "P1"},
+        {"urgency": "low", "title": "Checkout is slow"},
+    ):
+        c.put(
+            f"/incidents/{incident_id}", json={"incident": {"type": "incident_reference", **change}}
+        )
+    with openapi.invalid_requests():
+        c.put(
+            f"/incidents/{incident_id}",
+            json={"incident": {"type": "incident_reference", "status": "snoozed"}},
+        )
+    assert len(openapi.refused_requests) == 1
+    c.post(f"/incidents/{incident_id}/notes", json={"note": {"content": "Rolled back the release"}})
+    c.get(f"/incidents/{incident_id}/notes")
+    c.put(
+        f"/incidents/{incident_id}",
+        json={"incident": {"type": "incident", "status": "resolved", "resolution": "Rolled back"}},
+    )
+    c.put(
+        f"/incidents/{incident_id}",
+        json={"incident": {"type": "incident_reference", "status": "resolved"}},
+    )
+    second = c.post(
+        "/incidents",
+        json={
+            "incident": {
+                "type": "incident",
+                "title": "Queue backlog",
+                "service": ref("service", "PGEN001"),
+                "assignments": [{"assignee": ref("user", "PUJOHN1")}],
+            }
+        },
+    ).json()["incident"]["id"]
+    c.put(
+        "/incidents",
+        json={
+            "incidents": [{"id": second, "type": "incident_reference", "status": "acknowledged"}]
+        },
+    )
+    c.get(
+        "/incidents",
+        params={
+            "statuses[]": ["triggered", "acknowledged", "resolved"],
+            "total": "true",
+            "service_ids[]": ["PPAY001", "PGEN001"],
+            "sort_by": "created_at:desc",
+            "include[]": ["services", "assignees", "priorities"],
+            "date_range": "all",
+        },
+    )
+    c.get(
+        "/incidents",
+        params={
+            "incident_key": "checkout-5xx",
+            "since": "2020-01-01T00:00:00Z",
+            "until": "2020-05-01T00:00:00Z",
+        },
+    )
+    log = c.get(f"/incidents/{incident_id}/log_entries", params={"include[]": "incidents"}).json()[
+        "log_entries"
+    ]
+    c.get("/log_entries", params={"is_overview": "true", "total": "true"})
+    c.get(f"/log_entries/{log[0]['id']}")
+
+    # webhook subscriptions
+    sub = c.post(
+        "/webhook_subscriptions",
+        json={
+            "webhook_subscription": {
+                "type": "webhook_subscription",
+                "description": "im",
+                "delivery_method": {
+                    "type": "http_delivery_method",
+                    "url": pagerduty_webhook_receiver.url,
+                    "custom_headers": [{"name": "X-Tenant", "value": "acme"}],
+                },
+                "events": ["incident.triggered", "incident.resolved"],
+                "filter": ref("service", "PPAY001"),
+            }
+        },
+    ).json()["webhook_subscription"]
+    c.get("/webhook_subscriptions", params={"filter_type": "service", "filter_id": "PPAY001"})
+    c.get(f"/webhook_subscriptions/{sub['id']}")
+    c.put(
+        f"/webhook_subscriptions/{sub['id']}",
+        json={"webhook_subscription": {"events": ["incident.triggered"]}},
+    )
+    c.post(f"/webhook_subscriptions/{sub['id']}/ping")
+    c.post(f"/webhook_subscriptions/{sub['id']}/enable")
+    c.delete(f"/webhook_subscriptions/{sub['id']}")
+
+    # errors the API answers with
+    c.get("/incidents/QNOTTHERE")
+    c.put(
+        "/incidents/QNOTTHERE",
+        json={"incident": {"type": "incident_reference", "status": "resolved"}},
+    )
+    c.get("/incidents", params={"offset": 9990, "limit": 25})
+    c.get("/services/PNOPE00")
+    c.get(f"/webhook_subscriptions/{sub['id']}")
+    c.post(
+        "/incidents",
+        json={"incident": {"type": "incident", "title": "x", "service": ref("service", "PXXXXXX")}},
+        headers={"From": "nobody@company.com"},
+    )
+    with pd.client(event_hooks={"response": [openapi.hook]}) as stranger:
+        stranger.headers["Authorization"] = "Token token=not-the-key"
+        stranger.get("/incidents")
+    pd.set_faults(storm_429=1)
+    c.get("/incidents")
+
+    assert openapi.problems == []
+    missing = ENDPOINTS - openapi.operations
+    assert not missing, f"not exercised: {sorted(missing)}"
+    # Nothing the sandbox answered went unchecked.
+    assert openapi.exchanges == len(pd.requests()) > 50
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "body", "culprit"),
+    [
+        ("/incidents/Q1", 200, {"incident": {"id": "Q1", "status": "open"}}, "status"),
+        (
+            "/incidents/Q1",
+            200,
+            {"incident": {"id": "Q1", "service": {"type": "service_reference"}}},
+            "service",
+        ),
+        (
+            "/oncalls",
+            200,
+            {"oncalls": [{"escalation_level": "first"}], "limit": 25, "offset": 0, "more": False},
+            "escalation_level",
+        ),
+        (
+            "/incidents",
+            400,
+            {"error": {"message": "Invalid Input Provided", "code": "2001"}},
+            "code",
+        ),
+    ],
+)
+def test_the_check_catches_bodies_that_break_the_document(openapi, pd, path, status, body, culprit):
+    """The harness must be able to fail, corrections and all."""
+    openapi.problems.clear()
+    request = httpx.Request(
+        "GET",
+        f"{pd.url}{path}",
+        headers={
+            "Accept": "application/vnd.pagerduty+json;version=2",
+            "Authorization": "Token token=x",
+        },
+    )
+    openapi.hook(httpx.Response(status, request=request, json=body))
+    assert len(openapi.problems) == 1 and culprit in openapi.problems[0]
+
+
+def test_every_corrected_artefact_is_in_the_document(document):
+    """If PagerDuty fixes its document, the matching correction must go: each is checked here."""
+    schemas = document["components"]["schemas"]
+    get_incidents = document["paths"]["/incidents"]["get"]["parameters"]
+    content_type = [p for p in get_incidents if "Content-Type" in json.dumps(p)]
+    assert content_type, "GET /incidents lists Content-Type"
+    incident = schemas["Incident"]["allOf"][1]["properties"]
+    assert (
+        "nullable" not in incident["resolved_at"]
+        and "null" in incident["resolved_at"]["description"]
+    )
+    examples = json.dumps(document)
+    assert '"priority": null' in examples and '"resolve_reason": null' in examples
+    assert "$ref" in incident["priority"] and "$ref" in incident["resolve_reason"]
+    oncall = schemas["Oncall"]["properties"]
+    assert (
+        "nullable" not in json.dumps(oncall["schedule"])
+        and "null" in oncall["start"]["description"]
+    )
+    assert schemas["Tag"]["allOf"][0]["properties"]["id"]["readOnly"] is True
+    assert schemas["IncidentBody"]["properties"]["details"]["type"] == "object"
+    assert schemas["AcknowledgeLogEntry"]["allOf"][1]["properties"]["type"]["enum"] == [
+        "acknowledgement_log_entry"
+    ]
+    # two alternatives that require nothing both match any channel object
+    assert sum("required" not in shape for shape in schemas["Channel"]["oneOf"]) >= 2
+    assert schemas["Service"]["allOf"][1]["properties"]["escalation_policy"] == {
+        "$ref": "#/components/schemas/EscalationPolicyReference"
+    }
+    assert "400" not in document["paths"]["/incidents/{id}"]["put"]["responses"]
+    assert "429" not in document["paths"]["/services"]["get"]["responses"]
+    # and the corrected copy leaves the original alone
+    assert (
+        corrected(document) is not document
+        and "429" not in document["paths"]["/services"]["get"]["responses"]
+    )
+    assert len(ARTEFACTS) == 10

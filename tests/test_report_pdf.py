@@ -1,0 +1,109 @@
+"""`im report --format pdf`: the file opens, holds the expected text, charts and outline, and
+its tables break across pages with their header row repeated."""
+
+import io
+import re
+
+import pypdf
+
+import test_reports
+from im import incidents
+from im.models import Origin
+from test_reports import im
+
+# The fixtures of the known month (see test_reports.py).
+august, clock, paging, runtime = (test_reports.august, test_reports.clock, test_reports.paging,
+                                  test_reports.runtime)
+
+CHARTS = {"/FormXob.IncidentsPerDay", "/FormXob.TimeToAcknowledge", "/FormXob.TimeToResolve"}
+
+
+def pdf(runtime, folder, *options, start="2025-08-01", end="2025-08-31"):
+    path = folder / "report.pdf"
+    result = im(runtime, "report", "--start", start, "--end", end, "-o", str(path), *options)
+    assert result.exit_code == 0, result.output
+    return pypdf.PdfReader(path)
+
+
+def texts(reader):
+    return [page.extract_text() for page in reader.pages]
+
+
+def forms(page):
+    """The form XObjects a page draws (the charts), with their content streams."""
+    resources = page.get("/Resources") or {}
+    objects = resources.get("/XObject") or {}
+    return {name: ref.get_object() for name, ref in objects.items()
+            if ref.get_object().get("/Subtype") == "/Form"}
+
+
+def outline_titles(items):
+    for item in items:
+        if isinstance(item, list):
+            yield from outline_titles(item)
+        else:
+            yield item.title
+
+
+def test_the_pdf_opens_with_title_page_charts_tables_and_timelines(august, tmp_path):
+    reader = pdf(august, tmp_path, "--include-paging")
+    assert reader.metadata.title == "Incident report: 2025-08-01 to 2025-08-31"
+    pages = texts(reader)
+    title = pages[0]
+    for expected in ("Incident report", "2025-08-01 to 2025-08-31", "Key figures",
+                     "Incidents declared", "median 16m, p90 52m30s",
+                     "acknowledge 57.1%, resolve 66.7%",
+                     "Linked remote incidents of ops (paging): 8 linked, 6 fetched."):
+        assert expected in title, expected
+    assert "Note: ops: 1 remote incident(s) could not be fetched" in title
+    everything = "\n".join(pages)
+    for expected in ("Response times", "SLA compliance", "On-call effectiveness",
+                     "Incident timelines", "INC-4: Payments | <failing> & slow",
+                     "Acknowledged by bob", "Escalated to level 2", "dan@example.com",
+                     "Incidents per day by severity", "Time to resolve by severity"):
+        assert expected in everything, expected
+    # The charts: three vector drawings, each a form XObject with content, on one page.
+    chart_pages = [i for i, page in enumerate(reader.pages) if set(forms(page)) == CHARTS]
+    assert len(chart_pages) == 1
+    for form in forms(reader.pages[chart_pages[0]]).values():
+        assert len(form.get_data()) > 500
+    # Numbers in the tables, as laid out (one cell a line).
+    assert "SEV-1\nim\n3\n3\n8m\n11m12s\n3\n50m\n1h46m" in everything
+    assert "SEV-1\nops\n3\n3\n5m\n10m36s\n3\n50m\n1h46m" in everything
+    titles = list(outline_titles(reader.outline))
+    assert titles[:4] == ["Charts", "Response times", "By severity", "By service"]
+    assert "INC-3: Database cluster failure" in titles and "SLA compliance" in titles
+
+
+def test_a_long_timeline_breaks_across_pages_repeating_its_header(runtime, clock, tmp_path):
+    incident = incidents.declare(runtime, title="Noisy incident", severity="SEV-3",
+                                 services=["web"], origin=Origin(actor="alice"))
+    for number in range(1, 121):
+        clock.advance(minutes=1)
+        incidents.add_note(runtime, incident.id, f"Status update number {number:03d}",
+                           origin=Origin(actor="alice"))
+    pages = texts(pdf(runtime, tmp_path))
+    with_notes = [text for text in pages if "Status update number" in text]
+    assert len(with_notes) >= 3
+    for text in with_notes:
+        assert "Time\nEvent\nActor\nSystem\n" in text  # the header row, on every page
+    found = [int(n) for text in with_notes for n in re.findall(r"Status update number (\d+)",
+                                                                text)]
+    assert found == list(range(1, 121))  # every row once, in order, none lost at a break
+
+
+def test_an_empty_period_gives_a_pdf_that_says_so(runtime, tmp_path):
+    reader = pdf(runtime, tmp_path, start="2025-02-01", end="2025-02-28")
+    pages = texts(reader)
+    assert "No incidents were declared in this period." in pages[0]
+    assert "Incidents declared\n0" in pages[0]
+    assert not any(forms(page) for page in reader.pages)
+
+
+def test_the_default_pdf_file(runtime, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = im(runtime, "report", "--start", "2025-08-01", "--end", "2025-08-31")
+    assert result.stdout == ("Wrote im-report-2025-08-01-to-2025-08-31.pdf (pdf): no incidents"
+                             " declared from 2025-08-01 to 2025-08-31\n")
+    data = (tmp_path / "im-report-2025-08-01-to-2025-08-31.pdf").read_bytes()
+    assert data.startswith(b"%PDF-") and len(pypdf.PdfReader(io.BytesIO(data)).pages) >= 2
