@@ -208,6 +208,8 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
 
     @app.command()
     def timeline(incident: str = typer.Argument(..., help="The incident, e.g. INC-12."),
+                 brief: bool = typer.Option(False, "--brief", help="One short line per event:"
+                                            " time, what, and which system."),
                  json_output: bool = JSON) -> None:
         """Show an incident's unified timeline: every change, and which system it came from."""
         found = incidents.get(runtime, incident)
@@ -220,6 +222,10 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         from im.cli.output import when
 
         typer.echo(f"{found.id}: {found.title}")
+        if brief:
+            for event in events:
+                typer.echo(f"{event.at.astimezone():%H:%M} - {event.text} ({event.system})")
+            return
         for event in events:
             origin = event.system if event.actor == event.system else (
                 f"{event.system}: {event.actor}")

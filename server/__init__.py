@@ -177,6 +177,7 @@ def create_app(runtime: Runtime, *, background: bool = False) -> Litestar:
         exception_handlers={ImError: _error_response},
         middleware=_rate_limit(runtime.settings.get("server", {})),
         openapi_config=OpenAPIConfig(title="im", version=__version__, path="/schema"),
+        logging_config=None,  # `im serve` sets up logging; an embedding app keeps its own
         state={"runtime": runtime, "writer": writer, "work": work, "metrics": metrics})
 
 

@@ -16,7 +16,8 @@ def register_connectors(register):
 
 @hookimpl
 def register_commands(cli, runtime):
-    from im_pagerduty import commands, connector_commands
+    from im_pagerduty import commands, connector_commands, demo
 
     connector_commands.add_commands(cli, runtime)
     commands.add_commands(cli)
+    demo.add_commands(cli)

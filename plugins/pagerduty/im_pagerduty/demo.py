@@ -1,0 +1,224 @@
+"""`im demo`: the whole product, offline, in about a minute.
+
+It starts the PagerDuty sandbox and `im serve` on free loopback ports, configures a
+`demo-pagerduty` connector with the spec's advanced configuration, and walks through the spec's
+workflows with real calls: every `./im ...` line it prints is run through the real CLI, and
+every PagerDuty action goes through the sandbox's REST API and comes back as a signed webhook.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import typer
+
+NAME = "demo-pagerduty"
+API_KEY = "demo-sandbox-key"
+SERVICE_MAPPINGS = {"api": "PAPI001", "db": "PDAT001", "database": "PDAT001", "web": "PWEB001",
+                    "payments": "PPAY001", "default": "PGEN001"}
+
+
+class DemoFailed(Exception):
+    pass
+
+
+def config(base_url: str) -> dict[str, Any]:
+    """The spec's advanced configuration, pointed at the sandbox."""
+    return {
+        "base_url": base_url, "api_key": API_KEY, "sync_direction": "bidirectional",
+        "sync_interval": "2m", "enable_webhook": True,
+        "custom": {
+            "service_id": "PXXXXXX", "from_email": "ops@company.com",
+            "escalation_policy_id": "PXXXXXX",
+            "urgency_mapping": {"SEV-1": "high", "SEV-2": "high", "SEV-3": "low",
+                                "SEV-4": "low"},
+            "service_mappings": SERVICE_MAPPINGS,
+            "escalation_mappings": {"api": "PAPI_ESCALATION"},
+            "sla_mapping": {"SEV-1": {"ack": "15m", "resolve": "1h"},
+                            "SEV-2": {"ack": "30m", "resolve": "4h"},
+                            "SEV-3": {"ack": "2h", "resolve": "24h"},
+                            "SEV-4": {"ack": "8h", "resolve": "72h"}},
+            "auto_resolve": True, "sync_notes": True,
+        },
+    }
+
+
+class Demo:
+    def __init__(self, home: Path, echo: Callable[[str], None]) -> None:
+        self.home = home
+        self.echo = echo
+
+    def step(self, title: str) -> None:
+        self.echo("")
+        self.echo(typer.style(f"== {title}", bold=True))
+
+    def im(self, *args: str, shown: str | None = None) -> None:
+        """Run `im ARGS` through the real CLI, as a user would type it."""
+        from im.cli import make_app
+
+        self.echo(typer.style(f"$ ./im {shown or _quote(args)}", fg="cyan"))
+        try:
+            code = make_app(self.runtime)(args=list(args), prog_name="im",
+                                          standalone_mode=False)
+        except SystemExit as exit_:
+            code = exit_.code
+        if code not in (0, None):
+            raise DemoFailed(f"`./im {' '.join(args)}` failed (exit code {code})")
+
+    def wait(self, what: str, condition: Callable[[], Any], timeout: float = 15.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = condition()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise DemoFailed(f"timed out waiting for {what}")
+
+    def run(self, keep_running: bool) -> None:
+        from im.runtime import Runtime
+        from im.testing import serve
+        from im_pagerduty.testing import run_sandbox
+
+        started = time.monotonic()
+        with ExitStack() as stack:
+            self.step("Start a local PagerDuty (the sandbox) and `im serve`")
+            pd = stack.enter_context(run_sandbox(api_key=API_KEY, seed="demo"))
+            self.echo(f"PagerDuty sandbox listening on {pd.url}")
+            self.runtime = Runtime(self.home)
+            url = stack.enter_context(serve(self.runtime))
+            self.echo(f"im serve listening on {url}  (IM_HOME={self.home})")
+            self.pd = pd
+
+            self.step("Add the PagerDuty connector (the spec's advanced configuration)")
+            self.im("connector", "add", "pagerduty", NAME, "--config",
+                    json.dumps(config(pd.url)), shown=f"connector add pagerduty {NAME}"
+                    " --config '{...}'")
+            self.im("connector", "webhook", NAME, "--enable", "--url", url)
+            self.im("connector", "test", NAME)
+            self.im("connector", "list-mappings", NAME)
+
+            self.step("Declare incidents: each creates PagerDuty incidents")
+            self.im("declare", "--sev", "SEV-2", "--title", "Database performance issue",
+                    "--service", "db")
+            self.im("declare", "--sev", "SEV-1", "--title", "Database cluster failure",
+                    "--service", "database,api,payments")
+
+            self.step("A responder works in PagerDuty: John Doe acknowledges and adds a note")
+            self.responder_acknowledges()
+
+            self.step("Acknowledge and resolve from im: PagerDuty follows")
+            self.im("ack", "--incident", "INC-1", "--note", "Investigating database locks")
+            self.im("resolve", "--incident", "INC-1", "--note",
+                    "Database locks cleared after index optimization")
+            self.show_pagerduty("INC-1")
+
+            self.step("Coordinate the SEV-1 from im: a status update, then the resolution")
+            self.im("note", "--incident", "INC-2", "Replica promoted; error rates falling")
+            self.im("resolve", "--incident", "INC-2", "--note",
+                    "Cluster healthy again after failover")
+            self.show_pagerduty("INC-2")
+
+            self.step("On call, and the connector's health")
+            self.im("oncall", "--service", "api")
+            self.im("connector", "status", NAME)
+            self.im("connector", "health", NAME)
+            self.im("metrics", "connector", NAME)
+            self.im("sla")
+
+            self.step("A unified report")
+            today = time.strftime("%Y-%m-%d", time.gmtime())
+            report = self.home / "im-report.pdf"
+            self.im("report", "--start", today, "--end", today, "--include-pagerduty",
+                    "--format", "pdf", "--output", str(report))
+
+            self.step("The unified timeline of the SEV-1, across both platforms")
+            self.im("timeline", "INC-2", "--brief")
+            self.echo("")
+            self.echo(f"Demo finished in {time.monotonic() - started:.1f}s.")
+            if keep_running:
+                self.keep_running(pd.url, url)
+            else:
+                self.echo("Run `./im demo --keep-running` to keep the servers up and explore.")
+
+    def responder_acknowledges(self) -> None:
+        store = self.runtime.store
+        link = next(l for l in store.links("INC-2") if l.service == "database")
+        self.echo(typer.style(
+            f"(PagerDuty API, as john.doe@company.com) PUT /incidents/{link.remote_id}"
+            " status=acknowledged; POST /incidents/{id}/notes", fg="magenta"))
+        with self.pd.client(from_email="john.doe@company.com") as john:
+            john.put(f"/incidents/{link.remote_id}", json={"incident": {
+                "type": "incident_reference", "status": "acknowledged"}}).raise_for_status()
+            john.post(f"/incidents/{link.remote_id}/notes", json={"note": {
+                "content": "Failing over to the replica"}}).raise_for_status()
+        self.wait("the webhook to mitigate INC-2", lambda: (
+            store.get_incident("INC-2").status.value == "mitigated"  # type: ignore[union-attr]
+            and any(e.kind == "note" for e in store.timeline("INC-2"))))
+        self.echo("Signed webhooks arrived: INC-2 is mitigated and has John's note.")
+        self.im("show", "INC-2")
+
+    def show_pagerduty(self, incident_id: str) -> None:
+        for link in self.runtime.store.links(incident_id):
+            remote = self.pd.client().get(f"/incidents/{link.remote_id}").json()["incident"]
+            notes = self.pd.client().get(f"/incidents/{link.remote_id}/notes").json()["notes"]
+            self.echo(f"PagerDuty #{remote['incident_number']} ({remote['service']['id']}):"
+                      f" status {remote['status']}, notes: "
+                      + "; ".join(repr(n["content"]) for n in notes))
+
+    def keep_running(self, pd_url: str, im_url: str) -> None:
+        from im.tokens import api_token
+
+        self.echo("")
+        self.echo("The servers keep running until Ctrl-C:")
+        self.echo(f"  PagerDuty sandbox  {pd_url}  (API key {API_KEY})")
+        self.echo(f"  im serve           {im_url}  (API token {api_token(self.runtime.store)})")
+        self.echo("Try, in another terminal:")
+        self.echo(f"  export IM_HOME={self.home}")
+        self.echo("  ./im list --all")
+        self.echo("  ./im timeline INC-2")
+        self.echo(f"  ./im connector health {NAME}")
+        self.echo(f"  ./im logs --component webhook --filter {NAME}")
+        self.echo(f"  curl -H 'Authorization: Bearer TOKEN' {im_url}/api/incidents")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            self.echo("Stopping.")
+
+
+def _quote(args: tuple[str, ...]) -> str:
+    import shlex
+
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def add_commands(cli: typer.Typer) -> None:
+    @cli.command()
+    def demo(
+        keep_running: bool = typer.Option(False, "--keep-running",
+                                          help="Leave the servers up and print how to"
+                                               " explore."),
+        home: Path = typer.Option(None, "--home", help="Keep the demo's data here (default:"
+                                  " a throw-away folder)."),
+    ) -> None:
+        """Walk through the PagerDuty integration offline, against a local PagerDuty."""
+        throwaway = home is None
+        folder = Path(tempfile.mkdtemp(prefix="im-demo-")) if home is None else home
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ["IM_HOME"] = str(folder)  # commands run here act on the demo's data
+        try:
+            Demo(folder, typer.echo).run(keep_running)
+        except DemoFailed as error:
+            typer.echo(f"Error: demo failed: {error}", err=True)
+            raise typer.Exit(1) from None
+        finally:
+            if throwaway and not keep_running:
+                shutil.rmtree(folder, ignore_errors=True)

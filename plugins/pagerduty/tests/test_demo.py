@@ -1,0 +1,34 @@
+"""`im demo` end to end: the real command in a subprocess, as a newcomer runs it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+IM = str(Path(sys.executable).parent / "im")
+
+
+def test_demo_walks_through_the_spec_and_cleans_up(tmp_path):
+    home = tmp_path / "demo-home"
+    result = subprocess.run([IM, "demo", "--home", str(home)], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "IM_USER": "alice"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    for expected in (
+        "✓ Connected to PagerDuty API\n✓ Service PXXXXXX accessible\n"
+        "✓ User ops@company.com valid\n✓ Escalation policy PXXXXXX found\n",
+        "✓ Webhook endpoint configured",
+        "Declared INC-2: SEV-1 Database cluster failure (database, api, payments)",
+        "Signed webhooks arrived: INC-2 is mitigated and has John's note.",
+        "Current On-Call: john.doe@company.com (until ",
+        "Escalation: After 15 minutes → team-lead@company.com",
+        "Health: Healthy",
+        "Acknowledged by john.doe@company.com (demo-pagerduty)",
+        "Failing over to the replica (demo-pagerduty)",
+        "Resolved by alice: Cluster healthy again after failover (im)",
+    ):
+        assert expected in out, expected
+    assert out.count("PagerDuty incident #") >= 8
+    assert "status resolved" in out and "Traceback" not in result.stderr
+    assert (home / "im-report.pdf").read_bytes().startswith(b"%PDF")
+    assert "Demo finished in" in out
