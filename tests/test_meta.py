@@ -90,3 +90,13 @@ def test_importing_the_cli_loads_no_heavy_module():
     loaded = result.stdout.split()
     assert "im_pagerduty" in loaded
     assert [m for m in loaded if any(m == h or m.startswith(h + ".") for h in heavy)] == []
+
+
+def test_cli_reference_is_up_to_date(tmp_path, monkeypatch):
+    """docs/cli.md is what `python -m im.cli.docs` prints (with the in-repo plugins)."""
+    from im.cli.docs import render
+
+    monkeypatch.delenv("IM_LOAD_PLUGINS", raising=False)
+    monkeypatch.setenv("IM_HOME", str(tmp_path))
+    current = (REPO / "docs" / "cli.md").read_text()
+    assert render() == current, "docs/cli.md is stale: python -m im.cli.docs > docs/cli.md"

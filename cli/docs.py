@@ -1,0 +1,56 @@
+"""docs/cli.md, generated from the command tree itself: `python -m im.cli.docs > docs/cli.md`.
+A test regenerates it and compares, so the reference cannot go stale."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+HEADER = """# Command reference
+
+Every `im` command with its help, generated from the code (`python -m im.cli.docs >
+docs/cli.md`; a test fails when this file is out of date). Commands marked *(plugin)* come
+from installed plugins; this page was made with the in-repo plugins installed.
+"""
+
+
+def render() -> str:
+    import typer.main
+
+    from im.cli import make_app
+    from im.runtime import Runtime
+
+    core_only = _names(typer.main.get_command(make_app(Runtime(pm=_core_pm()))))
+    root = typer.main.get_command(make_app(Runtime()))
+    parts = [HEADER]
+    _walk(root, ["im"], parts, None, core_only)
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _core_pm() -> Any:
+    from im.plugins import get_plugin_manager
+
+    return get_plugin_manager(load_entrypoints=False)
+
+
+def _names(command: Any, prefix: str = "im") -> set[str]:
+    found = {prefix}
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        found |= _names(sub, f"{prefix} {name}")
+    return found
+
+
+def _walk(command: Any, path: list[str], parts: list[str], parent: Any,
+          core_only: set[str]) -> None:
+    name = " ".join(path)
+    context = command.context_class(command, info_name=path[-1], parent=parent,
+                                    terminal_width=96, max_content_width=96)
+    plugin = "" if name in core_only else " *(plugin)*"
+    parts.append(f"## `{name}`{plugin}\n")
+    parts.append("```\n" + command.get_help(context).rstrip() + "\n```\n")
+    for sub_name, sub in sorted(getattr(command, "commands", {}).items()):
+        _walk(sub, [*path, sub_name], parts, context, core_only)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())
