@@ -247,7 +247,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
         from im.connectors import CheckRequest
 
         connector = runtime.connector(name)
-        checks = connector.test(CheckRequest(public_url=runtime.public_url))
+        checks = connector.test(CheckRequest(public_url=runtime.public_url_for(name)))
         for check in checks:
             typer.echo(f"{'✓' if check.ok else '✗'} {check.detail}")
             if not check.ok and check.fix:
@@ -303,9 +303,12 @@ def make_app(runtime: Runtime) -> typer.Typer:
         if enable + disable + test != 1:
             raise InvalidInputError("give one of --enable, --disable or --test")
         connector = runtime.connector(name)
-        endpoint = _webhook_url(url or runtime.public_url, name)
+        base = url or runtime.public_url_for(name)
+        endpoint = _webhook_url(base, name)
         if enable:
             result = connector.webhook_subscribe(WebhookSetupRequest(url=endpoint))
+            assert base is not None
+            runtime.store.set_meta(f"public_url:{name}", base.rstrip("/"))
             for line in result.lines:
                 typer.echo(line)
             typer.echo(f"Webhook URL will be: {endpoint}")

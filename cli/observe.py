@@ -119,6 +119,8 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
             raise InvalidInputError(f"unknown level {level!r}; choose from"
                                     f" {', '.join(levels)}")
         start = _since(runtime, since) if since else None
+        for handler in logging.getLogger("im").handlers:
+            handler.flush()  # what this process logged is buffered until now
         last = 0
         while True:
             rows = runtime.store.logs(since=start, min_level=levels[level.lower()],

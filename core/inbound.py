@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from im.runtime import Runtime
 
 log = logging.getLogger("im.inbound")
+webhook_log = logging.getLogger("im.webhook")
 
 REPLAY_WINDOW = timedelta(days=7)
 LEASE_SECONDS = 20.0  # a crashed server's claimed events are taken up again after this
@@ -96,11 +97,16 @@ def process_inbox(runtime: Runtime, *, connector: str | None = None,
                 if error is None and instance is not None:
                     try:
                         with store.savepoint():
+                            outcomes = []
                             for change in changes:
                                 outcome = apply_change(runtime, instance, change)
+                                outcomes.append(outcome)
                                 report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
                             store.finish_inbox(row.id, at=runtime.clock())
                         report.processed += 1
+                        webhook_log.info("%s %s: %s", row.event_type, row.delivery_id,
+                                         ", ".join(outcomes) or "nothing to apply",
+                                         extra={"connector": row.connector})
                         continue
                     except Exception as failure:
                         error = failure

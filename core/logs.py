@@ -7,9 +7,11 @@ among them). Secrets never get here: connectors redact before they log (see im.r
 
 from __future__ import annotations
 
+import atexit
 import logging
+import threading
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from im.storage import Store
@@ -30,27 +32,63 @@ def component_of(logger_name: str) -> tuple[str, str | None]:
 
 
 class StoreHandler(logging.Handler):
-    """Writes records to the `logs` table; failures to log never fail the caller."""
+    """Writes records to the `logs` table in batches (one commit per batch, at most every
+    half second, and at exit), so logging an event costs no fsync of its own. Failures to log
+    never fail the caller."""
+
+    FLUSH_SECONDS = 0.5
+    BATCH = 500
 
     def __init__(self, store: Store, level: int = logging.INFO) -> None:
         super().__init__(level)
         self.store = store
+        self._pending: list[dict[str, Any]] = []
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="im-logs", daemon=True)
+        self._thread.start()
+        atexit.register(self.flush)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if getattr(record, "_im_stored", False):
-            return
         try:
             component, connector = component_of(record.name)
             data = {k: v for k, v in vars(record).items() if k not in _RESERVED
                     and not k.startswith("_")}
             connector = data.pop("connector", None) or connector
-            self.store.add_log(at=datetime.fromtimestamp(record.created, UTC),
-                               level=record.levelname.lower(), levelno=record.levelno,
-                               component=component, connector=connector,
-                               message=record.getMessage(), data=data)
-            record._im_stored = True  # type: ignore[attr-defined]
+            entry = {"at": datetime.fromtimestamp(record.created, UTC),
+                     "level": record.levelname.lower(), "levelno": record.levelno,
+                     "component": component, "connector": connector,
+                     "message": record.getMessage(), "data": data}
         except Exception:
             self.handleError(record)
+            return
+        with self.lock:  # type: ignore[union-attr]
+            self._pending.append(entry)
+            full = len(self._pending) >= self.BATCH
+        if full:
+            self._wake.set()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            pending, self._pending = self._pending, []
+        if not pending:
+            return
+        try:
+            self.store.add_logs(pending)
+        except Exception:  # the log is best effort; the work it describes is not
+            pass
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.FLUSH_SECONDS)
+            self._wake.clear()
+            self.flush()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        self.flush()
+        super().close()
 
 
 def install(store: Store, *, level: int = logging.INFO) -> StoreHandler:

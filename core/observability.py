@@ -122,7 +122,7 @@ def health(runtime: Runtime, name: str) -> tuple[str, list[Check]]:
     records."""
     connector = runtime.connector(name)
     now = runtime.clock()
-    checks = list(connector.health(CheckRequest(public_url=runtime.public_url)))
+    checks = list(connector.health(CheckRequest(public_url=runtime.public_url_for(name))))
     settings = connector.settings
     last_event = parse_ts(_scalar(runtime, "SELECT max(received_at) FROM inbox WHERE"
                                   " connector = :c", c=name))

@@ -78,6 +78,11 @@ class Runtime:
         value = os.environ.get("IM_PUBLIC_URL") or self.settings.get("public_url")
         return str(value).rstrip("/") if value else None
 
+    def public_url_for(self, connector: str) -> str | None:
+        """The public URL for a connector's webhooks: IM_PUBLIC_URL / settings, else the one
+        given to `im connector webhook NAME --enable --url`."""
+        return self.public_url or self.store.get_meta(f"public_url:{connector}")
+
     @cached_property
     def connector_types(self) -> dict[str, type[Connector]]:
         found: dict[str, type[Connector]] = {}

@@ -609,13 +609,6 @@ class Store:
                                   f" status = 'quarantined'{extra}", (connector,))
         return cursor.rowcount
 
-    def purge_inbox(self, *, before: datetime) -> int:
-        """Forget processed events received before `before` (past the replay window)."""
-        with self.transaction() as conn:
-            cursor = conn.execute("DELETE FROM inbox WHERE status = 'done' AND received_at < ?",
-                                  (ts(before),))
-        return cursor.rowcount
-
     def inbox(self, *, connector: str | None = None,
               statuses: Sequence[str] = ()) -> list[InboxRow]:
         clauses, params = [], []  # type: ignore[var-annotated]
@@ -641,14 +634,28 @@ class Store:
                 (connector, ts(at), method, path, status, duration_ms, error, rate_limit,
                  rate_remaining))
 
-    def add_log(self, *, at: datetime, level: str, levelno: int, component: str,
-                connector: str | None, message: str, data: dict[str, Any]) -> None:
+    def add_logs(self, entries: Sequence[dict[str, Any]]) -> None:
+        """Store log entries (at, level, levelno, component, connector, message, data)."""
         with self.transaction() as conn:
-            conn.execute(
+            conn.executemany(
                 "INSERT INTO logs (at, level, levelno, component, connector, message, data)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (ts(at), level, levelno, component, connector, message,
-                 json.dumps(data, default=str)))
+                [(ts(e["at"]), e["level"], e["levelno"], e["component"], e["connector"],
+                  e["message"], json.dumps(e["data"], default=str)) for e in entries])
+
+    def purge(self, *, inbox_before: datetime, logs_before: datetime,
+              calls_before: datetime) -> dict[str, int]:
+        """Forget what is past its keeping time: processed events (after the replay window),
+        old log lines and call records."""
+        with self.transaction() as conn:
+            return {
+                "inbox": conn.execute("DELETE FROM inbox WHERE status = 'done' AND"
+                                      " received_at < ?", (ts(inbox_before),)).rowcount,
+                "logs": conn.execute("DELETE FROM logs WHERE at < ?",
+                                     (ts(logs_before),)).rowcount,
+                "calls": conn.execute("DELETE FROM calls WHERE at < ?",
+                                      (ts(calls_before),)).rowcount,
+            }
 
     def logs(self, *, since: datetime | None = None, min_level: int = 0,
              component: str | None = None, text: str | None = None, after_id: int = 0,

@@ -67,7 +67,8 @@ class BackgroundWork:
         self.inbox = Loop("inbox", interval, self._drain_inbox)
         self.poller = Loop("poller", interval, self._poll_due)
         self.sla = Loop("sla", 15.0, self._check_sla)
-        self.loops = [self.outbox, self.inbox, self.poller, self.sla]
+        self.housekeeping = Loop("housekeeping", 3600.0, self._housekeeping)
+        self.loops = [self.outbox, self.inbox, self.poller, self.sla, self.housekeeping]
 
     def start(self) -> None:
         for loop in self.loops:
@@ -88,6 +89,18 @@ class BackgroundWork:
                 return
             if self.inbox.stopping.wait(BUSY_PAUSE):
                 return
+
+    def _housekeeping(self) -> None:
+        from datetime import timedelta
+
+        from im.inbound import REPLAY_WINDOW
+
+        now = self.runtime.clock()
+        purged = self.runtime.store.purge(inbox_before=now - REPLAY_WINDOW - timedelta(days=1),
+                                          logs_before=now - timedelta(days=14),
+                                          calls_before=now - timedelta(days=30))
+        if any(purged.values()):
+            log.info("housekeeping removed %s", purged)
 
     def _check_sla(self) -> None:
         from im.sla import check_breaches
