@@ -27,8 +27,10 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         typer.echo(f"im serve listening on http://{host}:{port}", err=True)
         # uvicorn stops on SIGINT/SIGTERM after finishing requests in flight; the app's
         # shutdown then stops the background work and the inbox writer.
+        # log_config=None: uvicorn's own dictConfig would close the handler that keeps im's
+        # logs in the database; its loggers go to the root handler set up above instead.
         uvicorn.run(application, host=host, port=port, log_level=log_level,
-                    timeout_graceful_shutdown=10, access_log=False)
+                    timeout_graceful_shutdown=10, access_log=False, log_config=None)
 
     @app.command("api-token")
     def api_token_command(

@@ -107,5 +107,11 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(tmp_path, pd):
     # SIGTERM is a graceful stop (uvicorn re-raises the signal once it has shut down)
     log = Path(restarted.log_path).read_text()
     assert restarted.returncode in (0, -signal.SIGTERM) and "Traceback" not in log, log[-3000:]
+    # `im serve` kept a log line for every processed event (`im logs` reads them)
+    logged = subprocess.run([IM, "logs", "--component", "webhook", "--limit", "1000"],
+                            env={**os.environ, "IM_HOME": str(home)}, capture_output=True,
+                            text=True).stdout
+    # (the killed server's unflushed lines may be gone: logs are best effort, events are not)
+    assert logged.count("incident.annotated") >= 300 - len(stored)
     # notes that came from PagerDuty never went back to it
     assert [r.action for r in runtime.store.outbox()] == ["declare"]
