@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from typing import Any
 
 import typer
@@ -122,8 +123,10 @@ def make_app(runtime: Runtime) -> typer.Typer:
         if question.choices:
             label += f" ({', '.join(question.choices)})"
         while True:
-            answer = typer.prompt(label, default=question.default if not optional else "",
-                                  hide_input=question.secret, show_default=not optional)
+            with warnings.catch_warnings():  # input from a pipe cannot be hidden; fine
+                warnings.simplefilter("ignore")
+                answer = typer.prompt(label, default=question.default if not optional else "",
+                                      hide_input=question.secret, show_default=not optional)
             answer = answer.strip()
             if question.choices and answer and answer not in question.choices:
                 typer.echo(f"Choose one of: {', '.join(question.choices)}.", err=True)
