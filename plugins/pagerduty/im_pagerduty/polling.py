@@ -5,7 +5,10 @@ both with list calls only (never one call per incident):
 
 1. every incident created since the cursor (new ones become im incidents, in windows that
    never page past PagerDuty's offset ceiling);
-2. every incident open now (triggered or acknowledged, any creation date).
+2. every incident created before that (up to PagerDuty's 6-month range) that is open now.
+
+So a poll costs ceil(new / 100) list calls, plus one per 10,000-incident window, plus the
+pages of older open incidents (usually one call).
 
 Each remote incident seen becomes a state change (triggered, acknowledged, resolved), which the
 core applies only where it differs from what im knows. A linked incident that im believes
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
 
 OVERLAP = timedelta(seconds=30)  # re-read the cursor's edge: applying twice is harmless
 FIRST_POLL = timedelta(hours=24)
+LOOKBACK = timedelta(days=180)  # PagerDuty lists at most 6 months at a time
 STATUS_KIND = {"triggered": TRIGGERED, "acknowledged": ACKNOWLEDGED, "resolved": RESOLVED}
 
 
@@ -77,22 +81,28 @@ def pull(connector: PagerDutyConnector, request: PullRequest) -> PullResult:
         for incident in client.incidents_between(since, now):
             seen[incident["id"]] = incident
         for incident in client.paginate("/incidents", "incidents", {
-                "statuses[]": ["triggered", "acknowledged"], "date_range": "all"}):
+                "statuses[]": ["triggered", "acknowledged"],
+                "since": (since - LOOKBACK).isoformat(), "until": since.isoformat()}):
             seen[incident["id"]] = incident
     changes = [c for c in (_change(connector, i, now) for i in seen.values()) if c]
     if request.incident is None:
-        changes += _resolved_meanwhile(connector, seen, now)
+        changes += _resolved_meanwhile(connector, seen, now, since - LOOKBACK)
     return PullResult(changes=changes, cursor=now.isoformat())
 
 
 def _resolved_meanwhile(connector: PagerDutyConnector, seen: dict[str, dict[str, Any]],
-                        now: datetime) -> list[InboundChange]:
-    """Linked incidents im thinks are open but PagerDuty no longer lists as open."""
+                        now: datetime, horizon: datetime) -> list[InboundChange]:
+    """Linked incidents im thinks are open but PagerDuty no longer lists as open (only those
+    the two listings could have shown: declared after `horizon`)."""
     store = connector.runtime.store
-    return [
-        InboundChange(remote_id=link.remote_id, event_id=f"poll:{link.remote_id}:resolved",
-                      action=RESOLVED, occurred_at=now, actor="PagerDuty",
-                      remote_status="resolved")
-        for link in store.links(connector=connector.name)
-        if link.remote_status in ("triggered", "acknowledged") and link.remote_id not in seen
-    ]
+    changes = []
+    for link in store.links(connector=connector.name):
+        if link.remote_status not in ("triggered", "acknowledged") or link.remote_id in seen:
+            continue
+        incident = store.get_incident(link.incident_id)
+        if incident is None or incident.created_at < horizon:
+            continue
+        changes.append(InboundChange(
+            remote_id=link.remote_id, event_id=f"poll:{link.remote_id}:resolved",
+            action=RESOLVED, occurred_at=now, actor="PagerDuty", remote_status="resolved"))
+    return changes

@@ -2,6 +2,7 @@
 limits, pagination and error messages."""
 
 import json
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -106,30 +107,31 @@ def test_pagination_walks_pages_of_100(client, httpx_mock):
     assert len(users) == 207 and users[-1]["id"] == "U206"
 
 
-def test_incident_windows_split_before_the_offset_ceiling(client, httpx_mock):
-    """A window holding more than 10,000 incidents is split in halves, never paged past
-    offset + limit = 10,000."""
+def test_incident_windows_never_pass_the_offset_ceiling(client, httpx_mock):
+    """25,000 incidents: each window stops before offset + limit passes 10,000 and the next
+    one starts at the last creation time seen; no incident is yielded twice."""
     since = datetime(2025, 8, 1, tzinfo=UTC)
     until = since + timedelta(days=2)
+    created = [since + timedelta(seconds=5 * n) for n in range(25_000)]
     calls = []
 
     def answer(request):
         params = request.url.params
         start = datetime.fromisoformat(params["since"])
-        offset = int(params["offset"])
-        assert offset + int(params["limit"]) <= 10_000
-        calls.append((params["since"], offset))
-        total = 15_000 if (datetime.fromisoformat(params["until"]) - start).days >= 2 else 150
-        count = min(100, total - offset)
+        offset, limit = int(params["offset"]), int(params["limit"])
+        assert offset + limit <= 10_000
+        assert params["sort_by"] == "created_at:asc"
+        calls.append(offset)
+        matching = [n for n, at in enumerate(created) if at >= start]
+        page = matching[offset:offset + limit]
         return httpx.Response(200, json={
-            "incidents": [{"id": f"{start.day}-{offset + i}"} for i in range(count)],
-            "more": offset + count < total, "total": total, "offset": offset, "limit": 100})
+            "incidents": [{"id": f"Q{n}", "created_at": created[n].isoformat()} for n in page],
+            "more": offset + limit < len(matching), "offset": offset, "limit": limit})
 
     httpx_mock.add_callback(answer, is_reusable=True)
     found = list(client.incidents_between(since, until))
-    assert len(found) == 300 and len({i["id"] for i in found}) == 300
-    # one look at the whole window, then two calls for each half
-    assert len(calls) == 5
+    assert [i["id"] for i in found] == [f"Q{n}" for n in range(25_000)]
+    assert len(calls) <= math.ceil(25_000 / 100) + 3
 
 
 def test_an_exhausted_budget_waits_before_the_next_call(client, httpx_mock, slept):
