@@ -4,7 +4,6 @@ Start-up stays cheap: only Typer and the core's light modules are imported here;
 sqlite-utils, litestar and plugins' heavy modules load inside the commands that need them.
 """
 
-from __future__ import annotations
 
 import os
 import sys

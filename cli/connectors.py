@@ -1,6 +1,5 @@
 """`im connector ...`: configure connectors of any type and run their generic operations."""
 
-from __future__ import annotations
 
 import json
 import re

@@ -1,6 +1,5 @@
 """Incident commands: declare, ack, resolve, close, reopen, note, assign, list, show, timeline."""
 
-from __future__ import annotations
 
 from typing import Any
 

@@ -1,7 +1,6 @@
 """What operators look at: `im connector status` and `health`, `im metrics connector`, and
 `im logs`. Every figure comes from im.observability, computed from recorded activity."""
 
-from __future__ import annotations
 
 import typer
 

@@ -1,6 +1,5 @@
 """`im oncall`: who is on call for a service, asked of the connectors that know."""
 
-from __future__ import annotations
 
 import typer
 

@@ -1,6 +1,5 @@
 """`im plugins`: what is installed, as JSON."""
 
-from __future__ import annotations
 
 import typer
 

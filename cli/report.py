@@ -7,7 +7,6 @@ connector). The `--include-TYPE` options are read when the command runs, from th
 types the plugins register, so the core names no connector type and `im --help` loads none.
 """
 
-from __future__ import annotations
 
 import re
 import sys

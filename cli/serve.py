@@ -1,6 +1,5 @@
 """`im serve`: the HTTP server (webhooks, API, health) and the background sync work."""
 
-from __future__ import annotations
 
 import typer
 

@@ -1,7 +1,6 @@
 """`im sla`: running SLA timers, soonest first; `im sla check` records and notifies breaches
 (for cron, where `im serve` does not run)."""
 
-from __future__ import annotations
 
 import typer
 

@@ -4,7 +4,6 @@ Every `im` invocation builds this group, so only Typer is imported here; the san
 uvicorn, httpx) is imported when its command runs.
 """
 
-from __future__ import annotations
 
 import enum
 from typing import Annotated

@@ -6,7 +6,6 @@ workflows with real calls: every `./im ...` line it prints is run through the re
 every PagerDuty action goes through the sandbox's REST API and comes back as a signed webhook.
 """
 
-from __future__ import annotations
 
 import json
 import os

@@ -1,0 +1,78 @@
+"""Sync cost against the sandbox, at PagerDuty's real rate limit (960 requests a minute):
+API calls per outbound create, ack and resolve; an inbound sync of 10,000 PagerDuty incidents
+(list calls only, no per-incident calls, no 429s); CPU time per synced incident."""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+from im.inbound import poll
+from im.testing import make_runtime, run_cli
+from im_pagerduty.testing import run_sandbox
+
+MAPPINGS = {"api": "PAPI001", "db": "PDAT001", "payments": "PPAY001", "default": "PGEN001"}
+
+
+def _runtime(home: Path, pd: object) -> object:
+    runtime = make_runtime(home, load_entrypoints=True, user="bench")
+    config = {"base_url": pd.url, "api_key": pd.api_key,  # type: ignore[attr-defined]
+              "sync_direction": "bidirectional", "enable_webhook": False,
+              "custom": {"service_id": "PXXXXXX", "from_email": "ops@company.com",
+                         "service_mappings": MAPPINGS}}
+    result = run_cli(runtime, ["connector", "add", "pagerduty", "bench", "--config",
+                               json.dumps(config)])
+    assert result.exit_code == 0, result.output
+    return runtime
+
+
+def _calls(pd: object) -> list[dict[str, object]]:
+    return pd.requests()  # type: ignore[attr-defined,no-any-return]
+
+
+def run(incidents: int = 10_000) -> dict[str, object]:
+    figures: dict[str, object] = {}
+    with run_sandbox(rate_limit=960) as pd:
+        runtime = _runtime(Path(tempfile.mkdtemp(prefix="im-bench-")), pd)
+        for label, args in (
+            ("create_3_services", ["declare", "--sev", "SEV-1", "--title", "x", "--service",
+                                   "api,db,payments"]),
+            ("create_1_service_warm", ["declare", "--sev", "SEV-2", "--title", "y",
+                                       "--service", "api"]),
+            ("ack_3_services", ["ack", "--incident", "INC-1"]),
+            ("resolve_3_services", ["resolve", "--incident", "INC-1"]),
+        ):
+            pd.clear_requests()
+            result = run_cli(runtime, args)
+            assert result.exit_code == 0, result.output
+            calls = _calls(pd)
+            figures[label] = {"calls": len(calls),
+                              "by_path": sorted({f"{c['method']} {c['path']}" for c in calls})}
+
+        # inbound: 10,000 incidents made in PagerDuty within the last hour
+        pd.bulk_incidents(incidents, status="triggered", span_seconds=3600, service_id="PAPI001")
+        pd.clear_requests()
+        cpu, wall = time.process_time(), time.perf_counter()
+        outcomes = poll(runtime, "bench")
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        calls = _calls(pd)
+        lists = [c for c in calls if c["path"] == "/incidents" and c["method"] == "GET"]
+        per_incident = [c for c in calls if str(c["path"]).startswith("/incidents/")]
+        figures["inbound"] = {
+            "incidents": incidents, "outcomes": outcomes,
+            "list_calls": len(lists), "bound": math.ceil(incidents / 100) + 1 + 1,
+            "per_incident_calls": len(per_incident),
+            "other_calls": len(calls) - len(lists) - len(per_incident),
+            "status_429": sum(1 for c in calls if c.get("status") == 429),
+            "wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
+            "cpu_ms_per_incident": round(cpu * 1000 / incidents, 3),
+            "im_incidents": len(runtime.store.list_incidents()),  # type: ignore[attr-defined]
+        }
+    return figures
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2, default=str))
