@@ -36,6 +36,46 @@ class StoreCollector(Collector):
                 "SELECT connector, status, count(*) FROM inbox GROUP BY connector, status"):
             inbox.add_metric([connector, status], count)
         yield inbox
+        yield from self._connectors()
+
+    def _connectors(self) -> Iterator[Any]:
+        """The figures of `im metrics connector` and `im connector status`, per connector."""
+        from im import observability
+
+        gauges = {
+            "incidents": ("im_connector_incidents", "Incidents linked to the connector"),
+            "success": ("im_connector_sync_success_ratio",
+                        "Delivered changes over delivery attempts, last 24 h"),
+            "sync_time": ("im_connector_sync_seconds_average",
+                          "Average time from a local change to its delivery, last 24 h"),
+            "calls": ("im_connector_api_calls_24h", "API calls made, last 24 h"),
+            "errors": ("im_connector_sync_errors_24h",
+                       "Failed API calls and quarantined events, last 24 h"),
+            "rate": ("im_connector_rate_limit_usage_ratio",
+                     "API calls in the last minute over the rate limit"),
+            "events": ("im_connector_webhook_events_24h", "Webhook events received, last 24 h"),
+            "queued": ("im_connector_queued_changes", "Changes waiting to be delivered"),
+            "failed": ("im_connector_failed_changes", "Changes that could not be delivered"),
+        }
+        families = {key: GaugeMetricFamily(name, text, labels=["connector"])
+                    for key, (name, text) in gauges.items()}
+        for record in self.runtime.store.list_connectors():
+            try:
+                figures = observability.metrics(self.runtime, record.name)
+                state = observability.status(self.runtime, record.name)
+            except Exception:  # a broken connector must not break the scrape
+                continue
+            values = {
+                "incidents": figures.total_incidents, "success": figures.sync_success_rate,
+                "sync_time": figures.average_sync_seconds, "calls": figures.api_calls_24h,
+                "errors": state.sync_errors_24h, "rate": figures.rate_limit_usage,
+                "events": figures.webhook_events_24h, "queued": state.queued,
+                "failed": state.failed,
+            }
+            for key, value in values.items():
+                if value is not None:
+                    families[key].add_metric([record.name], float(value))
+        yield from families.values()
 
 
 class ServerMetrics:

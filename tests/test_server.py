@@ -83,6 +83,20 @@ def test_openapi_schema_and_metrics(runtime):
         assert 'im_incidents{severity="SEV-2",status="open"} 1.0' in metrics
 
 
+def test_connector_figures_in_prometheus(runtime, fake):
+    from im import incidents
+    from im.testing import run_cli
+
+    run_cli(runtime, ["connector", "add", "fake", "f", "--config", '{"api_key": "k"}'])
+    run_cli(runtime, ["declare", "--sev", "SEV-2", "--title", "x", "--service", "db,api"])
+    incidents.declare(runtime, title="y", severity="SEV-3", services=["web"])  # queued only
+    with http_client(runtime) as client:
+        metrics = client.get("/metrics").text
+    assert 'im_connector_incidents{connector="f"} 1.0' in metrics
+    assert 'im_connector_queued_changes{connector="f"} 1.0' in metrics
+    assert 'im_connector_sync_success_ratio{connector="f"} 1.0' in metrics
+
+
 def test_webhook_source_allowlist(tmp_path):
     import json
 

@@ -17,6 +17,7 @@ open but that is in neither list has been resolved.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,8 @@ from im.sync import parse_idempotency_key
 
 if TYPE_CHECKING:
     from im_pagerduty.connector import PagerDutyConnector
+
+log = logging.getLogger("im.sync")
 
 OVERLAP = timedelta(seconds=30)  # re-read the cursor's edge: applying twice is harmless
 FIRST_POLL = timedelta(hours=24)
@@ -87,7 +90,31 @@ def pull(connector: PagerDutyConnector, request: PullRequest) -> PullResult:
     changes = [c for c in (_change(connector, i, now) for i in seen.values()) if c]
     if request.incident is None:
         changes += _resolved_meanwhile(connector, seen, now, since - LOOKBACK)
+        _check_subscription(connector)
     return PullResult(changes=changes, cursor=now.isoformat())
+
+
+def _check_subscription(connector: PagerDutyConnector) -> None:
+    """PagerDuty disables a subscription after three failed deliveries in a row, silently:
+    say so loudly on every poll until it is enabled again."""
+    from im_pagerduty.client import PagerDutyError
+
+    subscription_id = connector.settings.custom.webhook_subscription_id
+    if not connector.settings.enable_webhook or not subscription_id:
+        return
+    try:
+        subscription = connector.client.get(f"/webhook_subscriptions/{subscription_id}")
+    except PagerDutyError as error:
+        if error.status == 404:
+            log.warning("the PagerDuty webhook subscription %s no longer exists; run: im"
+                        " connector webhook %s --enable", subscription_id, connector.name,
+                        extra={"connector": connector.name})
+        return
+    if (subscription.get("webhook_subscription") or {}).get("active") is False:
+        log.warning("PagerDuty disabled the webhook subscription %s (deliveries kept"
+                    " failing); polling covers meanwhile; run: im connector webhook %s"
+                    " --enable", subscription_id, connector.name,
+                    extra={"connector": connector.name})
 
 
 def _resolved_meanwhile(connector: PagerDutyConnector, seen: dict[str, dict[str, Any]],
