@@ -116,7 +116,9 @@ def _webhook_check(connector: PagerDutyConnector, request: CheckRequest) -> Chec
         return Check(name="webhook", ok=False,
                      detail=f"Webhook delivers to {url}, but im's public URL gives {expected}",
                      fix=f"run: im connector webhook {connector.name} --enable")
-    if subscription.get("active") is False:
+    from im_pagerduty.subscriptions import disabled
+
+    if disabled(subscription):
         return Check(name="webhook", ok=False,
                      detail=f"Webhook endpoint {url} is disabled in PagerDuty",
                      fix=f"run: im connector webhook {connector.name} --enable")
@@ -160,7 +162,9 @@ def health_checks(connector: PagerDutyConnector, request: CheckRequest) -> list[
         try:
             subscription = client.get(f"/webhook_subscriptions/{custom.webhook_subscription_id}"
                                       )["webhook_subscription"]
-            if subscription.get("active") is False:
+            from im_pagerduty.subscriptions import disabled
+
+            if disabled(subscription):
                 checks.append(Check(
                     name="webhook", label="Webhook", ok=False,
                     detail="PagerDuty disabled the subscription (deliveries kept failing)",

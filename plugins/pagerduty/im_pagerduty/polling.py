@@ -110,7 +110,9 @@ def _check_subscription(connector: PagerDutyConnector) -> None:
                         " connector webhook %s --enable", subscription_id, connector.name,
                         extra={"connector": connector.name})
         return
-    if (subscription.get("webhook_subscription") or {}).get("active") is False:
+    from im_pagerduty.subscriptions import disabled
+
+    if disabled(subscription.get("webhook_subscription") or {}):
         log.warning("PagerDuty disabled the webhook subscription %s (deliveries kept"
                     " failing); polling covers meanwhile; run: im connector webhook %s"
                     " --enable", subscription_id, connector.name,

@@ -20,6 +20,13 @@ if TYPE_CHECKING:
 KEEP_SECRETS = 2
 
 
+def disabled(subscription: dict) -> bool:  # type: ignore[type-arg]
+    """Switched off: by PagerDuty after failed deliveries (`temporarily_disabled`), or by
+    someone (`active` false)."""
+    method = subscription.get("delivery_method") or {}
+    return bool(method.get("temporarily_disabled")) or subscription.get("active") is False
+
+
 def _ours(connector: PagerDutyConnector, url: str) -> dict | None:  # type: ignore[type-arg]
     subscriptions = connector.client.paginate("/webhook_subscriptions", "webhook_subscriptions")
     known = connector.settings.custom.webhook_subscription_id
@@ -31,7 +38,7 @@ def subscribe(connector: PagerDutyConnector, url: str) -> WebhookSetupResult:
     existing = _ours(connector, url)
     custom = connector.settings.custom
     if existing is not None and custom.webhook_secrets:
-        if existing.get("active") is False:
+        if disabled(existing):
             connector.client.post(f"/webhook_subscriptions/{existing['id']}/enable", {})
             line = f"Re-enabled PagerDuty webhook subscription {existing['id']}"
         else:

@@ -89,3 +89,33 @@ def test_logs_and_debug_mode_redact_secrets(runtime, pd, monkeypatch):
     assert all(pd.api_key not in json.dumps(r) for r in rows)
     bad = im(runtime, "logs", "--component", "nothing")
     assert bad.stderr.startswith("Error: unknown component 'nothing'; choose from webhook")
+
+
+def test_a_subscription_pagerduty_disabled_is_reported_and_re_enabled(runtime, pd,
+                                                                      pagerduty_webhook_receiver):
+    """Three deliveries refused in a row: PagerDuty disables the subscription. Polling warns,
+    health says so with the fix, and `webhook --enable` turns it back on."""
+    from im.inbound import poll
+
+    receiver = pagerduty_webhook_receiver
+    receiver.answer(400, 400, 400)
+    enabled = im(runtime, "connector", "webhook", "prod-pagerduty", "--enable", "--url",
+                 receiver.url)
+    assert enabled.exit_code == 0, enabled.output
+    for title in ("a", "b", "c"):
+        im(runtime, "declare", "--sev", "SEV-3", "--title", title, "--service", "web")
+    assert pd.wait_for_webhooks(timeout=10)
+    subscription_id = runtime.connector("prod-pagerduty").settings.custom.webhook_subscription_id
+    state = pd.client().get(f"/webhook_subscriptions/{subscription_id}").json()
+    assert state["webhook_subscription"]["delivery_method"]["temporarily_disabled"] is True
+    poll(runtime, "prod-pagerduty")
+    warning = im(runtime, "logs", "--level", "warning", "--component", "sync").stdout
+    assert f"PagerDuty disabled the webhook subscription {subscription_id}" in warning
+    health = im(runtime, "connector", "health", "prod-pagerduty")
+    assert health.exit_code == 1
+    assert ("Webhook: ✗ PagerDuty disabled the subscription (deliveries kept failing)\n"
+            "  Fix: im connector webhook prod-pagerduty --enable") in health.stdout
+    again = im(runtime, "connector", "webhook", "prod-pagerduty", "--enable")
+    assert again.stdout.startswith(f"Re-enabled PagerDuty webhook subscription {subscription_id}")
+    state = pd.client().get(f"/webhook_subscriptions/{subscription_id}").json()
+    assert state["webhook_subscription"]["delivery_method"]["temporarily_disabled"] is False
