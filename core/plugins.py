@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from importlib import metadata
 from typing import Any
 
 import pluggy
@@ -45,17 +44,15 @@ def get_plugin_manager(*, load_entrypoints: bool = True,
         pm.register(module, name=module_name)
     if load_entrypoints:
         wanted = _wanted()
-        for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for entry_point in installed_plugins():
             if wanted is not None and entry_point.name not in wanted:
                 continue
             if pm.get_plugin(entry_point.name) is not None:
                 continue
             plugin = entry_point.load()
             pm.register(plugin, name=entry_point.name)
-            if entry_point.dist is not None:
-                pm.distributions[entry_point.name] = (
-                    entry_point.dist.metadata["Name"], entry_point.dist.version
-                )
+            pm.distributions[entry_point.name] = (entry_point.distribution,
+                                                  entry_point.version)
     for plugin in plugins:
         pm.register(plugin)
     pm.check_pending()
@@ -80,6 +77,72 @@ def describe_plugins(pm: PluginManager) -> list[dict[str, object]]:
             entry["distribution"], entry["version"] = pm.distributions[name]
         described.append(entry)
     return sorted(described, key=lambda entry: str(entry["name"]))
+
+
+class EntryPoint:
+    """An `im.plugins` entry point of an installed distribution."""
+
+    def __init__(self, name: str, value: str, distribution: str, version: str) -> None:
+        self.name, self.value = name, value
+        self.distribution, self.version = distribution, version
+
+    def load(self) -> object:
+        import importlib
+
+        module, _, attribute = self.value.partition(":")
+        loaded: object = importlib.import_module(module.strip())
+        for part in filter(None, attribute.strip().split(".")):
+            loaded = getattr(loaded, part)
+        return loaded
+
+
+def installed_plugins() -> list[EntryPoint]:
+    """The `im.plugins` entry points on sys.path, first distribution of a name winning.
+
+    Read straight from each `*.dist-info/entry_points.txt`: importlib.metadata costs 20-35 ms
+    to import, a third of what `im --help` may take (tests check both agree).
+    """
+    found: dict[str, EntryPoint] = {}
+    for folder in sys.path:
+        try:
+            names = sorted(os.listdir(folder or "."))
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith(".dist-info"):
+                continue
+            try:
+                with open(os.path.join(folder or ".", name, "entry_points.txt")) as file:
+                    text = file.read()
+            except OSError:
+                continue
+            if f"[{ENTRY_POINT_GROUP}]" not in text:
+                continue
+            distribution, version = _distribution(os.path.join(folder or ".", name))
+            section = None
+            for line in text.splitlines():
+                line = line.strip()
+                if line.startswith("["):
+                    section = line.strip("[]").strip()
+                elif section == ENTRY_POINT_GROUP and "=" in line and not line.startswith(
+                        ("#", ";")):
+                    key, _, value = line.partition("=")
+                    found.setdefault(key.strip(), EntryPoint(key.strip(), value.strip(),
+                                                             distribution, version))
+    return list(found.values())
+
+
+def _distribution(dist_info: str) -> tuple[str, str]:
+    name = version = ""
+    with open(os.path.join(dist_info, "METADATA"), encoding="utf-8") as file:
+        for line in file:
+            if line.startswith("Name:"):
+                name = line[5:].strip()
+            elif line.startswith("Version:"):
+                version = line[8:].strip()
+            if (name and version) or not line.strip():
+                break
+    return name, version
 
 
 def call_each(pm: PluginManager, hook: str,

@@ -69,3 +69,14 @@ def test_trace_plugins_writes_hook_calls_to_stderr(im_env):
     result = subprocess.run([IM, "list"], env=im_env, capture_output=True, text=True)
     assert result.returncode == 0
     assert "register_commands" in result.stderr
+
+
+def test_entry_point_scan_agrees_with_importlib_metadata():
+    from importlib import metadata
+
+    from im.plugins import ENTRY_POINT_GROUP, installed_plugins
+
+    expected = {(ep.name, ep.value, ep.dist.metadata["Name"], ep.dist.version)
+                for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    found = {(ep.name, ep.value, ep.distribution, ep.version) for ep in installed_plugins()}
+    assert found == expected and ("pagerduty", "im_pagerduty", "im-pagerduty", "0.1.0") in found
