@@ -261,7 +261,12 @@ def make_app(runtime: Runtime) -> typer.Typer:
     def sync(name: str = typer.Argument(..., help="The connector."),
              incident: str = typer.Option(None, "--incident", "-i",
                                           help="Only this incident, e.g. INC-12.")) -> None:
-        """Deliver queued changes to a connector now, without waiting for backoff."""
+        """Deliver queued changes now (without waiting for backoff), then reconcile: for
+        bidirectional and inbound connectors, apply what changed remotely."""
+        import sys
+
+        from im.errors import ConnectorError
+        from im.inbound import poll
         from im.incidents import get
         from im.sync import deliver_outbox
 
@@ -269,7 +274,6 @@ def make_app(runtime: Runtime) -> typer.Typer:
         incident_id = get(runtime, incident).id if incident else None
         pending = runtime.store.outbox(connector=record.name, incident_id=incident_id,
                                        statuses=("pending", "delivering"))
-        import sys
 
         def run(progress: Any = None) -> Any:
             return deliver_outbox(runtime, connector=record.name, incident_id=incident_id,
@@ -286,6 +290,16 @@ def make_app(runtime: Runtime) -> typer.Typer:
                    f" {report.failed} failed")
         for error in report.errors:
             typer.echo(f"  ! {error}", err=True)
+        try:
+            outcomes = poll(runtime, record.name, incident_id=incident_id)
+        except ConnectorError as error:
+            typer.echo(f"  ! reconciling failed: {error}", err=True)
+            raise typer.Exit(1) from None
+        if outcomes:
+            summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(
+                outcomes.items()))
+            typer.echo(f"{name}: reconciled {sum(outcomes.values())} remote change(s):"
+                       f" {summary}")
         if report.retrying or report.failed:
             raise typer.Exit(1)
 

@@ -149,7 +149,8 @@ def test_an_outage_queues_and_sync_delivers_exactly_once(runtime, pd, api):
     assert remote_incidents(api) == []
     pd.set_faults()
     synced = im(runtime, "connector", "sync", "prod-pagerduty")
-    assert synced.stdout == "prod-pagerduty: 1 delivered, 0 queued for retry, 0 failed\n"
+    assert synced.stdout == ("prod-pagerduty: 1 delivered, 0 queued for retry, 0 failed\n"
+                             "prod-pagerduty: reconciled 1 remote change(s): 1 confirmed\n")
     assert len(remote_incidents(api)) == 1
 
 
