@@ -87,7 +87,18 @@ class Envelope(msgspec.Struct):
     event: Event
 
 
+class EventHead(msgspec.Struct):
+    id: str
+    event_type: str
+    occurred_at: datetime
+
+
+class EnvelopeHead(msgspec.Struct):
+    event: EventHead
+
+
 _decoder = msgspec.json.Decoder(Envelope)
+_head_decoder = msgspec.json.Decoder(EnvelopeHead)  # the hot path reads only the head
 
 
 def decode(body: bytes) -> Event:
@@ -98,7 +109,10 @@ def decode(body: bytes) -> Event:
 
 
 def envelope(headers: dict[str, str], body: bytes) -> WebhookEvent:
-    event = decode(body)
+    try:
+        event = _head_decoder.decode(body).event
+    except msgspec.DecodeError as error:
+        raise ValueError(f"not a PagerDuty v3 webhook: {error}") from None
     return WebhookEvent(delivery_id=event.id or headers.get(WEBHOOK_ID_HEADER, ""),
                         event_type=event.event_type, occurred_at=event.occurred_at)
 
