@@ -16,7 +16,7 @@ from im.runtime import Runtime
 
 log = logging.getLogger("im.server.work")
 
-BUSY_BATCH = 100
+BUSY_BATCH = 20  # events applied per write transaction while webhooks pour in
 BUSY_PAUSE = 0.02
 
 
