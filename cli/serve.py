@@ -29,7 +29,9 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         # log_config=None: uvicorn's own dictConfig would close the handler that keeps im's
         # logs in the database; its loggers go to the root handler set up above instead.
         uvicorn.run(application, host=host, port=port, log_level=log_level,
-                    timeout_graceful_shutdown=10, access_log=False, log_config=None)
+                    timeout_graceful_shutdown=10, access_log=False, log_config=None,
+                    # client addresses are the TCP peer's (see server.webhook_allow)
+                    proxy_headers=False)
 
     @app.command("api-token")
     def api_token_command(

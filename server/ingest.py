@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -97,11 +98,20 @@ class InboxWriter:
             self.batches += 1
             self.last_batch_at = time.monotonic()
             self.stored += sum(1 for r in results if r is True)
+            # One wake-up of each event loop per batch, not one per event (each is a syscall).
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool], Any]]] = {}
             for (_, future, loop), result in zip(batch, results, strict=True):
-                loop.call_soon_threadsafe(_settle, future, result)
+                by_loop.setdefault(loop, []).append((future, result))
+            for loop, settled in by_loop.items():
+                loop.call_soon_threadsafe(_settle_all, settled)
             if self._on_stored is not None and any(r is True for r in results):
                 self._on_stored()
         store.close()
+
+
+def _settle_all(settled: list[tuple[asyncio.Future[bool], Any]]) -> None:
+    for future, result in settled:
+        _settle(future, result)
 
 
 def _settle(future: asyncio.Future[bool], result: bool | BaseException) -> None:
