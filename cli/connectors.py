@@ -117,6 +117,9 @@ def make_app(runtime: Runtime) -> typer.Typer:
         typer.echo(f"Check it with: im connector test {name}")
 
     def _ask(data: dict[str, Any], question: Any, set_path: Any) -> dict[str, Any]:
+        if question.yes_no:
+            answer = typer.confirm(question.title, default=bool(question.default))
+            return set_path(data, question.path, answer)
         optional = not question.required and question.default is None
         label = question.title + (" (optional)" if optional else "")
         if question.choices:
@@ -126,13 +129,11 @@ def make_app(runtime: Runtime) -> typer.Typer:
                 warnings.simplefilter("ignore")
                 answer = typer.prompt(label, default=question.default if not optional else "",
                                       hide_input=question.secret, show_default=not optional)
-            answer = answer.strip()
+            answer = str(answer).strip()
             if question.choices and answer and answer not in question.choices:
                 typer.echo(f"Choose one of: {', '.join(question.choices)}.", err=True)
                 continue
-            if answer or optional:
-                break
-            typer.echo(f"{question.title} is required.", err=True)
+            break  # an empty answer to a required question is asked again by the prompt
         return set_path(data, question.path, answer) if answer else data
 
     @app.command("list")
@@ -260,7 +261,11 @@ def make_app(runtime: Runtime) -> typer.Typer:
     @app.command()
     def sync(name: str = typer.Argument(..., help="The connector."),
              incident: str = typer.Option(None, "--incident", "-i",
-                                          help="Only this incident, e.g. INC-12.")) -> None:
+                                          help="Only this incident, e.g. INC-12."),
+             retry_failed: bool = typer.Option(False, "--retry-failed",
+                                               help="Also try again the changes that failed"
+                                                    " for good (after fixing the cause).")
+             ) -> None:
         """Deliver queued changes now (without waiting for backoff), then reconcile: for
         bidirectional and inbound connectors, apply what changed remotely."""
         import sys
@@ -272,6 +277,11 @@ def make_app(runtime: Runtime) -> typer.Typer:
 
         record = _record(name)
         incident_id = get(runtime, incident).id if incident else None
+        if retry_failed:
+            count = runtime.store.requeue_failed_outbox(connector=record.name,
+                                                        incident_id=incident_id,
+                                                        at=runtime.clock())
+            typer.echo(f"{name}: {count} failed change(s) queued again")
         pending = runtime.store.outbox(connector=record.name, incident_id=incident_id,
                                        statuses=("pending", "delivering"))
 
@@ -302,6 +312,22 @@ def make_app(runtime: Runtime) -> typer.Typer:
                        f" {summary}")
         if report.retrying or report.failed:
             raise typer.Exit(1)
+
+    @app.command()
+    def preview(name: str = typer.Argument(..., help="The connector."),
+                incident: str = typer.Option(..., "--incident", "-i",
+                                             help="The incident, e.g. INC-12.")) -> None:
+        """Show what the connector sends to create an incident, per service (no remote call):
+        a way to check mappings."""
+        from im.cli.output import print_json
+        from im.connectors import MapOutboundRequest
+        from im.incidents import get
+
+        connector = runtime.connector(name)
+        found = get(runtime, incident)
+        print_json({service: connector.map_outbound(MapOutboundRequest(incident=found,
+                                                                       service=service))
+                    for service in found.services})
 
     @app.command()
     def webhook(

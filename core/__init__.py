@@ -7,9 +7,7 @@ from im.connectors import (
     Connector,
     ConnectorSettings,
     InboundChange,
-    MapInboundRequest,
     MapOutboundRequest,
-    MappedIncident,
     OncallRequest,
     OncallResult,
     PullRequest,
@@ -41,8 +39,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Action", "AssigneeRequest", "Check", "CheckRequest", "Connector", "ConnectorError", "ConnectorSettings",
-    "ImError", "InboundChange", "Incident", "InvalidInputError", "Link", "MapInboundRequest",
-    "MapOutboundRequest", "MappedIncident", "NotFoundError", "OncallRequest", "OncallResult",
+    "ImError", "InboundChange", "Incident", "InvalidInputError", "Link",
+    "MapOutboundRequest", "NotFoundError", "OncallRequest", "OncallResult",
     "Origin", "PullRequest", "PullResult", "PushRequest", "PushResult", "RemoteEvent", "RemoteIncidentReport", "RemoteIncidentRequest", "RemoteRef", "Runtime",
     "SlaPolicyRequest",
     "Severity", "Status", "SyncDirection", "TimelineEvent", "TransitionError", "WebhookEvent",

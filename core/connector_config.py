@@ -28,6 +28,7 @@ class Prompt(msgspec.Struct, frozen=True, kw_only=True):
     default: Any
     choices: list[str] | None = None
     order: int = 0
+    yes_no: bool = False
 
 
 def _unwrap(type_info: mi.Type) -> tuple[mi.Type, dict[str, Any], str | None]:
@@ -78,7 +79,7 @@ def prompts(settings_type: type) -> list[Prompt]:
             default = default.value
         found.append(Prompt(path=path, title=title or path, secret=bool(extra.get("secret")),
                             required=field.required, default=default, choices=choices,
-                            order=int(extra["prompt"])))
+                            order=int(extra["prompt"]), yes_no=isinstance(inner, mi.BoolType)))
     return sorted(found, key=lambda p: p.order)
 
 

@@ -190,17 +190,6 @@ class MapOutboundRequest(msgspec.Struct, frozen=True, kw_only=True):
     service: str
 
 
-class MapInboundRequest(msgspec.Struct, frozen=True, kw_only=True):
-    remote: dict[str, Any]
-
-
-class MappedIncident(msgspec.Struct, frozen=True, kw_only=True):
-    title: str
-    severity: str
-    services: list[str]
-    description: str = ""
-
-
 class AssigneeRequest(msgspec.Struct, frozen=True, kw_only=True):
     assignee: str
 
@@ -306,12 +295,9 @@ class Connector:
 
     # mapping
     def map_outbound(self, request: MapOutboundRequest) -> dict[str, Any]:
-        """The remote fields an incident's service would be created with."""
+        """The remote fields an incident's service would be created with (no remote call).
+        `im connector preview NAME --incident INC-1` shows them; `push` normally uses it."""
         raise self._unsupported("mapping incidents")
-
-    def map_inbound(self, request: MapInboundRequest) -> MappedIncident:
-        """The im fields of a remote incident."""
-        raise self._unsupported("mapping remote incidents")
 
     # webhooks
     def verify_webhook(self, request: WebhookRequest) -> bool:

@@ -54,7 +54,8 @@ def get_plugin_manager(*, load_entrypoints: bool = True,
             pm.distributions[entry_point.name] = (entry_point.distribution,
                                                   entry_point.version)
     for plugin in plugins:
-        pm.register(plugin)
+        if not pm.is_registered(plugin):  # a test may pass a plugin installed anyway
+            pm.register(plugin)
     pm.check_pending()
     if os.environ.get("IM_TRACE_PLUGINS"):
         pm.trace.root.setwriter(lambda message: sys.stderr.write(message))

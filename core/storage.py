@@ -506,6 +506,18 @@ class Store:
             conn.execute("UPDATE outbox SET status = 'failed', lease_until = NULL,"
                          " last_error = ?, done_at = ? WHERE id = ?", (error, ts(at), row_id))
 
+    def requeue_failed_outbox(self, *, connector: str, at: datetime,
+                              incident_id: str | None = None) -> int:
+        """Put failed rows back in line (the operator fixed the cause)."""
+        extra, params = "", [ts(at), connector]
+        if incident_id is not None:
+            extra = " AND number = ?"
+            params.append(int(incident_id.removeprefix("INC-")))
+        with self.transaction() as conn:
+            return conn.execute("UPDATE outbox SET status = 'pending', attempts = 0,"
+                                " next_attempt_at = ?, done_at = NULL WHERE connector = ?"
+                                f" AND status = 'failed'{extra}", params).rowcount
+
     def outbox(self, *, connector: str | None = None, statuses: Sequence[str] = (),
                incident_id: str | None = None) -> list[OutboxRow]:
         clauses, params = [], []  # type: ignore[var-annotated]

@@ -118,6 +118,7 @@ class FakeCustom(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 class FakeSettings(ConnectorSettings, frozen=True, kw_only=True):
     api_key: Annotated[str, prompt(1, "API Key", secret=True)]
     base_url: Annotated[str, prompt(2, "API Base URL")] = "https://fake.example"
+    verify_tls: Annotated[bool, prompt(4, "Verify TLS certificates")] = True
     custom: FakeCustom = FakeCustom()
 
 

@@ -37,16 +37,17 @@ def test_add_with_json_and_list(runtime, clock):
 
 
 def test_add_asks_the_settings_prompts(runtime):
-    answers = "secret-key\n\nPAY\nsideways\ninbound\n"
+    answers = "secret-key\n\nPAY\nn\nsideways\ninbound\n"
     result = im(runtime, "connector", "add", "fake", "asked", input=answers)
     assert result.exit_code == 0, result.output
     prompts = [line.split(":")[0] for line in result.stdout.splitlines() if ":" in line]
-    assert prompts[:4] == ["API Key", "API Base URL [https", "Project [OPS]",
+    assert prompts[:5] == ["API Key", "API Base URL [https", "Project [OPS]",
+                           "Verify TLS certificates [Y/n]",
                            "Sync Direction (bidirectional, outbound, inbound) [outbound]"]
     assert "secret-key" not in result.stdout  # hidden input
     assert "Choose one of: bidirectional, outbound, inbound." in result.stderr
     assert runtime.store.get_connector("asked").settings == {
-        "api_key": "secret-key", "base_url": "https://fake.example",
+        "api_key": "secret-key", "base_url": "https://fake.example", "verify_tls": False,
         "custom": {"project": "PAY"}, "sync_direction": "inbound"}
 
 
@@ -206,13 +207,20 @@ def test_retry_after_a_lost_answer_links_the_existing_remote_incident(runtime, f
     assert runtime.store.outbox()[0].attempts == 2 and row.attempts == 1
 
 
-def test_permanent_errors_fail_the_row_visibly(runtime, fake):
+def test_permanent_errors_fail_the_row_visibly_and_can_be_retried(runtime, fake):
     add(runtime)
     fake.remote.failures.append(ConnectorError("Invalid Input Provided", retryable=False))
     result = im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
     assert "1 change(s) could not be delivered" in result.stderr
     [row] = runtime.store.outbox()
     assert (row.status, row.last_error) == ("failed", "Invalid Input Provided")
+    assert im(runtime, "connector", "sync", "prod-fake").stdout == (
+        "prod-fake: 0 delivered, 0 queued for retry, 0 failed\n")
+    retried = im(runtime, "connector", "sync", "prod-fake", "--retry-failed")
+    assert retried.stdout == ("prod-fake: 1 failed change(s) queued again\n"
+                              "prod-fake: 1 delivered, 0 queued for retry, 0 failed\n")
+    assert [r.status for r in runtime.store.outbox()] == ["done"]
+    assert len(fake.remote.incidents) == 1
 
 
 def test_direction_is_honoured(runtime, fake):

@@ -241,3 +241,17 @@ def test_oncall(runtime):
     assert lines[1].endswith(" 09:00)")
     assert lines[2].startswith("Next On-Call: jane.smith@company.com (")
     assert lines[3] == "Escalation: After 15 minutes → team-lead@company.com"
+
+
+def test_preview_shows_what_a_create_sends(runtime):
+    from im import incidents
+
+    incidents.declare(runtime, title="API down", severity="SEV-3", services=["api", "web"],
+                      push=False)
+    result = im(runtime, "connector", "preview", "prod-pagerduty", "--incident", "INC-1")
+    assert result.exit_code == 0, result.output
+    sent = json.loads(result.stdout)
+    assert (sent["api"]["service"]["id"], sent["api"]["urgency"]) == ("PAPI001", "low")
+    assert sent["web"]["service"]["id"] == "PWEB001"
+    assert sent["api"]["escalation_policy"] == {"id": "PXXXXXX",
+                                                "type": "escalation_policy_reference"}
