@@ -18,8 +18,8 @@ def config(pd, **custom):
                        **custom}}
 
 
-def runtime_with_connector(home, pd, *, name="prod-pagerduty", **custom):
-    runtime = make_runtime(home, load_entrypoints=True, user="alice")
+def runtime_with_connector(home, pd, *, name="prod-pagerduty", clock=None, **custom):
+    runtime = make_runtime(home, load_entrypoints=True, user="alice", clock=clock)
     result = run_cli(runtime, ["connector", "add", "pagerduty", name, "--config",
                                json.dumps(config(pd, **custom))])
     assert result.exit_code == 0, result.output

@@ -255,3 +255,25 @@ def test_preview_shows_what_a_create_sends(runtime):
     assert sent["web"]["service"]["id"] == "PWEB001"
     assert sent["api"]["escalation_policy"] == {"id": "PXXXXXX",
                                                 "type": "escalation_policy_reference"}
+
+
+def test_sla_breach_is_noted_on_every_linked_pagerduty_incident(tmp_path, pd, api):
+    from datetime import UTC, datetime
+
+    from im.testing import FakeClock
+
+    clock = FakeClock(datetime.now(UTC))
+    runtime = runtime_with_connector(tmp_path / "home", pd, clock=clock)
+    im(runtime, "connector", "config", "prod-pagerduty", "--sla-mapping",
+       '{"SEV-1": {"ack": "15m", "resolve": "1h"}}')
+    im(runtime, "declare", "--sev", "SEV-1", "--title", "API Gateway Down",
+       "--service", "api,payments")
+    clock.advance(minutes=16)
+    result = im(runtime, "sla", "check")
+    assert result.stdout.splitlines()[0] == (
+        "INC-1: SLA breached, not acknowledged within 15m (SEV-1)")
+    for link in runtime.store.links("INC-1"):
+        notes = api.get(f"/incidents/{link.remote_id}/notes").json()["notes"]
+        assert [n["content"] for n in notes] == [
+            next(e.text for e in runtime.store.timeline("INC-1") if e.kind == "sla_breached")]
+    assert im(runtime, "sla", "check").stdout == "No new SLA breaches.\n"

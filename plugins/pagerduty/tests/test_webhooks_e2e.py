@@ -174,3 +174,38 @@ def test_polling_repairs_missed_webhooks(tmp_path, pd):
             "type": "incident_reference", "status": "resolved"}}).raise_for_status()
     assert poll(runtime, "prod-pagerduty")["applied"] == 1
     assert runtime.store.get_incident("INC-1").status.value == "resolved"
+
+
+def test_out_of_order_and_duplicate_deliveries_apply_once_in_order(tmp_path, pd):
+    """Events of one incident stored in the wrong order: the older one does not roll the
+    state back; a replayed delivery is not applied twice."""
+    from datetime import timedelta
+
+    from im.inbound import process_inbox
+
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "api")
+    link = runtime.store.links("INC-1")[0]
+    now = runtime.clock()
+
+    def event(event_id, event_type, status, at):
+        return json.dumps({"event": {
+            "id": event_id, "event_type": event_type, "resource_type": "incident",
+            "occurred_at": at.isoformat().replace("+00:00", "Z"), "agent": None,
+            "client": None, "data": {
+                "id": link.remote_id, "type": "incident", "number": 1, "status": status,
+                "title": "x", "html_url": link.remote_url, "incident_key": None,
+                "service": {"id": "PAPI001", "type": "service_reference"},
+                "assignees": [], "urgency": "high", "priority": None}}}).encode()
+
+    resolved = event("E2", "incident.resolved", "resolved", now + timedelta(seconds=20))
+    acknowledged = event("E1", "incident.acknowledged", "acknowledged",
+                         now + timedelta(seconds=10))
+    for delivery_id, body in (("E2", resolved), ("E1", acknowledged), ("E2", resolved)):
+        runtime.store.store_inbox(connector="prod-pagerduty", delivery_id=delivery_id,
+                                  event_type="x", body=body, at=now)
+    report = process_inbox(runtime)
+    assert report.processed == 2 and report.outcomes == {"applied": 1, "stale": 1}
+    assert runtime.store.get_incident("INC-1").status.value == "resolved"
+    assert [e.kind for e in runtime.store.timeline("INC-1") if e.system == "prod-pagerduty"
+            and e.kind != "sync"] == ["resolved"]
