@@ -127,7 +127,8 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         sev: list[str] = typer.Option([], "--sev", help="SEV-1 to SEV-4; repeatable."),
         service: list[str] = typer.Option([], "--service", help="Service; repeatable."),
         all_: bool = typer.Option(False, "--all", "-a", help="Include closed incidents."),
-        limit: int = typer.Option(50, "--limit", min=1, help="At most this many."),
+        limit: int = typer.Option(50, "--limit", min=1, max=100_000,
+                                  help="At most this many."),
         json_output: bool = JSON,
     ) -> None:
         """List incidents, newest first (closed ones only with --all or --status closed)."""

@@ -99,7 +99,8 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         level: str = typer.Option("info", "--level", help="Lowest level: debug, info,"
                                   " warning, error."),
         follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
-        limit: int = typer.Option(200, "--limit", min=1, help="At most this many lines."),
+        limit: int = typer.Option(200, "--limit", min=1, max=100_000,
+                                  help="At most this many lines."),
         json_output: bool = typer.Option(False, "--json", help="One JSON object a line."),
     ) -> None:
         """Show the structured logs recorded by `im serve` and the CLI."""
@@ -143,6 +144,8 @@ def _since(runtime: Runtime, text: str):  # type: ignore[no-untyped-def]
 
     try:
         return runtime.clock() - timedelta(seconds=parse_duration(text))
+    except OverflowError:
+        raise InvalidInputError(f"--since {text} reaches back before year 1") from None
     except ValueError:
         pass
     try:

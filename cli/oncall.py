@@ -17,9 +17,9 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         from im.cli.output import print_json, when
         from im.connectors import Connector, OncallRequest
         from im.errors import ConnectorError, NotFoundError
-        from im.incidents import parse_services
+        from im.incidents import parse_service
 
-        [name] = parse_services([service]) or [""]
+        name = parse_service(service)
         names = [connector] if connector else [r.name for r in runtime.store.list_connectors()
                                                if r.enabled]
         errors = []

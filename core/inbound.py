@@ -27,7 +27,7 @@ import msgspec
 
 from im import incidents
 from im.connectors import Connector, InboundChange, WebhookRequest
-from im.errors import ImError
+from im.errors import ConnectorError, ImError
 from im.models import Action, Link, Origin, Status
 
 if TYPE_CHECKING:
@@ -84,14 +84,28 @@ def process_inbox(runtime: Runtime, *, connector: str | None = None,
             break
         # Reading the events may ask the remote system (a user's e-mail): outside any lock.
         prepared: list[tuple[Any, Connector | None, list[InboundChange], Exception | None]] = []
-        for row in rows:
+        for index, row in enumerate(rows):
             try:
                 instance = instances.get(row.connector) or runtime.connector(row.connector)
                 instances[row.connector] = instance
                 changes = instance.webhook_changes(WebhookRequest(headers={}, body=row.body))
                 prepared.append((row, instance, changes, None))
+            except ConnectorError as error:
+                if not error.retryable:
+                    prepared.append((row, None, [], error))
+                    continue
+                # The remote system is briefly unavailable: this event and the ones after it
+                # wait for a later pass (in order), they are not quarantined.
+                log.warning("event %s of %s waits: %s", row.delivery_id, row.connector, error,
+                            extra={"connector": row.connector})
+                store.release_inbox([later.id for later in rows[index:]])
+                rows = rows[:index]
+                stop = True
+                break
             except Exception as error:
                 prepared.append((row, None, [], error))
+        else:
+            stop = False
         with store.transaction():
             for row, instance, changes, error in prepared:
                 if error is None and instance is not None:
@@ -117,6 +131,8 @@ def process_inbox(runtime: Runtime, *, connector: str | None = None,
                 store.finish_inbox(row.id, at=runtime.clock(), status="quarantined",
                                    error=reason)
                 report.quarantined += 1
+        if stop:
+            break
     return report
 
 

@@ -57,6 +57,14 @@ def parse_status(value: str) -> Status:
         raise InvalidInputError(f"invalid status {value!r}; choose from {choices}") from None
 
 
+def parse_service(value: str) -> str:
+    """Exactly one service name."""
+    services = parse_services([value])
+    if len(services) != 1:
+        raise InvalidInputError(f"give one service, not {value!r}")
+    return services[0]
+
+
 def parse_services(values: Sequence[str]) -> list[str]:
     """Services from repeated and comma-separated values, in order, without duplicates."""
     services: list[str] = []
@@ -89,7 +97,7 @@ def parse_incident_id(value: str) -> str:
     text = value.strip().upper()
     if re.fullmatch(r"\d+", text):
         text = f"INC-{text}"
-    if not re.fullmatch(r"INC-\d+", text):
+    if not re.fullmatch(r"INC-\d{1,18}", text):
         raise InvalidInputError(f"invalid incident id {value!r}: write INC-<number>, e.g. INC-1")
     return f"INC-{int(text[4:])}"
 

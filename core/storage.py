@@ -617,6 +617,12 @@ class Store:
             self._local.depth -= 1
         conn.execute(f"RELEASE {name}")
 
+    def release_inbox(self, row_ids: Sequence[int]) -> None:
+        """Give claimed events back, untouched, to be processed on a later pass."""
+        with self.transaction() as conn:
+            conn.executemany("UPDATE inbox SET status = 'pending', lease_until = NULL"
+                             " WHERE id = ?", [(row_id,) for row_id in row_ids])
+
     def finish_inbox(self, row_id: int, *, at: datetime, status: str = "done",
                      error: str | None = None) -> None:
         """Mark a claimed event processed (`done`) or set aside (`quarantined`, with why)."""

@@ -56,4 +56,7 @@ def parse_period(start: str, end: str) -> Period:
     if last < first:
         raise InvalidInputError(f"the period ends ({last.isoformat()}) before it starts"
                                 f" ({first.isoformat()}): --end must be on or after --start")
+    if last >= date.max:  # the period's end is the next midnight, which must exist
+        raise InvalidInputError(f"invalid --end date {end!r}: the last day must be before"
+                                f" {date.max.isoformat()}")
     return Period(start=first, end=last)

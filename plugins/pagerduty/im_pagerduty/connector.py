@@ -272,9 +272,19 @@ class PagerDutyConnector(Connector):
         note = request.payload.get("note")
         if note and self.settings.custom.sync_notes:
             assert request.link is not None
-            self.client.post(f"/incidents/{request.link.remote_id}/notes",
-                             {"note": {"content": note}})
+            self._post_note_once(request, note)
             lines.append(f"Note added to PagerDuty incident {self._number(request)}")
+
+    def _post_note_once(self, request: PushRequest, note: str) -> None:
+        """PagerDuty notes have no idempotency key: a retry (after a crash or a failure later
+        in the same push) first looks for the note an earlier attempt may have added."""
+        assert request.link is not None
+        path = f"/incidents/{request.link.remote_id}/notes"
+        if request.attempt > 1 and any(
+                existing.get("content") == note
+                for existing in self.client.get(path).get("notes", [])):
+            return
+        self.client.post(path, {"note": {"content": note}})
 
     def _state(self, request: PushRequest, incident: dict[str, Any] | None, status: str,
                verb: str) -> tuple[RemoteRef, list[str]]:
@@ -348,9 +358,7 @@ class PagerDutyConnector(Connector):
 
     def _sla_note(self, request: PushRequest) -> PushResult:
         """SLA breaches are noted in PagerDuty whatever `sync_notes` says."""
-        assert request.link is not None
-        self.client.post(f"/incidents/{request.link.remote_id}/notes",
-                         {"note": {"content": request.payload["note"]}})
+        self._post_note_once(request, request.payload["note"])
         return PushResult(timeline=[f"SLA breach noted on PagerDuty incident"
                                     f" {self._number(request)}"])
 

@@ -72,10 +72,10 @@ def add_commands(cli: Any, runtime: Runtime) -> None:
         pd_service: str = typer.Option(..., "--pd-service", help="PagerDuty service id."),
     ) -> None:
         """Create incidents of an im service in a PagerDuty service (`default` for the rest)."""
-        from im.incidents import parse_services
+        from im.incidents import parse_service
 
         connector = _connector(runtime, name)
-        [service] = parse_services([im_service]) or [""]
+        service = parse_service(im_service)
         _verify(connector, f"/services/{pd_service}", f"service {pd_service}")
         _save_custom(runtime, name, "service_mappings", service, pd_service)
         typer.echo(f"Mapped im service {service} to PagerDuty service {pd_service}")
@@ -110,10 +110,10 @@ def add_commands(cli: Any, runtime: Runtime) -> None:
                                               help="PagerDuty escalation policy id."),
     ) -> None:
         """Use an escalation policy for one im service's incidents."""
-        from im.incidents import parse_services
+        from im.incidents import parse_service
 
         connector = _connector(runtime, name)
-        [im_service] = parse_services([service]) or [""]
+        im_service = parse_service(service)
         _verify(connector, f"/escalation_policies/{escalation_policy}",
                 f"escalation policy {escalation_policy}")
         _save_custom(runtime, name, "escalation_mappings", im_service, escalation_policy)

@@ -113,8 +113,11 @@ def envelope(headers: dict[str, str], body: bytes) -> WebhookEvent:
         event = _head_decoder.decode(body).event
     except msgspec.DecodeError as error:
         raise ValueError(f"not a PagerDuty v3 webhook: {error}") from None
-    return WebhookEvent(delivery_id=event.id or headers.get(WEBHOOK_ID_HEADER, ""),
-                        event_type=event.event_type, occurred_at=event.occurred_at)
+    # Without an id (not seen from PagerDuty) the body itself identifies the delivery.
+    delivery_id = event.id or headers.get(WEBHOOK_ID_HEADER) or (
+        "sha256:" + hashlib.sha256(body).hexdigest())
+    return WebhookEvent(delivery_id=delivery_id, event_type=event.event_type,
+                        occurred_at=event.occurred_at)
 
 
 def _slug(text: str) -> str:
