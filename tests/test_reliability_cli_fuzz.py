@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
-import string
 import subprocess
 import sys
 from pathlib import Path

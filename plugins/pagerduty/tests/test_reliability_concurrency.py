@@ -6,7 +6,6 @@ in SQLite are exactly what was done.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3

@@ -11,7 +11,6 @@ wait, the tests deliver it with a clock moved past the lease, as the restarted s
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import sqlite3
