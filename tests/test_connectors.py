@@ -6,7 +6,6 @@ import stat
 
 from im import incidents
 from im.errors import ConnectorError
-from im.models import Action
 from im.sync import deliver_outbox
 from im.testing import run_cli
 

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from im.models import Incident, Link, TimelineEvent
+from im.models import Link, TimelineEvent
 
 if TYPE_CHECKING:
     from im.reports.model import Escalation, RemoteIncident
 
 # The connector protocol of reports lives in im.connectors, with the rest of it.
-from im.connectors import RemoteEvent, RemoteIncidentReport, RemoteIncidentRequest  # noqa: E402
+from im.connectors import RemoteEvent, RemoteIncidentReport, RemoteIncidentRequest  # noqa: E402, F401
 
 TRIGGERED = "triggered"
 NOTIFIED = "notified"
