@@ -37,6 +37,9 @@ class Period(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.start.isoformat()} to {self.end.isoformat()}"
 
 
+MAX_DAYS = 732  # two years, leap day included
+
+
 def parse_day(value: str, option: str) -> date:
     text = value.strip()
     # date.fromisoformat alone also takes 20250801 and week dates: one spelling is clearer.
@@ -59,4 +62,8 @@ def parse_period(start: str, end: str) -> Period:
     if last >= date.max:  # the period's end is the next midnight, which must exist
         raise InvalidInputError(f"invalid --end date {end!r}: the last day must be before"
                                 f" {date.max.isoformat()}")
+    if (last - first).days + 1 > MAX_DAYS:
+        # A report has a row (and a chart bar) per day: a mistyped year would run for minutes.
+        raise InvalidInputError(f"the period {first.isoformat()} to {last.isoformat()} is"
+                                f" longer than {MAX_DAYS} days; report on a shorter one")
     return Period(start=first, end=last)

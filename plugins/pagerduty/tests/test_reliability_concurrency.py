@@ -22,10 +22,10 @@ from .connector_kit import im, runtime_with_connector, wait_for
 from .test_crash_safety import IM, free_port, note_event, start_server
 
 CONNECTOR = "prod-pagerduty"
-WORKERS = 4  # CLI processes at a time
-ROUNDS = 5  # each: declare an incident, note it, note the shared one
-POSTS = 300  # signed webhook posts straight to `im serve`
-PD_INCIDENTS = 10  # incidents a responder triggers in PagerDuty, each with a note
+WORKERS = 3  # CLI processes at a time
+ROUNDS = 2  # each: declare an incident, note it, note the shared one
+POSTS = 150  # signed webhook posts straight to `im serve`
+PD_INCIDENTS = 5  # incidents a responder triggers in PagerDuty, each with a note
 
 
 def count(home: Path, sql: str) -> int:
@@ -40,7 +40,7 @@ def cli_worker(home: Path, worker: int) -> list[tuple[list[str], int, str]]:
 
     def run(*args: str) -> str:
         done = subprocess.run([IM, *args], env=env, capture_output=True, text=True, timeout=120,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, check=False)
         runs.append((list(args), done.returncode, done.stderr))
         return done.stdout
 
@@ -89,6 +89,7 @@ def test_cli_processes_and_im_serve_write_at_once_without_lock_errors_or_lost_ro
             answers = list(pool.map(post, range(POSTS)))
             runs = [run for worker in workers for run in worker.result()]
             from_pd.result()
+        busy = time.monotonic() - started
         assert answers == [202] * POSTS
         for args, code, stderr in runs:
             assert code == 0 and "locked" not in stderr and "Traceback" not in stderr, (
@@ -124,4 +125,5 @@ def test_cli_processes_and_im_serve_write_at_once_without_lock_errors_or_lost_ro
     assert sorted(shared) == sorted(f"shared note {w}.{n}" for w in range(WORKERS)
                                     for n in range(ROUNDS))
     print(f"\n{len(runs)} CLI runs in {WORKERS} processes at a time, {POSTS} signed posts,"
-          f" {len(delivered)} sandbox deliveries; {time.monotonic() - started:.1f}s")
+          f" {len(delivered)} sandbox deliveries; {busy:.1f}s of concurrent writes,"
+          f" {time.monotonic() - started:.1f}s in all")

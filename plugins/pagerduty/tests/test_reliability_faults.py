@@ -6,7 +6,9 @@ receives its webhooks. Once the faults are cleared and the queues drained, both 
 agree: one PagerDuty incident per im incident and service, every note once on each side, the
 same states, and nothing echoed back.
 
-`IM_RELIABILITY_INCIDENTS` sets how many incidents the soak drives (default 200).
+`IM_RELIABILITY_INCIDENTS` sets how many incidents the soak drives (default 200). Its database
+lives on tmpfs (/dev/shm) where there is one: the soak checks sync, not the disk, and each
+commit's fsync costs about 2 ms on a small VM, a third of the soak's time.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
+import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -136,9 +141,8 @@ class Plan:
         self.im_notes = [f"im note {n}.{k}" for k in range(rng.choice([0, 1, 1, 2]))]
         self.pd_notes = [f"pd note {n}.{k}" for k in range(rng.choice([0, 1, 1, 2]))]
         self.resolve = rng.choices([None, "im", "pd"], weights=[2, 4, 4])[0]
-        # No note on im-side resolves: a resolve posts its note before the status change, so
-        # a failed status change posts the note again (see test_resolve_note_is_posted_once).
-        self.resolve_note = ""
+        self.resolve_note = (f"resolve note {n}" if self.resolve == "im" and rng.random() < 0.5
+                             else "")
         self.cli = rng.random() < 0.15  # im-side steps through the CLI rather than the API
         self.incident_id: str | None = None
         self.remote_id: str | None = None  # the incident made in PagerDuty (origin pd)
@@ -174,11 +178,24 @@ def remote_ids(runtime: Any, plan: Plan) -> list[str]:
 # -- the soak ------------------------------------------------------------------------------
 
 
-def test_faults_while_both_sides_work_leave_both_systems_in_agreement(tmp_path, pd):
+@pytest.fixture
+def fast_home(tmp_path):
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        yield tmp_path / "home"
+        return
+    folder = Path(tempfile.mkdtemp(prefix="im-soak-", dir=shm))
+    try:
+        yield folder / "home"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_faults_while_both_sides_work_leave_both_systems_in_agreement(fast_home, pd):
     started = time.monotonic()
     rng = random.Random(20261128)
     plans = [Plan(n, rng) for n in range(N_INCIDENTS)]
-    runtime = runtime_with_connector(tmp_path / "home", pd)
+    runtime = runtime_with_connector(fast_home, pd)
     john = Responder(pd)
     timings: dict[str, float] = {}
     cli_queued = 0
@@ -390,6 +407,12 @@ def test_timeouts_are_retried_and_apply_each_change_once(tmp_path, pd, monkeypat
     assert {r.status for r in runtime.store.outbox()} == {"done"}
 
 
+def _passes_then_fails(draws: random.Random) -> bool:
+    """Whether the sandbox's fault draws (error_rate 0.5) let one request pass, then fail the
+    next."""
+    return draws.random() >= 0.5 > draws.random()
+
+
 def test_resolve_note_is_posted_once_when_the_status_change_fails(tmp_path, pd, monkeypatch):
     runtime = runtime_with_connector(tmp_path / "home", pd)
     im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
@@ -397,8 +420,7 @@ def test_resolve_note_is_posted_once_when_the_status_change_fails(tmp_path, pd, 
     incidents.transition(runtime, "INC-1", Action.RESOLVE, note="Index rebuilt")
     # a fault pattern in which the first request (the note) passes and the second (the
     # status change) answers 500
-    seed = next(s for s in range(1000) if (lambda r: r.random() >= 0.5 > r.random())(
-        random.Random(s)))
+    seed = next(s for s in range(1000) if _passes_then_fails(random.Random(s)))
     options = {**PagerDutyConnector.client_options, "max_attempts": 1}
     monkeypatch.setattr(PagerDutyConnector, "client_options", options)
     pd.clear_requests()
@@ -432,3 +454,25 @@ def test_an_event_processed_while_the_api_fails_is_retried_not_quarantined(tmp_p
     process_inbox(runtime)
     assert [e.text for e in runtime.store.timeline("INC-1") if e.kind == "note"] == [
         "Replica lag is the cause"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "PagerDutyConnector._post_note_once skips a retried note when any note with the same text"
+    " exists on the PagerDuty incident, so a note that repeats an earlier note's text and whose"
+    " first attempt failed is never posted (im shows it twice, PagerDuty once)"))
+def test_a_note_repeating_an_earlier_text_is_posted_even_after_a_failed_attempt(
+        tmp_path, pd, monkeypatch):
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    [link] = runtime.store.links("INC-1")
+    im(runtime, "note", "--incident", "INC-1", "Still investigating")
+    options = {**PagerDutyConnector.client_options, "max_attempts": 1}
+    monkeypatch.setattr(PagerDutyConnector, "client_options", options)
+    incidents.add_note(runtime, "INC-1", "Still investigating")  # half an hour later
+    pd.set_faults(burst_5xx=1)
+    assert deliver_outbox(runtime).retrying == 1
+    pd.clear_faults()
+    assert deliver_outbox(runtime, due_only=False).delivered == 1
+    timeline = [e.text for e in runtime.store.timeline("INC-1") if e.kind == "note"]
+    assert timeline == ["Still investigating"] * 2
+    assert _notes(pd, link.remote_id) == ["Still investigating"] * 2

@@ -58,13 +58,13 @@ EVENT_TYPES = ["incident.triggered", "incident.acknowledged", "incident.unacknow
 
 
 @pytest.fixture
-def runtime(tmp_path, monkeypatch):
-    """A PagerDuty connector with two webhook secrets (a rotation), pointed at a closed port:
-    nothing here may need PagerDuty."""
+def runtime(tmp_path, monkeypatch, pd):
+    """A PagerDuty connector with two webhook secrets (a rotation). The route never calls
+    PagerDuty; processing the stored events asks the sandbox for its users."""
     monkeypatch.setattr(PagerDutyConnector, "client_options",
-                        {"max_attempts": 1, "sleep": lambda _s: None, "timeout": 1.0})
+                        {"max_attempts": 1, "sleep": lambda _s: None, "timeout": 5.0})
     rt = make_runtime(tmp_path / "home", load_entrypoints=True, user="alice")
-    config = {"base_url": "http://127.0.0.1:9", "api_key": "k", "sync_direction":
+    config = {"base_url": pd.url, "api_key": pd.api_key, "sync_direction":
               "bidirectional", "enable_webhook": True,
               "custom": {"service_id": "PXXXXXX", "from_email": "ops@company.com",
                          "webhook_secrets": [SECRET, OLD_SECRET]}}
@@ -101,7 +101,8 @@ def mutated_events(draw) -> bytes:
     for _ in range(draw(st.integers(0, 4))):
         nested = inner.get("data")
         target = draw(st.sampled_from([inner, nested] if isinstance(nested, dict) else [inner]))
-        key = draw(st.sampled_from(sorted(target)) | st.text(max_size=8))
+        key = draw(st.sampled_from(sorted(target)) | st.text(max_size=8) if target
+                   else st.text(max_size=8))
         action = draw(st.sampled_from(["delete", "replace"]))
         if action == "delete":
             target.pop(key, None)
