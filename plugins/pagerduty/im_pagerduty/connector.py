@@ -276,14 +276,19 @@ class PagerDutyConnector(Connector):
             lines.append(f"Note added to PagerDuty incident {self._number(request)}")
 
     def _post_note_once(self, request: PushRequest, note: str) -> None:
-        """PagerDuty notes have no idempotency key: a retry (after a crash or a failure later
-        in the same push) first looks for the note an earlier attempt may have added."""
+        """PagerDuty notes have no idempotency key. A retry (after a crash, or a failure later
+        in the same push) counts the notes with this text on the PagerDuty incident against
+        the ones im has delivered there: one more means the earlier attempt got through."""
         assert request.link is not None
         path = f"/incidents/{request.link.remote_id}/notes"
-        if request.attempt > 1 and any(
-                existing.get("content") == note
-                for existing in self.client.get(path).get("notes", [])):
-            return
+        if request.attempt > 1:
+            posted = sum(1 for existing in self.client.get(path).get("notes", [])
+                         if existing.get("content") == note)
+            delivered = sum(1 for row in self.runtime.store.outbox(
+                connector=self.name, incident_id=request.incident.id, statuses=("done",))
+                if row.service == request.service and row.payload.get("note") == note)
+            if posted > delivered:
+                return
         self.client.post(path, {"note": {"content": note}})
 
     def _state(self, request: PushRequest, incident: dict[str, Any] | None, status: str,

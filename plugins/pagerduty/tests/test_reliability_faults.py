@@ -456,10 +456,6 @@ def test_an_event_processed_while_the_api_fails_is_retried_not_quarantined(tmp_p
         "Replica lag is the cause"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "PagerDutyConnector._post_note_once skips a retried note when any note with the same text"
-    " exists on the PagerDuty incident, so a note that repeats an earlier note's text and whose"
-    " first attempt failed is never posted (im shows it twice, PagerDuty once)"))
 def test_a_note_repeating_an_earlier_text_is_posted_even_after_a_failed_attempt(
         tmp_path, pd, monkeypatch):
     runtime = runtime_with_connector(tmp_path / "home", pd)
