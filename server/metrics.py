@@ -16,26 +16,23 @@ class StoreCollector(Collector):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
+    # (name, help, labels, the query giving label values then the count)
+    TABLE_GAUGES = (
+        ("im_incidents", "Incidents by status and severity", ["status", "severity"],
+         "SELECT status, severity, count(*) FROM incidents GROUP BY status, severity"),
+        ("im_outbox_rows", "Outbound changes by connector and state", ["connector", "status"],
+         "SELECT connector, status, count(*) FROM outbox GROUP BY connector, status"),
+        ("im_inbox_events", "Inbound events by connector and state", ["connector", "status"],
+         "SELECT connector, status, count(*) FROM inbox GROUP BY connector, status"),
+    )
+
     def collect(self) -> Iterator[Any]:
         conn = self.runtime.store.conn
-        incidents = GaugeMetricFamily("im_incidents", "Incidents by status and severity",
-                                      labels=["status", "severity"])
-        for status, severity, count in conn.execute(
-                "SELECT status, severity, count(*) FROM incidents GROUP BY status, severity"):
-            incidents.add_metric([status, severity], count)
-        yield incidents
-        outbox = GaugeMetricFamily("im_outbox_rows", "Outbound changes by connector and state",
-                                   labels=["connector", "status"])
-        for connector, status, count in conn.execute(
-                "SELECT connector, status, count(*) FROM outbox GROUP BY connector, status"):
-            outbox.add_metric([connector, status], count)
-        yield outbox
-        inbox = GaugeMetricFamily("im_inbox_events", "Inbound events by connector and state",
-                                  labels=["connector", "status"])
-        for connector, status, count in conn.execute(
-                "SELECT connector, status, count(*) FROM inbox GROUP BY connector, status"):
-            inbox.add_metric([connector, status], count)
-        yield inbox
+        for name, text, labels, query in self.TABLE_GAUGES:
+            family = GaugeMetricFamily(name, text, labels=labels)
+            for *values, count in conn.execute(query):
+                family.add_metric(values, count)
+            yield family
         yield from self._connectors()
 
     def _connectors(self) -> Iterator[Any]:
