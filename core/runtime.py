@@ -100,8 +100,8 @@ class Runtime:
 
         failures = call_each(self.pm, "register_connectors", lambda plugin: {
             "register": lambda cls: register(cls, plugin=plugin)})
-        for _plugin, error in failures:
-            raise error
+        if failures:  # a broken connector plugin is an error, not a missing type
+            raise failures[0][1]
         return found
 
     def connector_type(self, type_name: str) -> type[Connector]:

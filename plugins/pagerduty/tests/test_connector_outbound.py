@@ -214,7 +214,7 @@ def test_config_options(runtime):
              '{"SEV-1": {"ack": "soon"}}')
     assert bad.stderr == ("Error: invalid settings: 'soon' is not a duration; use a number and"
                           " s, m, h or d (e.g. 5m) - at `ack` - at"
-                          " `custom.sla_mapping[...]`\n") or "at `custom.sla_mapping" in bad.stderr
+                          " `custom.sla_mapping[...]`\n")
 
 
 def test_assignment_in_both_systems(runtime, api):
