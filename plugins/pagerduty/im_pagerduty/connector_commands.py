@@ -44,6 +44,23 @@ def _names(connector: PagerDutyConnector, path: str, key: str) -> dict[str, str]
         return {}
 
 
+def _print_mappings(connector: PagerDutyConnector, mappings: dict[str, str], path: str,
+                    key: str, fields: tuple[str, str, str], headers: list[str],
+                    json_output: bool) -> None:
+    """im services to PagerDuty ids, with PagerDuty's names (one listing), `default` last."""
+    from im.cli.output import print_json, table
+
+    names = _names(connector, path, key)
+    rows = [dict(zip(fields, (service, remote, names.get(remote, "")), strict=True))
+            for service, remote in sorted(mappings.items(),
+                                          key=lambda item: (item[0] == "default", item[0]))]
+    if json_output:
+        print_json(rows)
+        return
+    typer.echo(table(headers, [[r[fields[0]], r[fields[1]], r[fields[2]] or "?"]
+                               for r in rows]))
+
+
 def _verify(connector: PagerDutyConnector, path: str, what: str) -> None:
     """Refuse an id PagerDuty does not know; accept it (with a warning) when unreachable."""
     from im import InvalidInputError
@@ -86,21 +103,13 @@ def add_commands(cli: Any, runtime: Runtime) -> None:
         json_output: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """List service mappings, with PagerDuty's service names."""
-        from im.cli.output import print_json, table
-
         connector = _connector(runtime, name)
         custom = connector.settings.custom
         mappings = dict(custom.service_mappings)
         mappings.setdefault("default", custom.service_id)
-        names = _names(connector, "/services", "services")
-        rows = [{"im_service": k, "pagerduty_service": v, "service_name": names.get(v, "")}
-                for k, v in sorted(mappings.items(), key=lambda kv: (kv[0] == "default", kv[0]))]
-        if json_output:
-            print_json(rows)
-            return
-        typer.echo(table(["IM Service", "PagerDuty Service", "Service Name"],
-                         [[r["im_service"], r["pagerduty_service"], r["service_name"] or "?"]
-                          for r in rows]))
+        _print_mappings(connector, mappings, "/services", "services",
+                        ("im_service", "pagerduty_service", "service_name"),
+                        ["IM Service", "PagerDuty Service", "Service Name"], json_output)
 
     @connector_app.command("map-escalation")
     def map_escalation(
@@ -125,23 +134,15 @@ def add_commands(cli: Any, runtime: Runtime) -> None:
         json_output: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """List escalation-policy mappings, with PagerDuty's policy names."""
-        from im.cli.output import print_json, table
-
         connector = _connector(runtime, name)
         custom = connector.settings.custom
         mappings = dict(custom.escalation_mappings)
         if custom.escalation_policy_id:
             mappings.setdefault("default", custom.escalation_policy_id)
-        names = _names(connector, "/escalation_policies", "escalation_policies")
-        rows = [{"im_service": k, "escalation_policy": v, "policy_name": names.get(v, "")}
-                for k, v in sorted(mappings.items(), key=lambda kv: (kv[0] == "default", kv[0]))]
-        if json_output:
-            print_json(rows)
-            return
-        if not rows:
+        if not mappings and not json_output:
             typer.echo("No escalation policies mapped; PagerDuty uses each service's own.")
             return
-        typer.echo(table(["IM Service", "Escalation Policy", "Policy Name"],
-                         [[r["im_service"], r["escalation_policy"], r["policy_name"] or "?"]
-                          for r in rows]))
+        _print_mappings(connector, mappings, "/escalation_policies", "escalation_policies",
+                        ("im_service", "escalation_policy", "policy_name"),
+                        ["IM Service", "Escalation Policy", "Policy Name"], json_output)
 
