@@ -32,15 +32,25 @@ def start_server(home, port):
     process = subprocess.Popen([IM, "serve", "--port", str(port), "--log-level", "warning"],
                                env=env, stdout=subprocess.DEVNULL, stderr=log)
     process.log_path = log.name
-    wait_for(lambda: _up(port), timeout=20)
+    answers = []
+    try:
+        wait_for(lambda: _up(port, answers) or process.poll() is not None, timeout=60)
+    except AssertionError:
+        process.kill()
+        raise AssertionError(f"im serve did not become healthy: last answers {answers[-3:]},"
+                             f" log: {Path(log.name).read_text()[-2000:]}") from None
+    assert process.poll() is None, Path(log.name).read_text()[-2000:]
     return process
 
 
-def _up(port):
+def _up(port, answers):
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200
-    except httpx.HTTPError:
+        response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+    except httpx.HTTPError as error:
+        answers.append(repr(error))
         return False
+    answers.append(f"{response.status_code} {response.text[:200]}")
+    return response.status_code == 200
 
 
 def note_event(remote_id, n):
