@@ -45,6 +45,9 @@ class StoreHandler(logging.Handler):
         self._pending: list[dict[str, Any]] = []
         self._wake = threading.Event()
         self._closed = False
+        # Held across taking the batch and writing it, so a flush that returns has seen every
+        # record emitted before it was called committed, even one the flush thread was writing.
+        self._flushing = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="im-logs", daemon=True)
         self._thread.start()
         atexit.register(self.flush)
@@ -69,14 +72,15 @@ class StoreHandler(logging.Handler):
             self._wake.set()
 
     def flush(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
-            pending, self._pending = self._pending, []
-        if not pending:
-            return
-        try:
-            self.store.add_logs(pending)
-        except Exception:  # the log is best effort; the work it describes is not
-            pass
+        with self._flushing:
+            with self.lock:  # type: ignore[union-attr]
+                pending, self._pending = self._pending, []
+            if not pending:
+                return
+            try:
+                self.store.add_logs(pending)
+            except Exception:  # the log is best effort; the work it describes is not
+                pass
 
     def _run(self) -> None:
         while not self._closed:

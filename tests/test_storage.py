@@ -71,3 +71,38 @@ def test_two_writer_processes_and_the_cli_at_once(tmp_path, im_env):
     assert db["timeline"].count == 245
     numbers = [r["number"] for r in db.query("SELECT number FROM incidents ORDER BY number")]
     assert numbers == list(range(1, 126))
+
+
+def test_a_log_flush_returns_only_once_a_batch_being_written_is_committed(tmp_path):
+    """`im logs` flushes before reading; a batch the flush thread is writing at that moment
+    must be in the table when flush() returns, or the line a user just caused is missing."""
+    import logging
+    import threading
+
+    from im.logs import StoreHandler
+
+    store = Store(tmp_path / "im.db")
+    writing, release = threading.Event(), threading.Event()
+    real_add_logs = store.add_logs
+
+    def slow_add_logs(entries):
+        writing.set()
+        release.wait(10)
+        real_add_logs(entries)
+
+    store.add_logs = slow_add_logs
+    handler = StoreHandler(store)
+    handler.emit(logging.makeLogRecord({"name": "im.sync", "msg": "first", "levelno": 30,
+                                        "levelname": "WARNING"}))
+    background = threading.Thread(target=handler.flush)
+    background.start()
+    assert writing.wait(10)
+    second = threading.Thread(target=handler.flush)
+    second.start()
+    second.join(0.2)
+    assert second.is_alive(), "flush returned while the batch was still being written"
+    release.set()
+    second.join(10)
+    background.join(10)
+    assert [row["message"] for row in store.logs(min_level=0)] == ["first"]
+    handler.close()
