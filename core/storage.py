@@ -548,13 +548,18 @@ class Store:
         batch, not one per event: this is the webhook hot path."""
         with self.transaction() as conn:
             keys = [(e[0], e[1]) for e in events]
+            by_connector: dict[str, list[str]] = {}
+            for connector, delivery_id in keys:
+                by_connector.setdefault(connector, []).append(delivery_id)
             existing: set[tuple[str, str]] = set()
-            for start in range(0, len(keys), 400):
-                chunk = keys[start:start + 400]
-                existing.update(conn.execute(
-                    "SELECT connector, delivery_id FROM inbox WHERE (connector, delivery_id)"
-                    f" IN (VALUES {','.join('(?, ?)' for _ in chunk)})",
-                    [value for key in chunk for value in key]).fetchall())
+            # `connector = ? AND delivery_id IN (...)` searches the unique index; a row-value
+            # `(connector, delivery_id) IN (VALUES ...)` would scan all of it, every batch.
+            for connector, ids in by_connector.items():
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start:start + 500]
+                    existing.update((connector, row[0]) for row in conn.execute(
+                        "SELECT delivery_id FROM inbox WHERE connector = ? AND delivery_id IN"
+                        f" ({','.join('?' * len(chunk))})", [connector, *chunk]))
             new, fresh = [], []
             for event, key in zip(events, keys, strict=True):
                 is_new = key not in existing
@@ -588,11 +593,14 @@ class Store:
             extra = " AND connector = :connector"
             params["connector"] = connector
         with self.transaction() as conn:
-            rows = conn.execute(
-                f"SELECT {self._INBOX_COLUMNS} FROM inbox WHERE (status = 'pending' OR"
-                f" (status = 'processing' AND lease_until < :now)){extra} ORDER BY id"
-                " LIMIT :limit", params,
-            ).fetchall()
+            # Two index-ordered reads of `limit` rows each, merged: one query with OR would
+            # sort every pending row on each claim, which a burst of webhooks makes many.
+            rows = sorted(conn.execute(
+                f"SELECT {self._INBOX_COLUMNS} FROM inbox WHERE status = 'pending'{extra}"
+                " ORDER BY id LIMIT :limit", params).fetchall() + conn.execute(
+                f"SELECT {self._INBOX_COLUMNS} FROM inbox WHERE status = 'processing'"
+                f" AND lease_until < :now{extra} ORDER BY id LIMIT :limit", params,
+            ).fetchall())[:limit]
             conn.executemany("UPDATE inbox SET status = 'processing', lease_until = :lease,"
                              " attempts = attempts + 1 WHERE id = :id",
                              [{**params, "id": row[0]} for row in rows])

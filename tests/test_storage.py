@@ -43,6 +43,26 @@ def test_inbox_deduplicates_and_claims(tmp_path, clock):
     assert [r.status for r in store.inbox()] == ["done", "processing"]
 
 
+def test_the_webhook_hot_path_reads_the_inbox_by_index(tmp_path, clock):
+    """Storing and claiming events must cost the same with a week of events kept as with
+    none: every read they make searches an index, none scans the table or sorts all rows."""
+    store = Store(tmp_path / "im.db")
+    store.store_inbox_many([("pd", f"old{n}", "x", b"{}", clock.now) for n in range(50)])
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    store.store_inbox_many([("pd", "e1", "x", b"{}", clock.now), ("pd", "old1", "x", b"{}",
+                                                                     clock.now),
+                            ("other", "e1", "x", b"{}", clock.now)])
+    store.claim_inbox(now=clock.now, lease_seconds=30, limit=20)
+    store.conn.set_trace_callback(None)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(reads) >= 2
+    for sql in reads:
+        plan = " | ".join(row[3] for row in store.conn.execute("EXPLAIN QUERY PLAN " + sql))
+        assert "SEARCH inbox USING" in plan and "SCAN inbox" not in plan, (sql, plan)
+        assert "TEMP B-TREE" not in plan, (sql, plan)
+
+
 WRITER = textwrap.dedent("""
     import sys
     from im.testing import make_runtime
