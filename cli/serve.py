@@ -12,23 +12,42 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
         port: int = typer.Option(8080, "--port", min=0, max=65535, help="Port to listen on."),
         log_level: str = typer.Option("info", "--log-level", help="debug, info, warning."),
+        workers: int = typer.Option(
+            1, "--workers", min=1, max=64,
+            help="HTTP worker processes. 1: one process does everything. N > 1: N processes"
+                 " answer HTTP and one more does the background work (for high webhook"
+                 " rates; about one per core)."),
     ) -> None:
         """Run the server: webhooks, HTTP API, health and metrics, and background sync."""
         import logging
+
+        from im.errors import InvalidInputError
+
+        if log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
+            raise InvalidInputError(f"unknown log level {log_level!r}; choose from debug,"
+                                    " info, warning, error")
+        logging.basicConfig(level=log_level.upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if workers > 1:
+            from im.server import workers as multiprocess
+
+            typer.echo(f"im serve listening on http://{host}:{port} ({workers} workers)",
+                       err=True)
+            multiprocess.run(runtime, host=host, port=port, workers=workers,
+                             log_level=log_level.lower())
+            return
 
         import uvicorn
 
         from im.server import create_app
 
-        logging.basicConfig(level=log_level.upper(),
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         application = create_app(runtime, background=True)
         typer.echo(f"im serve listening on http://{host}:{port}", err=True)
         # uvicorn stops on SIGINT/SIGTERM after finishing requests in flight; the app's
         # shutdown then stops the background work and the inbox writer.
         # log_config=None: uvicorn's own dictConfig would close the handler that keeps im's
         # logs in the database; its loggers go to the root handler set up above instead.
-        uvicorn.run(application, host=host, port=port, log_level=log_level,
+        uvicorn.run(application, host=host, port=port, log_level=log_level.lower(),
                     timeout_graceful_shutdown=10, access_log=False, log_config=None,
                     # client addresses are the TCP peer's (see server.webhook_allow)
                     proxy_headers=False)

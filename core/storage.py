@@ -5,9 +5,9 @@ replicas) can implement it later. Queries use prepared statements on the stdlib 
 sqlite-utils costs ~100 ms to import and introspects tables on every insert, so it is used where
 it pays, for the schema migrations (only when one is pending) and for inspection in tests.
 
-Concurrency: WAL, a busy timeout set before WAL is switched on, and `BEGIN IMMEDIATE` for every
-transaction that writes, so the CLI and `im serve` write at the same time without "database is
-locked" errors. Outbox and inbox rows are claimed inside a transaction with a lease, so two
+Concurrency: WAL, a busy timeout set before WAL is switched on, writers queued on a lock file
+(see _WriterLock) and `BEGIN IMMEDIATE` for every transaction that writes, so the CLI and
+`im serve` write at the same time without "database is locked" errors. Outbox and inbox rows are claimed inside a transaction with a lease, so two
 workers never deliver the same row and a crashed worker's claim runs out.
 """
 
@@ -24,6 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: SQLite's busy handler alone orders the processes
+    fcntl = None  # type: ignore[assignment]
 
 from im.models import ConnectorRecord, Incident, Link, Severity, Status, TimelineEvent
 
@@ -83,8 +88,44 @@ def _split_statements(script: str) -> Iterator[str]:
         raise ValueError(f"incomplete SQL statement in migration: {statement!r}")
 
 
+class _WriterLock:
+    """Who may write to one database file: threads of this process queue on a lock, then
+    processes queue on an exclusive `flock` of `<database>.lock`. Both wake the next writer
+    as soon as the lock is released, where SQLite's own busy handler polls with sleeps of
+    milliseconds, which under load (several `im serve` workers, the CLI) cost most of the
+    time. The kernel releases the `flock` of a process that dies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.with_name(path.name + ".lock")
+        self.thread_lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int | None:
+        if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+                self._pid = os.getpid()
+            except OSError:
+                return None  # left to SQLite's busy handler
+        return self._fd
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        with self.thread_lock:
+            fd = self._file() if fcntl is not None else None
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 class Store:
-    _write_locks: dict[str, threading.Lock] = {}
+    _write_locks: dict[str, _WriterLock] = {}
     _write_locks_guard = threading.Lock()
 
     def __init__(self, path: Path) -> None:
@@ -92,8 +133,10 @@ class Store:
         self._local = threading.local()
         self._migrated = False
         with Store._write_locks_guard:
-            self._write_lock = Store._write_locks.setdefault(str(path.resolve()),
-                                                             threading.Lock())
+            key = str(path.resolve())
+            if key not in Store._write_locks:
+                Store._write_locks[key] = _WriterLock(path.resolve())
+            self._write_lock = Store._write_locks[key]
 
     # -- connection and transactions -------------------------------------------------------
 
@@ -142,9 +185,8 @@ class Store:
             yield conn
             return
         self._local.after_commit = []
-        # Threads of one process queue here rather than in SQLite's busy handler, which
-        # sleeps for milliseconds at a time: under load that sleep costs most of the time.
-        with self._write_lock:
+        # Writers queue here rather than in SQLite's busy handler (see _WriterLock).
+        with self._write_lock.hold():
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn

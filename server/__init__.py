@@ -6,7 +6,7 @@ import hashlib
 import re
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -17,6 +17,9 @@ from im.connectors import Connector, WebhookRequest
 from im.errors import ImError
 from im.runtime import Runtime
 from im.server.ingest import InboundEvent, InboxWriter, StorageUnavailable
+
+if TYPE_CHECKING:
+    from im.server.workers import SupervisorLink
 
 log = logging.getLogger("im.server")
 
@@ -46,17 +49,23 @@ class ConnectorCache:
         return cached[1]
 
 
-def create_app(runtime: Runtime, *, background: bool = False) -> Litestar:
+def create_app(runtime: Runtime, *, background: bool = False,
+               supervisor: SupervisorLink | None = None) -> Litestar:
     """The app. With `background`, it also runs outbox delivery, inbox processing and polling
-    (what `im serve` does); without, webhooks are stored and processing is left to the caller."""
+    (what `im serve` does); without, webhooks are stored and processing is left to the caller,
+    or, in a worker of `im serve --workers N`, to the `supervisor` process it tells of new work."""
     from im.server.work import BackgroundWork
 
     from im.server.api import make_api
     from im.server.metrics import ServerMetrics
 
     work = BackgroundWork(runtime) if background else None
-    writer = InboxWriter(lambda: runtime.store,
-                         on_stored=(work.inbox.wake.set if work else None))
+    on_stored = None
+    if work is not None:
+        on_stored = work.inbox.wake.set
+    elif supervisor is not None:
+        on_stored = lambda: supervisor.notify("inbox")  # noqa: E731
+    writer = InboxWriter(lambda: runtime.store, on_stored=on_stored)
     if work is not None:
         work.busy = writer.busy
     connectors = ConnectorCache(runtime)
@@ -68,7 +77,7 @@ def create_app(runtime: Runtime, *, background: bool = False) -> Litestar:
         """Prometheus metrics."""
         return metrics.render()
 
-    @get("/health", sync_to_thread=False)
+    @get("/health", sync_to_thread=True)
     def health() -> Response[dict[str, Any]]:
         """Liveness and readiness, with the reason when not ready."""
         reasons = []
@@ -78,6 +87,8 @@ def create_app(runtime: Runtime, *, background: bool = False) -> Litestar:
             reasons.append(f"database: {error}")
         if work is not None:
             reasons += [f"{loop.name} worker stopped" for loop in work.loops if not loop.alive]
+        elif supervisor is not None:
+            reasons += supervisor.health_reasons()
         body: dict[str, Any] = {"status": "ok" if not reasons else "unavailable",
                                 "database": "ok" if not any(r.startswith("database")
                                                             for r in reasons) else "error"}
@@ -155,6 +166,8 @@ def create_app(runtime: Runtime, *, background: bool = False) -> Litestar:
     def after_change() -> None:
         if work is not None:
             work.outbox.wake.set()
+        elif supervisor is not None:
+            supervisor.notify("outbox")
 
     handlers: list[Any] = [health, webhook, prometheus, make_api(runtime, after_change)]
     runtime.pm.hook.register_routes(register=handlers.append)

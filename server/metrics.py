@@ -77,10 +77,16 @@ class StoreCollector(Collector):
 
 class ServerMetrics:
     def __init__(self, runtime: Runtime) -> None:
+        from im.server.workers import metrics_collector
+
         self.registry = CollectorRegistry()
         self.registry.register(StoreCollector(runtime))
+        # In a worker of `im serve --workers N`, every worker counts in files that the
+        # collector sums, so a scrape answered by any worker shows the whole server's counts.
+        summed = metrics_collector(self.registry)
         self.webhooks = Counter("im_webhook_requests", "Webhook requests by connector and"
-                                " outcome", ["connector", "outcome"], registry=self.registry)
+                                " outcome", ["connector", "outcome"],
+                                registry=None if summed else self.registry)
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest

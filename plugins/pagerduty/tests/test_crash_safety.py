@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 from im_pagerduty.webhooks import sign
 
@@ -26,11 +27,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_server(home, port):
+def start_server(home, port, workers=1):
+    """`im serve` in a process group of its own (its workers with it, if any)."""
     env = {**os.environ, "IM_HOME": str(home)}
     log = open(home.parent / f"serve-{port}-{time.monotonic_ns()}.log", "wb")
-    process = subprocess.Popen([IM, "serve", "--port", str(port), "--log-level", "warning"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=log)
+    process = subprocess.Popen([IM, "serve", "--port", str(port), "--log-level", "warning",
+                                "--workers", str(workers)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=log,
+                               start_new_session=True)
     process.log_path = log.name
     answers = []
     try:
@@ -63,7 +67,14 @@ def note_event(remote_id, n):
                  "type": "incident_note"}}}).encode()
 
 
-def test_sigkill_mid_stream_loses_and_duplicates_nothing(tmp_path, pd):
+def kill_all(server):
+    """SIGKILL to `im serve` and every process it started, at once, as a power cut would."""
+    os.killpg(server.pid, signal.SIGKILL)
+    server.wait(timeout=10)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_mid_stream_loses_and_duplicates_nothing(tmp_path, pd, workers):
     home = tmp_path / "home"
     runtime = runtime_with_connector(home, pd)
     runtime.update_connector_settings("prod-pagerduty", {
@@ -71,7 +82,7 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(tmp_path, pd):
     im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
     remote_id = runtime.store.links("INC-1")[0].remote_id
     port = free_port()
-    server = start_server(home, port)
+    server = start_server(home, port, workers)
     url = f"http://127.0.0.1:{port}/connectors/prod-pagerduty/webhook"
     bodies = [note_event(remote_id, n) for n in range(300)]
 
@@ -89,15 +100,14 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(tmp_path, pd):
     with ThreadPoolExecutor(16) as pool:
         futures = [pool.submit(post, body) for body in bodies]
         wait_for(lambda: len(answered) >= 60, timeout=30, interval=0.001)
-        server.send_signal(signal.SIGKILL)
+        kill_all(server)
         answers = [f.result() for f in futures]
-    server.wait(timeout=10)
     acknowledged = {n for n, status in enumerate(answers) if status == 202}
     assert acknowledged, "the server acknowledged nothing before it was killed"
     stored = {int(r.delivery_id[7:]) for r in runtime.store.inbox()}
     assert acknowledged <= stored  # every 202 was already durable
     # PagerDuty retries what was not acknowledged; some were stored but never answered.
-    restarted = start_server(home, port)
+    restarted = start_server(home, port, workers)
     try:
         with ThreadPoolExecutor(8) as pool:
             retried = list(pool.map(post, [bodies[n] for n in range(300)
