@@ -28,7 +28,7 @@ def signed_events(path: Path, count: int) -> None:
                 "id": f"01BENCH{n:010d}", "event_type": "incident.annotated",
                 "resource_type": "incident", "occurred_at": "2026-11-28T10:00:00.000Z",
                 "agent": None, "client": None,
-                "data": {"incident": {"id": f"Q{n % 5000:06d}", "type": "incident_reference"},
+                "data": {"incident": {"id": f"Q{n % INCIDENTS:06d}", "type": "incident_reference"},
                          "id": f"N{n}", "content": f"bench note {n}", "trimmed": False,
                          "type": "incident_note"}}}, separators=(",", ":"))
             signature = hmac.new(SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
@@ -44,50 +44,96 @@ def prepare_home(home: Path) -> None:
     subprocess.run([str(BIN / "im"), "connector", "add", "pagerduty", "bench", "--config",
                     json.dumps(config)], env=env, check=True, capture_output=True)
     (home / "settings.json").write_text(json.dumps({"server": {"webhook_rate_limit": 0}}))
+    # The incidents the events are about, each linked to its PagerDuty incident, so that
+    # applying an event is real work: a note on the incident's timeline.
+    subprocess.run([str(BIN / "python"), "-c", LINKED, str(home), str(INCIDENTS)], env=env,
+                   check=True)
 
 
-def run(seconds: int = 10, connections: int = 64) -> dict[str, object]:
-    work = Path(tempfile.mkdtemp(prefix="im-bench-"))
-    events = work / "events.tsv"
-    signed_events(events, 200_000)
+INCIDENTS = 500
+LINKED = """
+import sys
+from pathlib import Path
+from im import incidents
+from im.models import Link
+from im.testing import make_runtime
+runtime = make_runtime(Path(sys.argv[1]), load_entrypoints=True, user="bench")
+with runtime.store.transaction():
+    for n in range(int(sys.argv[2])):
+        incident = incidents.declare(runtime, title=f"bench {n}", severity="SEV-3",
+                                     services=["db"])
+        runtime.store.upsert_link(Link(incident_id=incident.id, connector="bench",
+                                       service="db", remote_id=f"Q{n:06d}"))
+"""
+
+
+def tree_peak_rss_mib(pid: int) -> float:
+    """Peak resident size of a process and its children (the workers), summed."""
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    return sum(peak_rss_mib(p) for p in pids)
+
+
+def backlog(home: Path) -> int:
+    db = sqlite3.connect(home / "im.db", timeout=30)
+    try:
+        return db.execute("SELECT count(*) FROM inbox WHERE status IN ('pending',"
+                          " 'processing')").fetchone()[0]
+    finally:
+        db.close()
+
+
+def one(events: Path, workers: int, seconds: int, connections: int) -> dict[str, object]:
+    """The bare endpoint, then `im serve`, both with `workers` HTTP processes."""
     script = Path(__file__).with_name("webhook.lua")
-
+    args = [str(events), "2", "/connectors/bench/webhook"]
     port = free_port()
     bare = subprocess.Popen([str(BIN / "uvicorn"), "bare_app:app", "--port", str(port),
-                             "--log-level", "warning", "--no-access-log"],
+                             "--log-level", "warning", "--no-access-log",
+                             "--workers", str(workers)],
                             cwd=Path(__file__).parent, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         wait_up(f"http://127.0.0.1:{port}/")
-        baseline = wrk(f"http://127.0.0.1:{port}", script,
-                       [str(events), "2", "/connectors/bench/webhook"],
-                       connections=connections, seconds=seconds)
+        time.sleep(1 if workers > 1 else 0)  # every worker up
+        baseline = wrk(f"http://127.0.0.1:{port}", script, args, connections=connections,
+                       seconds=seconds)
     finally:
         bare.terminate()
         bare.wait()
 
-    home = work / "home"
+    home = Path(tempfile.mkdtemp(prefix="im-bench-home-"))
     prepare_home(home)
     port = free_port()
     server = subprocess.Popen([str(BIN / "im"), "serve", "--port", str(port), "--log-level",
-                               "warning"], env={**os.environ, "IM_HOME": str(home)},
+                               "warning", "--workers", str(workers)],
+                              env={**os.environ, "IM_HOME": str(home)},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_up(f"http://127.0.0.1:{port}/health")
-        result = wrk(f"http://127.0.0.1:{port}", script,
-                     [str(events), "2", "/connectors/bench/webhook"],
-                     connections=connections, seconds=seconds)
-        peak = peak_rss_mib(server.pid)
+        time.sleep(1 if workers > 1 else 0)
+        result = wrk(f"http://127.0.0.1:{port}", script, args, connections=connections,
+                     seconds=seconds)
+        peak = tree_peak_rss_mib(server.pid)
+        # how long the background work takes to apply what the burst left behind
+        left = backlog(home)
+        started = time.monotonic()
+        while backlog(home) and time.monotonic() - started < 120:
+            time.sleep(0.25)
+        drained = time.monotonic() - started if not backlog(home) else None
     finally:
         server.terminate()
         server.wait(timeout=30)
-    time.sleep(0.2)
     db = sqlite3.connect(home / "im.db")
     stored, distinct = db.execute(
         "SELECT count(*), count(DISTINCT delivery_id) FROM inbox").fetchone()
-    sent_distinct = min(result.requests, 200_000)
+    db.close()
+    sent_distinct = min(result.requests, EVENTS)
     return {
-        "seconds": seconds, "connections": connections,
+        "workers": workers,
         "baseline_rate": baseline.rate, "baseline_p50_ms": baseline.latency["50"],
         "baseline_p99_ms": baseline.latency["99"],
         "requests": result.requests, "answered_2xx": result.ok, "non_2xx": result.non_2xx,
@@ -99,8 +145,19 @@ def run(seconds: int = 10, connections: int = 64) -> dict[str, object]:
         "duplicated": stored - distinct,
         "ratio_to_baseline": (stored / result.seconds) / baseline.rate,
         "peak_rss_mib": peak,
-        "repo": str(REPO),
+        "backlog_after_burst": left, "backlog_applied_seconds": drained,
     }
+
+
+EVENTS = 200_000
+
+
+def run(seconds: int = 10, connections: int = 64) -> dict[str, object]:
+    work = Path(tempfile.mkdtemp(prefix="im-bench-"))
+    events = work / "events.tsv"
+    signed_events(events, EVENTS)
+    return {"seconds": seconds, "connections": connections, "repo": str(REPO),
+            "runs": [one(events, workers, seconds, connections) for workers in (1, 2)]}
 
 
 if __name__ == "__main__":

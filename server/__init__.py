@@ -100,7 +100,7 @@ def create_app(runtime: Runtime, *, background: bool = False,
                       client: str | None) -> tuple[int, dict[str, str]]:
         """A signed event: verify, store durably, answer 202, process later."""
         if allowed and not _allowed(client, allowed):
-            metrics.webhooks.labels(name, "forbidden").inc()
+            metrics.webhook(name, "forbidden")
             return 403, {"error": "source address not allowed"}
         connector = connectors.get(name)
         if connector is None or not connector.settings.enable_webhook:
@@ -109,7 +109,7 @@ def create_app(runtime: Runtime, *, background: bool = False,
         if not connector.verify_webhook(webhook_request):
             log.warning("%s: webhook from %s refused: bad or missing signature", name, client,
                         extra={"connector": name})
-            metrics.webhooks.labels(name, "unauthorized").inc()
+            metrics.webhook(name, "unauthorized")
             return 401, {"error": "invalid or missing signature"}
         try:
             envelope = connector.parse_webhook(webhook_request)
@@ -126,9 +126,9 @@ def create_app(runtime: Runtime, *, background: bool = False,
         try:
             new = await writer.store(event)
         except StorageUnavailable:
-            metrics.webhooks.labels(name, "unavailable").inc()
+            metrics.webhook(name, "unavailable")
             return 503, {"error": "storage unavailable; retry"}
-        metrics.webhooks.labels(name, "accepted" if new else "duplicate").inc()
+        metrics.webhook(name, "accepted" if new else "duplicate")
         return 202, {"status": "accepted" if new else "duplicate"}
 
     # A raw ASGI route: the hot path of `im serve` skips request models and response

@@ -88,6 +88,16 @@ class ServerMetrics:
                                 " outcome", ["connector", "outcome"],
                                 registry=None if summed else self.registry)
 
+        self._webhook_counts: dict[tuple[str, str], Any] = {}
+
+    def webhook(self, connector: str, outcome: str) -> None:
+        """Count a webhook request (the labelled child is looked up once per pair)."""
+        child = self._webhook_counts.get((connector, outcome))
+        if child is None:
+            child = self._webhook_counts[(connector, outcome)] = self.webhooks.labels(
+                connector, outcome)
+        child.inc()
+
     def render(self) -> bytes:
         from prometheus_client import generate_latest
 
