@@ -19,9 +19,12 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
                  " rates; about one per core)."),
     ) -> None:
         """Run the server: webhooks, HTTP API, health and metrics, and background sync."""
+        import faulthandler
         import logging
 
         from im.errors import InvalidInputError
+
+        faulthandler.enable()  # a crash of the interpreter leaves its stack in the log
 
         if log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
             raise InvalidInputError(f"unknown log level {log_level!r}; choose from debug,"

@@ -170,6 +170,7 @@ def run(runtime: Runtime, *, host: str, port: int, workers: int, log_level: str)
     os.environ.update({
         "IM_HOME": str(runtime.home), CONTROL_ENV: control.address,
         PARENT_ENV: str(os.getpid()), LOG_LEVEL_ENV: log_level, METRICS_ENV: metrics_dir,
+        "PYTHONFAULTHANDLER": "1",
     })
     control.start()
     work.start()
