@@ -8,6 +8,7 @@ read at run time and never written to the database.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,12 +43,32 @@ def _unwrap(type_info: mi.Type) -> tuple[mi.Type, dict[str, Any], str | None]:
     return type_info, extra, title
 
 
+# msgspec builds a struct type's decoding information on the type's first use; two threads
+# doing that at once for the same type can crash the interpreter (`im serve`'s loops once did,
+# building the same connector at start-up). So each settings type is made ready once, under a
+# lock, before anything decodes or inspects it.
+_ready: dict[type, list[tuple[str, mi.Field, mi.Type, dict[str, Any], str | None]]] = {}
+_ready_lock = threading.Lock()
+
+
+def _prepare(settings_type: type) -> list[tuple[str, mi.Field, mi.Type, dict[str, Any],
+                                               str | None]]:
+    fields = _ready.get(settings_type)
+    if fields is None:
+        with _ready_lock:
+            fields = _ready.get(settings_type)
+            if fields is None:
+                msgspec.json.Decoder(settings_type)  # builds and keeps the decoding info
+                info = mi.type_info(settings_type)
+                assert isinstance(info, mi.StructType)
+                fields = _ready[settings_type] = list(_walk(info, ""))
+    return fields
+
+
 def _fields(settings_type: type) -> Iterator[tuple[str, mi.Field, mi.Type, dict[str, Any],
                                                    str | None]]:
     """Every leaf field of a settings struct with its dotted path, recursing into structs."""
-    info = mi.type_info(settings_type)
-    assert isinstance(info, mi.StructType)
-    yield from _walk(info, "")
+    yield from _prepare(settings_type)
 
 
 def _walk(info: mi.StructType, prefix: str) -> Iterator[tuple[str, mi.Field, mi.Type,
@@ -124,6 +145,7 @@ def validate(settings_type: type[ConnectorSettings], data: Any, *,
     """Decode settings, naming the bad field; `env:VAR` secrets are read when `resolve_env`."""
     if not isinstance(data, dict):
         raise InvalidInputError("connector settings must be a JSON object")
+    _prepare(settings_type)
     if resolve_env:
         for path in secret_paths(settings_type):
             value = get_path(data, path)

@@ -266,3 +266,51 @@ def test_claims_are_exclusive_across_connections(runtime, clock):
     for t in threads:
         t.join()
     assert sorted(claimed) == list(range(1, 61))
+
+
+RACE = '''
+import sys, threading
+from typing import Annotated
+import msgspec
+from im.connector_config import secret_paths, validate
+from im.connectors import ConnectorSettings
+
+sys.setswitchinterval(1e-6)  # threads switch as often as they can
+data = {"api_key": "k", "custom": {"service_id": "s", "n": 1}}
+for n in range(200):
+    secret = Annotated[str, msgspec.Meta(extra={"secret": True})]
+    custom = msgspec.defstruct(f"Custom{n}", [("service_id", secret, ""), ("n", int, 0)],
+                               kw_only=True)
+    settings = msgspec.defstruct(
+        f"Settings{n}", [("api_key", secret, ""),
+                         ("custom", custom, msgspec.field(default_factory=custom))],
+        bases=(ConnectorSettings,), kw_only=True)
+    start = threading.Barrier(6)
+
+    def decode():
+        start.wait()
+        assert validate(settings, data).custom.n == 1
+
+    def inspect():
+        start.wait()
+        assert secret_paths(settings) == {"api_key", "custom.service_id"}
+
+    threads = [threading.Thread(target=(decode, inspect)[k % 2]) for k in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+print("ok")
+'''
+
+
+def test_a_settings_type_first_used_by_many_threads_at_once_is_decoded_safely():
+    """msgspec builds a struct type's decoding information on first use, and threads doing
+    that at once for one type crashed the interpreter (`im serve`'s loops each build the
+    connectors when they start). Settings types are made ready once, under a lock."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", RACE], capture_output=True, text=True,
+                            timeout=120)
+    assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stderr[-2000:]
