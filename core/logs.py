@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from im.storage import Store
 
+FLUSH_WAIT_SECONDS = 10.0
 COMPONENTS = ("webhook", "sync", "server", "cli", "connector")
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -45,12 +46,19 @@ class StoreHandler(logging.Handler):
         self._pending: list[dict[str, Any]] = []
         self._wake = threading.Event()
         self._closed = False
+        self._pending_lock = threading.Lock()  # held only to append or take the batch
         # Held across taking the batch and writing it, so a flush that returns has seen every
         # record emitted before it was called committed, even one the flush thread was writing.
         self._flushing = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="im-logs", daemon=True)
         self._thread.start()
         atexit.register(self.flush)
+
+    def createLock(self) -> None:
+        # No handler-wide lock: `logging.shutdown` holds it while it calls flush(), and a
+        # flush waits for the flush thread's write, which may wait for the database, which a
+        # thread that is logging may hold. emit() and flush() take their own short locks.
+        self.lock = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -65,22 +73,25 @@ class StoreHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
-        with self.lock:  # type: ignore[union-attr]
+        with self._pending_lock:
             self._pending.append(entry)
             full = len(self._pending) >= self.BATCH
         if full:
             self._wake.set()
 
     def flush(self) -> None:
-        with self._flushing:
-            with self.lock:  # type: ignore[union-attr]
+        # Bounded: at exit, a database that stays locked must not keep the process alive.
+        if not self._flushing.acquire(timeout=FLUSH_WAIT_SECONDS):
+            return
+        try:
+            with self._pending_lock:
                 pending, self._pending = self._pending, []
-            if not pending:
-                return
-            try:
+            if pending:
                 self.store.add_logs(pending)
-            except Exception:  # the log is best effort; the work it describes is not
-                pass
+        except Exception:  # the log is best effort; the work it describes is not
+            pass
+        finally:
+            self._flushing.release()
 
     def _run(self) -> None:
         while not self._closed:

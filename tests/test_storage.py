@@ -126,3 +126,36 @@ def test_a_log_flush_returns_only_once_a_batch_being_written_is_committed(tmp_pa
     background.join(10)
     assert [row["message"] for row in store.logs(min_level=0)] == ["first"]
     handler.close()
+
+
+def test_logging_shutdown_while_the_flush_thread_writes_does_not_hang(tmp_path):
+    """At exit, `logging.shutdown` takes each handler's lock and flushes it. That must not
+    wait forever on the flush thread (it once did, and a stopped `im serve` never exited)."""
+    import logging
+    import threading
+    import time
+
+    from im.logs import StoreHandler
+
+    store = Store(tmp_path / "im.db")
+    handler = StoreHandler(store)
+    handler.emit(logging.makeLogRecord({"name": "im.sync", "msg": "last words", "levelno": 30,
+                                        "levelname": "WARNING"}))
+
+    def shutdown():  # what logging.shutdown does with each handler
+        handler.acquire()
+        try:
+            flusher = threading.Thread(target=handler.flush)  # the flush thread, meanwhile
+            flusher.start()
+            time.sleep(0.2)
+            handler.flush()
+            handler.close()
+        finally:
+            handler.release()
+        flusher.join()
+
+    exiting = threading.Thread(target=shutdown, daemon=True)
+    exiting.start()
+    exiting.join(10)
+    assert not exiting.is_alive(), "logging.shutdown hung on the log handler"
+    assert [row["message"] for row in store.logs(min_level=0)] == ["last words"]
