@@ -27,6 +27,22 @@ def free_port():
         return s.getsockname()[1]
 
 
+STARTED = []  # every `im serve` a test started; none outlives its test (see below)
+
+
+@pytest.fixture(autouse=True)
+def no_server_left_behind():
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait(timeout=10)
+
+
 def start_server(home, port, workers=1):
     """`im serve` in a process group of its own (its workers with it, if any)."""
     env = {**os.environ, "IM_HOME": str(home)}
@@ -35,6 +51,7 @@ def start_server(home, port, workers=1):
                                 "--workers", str(workers)],
                                env=env, stdout=subprocess.DEVNULL, stderr=log,
                                start_new_session=True)
+    STARTED.append(process)
     process.log_path = log.name
     answers = []
     try:

@@ -19,7 +19,13 @@ import httpx
 from im_pagerduty.webhooks import sign
 
 from .connector_kit import im, runtime_with_connector, wait_for
-from .test_crash_safety import IM, free_port, note_event, start_server
+from .test_crash_safety import (  # noqa: F401  (no_server_left_behind: a fixture)
+    IM,
+    free_port,
+    no_server_left_behind,
+    note_event,
+    start_server,
+)
 
 CONNECTOR = "prod-pagerduty"
 WORKERS = 3  # CLI processes at a time

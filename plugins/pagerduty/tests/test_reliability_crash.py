@@ -28,7 +28,7 @@ from im.testing import make_runtime
 from im_pagerduty.connector import PagerDutyConnector
 
 from .connector_kit import im, runtime_with_connector, wait_for
-from .test_crash_safety import free_port, start_server
+from .test_crash_safety import free_port, no_server_left_behind, start_server  # noqa: F401
 from .test_reliability_faults import all_remote_incidents
 
 CONNECTOR = "prod-pagerduty"

@@ -13,7 +13,7 @@ import time
 import httpx
 
 from .connector_kit import im, remote_incidents, runtime_with_connector, wait_for
-from .test_crash_safety import free_port, start_server
+from .test_crash_safety import free_port, no_server_left_behind, start_server  # noqa: F401
 
 
 def children(pid: int) -> list[int]:
