@@ -1,19 +1,50 @@
 """The `im` command line: make_app(runtime) builds the Typer tree, then plugins add theirs.
 
-Start-up stays cheap: only Typer and the core's light modules are imported here; httpx,
-sqlite-utils, litestar and plugins' heavy modules load inside the commands that need them.
+Start-up stays cheap: only Typer and the core's light modules are imported here; msgspec,
+httpx, sqlite-utils, litestar and plugins' heavy modules load inside the commands that need
+them. `main` turns only the invoked command into a Click command (see `command`): `im --help`
+lists every command from what the Typer tree records, without building any.
 """
 
 
+import gc
 import os
 import sys
 import traceback
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any
 
-import typer
-from typer.core import TyperGroup
 
-from im.errors import ImError
-from im.runtime import Runtime
+@contextmanager
+def _collection_paused(*, freeze: bool) -> Iterator[None]:
+    """Start-up makes tens of thousands of objects that live as long as the process (modules,
+    classes, the command tree). The garbage collector's passes over them while `im` starts,
+    and its full passes at exit, cost 15-25 ms of a run and free next to nothing. So
+    collection is paused while this module's imports load (Typer is most of them) and while
+    main() builds the command line; then what exists leaves the collector's young generations
+    without a pass over it: with `freeze`, for good (gc.freeze, as `im serve` does once its
+    app is built: no collection, not even those at exit, looks at it again), else into the
+    oldest generation (gc.freeze then gc.unfreeze), for a program that imports this module
+    and lives on. Collection then resumes."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.freeze()
+            if not freeze:
+                gc.unfreeze()
+            gc.enable()
+
+
+with _collection_paused(freeze=False):
+    import typer
+    from typer.core import TyperCommand, TyperGroup
+
+    from im.errors import ImError
+    from im.runtime import Runtime
 
 HELP = """im: incident management you run yourself.
 
@@ -33,6 +64,123 @@ class Group(TyperGroup):
                 traceback.print_exc()
             typer.echo(f"Error: {error}", err=True)
             raise typer.Exit(error.exit_code) from None
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
+        return list(self.commands)  # the names only: building every command is not needed
+
+    def format_commands(self, ctx: typer.Context, formatter: Any) -> None:  # type: ignore[override]
+        """TyperGroup.format_commands, with each line from the command's recorded name and
+        help when the commands are built lazily (the same text, see _LazyCommands.summary)."""
+        commands = self.commands
+        if not isinstance(commands, _LazyCommands):
+            return super().format_commands(ctx, formatter)
+        rows = [(name, summary) for name, summary in
+                ((name, commands.summary(name)) for name in self.list_commands(ctx))
+                if not summary.hidden]
+        if rows:
+            from gettext import gettext as _
+
+            limit = formatter.width - 6 - max(len(name) for name, _summary in rows)
+            with formatter.section(_("Commands")):
+                formatter.write_dl([(name, summary.get_short_help_str(limit))
+                                    for name, summary in rows])
+        return None
+
+
+class _LazyCommands(MutableMapping[str, Any]):
+    """The root group's subcommands, each turned from its Typer record (a command or a group)
+    into a Click command the first time it is looked up, by the functions typer.main itself
+    uses, so the result is the Click command typer would have built. Names come in typer's
+    order: the commands as registered, then the groups (a later record of a name replaces an
+    earlier one in the earlier one's place, as in the dict typer builds)."""
+
+    def __init__(self, app: typer.Typer) -> None:
+        from typer.main import get_command_name, get_group_from_info, solve_typer_info_defaults
+
+        self._options = {"pretty_exceptions_short": app.pretty_exceptions_short,
+                         "rich_markup_mode": app.rich_markup_mode}
+        self._suggest = app.suggest_commands
+        self._entries: dict[str, Any] = {}  # name -> CommandInfo, TyperInfo or a built command
+        for info in app.registered_commands:
+            if info.callback is None:
+                self._build(info)  # typer refuses it: let it say so, as it always did
+            self._entries[info.name or get_command_name(info.callback.__name__)] = info
+        for info in app.registered_groups:
+            name = solve_typer_info_defaults(info).name
+            if name:
+                self._entries[name] = info
+            else:  # a group added without a name contributes its commands: build it now
+                built = get_group_from_info(info, suggest_commands=self._suggest,
+                                            **self._options)
+                self._entries.update(built.commands)
+
+    def _build(self, entry: Any) -> Any:
+        from typer.main import get_command_from_info, get_group_from_info
+        from typer.models import CommandInfo
+
+        if isinstance(entry, CommandInfo):
+            return get_command_from_info(entry, **self._options)
+        return get_group_from_info(entry, suggest_commands=self._suggest, **self._options)
+
+    def summary(self, name: str) -> Any:
+        """What the command listing reads of a command (`hidden`, `get_short_help_str`):
+        for typer's own command classes a stand-in made from the record with the same name,
+        help and flags but no parameters; otherwise the command itself."""
+        import inspect
+
+        from typer.main import solve_typer_info_defaults
+        from typer.models import CommandInfo, TyperInfo
+
+        entry = self._entries[name]
+        if isinstance(entry, CommandInfo) and entry.cls in (None, TyperCommand):
+            help_text = (inspect.getdoc(entry.callback) if entry.help is None
+                         else inspect.cleandoc(entry.help))
+            return TyperCommand(name, help=help_text, short_help=entry.short_help,
+                                hidden=entry.hidden, deprecated=entry.deprecated)
+        if isinstance(entry, TyperInfo):
+            solved = solve_typer_info_defaults(entry)
+            if solved.cls in (None, TyperGroup):
+                return TyperGroup(name=name, help=solved.help, short_help=solved.short_help,
+                                  hidden=solved.hidden, deprecated=solved.deprecated)
+        return self[name]
+
+    def __getitem__(self, name: str) -> Any:
+        from typer.models import CommandInfo, TyperInfo
+
+        entry = self._entries[name]
+        if isinstance(entry, CommandInfo | TyperInfo):
+            entry = self._entries[name] = self._build(entry)
+        return entry
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._entries[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def command(app: typer.Typer) -> Any:
+    """The Click command of `app`, as typer.main.get_command(app) builds it, except that the
+    root group's subcommands are built when looked up (see _LazyCommands): running `im list`
+    or `im --help` builds the root group and at most the one command invoked."""
+    import copy
+
+    import typer.main
+
+    if app._add_completion or not (app.registered_callback or app.info.callback
+                                   or app.registered_groups or len(app.registered_commands) > 1):
+        return typer.main.get_command(app)  # not a plain group: no shortcut
+    root = copy.copy(app)
+    root.registered_commands, root.registered_groups = [], []
+    group = typer.main.get_group(root)
+    group.commands = _LazyCommands(app)
+    return group
 
 
 def make_app(runtime: Runtime) -> typer.Typer:
@@ -86,16 +234,30 @@ def fail(message: str, code: int = 1) -> None:
     raise SystemExit(code)
 
 
+class _RuntimeStore:
+    """The runtime's store as the log handler sees it, made on first use (when the first log
+    lines are written): a command that logs nothing, such as `im --help`, never loads the
+    storage code (msgspec, sqlite3)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runtime.store, name)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `im` command: one line and a non-zero exit for every error."""
     debug = bool(os.environ.get("IM_DEBUG"))
     try:
-        runtime = Runtime()
-        from im.logs import install
+        with _collection_paused(freeze=True):
+            runtime = Runtime()
+            from im.logs import install
 
-        install(runtime.store)
-        app = make_app(runtime)
-        app(args=argv, prog_name="im")
+            runtime.make_home()
+            install(_RuntimeStore(runtime))  # type: ignore[arg-type]
+            app = make_app(runtime)
+        run(app, argv)
     except ImError as error:  # raised while building the app, before any command runs
         if debug:
             traceback.print_exc()
@@ -106,6 +268,15 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         fail(f"unexpected {type(error).__name__}: {error} (run with IM_DEBUG=1 for details)")
+
+
+def run(app: typer.Typer, argv: list[str] | None) -> Any:
+    """`app(args=argv, prog_name="im")` (typer.Typer.__call__), building commands lazily."""
+    from typer.main import except_hook
+
+    if sys.excepthook != except_hook:
+        sys.excepthook = except_hook
+    return command(app)(args=argv, prog_name="im")
 
 
 if __name__ == "__main__":  # pragma: no cover

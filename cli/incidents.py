@@ -1,24 +1,28 @@
 """Incident commands: declare, ack, resolve, close, reopen, note, assign, list, show, timeline."""
 
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from im import incidents
-from im.models import Action, Incident
 from im.runtime import Runtime
+
+if TYPE_CHECKING:
+    from im.models import Incident
+
+# im.incidents and im.models (msgspec) are imported inside the commands: building the command
+# line, for `im --help` or another command, does not load them.
 
 INCIDENT = typer.Option(..., "--incident", "-i", help="The incident, e.g. INC-12.")
 JSON = typer.Option(False, "--json", help="Print JSON instead of text.")
 
 
-def deliver(runtime: Runtime, incident: Incident) -> None:
+def deliver(runtime: Runtime, incident: "Incident") -> None:
     """Push what this change queued, and say what happened; an outage only delays it."""
-    from im.sync import deliver_outbox
-
     if not runtime.store.outbox(incident_id=incident.id, statuses=("pending",)):
         return
+    from im.sync import deliver_outbox
+
     before = {event.id for event in runtime.store.timeline(incident.id)}
     report = deliver_outbox(runtime, incident_id=incident.id)
     for event in runtime.store.timeline(incident.id):
@@ -46,6 +50,8 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         json_output: bool = JSON,
     ) -> None:
         """Declare an incident; connectors create it in their systems."""
+        from im import incidents
+
         incident = incidents.declare(
             runtime, title=title, severity=incidents.parse_severity(sev),
             services=service, description=description, fields=incidents.parse_fields(field),
@@ -58,8 +64,11 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
                    f" ({', '.join(incident.services)})")
         deliver(runtime, incident)
 
-    def _change(action: Action, incident_id: str, note: str, verb: str) -> None:
-        incident = incidents.transition(runtime, incident_id, action, note=note)
+    def _change(action: str, incident_id: str, note: str, verb: str) -> None:
+        from im import incidents
+        from im.models import Action
+
+        incident = incidents.transition(runtime, incident_id, Action[action], note=note)
         typer.echo(f"{verb} {incident.id} ({incident.status.value})")
         deliver(runtime, incident)
 
@@ -67,30 +76,32 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
     def ack(incident: str = INCIDENT,
             note: str = typer.Option("", "--note", "-n", help="What you are doing.")) -> None:
         """Acknowledge an incident: someone is on it (status mitigated)."""
-        _change(Action.ACK, incident, note, "Acknowledged")
+        _change("ACK", incident, note, "Acknowledged")
 
     @app.command()
     def resolve(incident: str = INCIDENT,
                 note: str = typer.Option("", "--note", "-n", help="How it was fixed.")) -> None:
         """Resolve an incident: the issue is fixed."""
-        _change(Action.RESOLVE, incident, note, "Resolved")
+        _change("RESOLVE", incident, note, "Resolved")
 
     @app.command()
     def close(incident: str = INCIDENT,
               note: str = typer.Option("", "--note", "-n", help="Closing remarks.")) -> None:
         """Close an incident for good (resolving it where it is still open)."""
-        _change(Action.CLOSE, incident, note, "Closed")
+        _change("CLOSE", incident, note, "Closed")
 
     @app.command()
     def reopen(incident: str = INCIDENT,
                note: str = typer.Option("", "--note", "-n", help="Why it is back.")) -> None:
         """Reopen a resolved or closed incident."""
-        _change(Action.REOPEN, incident, note, "Reopened")
+        _change("REOPEN", incident, note, "Reopened")
 
     @app.command()
     def note(text: str = typer.Argument(..., help="The note."),
              incident: str = INCIDENT) -> None:
         """Add a note to an incident's timeline (and to linked remote incidents)."""
+        from im import incidents
+
         event = incidents.add_note(runtime, incident, text)
         typer.echo(f"Noted on {event.incident_id}")
         deliver(runtime, incidents.get(runtime, event.incident_id))
@@ -99,6 +110,7 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
     def assign(incident: str = INCIDENT,
                to: str = typer.Option(..., "--to", help="Who takes it (e.g. an email).")) -> None:
         """Assign an incident to someone (in linked systems too)."""
+        from im import incidents
         from im.connectors import AssigneeRequest
 
         found = incidents.get(runtime, incident)
@@ -116,6 +128,8 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
     def severity(incident: str = INCIDENT,
                  sev: str = typer.Option(..., "--sev", "-s", help="The new severity.")) -> None:
         """Change an incident's severity (SLA targets follow; connectors are told)."""
+        from im import incidents
+
         changed = incidents.set_severity(runtime, incident, sev)
         typer.echo(f"{changed.id} is now {changed.severity.value}")
         deliver(runtime, changed)
@@ -132,6 +146,8 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         json_output: bool = JSON,
     ) -> None:
         """List incidents, newest first (closed ones only with --all or --status closed)."""
+        from im import incidents
+
         statuses = [incidents.parse_status(s) for v in status for s in v.split(",") if s]
         if not statuses and not all_:
             statuses = [s for s in incidents.Status if s is not incidents.Status.CLOSED]
@@ -164,6 +180,8 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
     def show(incident: str = typer.Argument(..., help="The incident, e.g. INC-12."),
              json_output: bool = JSON) -> None:
         """Show one incident: its state, services, links and times."""
+        from im import incidents
+
         found = incidents.get(runtime, incident)
         if json_output:
             _print_incident_json(runtime, found.id)
@@ -212,6 +230,8 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
                                             " time, what, and which system."),
                  json_output: bool = JSON) -> None:
         """Show an incident's unified timeline: every change, and which system it came from."""
+        from im import incidents
+
         found = incidents.get(runtime, incident)
         events = runtime.store.timeline(found.id)
         if json_output:
@@ -232,7 +252,7 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
             typer.echo(f"{when(event.at)}  {event.text}  [{origin}]")
 
 
-def _deliver_quietly(runtime: Runtime, incident: Incident) -> None:
+def _deliver_quietly(runtime: Runtime, incident: "Incident") -> None:
     from im.sync import deliver_outbox
 
     deliver_outbox(runtime, incident_id=incident.id)
@@ -246,7 +266,7 @@ def _print_incident_json(runtime: Runtime, incident_id: str) -> None:
     print_json(data)
 
 
-def _sla_cell(incident: Incident, targets: Any, now: Any) -> str:
+def _sla_cell(incident: "Incident", targets: Any, now: Any) -> str:
     """The timer that matters now: the first running one, or '-' when none runs."""
     from im import sla
 

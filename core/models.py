@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from im.clock import utcnow  # noqa: F401 (im.models.utcnow, as before)
 
 
 class Severity(enum.StrEnum):

@@ -104,22 +104,23 @@ def installed_plugins() -> list[EntryPoint]:
     to import, a third of what `im --help` may take (tests check both agree).
     """
     found: dict[str, EntryPoint] = {}
+    marker = f"[{ENTRY_POINT_GROUP}]".encode()
     for folder in sys.path:
+        folder = folder or "."
         try:
-            names = sorted(os.listdir(folder or "."))
+            names = sorted(name for name in os.listdir(folder) if name.endswith(".dist-info"))
         except OSError:
             continue
         for name in names:
-            if not name.endswith(".dist-info"):
-                continue
-            try:
-                with open(os.path.join(folder or ".", name, "entry_points.txt")) as file:
-                    text = file.read()
+            try:  # bytes: most files are not ours, and decoding them is wasted work
+                with open(f"{folder}/{name}/entry_points.txt", "rb") as file:
+                    data = file.read()
             except OSError:
                 continue
-            if f"[{ENTRY_POINT_GROUP}]" not in text:
+            if marker not in data:
                 continue
-            distribution, version = _distribution(os.path.join(folder or ".", name))
+            text = data.decode("utf-8", errors="replace")
+            distribution, version = _distribution(os.path.join(folder, name))
             section = None
             for line in text.splitlines():
                 line = line.strip()

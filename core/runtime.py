@@ -6,21 +6,21 @@ build a fresh Runtime on a temporary home for every test.
 
 from __future__ import annotations
 
-import getpass
-import json
 import logging
 import os
 from collections.abc import Callable
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from im.connectors import Connector
+from im.clock import utcnow
 from im.errors import ImError, InvalidInputError, NotFoundError
-from im.models import utcnow
-from im.plugins import PluginManager, call_each, get_plugin_manager
-from im.storage import Store
+
+if TYPE_CHECKING:
+    from im.connectors import Connector
+    from im.plugins import PluginManager
+    from im.storage import Store
 
 log = logging.getLogger("im")
 
@@ -34,6 +34,12 @@ def default_home() -> Path:
     return Path(platformdirs.user_data_dir("im", appauthor=False))
 
 
+def _login_name() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
 class Runtime:
     def __init__(self, home: Path | None = None, *, pm: PluginManager | None = None,
                  clock: Callable[[], datetime] = utcnow, user: str | None = None) -> None:
@@ -42,14 +48,26 @@ class Runtime:
         self.clock = clock
         self._user = user
 
+    # The plugin manager, the store and the connector API are imported on first use, so that
+    # building a Runtime (as every `im` command does, `im --help` included) costs nothing.
     @cached_property
     def pm(self) -> PluginManager:
-        return self._pm if self._pm is not None else get_plugin_manager()
+        if self._pm is not None:
+            return self._pm
+        from im.plugins import get_plugin_manager
+
+        return get_plugin_manager()
 
     @cached_property
     def store(self) -> Store:
-        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        from im.storage import Store
+
+        self.make_home()
         return Store(self.home / "im.db")
+
+    def make_home(self) -> None:
+        """Create the home folder (readable by its owner only) if it does not exist."""
+        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     @cached_property
     def settings(self) -> dict[str, Any]:
@@ -57,6 +75,8 @@ class Runtime:
         path = self.home / "settings.json"
         if not path.exists():
             return {}
+        import json
+
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as error:
@@ -70,7 +90,7 @@ class Runtime:
         """Who is acting: IM_USER, the settings file's `user`, or the login name."""
         if self._user:
             return self._user
-        return os.environ.get("IM_USER") or self.settings.get("user") or getpass.getuser()
+        return os.environ.get("IM_USER") or self.settings.get("user") or _login_name()
 
     @property
     def public_url(self) -> str | None:
@@ -97,6 +117,8 @@ class Runtime:
                               f" {owners[type_name]} and {plugin}")
             found[type_name] = connector_class
             owners[type_name] = plugin
+
+        from im.plugins import call_each
 
         failures = call_each(self.pm, "register_connectors", lambda plugin: {
             "register": lambda cls: register(cls, plugin=plugin)})
@@ -167,6 +189,8 @@ class Runtime:
 
     def announce(self, hook: str, **kwargs: Any) -> None:
         """Call a broadcast hook; one failing implementation never stops the others."""
+        from im.plugins import call_each
+
         for plugin, error in call_each(self.pm, hook, lambda _plugin: kwargs):
             log.error("plugin %s failed in %s: %s: %s", plugin, hook, type(error).__name__,
                       error, exc_info=error)

@@ -3,6 +3,7 @@
 import json
 import subprocess
 
+from im import hookimpl
 from im.testing import run_cli
 
 from conftest import IM
@@ -124,3 +125,106 @@ def test_the_real_executable_never_shows_a_traceback(im_env):
         assert "Traceback" not in result.stderr
         assert result.stderr.strip().splitlines()[-1].startswith("Error:")
     assert run("--version").stdout == "im 0.1.0\n"
+
+
+class _Extras:
+    """A plugin whose commands exercise what the root group lists: a hidden command, a
+    deprecated one, explicit help and short help, a group, a group added without a name and
+    a command that takes over a core command's name."""
+
+    @hookimpl
+    def register_commands(self, cli, runtime):
+        import typer
+
+        @cli.command(hidden=True)
+        def secret() -> None:
+            """Not listed."""
+
+        @cli.command(deprecated=True)
+        def old() -> None:
+            """Still here, for a while."""
+
+        @cli.command("explicit", help="Help given   to the decorator,\n\n  indented.",
+                     short_help="Short.")
+        def explicit_command() -> None:
+            pass
+
+        tools = typer.Typer(help="Tools\n\nof the extras plugin.", rich_markup_mode=None)
+
+        @tools.command()
+        def run(n: int = typer.Option(1, "--n", help="How often.")) -> None:
+            """Run the tool."""
+            typer.echo(f"ran {n}")
+
+        cli.add_typer(tools, name="tools")
+        merged = typer.Typer(rich_markup_mode=None)
+
+        @merged.command()
+        def merged_in() -> None:
+            """A command of a group added without a name."""
+            typer.echo("merged")
+
+        cli.add_typer(merged)
+
+        @cli.command("plugins")
+        def plugins_again() -> None:
+            """The last command of a name wins, in the first one's place."""
+            typer.echo("replaced")
+
+
+def _helps(command, ctx, path=""):
+    """The help of a command and of everything under it, by command path."""
+    found = {path: command.get_help(ctx)}
+    for name in command.list_commands(ctx) if hasattr(command, "list_commands") else []:
+        sub = command.get_command(ctx, name)
+        found.update(_helps(sub, sub.make_context(name, ["--help"], parent=ctx,
+                                                  resilient_parsing=True), f"{path} {name}"))
+    return found
+
+
+def test_the_lazily_built_command_line_is_the_one_typer_builds(tmp_path, capsys):
+    """`im` (im.cli.main) builds only the command it runs (im.cli.command); every help text it
+    shows, the root's command listing included, is what typer.main.get_command would give."""
+    import typer.main
+    from typer.models import CommandInfo
+
+    from im.cli import command, make_app
+    from im.testing import make_runtime
+
+    runtime = make_runtime(tmp_path / "home", plugins=[_Extras()])
+    app = make_app(runtime)
+    eager, lazy = typer.main.get_command(app), command(app)
+    assert list(lazy.commands) == list(eager.commands)
+    assert "secret" in lazy.commands and "merged-in" in lazy.commands
+    assert isinstance(lazy.commands._entries["list"], CommandInfo)  # listed, not built
+    contexts = [c.make_context("im", ["--help"], resilient_parsing=True) for c in (eager, lazy)]
+    assert _helps(lazy, contexts[1]) == _helps(eager, contexts[0])
+    listing = lazy.get_help(contexts[1]).splitlines()
+    assert not any(line.startswith("  secret") for line in listing)
+    assert "  old        Still here, for a while. (DEPRECATED)" in listing
+    assert "  explicit   Short." in listing
+    assert "  plugins    The last command of a name wins, in the first one's place." in listing
+    for args, said in ((["tools", "run", "--n", "3"], "ran 3\n"), (["merged-in"], "merged\n"),
+                       (["plugins"], "replaced\n")):
+        command(app).main(args=args, prog_name="im", standalone_mode=False)
+        assert capsys.readouterr().out == said
+
+
+def test_the_real_executable_runs_the_lazily_built_commands(im_env):
+    """The same through `im` itself: its help is the help of the whole tree built by typer
+    (`app(...)`, as `im` ran before it built commands lazily); a group's command runs; a typo
+    gets its suggestion."""
+    import sys
+
+    eager_help = ("from im.cli import make_app; from im.runtime import Runtime;"
+                  " make_app(Runtime())(args=['--help'], prog_name='im')")
+    eager = subprocess.run([sys.executable, "-c", eager_help], env=im_env, capture_output=True,
+                           text=True)
+    run = lambda *a: subprocess.run([IM, *a], env=im_env, capture_output=True, text=True)
+    assert "  pagerduty  " in eager.stdout and "  connector  " in eager.stdout
+    assert run("--help").stdout == eager.stdout
+    bare = run()  # no arguments: the help too, as a usage error
+    assert (bare.returncode, bare.stdout, bare.stderr) == (2, "", eager.stdout)
+    assert run("sla", "--json").stdout == "[]\n"
+    typo = run("lst")
+    assert typo.returncode == 2 and "No such command 'lst'. Did you mean 'list'?" in typo.stderr

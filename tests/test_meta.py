@@ -3,6 +3,7 @@
 import inspect
 import os
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 from im import hookspecs
 
 REPO = Path(__file__).resolve().parents[1]
+HEAVY = ("httpx", "litestar", "sqlite_utils", "uvicorn", "limits", "tenacity", "im.server",
+         "im_pagerduty.client", "im_pagerduty.connector", "im_pagerduty.sandbox")
 VENDORS = re.compile(r"pagerduty|opsgenie|slack|jira|servicenow|victorops", re.IGNORECASE)
 
 
@@ -54,8 +57,6 @@ def test_package_list_matches_the_folders():
     assert folders == set(package_dir.values())
     # The folders are installed under `im`, never as top-level `core`, `cli`, `server`
     # (checked from another folder: `python -m pytest` puts the repository on sys.path).
-    import subprocess
-
     code = "import importlib.util as u; print([n for n in ('core', 'cli', 'server') if u.find_spec(n)])"
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            cwd="/").stdout.strip()
@@ -75,13 +76,9 @@ def test_every_plugin_is_its_own_distribution():
 
 
 def test_importing_the_cli_loads_no_heavy_module():
-    """`im --help` builds the whole command tree, plugins' commands included, without the
-    server, the HTTP client or a plugin's connector, client or sandbox modules."""
-    import subprocess
-
-    heavy = ("httpx", "litestar", "sqlite_utils", "uvicorn", "limits", "tenacity",
-             "im.server", "im_pagerduty.client", "im_pagerduty.connector",
-             "im_pagerduty.sandbox")
+    """Building the command line (make_app), plugins' commands included, loads neither the
+    server, the HTTP client nor a plugin's connector, client or sandbox modules; nor msgspec
+    and what needs it (the models, the store, the connector API)."""
     code = ("import sys; from im.cli import make_app; from im.runtime import Runtime; "
             "make_app(Runtime()); print(' '.join(sorted(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -89,7 +86,75 @@ def test_importing_the_cli_loads_no_heavy_module():
     assert result.returncode == 0, result.stderr
     loaded = result.stdout.split()
     assert "im_pagerduty" in loaded
-    assert [m for m in loaded if any(m == h or m.startswith(h + ".") for h in heavy)] == []
+    assert _matching(loaded, HEAVY) == []
+    assert _matching(loaded, ("msgspec", "im.models", "im.storage", "im.connectors",
+                              "im.incidents")) == []
+
+
+# What `im` itself loads (im.cli.main, as the `im` executable runs it), in a fresh interpreter.
+RUN_IM = """
+import sys
+from im.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+sys.stderr.write("MODULES " + " ".join(sorted(sys.modules)) + "\\n")
+"""
+
+
+def _modules_loaded_by(tmp_path, *args):
+    env = {**os.environ, "IM_HOME": str(tmp_path / "home")}
+    env.pop("IM_LOAD_PLUGINS", None)
+    result = subprocess.run([sys.executable, "-c", RUN_IM, *args], capture_output=True,
+                            text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Error" not in result.stderr, result.stderr
+    return result.stderr.rsplit("MODULES ", 1)[1].split()
+
+
+def _matching(loaded, names):
+    return [m for m in loaded if any(m == n or m.startswith(n + ".") for n in names)]
+
+
+def test_im_help_loads_neither_the_data_layer_nor_rich(tmp_path):
+    """`im --help` lists every command, plugins' included, from what the command tree records:
+    no command is built and nothing a command needs is imported. msgspec (the models, the
+    store, the connector API) and rich stay out; so does every plugin module but the one
+    that adds its commands."""
+    loaded = _modules_loaded_by(tmp_path, "--help")
+    assert "im_pagerduty.commands" in loaded  # the plugin did add its commands
+    lazy = ("msgspec", "typing_extensions", "rich", "sqlite3", "sqlite_utils", "httpx",
+            "im.connectors", "im.models", "im.storage", "im.incidents", "im.sync", "im.sla",
+            "im.connector_config", "im_pagerduty.connector", "im_pagerduty.client",
+            "im_pagerduty.sandbox", "tempfile", *HEAVY)
+    assert _matching(loaded, lazy) == []
+
+
+def test_im_list_and_declare_load_only_what_they_use(tmp_path):
+    """With no connector configured, `im list` and `im declare` load the store and the
+    models, and no connector, no sync code and nothing only other commands use."""
+    lazy = ("rich", "sqlite_utils", "httpx", "im.sync", "im.connector_config",
+            "im_pagerduty.connector", "im_pagerduty.client", "im_pagerduty.sandbox",
+            "im.reports", "reportlab", "tempfile", *HEAVY)
+    _modules_loaded_by(tmp_path, "list")  # creates the database: sqlite_utils, once
+    listed = _modules_loaded_by(tmp_path, "list")
+    assert "im.storage" in listed
+    assert _matching(listed, ("im.connectors", *lazy)) == []
+    declared = _modules_loaded_by(tmp_path, "declare", "--sev", "SEV-3", "--title", "x",
+                                  "--service", "web")
+    assert "im.storage" in declared
+    assert _matching(declared, ("im.connectors", *lazy)) == []
+
+
+def test_the_public_api_names_what_it_exports():
+    """`im` loads its public names on first use: each one is found, and __all__ lists them."""
+    import im
+
+    assert sorted(im.__all__) == sorted(im._EXPORTS)
+    for name in im.__all__:
+        assert getattr(im, name) is not None
+    assert "Connector" in dir(im)
 
 
 def test_cli_reference_is_up_to_date(tmp_path, monkeypatch):

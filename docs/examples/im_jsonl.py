@@ -5,7 +5,8 @@ incident: its line number is the remote id, and every later line of that inciden
 service refers to it as "remote".
 
 im imports this module on every run, `im --help` included, so only `im` and msgspec (which
-im has loaded already) are imported here; anything else is imported where it is used.
+im loads for every command that touches incidents) are imported here; anything else is
+imported where it is used.
 """
 
 from __future__ import annotations

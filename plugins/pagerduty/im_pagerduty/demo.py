@@ -10,7 +10,6 @@ every PagerDuty action goes through the sandbox's REST API and comes back as a s
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -209,6 +208,8 @@ def add_commands(cli: typer.Typer) -> None:
                                   " a throw-away folder)."),
     ) -> None:
         """Walk through the PagerDuty integration offline, against a local PagerDuty."""
+        import tempfile  # here: every `im` run imports this module to add the command
+
         throwaway = home is None
         folder = Path(tempfile.mkdtemp(prefix="im-demo-")) if home is None else home
         folder.mkdir(parents=True, exist_ok=True)
