@@ -195,13 +195,13 @@ def serve(runtime: Runtime, *, background: bool = True, host: str = "127.0.0.1"
 
     import uvicorn
 
-    from im.server import create_app
+    from im.server import create_app, serving
 
     with socket.socket() as probe:
         probe.bind((host, 0))
         port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(runtime, background=background), host=host, port=port,
-                            log_level="warning", lifespan="on")
+    config = uvicorn.Config(serving(create_app(runtime, background=background)), host=host,
+                            port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="im-serve-test", daemon=True)
     thread.start()

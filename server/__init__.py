@@ -6,6 +6,7 @@ import hashlib
 import re
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -71,6 +72,7 @@ def create_app(runtime: Runtime, *, background: bool = False,
     connectors = ConnectorCache(runtime)
     metrics = ServerMetrics(runtime)
     allowed = _networks(runtime.settings.get("server", {}).get("webhook_allow"))
+    within_rate = _rate_limit(runtime.settings.get("server", {}))
 
     @get("/metrics", sync_to_thread=True, media_type="text/plain; version=0.0.4")
     def prometheus() -> bytes:
@@ -102,6 +104,9 @@ def create_app(runtime: Runtime, *, background: bool = False,
         if allowed and not _allowed(client, allowed):
             metrics.webhook(name, "forbidden")
             return 403, {"error": "source address not allowed"}
+        if within_rate is not None and not within_rate(client):
+            metrics.webhook(name, "rate_limited")
+            return 429, {"error": "too many requests; retry after a second"}
         connector = connectors.get(name)
         if connector is None or not connector.settings.enable_webhook:
             return 404, {"error": f"no webhook for connector {name}"}
@@ -134,8 +139,7 @@ def create_app(runtime: Runtime, *, background: bool = False,
     # A raw ASGI route: the hot path of `im serve` skips request models and response
     # building (about half the time per request); what it does is the function above.
     # Mounted (Litestar's router does not give path parameters to raw ASGI routes).
-    @asgi("/connectors", is_mount=True, copy_scope=True)
-    async def webhook(scope: Any, receive: Any, send: Any) -> None:
+    async def webhook_route(scope: Any, receive: Any, send: Any) -> None:
         match = WEBHOOK_PATH.search(scope["path"])
         if match is None:
             return await _answer(send, 404, {"error": "not found"})
@@ -161,7 +165,10 @@ def create_app(runtime: Runtime, *, background: bool = False,
         client = scope.get("client")
         status, payload = await ingest(match.group(1), headers,
                                         b"".join(chunks), client[0] if client else None)
-        return await _answer(send, status, payload)
+        return await _answer(send, status, payload,
+                             [(b"retry-after", b"1")] if status == 429 else [])
+
+    webhook = asgi("/connectors", is_mount=True, copy_scope=True)(webhook_route)
 
     def after_change() -> None:
         if work is not None:
@@ -188,17 +195,37 @@ def create_app(runtime: Runtime, *, background: bool = False,
         route_handlers=handlers, on_startup=[start], on_shutdown=[stop],
         request_max_body_size=MAX_WEBHOOK_BODY,
         exception_handlers={ImError: _error_response},
-        middleware=_rate_limit(runtime.settings.get("server", {})),
         openapi_config=OpenAPIConfig(title="im", version=__version__, path="/schema"),
         logging_config=None,  # `im serve` sets up logging; an embedding app keeps its own
-        state={"runtime": runtime, "writer": writer, "work": work, "metrics": metrics})
+        state={"runtime": runtime, "writer": writer, "work": work, "metrics": metrics,
+               "webhook": webhook_route})
 
 
-async def _answer(send: Any, status: int, payload: dict[str, str]) -> None:
+def serving(app: Litestar) -> Any:
+    """The ASGI app `im serve` runs: `app`, except that webhook deliveries go straight to
+    their route. The route does all its checks itself (source, rate, size, signature), so
+    Litestar's router and middleware would only add time on the hot path: measured in
+    process, about 45 of the 150 µs of CPU the app spends on a delivery."""
+    webhook = app.state["webhook"]
+
+    async def dispatch(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/connectors/"):
+            try:
+                return await webhook(scope, receive, send)  # type: ignore[no-any-return]
+            except Exception:
+                log.exception("webhook route failed")
+                return await _answer(send, 500, {"error": "internal error; retry"})
+        return await app(scope, receive, send)
+
+    return dispatch
+
+
+async def _answer(send: Any, status: int, payload: dict[str, str],
+                  headers: list[tuple[bytes, bytes]] | None = None) -> None:
     body = msgspec.json.encode(payload)
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+                            (b"content-length", str(len(body)).encode()), *(headers or [])]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -231,15 +258,26 @@ def _allowed(client: str | None, networks: list[Any]) -> bool:
     return any(address in network for network in networks)
 
 
-def _rate_limit(server_settings: dict[str, Any]) -> list[Any]:
+def _rate_limit(server_settings: dict[str, Any]) -> Callable[[str | None], bool] | None:
     """Rate limiting of the webhook route per source address (`server.webhook_rate_limit`,
-    requests per second; default 1000, `0` turns it off). A sender answered 429 retries."""
-    from litestar.middleware.rate_limit import RateLimitConfig
-
+    requests per second; default 1000, `0` turns it off): a function telling whether one more
+    request from an address is within the limit. A sender answered 429 retries."""
     limit = server_settings.get("webhook_rate_limit", 1000)
-    if not limit:
-        return []
-    config = RateLimitConfig(rate_limit=("second", int(limit)),
-                             exclude=["/health", "/metrics", "/api", "/schema"],
-                             set_rate_limit_headers=False)
-    return [config.middleware]
+    try:
+        limit = int(limit)
+    except (TypeError, ValueError):
+        raise ImError(f"settings server.webhook_rate_limit: {limit!r} is not a number"
+                      ) from None
+    if limit <= 0:
+        return None
+    from limits import RateLimitItemPerSecond
+    from limits.storage import MemoryStorage
+    from limits.strategies import FixedWindowRateLimiter
+
+    limiter = FixedWindowRateLimiter(MemoryStorage())
+    item = RateLimitItemPerSecond(limit)
+
+    def within(client: str | None) -> bool:
+        return limiter.hit(item, client or "unknown")
+
+    return within

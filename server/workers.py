@@ -34,8 +34,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from litestar import Litestar
-
     from im.runtime import Runtime
     from im.server.work import BackgroundWork
 
@@ -132,11 +130,11 @@ class SupervisorLink:
         return [f"{name} worker stopped" for name in answer.get("stopped", [])]
 
 
-def worker_app() -> Litestar:
+def worker_app() -> Any:
     """The app of one HTTP worker (uvicorn's factory, in a process of its own)."""
     from im.logs import install
     from im.runtime import Runtime
-    from im.server import create_app
+    from im.server import create_app, serving
 
     _die_with_parent(int(os.environ.get(PARENT_ENV, "0")))
     logging.basicConfig(level=os.environ.get(LOG_LEVEL_ENV, "INFO").upper(),
@@ -145,7 +143,7 @@ def worker_app() -> Litestar:
     install(runtime.store)
     application = create_app(runtime, supervisor=SupervisorLink(os.environ[CONTROL_ENV]))
     freeze_startup_objects()
-    return application
+    return serving(application)
 
 
 def freeze_startup_objects() -> None:

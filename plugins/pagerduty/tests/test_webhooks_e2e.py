@@ -209,3 +209,39 @@ def test_out_of_order_and_duplicate_deliveries_apply_once_in_order(tmp_path, pd)
     assert runtime.store.get_incident("INC-1").status.value == "resolved"
     assert [e.kind for e in runtime.store.timeline("INC-1") if e.system == "prod-pagerduty"
             and e.kind != "sync"] == ["resolved"]
+
+
+def test_a_source_over_the_rate_limit_is_told_to_retry_and_nothing_of_it_is_stored(tmp_path, pd):
+    import time
+
+    home = tmp_path / "home"
+    runtime = runtime_with_connector(home, pd)
+    runtime.update_connector_settings("prod-pagerduty", {
+        "enable_webhook": True, "custom.webhook_secrets": ["rate-secret"]})
+    (home / "settings.json").write_text(json.dumps({"server": {"webhook_rate_limit": 3}}))
+
+    def event(n):
+        body = json.dumps({"event": {
+            "id": f"01RATE{n:04d}", "event_type": "pagey.ping", "resource_type": "pagey",
+            "occurred_at": "2026-11-28T10:00:00Z", "agent": None, "client": None,
+            "data": {}}}).encode()
+        return body, {"X-PagerDuty-Signature": sign("rate-secret", body)}
+
+    with serve(runtime, background=False) as url, httpx.Client(base_url=url) as client:
+        answers = [client.post("/connectors/prod-pagerduty/webhook", content=body,
+                               headers=headers) for body, headers in map(event, range(20))]
+        statuses = [a.status_code for a in answers]
+        assert set(statuses) == {202, 429}, statuses
+        refused = [a for a in answers if a.status_code == 429]
+        assert all(a.headers["retry-after"] == "1" for a in refused)
+        assert refused[0].json() == {"error": "too many requests; retry after a second"}
+        accepted = {n for n, status in enumerate(statuses) if status == 202}
+        assert {int(r.delivery_id[6:]) for r in runtime.store.inbox()} == accepted
+        # the sender's retry a second later goes through
+        time.sleep(1.1)
+        body, headers = event(statuses.index(429))
+        assert client.post("/connectors/prod-pagerduty/webhook", content=body,
+                           headers=headers).status_code == 202
+        text = client.get("/metrics").text
+        assert (f'im_webhook_requests_total{{connector="prod-pagerduty",'
+                f'outcome="rate_limited"}} {float(len(refused))}') in text
