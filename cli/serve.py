@@ -43,10 +43,8 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         import uvicorn
 
         from im.server import create_app, serving
-        from im.server.workers import freeze_startup_objects
 
         application = serving(create_app(runtime, background=True))
-        freeze_startup_objects()
         typer.echo(f"im serve listening on http://{host}:{port}", err=True)
         # uvicorn stops on SIGINT/SIGTERM after finishing requests in flight; the app's
         # shutdown then stops the background work and the inbox writer.

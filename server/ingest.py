@@ -24,6 +24,9 @@ from im.storage import Store
 log = logging.getLogger("im.server.ingest")
 
 MAX_BATCH = 512
+# Ingest counts as busy for this long after the last stored webhook: the background work then
+# applies events in small, paced batches (see im.server.work).
+BUSY_WINDOW = 0.25
 
 
 class InboundEvent(msgspec.Struct, frozen=True):
@@ -58,9 +61,9 @@ class InboxWriter:
         self._queue.put(None)
         self._thread.join(timeout=10)
 
-    def busy(self, window: float = 0.25) -> bool:
-        """Whether events arrived within the last `window` seconds."""
-        return time.monotonic() - self.last_batch_at < window
+    def busy(self) -> bool:
+        """Whether events were stored within the last BUSY_WINDOW seconds."""
+        return time.monotonic() - self.last_batch_at < BUSY_WINDOW
 
     async def store(self, event: InboundEvent) -> bool:
         """Store an event durably; True if new, False for a duplicate delivery.

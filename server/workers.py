@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from im.server.ingest import BUSY_WINDOW
+
 if TYPE_CHECKING:
     from im.runtime import Runtime
     from im.server.work import BackgroundWork
@@ -43,7 +45,6 @@ CONTROL_ENV = "IM_SERVE_CONTROL"
 PARENT_ENV = "IM_SERVE_PARENT"
 LOG_LEVEL_ENV = "IM_SERVE_LOG_LEVEL"
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's multiprocess mode
-BUSY_WINDOW = 0.25  # seconds after the last stored webhook during which ingest counts as busy
 NOTIFY_EVERY = 0.05  # a worker sends at most one wake-up per kind this often
 HEALTH_TIMEOUT = 1.0
 
@@ -76,6 +77,7 @@ class Control:
         self.socket.close()
 
     def busy(self) -> bool:
+        """As InboxWriter.busy, for the events the workers store."""
         return time.monotonic() - self.last_inbox < BUSY_WINDOW
 
     def _run(self) -> None:
@@ -141,19 +143,7 @@ def worker_app() -> Any:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     runtime = Runtime()
     install(runtime.store)
-    application = create_app(runtime, supervisor=SupervisorLink(os.environ[CONTROL_ENV]))
-    freeze_startup_objects()
-    return serving(application)
-
-
-def freeze_startup_objects() -> None:
-    """Keep what start-up built (modules, the app, its routes) out of the garbage collector's
-    reach: a full collection would walk all of it again and again under load (about a tenth
-    of a busy server's CPU time, measured with py-spy), and none of it is ever garbage."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
+    return serving(create_app(runtime, supervisor=SupervisorLink(os.environ[CONTROL_ENV])))
 
 
 def run(runtime: Runtime, *, host: str, port: int, workers: int, log_level: str) -> None:
