@@ -27,6 +27,16 @@ def shared_pagerduty() -> Path:
 
 
 @pytest.fixture
+def quick_retries(monkeypatch):
+    """The connector's client retries twice without sleeping, in this process only (an
+    `im serve` a test starts runs with its real settings)."""
+    from im_pagerduty.connector import PagerDutyConnector
+
+    monkeypatch.setattr(PagerDutyConnector, "client_options",
+                        {"max_attempts": 2, "sleep": lambda _s: None})
+
+
+@pytest.fixture
 def pd(pagerduty_sandbox: RunningSandbox) -> RunningSandbox:  # noqa: F811
     return pagerduty_sandbox
 

@@ -5,15 +5,11 @@ import json
 
 import pytest
 
-from im_pagerduty.connector import PagerDutyConnector
 
 from .connector_kit import im, remote_incidents, runtime_with_connector
 
 
-@pytest.fixture(autouse=True)
-def quick_retries(monkeypatch):
-    monkeypatch.setattr(PagerDutyConnector, "client_options",
-                        {"max_attempts": 2, "sleep": lambda _s: None})
+pytestmark = pytest.mark.usefixtures("quick_retries")
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ from im import incidents
 from im.models import Action, utcnow
 from im.sync import LEASE_SECONDS, deliver_outbox
 from im.testing import make_runtime
-from im_pagerduty.connector import PagerDutyConnector
 
 from .connector_kit import im, runtime_with_connector, wait_for
 from .test_crash_safety import free_port, no_server_left_behind, start_server  # noqa: F401
@@ -35,11 +34,7 @@ CONNECTOR = "prod-pagerduty"
 SERVICES = ["api", "db", "web", "payments"]
 
 
-@pytest.fixture(autouse=True)
-def quick_retries(monkeypatch):
-    # in this process only; `im serve` runs with its real settings
-    monkeypatch.setattr(PagerDutyConnector, "client_options",
-                        {"max_attempts": 2, "sleep": lambda _s: None})
+pytestmark = pytest.mark.usefixtures("quick_retries")
 
 
 def after_the_lease(home: Path):

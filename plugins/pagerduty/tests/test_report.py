@@ -7,16 +7,12 @@ from datetime import timedelta
 import pytest
 
 from im.reports import RemoteIncidentRequest
-from im_pagerduty.connector import PagerDutyConnector
 from im_pagerduty.report import describe_remote
 
 from .connector_kit import im, runtime_with_connector
 
 
-@pytest.fixture(autouse=True)
-def quick_retries(monkeypatch):
-    monkeypatch.setattr(PagerDutyConnector, "client_options",
-                        {"max_attempts": 2, "sleep": lambda _s: None})
+pytestmark = pytest.mark.usefixtures("quick_retries")
 
 
 @pytest.fixture

@@ -7,16 +7,12 @@ import httpx
 import pytest
 
 from im.testing import serve
-from im_pagerduty.connector import PagerDutyConnector
 from im_pagerduty.webhooks import sign
 
 from .connector_kit import im, remote_incidents, runtime_with_connector, wait_for
 
 
-@pytest.fixture(autouse=True)
-def quick_retries(monkeypatch):
-    monkeypatch.setattr(PagerDutyConnector, "client_options",
-                        {"max_attempts": 2, "sleep": lambda _s: None})
+pytestmark = pytest.mark.usefixtures("quick_retries")
 
 
 @pytest.fixture
