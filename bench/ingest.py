@@ -152,12 +152,21 @@ def one(events: Path, workers: int, seconds: int, connections: int) -> dict[str,
 EVENTS = 200_000
 
 
-def run(seconds: int = 10, connections: int = 64) -> dict[str, object]:
+ROUNDS = 2
+
+
+def run(seconds: int = 10, connections: int = 64, rounds: int = ROUNDS) -> dict[str, object]:
+    """Each configuration `rounds` times, in turn (1 worker, 2 workers, 1 worker, ...), so the
+    spread between rounds shows how much the machine's load moves the figures."""
     work = Path(tempfile.mkdtemp(prefix="im-bench-"))
     events = work / "events.tsv"
     signed_events(events, EVENTS)
-    return {"seconds": seconds, "connections": connections, "repo": str(REPO),
-            "runs": [one(events, workers, seconds, connections) for workers in (1, 2)]}
+    runs = []
+    for round_ in range(1, rounds + 1):
+        for workers in (1, 2):
+            runs.append({"round": round_, **one(events, workers, seconds, connections)})
+    return {"seconds": seconds, "connections": connections, "rounds": rounds,
+            "repo": str(REPO), "runs": runs}
 
 
 if __name__ == "__main__":
