@@ -157,11 +157,16 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange) 
         origin = Origin(actor=change.actor, system=connector.name)
         new_status = STATUS_AFTER.get(change.action)
         if new_status is not None:
-            if link.remote_updated_at is not None and change.occurred_at < link.remote_updated_at:
-                return "stale"
             known = link.remote_status == new_status
+            if link.remote_updated_at is not None and change.occurred_at < link.remote_updated_at:
+                # an older report of the state im has (a poll re-reading an open incident,
+                # whose times the remote may give in whole seconds) is no news; another is
+                # stale
+                return "confirmed" if known and change.action != REOPENED else "stale"
             _update_link(runtime, link, change, new_status)
-            if known and change.action != REOPENED:
+            # im's own change coming back (late, or after a crash lost the push's answer):
+            # the incident has it already; applying it again could only undo what came since
+            if change.echo or (known and change.action != REOPENED):
                 return "confirmed"
             return _apply_status(runtime, connector, link, change, origin)
         if change.echo:
@@ -268,6 +273,11 @@ def _apply_status(runtime: Runtime, connector: Connector, link: Link, change: In
             s.remote_status == "triggered" for s in siblings):
         incidents.transition(runtime, incident.id, Action.UNACK, note=change.text,
                              origin=origin)
+        return "applied"
+    if link.remote_status == "resolved":  # one of several reopened; the incident is open
+        store.add_timeline(incident.id, at=runtime.clock(), kind="sync",
+                           text=f"{connector.name} incident {number} ({link.service}) reopened",
+                           actor=change.actor, system=connector.name)
         return "applied"
     return "confirmed"
 

@@ -173,10 +173,20 @@ class PagerDutyConnector(Connector):
                          remote_status=incident.get("status"))
 
     def _assignee(self, incident: dict[str, Any]) -> str | None:
-        for assignment in incident.get("assignments") or []:
-            user_id = (assignment.get("assignee") or {}).get("id")
-            if user_id:
-                return self.user_emails.get(user_id)
+        return self.assignee_of(
+            [assignment.get("assignee") or {} for assignment in incident.get("assignments") or []])
+
+    def assignee_of(self, users: list[dict[str, Any]]) -> str | None:
+        """The e-mail of the first of a PagerDuty incident's assigned users that is a person:
+        im's own user (the From address), which PagerDuty assigns when im acknowledges, never
+        becomes an im incident's assignee."""
+        own = self.settings.custom.from_email.lower()
+        for user in users:
+            if not user.get("id"):
+                continue
+            email = user.get("email") or self.user_emails.get(user["id"]) or user.get("summary")
+            if email and email.lower() != own:
+                return str(email)
         return None
 
     @property
@@ -314,8 +324,8 @@ class PagerDutyConnector(Connector):
                                         " resolved already; not acknowledged"])
         ref, lines = self._state(request, incident, "acknowledged", "acknowledged")
         self._add_note(request, lines)
-        assignee = self._assignee(incident) if incident else None
-        return PushResult(link=ref, timeline=lines, assignee=assignee)
+        # PagerDuty assigns whoever acknowledged: im's own user here, never an im assignee
+        return PushResult(link=ref, timeline=lines)
 
     def _resolve(self, request: PushRequest) -> PushResult:
         lines: list[str] = []
@@ -343,8 +353,10 @@ class PagerDutyConnector(Connector):
         incident = self._update(request, {"status": "triggered"})
         ref, lines = self._state(request, incident, "triggered", "reopened (triggered)")
         self._add_note(request, lines)
-        return PushResult(link=ref, timeline=lines,
-                          assignee=self._assignee(incident) if incident else None)
+        assignee = self._assignee(incident) if incident else None
+        if assignee and assignee != request.incident.assignee:
+            lines.append(f"PagerDuty assigned {assignee}")
+        return PushResult(link=ref, timeline=lines, assignee=assignee)
 
     def _note(self, request: PushRequest) -> PushResult:
         lines: list[str] = []

@@ -1,23 +1,25 @@
 """Polling PagerDuty: the safety net for missed webhooks.
 
 PagerDuty lists incidents by creation time, not by change time, so a poll asks two things,
-both with list calls only (never one call per incident):
+both with list calls (never one call per incident listed):
 
 1. every incident created since the cursor (new ones become im incidents, in windows that
    never page past PagerDuty's offset ceiling);
 2. every incident created before that (up to PagerDuty's 6-month range) that is open now.
 
 So a poll costs ceil(new / 100) list calls, plus one per 10,000-incident window, plus the
-pages of older open incidents (usually one call).
+pages of older open incidents (usually one call). The only calls about single incidents are
+for linked incidents im believes open that neither list shows (left the open listing since
+the last poll: usually none).
 
 Each remote incident seen becomes a state change (triggered, acknowledged, resolved), which the
-core applies only where it differs from what im knows. A linked incident that im believes
-open but that is in neither list has been resolved.
+core applies only where it differs from what im knows.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -48,18 +50,16 @@ def _change(connector: PagerDutyConnector, incident: dict[str, Any], now: dateti
     if kind is None:
         return None
     keyed = parse_idempotency_key(incident.get("incident_key"))
-    assignee = None
-    for assignment in incident.get("assignments") or []:
-        user = assignment.get("assignee") or {}
-        assignee = user.get("email") or connector.user_emails.get(user.get("id", ""))
-        if assignee:
-            break
+    assignee = connector.assignee_of(
+        [a.get("assignee") or {} for a in incident.get("assignments") or []])
+    by = incident.get("last_status_change_by") or {}
     changed = _time(incident.get("last_status_change_at")) or _time(
         incident.get("created_at")) or now
     return InboundChange(
         remote_id=incident["id"], event_id=f"poll:{incident['id']}:{incident.get('status')}",
         action=kind, occurred_at=changed,
-        actor=(incident.get("last_status_change_by") or {}).get("summary") or "PagerDuty",
+        # people by e-mail, as webhooks name them; a service or the system by its summary
+        actor=connector.user_emails.get(by.get("id", "")) or by.get("summary") or "PagerDuty",
         remote_number=str(incident.get("incident_number") or "") or None,
         remote_url=incident.get("html_url"), remote_status=incident.get("status"),
         title=incident.get("title"),
@@ -119,19 +119,45 @@ def _check_subscription(connector: PagerDutyConnector) -> None:
                     extra={"connector": connector.name})
 
 
+CONFIRM_MAX = 25  # missing incidents asked about one by one per poll; the rest wait
+
+
 def _resolved_meanwhile(connector: PagerDutyConnector, seen: dict[str, dict[str, Any]],
                         now: datetime, horizon: datetime) -> list[InboundChange]:
     """Linked incidents im thinks are open but PagerDuty no longer lists as open (only those
-    the two listings could have shown: declared after `horizon`)."""
+    the two listings could have shown: declared after `horizon`).
+
+    Missing from a listing is not proof of a resolve: the connector may point at another
+    account or a PagerDuty that lost the incident. Each one is read directly (a rare call:
+    only incidents that left the open listing since the last poll, at most CONFIRM_MAX a
+    poll) and its real state applied; one PagerDuty does not know is left as it is, loudly."""
+    from im_pagerduty.client import PagerDutyError
+
     store = connector.runtime.store
     changes = []
+    missing = []
     for link in store.links(connector=connector.name):
         if link.remote_status not in ("triggered", "acknowledged") or link.remote_id in seen:
             continue
         incident = store.get_incident(link.incident_id)
         if incident is None or incident.created_at < horizon:
             continue
-        changes.append(InboundChange(
-            remote_id=link.remote_id, event_id=f"poll:{link.remote_id}:resolved",
-            action=RESOLVED, occurred_at=now, actor="PagerDuty", remote_status="resolved"))
+        missing.append(link)
+    if len(missing) > CONFIRM_MAX:  # others get their turn in later polls
+        missing = random.sample(missing, CONFIRM_MAX)
+    for link in missing:
+        try:
+            found = connector.client.get(f"/incidents/{link.remote_id}").get("incident")
+        except PagerDutyError as error:
+            if error.status != 404:
+                raise
+            found = None
+        if not found:
+            log.warning("PagerDuty has no incident %s (linked to %s); %s left as it is: is"
+                        " the connector pointed at another PagerDuty account?", link.remote_id,
+                        link.incident_id, link.incident_id, extra={"connector": connector.name})
+            continue
+        change = _change(connector, found, now)
+        if change is not None:
+            changes.append(change)
     return changes

@@ -195,7 +195,4 @@ def _actor(connector: PagerDutyConnector, agent: Reference | None) -> str:
 
 
 def _assignee(connector: PagerDutyConnector, data: dict[str, Any]) -> str | None:
-    for user in data.get("assignees") or []:
-        if user.get("id"):
-            return connector.user_emails.get(user["id"]) or user.get("summary")
-    return None
+    return connector.assignee_of(data.get("assignees") or [])

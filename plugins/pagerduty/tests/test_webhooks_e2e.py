@@ -99,7 +99,7 @@ def test_an_incident_triggered_in_pagerduty_becomes_an_im_incident(live, pd):
     assert runtime.store.outbox(connector="prod-pagerduty") == []
 
 
-def test_bad_signatures_write_nothing(live, pd):
+def test_bad_signatures_write_nothing(live, pd, caplog):
     runtime, url = live
     endpoint = f"{url}/connectors/prod-pagerduty/webhook"
     body = b'{"event": {"id": "01X", "event_type": "pagey.ping", "occurred_at": "2026-01-01T00:00:00Z", "data": {}}}'
@@ -107,6 +107,11 @@ def test_bad_signatures_write_nothing(live, pd):
                     {"X-PagerDuty-Signature": sign("not-the-secret", body)}):
         assert httpx.post(endpoint, content=body, headers=headers).status_code == 401
     assert runtime.store.inbox() == []
+    # logged where the docs say to look for them: `im logs --component webhook`
+    refused = [(r.name, r.connector, r.getMessage()) for r in caplog.records
+               if "refused" in r.getMessage()]
+    assert refused == [("im.webhook", "prod-pagerduty",
+                        "webhook from 127.0.0.1 refused: bad or missing signature")] * 3
     assert httpx.post(f"{url}/connectors/nope/webhook", content=body).status_code == 404
 
 
@@ -172,6 +177,85 @@ def test_polling_repairs_missed_webhooks(tmp_path, pd):
     assert runtime.store.get_incident("INC-1").status.value == "resolved"
 
 
+def test_an_incident_missing_from_pagerdutys_listings_is_read_before_anything_is_applied(
+        tmp_path, pd, caplog):
+    """Missing from the open listing is no proof of a resolve (the connector may point at
+    another PagerDuty): each such incident is read by itself; one PagerDuty does not know
+    leaves the im incident as it is, with a warning."""
+    from datetime import UTC, datetime
+
+    import msgspec
+
+    from im.inbound import poll
+    from im.testing import FakeClock
+
+    clock = FakeClock(datetime.now(UTC))
+    runtime = runtime_with_connector(tmp_path / "home", pd, clock=clock)
+    for title in ("still open elsewhere", "resolved in PagerDuty"):
+        im(runtime, "declare", "--sev", "SEV-1", "--title", title, "--service", "db")
+    im(runtime, "ack", "--incident", "INC-1", "--note", "on it")
+    gone = runtime.store.links("INC-1")[0]
+    runtime.store.upsert_link(msgspec.structs.replace(gone, remote_id="QNOSUCHINCIDENT"))
+    resolved = runtime.store.links("INC-2")[0]
+    with as_john(pd) as john:
+        john.put(f"/incidents/{resolved.remote_id}", json={"incident": {
+            "type": "incident_reference", "status": "resolved"}}).raise_for_status()
+    # an hour later, both created before the cursor: neither listing shows them
+    runtime.store.set_cursor("prod-pagerduty", clock.advance(hours=1).isoformat(), at=clock())
+    pd.clear_requests()
+    # INC-2 resolved; INC-1's real PagerDuty incident, still open, is linked again by the key
+    # im created it with (confirmed)
+    assert poll(runtime, "prod-pagerduty") == {"applied": 1, "confirmed": 1}
+    assert runtime.store.get_incident("INC-1").status.value == "mitigated"
+    second = runtime.store.get_incident("INC-2")
+    assert second.status.value == "resolved"
+    resolved_line = [e for e in runtime.store.timeline("INC-2") if e.kind == "resolved"]
+    assert [(e.actor, e.system) for e in resolved_line] == [
+        ("john.doe@company.com", "prod-pagerduty")]
+    assert "PagerDuty has no incident QNOSUCHINCIDENT (linked to INC-1)" in caplog.text
+    gets = [r["path"] for r in pd.requests("GET", "/incidents/*")]
+    assert sorted(gets) == sorted(["/incidents/QNOSUCHINCIDENT",
+                                   f"/incidents/{resolved.remote_id}"])
+
+
+def test_acknowledging_from_im_keeps_the_assignee_and_a_late_echo_changes_nothing(tmp_path, pd):
+    """PagerDuty assigns whoever acknowledges (im's own user when im does): that is not an
+    im assignee. im's own events coming back late never undo what came since."""
+    from datetime import timedelta
+
+    from im.inbound import process_inbox
+
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    assert runtime.store.get_incident("INC-1").assignee == "john.doe@company.com"
+    result = im(runtime, "ack", "--incident", "INC-1", "--note", "Investigating")
+    assert result.exit_code == 0, result.output
+    [remote] = remote_incidents(pd.client())
+    assert remote["assignments"][0]["assignee"]["summary"] != "John Doe"  # PD reassigned
+    assert runtime.store.get_incident("INC-1").assignee == "john.doe@company.com"
+    # im's own incident.triggered delivered late, after Jane took the incident over
+    link = runtime.store.links("INC-1")[0]
+    im(runtime, "assign", "--incident", "INC-1", "--to", "jane.smith@company.com")
+    users = {u["email"]: u for u in pd.client().get("/users").json()["users"]}
+    own, john = users["ops@company.com"], users["john.doe@company.com"]
+    late = json.dumps({"event": {
+        "id": "ELATE", "event_type": "incident.triggered", "resource_type": "incident",
+        "occurred_at": (runtime.clock() + timedelta(seconds=5)).isoformat().replace(
+            "+00:00", "Z"),
+        "agent": {"id": own["id"], "type": "user_reference", "summary": own["name"]},
+        "client": None, "data": {
+            "id": link.remote_id, "type": "incident", "number": 1, "status": "triggered",
+            "title": "x", "html_url": link.remote_url, "incident_key": None,
+            "service": {"id": "PDAT001", "type": "service_reference"},
+            "assignees": [{"id": john["id"], "type": "user_reference"}],
+            "urgency": "high", "priority": None}}}).encode()
+    runtime.store.store_inbox(connector="prod-pagerduty", delivery_id="ELATE",
+                              event_type="incident.triggered", body=late, at=runtime.clock())
+    assert process_inbox(runtime).outcomes == {"confirmed": 1}
+    incident = runtime.store.get_incident("INC-1")
+    assert (incident.status.value, incident.assignee) == ("mitigated", "jane.smith@company.com")
+
+
 def test_out_of_order_and_duplicate_deliveries_apply_once_in_order(tmp_path, pd):
     """Events of one incident stored in the wrong order: the older one does not roll the
     state back; a replayed delivery is not applied twice."""
@@ -205,6 +289,30 @@ def test_out_of_order_and_duplicate_deliveries_apply_once_in_order(tmp_path, pd)
     assert runtime.store.get_incident("INC-1").status.value == "resolved"
     assert [e.kind for e in runtime.store.timeline("INC-1") if e.system == "prod-pagerduty"
             and e.kind != "sync"] == ["resolved"]
+    # an older report of the state im has (as a poll gives it, in whole seconds) is no news
+    runtime.store.store_inbox(connector="prod-pagerduty", delivery_id="E3", event_type="x",
+                              body=event("E3", "incident.resolved", "resolved",
+                                         now + timedelta(seconds=19)), at=now)
+    assert process_inbox(runtime).outcomes == {"confirmed": 1}
+
+
+def test_one_of_several_linked_incidents_resolved_then_reopened_is_on_the_timeline(
+        tmp_path, pd):
+    from im.inbound import poll
+
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    im(runtime, "declare", "--sev", "SEV-1", "--title", "x", "--service", "api,db")
+    api = next(link for link in runtime.store.links("INC-1") if link.service == "api")
+    with as_john(pd) as john:
+        for status in ("resolved", "triggered"):
+            john.put(f"/incidents/{api.remote_id}", json={"incident": {
+                "type": "incident_reference", "status": status}}).raise_for_status()
+            assert poll(runtime, "prod-pagerduty")["applied"] == 1
+    lines = [e.text for e in runtime.store.timeline("INC-1") if e.kind == "sync"
+             and e.system == "prod-pagerduty" and "(api)" in e.text]
+    assert [line.split(") ", 1)[1] for line in lines] == [
+        "resolved; 1 of 2 linked incidents still open", "reopened"]
+    assert runtime.store.get_incident("INC-1").status.value == "open"
 
 
 def test_a_source_over_the_rate_limit_is_told_to_retry_and_nothing_of_it_is_stored(tmp_path, pd):
