@@ -30,12 +30,17 @@ def deliver(runtime: Runtime, incident: "Incident") -> None:
             typer.echo(f"  {event.system}: {event.text}")
     for error in report.errors:
         typer.echo(f"  ! {error}", err=True)
-    if report.retrying:
-        typer.echo(f"  {report.retrying} change(s) queued; `im serve` or"
-                   " `im connector sync NAME` will deliver them", err=True)
+    # Changes wait in order: behind one waiting for its retry, later ones were not tried.
+    waiting = runtime.store.outbox(incident_id=incident.id, statuses=("pending", "delivering"))
+    if waiting:
+        names = " or ".join(sorted({row.connector for row in waiting}))
+        typer.echo(f"  {len(waiting)} change(s) queued; `im serve` or"
+                   f" `im connector sync {names}` will deliver them", err=True)
     if report.failed:
-        typer.echo(f"  {report.failed} change(s) could not be delivered and were set aside",
-                   err=True)
+        failed = runtime.store.outbox(incident_id=incident.id, statuses=("failed",))
+        names = " or ".join(sorted({row.connector for row in failed})) or "NAME"
+        typer.echo(f"  {report.failed} change(s) could not be delivered and were set aside;"
+                   f" `im connector sync {names} --retry-failed` tries them again", err=True)
 
 
 def add_commands(app: typer.Typer, runtime: Runtime) -> None:
@@ -114,6 +119,10 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         from im.connectors import AssigneeRequest
 
         found = incidents.get(runtime, incident)
+        if not to.strip():
+            from im.errors import InvalidInputError
+
+            raise InvalidInputError("an assignee is required (--to, e.g. an email)")
         # Refuse someone a linked system does not know before changing anything.
         for name in sorted({link.connector for link in runtime.store.links(found.id)}):
             record = runtime.store.get_connector(name)

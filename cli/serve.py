@@ -29,6 +29,7 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         if log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
             raise InvalidInputError(f"unknown log level {log_level!r}; choose from debug,"
                                     " info, warning, error")
+        _check_port(host, port)  # before any background work starts or "listening" is said
         logging.basicConfig(level=log_level.upper(),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         if workers > 1:
@@ -65,3 +66,19 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
 
         token = api_token(runtime.store, create=True, rotate=rotate)
         typer.echo(token)
+
+
+def _check_port(host: str, port: int) -> None:
+    """One clear line when the address is taken (another `im serve`?) or not this machine's."""
+    import socket
+
+    from im.errors import InvalidInputError
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        raise InvalidInputError(f"cannot listen on {host}:{port}:"
+                                f" {error.strerror or error}") from None

@@ -164,8 +164,14 @@ def validate(settings_type: type[ConnectorSettings], data: Any, *,
 
 def _describe(error: msgspec.ValidationError) -> str:
     # msgspec says "Expected `str`, got `int` - at `$.custom.service_id`"; users write paths
-    # without the `$.` of JSON path.
-    return str(error).replace("`$.", "`").replace("`$`", "the settings")
+    # without the `$.` of JSON path. A check of a nested struct's own that names its field
+    # gets its parent appended ("... - at `from_email` - at `$.custom`"): one path, in order.
+    message, *places = str(error).split(" - at `")
+    parts = [place.rstrip("`").removeprefix("$").removeprefix(".") for place in places]
+    path = ".".join(part for part in reversed(parts) if part)
+    if places and not path:
+        return f"{message} - at the settings"
+    return f"{message} - at `{path}`" if path else message
 
 
 def redact(settings_type: type, data: dict[str, Any]) -> dict[str, Any]:

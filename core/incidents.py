@@ -194,7 +194,8 @@ def transition(runtime: Runtime, incident_id: str, action: Action, *, note: str 
     incident = get(runtime, incident_id)
     allowed = TRANSITIONS[incident.status]
     if action not in allowed:
-        choices = ", ".join(a.value for a in allowed) or "nothing"
+        # unack is what a paging system does (nobody took it after all); no command does it
+        choices = ", ".join(a.value for a in allowed if a is not Action.UNACK) or "nothing"
         raise TransitionError(
             f"cannot {action.value} {incident.id}: it is {incident.status.value};"
             f" from {incident.status.value} you can {choices}"

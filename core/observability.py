@@ -145,16 +145,23 @@ def health(runtime: Runtime, name: str) -> tuple[str, list[Check]]:
                               " connector = :c", c=name))
     late_poll = settings.sync_direction.pulls and polled is not None and (
         now - polled).total_seconds() > 3 * interval
+    queued = _scalar(runtime, "SELECT count(*) FROM outbox WHERE connector = :c AND status IN"
+                     " ('pending', 'delivering')", c=name)
     when = f"last sync: {ago(last_sync, now)}" if last_sync else "never synced"
     if stuck or failed:
+        problems = ([f"{stuck} change(s) waiting over 2 minutes"] if stuck else []) + (
+            [f"{failed} change(s) failed"] if failed else [])
         checks.append(Check(
             name="sync", label="Sync Status", ok=False,
-            detail=f"{stuck} change(s) waiting over 2 minutes, {failed} failed ({when})",
+            detail=f"{', '.join(problems)} ({when})",
             fix=f"im connector sync {name}; im connector status {name} shows the last error"))
     elif late_poll:
         checks.append(Check(name="sync", label="Sync Status", ok=False,
                             detail=f"Polling is late ({when}); is `im serve` running?",
                             fix="start `im serve`"))
+    elif queued:  # not late yet: delivery is being tried
+        checks.append(Check(name="sync", label="Sync Status", ok=True,
+                            detail=f"{queued} change(s) being delivered ({when})"))
     else:
         checks.append(Check(name="sync", label="Sync Status", ok=True,
                             detail=f"Up to date ({when})"))

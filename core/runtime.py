@@ -67,7 +67,13 @@ class Runtime:
 
     def make_home(self) -> None:
         """Create the home folder (readable by its owner only) if it does not exist."""
-        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except FileExistsError:
+            raise InvalidInputError(f"im's data folder (IM_HOME) {self.home} is a file") from None
+        except OSError as error:
+            raise InvalidInputError(f"cannot use {self.home} as im's data folder (IM_HOME):"
+                                    f" {error.strerror or error}") from None
 
     @cached_property
     def settings(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from litestar import Litestar, Request, Response, asgi, get
+from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
 from im.connectors import Connector, WebhookRequest
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from im.server.workers import SupervisorLink
 
 log = logging.getLogger("im.server")
+webhook_log = logging.getLogger("im.webhook")  # `im logs --component webhook`
 
 # Well above the largest webhook senders deliver (256 KB): no real one is refused for size.
 MAX_WEBHOOK_BODY = 1024 * 1024
@@ -112,8 +114,8 @@ def create_app(runtime: Runtime, *, background: bool = False,
             return 404, {"error": f"no webhook for connector {name}"}
         webhook_request = WebhookRequest(headers=headers, body=body, client=client)
         if not connector.verify_webhook(webhook_request):
-            log.warning("%s: webhook from %s refused: bad or missing signature", name, client,
-                        extra={"connector": name})
+            webhook_log.warning("webhook from %s refused: bad or missing signature", client,
+                                extra={"connector": name})
             metrics.webhook(name, "unauthorized")
             return 401, {"error": "invalid or missing signature"}
         try:
@@ -122,8 +124,8 @@ def create_app(runtime: Runtime, *, background: bool = False,
         except Exception as error:
             # Authentic but unreadable: keep it (quarantined on processing), never 4xx, or
             # the sender drops it and soon disables the subscription.
-            log.warning("%s: unreadable webhook stored for replay: %s", name, error,
-                        extra={"connector": name})
+            webhook_log.warning("unreadable webhook stored for replay: %s", error,
+                                extra={"connector": name})
             delivery_id = "sha256:" + hashlib.sha256(body).hexdigest()
             event_type = "unreadable"
         event = InboundEvent(connector=name, delivery_id=delivery_id, event_type=event_type,
@@ -194,7 +196,7 @@ def create_app(runtime: Runtime, *, background: bool = False,
     return Litestar(
         route_handlers=handlers, on_startup=[start], on_shutdown=[stop],
         request_max_body_size=MAX_WEBHOOK_BODY,
-        exception_handlers={ImError: _error_response},
+        exception_handlers={ImError: _error_response, HTTPException: _http_error_response},
         openapi_config=OpenAPIConfig(title="im", version=__version__, path="/schema"),
         logging_config=None,  # `im serve` sets up logging; an embedding app keeps its own
         state={"runtime": runtime, "writer": writer, "work": work, "metrics": metrics,
@@ -231,6 +233,20 @@ async def _answer(send: Any, status: int, payload: dict[str, str],
 
 def _error_response(_: Request[Any, Any, Any], error: ImError) -> Response[dict[str, str]]:
     return Response({"error": str(error)}, status_code=error.http_status)
+
+
+def _http_error_response(_: Request[Any, Any, Any],
+                         error: HTTPException) -> Response[dict[str, str]]:
+    """Litestar's own errors (validation, token, unknown path) in the API's one shape:
+    `{"error": "one line"}`, the fields at fault named in it."""
+    message = str(error.detail)
+    if isinstance(error.extra, list):
+        problems = [f"{item.get('key') or item.get('source') or 'body'}: {item.get('message')}"
+                    for item in error.extra if isinstance(item, dict)]
+        if problems:
+            message += " (" + "; ".join(problems) + ")"
+    return Response({"error": message}, status_code=error.status_code,
+                    headers=error.headers or None)
 
 
 def _networks(values: Any) -> list[Any]:

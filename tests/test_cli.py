@@ -228,3 +228,28 @@ def test_the_real_executable_runs_the_lazily_built_commands(im_env):
     assert run("sla", "--json").stdout == "[]\n"
     typo = run("lst")
     assert typo.returncode == 2 and "No such command 'lst'. Did you mean 'list'?" in typo.stderr
+
+
+def test_serve_on_a_taken_port_says_so_in_one_line_before_doing_anything(im_env):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([IM, "serve", "--port", str(port)], env=im_env,
+                                capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
+def test_an_unusable_data_folder_is_one_line(im_env, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    for home, message in ((tmp_path / "a-file", f"im's data folder (IM_HOME) {tmp_path}/a-file"
+                                                " is a file"),
+                          (tmp_path / "a-file" / "below", f"cannot use {tmp_path}/a-file/below"
+                                                          " as im's data folder (IM_HOME): Not a"
+                                                          " directory")):
+        result = subprocess.run([IM, "list"], env={**im_env, "IM_HOME": str(home)},
+                                capture_output=True, text=True, timeout=60)
+        assert (result.returncode, result.stdout, result.stderr) == (1, "", f"Error: {message}\n")

@@ -174,13 +174,17 @@ def test_outage_queues_the_change_and_sync_delivers_it(runtime, fake, clock):
     assert result.exit_code == 0
     assert result.stdout == "Declared INC-1: SEV-2 x (db)\n"
     assert result.stderr == ("  ! prod-fake INC-1 declare: API timed out\n"
-                             "  1 change(s) queued; `im serve` or `im connector sync NAME`"
-                             " will deliver them\n")
+                             "  1 change(s) queued; `im serve` or `im connector sync"
+                             " prod-fake` will deliver them\n")
     assert runtime.store.get_incident("INC-1").status.value == "open"
     [row] = runtime.store.outbox()
     assert (row.status, row.attempts, row.last_error) == ("pending", 1, "API timed out")
-    # A second change waits behind the first: the remote sees them in order.
-    im(runtime, "ack", "--incident", "INC-1")
+    # A second change waits behind the first: the remote sees them in order, and the
+    # command says it is queued although it was not tried.
+    acked = im(runtime, "ack", "--incident", "INC-1")
+    assert acked.stdout == "Acknowledged INC-1 (mitigated)\n"
+    assert acked.stderr == ("  2 change(s) queued; `im serve` or `im connector sync prod-fake`"
+                            " will deliver them\n")
     assert [c[0] for c in fake.remote.calls] == ["declare"]
     synced = im(runtime, "connector", "sync", "prod-fake")
     assert synced.stdout == "prod-fake: 2 delivered, 0 queued for retry, 0 failed\n"

@@ -55,7 +55,7 @@ def test_closing_an_open_incident_resolves_it(runtime, clock):
     ([Action.RESOLVE, Action.CLOSE], Action.RESOLVE,
      "cannot resolve INC-1: it is closed; from closed you can reopen"),
     ([Action.ACK], Action.ACK,
-     "cannot ack INC-1: it is mitigated; from mitigated you can unack, resolve, close"),
+     "cannot ack INC-1: it is mitigated; from mitigated you can resolve, close"),
     ([], Action.REOPEN, "cannot reopen INC-1: it is open; from open you can ack, resolve, close"),
 ])
 def test_illegal_transitions_name_the_valid_choices(runtime, steps, action, message):

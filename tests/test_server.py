@@ -27,7 +27,9 @@ def test_api_needs_the_bearer_token(runtime):
     from im.tokens import api_token
 
     with http_client(runtime) as client:
-        assert client.get("/api/incidents").status_code == 401
+        refused = client.get("/api/incidents")
+        assert (refused.status_code, refused.json()) == (401, {
+            "error": "a valid `Authorization: Bearer TOKEN` is required (`im api-token` shows it)"})
         assert client.get("/api/incidents",
                           headers={"Authorization": "Bearer wrong"}).status_code == 401
         token = api_token(runtime.store, create=False)
@@ -63,6 +65,17 @@ def test_api_incident_lifecycle(runtime, fake):
         bad = client.post("/api/incidents", json={"title": "x", "severity": "SEV-9",
                                                   "services": ["a"]})
         assert bad.status_code == 400 and "choose from SEV-1" in bad.json()["error"]
+        # Every error has the one documented shape, Litestar's own included.
+        incomplete = client.post("/api/incidents", json={"title": "x"})
+        assert incomplete.status_code == 400
+        assert list(incomplete.json()) == ["error"]
+        assert "severity" in incomplete.json()["error"]
+        garbled = client.post("/api/incidents", content=b"{not json",
+                              headers={"Content-Type": "application/json"})
+        assert garbled.status_code == 400 and list(garbled.json()) == ["error"]
+        negative = client.get("/api/incidents", params={"limit": -1})
+        assert (negative.status_code, negative.json()) == (400, {
+            "error": "limit must be between 1 and 1000, not -1"})
         listed = client.get("/api/incidents", params={"status": "resolved"}).json()
         assert [i["id"] for i in listed] == ["INC-1"]
         events = client.get("/api/incidents/INC-1/timeline").json()

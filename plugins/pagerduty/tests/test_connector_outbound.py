@@ -59,6 +59,11 @@ def test_the_specs_json_config_is_accepted_and_bad_fields_named(tmp_path, pd):
     spec["base_url"] = "http://api.pagerduty.com"
     plain = run_cli(runtime, ["connector", "add", "pagerduty", "p2", "--config", json.dumps(spec)])
     assert "is not an https:// URL (http:// only on loopback) - at `base_url`" in plain.stderr
+    spec["base_url"] = "https://api.pagerduty.com"
+    spec["custom"]["from_email"] = "ops"
+    email = run_cli(runtime, ["connector", "add", "pagerduty", "p2", "--config", json.dumps(spec)])
+    assert email.stderr == ("Error: invalid settings: 'ops' is not an email address"
+                            " - at `custom.from_email`\n")
 
 
 def test_connection_test_prints_the_specs_lines(runtime, pd):
@@ -209,8 +214,7 @@ def test_config_options(runtime):
     bad = im(runtime, "connector", "config", "prod-pagerduty", "--sla-mapping",
              '{"SEV-1": {"ack": "soon"}}')
     assert bad.stderr == ("Error: invalid settings: 'soon' is not a duration; use a number and"
-                          " s, m, h or d (e.g. 5m) - at `ack` - at"
-                          " `custom.sla_mapping[...]`\n")
+                          " s, m, h or d (e.g. 5m) - at `custom.sla_mapping[...].ack`\n")
 
 
 def test_assignment_in_both_systems(runtime, api):
@@ -226,6 +230,9 @@ def test_assignment_in_both_systems(runtime, api):
     assert unknown.stderr == ("Error: nobody@company.com is not a PagerDuty user"
                               " (prod-pagerduty); `im oncall --service NAME` shows who is\n")
     assert runtime.store.get_incident("INC-1").assignee == "jane.smith@company.com"
+    empty = im(runtime, "assign", "--incident", "INC-1", "--to", " ")
+    assert (empty.exit_code, empty.stderr) == (
+        1, "Error: an assignee is required (--to, e.g. an email)\n")
 
 
 def test_oncall(runtime):

@@ -64,10 +64,19 @@ def test_health_lines_and_exit_codes(runtime, pd):
                           "Service Access: ✓ PXXXXXX accessible"]
     assert lines[4].startswith("Sync Status: ✓ Up to date (last sync: ")
     assert lines[5] == "Error Rate: 0% (0 errors in 24h)"
+    # PagerDuty down: a change waits; sync is not "up to date" then
+    pd.set_faults(error_rate=1.0, error_status=503)
+    im(runtime, "ack", "--incident", "INC-1")
+    pd.clear_faults()
+    waiting = im(runtime, "connector", "health", "prod-pagerduty").stdout.splitlines()
+    assert waiting[4].startswith("Sync Status: ✓ 1 change(s) being delivered (last sync: ")
     im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "wrong")
     broken = im(runtime, "connector", "health", "prod-pagerduty")
     assert broken.exit_code == 2
     assert "Authentication: ✗ API key refused (401)" in broken.stdout
+    im(runtime, "connector", "sync", "prod-pagerduty")  # refused for good: set aside
+    failed = im(runtime, "connector", "health", "prod-pagerduty").stdout
+    assert "Sync Status: ✗ 1 change(s) failed (last sync: " in failed
 
 
 def test_logs_and_debug_mode_redact_secrets(runtime, pd, monkeypatch):
