@@ -109,14 +109,24 @@ def make_app(runtime: Runtime) -> typer.Typer:
                 raise InvalidInputError("--config must be a JSON object")
         else:
             data = {}
-            for question in prompts(cls.Settings):
-                data = _ask(data, question, set_path)
+            questions = prompts(cls.Settings)
+            for question in questions:
+                data = _ask(data, question, set_path, cls.Settings)
+            # A check that needs later answers (a struct's own, run once it is complete):
+            # the answer at fault is asked again; the others are kept.
+            while (problem := _problem(cls.Settings, data)) is not None:
+                at = next((q for q in questions if q.path == problem[0]), None)
+                if at is None:
+                    break  # not an answer's fault: _save says what is wrong
+                typer.echo(problem[1], err=True)
+                data = _ask(data, at, set_path, cls.Settings)
         _save(name, type_name, data)
         direction = data.get("sync_direction", "outbound")
         typer.echo(f"Added connector {name} ({type_name}, {direction})")
         typer.echo(f"Check it with: im connector test {name}")
 
-    def _ask(data: dict[str, Any], question: Any, set_path: Any) -> dict[str, Any]:
+    def _ask(data: dict[str, Any], question: Any, set_path: Any,
+             settings_type: Any) -> dict[str, Any]:
         if question.yes_no:
             answer = typer.confirm(question.title, default=bool(question.default))
             return set_path(data, question.path, answer)
@@ -133,8 +143,25 @@ def make_app(runtime: Runtime) -> typer.Typer:
             if question.choices and answer and answer not in question.choices:
                 typer.echo(f"Choose one of: {', '.join(question.choices)}.", err=True)
                 continue
+            problem = _problem(settings_type, set_path(data, question.path, answer))
+            if answer and problem and problem[0] == question.path:  # asked again at once
+                typer.echo(problem[1], err=True)
+                continue
             break  # an empty answer to a required question is asked again by the prompt
         return set_path(data, question.path, answer) if answer else data
+
+    def _problem(settings_type: Any, data: dict[str, Any]) -> tuple[str, str] | None:
+        """(path, what is wrong there) when the settings so far are refused at a field."""
+        from im.connector_config import validate
+
+        try:
+            validate(settings_type, data)
+        except InvalidInputError as error:
+            message, _, path = str(error).removeprefix("invalid settings: ").partition(
+                " - at `")
+            if path:
+                return path.rstrip("`"), message
+        return None
 
     @app.command("list")
     def list_(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:

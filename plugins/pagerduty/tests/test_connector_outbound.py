@@ -39,6 +39,15 @@ def test_add_asks_the_specs_prompts(tmp_path, pd):
     assert pd.api_key not in result.stdout
     stored = runtime.store.get_connector("prod-pagerduty").settings
     assert stored["custom"] == {"service_id": "PXXXXXX", "from_email": "ops@company.com"}
+    # A bad answer is asked again (at once when it can be checked alone, else after the
+    # last question); the other answers are kept.
+    answers = (f"{pd.api_key}\nhttp://pd.example.com\nPXXXXXX\nops\nops@company.com\n\n\n"
+               f"{pd.url}\n")
+    again = run_cli(runtime, ["connector", "add", "pagerduty", "second"], input=answers)
+    assert again.exit_code == 0, again.output
+    assert again.stderr == ("'ops' is not an email address\n'http://pd.example.com' is not an"
+                            " https:// URL (http:// only on loopback)\n")
+    assert runtime.store.get_connector("second").settings["base_url"] == pd.url
 
 
 def test_the_specs_json_config_is_accepted_and_bad_fields_named(tmp_path, pd):
