@@ -33,14 +33,16 @@ def deliver(runtime: Runtime, incident: "Incident") -> None:
     # Changes wait in order: behind one waiting for its retry, later ones were not tried.
     waiting = runtime.store.outbox(incident_id=incident.id, statuses=("pending", "delivering"))
     if waiting:
-        names = " or ".join(sorted({row.connector for row in waiting}))
-        typer.echo(f"  {len(waiting)} change(s) queued; `im serve` or"
-                   f" `im connector sync {names}` will deliver them", err=True)
+        syncs = " or ".join(f"`im connector sync {name}`"
+                            for name in sorted({row.connector for row in waiting}))
+        typer.echo(f"  {len(waiting)} change(s) queued; `im serve` or {syncs} will deliver"
+                   " them", err=True)
     if report.failed:
-        failed = runtime.store.outbox(incident_id=incident.id, statuses=("failed",))
-        names = " or ".join(sorted({row.connector for row in failed})) or "NAME"
+        syncs = " or ".join(f"`im connector sync {name} --retry-failed`" for name in sorted(
+            {row.connector for row in runtime.store.outbox(incident_id=incident.id,
+                                                           statuses=("failed",))}))
         typer.echo(f"  {report.failed} change(s) could not be delivered and were set aside;"
-                   f" `im connector sync {names} --retry-failed` tries them again", err=True)
+                   f" {syncs} tries them again", err=True)
 
 
 def add_commands(app: typer.Typer, runtime: Runtime) -> None:
@@ -119,7 +121,8 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         from im.connectors import AssigneeRequest
 
         found = incidents.get(runtime, incident)
-        if not to.strip():
+        to = to.strip()
+        if not to:
             from im.errors import InvalidInputError
 
             raise InvalidInputError("an assignee is required (--to, e.g. an email)")
@@ -128,7 +131,7 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
             record = runtime.store.get_connector(name)
             if record is not None and record.enabled and record.settings.get(
                     "sync_direction", "outbound") != "inbound":
-                runtime.connector(name).check_assignee(AssigneeRequest(assignee=to.strip()))
+                runtime.connector(name).check_assignee(AssigneeRequest(assignee=to))
         changed = incidents.assign(runtime, found.id, to)
         typer.echo(f"Assigned {changed.id} to {changed.assignee}")
         deliver(runtime, changed)

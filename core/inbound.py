@@ -157,16 +157,17 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange) 
         origin = Origin(actor=change.actor, system=connector.name)
         new_status = STATUS_AFTER.get(change.action)
         if new_status is not None:
+            # im's own change coming back, maybe late: the incident and the link have it from
+            # the push already; applying it again could only undo what came since
+            if change.echo:
+                return "confirmed"
             known = link.remote_status == new_status
-            if link.remote_updated_at is not None and change.occurred_at < link.remote_updated_at:
-                # an older report of the state im has (a poll re-reading an open incident,
-                # whose times the remote may give in whole seconds) is no news; another is
-                # stale
+            if _older(change, link):
+                # an older report of the state im has (a poll re-reading an open incident)
+                # is no news; another is stale
                 return "confirmed" if known and change.action != REOPENED else "stale"
             _update_link(runtime, link, change, new_status)
-            # im's own change coming back (late, or after a crash lost the push's answer):
-            # the incident has it already; applying it again could only undo what came since
-            if change.echo or (known and change.action != REOPENED):
+            if known and change.action != REOPENED:
                 return "confirmed"
             return _apply_status(runtime, connector, link, change, origin)
         if change.echo:
@@ -188,6 +189,18 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange) 
                                actor=change.actor, system=connector.name,
                                data={"remote_id": change.remote_id, "action": change.action})
         return "applied"
+
+
+def _older(change: InboundChange, link: Link) -> bool:
+    """Whether `change` happened before the last change applied to the link. A remote that
+    gives whole seconds (REST listings) is compared at that precision: its report of the same
+    second as a webhook's (which has milliseconds) is not older."""
+    last = link.remote_updated_at
+    if last is None:
+        return False
+    if change.occurred_at.microsecond == 0:
+        last = last.replace(microsecond=0)
+    return change.occurred_at < last
 
 
 def _update_link(runtime: Runtime, link: Link, change: InboundChange, status: str) -> None:
@@ -274,7 +287,7 @@ def _apply_status(runtime: Runtime, connector: Connector, link: Link, change: In
         incidents.transition(runtime, incident.id, Action.UNACK, note=change.text,
                              origin=origin)
         return "applied"
-    if link.remote_status == "resolved":  # one of several reopened; the incident is open
+    if link.remote_status == "resolved" and len(siblings) > 1:  # one of several reopened
         store.add_timeline(incident.id, at=runtime.clock(), kind="sync",
                            text=f"{connector.name} incident {number} ({link.service}) reopened",
                            actor=change.actor, system=connector.name)

@@ -159,9 +159,9 @@ def health(runtime: Runtime, name: str) -> tuple[str, list[Check]]:
         checks.append(Check(name="sync", label="Sync Status", ok=False,
                             detail=f"Polling is late ({when}); is `im serve` running?",
                             fix="start `im serve`"))
-    elif queued:  # not late yet: delivery is being tried
+    elif queued:  # none waiting long yet
         checks.append(Check(name="sync", label="Sync Status", ok=True,
-                            detail=f"{queued} change(s) being delivered ({when})"))
+                            detail=f"{queued} change(s) queued ({when})"))
     else:
         checks.append(Check(name="sync", label="Sync Status", ok=True,
                             detail=f"Up to date ({when})"))

@@ -70,7 +70,8 @@ class Runtime:
         try:
             self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         except FileExistsError:
-            raise InvalidInputError(f"im's data folder (IM_HOME) {self.home} is a file") from None
+            raise InvalidInputError(f"im's data folder (IM_HOME) {self.home} exists and is"
+                                    " not a folder") from None
         except OSError as error:
             raise InvalidInputError(f"cannot use {self.home} as im's data folder (IM_HOME):"
                                     f" {error.strerror or error}") from None

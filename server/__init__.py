@@ -114,8 +114,8 @@ def create_app(runtime: Runtime, *, background: bool = False,
             return 404, {"error": f"no webhook for connector {name}"}
         webhook_request = WebhookRequest(headers=headers, body=body, client=client)
         if not connector.verify_webhook(webhook_request):
-            webhook_log.warning("webhook from %s refused: bad or missing signature", client,
-                                extra={"connector": name})
+            webhook_log.warning("webhook for %s from %s refused: bad or missing signature",
+                                name, client, extra={"connector": name})
             metrics.webhook(name, "unauthorized")
             return 401, {"error": "invalid or missing signature"}
         try:
@@ -124,7 +124,7 @@ def create_app(runtime: Runtime, *, background: bool = False,
         except Exception as error:
             # Authentic but unreadable: keep it (quarantined on processing), never 4xx, or
             # the sender drops it and soon disables the subscription.
-            webhook_log.warning("unreadable webhook stored for replay: %s", error,
+            webhook_log.warning("unreadable webhook for %s stored for replay: %s", name, error,
                                 extra={"connector": name})
             delivery_id = "sha256:" + hashlib.sha256(body).hexdigest()
             event_type = "unreadable"

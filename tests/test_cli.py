@@ -246,7 +246,7 @@ def test_serve_on_a_taken_port_says_so_in_one_line_before_doing_anything(im_env)
 def test_an_unusable_data_folder_is_one_line(im_env, tmp_path):
     (tmp_path / "a-file").write_text("")
     for home, message in ((tmp_path / "a-file", f"im's data folder (IM_HOME) {tmp_path}/a-file"
-                                                " is a file"),
+                                                " exists and is not a folder"),
                           (tmp_path / "a-file" / "below", f"cannot use {tmp_path}/a-file/below"
                                                           " as im's data folder (IM_HOME): Not a"
                                                           " directory")):

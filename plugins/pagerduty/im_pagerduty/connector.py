@@ -184,7 +184,8 @@ class PagerDutyConnector(Connector):
         for user in users:
             if not user.get("id"):
                 continue
-            email = user.get("email") or self.user_emails.get(user["id"]) or user.get("summary")
+            # never the display name: an assignee is pushed to other systems by e-mail
+            email = user.get("email") or self.user_emails.get(user["id"])
             if email and email.lower() != own:
                 return str(email)
         return None

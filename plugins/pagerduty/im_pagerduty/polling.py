@@ -130,7 +130,12 @@ def _resolved_meanwhile(connector: PagerDutyConnector, seen: dict[str, dict[str,
     Missing from a listing is not proof of a resolve: the connector may point at another
     account or a PagerDuty that lost the incident. Each one is read directly (a rare call:
     only incidents that left the open listing since the last poll, at most CONFIRM_MAX a
-    poll) and its real state applied; one PagerDuty does not know is left as it is, loudly."""
+    poll) and its real state applied. One PagerDuty does not know is marked `missing` on its
+    link, with a warning, and not asked about again (a listing that shows it again restores
+    it); the im incident is left as it is. A failure to read one ends the reading for this
+    poll, never the poll: what the listings gave is applied."""
+    import msgspec
+
     from im_pagerduty.client import PagerDutyError
 
     store = connector.runtime.store
@@ -150,12 +155,17 @@ def _resolved_meanwhile(connector: PagerDutyConnector, seen: dict[str, dict[str,
             found = connector.client.get(f"/incidents/{link.remote_id}").get("incident")
         except PagerDutyError as error:
             if error.status != 404:
-                raise
+                log.warning("could not read PagerDuty incident %s (linked to %s): %s; tried"
+                            " again next poll", link.remote_id, link.incident_id, error,
+                            extra={"connector": connector.name})
+                break
             found = None
         if not found:
             log.warning("PagerDuty has no incident %s (linked to %s); %s left as it is: is"
                         " the connector pointed at another PagerDuty account?", link.remote_id,
                         link.incident_id, link.incident_id, extra={"connector": connector.name})
+            store.upsert_link(msgspec.structs.replace(link, remote_status="missing",
+                                                      updated_at=now))
             continue
         change = _change(connector, found, now)
         if change is not None:

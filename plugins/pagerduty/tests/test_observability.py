@@ -69,7 +69,7 @@ def test_health_lines_and_exit_codes(runtime, pd):
     im(runtime, "ack", "--incident", "INC-1")
     pd.clear_faults()
     waiting = im(runtime, "connector", "health", "prod-pagerduty").stdout.splitlines()
-    assert waiting[4].startswith("Sync Status: ✓ 1 change(s) being delivered (last sync: ")
+    assert waiting[4].startswith("Sync Status: ✓ 1 change(s) queued (last sync: ")
     im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "wrong")
     broken = im(runtime, "connector", "health", "prod-pagerduty")
     assert broken.exit_code == 2

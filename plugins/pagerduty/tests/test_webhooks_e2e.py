@@ -111,7 +111,8 @@ def test_bad_signatures_write_nothing(live, pd, caplog):
     refused = [(r.name, r.connector, r.getMessage()) for r in caplog.records
                if "refused" in r.getMessage()]
     assert refused == [("im.webhook", "prod-pagerduty",
-                        "webhook from 127.0.0.1 refused: bad or missing signature")] * 3
+                        "webhook for prod-pagerduty from 127.0.0.1 refused: bad or missing"
+                        " signature")] * 3
     assert httpx.post(f"{url}/connectors/nope/webhook", content=body).status_code == 404
 
 
@@ -175,6 +176,8 @@ def test_polling_repairs_missed_webhooks(tmp_path, pd):
             "type": "incident_reference", "status": "resolved"}}).raise_for_status()
     assert poll(runtime, "prod-pagerduty")["applied"] == 1
     assert runtime.store.get_incident("INC-1").status.value == "resolved"
+    # list calls only: no call about a single incident
+    assert pd.requests("GET", "/incidents/*") == []
 
 
 def test_an_incident_missing_from_pagerdutys_listings_is_read_before_anything_is_applied(
@@ -194,18 +197,19 @@ def test_an_incident_missing_from_pagerdutys_listings_is_read_before_anything_is
     for title in ("still open elsewhere", "resolved in PagerDuty"):
         im(runtime, "declare", "--sev", "SEV-1", "--title", title, "--service", "db")
     im(runtime, "ack", "--incident", "INC-1", "--note", "on it")
+    # INC-1 linked to an incident this PagerDuty does not have (its own, resolved, is not
+    # listed as open either)
     gone = runtime.store.links("INC-1")[0]
     runtime.store.upsert_link(msgspec.structs.replace(gone, remote_id="QNOSUCHINCIDENT"))
     resolved = runtime.store.links("INC-2")[0]
     with as_john(pd) as john:
-        john.put(f"/incidents/{resolved.remote_id}", json={"incident": {
-            "type": "incident_reference", "status": "resolved"}}).raise_for_status()
+        for link in (gone, resolved):
+            john.put(f"/incidents/{link.remote_id}", json={"incident": {
+                "type": "incident_reference", "status": "resolved"}}).raise_for_status()
     # an hour later, both created before the cursor: neither listing shows them
     runtime.store.set_cursor("prod-pagerduty", clock.advance(hours=1).isoformat(), at=clock())
     pd.clear_requests()
-    # INC-2 resolved; INC-1's real PagerDuty incident, still open, is linked again by the key
-    # im created it with (confirmed)
-    assert poll(runtime, "prod-pagerduty") == {"applied": 1, "confirmed": 1}
+    assert poll(runtime, "prod-pagerduty") == {"applied": 1}
     assert runtime.store.get_incident("INC-1").status.value == "mitigated"
     second = runtime.store.get_incident("INC-2")
     assert second.status.value == "resolved"
@@ -216,6 +220,12 @@ def test_an_incident_missing_from_pagerdutys_listings_is_read_before_anything_is
     gets = [r["path"] for r in pd.requests("GET", "/incidents/*")]
     assert sorted(gets) == sorted(["/incidents/QNOSUCHINCIDENT",
                                    f"/incidents/{resolved.remote_id}"])
+    # the unknown one is marked, and not asked about again
+    [marked] = runtime.store.links(connector="prod-pagerduty", remote_id="QNOSUCHINCIDENT")
+    assert marked.remote_status == "missing"
+    pd.clear_requests()
+    poll(runtime, "prod-pagerduty")
+    assert pd.requests("GET", "/incidents/*") == []
 
 
 def test_acknowledging_from_im_keeps_the_assignee_and_a_late_echo_changes_nothing(tmp_path, pd):
@@ -313,6 +323,39 @@ def test_one_of_several_linked_incidents_resolved_then_reopened_is_on_the_timeli
     assert [line.split(") ", 1)[1] for line in lines] == [
         "resolved; 1 of 2 linked incidents still open", "reopened"]
     assert runtime.store.get_incident("INC-1").status.value == "open"
+
+
+def test_a_state_reported_in_whole_seconds_is_not_older_than_a_webhook_of_that_second(
+        tmp_path, pd):
+    """An acknowledgement by webhook at hh:mm:ss.600, a resolve at .800 that only a poll
+    finds (PagerDuty's REST times are whole seconds): the resolve is applied, not stale."""
+    from datetime import timedelta
+
+    from im.inbound import process_inbox
+
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "api")
+    link = runtime.store.links("INC-1")[0]
+    second = runtime.clock().replace(microsecond=0) + timedelta(seconds=10)
+
+    def event(event_id, event_type, status, at):
+        return json.dumps({"event": {
+            "id": event_id, "event_type": event_type, "resource_type": "incident",
+            "occurred_at": at.isoformat().replace("+00:00", "Z"), "agent": None,
+            "client": None, "data": {
+                "id": link.remote_id, "type": "incident", "number": 1, "status": status,
+                "title": "x", "html_url": link.remote_url, "incident_key": None,
+                "service": {"id": "PAPI001", "type": "service_reference"},
+                "assignees": [], "urgency": "high", "priority": None}}}).encode()
+
+    for delivery_id, body in (
+            ("A", event("A", "incident.acknowledged", "acknowledged",
+                        second + timedelta(milliseconds=600))),
+            ("R", event("R", "incident.resolved", "resolved", second))):
+        runtime.store.store_inbox(connector="prod-pagerduty", delivery_id=delivery_id,
+                                  event_type="x", body=body, at=runtime.clock())
+        process_inbox(runtime)
+    assert runtime.store.get_incident("INC-1").status.value == "resolved"
 
 
 def test_a_source_over_the_rate_limit_is_told_to_retry_and_nothing_of_it_is_stored(tmp_path, pd):
