@@ -91,7 +91,29 @@ def pull(connector: PagerDutyConnector, request: PullRequest) -> PullResult:
     if request.incident is None:
         changes += _resolved_meanwhile(connector, seen, now, since - LOOKBACK)
         _check_subscription(connector)
+    if not connector.settings.custom.auto_resolve:
+        changes = _kept_open(connector, changes)
     return PullResult(changes=changes, cursor=now.isoformat())
+
+
+def _kept_open(connector: PagerDutyConnector, changes: list[InboundChange]
+               ) -> list[InboundChange]:
+    """With auto_resolve off, a resolve in PagerDuty does not resolve the im incident (as for
+    webhooks): the link records it, so that it is not read again, and nothing is applied."""
+    import msgspec
+
+    store = connector.runtime.store
+    kept = []
+    for change in changes:
+        if change.action != RESOLVED:
+            kept.append(change)
+            continue
+        for link in store.links(connector=connector.name, remote_id=change.remote_id):
+            if link.remote_status != "resolved":
+                store.upsert_link(msgspec.structs.replace(
+                    link, remote_status="resolved", remote_updated_at=change.occurred_at,
+                    updated_at=connector.runtime.clock()))
+    return kept
 
 
 def _check_subscription(connector: PagerDutyConnector) -> None:

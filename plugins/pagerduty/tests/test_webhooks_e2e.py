@@ -266,6 +266,26 @@ def test_acknowledging_from_im_keeps_the_assignee_and_a_late_echo_changes_nothin
     assert (incident.status.value, incident.assignee) == ("mitigated", "jane.smith@company.com")
 
 
+def test_with_auto_resolve_off_a_poll_does_not_resolve_either(tmp_path, pd):
+    """As for webhooks: a resolve in PagerDuty leaves the im incident open; its link says
+    resolved, so it is not read again."""
+    from im.inbound import poll
+
+    runtime = runtime_with_connector(tmp_path / "home", pd, auto_resolve=False)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    link = runtime.store.links("INC-1")[0]
+    with as_john(pd) as john:
+        john.put(f"/incidents/{link.remote_id}", json={"incident": {
+            "type": "incident_reference", "status": "resolved"}}).raise_for_status()
+    poll(runtime, "prod-pagerduty")
+    assert runtime.store.get_incident("INC-1").status.value == "open"
+    assert runtime.store.links("INC-1")[0].remote_status == "resolved"
+    pd.clear_requests()
+    poll(runtime, "prod-pagerduty")
+    assert pd.requests("GET", "/incidents/*") == []
+    assert runtime.store.get_incident("INC-1").status.value == "open"
+
+
 def test_out_of_order_and_duplicate_deliveries_apply_once_in_order(tmp_path, pd):
     """Events of one incident stored in the wrong order: the older one does not roll the
     state back; a replayed delivery is not applied twice."""
