@@ -333,10 +333,17 @@ def make_app(runtime: Runtime) -> typer.Typer:
             typer.echo(f"  ! reconciling failed: {error}", err=True)
             raise typer.Exit(1) from None
         if outcomes:
-            summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(
-                outcomes.items()))
-            typer.echo(f"{name}: reconciled {sum(outcomes.values())} remote change(s):"
-                       f" {summary}")
+            # "confirmed": what PagerDuty said im knew already; the rest are changes
+            known = outcomes.pop("confirmed", 0)
+            if outcomes:
+                summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(
+                    outcomes.items()))
+                line = f"{name}: reconciled {sum(outcomes.values())} remote change(s): {summary}"
+                if known:
+                    line += f"; {known} already in step"
+            else:
+                line = f"{name}: no remote changes; {known} already in step"
+            typer.echo(line)
         if report.retrying or report.failed:
             raise typer.Exit(1)
 

@@ -50,8 +50,9 @@ def add_connector_commands(app: typer.Typer, runtime: Runtime) -> None:
         else:
             typer.echo(f"Health: {verdict.capitalize()}")
             for check in checks:
-                # the error rate is a figure, shown as the spec shows it: without a mark
-                mark = "" if check.name == "errors" else ("✓ " if check.ok else "✗ ")
+                # the error rate is a figure, shown as the spec shows it: without a mark,
+                # unless it is too high
+                mark = "✗ " if not check.ok else "" if check.name == "errors" else "✓ "
                 typer.echo(f"{check.label or check.name}: {mark}{check.detail}")
                 if not check.ok and check.fix:
                     typer.echo(f"  Fix: {check.fix}")

@@ -158,7 +158,12 @@ def health_checks(connector: PagerDutyConnector, request: CheckRequest) -> list[
                             detail=f"{custom.service_id}: {error}",
                             fix=f"im connector config {connector.name} --service-id"
                                 " CORRECT_SERVICE_ID"))
-    if connector.settings.enable_webhook and custom.webhook_subscription_id:
+    if connector.settings.enable_webhook and not custom.webhook_subscription_id:
+        checks.append(Check(
+            name="webhook", label="Webhook", ok=False,
+            detail="Not set up in PagerDuty yet (polling covers meanwhile)",
+            fix=f"im connector webhook {connector.name} --enable --url https://YOUR-DOMAIN"))
+    elif connector.settings.enable_webhook:
         try:
             subscription = client.get(f"/webhook_subscriptions/{custom.webhook_subscription_id}"
                                       )["webhook_subscription"]

@@ -160,8 +160,16 @@ def test_an_outage_queues_and_sync_delivers_exactly_once(runtime, pd, api):
     pd.set_faults()
     synced = im(runtime, "connector", "sync", "prod-pagerduty")
     assert synced.stdout == ("prod-pagerduty: 1 delivered, 0 queued for retry, 0 failed\n"
-                             "prod-pagerduty: reconciled 1 remote change(s): 1 confirmed\n")
-    assert len(remote_incidents(api)) == 1
+                             "prod-pagerduty: no remote changes; 1 already in step\n")
+    [remote] = remote_incidents(api)
+    api.put(f"/incidents/{remote['id']}", json={"incident": {
+        "type": "incident_reference", "status": "acknowledged"}},
+        headers={"From": "john.doe@company.com"}).raise_for_status()
+    im(runtime, "declare", "--sev", "SEV-3", "--title", "second", "--service", "db")
+    synced = im(runtime, "connector", "sync", "prod-pagerduty")
+    assert synced.stdout == ("prod-pagerduty: 0 delivered, 0 queued for retry, 0 failed\n"
+                             "prod-pagerduty: reconciled 1 remote change(s): 1 applied;"
+                             " 1 already in step\n")
 
 
 def test_a_retry_links_the_incident_an_earlier_attempt_made(runtime, api):

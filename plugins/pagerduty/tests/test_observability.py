@@ -70,10 +70,19 @@ def test_health_lines_and_exit_codes(runtime, pd):
     pd.clear_faults()
     waiting = im(runtime, "connector", "health", "prod-pagerduty").stdout.splitlines()
     assert waiting[4].startswith("Sync Status: ✓ 1 change(s) queued (last sync: ")
+    # webhooks wanted but not set up in PagerDuty yet
+    runtime.update_connector_settings("prod-pagerduty", {"enable_webhook": True})
+    unset = im(runtime, "connector", "health", "prod-pagerduty").stdout.splitlines()
+    assert unset[0] == "Health: Degraded"
+    assert unset[4:6] == [
+        "Webhook: ✗ Not set up in PagerDuty yet (polling covers meanwhile)",
+        "  Fix: im connector webhook prod-pagerduty --enable --url https://YOUR-DOMAIN"]
+    runtime.update_connector_settings("prod-pagerduty", {"enable_webhook": False})
     im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "wrong")
     broken = im(runtime, "connector", "health", "prod-pagerduty")
     assert broken.exit_code == 2
     assert "Authentication: ✗ API key refused (401)" in broken.stdout
+    assert "\nError Rate: ✗ " in broken.stdout  # a figure, marked once it is too high
     im(runtime, "connector", "sync", "prod-pagerduty")  # refused for good: set aside
     failed = im(runtime, "connector", "health", "prod-pagerduty").stdout
     assert "Sync Status: ✗ 1 change(s) failed (last sync: " in failed
