@@ -333,7 +333,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
             typer.echo(f"  ! reconciling failed: {error}", err=True)
             raise typer.Exit(1) from None
         if outcomes:
-            # "confirmed": what PagerDuty said im knew already; the rest are changes
+            # "confirmed": what the remote said im knew already; the rest are changes
             known = outcomes.pop("confirmed", 0)
             if outcomes:
                 summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(

@@ -167,6 +167,9 @@ def _describe(error: msgspec.ValidationError) -> str:
     # without the `$.` of JSON path. A check of a nested struct's own that names its field
     # gets its parent appended ("... - at `from_email` - at `$.custom`"): one path, in order.
     message, *places = str(error).split(" - at `")
+    if len(places) == 1 and places[0].startswith("key` in `"):  # a mapping's key
+        where = places[0].removeprefix("key` in `").rstrip("`").removeprefix("$")
+        return f"{message} - a key of `{where.removeprefix('.')}`" if where else message
     parts = [place.rstrip("`").removeprefix("$").removeprefix(".") for place in places]
     path = ".".join(part for part in reversed(parts) if part)
     if places and not path:

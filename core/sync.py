@@ -147,6 +147,12 @@ def _retry(runtime: Runtime, row: OutboxRow, error: ConnectorError,
         runtime.store.retry_outbox(row.id, error=message,
                                    next_attempt_at=now + timedelta(seconds=delay))
         report.retrying += 1
+        log.warning("%s of %s not delivered (attempt %d): %s; tried again in %.0f s",
+                    row.action, row.incident_id, row.attempts, message, delay,
+                    extra={"connector": row.connector})
     else:
         runtime.store.fail_outbox(row.id, error=message, at=now)
         report.failed += 1
+        log.error("%s of %s set aside after %d attempt(s): %s; `im connector sync %s"
+                  " --retry-failed` tries it again", row.action, row.incident_id, row.attempts,
+                  message, row.connector, extra={"connector": row.connector})

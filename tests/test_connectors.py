@@ -167,7 +167,7 @@ def test_declare_pushes_one_remote_incident_per_service(runtime, fake):
     assert len(sync_lines) == 6 and sync_lines[-1] == "Fake incident #3 ack synced"
 
 
-def test_outage_queues_the_change_and_sync_delivers_it(runtime, fake, clock):
+def test_outage_queues_the_change_and_sync_delivers_it(runtime, fake, clock, caplog):
     add(runtime)
     fake.remote.failures.append(ConnectorError("API timed out", retryable=True))
     result = im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
@@ -177,6 +177,12 @@ def test_outage_queues_the_change_and_sync_delivers_it(runtime, fake, clock):
                              "  1 change(s) queued; `im serve` or `im connector sync"
                              " prod-fake` will deliver them\n")
     assert runtime.store.get_incident("INC-1").status.value == "open"
+    # the outage is in the log too (`im logs --component sync`), not only on the screen
+    [logged] = [(r.name, r.levelname, r.connector, r.getMessage()) for r in caplog.records
+                if "not delivered" in r.getMessage()]
+    assert logged[:3] == ("im.sync", "WARNING", "prod-fake")
+    assert logged[3].startswith("declare of INC-1 not delivered (attempt 1): API timed out;"
+                                " tried again in ")
     [row] = runtime.store.outbox()
     assert (row.status, row.attempts, row.last_error) == ("pending", 1, "API timed out")
     # A second change waits behind the first: the remote sees them in order, and the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -15,6 +16,8 @@ Urgency = Literal["high", "low"]
 DEFAULT_URGENCY: dict[Severity, Urgency] = {
     Severity.SEV1: "high", Severity.SEV2: "high", Severity.SEV3: "low", Severity.SEV4: "low",
 }
+
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # its shape; `connector test` asks PagerDuty
 
 
 class SlaTarget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -50,7 +53,7 @@ class PagerDutyCustom(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     webhook_secrets: Annotated[list[str], secret("Webhook signing secrets")] = []
 
     def __post_init__(self) -> None:
-        if "@" not in self.from_email:
+        if not EMAIL.fullmatch(self.from_email):
             raise ValueError(f"{self.from_email!r} is not an email address - at `from_email`")
 
 

@@ -69,10 +69,12 @@ def test_the_specs_json_config_is_accepted_and_bad_fields_named(tmp_path, pd):
     plain = run_cli(runtime, ["connector", "add", "pagerduty", "p2", "--config", json.dumps(spec)])
     assert "is not an https:// URL (http:// only on loopback) - at `base_url`" in plain.stderr
     spec["base_url"] = "https://api.pagerduty.com"
-    spec["custom"]["from_email"] = "ops"
-    email = run_cli(runtime, ["connector", "add", "pagerduty", "p2", "--config", json.dumps(spec)])
-    assert email.stderr == ("Error: invalid settings: 'ops' is not an email address"
-                            " - at `custom.from_email`\n")
+    for address in ("ops", "ops@", "@company.com", "ops@@company.com", "o ps@company.com"):
+        spec["custom"]["from_email"] = address
+        email = run_cli(runtime, ["connector", "add", "pagerduty", "p2", "--config",
+                                  json.dumps(spec)])
+        assert email.stderr == (f"Error: invalid settings: {address!r} is not an email address"
+                                " - at `custom.from_email`\n")
 
 
 def test_connection_test_prints_the_specs_lines(runtime, pd):
@@ -232,6 +234,10 @@ def test_config_options(runtime):
              '{"SEV-1": {"ack": "soon"}}')
     assert bad.stderr == ("Error: invalid settings: 'soon' is not a duration; use a number and"
                           " s, m, h or d (e.g. 5m) - at `custom.sla_mapping[...].ack`\n")
+    key = im(runtime, "connector", "config", "prod-pagerduty", "--sla-mapping",
+             '{"SEV-9": {"ack": "5m"}}')
+    assert key.stderr == ("Error: invalid settings: Invalid enum value 'SEV-9' - a key of"
+                          " `custom.sla_mapping`\n")
 
 
 def test_assignment_in_both_systems(runtime, api):
