@@ -409,11 +409,17 @@ def make_app(runtime: Runtime) -> typer.Typer:
         if not waiting:
             typer.echo(f"{name}: no quarantined events")
             return
+        unknown = sorted(set(event) - {row.id for row in waiting})
+        if unknown:
+            raise InvalidInputError(
+                f"no quarantined event {', '.join(f'#{n}' for n in unknown)} for {name};"
+                f" quarantined: {', '.join(f'#{row.id}' for row in waiting)}")
         report = replay_events(runtime, name, event or None)
         typer.echo(f"{name}: {report.processed} processed, {report.quarantined} still"
                    " quarantined")
         for row in runtime.store.inbox(connector=name, statuses=("quarantined",)):
-            typer.echo(f"  #{row.id} {row.event_type} {row.delivery_id}: {row.error}")
+            if not event or row.id in event:
+                typer.echo(f"  #{row.id} {row.event_type} {row.delivery_id}: {row.error}")
 
     return app
 

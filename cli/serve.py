@@ -30,6 +30,7 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
             raise InvalidInputError(f"unknown log level {log_level!r}; choose from debug,"
                                     " info, warning, error")
         _check_port(host, port)  # before any background work starts or "listening" is said
+        runtime.public_url  # noqa: B018 (a malformed one is refused now, not later)
         logging.basicConfig(level=log_level.upper(),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         if workers > 1:

@@ -117,10 +117,14 @@ def _enqueue(runtime: Runtime, conn: sqlite3.Connection, incident: Incident, act
 def enqueue_all(runtime: Runtime, conn: sqlite3.Connection, incident: Incident, action: str,
                 payload: dict[str, Any], *, system: str) -> int:
     """One outbox row per outbound connector and service, in the caller's transaction. A
-    change never goes back to the connector (`system`) it came from."""
+    change never goes back to the connector (`system`) it came from, and a connector follows
+    the incidents declared since it was added: one declared before never reached it, so its
+    later changes have nothing there to change."""
     queued = 0
     for record in runtime.store.list_connectors():
         if not record.enabled or record.name == system:
+            continue
+        if action != Action.DECLARE.value and record.created_at > incident.created_at:
             continue
         direction = record.settings.get("sync_direction", "outbound")
         if direction == "inbound":
@@ -157,18 +161,30 @@ def _announce(runtime: Runtime, incident: Incident, event: TimelineEvent) -> Non
         "incident_changed", incident=incident, event=event, runtime=runtime))
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # not tab or newline
+
+
+def clean_text(text: str, *, one_line: bool = False) -> str:
+    """Text as people read it in a terminal, a report or a grep: control characters out (a
+    NUL in a title makes `grep` call the output binary); a title on one line."""
+    if one_line:
+        text = " ".join(CONTROL.sub(" ", text).split())
+    return CONTROL.sub("", text).strip()
+
+
 def declare(runtime: Runtime, *, title: str, severity: Severity | str, services: Sequence[str],
             description: str = "", fields: dict[str, str] | None = None,
             origin: Origin | None = None, push: bool = True) -> Incident:
-    title = title.strip()
+    title = clean_text(title, one_line=True)
+    description = clean_text(description)
     if not title:
-        raise InvalidInputError("a title is required: --title \"What is broken\"")
+        raise InvalidInputError("a title is required")
     if len(title) > MAX_TITLE:
         raise InvalidInputError(f"the title is longer than {MAX_TITLE} characters")
     severity = severity if isinstance(severity, Severity) else parse_severity(severity)
     services = parse_services(services)
     if not services:
-        raise InvalidInputError("at least one service is required: --service NAME")
+        raise InvalidInputError("at least one service is required")
     origin = origin or Origin(actor=runtime.user)
     store = runtime.store
     now = runtime.clock()
@@ -222,7 +238,7 @@ def transition(runtime: Runtime, incident_id: str, action: Action, *, note: str 
 
 def add_note(runtime: Runtime, incident_id: str, text: str, *, origin: Origin | None = None,
              push: bool = True) -> TimelineEvent:
-    text = text.strip()
+    text = clean_text(text)
     if not text:
         raise InvalidInputError("the note is empty")
     incident = get(runtime, incident_id)

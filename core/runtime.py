@@ -103,7 +103,15 @@ class Runtime:
     def public_url(self) -> str | None:
         """Where outside systems reach `im serve`: IM_PUBLIC_URL or the settings' public_url."""
         value = os.environ.get("IM_PUBLIC_URL") or self.settings.get("public_url")
-        return str(value).rstrip("/") if value else None
+        if not value:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(str(value))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            where = "IM_PUBLIC_URL" if os.environ.get("IM_PUBLIC_URL") else "settings public_url"
+            raise InvalidInputError(f"{where}: {value!r} is not an http(s):// URL")
+        return str(value).rstrip("/")
 
     def public_url_for(self, connector: str) -> str | None:
         """The public URL for a connector's webhooks: IM_PUBLIC_URL / settings, else the one

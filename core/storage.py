@@ -749,8 +749,8 @@ class Store:
             clauses.append("component = :component")
             params["component"] = component
         if text:
-            clauses.append("(coalesce(connector, '') LIKE :text OR message LIKE :text"
-                           " OR data LIKE :text)")
+            clauses.append("(component LIKE :text OR coalesce(connector, '') LIKE :text"
+                           " OR message LIKE :text OR data LIKE :text)")
             params["text"] = f"%{text}%"
         rows = self.conn.execute(
             "SELECT id, at, level, component, connector, message, data FROM (SELECT * FROM logs"

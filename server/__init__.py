@@ -241,8 +241,10 @@ def _http_error_response(_: Request[Any, Any, Any],
     `{"error": "one line"}`, the fields at fault named in it."""
     message = str(error.detail)
     if isinstance(error.extra, list):
-        problems = [f"{item.get('key') or item.get('source') or 'body'}: {item.get('message')}"
-                    for item in error.extra if isinstance(item, dict)]
+        problems = [
+            "a JSON body is required" if item.get("message") == "'data'"  # none was sent
+            else f"{item.get('key') or item.get('source') or 'body'}: {item.get('message')}"
+            for item in error.extra if isinstance(item, dict)]
         if problems:
             message += " (" + "; ".join(problems) + ")"
     return Response({"error": message}, status_code=error.status_code,
@@ -284,7 +286,10 @@ def _rate_limit(server_settings: dict[str, Any]) -> Callable[[str | None], bool]
     except (TypeError, ValueError):
         raise ImError(f"settings server.webhook_rate_limit: {limit!r} is not a number"
                       ) from None
-    if limit <= 0:
+    if limit < 0:
+        raise ImError(f"settings server.webhook_rate_limit: {limit} is negative (0 turns the"
+                      " limit off)")
+    if limit == 0:
         return None
     from limits import RateLimitItemPerSecond
     from limits.storage import MemoryStorage

@@ -57,9 +57,10 @@ def make_api(runtime: Runtime, after_change: Callable[[], None]) -> type[Control
         incident = incidents.get(runtime, incident_id)
         return IncidentView(incident=incident, links=runtime.store.links(incident.id))
 
-    def change(incident_id: str, action: Action, body: NoteBody, request: Request[Any, Any, Any]
-               ) -> IncidentView:
-        incident = incidents.transition(runtime, incident_id, action, note=body.note,
+    def change(incident_id: str, action: Action, body: NoteBody | None,
+               request: Request[Any, Any, Any]) -> IncidentView:
+        incident = incidents.transition(runtime, incident_id, action,
+                                        note=body.note if body is not None else "",
                                         origin=_origin(request))
         after_change()
         return view(incident.id)
@@ -101,23 +102,23 @@ def make_api(runtime: Runtime, after_change: Callable[[], None]) -> type[Control
             return view(incident.id)
 
         @post("/{incident_id:str}/ack", sync_to_thread=True, status_code=200)
-        def ack(self, incident_id: str, data: Annotated[NoteBody, Body()],
-                request: Request[Any, Any, Any]) -> IncidentView:
+        def ack(self, incident_id: str, request: Request[Any, Any, Any],
+                data: Annotated[NoteBody | None, Body()] = None) -> IncidentView:
             return change(incident_id, Action.ACK, data, request)
 
         @post("/{incident_id:str}/resolve", sync_to_thread=True, status_code=200)
-        def resolve(self, incident_id: str, data: Annotated[NoteBody, Body()],
-                    request: Request[Any, Any, Any]) -> IncidentView:
+        def resolve(self, incident_id: str, request: Request[Any, Any, Any],
+                    data: Annotated[NoteBody | None, Body()] = None) -> IncidentView:
             return change(incident_id, Action.RESOLVE, data, request)
 
         @post("/{incident_id:str}/close", sync_to_thread=True, status_code=200)
-        def close(self, incident_id: str, data: Annotated[NoteBody, Body()],
-                  request: Request[Any, Any, Any]) -> IncidentView:
+        def close(self, incident_id: str, request: Request[Any, Any, Any],
+                  data: Annotated[NoteBody | None, Body()] = None) -> IncidentView:
             return change(incident_id, Action.CLOSE, data, request)
 
         @post("/{incident_id:str}/reopen", sync_to_thread=True, status_code=200)
-        def reopen(self, incident_id: str, data: Annotated[NoteBody, Body()],
-                   request: Request[Any, Any, Any]) -> IncidentView:
+        def reopen(self, incident_id: str, request: Request[Any, Any, Any],
+                   data: Annotated[NoteBody | None, Body()] = None) -> IncidentView:
             return change(incident_id, Action.REOPEN, data, request)
 
         @post("/{incident_id:str}/notes", sync_to_thread=True, status_code=201)

@@ -324,3 +324,17 @@ def test_a_settings_type_first_used_by_many_threads_at_once_is_decoded_safely():
     result = subprocess.run([sys.executable, "-c", RACE], capture_output=True, text=True,
                             timeout=120)
     assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stderr[-2000:]
+
+
+def test_a_connector_follows_the_incidents_declared_after_it_was_added(runtime, fake, clock):
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "before", "--service", "db")
+    clock.advance(minutes=1)
+    add(runtime)
+    clock.advance(minutes=1)
+    acked = im(runtime, "ack", "--incident", "INC-1")
+    assert (acked.exit_code, acked.stdout, acked.stderr) == (
+        0, "Acknowledged INC-1 (mitigated)\n", "")
+    assert runtime.store.outbox(incident_id="INC-1") == []
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "after", "--service", "db")
+    im(runtime, "ack", "--incident", "INC-2")
+    assert [c[0] for c in fake.remote.calls] == ["declare", "ack"]

@@ -76,6 +76,8 @@ def test_bad_input(runtime):
         incidents.declare(runtime, title="x", severity="SEV-1", services=[" , "])
     with pytest.raises(InvalidInputError, match="a title is required"):
         incidents.declare(runtime, title="  ", severity="SEV-1", services=["a"])
+    with pytest.raises(InvalidInputError, match="a title is required"):
+        incidents.declare(runtime, title="\x00\x1b", severity="SEV-1", services=["a"])
     with pytest.raises(InvalidInputError, match="invalid service name"):
         incidents.declare(runtime, title="x", severity="SEV-1", services=["bad name"])
     with pytest.raises(NotFoundError, match="no incident INC-7"):
@@ -144,3 +146,11 @@ def test_incident_changed_is_announced_after_commit_and_survives_broken_plugins(
     incidents.add_note(runtime, "INC-1", "hello")
     assert recorder.seen == [("INC-1", "open", "declared"), ("INC-1", "mitigated", "acknowledged"),
                              ("INC-1", "mitigated", "note")]
+
+
+def test_control_characters_never_reach_what_people_read(runtime):
+    made = incidents.declare(runtime, title="Disk\x00 full\r\n on db1\x1b[31m",
+                             severity="SEV-2", services=["db"], description="a\x00b\nc")
+    assert (made.title, made.description) == ("Disk full on db1 [31m", "ab\nc")
+    note = incidents.add_note(runtime, made.id, "line 1\n\tline 2\x07")
+    assert note.text == "line 1\n\tline 2"

@@ -1,5 +1,6 @@
 """The server app built by create_app, through the test kit's HTTP client."""
 
+import pytest
 from litestar import get
 
 from im import hookimpl
@@ -54,7 +55,7 @@ def test_api_incident_lifecycle(runtime, fake):
         note = client.post("/api/incidents/INC-1/notes", json={"note": "cache flushed"})
         assert (note.status_code, note.json()["text"], note.json()["actor"]) == (
             201, "cache flushed", "bob")
-        resolved = client.post("/api/incidents/INC-1/resolve", json={})
+        resolved = client.post("/api/incidents/INC-1/resolve")  # no body: no note
         assert resolved.json()["incident"]["status"] == "resolved"
         again = client.post("/api/incidents/INC-1/ack", json={})
         assert (again.status_code, again.json()) == (409, {
@@ -73,6 +74,10 @@ def test_api_incident_lifecycle(runtime, fake):
         garbled = client.post("/api/incidents", content=b"{not json",
                               headers={"Content-Type": "application/json"})
         assert garbled.status_code == 400 and list(garbled.json()) == ["error"]
+        bodiless = client.post("/api/incidents", content=b"",
+                               headers={"Content-Type": "application/json"})
+        assert bodiless.status_code == 400
+        assert bodiless.json()["error"].endswith("(a JSON body is required)")
         negative = client.get("/api/incidents", params={"limit": -1})
         assert (negative.status_code, negative.json()) == (400, {
             "error": "limit must be 1 or more, not -1"})
@@ -121,3 +126,22 @@ def test_webhook_source_allowlist(tmp_path):
     with http_client(runtime) as client:
         refused = client.post("/connectors/any/webhook", content=b"{}")
         assert refused.status_code == 403
+
+
+def test_bad_server_settings_are_refused_by_name(tmp_path):
+    import json
+
+    from im.errors import ImError
+    from im.server import create_app
+
+    for settings, message in (
+            ({"server": {"webhook_rate_limit": -5}},
+             "settings server.webhook_rate_limit: -5 is negative (0 turns the limit off)"),
+            ({"public_url": "ftp://x"}, "settings public_url: 'ftp://x' is not an http(s):// URL")):
+        (tmp_path / "settings.json").write_text(json.dumps(settings))
+        runtime = make_runtime(tmp_path)
+        with pytest.raises(ImError) as refused:
+            create_app(runtime)
+            runtime.public_url  # noqa: B018 (what `im serve` reads as it starts)
+        assert str(refused.value) == message
+        runtime.store.close()

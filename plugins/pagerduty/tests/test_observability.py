@@ -101,6 +101,9 @@ def test_logs_and_debug_mode_redact_secrets(runtime, pd, monkeypatch):
     assert request["data"]["headers"]["authorization"] == "***"
     assert '"title":"x"' in request["data"]["body"]
     assert all(pd.api_key not in json.dumps(r) for r in rows)
+    # --filter finds a component's lines by its name too
+    assert "PagerDuty request POST /incidents" in im(runtime, "logs", "--filter",
+                                                     "connector").stdout
     bad = im(runtime, "logs", "--component", "nothing")
     assert bad.stderr.startswith("Error: unknown component 'nothing'; choose from webhook")
 

@@ -142,6 +142,14 @@ def test_duplicates_unknown_types_and_oversized_bodies(live, pd):
     wait_for(lambda: len(runtime.store.inbox(statuses=("quarantined",))) == 2)
     replayed = im(runtime, "connector", "replay", "prod-pagerduty")
     assert replayed.stdout.startswith("prod-pagerduty: 0 processed, 2 still quarantined\n")
+    first_id, second_id = sorted(r.id for r in runtime.store.inbox(statuses=("quarantined",)))
+    one = im(runtime, "connector", "replay", "prod-pagerduty", "--id", str(second_id))
+    assert one.stdout.splitlines()[0] == "prod-pagerduty: 0 processed, 1 still quarantined"
+    assert [line.split()[0] for line in one.stdout.splitlines()[1:]] == [f"#{second_id}"]
+    unknown = im(runtime, "connector", "replay", "prod-pagerduty", "--id", "9999")
+    assert (unknown.exit_code, unknown.stderr) == (1, (
+        f"Error: no quarantined event #9999 for prod-pagerduty; quarantined: #{first_id},"
+        f" #{second_id}\n"))
 
 
 def test_webhook_test_command(live, pd):
