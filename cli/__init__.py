@@ -52,9 +52,41 @@ Declare, acknowledge and resolve incidents; connectors keep them in step with ou
 such as paging and ticketing tools (`im plugins` lists them). Data lives in $IM_HOME (default: your data directory)."""
 
 
+# Click's exception classes as Typer uses them (its own copy of Click in recent versions).
+_USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]
+assert _USAGE_ERROR.__name__ == "UsageError"
+
+
+class _OneLineUsageError(_USAGE_ERROR):  # type: ignore[valid-type,misc]
+    """A usage error shown as one line, with where to read the usage."""
+
+    def __init__(self, error: Any) -> None:
+        super().__init__(error.format_message(), ctx=error.ctx)
+        self.exit_code = error.exit_code
+
+    def show(self, file: Any = None) -> None:
+        where = f" (`{self.ctx.command_path} --help` shows the usage)" if self.ctx else ""
+        typer.echo(f"Error: {self.format_message()}{where}", err=True)
+
+
+def _one_line(error: Any) -> Exception:
+    # `im` and `im connector` alone show their help, as Click raises it (an "error" too)
+    if type(error).__name__ == "NoArgsIsHelpError" or isinstance(error, _OneLineUsageError):
+        return error  # type: ignore[no-any-return]
+    return _OneLineUsageError(error)
+
+
 class Group(TyperGroup):
     """The root group: turns the core's errors into one line and an exit code, never a
-    traceback (IM_DEBUG=1 shows it), wherever the command that raised them sits."""
+    traceback (IM_DEBUG=1 shows it), wherever the command that raised them sits; and a
+    usage error (a missing option, an unknown command) into one line too, not Click's usage
+    block."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> typer.Context:  # type: ignore[override]
+        try:
+            return super().make_context(*args, **kwargs)
+        except _USAGE_ERROR as error:
+            raise _one_line(error) from None
 
     def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
         try:
@@ -64,6 +96,8 @@ class Group(TyperGroup):
                 traceback.print_exc()
             typer.echo(f"Error: {error}", err=True)
             raise typer.Exit(error.exit_code) from None
+        except _USAGE_ERROR as error:
+            raise _one_line(error) from None
 
     def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
         return list(self.commands)  # the names only: building every command is not needed

@@ -14,10 +14,10 @@ hookimpl = pluggy.HookimplMarker("im")
 def register_connectors(register: Any) -> None:
     """Add connector types.
 
-    Called once when a Runtime is built. Call `register(ConnectorClass)` for each connector type
-    the plugin provides; the class subclasses `im.Connector` and its `type` attribute is the name
-    users give to `im connector add TYPE NAME`. Registering a type name twice is an error that
-    names both plugins. Return nothing.
+    Called once per Runtime, the first time a connector type is needed. Call
+    `register(ConnectorClass)` for each connector type the plugin provides; the class subclasses
+    `im.Connector` and its `type` attribute is the name users give to `im connector add TYPE
+    NAME`. Registering a type name twice is an error that names both plugins. Return nothing.
     """
 
 

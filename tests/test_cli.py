@@ -253,3 +253,17 @@ def test_an_unusable_data_folder_is_one_line(im_env, tmp_path):
         result = subprocess.run([IM, "list"], env={**im_env, "IM_HOME": str(home)},
                                 capture_output=True, text=True, timeout=60)
         assert (result.returncode, result.stdout, result.stderr) == (1, "", f"Error: {message}\n")
+
+
+def test_usage_errors_are_one_line_too(im_env):
+    run = lambda *a: subprocess.run([IM, *a], env=im_env, capture_output=True, text=True)
+    for args, message in (
+            (("report", "--start", "2026-11-01"),
+             "Error: Missing option '--end'. (`im report --help` shows the usage)\n"),
+            (("logs", "--limit", "0"),
+             "Error: Invalid value for '--limit': 0 is not in the range 1<=x<=100000."
+             " (`im logs --help` shows the usage)\n"),
+            (("connector", "nothing"),
+             "Error: No such command 'nothing'. (`im connector --help` shows the usage)\n")):
+        result = run(*args)
+        assert (result.returncode, result.stdout, result.stderr) == (2, "", message), args
