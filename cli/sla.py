@@ -1,10 +1,15 @@
 """`im sla`: running SLA timers, soonest first; `im sla check` records and notifies breaches
 (for cron, where `im serve` does not run)."""
 
+from typing import TYPE_CHECKING
 
 import typer
 
 from im.runtime import Runtime
+
+if TYPE_CHECKING:
+    from im.models import Incident
+    from im.sla import Timer
 
 
 def add_commands(app: typer.Typer, runtime: Runtime) -> None:
@@ -24,18 +29,20 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
 
         now = runtime.clock()
         pairs = sla.running(runtime)
-        targets, source = sla.policy(runtime)
+        _, set_by = sla.policy(runtime)
+        source = "targets set by: " + ", ".join(f"{severity.value} {by}"
+                                                 for severity, by in set_by.items())
         if json_output:
             print_json([{"incident": i.id, "title": i.title, **_timer(t, now)}
                         for i, t in pairs])
             return
         if not pairs:
-            typer.echo(f"No SLA timers running (targets from {source}).")
+            typer.echo(f"No SLA timers running ({source}).")
             return
         typer.echo(table(["Incident", "Severity", "Timer", "Due", "State", "Title"],
                          [[i.id, i.severity.value, t.kind, when(t.due_at)[:16],
                            t.describe(now).split(" ", 1)[1], i.title] for i, t in pairs]))
-        typer.echo(f"(targets from {source})")
+        typer.echo(f"({source})")
 
     @sla_app.command()
     def check() -> None:
@@ -44,13 +51,14 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         from im.cli.incidents import deliver
         from im.humanize import duration
 
-        breaches = sla.check_breaches(runtime)
-        for incident, timer in breaches:
+        def notify(incident: "Incident", timer: "Timer") -> None:
+            # Delivered before the next breach is queued, so its lines follow its own.
             verb = "acknowledged" if timer.kind == "ack" else "resolved"
             typer.echo(f"{incident.id}: SLA breached, not {verb} within"
                        f" {duration(timer.target_seconds)} ({incident.severity.value})")
             deliver(runtime, incident)
-        if not breaches:
+
+        if not sla.check_breaches(runtime, each=notify):
             typer.echo("No new SLA breaches.")
 
 

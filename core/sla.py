@@ -7,12 +7,14 @@ timer; a resolve or close stops the resolve timer; a severity change re-targets 
 Only breaches are stored, so each one is notified once: a timeline event, a note on every linked
 remote incident (through the outbox), and the `sla_breached` hook.
 
-Targets per severity come from the first connector (by name) that configures them (such as
-`custom.sla_mapping`), else `sla` in the settings file, else the defaults below.
+Each target (a severity's `ack` or `resolve`) comes from the first enabled connector (by name)
+that configures targets (such as `custom.sla_mapping`), else `sla` in the settings file, else the
+defaults below. `im sla` and reports say which set each.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -34,6 +36,9 @@ DEFAULT_POLICY: dict[str, dict[str, str]] = {
     "SEV-3": {"ack": "2h", "resolve": "24h"},
     "SEV-4": {"ack": "8h", "resolve": "72h"},
 }
+DEFAULT_SOURCE = "default"
+SETTINGS_SOURCE = "settings file"
+LONGEST_TARGET = "365d"  # longer is a typo, and would overflow the due time
 
 
 class Timer(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +68,16 @@ class Timer(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.kind} breached {duration(-left)} ago"
 
 
+def parse_target(text: str) -> float:
+    """Seconds in an SLA target: a duration longer than 0s and at most 365d."""
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise ValueError(f"{text!r} is no time; an SLA target must be longer than 0s")
+    if seconds > parse_duration(LONGEST_TARGET):
+        raise ValueError(f"{text!r} is too long; an SLA target is at most {LONGEST_TARGET}")
+    return seconds
+
+
 def parse_policy(data: object, where: str) -> dict[Severity, dict[str, float]]:
     """{"SEV-1": {"ack": "15m", "resolve": "1h"}} -> seconds, with a clear error."""
     if not isinstance(data, dict):
@@ -81,19 +96,28 @@ def parse_policy(data: object, where: str) -> dict[Severity, dict[str, float]]:
             if value is None:
                 continue
             try:
-                policy[severity][kind] = parse_duration(str(value))
+                policy[severity][kind] = parse_target(str(value))
             except ValueError as error:
                 raise InvalidInputError(f"{where}.{key}.{kind}: {error}") from None
     return policy
 
 
-def policy(runtime: Runtime) -> tuple[dict[Severity, dict[str, float]], str]:
-    """The targets in force and where they come from."""
-    result = parse_policy(DEFAULT_POLICY, "defaults")
-    source = "defaults"
+def sourced_policy(runtime: Runtime) -> tuple[dict[Severity, dict[str, tuple[float, str]]],
+                                               list[str]]:
+    """Each severity's targets in seconds with what set each (a connector's name, "settings
+    file" or "default"), and notes on connectors' targets that are not used."""
+    result = {severity: {kind: (seconds, DEFAULT_SOURCE) for kind, seconds in targets.items()}
+              for severity, targets in parse_policy(DEFAULT_POLICY, "defaults").items()}
+
+    def apply(found: dict[Severity, dict[str, float]], source: str) -> None:
+        for severity, targets in found.items():
+            for kind, seconds in targets.items():
+                result[severity][kind] = (seconds, source)
+
     if runtime.settings.get("sla"):
-        result.update(parse_policy(runtime.settings["sla"], "settings sla"))
-        source = "settings file"
+        apply(parse_policy(runtime.settings["sla"], "settings sla"), SETTINGS_SOURCE)
+    chosen = None
+    notes = []
     for record in runtime.store.list_connectors():
         if not record.enabled:
             continue
@@ -104,11 +128,29 @@ def policy(runtime: Runtime) -> tuple[dict[Severity, dict[str, float]], str]:
         if type(connector).sla_policy is Connector.sla_policy:
             continue
         mapping = connector.sla_policy(SlaPolicyRequest())
-        if mapping:
-            result.update(parse_policy(mapping, f"{record.name} sla_mapping"))
-            source = f"connector {record.name}"
-            break
-    return result, source
+        if not mapping:
+            continue
+        if chosen is None:
+            apply(parse_policy(mapping, f"{record.name} sla_mapping"), record.name)
+            chosen = record.name
+        else:
+            notes.append(f"{record.name}: its SLA targets are not used; {chosen}'s are (the"
+                         " first connector by name that sets them)")
+    return result, notes
+
+
+def set_by(targets: dict[str, tuple[float, str]]) -> str:
+    """What set a severity's targets: "prod-paging", or "default + prod-paging" when its ack
+    and resolve targets come from two places."""
+    return " + ".join(sorted({source for _, source in targets.values()}))
+
+
+def policy(runtime: Runtime) -> tuple[dict[Severity, dict[str, float]], dict[Severity, str]]:
+    """The targets in force, and what set them, by severity."""
+    sourced, _ = sourced_policy(runtime)
+    return ({severity: {kind: seconds for kind, (seconds, _) in targets.items()}
+             for severity, targets in sourced.items()},
+            {severity: set_by(targets) for severity, targets in sourced.items()})
 
 
 def timers(incident: Incident, targets: dict[Severity, dict[str, float]]) -> list[Timer]:
@@ -136,8 +178,10 @@ def running(runtime: Runtime) -> list[tuple[Incident, Timer]]:
     return sorted(pairs, key=lambda pair: pair[1].due_at)
 
 
-def check_breaches(runtime: Runtime) -> list[tuple[Incident, Timer]]:
-    """Record and notify every breach not notified yet; returns the new ones."""
+def check_breaches(runtime: Runtime, each: Callable[[Incident, Timer], None] | None = None
+                   ) -> list[tuple[Incident, Timer]]:
+    """Record and notify every breach not notified yet; returns the new ones. `each` is
+    called after each one is recorded (to deliver its notes before the next is queued)."""
     now = runtime.clock()
     new = []
     for incident, timer in running(runtime):
@@ -145,6 +189,8 @@ def check_breaches(runtime: Runtime) -> list[tuple[Incident, Timer]]:
             break  # sorted: the rest are due later
         if _record(runtime, incident, timer, now):
             new.append((incident, timer))
+            if each is not None:
+                each(incident, timer)
     return new
 
 

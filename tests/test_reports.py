@@ -66,6 +66,9 @@ class PagingConnector(FakeConnector):
     type = "paging"
     Settings = PagingSettings
 
+    def sla_policy(self, request):
+        return self.settings.custom.sla_mapping or None
+
     def describe_remote(self, request):
         remote = self.remote
         remote.calls.append(("describe", request.incident.id, request.link.remote_id))
@@ -570,3 +573,43 @@ def test_starting_im_loads_neither_reports_nor_reportlab():
     assert result.returncode == 0, result.stderr
     loaded = result.stdout.split()
     assert [m for m in loaded if m.startswith(("reportlab", "im.reports"))] == []
+
+
+def test_report_uses_the_sla_targets_of_im_sla_and_says_what_set_each(tmp_path, clock, paging):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "settings.json").write_text(json.dumps(
+        {"sla": {"SEV-2": {"ack": "1m"}, "SEV-4": {"ack": "2s", "resolve": "4s"}}}))
+    runtime = make_runtime(home, plugins=[paging], clock=clock, user="alice")
+    for name, mapping in [("ops", {"SEV-1": {"ack": "10m"}, "SEV-2": {"resolve": "2h"}}),
+                          ("zz", {"SEV-1": {"ack": "1m"}})]:
+        config = {"api_key": "k", "custom": {"sla_mapping": mapping}}
+        assert im(runtime, "connector", "add", "paging", name, "--config",
+                  json.dumps(config)).exit_code == 0
+    declare(runtime, clock, at(1, 9), "SEV-4", "Disk full", ["db"])
+    clock.now = at(1, 9, 1)
+    assert im(runtime, "sla", "check").stdout.splitlines()[0] == (
+        "INC-1: SLA breached, not acknowledged within 2s (SEV-4)")
+    assert im(runtime, "sla").stdout.splitlines()[-1] == (
+        "(targets set by: SEV-1 default + ops, SEV-2 ops + settings file, SEV-3 default,"
+        " SEV-4 settings file)")
+    result = im(runtime, "report", "--start", "2025-08-01", "--end", "2025-08-01", "-f", "md",
+                "-o", "-")
+    text = result.stdout
+    assert "- SLA targets: default, ops, settings file (see SLA compliance).\n" in text
+    assert ("| Severity | Acknowledge within | Resolve within | Set by |\n"
+            "|---|---|---|---|\n"
+            "| SEV-1 | 10m | 1h | default + ops |\n"
+            "| SEV-2 | 1m | 2h | ops + settings file |\n"
+            "| SEV-3 | 2h | 1d | default |\n"
+            "| SEV-4 | 2s | 4s | settings file |\n") in text
+    assert ("| INC-1 | SEV-4 | open | Disk full | db | 2025-08-01 09:00 | - | - | breached"
+            " | breached |") in text
+    assert ("> Note: zz: its SLA targets are not used; ops's are (the first connector by name"
+            " that sets them)") in text
+    data = json.loads(im(runtime, "report", "--start", "2025-08-01", "--end", "2025-08-01",
+                         "-f", "json", "-o", "-").stdout)
+    assert data["sla_targets"][3] == {"severity": "SEV-4", "ack_seconds": 2.0,
+                                      "resolve_seconds": 4.0, "source": "settings file"}
+    [entry] = data["incidents"]
+    assert (entry["ack_sla"], entry["resolve_sla"]) == ("breached", "breached")

@@ -2,9 +2,12 @@
 
 import json
 
+import msgspec
+
 from im import hookimpl, incidents
+from im.connectors import ConnectorSettings
 from im.models import Action, Origin
-from im.testing import make_runtime, run_cli
+from im.testing import FakeConnector, FakeRemote, make_runtime, run_cli
 
 
 class Breaches:
@@ -14,6 +17,25 @@ class Breaches:
     @hookimpl
     def sla_breached(self, incident, timer):
         self.seen.append((incident.id, timer.kind, timer.target_seconds))
+
+
+class PagingCustom(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    sla_mapping: dict[str, dict[str, str]] = {}
+
+
+class PagingSettings(ConnectorSettings, frozen=True, kw_only=True):
+    api_key: str = "k"
+    custom: PagingCustom = PagingCustom()
+
+
+class PagingPlugin:
+    """A connector type (`paging`) whose SLA targets are its `custom.sla_mapping`."""
+
+    @hookimpl
+    def register_connectors(self, register):
+        register(type("PagingConnector", (FakeConnector,), {
+            "type": "paging", "Settings": PagingSettings, "remote": FakeRemote(),
+            "sla_policy": lambda self, request: self.settings.custom.sla_mapping or None}))
 
 
 def im(runtime, *args):
@@ -27,7 +49,7 @@ def test_default_targets_and_states(runtime, clock):
         "Incident  Severity  Timer    Due               State     Title",
         "INC-1     SEV-1     ack      2025-08-23 14:45  5m left   API down",
         "INC-1     SEV-1     resolve  2025-08-23 15:30  50m left  API down",
-        "(targets from defaults)",
+        "(targets set by: SEV-1 default, SEV-2 default, SEV-3 default, SEV-4 default)",
     ]
     incidents.transition(runtime, "INC-1", Action.ACK)
     shown = im(runtime, "show", "INC-1").stdout
@@ -97,3 +119,81 @@ def test_policy_from_settings_file_and_bad_policies(tmp_path, clock):
     result = im(broken, "sla")
     assert result.stderr == ("Error: settings sla: unknown severity 'SEV-9'; use SEV-1 to"
                              " SEV-4\n")
+
+
+def test_oversized_or_zero_targets_are_refused_by_name(tmp_path, clock):
+    """A connector's targets (a connector such as PagerDuty's refuses them already where they
+    are configured; this one does not) and the settings file's: every command that reads the
+    targets names the field, never an overflow."""
+    runtime = make_runtime(tmp_path, plugins=[PagingPlugin()], clock=clock)
+    incidents.declare(runtime, title="x", severity="SEV-1", services=["web"])
+    for value, problem in [
+            ("99999999999d", "'99999999999d' is too long; an SLA target is at most 365d"),
+            ("366d", "'366d' is too long; an SLA target is at most 365d"),
+            ("0m", "'0m' is no time; an SLA target must be longer than 0s")]:
+        config = {"api_key": "k", "custom": {"sla_mapping": {"SEV-1": {"ack": value}}}}
+        assert im(runtime, "connector", "add", "paging", "ops", "--config",
+                  json.dumps(config)).exit_code == 0
+        for command in (["sla"], ["list"]):
+            result = im(runtime, *command)
+            assert (result.exit_code, result.stderr) == (
+                1, f"Error: ops sla_mapping.SEV-1.ack: {problem}\n"), command
+        assert im(runtime, "connector", "remove", "ops", "--yes").exit_code == 0
+    runtime.store.close()
+    # The same in the settings file: every command that reads the targets names the field.
+    (tmp_path / "settings.json").write_text(json.dumps(
+        {"sla": {"SEV-1": {"ack": "99999999999d"}}}))
+    broken = make_runtime(tmp_path, clock=clock)
+    for command in (["sla"], ["list"], ["show", "INC-1"], ["sla", "check"]):
+        result = im(broken, *command)
+        assert (result.exit_code, result.stderr) == (
+            1, ("Error: settings sla.SEV-1.ack: '99999999999d' is too long; an SLA target is"
+                " at most 365d\n")), command
+    (tmp_path / "settings.json").write_text(json.dumps({"sla": {"SEV-1": {"resolve": "0s"}}}))
+    result = im(make_runtime(tmp_path, clock=clock), "sla")
+    assert result.stderr == ("Error: settings sla.SEV-1.resolve: '0s' is no time; an SLA target"
+                             " must be longer than 0s\n")
+
+
+def test_footer_says_what_set_each_severitys_targets(tmp_path, clock):
+    (tmp_path / "settings.json").write_text(json.dumps(
+        {"sla": {"SEV-2": {"ack": "1m"}, "SEV-4": {"ack": "2s", "resolve": "4s"}}}))
+    runtime = make_runtime(tmp_path, plugins=[PagingPlugin()], clock=clock)
+    config = {"api_key": "k", "custom": {"sla_mapping": {"SEV-1": {"ack": "10m"},
+                                                         "SEV-2": {"resolve": "2h"}}}}
+    assert im(runtime, "connector", "add", "paging", "ops", "--config",
+              json.dumps(config)).exit_code == 0
+    assert im(runtime, "sla").stdout == (
+        "No SLA timers running (targets set by: SEV-1 default + ops, SEV-2 ops + settings file,"
+        " SEV-3 default, SEV-4 settings file).\n")
+    incidents.declare(runtime, title="x", severity="SEV-1", services=["web"])
+    incidents.declare(runtime, title="y", severity="SEV-2", services=["web"])
+    rows = json.loads(im(runtime, "sla", "--json").stdout)
+    # A connector setting only one target of a severity leaves the other to the next source.
+    assert [(r["incident"], r["kind"], r["target_seconds"]) for r in rows] == [
+        ("INC-2", "ack", 60), ("INC-1", "ack", 600), ("INC-1", "resolve", 3600),
+        ("INC-2", "resolve", 7200)]
+    assert im(runtime, "sla").stdout.splitlines()[-1] == (
+        "(targets set by: SEV-1 default + ops, SEV-2 ops + settings file, SEV-3 default,"
+        " SEV-4 settings file)")
+
+
+def test_each_breach_is_followed_by_its_own_notes(tmp_path, clock):
+    from im.testing import FakePlugin
+
+    (tmp_path / "settings.json").write_text(json.dumps(
+        {"sla": {"SEV-4": {"ack": "2s", "resolve": "4s"}}}))
+    fake = FakePlugin()
+    runtime = make_runtime(tmp_path, plugins=[fake], clock=clock)
+    run_cli(runtime, ["connector", "add", "fake", "f", "--config", '{"api_key": "k"}'])
+    im(runtime, "declare", "--sev", "SEV-4", "--title", "Disk full", "--service", "db")
+    clock.advance(seconds=5)
+    assert im(runtime, "sla", "check").stdout.splitlines() == [
+        "INC-1: SLA breached, not acknowledged within 2s (SEV-4)",
+        "  f: Fake incident #1 sla_breach synced",
+        "INC-1: SLA breached, not resolved within 4s (SEV-4)",
+        "  f: Fake incident #1 sla_breach synced",
+    ]
+    [remote] = fake.remote.incidents.values()
+    texts = [e.text for e in runtime.store.timeline("INC-1") if e.kind == "sla_breached"]
+    assert len(texts) == 2 and remote["notes"] == texts

@@ -337,7 +337,7 @@ def build_report(runtime: Runtime, period: Period, *, connectors: Sequence[str] 
     store = runtime.store
     now = runtime.clock()
     data = incidents_declared(store, period.start_at, period.end_at)
-    targets, notes = sla_targets(store)
+    targets, notes = sla_targets(runtime)
     target_of = {t.severity: t for t in targets}
     records = {r.name: r for r in store.list_connectors()}
     included = list(connectors)

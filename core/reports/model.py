@@ -124,7 +124,7 @@ class SlaTarget(msgspec.Struct, frozen=True, kw_only=True):
     severity: str
     ack_seconds: float
     resolve_seconds: float
-    source: str  # "default" or the connector whose sla_mapping set it
+    source: str  # what set it: "default", "settings file" or a connector (im.sla.set_by)
 
 
 class SlaRow(msgspec.Struct, frozen=True, kw_only=True):

@@ -85,7 +85,7 @@ def scope(report: Report) -> list[str]:
         lines.append("Linked remote incidents of " + "; ".join(parts) + ".")
     else:
         lines.append("Linked remote incidents: not included.")
-    sources = sorted({t.source for t in report.sla_targets})
+    sources = sorted({source for t in report.sla_targets for source in t.source.split(" + ")})
     lines.append("SLA targets: " + ", ".join(sources) + " (see SLA compliance).")
     return lines
 

@@ -27,11 +27,13 @@ class SlaTarget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     resolve: str | None = None
 
     def __post_init__(self) -> None:
+        from im.sla import parse_target  # im's rule: longer than 0s, at most 365d
+
         for name in ("ack", "resolve"):
             value = getattr(self, name)
             if value is not None:
                 try:
-                    parse_duration(value)
+                    parse_target(value)
                 except ValueError as error:
                     raise ValueError(f"{error} - at `{name}`") from None
 

@@ -92,3 +92,46 @@ def test_an_unreachable_pagerduty_leaves_the_report_to_stored_data(runtime, pd):
     [remote] = data["incidents"][0]["remote"]
     assert remote["source"] == "stored" and remote["number"]
     assert data["notes"][0].startswith("prod-pagerduty: could not fetch remote incidents")
+
+
+def test_sla_targets_from_the_settings_file_in_im_sla_and_the_report(tmp_path, pd):
+    """SEV-1 from the connector, SEV-4 from settings.json: `im sla check` notes each breach on
+    PagerDuty under that breach; `im sla` and the report say what set each target; an
+    oversized target is refused where it is configured."""
+    from im.testing import FakeClock
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "settings.json").write_text(json.dumps(
+        {"sla": {"SEV-4": {"ack": "2s", "resolve": "4s"}}}))
+    clock = FakeClock()
+    runtime = runtime_with_connector(home, pd, clock=clock,
+                                     sla_mapping={"SEV-1": {"ack": "10m", "resolve": "1h"}})
+    result = im(runtime, "connector", "config", "prod-pagerduty", "--sla-mapping",
+                '{"SEV-1": {"ack": "99999999999d"}}')
+    assert (result.exit_code, result.stderr) == (
+        1, ("Error: invalid settings: '99999999999d' is too long; an SLA target is at most"
+            " 365d - at `custom.sla_mapping[...].ack`\n"))
+    assert im(runtime, "declare", "--sev", "SEV-4", "--title", "Disk full",
+              "--service", "db").exit_code == 0
+    clock.advance(seconds=5)
+    [number] = [link.remote_number for link in runtime.store.links("INC-1")]
+    assert im(runtime, "sla", "check").stdout.splitlines() == [
+        "INC-1: SLA breached, not acknowledged within 2s (SEV-4)",
+        f"  prod-pagerduty: SLA breach noted on PagerDuty incident #{number}",
+        "INC-1: SLA breached, not resolved within 4s (SEV-4)",
+        f"  prod-pagerduty: SLA breach noted on PagerDuty incident #{number}",
+    ]
+    assert im(runtime, "sla").stdout.splitlines()[-1] == (
+        "(targets set by: SEV-1 prod-pagerduty, SEV-2 default, SEV-3 default,"
+        " SEV-4 settings file)")
+    today = clock().date()
+    result = im(runtime, "report", "--start", str(today), "--end", str(today), "-f", "md",
+                "-o", "-", "--no-fetch")
+    assert result.exit_code == 0, result.output
+    assert ("| SEV-1 | 10m | 1h | prod-pagerduty |\n| SEV-2 | 30m | 4h | default |\n"
+            "| SEV-3 | 2h | 1d | default |\n| SEV-4 | 2s | 4s | settings file |\n"
+            ) in result.stdout
+    assert "| Disk full | db | " in result.stdout
+    [row] = [line for line in result.stdout.splitlines() if line.startswith("| INC-1 |")]
+    assert row.endswith("| - | - | breached | breached |")
