@@ -36,6 +36,18 @@ def kinds(runtime, incident="INC-1"):
     return [(e.kind, e.system) for e in runtime.store.timeline(incident) if e.kind != "sync"]
 
 
+def status_event(link, event_id, event_type, status, at):
+    """A signed-webhook body: a status change of `link`'s PagerDuty incident at `at`."""
+    return json.dumps({"event": {
+        "id": event_id, "event_type": event_type, "resource_type": "incident",
+        "occurred_at": at.isoformat().replace("+00:00", "Z"), "agent": None,
+        "client": None, "data": {
+            "id": link.remote_id, "type": "incident", "number": 1, "status": status,
+            "title": "x", "html_url": link.remote_url, "incident_key": None,
+            "service": {"id": "PAPI001", "type": "service_reference"},
+            "assignees": [], "urgency": "high", "priority": None}}}).encode()
+
+
 def settled(pd, runtime):
     """Every delivery made and every stored event processed."""
     assert pd.wait_for_webhooks(timeout=10)
@@ -307,14 +319,7 @@ def test_out_of_order_and_duplicate_deliveries_apply_once_in_order(tmp_path, pd)
     now = runtime.clock()
 
     def event(event_id, event_type, status, at):
-        return json.dumps({"event": {
-            "id": event_id, "event_type": event_type, "resource_type": "incident",
-            "occurred_at": at.isoformat().replace("+00:00", "Z"), "agent": None,
-            "client": None, "data": {
-                "id": link.remote_id, "type": "incident", "number": 1, "status": status,
-                "title": "x", "html_url": link.remote_url, "incident_key": None,
-                "service": {"id": "PAPI001", "type": "service_reference"},
-                "assignees": [], "urgency": "high", "priority": None}}}).encode()
+        return status_event(link, event_id, event_type, status, at)
 
     resolved = event("E2", "incident.resolved", "resolved", now + timedelta(seconds=20))
     acknowledged = event("E1", "incident.acknowledged", "acknowledged",
@@ -367,14 +372,7 @@ def test_a_state_reported_in_whole_seconds_is_not_older_than_a_webhook_of_that_s
     second = runtime.clock().replace(microsecond=0) + timedelta(seconds=10)
 
     def event(event_id, event_type, status, at):
-        return json.dumps({"event": {
-            "id": event_id, "event_type": event_type, "resource_type": "incident",
-            "occurred_at": at.isoformat().replace("+00:00", "Z"), "agent": None,
-            "client": None, "data": {
-                "id": link.remote_id, "type": "incident", "number": 1, "status": status,
-                "title": "x", "html_url": link.remote_url, "incident_key": None,
-                "service": {"id": "PAPI001", "type": "service_reference"},
-                "assignees": [], "urgency": "high", "priority": None}}}).encode()
+        return status_event(link, event_id, event_type, status, at)
 
     for delivery_id, body in (
             ("A", event("A", "incident.acknowledged", "acknowledged",
