@@ -200,9 +200,13 @@ def _remote_times(connector: str, remote: Sequence[RemoteIncident], target: SlaT
 def _escalations(incident: Incident, timeline: Sequence[TimelineEvent],
                  remote: Sequence[RemoteIncident]) -> list[Escalation]:
     """Escalations from fetched remote incidents' logs, and from im's timeline for the rest
-    (an escalation received from a connector is followed by the assignment it made)."""
+    (an escalation received from a connector is followed by the assignment it made): who
+    held the remote incident and who it went to as its stored log tells, else as im's
+    assignment does."""
     fetched = [r for r in remote if r.source == "fetched"]
     found = [e for r in fetched for e in r.escalations]
+    stored = {(e.system, e.at): e for r in remote if r.source != "fetched"
+              for e in r.escalations}
     for index, event in enumerate(timeline):
         if event.kind != "escalated":
             continue
@@ -219,6 +223,9 @@ def _escalations(incident: Incident, timeline: Sequence[TimelineEvent],
                 to = [str(later.data["assignee"])] if later.data.get("assignee") else []
                 previous = [str(later.data["previous"])] if later.data.get("previous") else []
                 break
+        known = stored.get((event.system, event.at))
+        if known is not None:
+            to, previous = known.to or to, known.from_ or previous
         found.append(Escalation(incident_id=incident.id, at=event.at, system=event.system,
                                 from_=previous, to=to, text=event.text))
     return sorted(found, key=lambda e: e.at)

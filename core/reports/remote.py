@@ -9,6 +9,8 @@ is missing, and works from stored data alone for every other connector.
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -37,6 +39,9 @@ UPDATED = "updated"
 _HOLDERS = (TRIGGERED, ASSIGNED, ESCALATED)
 # An escalation recorded by inbound sync is followed by the assignment it made, at once.
 _SAME_MOMENT = timedelta(seconds=2)
+# A connector's line that says who the remote system assigned ("... assigned bob@example.com",
+# "... escalated; assigned to bob@example.com", "... reassigned to bob@example.com").
+_ASSIGNED_LINE = re.compile(r"assigned (?:to )?(\S+)$")
 
 
 # -- from events to the report's view ------------------------------------------------------
@@ -89,8 +94,12 @@ def summarize(link: Link, described: RemoteIncidentReport, *, connector_type: st
 
 def is_complete(remote: RemoteIncident) -> bool:
     """Whether stored data tells all the report shows: number, link, creation, who was paged,
-    and the times of the acknowledgement and resolution its status says happened."""
-    if not (remote.number and remote.url and remote.created_at and remote.paged):
+    and the times of the acknowledgement and resolution its status says happened. Who was
+    paged is known when the connector told im (an assignment or escalation it sent): who the
+    remote system assigned when im pushed a change (events without an actor) says nothing
+    of what happened after."""
+    told = any(e.targets and e.actor is not None for e in remote.events)
+    if not (remote.number and remote.url and remote.created_at and told):
         return False
     if remote.status in ("acknowledged", "resolved") and remote.acknowledged_at is None:
         return False
@@ -104,7 +113,8 @@ def stored_events(link: Link, timeline: Sequence[TimelineEvent]) -> list[RemoteE
     """The remote incident's history as im recorded it: what im pushed (sync lines, with the
     action and service), and what came in from the connector (state changes, assignments,
     escalations, notes). Times are when im delivered or received each change."""
-    mine = [e for e in timeline if e.system == link.connector and _concerns(e, link)]
+    owners = _assignment_owners(timeline)
+    mine = [e for e in timeline if e.system == link.connector and _concerns(e, link, owners)]
     events: list[RemoteEvent] = []
     used: set[int] = set()
     for index, event in enumerate(mine):
@@ -116,6 +126,11 @@ def stored_events(link: Link, timeline: Sequence[TimelineEvent]) -> list[RemoteE
                     "resolve": RESOLVED, "close": RESOLVED}.get(str(action), UPDATED)
             if kind == RESOLVED and link.remote_status != "resolved":
                 kind = UPDATED  # the connector kept it open (or we cannot tell it resolved)
+            assigned = _ASSIGNED_LINE.search(event.text)
+            if assigned:  # the remote system assigned someone when im pushed the change
+                events.append(RemoteEvent(at=event.at, kind=ASSIGNED, text=event.text,
+                                          targets=[assigned.group(1)]))
+                continue
             events.append(RemoteEvent(at=event.at, kind=kind, text=event.text))
         elif event.kind == "declared":  # created from the remote incident: it came first
             events.append(RemoteEvent(at=event.at, kind=TRIGGERED, text=event.text,
@@ -123,7 +138,8 @@ def stored_events(link: Link, timeline: Sequence[TimelineEvent]) -> list[RemoteE
         elif event.kind in (ACKNOWLEDGED, UNACKNOWLEDGED, RESOLVED, REOPENED, NOTE):
             events.append(RemoteEvent(at=event.at, kind=event.kind, text=event.text,
                                       actor=event.actor))
-        elif event.kind == ESCALATED:
+        elif event.kind in (ESCALATED, ASSIGNED) and not event.data.get("assignee"):
+            # received from the connector; im's assignment it made, if any, follows at once
             targets: list[str] = []
             for later in mine[index + 1:]:
                 if later.at - event.at > _SAME_MOMENT:
@@ -132,21 +148,40 @@ def stored_events(link: Link, timeline: Sequence[TimelineEvent]) -> list[RemoteE
                     targets = [str(later.data["assignee"])]
                     used.add(later.id)
                     break
-            events.append(RemoteEvent(at=event.at, kind=ESCALATED, text=event.text,
-                                      actor=event.actor, targets=targets))
-        elif event.kind == ASSIGNED and event.data.get("assignee"):
+            assigned = _ASSIGNED_LINE.search(event.text)
+            if not targets and assigned:  # im's assignee was that person already
+                targets = [assigned.group(1)]
+            if targets or event.kind == ESCALATED:
+                events.append(RemoteEvent(at=event.at, kind=event.kind, text=event.text,
+                                          actor=event.actor, targets=targets))
+        elif event.kind == ASSIGNED:
             events.append(RemoteEvent(at=event.at, kind=ASSIGNED, text=event.text,
                                       actor=event.actor,
                                       targets=[str(event.data["assignee"])]))
     return events
 
 
-def _concerns(event: TimelineEvent, link: Link) -> bool:
+def _assignment_owners(timeline: Sequence[TimelineEvent]) -> dict[int, str]:
+    """The remote incident of each assignment a connector's change made in im: it names no
+    remote incident, but comes right after the change (an escalation or a reassignment) that
+    does."""
+    owners: dict[int, str] = {}
+    for before, event in itertools.pairwise(timeline):
+        remote_id = before.data.get("remote_id")
+        if (event.kind == ASSIGNED and event.system == before.system and remote_id
+                and "remote_id" not in event.data and "service" not in event.data
+                and event.at - before.at <= _SAME_MOMENT):
+            owners[event.id] = str(remote_id)
+    return owners
+
+
+def _concerns(event: TimelineEvent, link: Link, owners: dict[int, str]) -> bool:
     """Whether a connector's timeline event is about this link's remote incident: events
-    name their service or remote id where they can; those that name neither concern every
-    remote incident of the connector."""
+    name their service or remote id where they can (or follow the change that does, see
+    `_assignment_owners`); those that name neither concern every remote incident of the
+    connector."""
     service = event.data.get("service")
-    remote_id = event.data.get("remote_id")
+    remote_id = event.data.get("remote_id") or owners.get(event.id)
     return (service is None or service == link.service) and (
         remote_id is None or remote_id == link.remote_id)
 

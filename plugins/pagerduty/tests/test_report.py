@@ -135,3 +135,51 @@ def test_sla_targets_from_the_settings_file_in_im_sla_and_the_report(tmp_path, p
     assert "| Disk full | db | " in result.stdout
     [row] = [line for line in result.stdout.splitlines() if line.startswith("| INC-1 |")]
     assert row.endswith("| - | - | breached | breached |")
+
+
+
+def test_stored_data_tells_who_was_paged_and_escalated_as_pagerduty_does(tmp_path, pd):
+    """A two-service incident (PagerDuty #1 for api, #2 for db), both escalated from John to
+    the team lead, which im hears by webhook: the report from stored data (`--no-fetch`) names
+    who was paged and each escalation as PagerDuty's logs do."""
+    from im.reports.remote import summarize
+    from im.testing import serve
+
+    from .connector_kit import wait_for
+
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    try:
+        with serve(runtime) as url:
+            assert im(runtime, "connector", "webhook", "prod-pagerduty", "--enable", "--url",
+                      url).exit_code == 0
+            assert im(runtime, "declare", "--sev", "SEV-1", "--title", "Checkout down",
+                      "--service", "api", "--service", "db").exit_code == 0
+            pd.advance_clock(16 * 60)
+            assert pd.wait_for_webhooks(timeout=10)
+            wait_for(lambda: not runtime.store.inbox(statuses=("pending", "processing")))
+        assert [e.kind for e in runtime.store.timeline("INC-1")].count("escalated") == 2
+        today = runtime.clock().date()
+        result = im(runtime, "report", "--start", str(today), "--end", str(today),
+                    "--include-pagerduty", "--no-fetch", "--format", "json", "-o", "-")
+        assert result.exit_code == 0, result.output
+        [incident] = json.loads(result.stdout)["incidents"]
+        stored = {r["service"]: (r["paged"], [(e["from"], e["to"]) for e in r["escalations"]])
+                  for r in incident["remote"]}
+        # What the report makes of PagerDuty's logs when it fetches them.
+        connector = runtime.connector("prod-pagerduty")
+        fetched = {}
+        for link in runtime.store.links("INC-1"):
+            remote = summarize(link, describe_remote(connector, RemoteIncidentRequest(link=link)),
+                               connector_type="pagerduty", source="fetched")
+            fetched[link.service] = (remote.paged,
+                                     [(e.from_, e.to) for e in remote.escalations])
+        john, lead = "john.doe@company.com", "team-lead@company.com"
+        assert stored == fetched == {"api": ([john, lead], [([john], [lead])]),
+                                     "db": ([john, lead], [([john], [lead])])}
+        assert incident["paged"] == [john, lead]
+        assert [(e["from"], e["to"]) for e in incident["escalations"]] == [([john], [lead])] * 2
+        responders = {r["responder"]: (r["paged"], r["escalated_away"])
+                      for r in json.loads(result.stdout)["responders"]}
+        assert responders == {john: (1, 2), lead: (1, 0)}
+    finally:
+        runtime.store.close()
