@@ -112,14 +112,19 @@ def process_inbox(runtime: Runtime, *, connector: str | None = None,
                     try:
                         with store.savepoint():
                             outcomes = []
+                            touched: list[str] = []
                             for change in changes:
-                                outcome = apply_change(runtime, instance, change)
+                                outcome = apply_change(runtime, instance, change,
+                                                       touched=touched)
                                 outcomes.append(outcome)
                                 report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
                             store.finish_inbox(row.id, at=runtime.clock())
                         report.processed += 1
-                        webhook_log.info("%s %s: %s", row.event_type, row.delivery_id,
+                        # the incident named, so that `im logs --filter INC-4` finds it
+                        webhook_log.info("%s %s: %s%s", row.event_type, row.delivery_id,
                                          ", ".join(outcomes) or "nothing to apply",
+                                         f" ({', '.join(dict.fromkeys(touched))})"
+                                         if touched else "",
                                          extra={"connector": row.connector})
                         continue
                     except Exception as failure:
@@ -136,9 +141,10 @@ def process_inbox(runtime: Runtime, *, connector: str | None = None,
     return report
 
 
-def apply_change(runtime: Runtime, connector: Connector, change: InboundChange) -> str:
+def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, *,
+                 touched: list[str] | None = None) -> str:
     """Apply one remote change; returns what happened: created, applied, confirmed, stale,
-    expired, ignored or unlinked."""
+    expired, ignored or unlinked. The im incident it concerns is added to `touched`."""
     if not connector.settings.sync_direction.pulls:
         return "ignored"
     now = runtime.clock()
@@ -150,8 +156,10 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange) 
     with store.transaction():
         links = store.links(connector=connector.name, remote_id=change.remote_id)
         if not links:
-            return _unlinked(runtime, connector, change)
+            return _unlinked(runtime, connector, change, touched)
         link = links[0]
+        if touched is not None:
+            touched.append(link.incident_id)
         incident = store.get_incident(link.incident_id)
         assert incident is not None
         origin = Origin(actor=change.actor, system=connector.name)
@@ -210,7 +218,8 @@ def _update_link(runtime: Runtime, link: Link, change: InboundChange, status: st
         remote_url=change.remote_url or link.remote_url, updated_at=runtime.clock()))
 
 
-def _unlinked(runtime: Runtime, connector: Connector, change: InboundChange) -> str:
+def _unlinked(runtime: Runtime, connector: Connector, change: InboundChange,
+              touched: list[str] | None) -> str:
     """A remote incident im has no link to: one im created whose link is not stored yet (the
     remote's event raced its answer), or a new one, which becomes an im incident."""
     store = runtime.store
@@ -222,6 +231,8 @@ def _unlinked(runtime: Runtime, connector: Connector, change: InboundChange) -> 
                 remote_id=change.remote_id, remote_number=change.remote_number,
                 remote_url=change.remote_url, remote_status=STATUS_AFTER.get(change.action),
                 remote_updated_at=change.occurred_at, updated_at=runtime.clock()))
+            if touched is not None:
+                touched.append(incident.id)
             return "confirmed"
     if change.action not in (TRIGGERED, ACKNOWLEDGED) or not change.title:
         return "unlinked"
@@ -244,6 +255,8 @@ def _unlinked(runtime: Runtime, connector: Connector, change: InboundChange) -> 
         incidents.assign(runtime, incident.id, change.assignee, origin=origin)
     if change.action == ACKNOWLEDGED:
         incidents.transition(runtime, incident.id, Action.ACK, origin=origin)
+    if touched is not None:
+        touched.append(incident.id)
     return "created"
 
 

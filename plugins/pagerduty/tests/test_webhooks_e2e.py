@@ -306,9 +306,12 @@ def test_with_auto_resolve_off_a_poll_does_not_resolve_either(tmp_path, pd):
     assert runtime.store.get_incident("INC-1").status.value == "open"
 
 
-def test_out_of_order_and_duplicate_deliveries_apply_once_in_order(tmp_path, pd):
+def test_out_of_order_and_duplicate_deliveries_apply_once_in_order(tmp_path, pd, caplog):
     """Events of one incident stored in the wrong order: the older one does not roll the
     state back; a replayed delivery is not applied twice."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="im.webhook")
     from datetime import timedelta
 
     from im.inbound import process_inbox
@@ -329,6 +332,9 @@ def test_out_of_order_and_duplicate_deliveries_apply_once_in_order(tmp_path, pd)
                                   event_type="x", body=body, at=now)
     report = process_inbox(runtime)
     assert report.processed == 2 and report.outcomes == {"applied": 1, "stale": 1}
+    # each event's log line names the im incident (`im logs --filter INC-1`)
+    assert sorted(r.getMessage() for r in caplog.records if r.name == "im.webhook") == [
+        "x E1: stale (INC-1)", "x E2: applied (INC-1)"]
     assert runtime.store.get_incident("INC-1").status.value == "resolved"
     assert [e.kind for e in runtime.store.timeline("INC-1") if e.system == "prod-pagerduty"
             and e.kind != "sync"] == ["resolved"]
