@@ -91,6 +91,7 @@ class Demo:
             pd = stack.enter_context(run_sandbox(api_key=API_KEY, seed="demo"))
             self.echo(f"PagerDuty sandbox listening on {pd.url}")
             self.runtime = Runtime(self.home)
+            _log_to(self.runtime)  # `IM_HOME=... im logs` shows what the demo did
             url = stack.enter_context(serve(self.runtime))
             self.echo(f"im serve listening on {url}  (IM_HOME={self.home})")
             self.pd = pd
@@ -222,3 +223,16 @@ def add_commands(cli: typer.Typer) -> None:
         finally:
             if throwaway and not keep_running:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def _log_to(runtime: Any) -> None:
+    """Keep im's log records in the demo's home, not in the home `im demo` was started from."""
+    import logging
+
+    from im.logs import StoreHandler, install
+
+    logger = logging.getLogger("im")
+    for handler in [h for h in logger.handlers if isinstance(h, StoreHandler)]:
+        logger.removeHandler(handler)
+        handler.close()
+    install(runtime.store)

@@ -10,8 +10,10 @@ IM = str(Path(sys.executable).parent / "im")
 
 def test_demo_walks_through_the_spec_and_cleans_up(tmp_path):
     home = tmp_path / "demo-home"
+    started_in = tmp_path / "my-home"  # the IM_HOME `im demo` is run with
     result = subprocess.run([IM, "demo", "--home", str(home)], capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "IM_USER": "alice"})
+                            timeout=120, env={**os.environ, "IM_USER": "alice",
+                                              "IM_HOME": str(started_in)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     for expected in (
@@ -32,3 +34,8 @@ def test_demo_walks_through_the_spec_and_cleans_up(tmp_path):
     assert "status resolved" in out and "Traceback" not in result.stderr
     assert (home / "im-report.pdf").read_bytes().startswith(b"%PDF")
     assert "Demo finished in" in out
+    # what the demo's servers logged is in the demo's home, as `IM_HOME=... im logs` reads it
+    logs = subprocess.run([IM, "logs", "--component", "webhook"], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "IM_HOME": str(home)})
+    assert "webhook/demo-pagerduty: incident.acknowledged " in logs.stdout
+    assert not (started_in / "im.db").exists()
