@@ -23,8 +23,8 @@ def _collection_paused(*, freeze: bool) -> Iterator[None]:
     and its full passes at exit, cost 15-25 ms of a run and free next to nothing. So
     collection is paused while this module's imports load (Typer is most of them) and while
     main() builds the command line; then what exists leaves the collector's young generations
-    without a pass over it: with `freeze`, for good (gc.freeze, as `im serve` does once its
-    app is built: no collection, not even those at exit, looks at it again), else into the
+    without a pass over it: with `freeze`, for good (gc.freeze: no collection, not even
+    those at exit, looks at it again), else into the
     oldest generation (gc.freeze then gc.unfreeze), for a program that imports this module
     and lives on. Collection then resumes."""
     collecting = gc.isenabled()

@@ -427,15 +427,15 @@ def make_app(runtime: Runtime) -> typer.Typer:
 def _webhook_url(base: str | None, name: str) -> str:
     from urllib.parse import urlsplit
 
-    from im.net import is_loopback
+    from im.net import is_http_url, is_loopback
 
     if not base:
         raise InvalidInputError("im's public URL is unknown: give --url https://your-domain.com"
                                 " or set IM_PUBLIC_URL")
-    parts = urlsplit(base)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not is_http_url(base):
         raise InvalidInputError(f"{base!r} is not a URL; write https://your-domain.com")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
+    parts = urlsplit(base)
+    if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
         raise InvalidInputError("webhook URLs must use https:// (http:// only on loopback)")
     return f"{base.rstrip('/')}/connectors/{name}/webhook"
 

@@ -13,3 +13,11 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def is_http_url(value: str) -> bool:
+    """An http:// or https:// URL with a host (im's public URL, for one)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)

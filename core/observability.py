@@ -54,6 +54,18 @@ def _scalar(runtime: Runtime, sql: str, **params: Any) -> Any:
     return row[0] if row else None
 
 
+def _outbox_counts(runtime: Runtime, name: str, *, waiting_since: datetime | None = None
+                   ) -> tuple[int, int, int]:
+    """A connector's changes queued, queued since before `waiting_since`, and failed: one
+    pass over its outbox rows."""
+    row = runtime.store.conn.execute(
+        "SELECT count(*) FILTER (WHERE status IN ('pending', 'delivering')),"
+        " count(*) FILTER (WHERE status IN ('pending', 'delivering') AND created_at < :old),"
+        " count(*) FILTER (WHERE status = 'failed') FROM outbox WHERE connector = :c",
+        {"c": name, "old": ts(waiting_since) if waiting_since else ""}).fetchone()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
 def status(runtime: Runtime, name: str) -> ConnectorStatus:
     record = runtime.store.get_connector(name)
     if record is None:
@@ -66,10 +78,7 @@ def status(runtime: Runtime, name: str) -> ConnectorStatus:
                      " AND (error IS NOT NULL)", c=name, since=since)
     quarantined = _scalar(runtime, "SELECT count(*) FROM inbox WHERE connector = :c AND"
                           " status = 'quarantined'", c=name)
-    queued = _scalar(runtime, "SELECT count(*) FROM outbox WHERE connector = :c AND status IN"
-                     " ('pending', 'delivering')", c=name)
-    failed = _scalar(runtime, "SELECT count(*) FROM outbox WHERE connector = :c AND"
-                     " status = 'failed'", c=name)
+    queued, _, failed = _outbox_counts(runtime, name)
     last_error = runtime.store.conn.execute(
         "SELECT error, at FROM (SELECT error, at FROM calls WHERE connector = :c AND error IS NOT"
         " NULL UNION ALL SELECT last_error, coalesce(done_at, next_attempt_at) FROM outbox"
@@ -134,19 +143,14 @@ def health(runtime: Runtime, name: str) -> tuple[str, list[Check]]:
         else:
             checks.append(Check(name="webhook", label="Webhook", ok=True,
                                 detail=f"Receiving events (last: {ago(last_event, now)})"))
-    stuck = _scalar(runtime, "SELECT count(*) FROM outbox WHERE connector = :c AND status IN"
-                    " ('pending', 'delivering') AND created_at < :old", c=name,
-                    old=ts(now - timedelta(minutes=2)))
-    failed = _scalar(runtime, "SELECT count(*) FROM outbox WHERE connector = :c AND"
-                     " status = 'failed'", c=name)
+    queued, stuck, failed = _outbox_counts(runtime, name,
+                                           waiting_since=now - timedelta(minutes=2))
     last_sync = runtime.store.last_sync(name)
     interval = parse_duration(settings.sync_interval)
     polled = parse_ts(_scalar(runtime, "SELECT updated_at FROM sync_cursors WHERE"
                               " connector = :c", c=name))
     late_poll = settings.sync_direction.pulls and polled is not None and (
         now - polled).total_seconds() > 3 * interval
-    queued = _scalar(runtime, "SELECT count(*) FROM outbox WHERE connector = :c AND status IN"
-                     " ('pending', 'delivering')", c=name)
     when = f"last sync: {ago(last_sync, now)}" if last_sync else "never synced"
     if stuck or failed:
         problems = ([f"{stuck} change(s) waiting over 2 minutes"] if stuck else []) + (

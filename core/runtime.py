@@ -105,10 +105,9 @@ class Runtime:
         value = os.environ.get("IM_PUBLIC_URL") or self.settings.get("public_url")
         if not value:
             return None
-        from urllib.parse import urlsplit
+        from im.net import is_http_url
 
-        parts = urlsplit(str(value))
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if not is_http_url(str(value)):
             where = "IM_PUBLIC_URL" if os.environ.get("IM_PUBLIC_URL") else "settings public_url"
             raise InvalidInputError(f"{where}: {value!r} is not an http(s):// URL")
         return str(value).rstrip("/")
