@@ -152,15 +152,13 @@ def make_app(runtime: Runtime) -> typer.Typer:
 
     def _problem(settings_type: Any, data: dict[str, Any]) -> tuple[str, str] | None:
         """(path, what is wrong there) when the settings so far are refused at a field."""
-        from im.connector_config import validate
+        from im.connector_config import InvalidSettingsError, validate
 
         try:
             validate(settings_type, data)
-        except InvalidInputError as error:
-            message, _, path = str(error).removeprefix("invalid settings: ").partition(
-                " - at `")
-            if path:
-                return path.rstrip("`"), message
+        except InvalidSettingsError as error:
+            if error.path:
+                return error.path, error.problem
         return None
 
     @app.command("list")

@@ -159,22 +159,30 @@ def validate(settings_type: type[ConnectorSettings], data: Any, *,
     try:
         return msgspec.convert(data, settings_type)
     except msgspec.ValidationError as error:
-        raise InvalidInputError(f"invalid settings: {_describe(error)}") from None
+        raise InvalidSettingsError(error) from None
 
 
-def _describe(error: msgspec.ValidationError) -> str:
-    # msgspec says "Expected `str`, got `int` - at `$.custom.service_id`"; users write paths
-    # without the `$.` of JSON path. A check of a nested struct's own that names its field
-    # gets its parent appended ("... - at `from_email` - at `$.custom`"): one path, in order.
-    message, *places = str(error).split(" - at `")
-    if len(places) == 1 and places[0].startswith("key` in `"):  # a mapping's key
-        where = places[0].removeprefix("key` in `").rstrip("`").removeprefix("$")
-        return f"{message} - a key of `{where.removeprefix('.')}`" if where else message
-    parts = [place.rstrip("`").removeprefix("$").removeprefix(".") for place in places]
-    path = ".".join(part for part in reversed(parts) if part)
-    if places and not path:
-        return f"{message} - at the settings"
-    return f"{message} - at `{path}`" if path else message
+class InvalidSettingsError(InvalidInputError):
+    """Settings refused by their struct: `problem`, and `path` the field at fault (dotted, as
+    users write it; None when the error is about a mapping's key or the whole settings)."""
+
+    def __init__(self, error: msgspec.ValidationError) -> None:
+        # msgspec says "Expected `str`, got `int` - at `$.custom.service_id`"; users write
+        # paths without the `$.` of JSON path. A nested struct's own check that names its
+        # field gets its parent appended ("... - at `from_email` - at `$.custom`"): one path.
+        self.problem, *places = str(error).split(" - at `")
+        self.path: str | None = None
+        if len(places) == 1 and places[0].startswith("key` in `"):  # a mapping's key
+            where = places[0].removeprefix("key` in `").rstrip("`").removeprefix("$")
+            where = where.removeprefix(".")
+            super().__init__(f"invalid settings: {self.problem}"
+                             + (f" - a key of `{where}`" if where else ""))
+            return
+        parts = [place.rstrip("`").removeprefix("$").removeprefix(".") for place in places]
+        self.path = ".".join(part for part in reversed(parts) if part) or None
+        where = (f" - at `{self.path}`" if self.path
+                 else " - at the settings" if places else "")
+        super().__init__(f"invalid settings: {self.problem}{where}")
 
 
 def redact(settings_type: type, data: dict[str, Any]) -> dict[str, Any]:
