@@ -89,7 +89,8 @@ def write(flow: dict, cost: dict, boot: dict, seconds: float) -> None:  # type: 
             f" {verdict(entry['ratio_to_baseline'] >= 0.5)}); 5,000 events/s:"
             f" {verdict(entry['durable_rate'] >= 5000)}; p99 <= 50 ms:"
             f" {verdict(entry['p99_ms'] <= 50)}. Answered 2xx: {entry['answered_2xx']:,} of"
-            f" {entry['requests']:,}; stored: {entry['stored']:,}; lost: {entry['lost']};"
+            f" {entry['requests']:,}; stored: {entry['stored']:,}; lost (2xx answers beyond"
+            f" the rows stored; the crash tests check by event id): {entry['lost']};"
             f" duplicated: {entry['duplicated']}; socket errors: {entry['socket_errors']}."
             f" Peak resident memory of `im serve` (all its processes):"
             f" {entry['peak_rss_mib']:.0f} MiB. Events left to apply when the burst ended:"
@@ -114,10 +115,13 @@ def write(flow: dict, cost: dict, boot: dict, seconds: float) -> None:  # type: 
         "",
         f"Inbound sync of {inbound['incidents']:,} PagerDuty incidents (one poll):"
         f" {inbound['list_calls']} list calls (bound ceil(N/100) + 1 per 10,000-record window"
-        f" + 1 for older open incidents = {inbound['bound']}:"
-        f" {verdict(inbound['list_calls'] <= inbound['bound'])}),"
+        f" = {inbound['bound']}: {verdict(inbound['list_calls'] <= inbound['bound'])}"
+        + (f", by {inbound['list_calls'] - inbound['bound']}: a poll also lists the open"
+           " incidents created before its window, which the bound does not count"
+           if inbound['list_calls'] > inbound['bound'] else "") + "),"
         f" {inbound['per_incident_calls']} per-incident calls, {inbound['status_429']} answers"
-        f" 429; {inbound['wall_seconds']} s wall, {inbound['cpu_seconds']} s CPU,"
+        f" 429; {inbound['wall_seconds']} s wall, {inbound['cpu_seconds']} s CPU of the syncing"
+        " thread,"
         f" {inbound['cpu_ms_per_incident']} ms CPU per synced incident (each becomes an im"
         f" incident with its timeline and link). Outcomes: {inbound['outcomes']}.",
         "",

@@ -55,15 +55,18 @@ def run(incidents: int = 10_000) -> dict[str, object]:
         # inbound: 10,000 incidents made in PagerDuty within the last hour
         pd.bulk_incidents(incidents, status="triggered", span_seconds=3600, service_id="PAPI001")
         pd.clear_requests()
-        cpu, wall = time.process_time(), time.perf_counter()
+        # this thread's CPU only: the sandbox answering runs in threads of its own
+        cpu, wall = time.thread_time(), time.perf_counter()
         outcomes = poll(runtime, "bench")
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
         calls = _calls(pd)
         lists = [c for c in calls if c["path"] == "/incidents" and c["method"] == "GET"]
         per_incident = [c for c in calls if str(c["path"]).startswith("/incidents/")]
         figures["inbound"] = {
             "incidents": incidents, "outcomes": outcomes,
-            "list_calls": len(lists), "bound": math.ceil(incidents / 100) + 1 + 1,
+            # the bound: ceil(N/100) list calls plus one per 10,000-record window
+            "list_calls": len(lists),
+            "bound": math.ceil(incidents / 100) + math.ceil(incidents / 10_000),
             "per_incident_calls": len(per_incident),
             "other_calls": len(calls) - len(lists) - len(per_incident),
             "status_429": sum(1 for c in calls if c.get("status") == 429),

@@ -223,6 +223,8 @@ def add_commands(cli: typer.Typer) -> None:
         finally:
             if throwaway and not keep_running:
                 shutil.rmtree(folder, ignore_errors=True)
+                typer.echo(f"Removed the demo's folder {folder} (its database and report);"
+                           " `./im demo --home DIR` keeps them.")
 
 
 def _log_to(runtime: Any) -> None:

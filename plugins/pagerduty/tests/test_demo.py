@@ -39,3 +39,14 @@ def test_demo_walks_through_the_spec_and_cleans_up(tmp_path):
                           text=True, timeout=60, env={**os.environ, "IM_HOME": str(home)})
     assert "webhook/demo-pagerduty: incident.acknowledged " in logs.stdout
     assert not (started_in / "im.db").exists()
+
+
+def test_a_demo_in_a_throwaway_folder_says_it_removed_it():
+    result = subprocess.run([IM, "demo"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    last = result.stdout.splitlines()[-1]
+    assert last.startswith("Removed the demo's folder ") and last.endswith(
+        " (its database and report); `./im demo --home DIR` keeps them.")
+    folder = last.removeprefix("Removed the demo's folder ").split(" (")[0]
+    assert f"Wrote {folder}/im-report.pdf" in result.stdout
+    assert not Path(folder).exists()
