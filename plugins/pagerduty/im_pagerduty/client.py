@@ -44,13 +44,19 @@ class CallInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PagerDutyError(ConnectorError):
-    """A failed PagerDuty call: HTTP status, PagerDuty's error code and its message."""
+    """A failed PagerDuty call: HTTP status, PagerDuty's error code and its message.
+
+    `unsent` says the request surely was not carried out (no connection, or a 429): sending
+    it again cannot make anything twice. After a timeout, a dropped connection or a 5xx the
+    change may have been made all the same."""
 
     def __init__(self, message: str, *, status: int | None = None, code: int | None = None,
-                 retryable: bool = False, retry_after: float | None = None) -> None:
+                 retryable: bool = False, retry_after: float | None = None,
+                 unsent: bool = False) -> None:
         super().__init__(message, retryable=retryable, retry_after=retry_after)
         self.status = status
         self.code = code
+        self.unsent = unsent
 
 
 class _Budget:
@@ -135,7 +141,8 @@ def _error(response: httpx.Response) -> PagerDutyError:
     retryable = status == 429 or status >= 500 or status == 408
     text = f"PagerDuty answered {status}: {message}" + (f" (code {code})" if code else "")
     return PagerDutyError(text, status=status, code=code, retryable=retryable,
-                          retry_after=_retry_after(response) if status == 429 else None)
+                          retry_after=_retry_after(response) if status == 429 else None,
+                          unsent=status == 429)
 
 
 class PagerDutyClient:
@@ -166,10 +173,17 @@ class PagerDutyClient:
 
     # -- requests --------------------------------------------------------------------------
 
-    def request(self, method: str, path: str, *, params: Any = None,
-                json: Any = None) -> dict[str, Any]:
+    def request(self, method: str, path: str, *, params: Any = None, json: Any = None,
+                repeatable: bool | None = None) -> dict[str, Any]:
         """One API call, retried on 429, 5xx, timeouts and connection errors (bounded in
-        attempts and total time); other errors raise PagerDutyError at once."""
+        attempts and total time); other errors raise PagerDutyError at once.
+
+        A request that is not `repeatable` (by default a POST: a second note would be a second
+        note) is sent again only when it surely was not carried out; after a timeout, a
+        dropped connection or a 5xx the error goes to the caller, whose next attempt checks
+        first what the lost one did."""
+        if repeatable is None:
+            repeatable = method != "POST"
         headers = {}
         if method in {"POST", "PUT", "PATCH", "DELETE"}:
             headers["Content-Type"] = "application/json"
@@ -188,7 +202,8 @@ class PagerDutyClient:
             | tenacity.stop_after_delay(self.max_wait * 2),
             wait=wait,
             retry=tenacity.retry_if_exception(
-                lambda e: isinstance(e, PagerDutyError) and e.retryable),
+                lambda e: isinstance(e, PagerDutyError) and e.retryable
+                and (repeatable or e.unsent)),
             sleep=self.sleep,
             reraise=True,
         )
@@ -206,12 +221,14 @@ class PagerDutyClient:
             response = self.http.send(request)
         except httpx.TimeoutException as error:
             self._record(method, path, None, started, f"timeout: {error}")
-            raise PagerDutyError(f"PagerDuty did not answer in time ({method} {path})",
-                                 retryable=True) from error
+            raise PagerDutyError(
+                f"PagerDuty did not answer in time ({method} {path})", retryable=True,
+                unsent=isinstance(error, httpx.ConnectTimeout | httpx.PoolTimeout)) from error
         except httpx.TransportError as error:
             self._record(method, path, None, started, f"{type(error).__name__}: {error}")
             raise PagerDutyError(f"cannot reach PagerDuty at {self.base_url}: {error}",
-                                 retryable=True) from error
+                                 retryable=True,
+                                 unsent=isinstance(error, httpx.ConnectError)) from error
         if self.trace is not None:
             self._trace_response(request, response, started)
         if response.is_success:
@@ -268,8 +285,9 @@ class PagerDutyClient:
     def get(self, path: str, **params: Any) -> dict[str, Any]:
         return self.request("GET", path, params=params or None)
 
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.request("POST", path, json=body)
+    def post(self, path: str, body: dict[str, Any], *, repeatable: bool = False
+             ) -> dict[str, Any]:
+        return self.request("POST", path, json=body, repeatable=repeatable)
 
     def put(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("PUT", path, json=body)

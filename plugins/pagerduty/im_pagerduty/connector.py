@@ -242,7 +242,9 @@ class PagerDutyConnector(Connector):
                                                         service=request.service))
             body["incident_key"] = key
             try:
-                incident = self.client.post("/incidents", {"incident": body})["incident"]
+                # repeatable: PagerDuty refuses a second open incident with the same key
+                incident = self.client.post("/incidents", {"incident": body},
+                                            repeatable=True)["incident"]
                 verb = "created"
             except PagerDutyError as error:
                 # 400: an open incident has this key already (made by an earlier attempt).

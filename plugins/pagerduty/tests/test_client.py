@@ -49,6 +49,39 @@ def test_retries_server_errors_then_succeeds(client, httpx_mock, slept):
     assert len(httpx_mock.get_requests()) == 3 and len(slept) == 2
 
 
+@pytest.mark.parametrize("failure", [
+    httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("Server disconnected"), 500])
+def test_a_post_that_may_have_been_carried_out_is_not_sent_again(client, httpx_mock, failure):
+    # A note that timed out may be on the incident already: the caller checks before it
+    # posts again, so the client must not repeat it on its own.
+    notes = f"{BASE}/incidents/Q1/notes"
+    if isinstance(failure, int):
+        httpx_mock.add_response(url=notes, method="POST", status_code=failure)
+    else:
+        httpx_mock.add_exception(failure, url=notes, method="POST")
+    with pytest.raises(PagerDutyError) as raised:
+        client.post("/incidents/Q1/notes", {"note": {"content": "Replica lag"}})
+    assert raised.value.retryable and not raised.value.unsent
+    assert len(httpx_mock.get_requests()) == 1
+
+
+def test_a_post_that_surely_was_not_carried_out_is_sent_again(client, httpx_mock):
+    notes = f"{BASE}/incidents/Q1/notes"
+    httpx_mock.add_exception(httpx.ConnectError("refused"), url=notes, method="POST")
+    httpx_mock.add_response(url=notes, method="POST", status_code=429)
+    httpx_mock.add_response(url=notes, method="POST", json={"note": {"id": "N1"}})
+    assert client.post("/incidents/Q1/notes", {"note": {"content": "x"}}) == {
+        "note": {"id": "N1"}}
+    assert len(httpx_mock.get_requests()) == 3
+
+
+def test_a_repeatable_post_is_retried_after_a_timeout(client, httpx_mock):
+    httpx_mock.add_exception(httpx.ReadTimeout("slow"), url=f"{BASE}/incidents", method="POST")
+    httpx_mock.add_response(url=f"{BASE}/incidents", method="POST", json={"incident": {}})
+    client.post("/incidents", {"incident": {"incident_key": "k"}}, repeatable=True)
+    assert len(httpx_mock.get_requests()) == 2
+
+
 def test_429_waits_for_the_reset(client, httpx_mock, slept):
     httpx_mock.add_response(url=f"{BASE}/users", status_code=429,
                             headers={"ratelimit-limit": "960", "ratelimit-remaining": "0",

@@ -1,8 +1,8 @@
 """Reliability under injected faults: many incidents declared, acknowledged, noted and resolved
 from im (CLI and core API) and from PagerDuty (a responder on the sandbox's REST API), while the
 sandbox answers with 5xx bursts, random 5xx, 429 storms (with and without `ratelimit-*`
-headers), dropped connections, added latency and duplicated webhook deliveries, and `im serve`
-receives its webhooks. Once the faults are cleared and the queues drained, both systems must
+headers), dropped connections, timeouts (changes made but answered too late), added latency and
+duplicated webhook deliveries, and `im serve` receives its webhooks. Once the faults are cleared and the queues drained, both systems must
 agree: one PagerDuty incident per im incident and service, every note once on each side, the
 same states, and nothing echoed back.
 
@@ -44,12 +44,17 @@ PD_STATUS = {"open": "triggered", "mitigated": "acknowledged", "resolved": "reso
              "closed": "resolved"}
 
 
+# im's client gives up after CLIENT_TIMEOUT; the sandbox's late answers come after LATE_MS.
+CLIENT_TIMEOUT = 0.5
+LATE_MS = 800
+
+
 @pytest.fixture(autouse=True)
 def quick_client(monkeypatch, pd):
     """Short retries, no sleeping, and a rate limit out of the way (the 429s come from the
     injected storms, not from the volume of this test)."""
     monkeypatch.setattr(PagerDutyConnector, "client_options", {
-        "max_attempts": 2, "sleep": lambda _s: None, "timeout": 5.0,
+        "max_attempts": 2, "sleep": lambda _s: None, "timeout": CLIENT_TIMEOUT,
         "rate_limit": 1_000_000})
     monkeypatch.setattr(pd_client, "_budgets", {})  # budgets are per key, made on first use
     pd.configure(rate_limit=1_000_000)
@@ -191,7 +196,17 @@ def fast_home(tmp_path):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_faults_while_both_sides_work_leave_both_systems_in_agreement(fast_home, pd):
+def test_faults_while_both_sides_work_leave_both_systems_in_agreement(fast_home, pd,
+                                                                      monkeypatch):
+    timed_out: Counter[str] = Counter()  # im's requests that got no answer in time
+    record = pd_client.PagerDutyClient._record
+
+    def counting(self, method, path, status, started, error, response=None):
+        if error and error.startswith("timeout"):
+            timed_out[f"{method} {path.rsplit('/', 1)[-1] if 'notes' in path else path}"] += 1
+        record(self, method, path, status, started, error, response)
+
+    monkeypatch.setattr(pd_client.PagerDutyClient, "_record", counting)
     started = time.monotonic()
     rng = random.Random(20261128)
     plans = [Plan(n, rng) for n in range(N_INCIDENTS)]
@@ -204,9 +219,11 @@ def test_faults_while_both_sides_work_leave_both_systems_in_agreement(fast_home,
         enabled = im(runtime, "connector", "webhook", CONNECTOR, "--enable", "--url", url)
         assert enabled.exit_code == 0, enabled.output
 
-        # 1. declare, from both sides: 5xx bursts, random 5xx and dropped connections
+        # 1. declare, from both sides: 5xx bursts, random 5xx, dropped connections and
+        #    timeouts (the incident made, the answer too late)
         phase = time.monotonic()
-        pd.set_faults(burst_5xx=40, drop_connections=15, error_rate=0.1, seed=1)
+        pd.set_faults(burst_5xx=40, drop_connections=15, error_rate=0.1,
+                      late_answer_rate=0.03, late_answer_ms=LATE_MS, seed=1)
         for plan in plans:
             if plan.origin == "pd":
                 plan.remote_id = john.trigger(f"PagerDuty incident {plan.n}", plan.pd_service)
@@ -241,10 +258,11 @@ def test_faults_while_both_sides_work_leave_both_systems_in_agreement(fast_home,
         settle(pd, runtime, use_cli=True)
         timings["ack"] = time.monotonic() - phase
 
-        # 3. notes, from both sides at once: a 429 storm without headers, dropped connections
-        #    and every webhook delivered twice
+        # 3. notes, from both sides at once: a 429 storm without headers, dropped connections,
+        #    timeouts (the note posted, the answer too late) and every webhook delivered twice
         phase = time.monotonic()
         pd.set_faults(storm_429=60, storm_429_headers=False, drop_rate=0.05,
+                      late_answer_rate=0.03, late_answer_ms=LATE_MS,
                       webhook_duplicates=True, seed=3)
         for plan in plans:
             targets = remote_ids(runtime, plan)
@@ -275,9 +293,11 @@ def test_faults_while_both_sides_work_leave_both_systems_in_agreement(fast_home,
     print(f"\n{N_INCIDENTS} incidents in {time.monotonic() - started:.1f}s;"
           f" phases {({k: round(v, 1) for k, v in timings.items()})};"
           f" faults met {dict(faults_met)}; responder retries {john.retries};"
-          f" CLI declares queued {cli_queued}")
+          f" CLI declares queued {cli_queued}; im's timeouts {dict(timed_out)}")
     # the faults really happened, to im and to the responder
     assert faults_met["server_error"] and faults_met["rate_limit"] and faults_met["drop"]
+    # im gave up on creates and notes that PagerDuty had made, and still made each once
+    assert timed_out["POST /incidents"] and timed_out["POST notes"], timed_out
     assert any(r.attempts > 1 for r in runtime.store.outbox())
     runtime.store.close()
 

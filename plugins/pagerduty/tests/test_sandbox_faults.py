@@ -102,6 +102,24 @@ def test_added_latency(pd, api):
     assert time.monotonic() - started >= 0.3
 
 
+def test_a_late_answer_comes_after_the_change_is_made(pd, api):
+    pd.set_faults(late_answer_rate=1.0, late_answer_ms=400, paths=["/incidents"])
+    body = {"incident": {"type": "incident", "title": "Late", "incident_key": "late-1",
+                         "service": {"id": "PXXXXXX", "type": "service_reference"}}}
+    with pytest.raises(httpx.ReadTimeout):
+        api.post("/incidents", json=body, timeout=0.1)
+    # made at once, though its answer never reached the client
+    [made] = api.get("/incidents", params={"incident_key": "late-1", "date_range": "all"},
+                     timeout=2).json()["incidents"]
+    assert made["title"] == "Late"
+    started = time.monotonic()
+    assert api.get("/services").status_code == 200  # other paths answer at once
+    assert time.monotonic() - started < 0.3
+    [posted, *_] = pd.requests(method="POST", path="/incidents")
+    assert posted["fault"] == "late_answer"
+    pd.clear_faults()
+
+
 def test_dropped_connection_gets_no_answer(pd, api):
     pd.set_faults(drop_connections=1)
     with pytest.raises(httpx.RemoteProtocolError):

@@ -109,11 +109,14 @@ class Edge:
         status: int | None = None
         fault: str | None = None
         extra_headers: dict[str, str] = {}
+        late = 0.0
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if late:  # the work is done; only the answer is held back
+                    await asyncio.sleep(late)
                 if extra_headers:
                     message = {
                         **message,
@@ -133,6 +136,9 @@ class Edge:
                 fault = f"{injection.kind}" + (f" {injection.status}" if injection.status else "")
                 await self._inject(injection, receive, send_with_headers)
                 return
+            late = sandbox.faults.late_answer_seconds(path)
+            if late:
+                fault = "late_answer"
             authorization = _header(scope, b"authorization") or ""
             api_key = (
                 authorization[len(TOKEN_PREFIX) :] if authorization.startswith(TOKEN_PREFIX) else ""

@@ -27,6 +27,10 @@ class Faults(msgspec.Struct, frozen=True, kw_only=True):
     storm_429_reset_seconds: Annotated[int, msgspec.Meta(ge=0)] = 1
     drop_connections: Count = 0
     drop_rate: Rate = 0.0
+    # That share of requests is carried out at once but answered only after late_answer_ms:
+    # a client that gives up sooner cannot know that the change was made.
+    late_answer_rate: Rate = 0.0
+    late_answer_ms: Annotated[float, msgspec.Meta(ge=0, le=60_000)] = 1_000.0
     # Path prefixes the API faults apply to; empty means every API path.
     paths: tuple[str, ...] = ()
     webhooks: Literal["deliver", "paused", "failing"] = "deliver"
@@ -55,6 +59,14 @@ class FaultSwitch:
 
     def latency_seconds(self, path: str) -> float:
         return self.current.latency_ms / 1000 if self._applies(path) else 0.0
+
+    def late_answer_seconds(self, path: str) -> float:
+        """How long this request's answer is held back (drawn; 0 for most requests)."""
+        faults = self.current
+        if faults.late_answer_rate and self._applies(path) and (
+                self._random.random() < faults.late_answer_rate):
+            return faults.late_answer_ms / 1000
+        return 0.0
 
     def _use(self, **counts: int) -> None:
         self.current = msgspec.structs.replace(self.current, **counts)

@@ -54,6 +54,8 @@ class FaultChanges(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     storm_429_reset_seconds: Annotated[int, msgspec.Meta(ge=0)] | None = None
     drop_connections: Annotated[int, msgspec.Meta(ge=0)] | None = None
     drop_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    late_answer_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    late_answer_ms: Annotated[float, msgspec.Meta(ge=0, le=60_000)] | None = None
     paths: tuple[str, ...] | None = None
     webhooks: Literal["deliver", "paused", "failing"] | None = None
     webhook_duplicates: bool | None = None
