@@ -154,7 +154,10 @@ def _since(runtime: Runtime, text: str):  # type: ignore[no-untyped-def]
     except ValueError:
         raise InvalidInputError(f"--since takes 10m, 2h, 1d or a date/time, not {text!r}"
                                 ) from None
-    return moment if moment.tzinfo else moment.astimezone(UTC)
+    try:  # a time without a zone is local time
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidInputError(f"--since {text} is out of range") from None
 
 
 def _print_log(row: dict, json_output: bool) -> None:  # type: ignore[type-arg]
