@@ -102,6 +102,17 @@ def test_added_latency(pd, api):
     assert time.monotonic() - started >= 0.3
 
 
+def test_a_request_that_arrived_before_the_log_was_cleared_is_not_logged(pd, api):
+    pd.set_faults(latency_ms=300, paths=["/users"])
+    with pytest.raises(httpx.ReadTimeout):
+        api.get("/users", timeout=0.05)
+    pd.clear_requests()
+    time.sleep(0.4)  # it ends now, in the sandbox
+    assert api.get("/services").status_code == 200
+    assert [r["path"] for r in pd.requests()] == ["/services"]
+    pd.clear_faults()
+
+
 def test_a_late_answer_comes_after_the_change_is_made(pd, api):
     pd.set_faults(late_answer_rate=1.0, late_answer_ms=400, paths=["/incidents"])
     body = {"incident": {"type": "incident", "title": "Late", "incident_key": "late-1",

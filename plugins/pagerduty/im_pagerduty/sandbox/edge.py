@@ -110,6 +110,7 @@ class Edge:
         fault: str | None = None
         extra_headers: dict[str, str] = {}
         late = 0.0
+        generation = sandbox.requests.generation
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -171,7 +172,8 @@ class Edge:
                     status=status,
                     at=format_event_time(sandbox.clock.now()),
                     fault=fault,
-                )
+                ),
+                generation,
             )
 
     async def _inject(self, injection: Injection, receive: Any, send: Any) -> None:
