@@ -116,9 +116,14 @@ class InboundChange(msgspec.Struct, frozen=True, kw_only=True):
     """A change that happened in the remote system, found by a webhook or a poll.
 
     `action` is one of im.inbound's kinds: triggered, acknowledged, unacknowledged, resolved,
-    reopened, note, assigned, escalated, updated. `echo` marks a change made by im itself (the
-    connector recognises its own user); `correlation_id` is set when the remote incident
-    carries the key im created it with, so it is linked even before the create's answer is.
+    reopened, note, assigned, escalated, updated, missing. `echo` marks a change made by im
+    itself (the connector recognises its own user); `correlation_id` is set when the remote
+    incident carries the key im created it with, so it is linked even before the create's
+    answer is. `record_only` keeps a status change on the link (and `text` on the timeline)
+    without changing the im incident: a remote resolve the connector's settings say not to
+    follow. `missing` (the remote system has no such incident) is always record-only; a later
+    change restores the link's status. `observed_at` is when a poll read the remote state: a
+    link that im changed since (a push, a webhook) knows better, and the change is stale.
     """
 
     remote_id: str
@@ -136,6 +141,8 @@ class InboundChange(msgspec.Struct, frozen=True, kw_only=True):
     assignee: str | None = None
     correlation_id: str | None = None
     echo: bool = False
+    record_only: bool = False
+    observed_at: datetime | None = None
 
 
 class PullRequest(msgspec.Struct, frozen=True, kw_only=True):

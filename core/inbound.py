@@ -49,8 +49,10 @@ NOTE = "note"
 ASSIGNED = "assigned"
 ESCALATED = "escalated"
 UPDATED = "updated"
+MISSING = "missing"  # the remote system has no such incident (any more): recorded, not applied
 STATUS_AFTER = {TRIGGERED: "triggered", ACKNOWLEDGED: "acknowledged",
-                UNACKNOWLEDGED: "triggered", RESOLVED: "resolved", REOPENED: "triggered"}
+                UNACKNOWLEDGED: "triggered", RESOLVED: "resolved", REOPENED: "triggered",
+                MISSING: "missing"}
 
 
 class UnhandledEventError(ImError):
@@ -143,8 +145,8 @@ def process_inbox(runtime: Runtime, *, connector: str | None = None,
 
 def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, *,
                  touched: list[str] | None = None) -> str:
-    """Apply one remote change; returns what happened: created, applied, confirmed, stale,
-    expired, ignored or unlinked. The im incident it concerns is added to `touched`."""
+    """Apply one remote change; returns what happened: created, applied, recorded, confirmed,
+    stale, expired, ignored or unlinked. The im incident it concerns is added to `touched`."""
     if not connector.settings.sync_direction.pulls:
         return "ignored"
     now = runtime.clock()
@@ -177,6 +179,14 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
             _update_link(runtime, link, change, new_status)
             if known and change.action != REOPENED:
                 return "confirmed"
+            if change.record_only or change.action == MISSING:
+                # the remote state is kept on the link; the im incident stays as it is
+                if change.text:
+                    store.add_timeline(incident.id, at=now, kind="sync", text=change.text,
+                                       actor=change.actor, system=connector.name,
+                                       data={"remote_id": change.remote_id,
+                                             "action": change.action})
+                return "recorded"
             return _apply_status(runtime, connector, link, change, origin)
         if change.echo:
             return "confirmed"
@@ -200,9 +210,13 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
 
 
 def _older(change: InboundChange, link: Link) -> bool:
-    """Whether `change` happened before the last change applied to the link. A remote that
-    gives whole seconds (REST listings) is compared at that precision: its report of the same
-    second as a webhook's (which has milliseconds) is not older."""
+    """Whether `change` happened before the last change applied to the link. A poll's report
+    is older when the link changed after the poll read it (a push or a webhook came in
+    meanwhile). A remote that gives whole seconds (REST listings) is compared at that
+    precision: its report of the same second as a webhook's (which has milliseconds) is not
+    older."""
+    if change.observed_at and link.updated_at and link.updated_at > change.observed_at:
+        return True
     last = link.remote_updated_at
     if last is None:
         return False

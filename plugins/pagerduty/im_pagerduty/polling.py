@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from im import InboundChange, PullRequest, PullResult
-from im.inbound import ACKNOWLEDGED, RESOLVED, TRIGGERED
+from im.inbound import ACKNOWLEDGED, MISSING, RESOLVED, TRIGGERED
 from im.sync import parse_idempotency_key
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def _time(value: str | None) -> datetime | None:
 
 def _change(connector: PagerDutyConnector, incident: dict[str, Any], now: datetime
             ) -> InboundChange | None:
-    from im_pagerduty.webhooks import im_service, severity
+    from im_pagerduty.webhooks import im_service, resolved_label, severity
 
     kind = STATUS_KIND.get(incident.get("status", ""))
     if kind is None:
@@ -55,6 +55,8 @@ def _change(connector: PagerDutyConnector, incident: dict[str, Any], now: dateti
     by = incident.get("last_status_change_by") or {}
     changed = _time(incident.get("last_status_change_at")) or _time(
         incident.get("created_at")) or now
+    # with auto_resolve off a resolve is kept on the link only, as webhooks do
+    held = kind == RESOLVED and not connector.settings.custom.auto_resolve
     return InboundChange(
         remote_id=incident["id"], event_id=f"poll:{incident['id']}:{incident.get('status')}",
         action=kind, occurred_at=changed,
@@ -65,7 +67,9 @@ def _change(connector: PagerDutyConnector, incident: dict[str, Any], now: dateti
         title=incident.get("title"),
         service=keyed[1] if keyed else im_service(connector, incident.get("service") or {}),
         severity=severity(incident), assignee=assignee,
-        correlation_id=keyed[0] if keyed else None,
+        correlation_id=keyed[0] if keyed else None, record_only=held, observed_at=now,
+        text=f"{resolved_label(incident.get('incident_number'))} (auto_resolve is off)"
+        if held else "",
     )
 
 
@@ -91,29 +95,7 @@ def pull(connector: PagerDutyConnector, request: PullRequest) -> PullResult:
     if request.incident is None:
         changes += _resolved_meanwhile(connector, seen, now, since - LOOKBACK)
         _check_subscription(connector)
-    if not connector.settings.custom.auto_resolve:
-        changes = _kept_open(connector, changes)
     return PullResult(changes=changes, cursor=now.isoformat())
-
-
-def _kept_open(connector: PagerDutyConnector, changes: list[InboundChange]
-               ) -> list[InboundChange]:
-    """With auto_resolve off, a resolve in PagerDuty does not resolve the im incident (as for
-    webhooks): the link records it, so that it is not read again, and nothing is applied."""
-    import msgspec
-
-    store = connector.runtime.store
-    kept = []
-    for change in changes:
-        if change.action != RESOLVED:
-            kept.append(change)
-            continue
-        for link in store.links(connector=connector.name, remote_id=change.remote_id):
-            if link.remote_status != "resolved":
-                store.upsert_link(msgspec.structs.replace(
-                    link, remote_status="resolved", remote_updated_at=change.occurred_at,
-                    updated_at=connector.runtime.clock()))
-    return kept
 
 
 def _check_subscription(connector: PagerDutyConnector) -> None:
@@ -152,12 +134,10 @@ def _resolved_meanwhile(connector: PagerDutyConnector, seen: dict[str, dict[str,
     Missing from a listing is not proof of a resolve: the connector may point at another
     account or a PagerDuty that lost the incident. Each one is read directly (a rare call:
     only incidents that left the open listing since the last poll, at most CONFIRM_MAX a
-    poll) and its real state applied. One PagerDuty does not know is marked `missing` on its
-    link, with a warning, and not asked about again (a listing that shows it again restores
-    it); the im incident is left as it is. A failure to read one ends the reading for this
-    poll, never the poll: what the listings gave is applied."""
-    import msgspec
-
+    poll) and its real state applied. One PagerDuty does not know becomes a `missing` change,
+    with a warning: the core marks its link, which is not asked about again (a listing that
+    shows it again restores it), and leaves the im incident as it is. A failure to read one
+    ends the reading for this poll, never the poll: what the listings gave is applied."""
     from im_pagerduty.client import PagerDutyError
 
     store = connector.runtime.store
@@ -186,8 +166,12 @@ def _resolved_meanwhile(connector: PagerDutyConnector, seen: dict[str, dict[str,
             log.warning("PagerDuty has no incident %s (linked to %s); %s left as it is: is"
                         " the connector pointed at another PagerDuty account?", link.remote_id,
                         link.incident_id, link.incident_id, extra={"connector": connector.name})
-            store.upsert_link(msgspec.structs.replace(link, remote_status="missing",
-                                                      updated_at=now))
+            number = f"#{link.remote_number}" if link.remote_number else link.remote_id
+            changes.append(InboundChange(
+                remote_id=link.remote_id, event_id=f"poll:{link.remote_id}:missing",
+                action=MISSING, occurred_at=now, observed_at=now, actor="PagerDuty",
+                text=f"PagerDuty incident {number} ({link.service}) not found in PagerDuty;"
+                     " no longer synced"))
             continue
         change = _change(connector, found, now)
         if change is not None:

@@ -142,6 +142,12 @@ def severity(incident: dict[str, Any]) -> str:
     return "SEV-2" if incident.get("urgency") == "high" else "SEV-3"
 
 
+def resolved_label(number: object) -> str:
+    """The timeline's words for a resolve in PagerDuty that im does not follow."""
+    return f"PagerDuty incident #{number} resolved in PagerDuty" if number else (
+        "PagerDuty incident resolved in PagerDuty")
+
+
 def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
     event = decode(body)
     if event.event_type in IGNORED:
@@ -165,7 +171,7 @@ def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
             return []
         text = str(data.get("content") or "")
     elif kind == RESOLVED and not connector.settings.custom.auto_resolve:
-        kind, text = UPDATED, f"{label} resolved in PagerDuty (auto_resolve is off)"
+        text = f"{resolved_label(number)} (auto_resolve is off)"
     elif kind == ESCALATED:
         text = f"{label} escalated" + (f"; assigned to {assignee}" if assignee else "")
     elif kind == ASSIGNED:
@@ -185,6 +191,7 @@ def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
         service=keyed[1] if keyed else im_service(connector, data.get("service") or {}),
         severity=severity(data) if kind != NOTE else None,
         assignee=assignee, correlation_id=keyed[0] if keyed else None, echo=echo,
+        record_only=kind == RESOLVED and not connector.settings.custom.auto_resolve,
     )]
 
 

@@ -132,7 +132,8 @@ def test_sigkill_mid_delivery_then_restart_creates_and_applies_everything_once(t
     statuses = {i["id"]: i["status"] for i in remote}
     pd_status = {"open": "triggered", "mitigated": "acknowledged", "resolved": "resolved"}
     for incident_id, plan in plans.items():
-        assert runtime.store.get_incident(incident_id).status.value == plan
+        timeline = [(e.kind, e.text, e.actor) for e in runtime.store.timeline(incident_id)]
+        assert runtime.store.get_incident(incident_id).status.value == plan, timeline
         for link in runtime.store.links(incident_id):
             assert statuses[link.remote_id] == pd_status[plan], (incident_id, link.service)
     rows = runtime.store.outbox()

@@ -229,8 +229,11 @@ def test_an_incident_missing_from_pagerdutys_listings_is_read_before_anything_is
     # an hour later, both created before the cursor: neither listing shows them
     runtime.store.set_cursor("prod-pagerduty", clock.advance(hours=1).isoformat(), at=clock())
     pd.clear_requests()
-    assert poll(runtime, "prod-pagerduty") == {"applied": 1}
+    assert poll(runtime, "prod-pagerduty") == {"applied": 1, "recorded": 1}
     assert runtime.store.get_incident("INC-1").status.value == "mitigated"
+    assert [e.text for e in runtime.store.timeline("INC-1") if e.kind == "sync"][-1] == (
+        f"PagerDuty incident #{gone.remote_number} (db) not found in PagerDuty;"
+        " no longer synced")
     second = runtime.store.get_incident("INC-2")
     assert second.status.value == "resolved"
     resolved_line = [e for e in runtime.store.timeline("INC-2") if e.kind == "resolved"]
@@ -286,6 +289,27 @@ def test_acknowledging_from_im_keeps_the_assignee_and_a_late_echo_changes_nothin
     assert (incident.status.value, incident.assignee) == ("mitigated", "jane.smith@company.com")
 
 
+def test_a_poll_read_before_im_resolved_does_not_reopen_the_incident(tmp_path, pd):
+    """`im serve` polls while it delivers: a listing read when the PagerDuty incident was
+    still triggered is applied after im's resolve reached PagerDuty. It is stale, not a
+    reopen."""
+    from im import PullRequest
+    from im.inbound import apply_change
+
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    connector = runtime.connector("prod-pagerduty")
+    read_before = connector.pull(PullRequest(cursor=runtime.store.get_cursor("prod-pagerduty")))
+    assert [c.action for c in read_before.changes] == ["triggered"]
+    for step in ("ack", "resolve"):
+        assert im(runtime, step, "--incident", "INC-1").exit_code == 0
+    assert runtime.store.links("INC-1")[0].remote_status == "resolved"
+    assert [apply_change(runtime, connector, c) for c in read_before.changes] == ["stale"]
+    assert runtime.store.get_incident("INC-1").status.value == "resolved"
+    assert runtime.store.links("INC-1")[0].remote_status == "resolved"
+    assert not [e for e in runtime.store.timeline("INC-1") if e.kind == "reopened"]
+
+
 def test_with_auto_resolve_off_a_poll_does_not_resolve_either(tmp_path, pd):
     """As for webhooks: a resolve in PagerDuty leaves the im incident open; its link says
     resolved, so it is not read again."""
@@ -297,13 +321,42 @@ def test_with_auto_resolve_off_a_poll_does_not_resolve_either(tmp_path, pd):
     with as_john(pd) as john:
         john.put(f"/incidents/{link.remote_id}", json={"incident": {
             "type": "incident_reference", "status": "resolved"}}).raise_for_status()
-    poll(runtime, "prod-pagerduty")
+    assert poll(runtime, "prod-pagerduty") == {"recorded": 1}
     assert runtime.store.get_incident("INC-1").status.value == "open"
     assert runtime.store.links("INC-1")[0].remote_status == "resolved"
+    said = [e.text for e in runtime.store.timeline("INC-1") if e.kind == "sync"]
+    assert said[-1] == (f"PagerDuty incident #{link.remote_number} resolved in PagerDuty"
+                        " (auto_resolve is off)")
     pd.clear_requests()
-    poll(runtime, "prod-pagerduty")
+    assert poll(runtime, "prod-pagerduty") == {"confirmed": 1}
     assert pd.requests("GET", "/incidents/*") == []
     assert runtime.store.get_incident("INC-1").status.value == "open"
+    assert [e.text for e in runtime.store.timeline("INC-1") if e.kind == "sync"] == said
+
+
+def test_with_auto_resolve_off_a_webhook_resolve_is_recorded_once(tmp_path, pd):
+    """The resolve's webhook keeps the im incident open and says why on its timeline; the
+    poll after it finds the link in step and adds nothing."""
+    from im.inbound import poll, process_inbox
+
+    runtime = runtime_with_connector(tmp_path / "home", pd, auto_resolve=False)
+    with serve(runtime) as url:
+        assert im(runtime, "connector", "webhook", "prod-pagerduty", "--enable", "--url",
+                  url).exit_code == 0
+        im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+        link = runtime.store.links("INC-1")[0]
+        with as_john(pd) as john:
+            john.put(f"/incidents/{link.remote_id}", json={"incident": {
+                "type": "incident_reference", "status": "resolved"}}).raise_for_status()
+        assert pd.wait_for_webhooks()
+        wait_for(lambda: runtime.store.links("INC-1")[0].remote_status == "resolved")
+    process_inbox(runtime)
+    assert runtime.store.get_incident("INC-1").status.value == "open"
+    said = [e.text for e in runtime.store.timeline("INC-1") if e.kind == "sync"]
+    assert said[-1] == (f"PagerDuty incident #{link.remote_number} resolved in PagerDuty"
+                        " (auto_resolve is off)")
+    assert poll(runtime, "prod-pagerduty") == {"confirmed": 1}
+    assert [e.text for e in runtime.store.timeline("INC-1") if e.kind == "sync"] == said
 
 
 def test_out_of_order_and_duplicate_deliveries_apply_once_in_order(tmp_path, pd, caplog):
