@@ -20,9 +20,15 @@ from pathlib import Path
 import ingest
 import startup
 import sync_cost
+
 from common import machine
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+# What the calls a poll makes besides listing incidents are for.
+OTHER_CALLS = {
+    "GET /users": "GET /users: the directory of users, read at most once in five minutes",
+    "GET /webhook_subscriptions": "GET /webhook_subscriptions: is the subscription enabled",
+}
 
 
 def main() -> None:
@@ -115,11 +121,13 @@ def write(flow: dict, cost: dict, boot: dict, seconds: float) -> None:  # type: 
         "",
         f"Inbound sync of {inbound['incidents']:,} PagerDuty incidents (one poll):"
         f" {inbound['list_calls']} list calls (bound ceil(N/100) + 1 per 10,000-record window"
-        f" = {inbound['bound']}: {verdict(inbound['list_calls'] <= inbound['bound'])}"
-        + (f", by {inbound['list_calls'] - inbound['bound']}: a poll also lists the open"
-           " incidents created before its window, which the bound does not count"
-           if inbound['list_calls'] > inbound['bound'] else "") + "),"
-        f" {inbound['per_incident_calls']} per-incident calls, {inbound['status_429']} answers"
+        f" = {inbound['bound']}: {verdict(inbound['list_calls'] <= inbound['bound'])}):"
+        f" {inbound['window_calls']} pages of the incidents created in the poll's window and"
+        f" {inbound['older_open_calls']} of the older ones still open,"
+        f" {inbound['per_incident_calls']} per-incident calls,"
+        f" {len(inbound['other_calls'])} other call{'s' * (len(inbound['other_calls']) != 1)}"
+        f" ({'; '.join(OTHER_CALLS.get(c, c) for c in inbound['other_calls']) or 'none'}),"
+        f" {inbound['status_429']} answers"
         f" 429; {inbound['wall_seconds']} s wall, {inbound['cpu_seconds']} s CPU of the syncing"
         " thread,"
         f" {inbound['cpu_ms_per_incident']} ms CPU per synced incident (each becomes an im"
