@@ -84,12 +84,16 @@ class ConnectorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
 
 
 class RemoteRef(msgspec.Struct, frozen=True, kw_only=True):
-    """What a connector learnt about the remote incident it created or changed."""
+    """What a connector learnt about the remote incident it created or changed.
+
+    `remote_updated_at` is when the remote system made the change, by its own clock (the one
+    its events carry): an event that happened before it is older and is not applied."""
 
     remote_id: str
     remote_number: str | None = None
     remote_url: str | None = None
     remote_status: str | None = None
+    remote_updated_at: datetime | None = None
 
 
 class PushRequest(msgspec.Struct, frozen=True, kw_only=True):

@@ -43,6 +43,11 @@ class CallInfo(msgspec.Struct, frozen=True, kw_only=True):
     rate_remaining: int | None = None
 
 
+def parse_time(value: str | None) -> datetime | None:
+    """A PagerDuty timestamp (`2015-10-06T21:30:42Z`), or None for none."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
 class PagerDutyError(ConnectorError):
     """A failed PagerDuty call: HTTP status, PagerDuty's error code and its message.
 

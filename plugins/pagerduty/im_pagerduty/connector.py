@@ -167,10 +167,13 @@ class PagerDutyConnector(Connector):
         return handler(request)
 
     def _ref_of(self, incident: dict[str, Any]) -> RemoteRef:
+        from im_pagerduty.client import parse_time
+
         return RemoteRef(remote_id=incident["id"],
                          remote_number=str(incident.get("incident_number", "")) or None,
                          remote_url=incident.get("html_url"),
-                         remote_status=incident.get("status"))
+                         remote_status=incident.get("status"),
+                         remote_updated_at=parse_time(incident.get("last_status_change_at")))
 
     def _assignee(self, incident: dict[str, Any]) -> str | None:
         return self.assignee_of(

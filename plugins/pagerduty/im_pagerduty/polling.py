@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from im import InboundChange, PullRequest, PullResult
 from im.inbound import ACKNOWLEDGED, MISSING, RESOLVED, TRIGGERED
 from im.sync import parse_idempotency_key
+from im_pagerduty.client import parse_time
 
 if TYPE_CHECKING:
     from im_pagerduty.connector import PagerDutyConnector
@@ -36,10 +37,6 @@ OVERLAP = timedelta(seconds=30)  # re-read the cursor's edge: applying twice is 
 FIRST_POLL = timedelta(hours=24)
 LOOKBACK = timedelta(days=180)  # PagerDuty lists at most 6 months at a time
 STATUS_KIND = {"triggered": TRIGGERED, "acknowledged": ACKNOWLEDGED, "resolved": RESOLVED}
-
-
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 def _change(connector: PagerDutyConnector, incident: dict[str, Any], now: datetime
@@ -53,7 +50,7 @@ def _change(connector: PagerDutyConnector, incident: dict[str, Any], now: dateti
     assignee = connector.assignee_of(
         [a.get("assignee") or {} for a in incident.get("assignments") or []])
     by = incident.get("last_status_change_by") or {}
-    changed = _time(incident.get("last_status_change_at")) or _time(
+    changed = parse_time(incident.get("last_status_change_at")) or parse_time(
         incident.get("created_at")) or now
     # with auto_resolve off a resolve is kept on the link only, as webhooks do
     held = kind == RESOLVED and not connector.settings.custom.auto_resolve
@@ -84,7 +81,7 @@ def pull(connector: PagerDutyConnector, request: PullRequest) -> PullResult:
             if found:
                 seen[found["id"]] = found
     else:
-        since = (_time(request.cursor) or now - FIRST_POLL) - OVERLAP
+        since = (parse_time(request.cursor) or now - FIRST_POLL) - OVERLAP
         for incident in client.incidents_between(since, now):
             seen[incident["id"]] = incident
         for incident in client.paginate("/incidents", "incidents", {

@@ -2,6 +2,7 @@
 and im reflects what responders do in PagerDuty, once, without echoing it back."""
 
 import json
+from datetime import datetime
 
 import httpx
 import pytest
@@ -308,6 +309,39 @@ def test_a_poll_read_before_im_resolved_does_not_reopen_the_incident(tmp_path, p
     assert runtime.store.get_incident("INC-1").status.value == "resolved"
     assert runtime.store.links("INC-1")[0].remote_status == "resolved"
     assert not [e for e in runtime.store.timeline("INC-1") if e.kind == "reopened"]
+
+
+def test_an_event_from_before_ims_resolve_arriving_after_it_changes_nothing(tmp_path, pd):
+    """PagerDuty's ack timeout fired (incident.unacknowledged) just before im resolved the
+    incident; its delivery comes after. im's push recorded when PagerDuty resolved it, by
+    PagerDuty's clock, so the event is older: not a reopen."""
+    from datetime import timedelta
+
+    from im.inbound import process_inbox
+
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    im(runtime, "ack", "--incident", "INC-1")
+    im(runtime, "resolve", "--incident", "INC-1")
+    [link] = runtime.store.links("INC-1")
+    [remote] = remote_incidents(pd.client())
+    assert link.remote_updated_at == datetime.fromisoformat(
+        remote["last_status_change_at"].replace("Z", "+00:00"))
+    fired = link.remote_updated_at - timedelta(seconds=1)
+    late = json.dumps({"event": {
+        "id": "EUNACK", "event_type": "incident.unacknowledged", "resource_type": "incident",
+        "occurred_at": fired.isoformat().replace("+00:00", "Z"), "agent": None,
+        "client": None, "data": {
+            "id": link.remote_id, "type": "incident", "number": 1, "status": "triggered",
+            "title": "x", "html_url": link.remote_url, "incident_key": None,
+            "service": {"id": "PDAT001", "type": "service_reference"}, "assignees": [],
+            "urgency": "high", "priority": None}}}).encode()
+    runtime.store.store_inbox(connector="prod-pagerduty", delivery_id="EUNACK",
+                              event_type="incident.unacknowledged", body=late,
+                              at=runtime.clock())
+    assert process_inbox(runtime).outcomes == {"stale": 1}
+    assert runtime.store.get_incident("INC-1").status.value == "resolved"
+    assert runtime.store.links("INC-1")[0].remote_status == "resolved"
 
 
 def test_with_auto_resolve_off_a_poll_does_not_resolve_either(tmp_path, pd):
