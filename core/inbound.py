@@ -196,9 +196,11 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
             return "applied"
         if change.action in (ASSIGNED, ESCALATED):
             if change.text:
+                data = {"remote_id": change.remote_id}
+                if change.assignee:  # whom the remote system assigned, for reports
+                    data["remote_assignee"] = change.assignee
                 store.add_timeline(incident.id, at=now, kind=change.action, text=change.text,
-                                   actor=change.actor, system=connector.name,
-                                   data={"remote_id": change.remote_id})
+                                   actor=change.actor, system=connector.name, data=data)
             if change.assignee and change.assignee != incident.assignee:
                 incidents.assign(runtime, incident.id, change.assignee, origin=origin)
             return "applied"

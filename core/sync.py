@@ -127,10 +127,17 @@ def _deliver(runtime: Runtime, connector: Connector, row: OutboxRow,
             store.upsert_link(Link(incident_id=incident.id, connector=connector.name,
                                    service=row.service, updated_at=now,
                                    **msgspec.structs.asdict(result.link)))
-        for line in result.timeline:
+        # the line that names whom the remote system assigned (else the last) carries it as
+        # data, for reports: who was paged must not depend on a connector's wording
+        naming = next((i for i, line in enumerate(result.timeline)
+                       if result.assignee in line), len(result.timeline) - 1
+                      ) if result.assignee else -1
+        for index, line in enumerate(result.timeline):
+            data = {"action": row.action, "service": row.service}
+            if index == naming:
+                data["remote_assignee"] = result.assignee
             store.add_timeline(incident.id, at=now, kind="sync", text=line,
-                               actor=connector.name, system=connector.name,
-                               data={"action": row.action, "service": row.service})
+                               actor=connector.name, system=connector.name, data=data)
         if result.assignee and result.assignee != incident.assignee:
             store.update_incident(incident.id, now, assignee=result.assignee)
         store.finish_outbox(row.id, at=now)

@@ -10,7 +10,6 @@ is missing, and works from stored data alone for every other connector.
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -39,9 +38,6 @@ UPDATED = "updated"
 _HOLDERS = (TRIGGERED, ASSIGNED, ESCALATED)
 # An escalation recorded by inbound sync is followed by the assignment it made, at once.
 _SAME_MOMENT = timedelta(seconds=2)
-# A connector's line that says who the remote system assigned ("... assigned bob@example.com",
-# "... escalated; assigned to bob@example.com", "... reassigned to bob@example.com").
-_ASSIGNED_LINE = re.compile(r"assigned (?:to )?(\S+)$")
 
 
 # -- from events to the report's view ------------------------------------------------------
@@ -126,10 +122,10 @@ def stored_events(link: Link, timeline: Sequence[TimelineEvent]) -> list[RemoteE
                     "resolve": RESOLVED, "close": RESOLVED}.get(str(action), UPDATED)
             if kind == RESOLVED and link.remote_status != "resolved":
                 kind = UPDATED  # the connector kept it open (or we cannot tell it resolved)
-            assigned = _ASSIGNED_LINE.search(event.text)
+            assigned = event.data.get("remote_assignee")
             if assigned:  # the remote system assigned someone when im pushed the change
                 events.append(RemoteEvent(at=event.at, kind=ASSIGNED, text=event.text,
-                                          targets=[assigned.group(1)]))
+                                          targets=[str(assigned)]))
                 continue
             events.append(RemoteEvent(at=event.at, kind=kind, text=event.text))
         elif event.kind == "declared":  # created from the remote incident: it came first
@@ -148,9 +144,9 @@ def stored_events(link: Link, timeline: Sequence[TimelineEvent]) -> list[RemoteE
                     targets = [str(later.data["assignee"])]
                     used.add(later.id)
                     break
-            assigned = _ASSIGNED_LINE.search(event.text)
+            assigned = event.data.get("remote_assignee")
             if not targets and assigned:  # im's assignee was that person already
-                targets = [assigned.group(1)]
+                targets = [str(assigned)]
             if targets or event.kind == ESCALATED:
                 events.append(RemoteEvent(at=event.at, kind=event.kind, text=event.text,
                                           actor=event.actor, targets=targets))
