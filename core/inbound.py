@@ -158,7 +158,10 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
     with store.transaction():
         links = store.links(connector=connector.name, remote_id=change.remote_id)
         if not links:
-            return _unlinked(runtime, connector, change, touched)
+            found = _link_by_correlation(runtime, connector, change)
+            if found is None:
+                return _unlinked(runtime, connector, change, touched)
+            links = [found]
         link = links[0]
         if touched is not None:
             touched.append(link.incident_id)
@@ -216,7 +219,9 @@ def _older(change: InboundChange, link: Link) -> bool:
     is older when the link changed after the poll read it (a push or a webhook came in
     meanwhile). A remote that gives whole seconds (REST listings) is compared at that
     precision: its report of the same second as a webhook's (which has milliseconds) is not
-    older."""
+    older. (So an event from earlier in the second of a change im pushed is not older
+    either: taking it for older would hold back a responder's change made right after im's
+    until the next poll.)"""
     if change.observed_at and link.updated_at and link.updated_at > change.observed_at:
         return True
     last = link.remote_updated_at
@@ -228,28 +233,41 @@ def _older(change: InboundChange, link: Link) -> bool:
 
 
 def _update_link(runtime: Runtime, link: Link, change: InboundChange, status: str) -> None:
+    # `missing` is im's finding, at im's time: the remote's last change is still the one to
+    # compare with when the incident is listed again
     runtime.store.upsert_link(msgspec.structs.replace(
-        link, remote_status=status, remote_updated_at=change.occurred_at,
+        link, remote_status=status, remote_updated_at=link.remote_updated_at
+        if change.action == MISSING else change.occurred_at,
         remote_number=change.remote_number or link.remote_number,
         remote_url=change.remote_url or link.remote_url, updated_at=runtime.clock()))
 
 
+def _link_by_correlation(runtime: Runtime, connector: Connector, change: InboundChange
+                         ) -> Link | None:
+    """The link of a remote incident im created whose link is not stored yet (the remote's
+    event raced the create's answer, or the answer was lost), found by the key im created it
+    with. It starts as im created it, triggered: the change is then applied like any other,
+    so a responder's acknowledgement that came first is not lost."""
+    if not change.correlation_id:
+        return None
+    store = runtime.store
+    incident = store.find_incident(correlation_id=change.correlation_id)
+    if incident is None or change.service not in incident.services:
+        return None
+    link = Link(incident_id=incident.id, connector=connector.name, service=change.service,
+                remote_id=change.remote_id, remote_number=change.remote_number,
+                remote_url=change.remote_url, remote_status=STATUS_AFTER[TRIGGERED],
+                # made from this report: not newer than it
+                updated_at=change.observed_at or runtime.clock())
+    store.upsert_link(link)
+    return link
+
+
 def _unlinked(runtime: Runtime, connector: Connector, change: InboundChange,
               touched: list[str] | None) -> str:
-    """A remote incident im has no link to: one im created whose link is not stored yet (the
-    remote's event raced its answer), or a new one, which becomes an im incident."""
+    """A remote incident im has no link to and did not create: a new one becomes an im
+    incident."""
     store = runtime.store
-    if change.correlation_id:
-        incident = store.find_incident(correlation_id=change.correlation_id)
-        if incident is not None and change.service in incident.services:
-            store.upsert_link(Link(
-                incident_id=incident.id, connector=connector.name, service=change.service,
-                remote_id=change.remote_id, remote_number=change.remote_number,
-                remote_url=change.remote_url, remote_status=STATUS_AFTER.get(change.action),
-                remote_updated_at=change.occurred_at, updated_at=runtime.clock()))
-            if touched is not None:
-                touched.append(incident.id)
-            return "confirmed"
     if change.action not in (TRIGGERED, ACKNOWLEDGED) or not change.title:
         return "unlinked"
     origin = Origin(actor=change.actor, system=connector.name)
@@ -294,7 +312,8 @@ def _apply_status(runtime: Runtime, connector: Connector, link: Link, change: In
     if change.action == RESOLVED:
         if incident.status in (Status.RESOLVED, Status.CLOSED):
             return "confirmed"
-        open_ = [s for s in siblings if s.remote_status != "resolved"]
+        # one the remote system no longer has (missing) keeps no incident open
+        open_ = [s for s in siblings if s.remote_status not in ("resolved", "missing")]
         if open_:
             store.add_timeline(
                 incident.id, at=runtime.clock(), kind="sync",
@@ -311,8 +330,8 @@ def _apply_status(runtime: Runtime, connector: Connector, link: Link, change: In
                              note=change.text or f"{connector.name} incident {number} reopened",
                              origin=origin)
         return "applied"
-    if incident.status is Status.MITIGATED and change.action == UNACKNOWLEDGED and all(
-            s.remote_status == "triggered" for s in siblings):
+    if incident.status is Status.MITIGATED and change.action == UNACKNOWLEDGED and not any(
+            s.remote_status == "acknowledged" for s in siblings):
         incidents.transition(runtime, incident.id, Action.UNACK, note=change.text,
                              origin=origin)
         return "applied"

@@ -13,6 +13,8 @@ import logging
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import msgspec
+
 from im import (
     AssigneeRequest,
     Check,
@@ -257,6 +259,13 @@ class PagerDutyConnector(Connector):
         else:
             incident, verb = existing, "linked"
         ref = self._ref_of(incident)
+        if verb == "linked":
+            # made by an earlier attempt: what happened to it since (a responder's ack, say)
+            # comes in as news; the link claims only what im did, which a webhook may have
+            # recorded already
+            ref = msgspec.structs.replace(
+                ref, remote_status=None if request.link else "triggered",
+                remote_updated_at=None)
         service_id = incident.get("service", {}).get("id", self.pd_service(request.service))
         lines = [f"PagerDuty incident #{ref.remote_number} {verb} ({incident.get('urgency')}"
                  f" urgency, service {service_id}) {ref.remote_url or ''}".rstrip()]
@@ -298,8 +307,10 @@ class PagerDutyConnector(Connector):
         assert request.link is not None
         path = f"/incidents/{request.link.remote_id}/notes"
         if request.attempt > 1:
+            own = self.own_user_id  # a responder's note with the same words is not im's
             posted = sum(1 for existing in self.client.get(path).get("notes", [])
-                         if existing.get("content") == note)
+                         if existing.get("content") == note and (
+                             own is None or (existing.get("user") or {}).get("id") == own))
             delivered = sum(1 for row in self.runtime.store.outbox(
                 connector=self.name, incident_id=request.incident.id, statuses=("done",))
                 if row.service == request.service and row.payload.get("note") == note)
@@ -309,12 +320,32 @@ class PagerDutyConnector(Connector):
 
     def _state(self, request: PushRequest, incident: dict[str, Any] | None, status: str,
                verb: str) -> tuple[RemoteRef, list[str]]:
+        """The link after im set `status`. PagerDuty's answer "already in that state" says
+        nothing of when: the incident is read, so that an event from before that change which
+        arrives late is seen as older (a retry after a lost answer meets this)."""
+        from im_pagerduty.client import PagerDutyError
+
         number = self._number(request)
         if incident is None:
             assert request.link is not None
-            return (RemoteRef(remote_id=request.link.remote_id, remote_status=status),
-                    [f"PagerDuty incident {number} was already {status}"])
+            try:
+                incident = self.client.get(f"/incidents/{request.link.remote_id}").get(
+                    "incident")
+            except PagerDutyError:
+                incident = None
+            line = f"PagerDuty incident {number} was already {status}"
+            if not incident or incident.get("status") != status:
+                return RemoteRef(remote_id=request.link.remote_id, remote_status=status), [line]
+            return self._ref_of(incident), [line]
         return self._ref_of(incident), [f"PagerDuty incident {number} {verb}"]
+
+    def _ref_only(self, incident: dict[str, Any]) -> RemoteRef:
+        """The link's number and URL from an answer to a change that was not a status change:
+        the status in it may be a responder's that im has not received yet, which the link
+        must not claim to know (the event would then be taken for known news)."""
+        ref = self._ref_of(incident)
+        return RemoteRef(remote_id=ref.remote_id, remote_number=ref.remote_number,
+                         remote_url=ref.remote_url)
 
     def _acknowledge(self, request: PushRequest) -> PushResult:
         from im_pagerduty.client import PagerDutyError
@@ -324,9 +355,8 @@ class PagerDutyConnector(Connector):
         except PagerDutyError as error:
             if error.code != ALREADY_RESOLVED:
                 raise
-            return PushResult(link=RemoteRef(remote_id=request.link.remote_id,  # type: ignore[union-attr]
-                                             remote_status="resolved"),
-                              timeline=[f"PagerDuty incident {self._number(request)} is"
+            # the resolve comes in by webhook or poll and resolves the im incident
+            return PushResult(timeline=[f"PagerDuty incident {self._number(request)} is"
                                         " resolved already; not acknowledged"])
         ref, lines = self._state(request, incident, "acknowledged", "acknowledged")
         self._add_note(request, lines)
@@ -375,8 +405,7 @@ class PagerDutyConnector(Connector):
         severity = Severity(request.payload["severity"])
         urgency = self.settings.custom.urgency_mapping.get(severity, DEFAULT_URGENCY[severity])
         incident = self._update(request, {"urgency": urgency})
-        ref, _ = self._state(request, incident, "", "")
-        return PushResult(link=ref, timeline=[
+        return PushResult(link=self._ref_only(incident) if incident else None, timeline=[
             f"PagerDuty incident {self._number(request)} urgency set to {urgency}"])
 
     def _sla_note(self, request: PushRequest) -> PushResult:
@@ -401,8 +430,7 @@ class PagerDutyConnector(Connector):
         email = request.payload["assignee"]
         incident = self._update(request, {"assignments": [
             {"assignee": _ref("user", self.user_id(email))}]})
-        ref, _ = self._state(request, incident, "", "")
-        return PushResult(link=ref, timeline=[
+        return PushResult(link=self._ref_only(incident) if incident else None, timeline=[
             f"PagerDuty incident {self._number(request)} reassigned to {email}"])
 
     # -- webhooks and polling --------------------------------------------------------------

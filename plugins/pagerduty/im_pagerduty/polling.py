@@ -168,7 +168,7 @@ def _resolved_meanwhile(connector: PagerDutyConnector, seen: dict[str, dict[str,
                 remote_id=link.remote_id, event_id=f"poll:{link.remote_id}:missing",
                 action=MISSING, occurred_at=now, observed_at=now, actor="PagerDuty",
                 text=f"PagerDuty incident {number} ({link.service}) not found in PagerDuty;"
-                     " no longer synced"))
+                     " im incident left as it is"))
             continue
         change = _change(connector, found, now)
         if change is not None:

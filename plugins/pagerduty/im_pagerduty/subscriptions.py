@@ -27,28 +27,44 @@ def disabled(subscription: dict) -> bool:  # type: ignore[type-arg]
     return bool(method.get("temporarily_disabled")) or subscription.get("active") is False
 
 
-def _ours(connector: PagerDutyConnector, url: str) -> dict | None:  # type: ignore[type-arg]
+def _description(connector: PagerDutyConnector) -> str:
+    return f"im connector {connector.name}"
+
+
+def _ours(connector: PagerDutyConnector, url: str
+          ) -> tuple[dict | None, list[dict]]:  # type: ignore[type-arg]
+    """This connector's subscription to `url`, and the orphans: subscriptions to `url` it made
+    (by their description) whose id it does not know, because the answer to their creation
+    was lost. PagerDuty gave their secret in that answer only: they can never be verified."""
     subscriptions = connector.client.paginate("/webhook_subscriptions", "webhook_subscriptions")
     known = connector.settings.custom.webhook_subscription_id
     matching = [s for s in subscriptions if (s.get("delivery_method") or {}).get("url") == url]
-    return next((s for s in matching if s["id"] == known), None)
+    orphans = [s for s in matching
+               if s["id"] != known and s.get("description") == _description(connector)]
+    return next((s for s in matching if s["id"] == known), None), orphans
 
 
 def subscribe(connector: PagerDutyConnector, url: str) -> WebhookSetupResult:
-    existing = _ours(connector, url)
+    existing, orphans = _ours(connector, url)
     custom = connector.settings.custom
+    removed = []
+    for orphan in orphans:
+        connector.client.request("DELETE", f"/webhook_subscriptions/{orphan['id']}")
+        removed.append(f"Deleted PagerDuty webhook subscription {orphan['id']} (im never"
+                       " received its signing secret)")
     if existing is not None and custom.webhook_secrets:
         if disabled(existing):
-            connector.client.post(f"/webhook_subscriptions/{existing['id']}/enable", {})
+            connector.client.post(f"/webhook_subscriptions/{existing['id']}/enable", {},
+                                  repeatable=True)
             line = f"Re-enabled PagerDuty webhook subscription {existing['id']}"
         else:
             line = f"PagerDuty webhook subscription {existing['id']} is active"
         connector.runtime.update_connector_settings(connector.name, {"enable_webhook": True})
-        return WebhookSetupResult(lines=[line])
+        return WebhookSetupResult(lines=[*removed, line])
     created = connector.client.post("/webhook_subscriptions", {"webhook_subscription": {
         "type": "webhook_subscription",
         "delivery_method": {"type": "http_delivery_method", "url": url},
-        "description": f"im connector {connector.name}",
+        "description": _description(connector),
         "events": EVENT_TYPES,
         "filter": {"type": "account_reference"},
     }})["webhook_subscription"]
@@ -61,7 +77,7 @@ def subscribe(connector: PagerDutyConnector, url: str) -> WebhookSetupResult:
         "custom.webhook_secrets": secrets,
     })
     return WebhookSetupResult(lines=[
-        f"Created PagerDuty webhook subscription {created['id']} for"
+        *removed, f"Created PagerDuty webhook subscription {created['id']} for"
         f" {len(EVENT_TYPES)} incident event types"])
 
 
@@ -108,5 +124,6 @@ def ping(connector: PagerDutyConnector) -> str:
     if not subscription_id:
         raise ConnectorError(f"no webhook subscription; run: im connector webhook"
                              f" {connector.name} --enable")
-    connector.client.post(f"/webhook_subscriptions/{subscription_id}/ping", {})
+    connector.client.post(f"/webhook_subscriptions/{subscription_id}/ping", {},
+                          repeatable=True)
     return "pagey.ping"

@@ -136,3 +136,33 @@ def test_a_subscription_pagerduty_disabled_is_reported_and_re_enabled(runtime, p
     assert again.stdout.startswith(f"Re-enabled PagerDuty webhook subscription {subscription_id}")
     state = pd.client().get(f"/webhook_subscriptions/{subscription_id}").json()
     assert state["webhook_subscription"]["delivery_method"]["temporarily_disabled"] is False
+
+
+def test_a_subscription_whose_creation_answer_was_lost_is_replaced_not_doubled(
+        runtime, pd, pagerduty_webhook_receiver):
+    """An earlier `webhook --enable` made a subscription but its answer, the only one that
+    carries the signing secret, was lost: the next one deletes it and makes one im can
+    verify, so PagerDuty does not deliver every event twice."""
+    url = pagerduty_webhook_receiver.url
+    hook = f"{url}/connectors/prod-pagerduty/webhook"  # the URL im subscribes
+    with pd.client() as api:
+        orphan = api.post("/webhook_subscriptions", json={"webhook_subscription": {
+            "type": "webhook_subscription",
+            "delivery_method": {"type": "http_delivery_method", "url": hook},
+            "description": "im connector prod-pagerduty", "events": ["incident.triggered"],
+            "filter": {"type": "account_reference"}}}).json()["webhook_subscription"]
+        someone_elses = api.post("/webhook_subscriptions", json={"webhook_subscription": {
+            "type": "webhook_subscription",
+            "delivery_method": {"type": "http_delivery_method", "url": hook},
+            "description": "the team's own audit hook", "events": ["incident.triggered"],
+            "filter": {"type": "account_reference"}}}).json()["webhook_subscription"]
+    enabled = im(runtime, "connector", "webhook", "prod-pagerduty", "--enable", "--url", url)
+    assert enabled.exit_code == 0, enabled.output
+    made = runtime.connector("prod-pagerduty").settings.custom.webhook_subscription_id
+    assert enabled.stdout.splitlines()[:2] == [
+        f"Deleted PagerDuty webhook subscription {orphan['id']} (im never received its"
+        " signing secret)",
+        f"Created PagerDuty webhook subscription {made} for 10 incident event types"]
+    with pd.client() as api:
+        left = api.get("/webhook_subscriptions").json()["webhook_subscriptions"]
+    assert sorted(s["id"] for s in left) == sorted([made, someone_elses["id"]])

@@ -1,0 +1,137 @@
+"""What a link claims to know, against what happened in PagerDuty meanwhile: a push's answer,
+an "already in that state" answer, an incident PagerDuty lost and found again, a create whose
+answer was lost. In each case a responder's change must still reach the im incident."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+
+from im import InboundChange, incidents
+from im.inbound import MISSING, apply_change, poll
+from im.sync import deliver_outbox
+from im.testing import FakeClock
+
+from .connector_kit import im, runtime_with_connector
+
+CONNECTOR = "prod-pagerduty"
+
+
+def _as_john(pd):
+    return pd.client(from_email="john.doe@company.com")
+
+
+def _set_status(pd, remote_id: str, status: str) -> None:
+    with _as_john(pd) as john:
+        john.put(f"/incidents/{remote_id}", json={"incident": {
+            "type": "incident_reference", "status": status}}).raise_for_status()
+
+
+def _remote(pd, remote_id: str) -> dict:
+    with pd.client() as api:
+        return api.get(f"/incidents/{remote_id}").json()["incident"]
+
+
+def _pd_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _mark_missing(runtime, link) -> None:
+    connector = runtime.connector(CONNECTOR)
+    change = InboundChange(remote_id=link.remote_id, event_id="poll:missing", action=MISSING,
+                           occurred_at=runtime.clock(), actor="PagerDuty",
+                           text="not found in PagerDuty")
+    assert apply_change(runtime, connector, change) == "recorded"
+
+
+def test_a_severity_change_does_not_hide_a_responders_acknowledgement(tmp_path, pd):
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    [link] = runtime.store.links("INC-1")
+    _set_status(pd, link.remote_id, "acknowledged")  # its webhook has not come in yet
+    assert im(runtime, "severity", "--incident", "INC-1", "--sev", "SEV-1").exit_code == 0
+    assert runtime.store.links("INC-1")[0].remote_status == "triggered"
+    assert poll(runtime, CONNECTOR) == {"applied": 1}
+    assert runtime.store.get_incident("INC-1").status.value == "mitigated"
+
+
+def test_an_already_in_that_state_answer_records_when_pagerduty_changed_it(tmp_path, pd):
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    [link] = runtime.store.links("INC-1")
+    pd.advance_clock(60)  # John acknowledges a minute after im created it
+    _set_status(pd, link.remote_id, "acknowledged")
+    acked = im(runtime, "ack", "--incident", "INC-1")
+    assert "was already acknowledged" in acked.stdout
+    [after] = runtime.store.links("INC-1")
+    remote = _remote(pd, link.remote_id)
+    assert (after.remote_status, after.remote_updated_at) == (
+        "acknowledged", _pd_time(remote["last_status_change_at"]))
+
+
+def test_an_incident_marked_missing_is_restored_when_a_listing_shows_it(tmp_path, pd):
+    clock = FakeClock(datetime.now(UTC))
+    runtime = runtime_with_connector(tmp_path / "home", pd, clock=clock)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    [link] = runtime.store.links("INC-1")
+    clock.advance(minutes=10)
+    _mark_missing(runtime, link)  # the key pointed at another account for a while
+    assert poll(runtime, CONNECTOR) == {"confirmed": 1}
+    assert runtime.store.links("INC-1")[0].remote_status == "triggered"
+
+
+def test_a_missing_linked_incident_does_not_keep_the_im_incident_open(tmp_path, pd):
+    """Of a two-service incident's PagerDuty incidents, one is gone (PagerDuty does not know
+    it): the other's resolve resolves the im incident."""
+    clock = FakeClock(datetime.now(UTC))
+    runtime = runtime_with_connector(tmp_path / "home", pd, clock=clock)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db,api")
+    gone, kept = runtime.store.links("INC-1")
+    runtime.store.upsert_link(msgspec.structs.replace(gone, remote_id="QNOSUCHINCIDENT"))
+    _set_status(pd, gone.remote_id, "resolved")  # the one it stood for: listed nowhere
+    # an hour later: both created before the cursor, so only the open listing shows them
+    runtime.store.set_cursor(CONNECTOR, clock.advance(hours=1).isoformat(), at=clock())
+    assert poll(runtime, CONNECTOR) == {"confirmed": 1, "recorded": 1}
+    assert runtime.store.get_incident("INC-1").status.value == "open"
+    _set_status(pd, kept.remote_id, "resolved")
+    clock.advance(minutes=5)
+    assert poll(runtime, CONNECTOR) == {"applied": 1}
+    assert runtime.store.get_incident("INC-1").status.value == "resolved"
+
+
+def test_a_responders_note_with_the_same_words_does_not_stand_for_ims(tmp_path, pd,
+                                                                       quick_retries):
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    [link] = runtime.store.links("INC-1")
+    incidents.add_note(runtime, "INC-1", "Restarted the primary")
+    pd.set_faults(burst_5xx=1)  # not posted: PagerDuty failed before doing anything
+    assert deliver_outbox(runtime).retrying == 1
+    pd.clear_faults()
+    with _as_john(pd) as john:
+        john.post(f"/incidents/{link.remote_id}/notes", json={"note": {
+            "content": "Restarted the primary"}}).raise_for_status()
+    assert deliver_outbox(runtime, due_only=False).delivered == 1
+    with pd.client() as api:
+        notes = api.get(f"/incidents/{link.remote_id}/notes").json()["notes"]
+    assert sorted((n["content"], n["user"]["summary"]) for n in notes) == [
+        ("Restarted the primary", "John Doe"), ("Restarted the primary", "Operations")]
+
+
+def test_a_responders_ack_of_an_incident_im_made_before_its_link_is_applied(tmp_path, pd):
+    """im's create reached PagerDuty but its answer was lost; John acknowledged the incident
+    before im tried again. The poll finds it by im's key: the ack is applied, and the retried
+    create links it without claiming it is still triggered."""
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    incident = incidents.declare(runtime, title="x", severity="SEV-2", services=["db"])
+    with _as_john(pd) as john:
+        made = john.post("/incidents", json={"incident": {
+            "type": "incident", "title": "x", "incident_key": f"im-{incident.correlation_id}-db",
+            "service": {"id": "PDAT001", "type": "service_reference"}}}).json()["incident"]
+    _set_status(pd, made["id"], "acknowledged")
+    assert poll(runtime, CONNECTOR) == {"applied": 1}
+    assert runtime.store.get_incident(incident.id).status.value == "mitigated"
+    assert deliver_outbox(runtime, due_only=False).delivered == 1
+    [link] = runtime.store.links(incident.id)
+    assert (link.remote_id, link.remote_status) == (made["id"], "acknowledged")
