@@ -24,7 +24,9 @@ def sandbox(
         ),
     ],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")] = 8089,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port to listen on (0 picks a free one).")
+    ] = 8089,
     rate_limit: Annotated[
         int, typer.Option(min=1, help="REST requests allowed per API key per minute.")
     ] = 960,
@@ -38,8 +40,9 @@ def sandbox(
     config = SandboxConfig(api_keys=tuple(api_key), seed=seed.value, rate_limit=rate_limit)
     try:
         server = SandboxServer(config, host=host, port=port)
-    except OSError as exc:
-        typer.echo(f"Cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+    except (OSError, OverflowError) as exc:
+        message = getattr(exc, "strerror", None) or exc
+        typer.echo(f"Error: cannot listen on {host}:{port}: {message}", err=True)
         raise typer.Exit(1) from None
     server.serve(on_ready=lambda url: typer.echo(f"PagerDuty sandbox listening on {url}"))
 

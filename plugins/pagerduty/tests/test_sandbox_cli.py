@@ -56,10 +56,19 @@ def test_a_busy_port_is_reported():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        process = start("--port", str(taken.getsockname()[1]), "--api-key", "k")
+        port = taken.getsockname()[1]
+        process = start("--port", str(port), "--api-key", "k")
         out, err = process.communicate(timeout=20)
     assert process.returncode == 1
-    assert out == "" and "Cannot listen on 127.0.0.1" in err
+    assert (out, err) == ("", f"Error: cannot listen on 127.0.0.1:{port}: Address already in use\n")
+
+
+def test_a_port_out_of_range_is_refused():
+    process = start("--port", "99999", "--api-key", "k")
+    out, err = process.communicate(timeout=20)
+    assert process.returncode == 2
+    assert out == "" and "99999 is not in the range 0<=x<=65535" in err
+    assert "Traceback" not in err
 
 
 def test_building_the_command_line_imports_nothing_heavy():
