@@ -17,6 +17,11 @@ INCIDENT = typer.Option(..., "--incident", "-i", help="The incident, e.g. INC-12
 JSON = typer.Option(False, "--json", help="Print JSON instead of text.")
 
 
+# How long a command waits for connectors to take its change; what is left waits for `im serve`
+# (or `im connector sync`), so a slow remote system never holds the on-call engineer up.
+DELIVERY_BUDGET = 10.0
+
+
 def deliver(runtime: Runtime, incident: "Incident") -> None:
     """Push what this change queued, and say what happened; an outage only delays it."""
     if not runtime.store.outbox(incident_id=incident.id, statuses=("pending",)):
@@ -24,7 +29,7 @@ def deliver(runtime: Runtime, incident: "Incident") -> None:
     from im.sync import deliver_outbox
 
     before = {event.id for event in runtime.store.timeline(incident.id)}
-    report = deliver_outbox(runtime, incident_id=incident.id)
+    report = deliver_outbox(runtime, incident_id=incident.id, budget=DELIVERY_BUDGET)
     for event in runtime.store.timeline(incident.id):
         if event.id not in before and event.kind == "sync":
             typer.echo(f"  {event.system}: {event.text}")
@@ -267,7 +272,7 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
 def _deliver_quietly(runtime: Runtime, incident: "Incident") -> None:
     from im.sync import deliver_outbox
 
-    deliver_outbox(runtime, incident_id=incident.id)
+    deliver_outbox(runtime, incident_id=incident.id, budget=DELIVERY_BUDGET)
 
 
 def _print_incident_json(runtime: Runtime, incident_id: str) -> None:

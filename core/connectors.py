@@ -106,6 +106,10 @@ class PushRequest(msgspec.Struct, frozen=True, kw_only=True):
     payload: dict[str, Any] = {}
     idempotency_key: str
     attempt: int = 1
+    # time.monotonic() by which the caller wants an answer (a CLI command, which leaves what it
+    # could not deliver to `im serve`), or None. A connector should not wait past it: raise a
+    # retryable ConnectorError instead, and the change stays queued.
+    deadline: float | None = None
 
 
 class PushResult(msgspec.Struct, frozen=True, kw_only=True):

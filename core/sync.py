@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -64,9 +65,10 @@ def parse_idempotency_key(key: str | None) -> tuple[str, str] | None:
 
 def deliver_outbox(runtime: Runtime, *, connector: str | None = None,
                    incident_id: str | None = None, due_only: bool = True,
-                   limit: int | None = None,
+                   limit: int | None = None, budget: float | None = None,
                    progress: Callable[[OutboxRow], None] | None = None) -> DeliveryReport:
-    """Deliver queued rows until none is deliverable (or `limit` were tried).
+    """Deliver queued rows until none is deliverable (or `limit` were tried, or `budget`
+    seconds passed: what is left stays queued, and connectors are told the deadline).
 
     `due_only=False` also tries rows waiting for their backoff (a manual sync); each row is
     tried at most once per call either way.
@@ -75,7 +77,10 @@ def deliver_outbox(runtime: Runtime, *, connector: str | None = None,
     report = DeliveryReport()
     instances: dict[str, Connector | ImError] = {}
     tried: list[int] = []
+    deadline = time.monotonic() + budget if budget is not None else None
     while limit is None or len(tried) < limit:
+        if deadline is not None and time.monotonic() >= deadline:
+            break
         row = store.claim_outbox(now=runtime.clock(), lease_seconds=LEASE_SECONDS,
                                  connector=connector, incident_id=incident_id,
                                  due_only=due_only, exclude=tried)
@@ -91,14 +96,14 @@ def deliver_outbox(runtime: Runtime, *, connector: str | None = None,
         if isinstance(instance, ImError):
             _retry(runtime, row, ConnectorError(str(instance), retryable=True), report)
         else:
-            _deliver(runtime, instance, row, report)
+            _deliver(runtime, instance, row, report, deadline)
         if progress is not None:
             progress(row)
     return report
 
 
 def _deliver(runtime: Runtime, connector: Connector, row: OutboxRow,
-             report: DeliveryReport) -> None:
+             report: DeliveryReport, deadline: float | None = None) -> None:
     store = runtime.store
     incident = store.get_incident(row.incident_id)
     if incident is None:  # cannot happen through the core; never loop on it
@@ -110,7 +115,7 @@ def _deliver(runtime: Runtime, connector: Connector, row: OutboxRow,
     request = PushRequest(action=row.action, incident=incident, service=row.service, link=link,
                           payload=row.payload,
                           idempotency_key=idempotency_key(incident.correlation_id, row.service),
-                          attempt=row.attempts)
+                          attempt=row.attempts, deadline=deadline)
     try:
         result = connector.push(request)
     except ConnectorError as error:

@@ -4,6 +4,7 @@ and errors that carry PagerDuty's own message."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import random
@@ -159,6 +160,7 @@ class PagerDutyClient:
                  trace_bodies: tuple[bool, bool] = (False, False),
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
         self.from_email = from_email
         self.max_attempts = max_attempts
         self.max_wait = max_wait
@@ -167,6 +169,7 @@ class PagerDutyClient:
         self.trace = trace
         self.trace_requests, self.trace_responses = trace_bodies
         self.budget, self.key_id = _budget_for(api_key, rate_limit)
+        self._until = threading.local()  # a caller's deadline, per thread (see until())
         self.http = httpx.Client(
             base_url=self.base_url, timeout=timeout, transport=transport,
             headers={"Authorization": f"Token token={api_key}", "Accept": ACCEPT,
@@ -175,6 +178,21 @@ class PagerDutyClient:
 
     def close(self) -> None:
         self.http.close()
+
+    @contextlib.contextmanager
+    def until(self, deadline: float | None) -> Iterator[None]:
+        """Calls made inside give up at `deadline` (time.monotonic()): each waits at most the
+        time left, and no retry starts after it."""
+        previous = getattr(self._until, "deadline", None)
+        self._until.deadline = deadline
+        try:
+            yield
+        finally:
+            self._until.deadline = previous
+
+    def _time_left(self) -> float | None:
+        deadline = getattr(self._until, "deadline", None)
+        return None if deadline is None else deadline - time.monotonic()
 
     # -- requests --------------------------------------------------------------------------
 
@@ -202,9 +220,13 @@ class PagerDutyClient:
                 return min(hint + random.uniform(0, 0.25), self.max_wait)
             return min(self.max_wait, random.uniform(0, 0.5 * 2 ** state.attempt_number))
 
+        def out_of_time(state: tenacity.RetryCallState) -> bool:
+            left = self._time_left()
+            return left is not None and left <= wait(state)
+
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_attempts)
-            | tenacity.stop_after_delay(self.max_wait * 2),
+            | tenacity.stop_after_delay(self.max_wait * 2) | out_of_time,
             wait=wait,
             retry=tenacity.retry_if_exception(
                 lambda e: isinstance(e, PagerDutyError) and e.retryable
@@ -218,8 +240,13 @@ class PagerDutyClient:
               headers: dict[str, str]) -> dict[str, Any]:
         self.budget.take(self.key_id, self.sleep)
         started = time.perf_counter()
-        request = self.http.build_request(method, path, params=params, json=body,
-                                          headers=headers)
+        left = self._time_left()
+        if left is not None and left <= 0:
+            raise PagerDutyError(f"PagerDuty did not answer in time ({method} {path})",
+                                 retryable=True, unsent=True)
+        request = self.http.build_request(
+            method, path, params=params, json=body, headers=headers,
+            timeout=httpx.USE_CLIENT_DEFAULT if left is None else min(left, self.timeout))
         if self.trace is not None:
             self._trace_request(request)
         try:

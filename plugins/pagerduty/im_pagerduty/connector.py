@@ -154,6 +154,10 @@ class PagerDutyConnector(Connector):
     # -- outbound --------------------------------------------------------------------------
 
     def push(self, request: PushRequest) -> PushResult:
+        with self.client.until(request.deadline):
+            return self._push(request)
+
+    def _push(self, request: PushRequest) -> PushResult:
         if request.action == "declare":
             return self._create(request)
         if request.link is None:

@@ -303,3 +303,32 @@ def test_sla_breach_is_noted_on_every_linked_pagerduty_incident(tmp_path, pd, ap
         assert [n["content"] for n in notes] == [
             next(e.text for e in runtime.store.timeline("INC-1") if e.kind == "sla_breached")]
     assert im(runtime, "sla", "check").stdout == "No new SLA breaches.\n"
+
+
+def test_a_slow_pagerduty_holds_a_command_up_no_longer_than_its_budget(runtime, pd,
+                                                                       monkeypatch):
+    """PagerDuty takes every request but answers after 3 s: `im declare` gives up on it when
+    its delivery budget is spent, says what is queued, and returns; a sync later links what
+    PagerDuty made, once per service."""
+    import time
+
+    from im.cli import incidents as incident_commands
+
+    monkeypatch.setattr(incident_commands, "DELIVERY_BUDGET", 1.0)
+    pd.set_faults(late_answer_rate=1.0, late_answer_ms=3000)
+    started = time.monotonic()
+    result = im(runtime, "declare", "--sev", "SEV-2", "--title", "Slow", "--service",
+                "api,payments")
+    took = time.monotonic() - started
+    assert result.exit_code == 0, result.output
+    assert took < 2.5, took
+    assert result.stdout == "Declared INC-1: SEV-2 Slow (api, payments)\n"
+    assert "2 change(s) queued; `im serve` or `im connector sync prod-pagerduty` will" in (
+        result.stderr)
+    time.sleep(2.5)  # PagerDuty has carried out the first create meanwhile
+    pd.clear_faults()
+    synced = im(runtime, "connector", "sync", "prod-pagerduty")
+    assert synced.stdout.startswith("prod-pagerduty: 2 delivered, 0 queued for retry, 0 failed")
+    incident = runtime.store.get_incident("INC-1")
+    assert sorted(i["incident_key"] for i in remote_incidents(pd.client())) == sorted(
+        f"im-{incident.correlation_id}-{s}" for s in ("api", "payments"))
