@@ -275,11 +275,16 @@ def make_app(runtime: Runtime) -> typer.Typer:
         from im.connectors import CheckRequest
 
         connector = runtime.connector(name)
-        checks = connector.test(CheckRequest(public_url=runtime.public_url_for(name)))
+        public_url = runtime.public_url_for(name)
+        checks = connector.test(CheckRequest(public_url=public_url))
         for check in checks:
             typer.echo(f"{'✓' if check.ok else '✗'} {check.detail}")
             if not check.ok and check.fix:
                 typer.echo(f"  Fix: {check.fix}")
+        if public_url and connector.settings.enable_webhook and connector.receives_webhooks:
+            problem = _serve_unreachable(public_url)
+            if problem:  # a warning: the public URL may not loop back from this machine
+                typer.echo(f"! {problem}")
         if not all(check.ok for check in checks):
             raise typer.Exit(1)
 
@@ -436,6 +441,21 @@ def _webhook_url(base: str | None, name: str) -> str:
     if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
         raise InvalidInputError("webhook URLs must use https:// (http:// only on loopback)")
     return f"{base.rstrip('/')}/connectors/{name}/webhook"
+
+
+def _serve_unreachable(public_url: str) -> str | None:
+    """Why webhooks cannot reach `im serve` at its public URL, or None when it answers."""
+    import httpx
+
+    url = f"{public_url.rstrip('/')}/health"
+    try:
+        answer = httpx.get(url, timeout=3)
+    except httpx.HTTPError as error:
+        return (f"Nothing answers at {url} ({type(error).__name__}): webhooks are lost"
+                " until `im serve` runs there")
+    if answer.status_code not in (200, 503):  # 503: im serve, not ready
+        return f"{url} answered {answer.status_code}: is that URL im serve's?"
+    return None
 
 
 def _test_webhook(runtime: Runtime, connector: Any, request: Any) -> bool:

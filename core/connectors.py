@@ -315,6 +315,11 @@ class Connector:
         raise self._unsupported("mapping incidents")
 
     # webhooks
+    @property
+    def receives_webhooks(self) -> bool:
+        """Whether this connector's type takes webhooks (it implements verify_webhook)."""
+        return type(self).verify_webhook is not Connector.verify_webhook
+
     def verify_webhook(self, request: WebhookRequest) -> bool:
         """True when the delivery is authentic (signature checked over the raw body)."""
         raise self._unsupported("webhooks")
