@@ -159,6 +159,8 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
         links = store.links(connector=connector.name, remote_id=change.remote_id)
         if not links:
             found = _link_by_correlation(runtime, connector, change)
+            if found is UNFOLLOWED:
+                return "unlinked"
             if found is None:
                 return _unlinked(runtime, connector, change, touched)
             links = [found]
@@ -189,6 +191,11 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
                                        actor=change.actor, system=connector.name,
                                        data={"remote_id": change.remote_id,
                                              "action": change.action})
+                return "recorded"
+            if (link.remote_status == MISSING and change.action == TRIGGERED
+                    and incident.status in (Status.RESOLVED, Status.CLOSED)):
+                # seen again, open as it was before it went missing: im's resolve made since
+                # then stands (its push failed meanwhile; `im connector sync --retry-failed`)
                 return "recorded"
             return _apply_status(runtime, connector, link, change, origin)
         if change.echo:
@@ -242,6 +249,10 @@ def _update_link(runtime: Runtime, link: Link, change: InboundChange, status: st
         remote_url=change.remote_url or link.remote_url, updated_at=runtime.clock()))
 
 
+# _link_by_correlation's answer for a remote incident carrying im's key that im does not follow
+UNFOLLOWED = Link(incident_id="", connector="", service="", remote_id="")
+
+
 def _link_by_correlation(runtime: Runtime, connector: Connector, change: InboundChange
                          ) -> Link | None:
     """The link of a remote incident im created whose link is not stored yet (the remote's
@@ -254,6 +265,11 @@ def _link_by_correlation(runtime: Runtime, connector: Connector, change: Inbound
     incident = store.find_incident(correlation_id=change.correlation_id)
     if incident is None or change.service not in incident.services:
         return None
+    if any(link.service == change.service
+           for link in store.links(incident.id, connector=connector.name)):
+        # im linked another remote incident for that service (one carrying the same key,
+        # made after this one was resolved): this one is not followed
+        return UNFOLLOWED
     link = Link(incident_id=incident.id, connector=connector.name, service=change.service,
                 remote_id=change.remote_id, remote_number=change.remote_number,
                 remote_url=change.remote_url, remote_status=STATUS_AFTER[TRIGGERED],

@@ -427,23 +427,32 @@ class Store:
 
     # -- links -----------------------------------------------------------------------------
 
-    def upsert_link(self, link: Link) -> None:
+    def upsert_link(self, link: Link, *, initial_status: str | None = None) -> None:
+        """Insert or update a link; fields given as None keep their stored values.
+        `initial_status` is the remote status of a link that does not exist yet, when
+        `link.remote_status` is None (an existing link keeps its own)."""
         with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO links (number, connector, service, remote_id, remote_number,"
                 " remote_url, remote_status, updated_at, remote_updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " VALUES (:number, :connector, :service, :remote_id, :remote_number,"
+                " :remote_url, coalesce(:remote_status, :initial_status), :updated_at,"
+                " :remote_updated_at)"
                 " ON CONFLICT (number, connector, service) DO UPDATE SET"
                 " remote_id = excluded.remote_id,"
                 " remote_number = coalesce(excluded.remote_number, remote_number),"
                 " remote_url = coalesce(excluded.remote_url, remote_url),"
-                " remote_status = coalesce(excluded.remote_status, remote_status),"
+                " remote_status = coalesce(:remote_status, remote_status),"
                 " remote_updated_at = coalesce(excluded.remote_updated_at, remote_updated_at),"
                 " updated_at = excluded.updated_at",
-                (int(link.incident_id.removeprefix("INC-")), link.connector, link.service,
-                 link.remote_id, link.remote_number, link.remote_url, link.remote_status,
-                 ts(link.updated_at or datetime.now(UTC)),
-                 ts(link.remote_updated_at) if link.remote_updated_at else None),
+                {"number": int(link.incident_id.removeprefix("INC-")),
+                 "connector": link.connector, "service": link.service,
+                 "remote_id": link.remote_id, "remote_number": link.remote_number,
+                 "remote_url": link.remote_url, "remote_status": link.remote_status,
+                 "initial_status": initial_status,
+                 "updated_at": ts(link.updated_at or datetime.now(UTC)),
+                 "remote_updated_at": ts(link.remote_updated_at)
+                 if link.remote_updated_at else None},
             )
 
     def links(self, incident_id: str | None = None, *, connector: str | None = None,

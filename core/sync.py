@@ -129,9 +129,11 @@ def _deliver(runtime: Runtime, connector: Connector, row: OutboxRow,
     now = runtime.clock()
     with store.transaction():
         if result.link is not None:
+            # a remote incident a create made (or found) is open until the remote says more
             store.upsert_link(Link(incident_id=incident.id, connector=connector.name,
                                    service=row.service, updated_at=now,
-                                   **msgspec.structs.asdict(result.link)))
+                                   **msgspec.structs.asdict(result.link)),
+                              initial_status="triggered" if row.action == "declare" else None)
         # the line that names whom the remote system assigned (else the last) carries it as
         # data, for reports: who was paged must not depend on a connector's wording
         naming = next((i for i, line in enumerate(result.timeline)

@@ -76,16 +76,21 @@ class _Budget:
         self.blocked_until = 0.0
         self.lock = threading.Lock()
 
-    def take(self, key: str, sleep: Callable[[float], None]) -> None:
+    def take(self, key: str, sleep: Callable[[float], None],
+             deadline: float | None = None) -> float | None:
+        """Wait for a request's turn: None once it has come, or, without waiting, the seconds
+        still to wait when they would run past `deadline` (time.monotonic())."""
         while True:
             with self.lock:
                 blocked = self.blocked_until
                 wait = blocked - time.monotonic()
                 if wait <= 0 and self.limiter.hit(self.item, key):
-                    return
+                    return None
                 if wait <= 0:
                     reset, _ = self.limiter.get_window_stats(self.item, key)
                     wait = max(0.01, reset - time.time())
+            if deadline is not None and time.monotonic() + wait > deadline:
+                return wait
             sleep(wait)
             with self.lock:
                 if self.blocked_until == blocked:  # PagerDuty's reset has been waited out
@@ -238,12 +243,15 @@ class PagerDutyClient:
 
     def _send(self, method: str, path: str, params: Any, body: Any,
               headers: dict[str, str]) -> dict[str, Any]:
-        self.budget.take(self.key_id, self.sleep)
+        deadline = getattr(self._until, "deadline", None)
+        turn = self.budget.take(self.key_id, self.sleep, deadline)
+        if turn is not None or (deadline is not None and time.monotonic() >= deadline):
+            # retry_after: the client's own retry would come too late too; the outbox waits
+            raise PagerDutyError(f"no time left to call PagerDuty ({method} {path}): the"
+                                 " rate limit or earlier calls used it up", retryable=True,
+                                 unsent=True, retry_after=turn or None)
         started = time.perf_counter()
         left = self._time_left()
-        if left is not None and left <= 0:
-            raise PagerDutyError(f"PagerDuty did not answer in time ({method} {path})",
-                                 retryable=True, unsent=True)
         request = self.http.build_request(
             method, path, params=params, json=body, headers=headers,
             timeout=httpx.USE_CLIENT_DEFAULT if left is None else min(left, self.timeout))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import logging
+import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from im_pagerduty.client import CallInfo, PagerDutyClient
 
 # PagerDuty's codes for "already in that state": success for an idempotent push.
+CHECK_SECONDS = 5.0  # how long `im assign` waits to learn whether the user exists
 ALREADY_RESOLVED = 1001
 ALREADY_ACKNOWLEDGED = 1002
 
@@ -227,9 +229,11 @@ class PagerDutyConnector(Connector):
         from im_pagerduty.client import PagerDutyError
 
         try:
-            self.user_id(request.assignee)
+            # a quick look: the local change must not wait on a slow PagerDuty
+            with self.client.until(time.monotonic() + CHECK_SECONDS):
+                self.user_id(request.assignee)
         except PagerDutyError:
-            return  # unreachable: the push will tell, the local change must not wait
+            return  # unreachable: the push will tell
         except ConnectorError:
             raise InvalidInputError(f"{request.assignee} is not a PagerDuty user"
                                     f" ({self.name}); `im oncall --service NAME` shows who"
@@ -265,11 +269,9 @@ class PagerDutyConnector(Connector):
         ref = self._ref_of(incident)
         if verb == "linked":
             # made by an earlier attempt: what happened to it since (a responder's ack, say)
-            # comes in as news; the link claims only what im did, which a webhook may have
-            # recorded already
-            ref = msgspec.structs.replace(
-                ref, remote_status=None if request.link else "triggered",
-                remote_updated_at=None)
+            # comes in as news, or has already (a webhook may have linked it meanwhile); the
+            # link claims nothing about it (a new one starts open)
+            ref = msgspec.structs.replace(ref, remote_status=None, remote_updated_at=None)
         service_id = incident.get("service", {}).get("id", self.pd_service(request.service))
         lines = [f"PagerDuty incident #{ref.remote_number} {verb} ({incident.get('urgency')}"
                  f" urgency, service {service_id}) {ref.remote_url or ''}".rstrip()]

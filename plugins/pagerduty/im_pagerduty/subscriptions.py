@@ -47,9 +47,16 @@ def _ours(connector: PagerDutyConnector, url: str
 def subscribe(connector: PagerDutyConnector, url: str) -> WebhookSetupResult:
     existing, orphans = _ours(connector, url)
     custom = connector.settings.custom
+    from im_pagerduty.client import PagerDutyError
+
     removed = []
     for orphan in orphans:
-        connector.client.request("DELETE", f"/webhook_subscriptions/{orphan['id']}")
+        try:
+            connector.client.request("DELETE", f"/webhook_subscriptions/{orphan['id']}")
+        except PagerDutyError as error:
+            if error.status != 404:  # gone already (another run removed it)
+                raise
+            continue
         removed.append(f"Deleted PagerDuty webhook subscription {orphan['id']} (im never"
                        " received its signing secret)")
     if existing is not None and custom.webhook_secrets:

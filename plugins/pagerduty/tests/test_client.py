@@ -2,6 +2,7 @@
 limits, pagination and error messages."""
 
 import json
+import time
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -175,3 +176,14 @@ def test_an_exhausted_budget_waits_before_the_next_call(client, httpx_mock, slep
     assert slept == []
     client.get("/services")
     assert len(slept) == 1 and 11 < slept[0] <= 12
+
+
+def test_a_callers_deadline_is_not_waited_past_for_the_rate_limit(client, httpx_mock, slept):
+    httpx_mock.add_response(url=f"{BASE}/users", json={"users": []}, headers={
+        "ratelimit-limit": "960", "ratelimit-remaining": "0", "ratelimit-reset": "30"})
+    client.get("/users")  # PagerDuty says: no more calls for 30 s
+    with client.until(time.monotonic() + 5), pytest.raises(PagerDutyError) as raised:
+        client.get("/users")
+    assert raised.value.unsent and raised.value.retryable
+    assert "no time left to call PagerDuty (GET /users)" in str(raised.value)
+    assert slept == [] and len(httpx_mock.get_requests()) == 1

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from im import InboundChange, incidents
+from im.models import Action
 from im.inbound import MISSING, apply_change, poll
 from im.sync import deliver_outbox
 from im.testing import FakeClock
@@ -135,3 +136,39 @@ def test_a_responders_ack_of_an_incident_im_made_before_its_link_is_applied(tmp_
     assert deliver_outbox(runtime, due_only=False).delivered == 1
     [link] = runtime.store.links(incident.id)
     assert (link.remote_id, link.remote_status) == (made["id"], "acknowledged")
+
+
+def test_a_second_pagerduty_incident_with_ims_key_is_not_followed(tmp_path, pd):
+    """PagerDuty refuses a second incident with im's key only while the first is open: one
+    made later (by hand, say) does not take the first one's link over."""
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    [link] = runtime.store.links("INC-1")
+    incident = runtime.store.get_incident("INC-1")
+    _set_status(pd, link.remote_id, "resolved")
+    assert poll(runtime, CONNECTOR) == {"applied": 1}
+    with _as_john(pd) as john:
+        other = john.post("/incidents", json={"incident": {
+            "type": "incident", "title": "again", "incident_key": f"im-{incident.correlation_id}-db",
+            "service": {"id": "PDAT001", "type": "service_reference"}}}).json()["incident"]
+    assert poll(runtime, CONNECTOR)["unlinked"] == 1
+    assert [(l.remote_id, l.remote_status) for l in runtime.store.links("INC-1")] == [
+        (link.remote_id, "resolved")]
+    assert runtime.store.get_incident("INC-1").status.value == "resolved"
+    assert other["id"] != link.remote_id
+
+
+def test_an_incident_seen_again_does_not_reopen_what_im_resolved_meanwhile(tmp_path, pd):
+    clock = FakeClock(datetime.now(UTC))
+    runtime = runtime_with_connector(tmp_path / "home", pd, clock=clock)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    [link] = runtime.store.links("INC-1")
+    clock.advance(minutes=10)
+    _mark_missing(runtime, link)
+    clock.advance(minutes=10)
+    incidents.transition(runtime, "INC-1", Action.RESOLVE)  # its push waits
+    assert poll(runtime, CONNECTOR) == {"recorded": 1}
+    assert runtime.store.get_incident("INC-1").status.value == "resolved"
+    assert runtime.store.links("INC-1")[0].remote_status == "triggered"
+    assert deliver_outbox(runtime, due_only=False).delivered == 1
+    assert _remote(pd, link.remote_id)["status"] == "resolved"
