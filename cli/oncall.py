@@ -45,6 +45,8 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
             if result.next:
                 lines.append(f"Next On-Call: {result.next} ({when(result.next_from)[:16]})")
             lines += [f"Escalation: {step}" for step in result.escalations]
+            if result.routed:
+                lines.append(f"Note: {result.routed}")
             typer.echo("\n".join(lines))
             return
         if errors:

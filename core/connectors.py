@@ -270,12 +270,17 @@ class OncallRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class OncallResult(msgspec.Struct, frozen=True, kw_only=True):
+    """`routed`: for a service with no mapping of its own, where the connector sent the
+    question (where its incidents would go), in words, so the answer is not taken for one
+    about a service the remote system knows."""
+
     service: str
     current: str | None = None
     current_until: datetime | None = None
     next: str | None = None
     next_from: datetime | None = None
     escalations: list[str] = []
+    routed: str | None = None
 
 
 class Connector:

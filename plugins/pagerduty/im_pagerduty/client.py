@@ -260,15 +260,18 @@ class PagerDutyClient:
         try:
             response = self.http.send(request)
         except httpx.TimeoutException as error:
-            self._record(method, path, None, started, f"timeout: {error}")
-            raise PagerDutyError(
+            # recorded as the user reads it (`im connector status` shows the last one)
+            failure = PagerDutyError(
                 f"PagerDuty did not answer in time ({method} {path})", retryable=True,
-                unsent=isinstance(error, httpx.ConnectTimeout | httpx.PoolTimeout)) from error
+                unsent=isinstance(error, httpx.ConnectTimeout | httpx.PoolTimeout))
+            self._record(method, path, None, started, str(failure))
+            raise failure from error
         except httpx.TransportError as error:
-            self._record(method, path, None, started, f"{type(error).__name__}: {error}")
-            raise PagerDutyError(f"cannot reach PagerDuty at {self.base_url}: {error}",
-                                 retryable=True,
-                                 unsent=isinstance(error, httpx.ConnectError)) from error
+            failure = PagerDutyError(f"cannot reach PagerDuty at {self.base_url}: {error}",
+                                     retryable=True,
+                                     unsent=isinstance(error, httpx.ConnectError))
+            self._record(method, path, None, started, str(failure))
+            raise failure from error
         if self.trace is not None:
             self._trace_response(request, response, started)
         if response.is_success:

@@ -77,4 +77,15 @@ def lookup(connector: PagerDutyConnector, service: str, at: datetime) -> OncallR
         if people:
             escalations.append(f"After {delay} minutes → {', '.join(people)}")
     result["escalations"] = escalations
+    result["routed"] = _routed(connector, service)
     return OncallResult(**result)
+
+
+def _routed(connector: PagerDutyConnector, service: str) -> str | None:
+    custom = connector.settings.custom
+    if service in custom.service_mappings or service in custom.escalation_mappings:
+        return None
+    where = ("the `default` mapping" if "default" in custom.service_mappings
+             else "the connector's service_id")
+    return (f"{service} has no service mapping; its incidents go to PagerDuty service"
+            f" {connector.pd_service(service)} ({where})")

@@ -275,6 +275,17 @@ def test_oncall(runtime):
     assert lines[1].endswith(" 09:00)")
     assert lines[2].startswith("Next On-Call: jane.smith@company.com (")
     assert lines[3] == "Escalation: After 15 minutes → team-lead@company.com"
+    assert len(lines) == 4  # api is mapped: nothing to add
+
+
+def test_oncall_for_a_service_without_a_mapping_says_where_it_looked(runtime):
+    im(runtime, "connector", "config", "prod-pagerduty", "--service-mappings",
+       '{"api": "PAPI001"}')
+    result = im(runtime, "oncall", "--service", "search")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == (
+        "Note: search has no service mapping; its incidents go to PagerDuty service PXXXXXX"
+        " (the connector's service_id)")
 
 
 def test_preview_shows_what_a_create_sends(runtime):
