@@ -71,13 +71,20 @@ def test_an_already_in_that_state_answer_records_when_pagerduty_changed_it(tmp_p
         "acknowledged", _pd_time(remote["last_status_change_at"]))
 
 
-def test_an_incident_marked_missing_is_restored_when_a_listing_shows_it(tmp_path, pd):
+def _declared_then_missing(home, pd):
+    """INC-1 linked to a PagerDuty incident that a poll ten minutes later did not find (the
+    key pointed at another account for a while)."""
     clock = FakeClock(datetime.now(UTC))
-    runtime = runtime_with_connector(tmp_path / "home", pd, clock=clock)
+    runtime = runtime_with_connector(home, pd, clock=clock)
     im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
     [link] = runtime.store.links("INC-1")
     clock.advance(minutes=10)
-    _mark_missing(runtime, link)  # the key pointed at another account for a while
+    _mark_missing(runtime, link)
+    return runtime, clock, link
+
+
+def test_an_incident_marked_missing_is_restored_when_a_listing_shows_it(tmp_path, pd):
+    runtime, _, _ = _declared_then_missing(tmp_path / "home", pd)
     assert poll(runtime, CONNECTOR) == {"confirmed": 1}
     assert runtime.store.links("INC-1")[0].remote_status == "triggered"
 
@@ -159,12 +166,7 @@ def test_a_second_pagerduty_incident_with_ims_key_is_not_followed(tmp_path, pd):
 
 
 def test_an_incident_seen_again_does_not_reopen_what_im_resolved_meanwhile(tmp_path, pd):
-    clock = FakeClock(datetime.now(UTC))
-    runtime = runtime_with_connector(tmp_path / "home", pd, clock=clock)
-    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
-    [link] = runtime.store.links("INC-1")
-    clock.advance(minutes=10)
-    _mark_missing(runtime, link)
+    runtime, clock, link = _declared_then_missing(tmp_path / "home", pd)
     clock.advance(minutes=10)
     incidents.transition(runtime, "INC-1", Action.RESOLVE)  # its push waits
     assert poll(runtime, CONNECTOR) == {"recorded": 1}
