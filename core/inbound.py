@@ -175,6 +175,7 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
             # im's own change coming back, maybe late: the incident and the link have it from
             # the push already; applying it again could only undo what came since
             if change.echo:
+                _sharpen(runtime, link, change, new_status)
                 return "confirmed"
             known = link.remote_status == new_status
             if _older(change, link):
@@ -237,6 +238,18 @@ def _older(change: InboundChange, link: Link) -> bool:
     if change.occurred_at.microsecond == 0:
         last = last.replace(microsecond=0)
     return change.occurred_at < last
+
+
+def _sharpen(runtime: Runtime, link: Link, change: InboundChange, status: str) -> None:
+    """im's own change coming back by webhook carries its time to the millisecond, where the
+    push's answer had whole seconds: kept, it tells an event from earlier in that second (a
+    late ack timeout, say) for older, as it is."""
+    last = link.remote_updated_at
+    if (link.remote_status == status and last is not None and last.microsecond == 0
+            and change.occurred_at.microsecond and change.occurred_at.replace(microsecond=0)
+            == last):
+        runtime.store.upsert_link(msgspec.structs.replace(
+            link, remote_updated_at=change.occurred_at))
 
 
 def _update_link(runtime: Runtime, link: Link, change: InboundChange, status: str) -> None:

@@ -317,14 +317,27 @@ def test_a_poll_read_before_im_resolved_does_not_reopen_the_incident(tmp_path, p
     assert not [e for e in runtime.store.timeline("INC-1") if e.kind == "reopened"]
 
 
-def test_an_event_from_before_ims_resolve_arriving_after_it_changes_nothing(tmp_path, pd):
-    """PagerDuty's ack timeout fired (incident.unacknowledged) just before im resolved the
-    incident; its delivery comes after. im's push recorded when PagerDuty resolved it, by
-    PagerDuty's clock, so the event is older: not a reopen."""
-    from datetime import timedelta
+def _incident_event(event_id, event_type, at, link, status, agent=None):
+    """A PagerDuty v3 event about the linked incident, as the sandbox would send it."""
+    return json.dumps({"event": {
+        "id": event_id, "event_type": event_type, "resource_type": "incident",
+        "occurred_at": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "agent": agent, "client": None, "data": {
+            "id": link.remote_id, "type": "incident", "number": 1, "status": status,
+            "title": "x", "html_url": link.remote_url, "incident_key": None,
+            "service": {"id": "PDAT001", "type": "service_reference"}, "assignees": [],
+            "urgency": "high", "priority": None}}}).encode()
 
+
+def _deliver_event(runtime, event_id, event_type, body):
     from im.inbound import process_inbox
 
+    runtime.store.store_inbox(connector="prod-pagerduty", delivery_id=event_id,
+                              event_type=event_type, body=body, at=runtime.clock())
+    return process_inbox(runtime).outcomes
+
+
+def _declared_acked_resolved(tmp_path, pd):
     runtime = runtime_with_connector(tmp_path / "home", pd)
     im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
     im(runtime, "ack", "--incident", "INC-1")
@@ -332,22 +345,42 @@ def test_an_event_from_before_ims_resolve_arriving_after_it_changes_nothing(tmp_
     [link] = runtime.store.links("INC-1")
     [remote] = remote_incidents(pd.client())
     assert link.remote_updated_at == datetime.fromisoformat(
-        remote["last_status_change_at"].replace("Z", "+00:00"))
+        remote["last_status_change_at"].replace("Z", "+00:00"))  # whole seconds
+    return runtime, link
+
+
+def test_an_event_from_before_ims_resolve_arriving_after_it_changes_nothing(tmp_path, pd):
+    """PagerDuty's ack timeout fired (incident.unacknowledged) just before im resolved the
+    incident; its delivery comes after. im's push recorded when PagerDuty resolved it, by
+    PagerDuty's clock, so the event is older: not a reopen."""
+    from datetime import timedelta
+
+    runtime, link = _declared_acked_resolved(tmp_path, pd)
     fired = link.remote_updated_at - timedelta(seconds=1)
-    late = json.dumps({"event": {
-        "id": "EUNACK", "event_type": "incident.unacknowledged", "resource_type": "incident",
-        "occurred_at": fired.isoformat().replace("+00:00", "Z"), "agent": None,
-        "client": None, "data": {
-            "id": link.remote_id, "type": "incident", "number": 1, "status": "triggered",
-            "title": "x", "html_url": link.remote_url, "incident_key": None,
-            "service": {"id": "PDAT001", "type": "service_reference"}, "assignees": [],
-            "urgency": "high", "priority": None}}}).encode()
-    runtime.store.store_inbox(connector="prod-pagerduty", delivery_id="EUNACK",
-                              event_type="incident.unacknowledged", body=late,
-                              at=runtime.clock())
-    assert process_inbox(runtime).outcomes == {"stale": 1}
+    late = _incident_event("EUNACK", "incident.unacknowledged", fired, link, "triggered")
+    assert _deliver_event(runtime, "EUNACK", "incident.unacknowledged", late) == {"stale": 1}
     assert runtime.store.get_incident("INC-1").status.value == "resolved"
     assert runtime.store.links("INC-1")[0].remote_status == "resolved"
+
+
+def test_ims_own_echo_sharpens_the_time_to_tell_an_event_of_the_same_second(tmp_path, pd):
+    """The push's answer says the second im's resolve happened in; its echo, the millisecond.
+    An ack timeout 300 ms before it, delivered late, is then older, not a reopen."""
+    from datetime import timedelta
+
+    runtime, link = _declared_acked_resolved(tmp_path, pd)
+    users = {u["email"]: u for u in pd.client().get("/users").json()["users"]}
+    own = users["ops@company.com"]
+    resolved_at = link.remote_updated_at + timedelta(milliseconds=600)
+    echo = _incident_event("EECHO", "incident.resolved", resolved_at, link, "resolved",
+                           agent={"id": own["id"], "type": "user_reference",
+                                  "summary": own["name"]})
+    assert _deliver_event(runtime, "EECHO", "incident.resolved", echo) == {"confirmed": 1}
+    assert runtime.store.links("INC-1")[0].remote_updated_at == resolved_at
+    fired = resolved_at - timedelta(milliseconds=300)
+    late = _incident_event("EUNACK", "incident.unacknowledged", fired, link, "triggered")
+    assert _deliver_event(runtime, "EUNACK", "incident.unacknowledged", late) == {"stale": 1}
+    assert runtime.store.get_incident("INC-1").status.value == "resolved"
 
 
 def test_with_auto_resolve_off_a_poll_does_not_resolve_either(tmp_path, pd):
