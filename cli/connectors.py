@@ -458,7 +458,7 @@ def _serve_unreachable(public_url: str) -> str | None:
     direct = is_loopback(urlsplit(url).hostname or "")
     try:
         httpx.get(url, timeout=3, trust_env=not direct)
-    except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+    except (httpx.ConnectError, httpx.TimeoutException) as error:
         return (f"Nothing answers at {url} ({type(error).__name__}): webhooks are lost"
                 " until `im serve` runs there")
     except httpx.HTTPError:

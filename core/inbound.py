@@ -195,9 +195,23 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
                 return "recorded"
             if (link.remote_status == MISSING and change.action == TRIGGERED
                     and incident.status in (Status.RESOLVED, Status.CLOSED)):
-                # seen again, open as it was before it went missing: im's resolve made since
-                # then stands (its push failed meanwhile; `im connector sync --retry-failed`)
-                return "recorded"
+                waiting = [row for row in store.outbox(
+                    connector=connector.name, incident_id=incident.id,
+                    statuses=("pending", "delivering", "failed"))
+                    if row.service == link.service and row.action in ("resolve", "close")]
+                if waiting:
+                    # seen again, open as it was before it went missing, and im's resolve
+                    # made since then is still to be delivered to it: that stands
+                    number = f"#{link.remote_number}" if link.remote_number else link.remote_id
+                    store.add_timeline(
+                        incident.id, at=now, kind="sync",
+                        text=f"{connector.name} incident {number} ({link.service}) found again,"
+                             f" open; im's {waiting[0].action} for it is queued"
+                             + (" (set aside: `im connector sync --retry-failed`)"
+                                if waiting[0].status == "failed" else ""),
+                        actor=change.actor, system=connector.name,
+                        data={"remote_id": change.remote_id, "action": change.action})
+                    return "recorded"
             return _apply_status(runtime, connector, link, change, origin)
         if change.echo:
             return "confirmed"

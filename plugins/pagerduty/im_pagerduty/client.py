@@ -244,12 +244,16 @@ class PagerDutyClient:
     def _send(self, method: str, path: str, params: Any, body: Any,
               headers: dict[str, str]) -> dict[str, Any]:
         deadline = getattr(self._until, "deadline", None)
-        turn = self.budget.take(self.key_id, self.sleep, deadline)
+        turn = None
+        if deadline is None or time.monotonic() < deadline:
+            turn = self.budget.take(self.key_id, self.sleep, deadline)
         if turn is not None or (deadline is not None and time.monotonic() >= deadline):
             # retry_after: the client's own retry would come too late too; the outbox waits
-            raise PagerDutyError(f"no time left to call PagerDuty ({method} {path}): the"
-                                 " rate limit or earlier calls used it up", retryable=True,
-                                 unsent=True, retry_after=turn or None)
+            failure = PagerDutyError(f"no time left to call PagerDuty ({method} {path}): the"
+                                     " rate limit or earlier calls used it up",
+                                     retryable=True, unsent=True, retry_after=turn)
+            self._record(method, path, None, time.perf_counter(), str(failure))
+            raise failure
         started = time.perf_counter()
         left = self._time_left()
         request = self.http.build_request(

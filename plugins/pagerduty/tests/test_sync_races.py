@@ -171,6 +171,31 @@ def test_an_incident_seen_again_does_not_reopen_what_im_resolved_meanwhile(tmp_p
     incidents.transition(runtime, "INC-1", Action.RESOLVE)  # its push waits
     assert poll(runtime, CONNECTOR) == {"recorded": 1}
     assert runtime.store.get_incident("INC-1").status.value == "resolved"
+    assert runtime.store.timeline("INC-1")[-1].text == (
+        f"{CONNECTOR} incident #{link.remote_number} (db) found again, open; im's resolve for"
+        " it is queued")
     assert runtime.store.links("INC-1")[0].remote_status == "triggered"
     assert deliver_outbox(runtime, due_only=False).delivered == 1
     assert _remote(pd, link.remote_id)["status"] == "resolved"
+
+
+def test_an_incident_seen_again_open_reopens_one_resolved_without_it(tmp_path, pd):
+    """db resolved in PagerDuty while api's incident was missing: the im incident resolved.
+    When api's is seen again, still open, im did not resolve it: the im incident reopens, as
+    PagerDuty says, rather than stay resolved with PagerDuty open and nothing queued."""
+    clock = FakeClock(datetime.now(UTC))
+    runtime = runtime_with_connector(tmp_path / "home", pd, clock=clock)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db,api")
+    links = {link.service: link for link in runtime.store.links("INC-1")}
+    clock.advance(minutes=10)
+    _mark_missing(runtime, links["api"])
+    _set_status(pd, links["db"].remote_id, "resolved")
+    resolved = InboundChange(remote_id=links["db"].remote_id, event_id="EDBRESOLVED",
+                             action="resolved", occurred_at=clock(), actor="John Doe")
+    assert apply_change(runtime, runtime.connector(CONNECTOR), resolved) == "applied"
+    assert runtime.store.get_incident("INC-1").status.value == "resolved"
+    clock.advance(minutes=5)
+    assert poll(runtime, CONNECTOR)["applied"] == 1  # api, listed again, still open
+    assert runtime.store.get_incident("INC-1").status.value == "open"
+    links = {link.service: link for link in runtime.store.links("INC-1")}
+    assert links["api"].remote_status == "triggered"
