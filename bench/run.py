@@ -22,11 +22,13 @@ import startup
 import sync_cost
 
 from common import machine
+from im_pagerduty import directory
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 # What the calls a poll makes besides listing incidents are for.
 OTHER_CALLS = {
-    "GET /users": "GET /users: the directory of users, read at most once in five minutes",
+    "GET /users": "GET /users: the directory of users, read at most once in"
+                  f" {directory.TTL_SECONDS / 60:g} minutes",
     "GET /webhook_subscriptions": "GET /webhook_subscriptions: is the subscription enabled",
 }
 

@@ -462,7 +462,7 @@ def _serve_unreachable(public_url: str) -> str | None:
         return (f"Nothing answers at {url} ({type(error).__name__}): webhooks are lost"
                 " until `im serve` runs there")
     except httpx.HTTPError:
-        return None
+        pass
     return None
 
 

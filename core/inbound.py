@@ -28,7 +28,7 @@ import msgspec
 from im import incidents
 from im.connectors import Connector, InboundChange, WebhookRequest
 from im.errors import ConnectorError, ImError
-from im.models import Action, Link, Origin, Status
+from im.models import Action, Incident, Link, Origin, Status
 
 if TYPE_CHECKING:
     from im.runtime import Runtime
@@ -158,12 +158,15 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
     with store.transaction():
         links = store.links(connector=connector.name, remote_id=change.remote_id)
         if not links:
-            found = _link_by_correlation(runtime, connector, change)
-            if found is UNFOLLOWED:
-                return "unlinked"
-            if found is None:
+            made = _made_by_im(runtime, change)
+            if made is None:
                 return _unlinked(runtime, connector, change, touched)
-            links = [found]
+            if any(link.service == change.service
+                   for link in store.links(made.id, connector=connector.name)):
+                # im follows another remote incident for that service (one carrying the same
+                # key, made after this one was resolved): not this one
+                return "unlinked"
+            links = [_first_link(runtime, connector, made, change)]
         link = links[0]
         if touched is not None:
             touched.append(link.incident_id)
@@ -187,31 +190,12 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
                 return "confirmed"
             if change.record_only or change.action == MISSING:
                 # the remote state is kept on the link; the im incident stays as it is
-                if change.text:
-                    store.add_timeline(incident.id, at=now, kind="sync", text=change.text,
-                                       actor=change.actor, system=connector.name,
-                                       data={"remote_id": change.remote_id,
-                                             "action": change.action})
+                _sync_line(runtime, incident.id, connector, change, change.text)
                 return "recorded"
-            if (link.remote_status == MISSING and change.action == TRIGGERED
-                    and incident.status in (Status.RESOLVED, Status.CLOSED)):
-                waiting = [row for row in store.outbox(
-                    connector=connector.name, incident_id=incident.id,
-                    statuses=("pending", "delivering", "failed"))
-                    if row.service == link.service and row.action in ("resolve", "close")]
-                if waiting:
-                    # seen again, open as it was before it went missing, and im's resolve
-                    # made since then is still to be delivered to it: that stands
-                    number = f"#{link.remote_number}" if link.remote_number else link.remote_id
-                    store.add_timeline(
-                        incident.id, at=now, kind="sync",
-                        text=f"{connector.name} incident {number} ({link.service}) found again,"
-                             f" open; im's {waiting[0].action} for it is queued"
-                             + (" (set aside: `im connector sync --retry-failed`)"
-                                if waiting[0].status == "failed" else ""),
-                        actor=change.actor, system=connector.name,
-                        data={"remote_id": change.remote_id, "action": change.action})
-                    return "recorded"
+            held = _resolve_still_queued(runtime, connector, link, change, incident)
+            if held:
+                _sync_line(runtime, incident.id, connector, change, held)
+                return "recorded"
             return _apply_status(runtime, connector, link, change, origin)
         if change.echo:
             return "confirmed"
@@ -229,11 +213,39 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
             if change.assignee and change.assignee != incident.assignee:
                 incidents.assign(runtime, incident.id, change.assignee, origin=origin)
             return "applied"
-        if change.text:
-            store.add_timeline(incident.id, at=now, kind="sync", text=change.text,
-                               actor=change.actor, system=connector.name,
-                               data={"remote_id": change.remote_id, "action": change.action})
+        _sync_line(runtime, incident.id, connector, change, change.text)
         return "applied"
+
+
+def _sync_line(runtime: Runtime, incident_id: str, connector: Connector,
+               change: InboundChange, text: str) -> None:
+    """A timeline line about a remote change that is not an im action of its own."""
+    if text:
+        runtime.store.add_timeline(incident_id, at=runtime.clock(), kind="sync", text=text,
+                                   actor=change.actor, system=connector.name,
+                                   data={"remote_id": change.remote_id,
+                                         "action": change.action})
+
+
+def _resolve_still_queued(runtime: Runtime, connector: Connector, link: Link,
+                          change: InboundChange, incident: Incident) -> str | None:
+    """What to say when a missing remote incident is seen again, open as it was, while im's
+    own resolve for it (made since) is still to be delivered: that resolve stands. None
+    otherwise: the change applies as any other."""
+    if not (link.remote_status == MISSING and change.action == TRIGGERED
+            and incident.status in (Status.RESOLVED, Status.CLOSED)):
+        return None
+    waiting = [row for row in runtime.store.outbox(
+        connector=connector.name, incident_id=incident.id,
+        statuses=("pending", "delivering", "failed"))
+        if row.service == link.service and row.action in ("resolve", "close")]
+    if not waiting:
+        return None
+    number = f"#{link.remote_number}" if link.remote_number else link.remote_id
+    return (f"{connector.name} incident {number} ({link.service}) found again, open; im's"
+            f" {waiting[0].action} for it is queued"
+            + (" (set aside: `im connector sync --retry-failed`)"
+               if waiting[0].status == "failed" else ""))
 
 
 def _older(change: InboundChange, link: Link) -> bool:
@@ -276,33 +288,26 @@ def _update_link(runtime: Runtime, link: Link, change: InboundChange, status: st
         remote_url=change.remote_url or link.remote_url, updated_at=runtime.clock()))
 
 
-# _link_by_correlation's answer for a remote incident carrying im's key that im does not follow
-UNFOLLOWED = Link(incident_id="", connector="", service="", remote_id="")
-
-
-def _link_by_correlation(runtime: Runtime, connector: Connector, change: InboundChange
-                         ) -> Link | None:
-    """The link of a remote incident im created whose link is not stored yet (the remote's
-    event raced the create's answer, or the answer was lost), found by the key im created it
-    with. It starts as im created it, triggered: the change is then applied like any other,
-    so a responder's acknowledgement that came first is not lost."""
+def _made_by_im(runtime: Runtime, change: InboundChange) -> Incident | None:
+    """The im incident a remote incident with no link was created for, by the key im created
+    it with (the remote's event raced the create's answer, or the answer was lost)."""
     if not change.correlation_id:
         return None
-    store = runtime.store
-    incident = store.find_incident(correlation_id=change.correlation_id)
-    if incident is None or change.service not in incident.services:
-        return None
-    if any(link.service == change.service
-           for link in store.links(incident.id, connector=connector.name)):
-        # im linked another remote incident for that service (one carrying the same key,
-        # made after this one was resolved): this one is not followed
-        return UNFOLLOWED
-    link = Link(incident_id=incident.id, connector=connector.name, service=change.service,
+    incident = runtime.store.find_incident(correlation_id=change.correlation_id)
+    return incident if incident is not None and change.service in incident.services else None
+
+
+def _first_link(runtime: Runtime, connector: Connector, incident: Incident,
+                change: InboundChange) -> Link:
+    """The link of a remote incident im created, as im created it (triggered): the change is
+    then applied like any other, so a responder's acknowledgement that came first is not
+    lost."""
+    link = Link(incident_id=incident.id, connector=connector.name, service=str(change.service),
                 remote_id=change.remote_id, remote_number=change.remote_number,
                 remote_url=change.remote_url, remote_status=STATUS_AFTER[TRIGGERED],
                 # made from this report: not newer than it
                 updated_at=change.observed_at or runtime.clock())
-    store.upsert_link(link)
+    runtime.store.upsert_link(link)
     return link
 
 

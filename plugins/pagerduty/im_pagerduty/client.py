@@ -244,18 +244,18 @@ class PagerDutyClient:
     def _send(self, method: str, path: str, params: Any, body: Any,
               headers: dict[str, str]) -> dict[str, Any]:
         deadline = getattr(self._until, "deadline", None)
-        turn = None
-        if deadline is None or time.monotonic() < deadline:
-            turn = self.budget.take(self.key_id, self.sleep, deadline)
-        if turn is not None or (deadline is not None and time.monotonic() >= deadline):
+        # the seconds still to wait for the rate limit, when they run past the deadline
+        late = 0.0 if deadline is not None and time.monotonic() >= deadline else (
+            self.budget.take(self.key_id, self.sleep, deadline))
+        left = self._time_left()
+        if late is not None or (left is not None and left <= 0):
             # retry_after: the client's own retry would come too late too; the outbox waits
             failure = PagerDutyError(f"no time left to call PagerDuty ({method} {path}): the"
                                      " rate limit or earlier calls used it up",
-                                     retryable=True, unsent=True, retry_after=turn)
+                                     retryable=True, unsent=True, retry_after=late or None)
             self._record(method, path, None, time.perf_counter(), str(failure))
             raise failure
         started = time.perf_counter()
-        left = self._time_left()
         request = self.http.build_request(
             method, path, params=params, json=body, headers=headers,
             timeout=httpx.USE_CLIENT_DEFAULT if left is None else min(left, self.timeout))
@@ -385,7 +385,8 @@ class PagerDutyClient:
                     break
             if last_created is None:
                 return
-            following = datetime.fromisoformat(str(last_created).replace("Z", "+00:00"))
+            following = parse_time(str(last_created))
+            assert following is not None
             if following <= start:
                 raise PagerDutyError(f"more than {OFFSET_CEILING} incidents created at"
                                      f" {last_created}; PagerDuty cannot list them")

@@ -47,8 +47,8 @@ from im_pagerduty.settings import DEFAULT_URGENCY, PagerDutySettings
 if TYPE_CHECKING:
     from im_pagerduty.client import CallInfo, PagerDutyClient
 
-# PagerDuty's codes for "already in that state": success for an idempotent push.
 CHECK_SECONDS = 5.0  # how long `im assign` waits to learn whether the user exists
+# PagerDuty's codes for "already in that state": success for an idempotent push.
 ALREADY_RESOLVED = 1001
 ALREADY_ACKNOWLEDGED = 1002
 
@@ -266,12 +266,10 @@ class PagerDutyConnector(Connector):
                 incident, verb = existing, "linked"
         else:
             incident, verb = existing, "linked"
-        ref = self._ref_of(incident)
-        if verb == "linked":
-            # made by an earlier attempt: what happened to it since (a responder's ack, say)
-            # comes in as news, or has already (a webhook may have linked it meanwhile); the
-            # link claims nothing about it (a new one starts open)
-            ref = msgspec.structs.replace(ref, remote_status=None, remote_updated_at=None)
+        # one an earlier attempt made: what happened to it since (a responder's ack, say)
+        # comes in as news, or has already (a webhook may have linked it meanwhile); the link
+        # claims nothing about its state (a new one starts open)
+        ref = self._ref_of(incident) if verb == "created" else self._ref_only(incident)
         service_id = incident.get("service", {}).get("id", self.pd_service(request.service))
         lines = [f"PagerDuty incident #{ref.remote_number} {verb} ({incident.get('urgency')}"
                  f" urgency, service {service_id}) {ref.remote_url or ''}".rstrip()]
@@ -349,9 +347,8 @@ class PagerDutyConnector(Connector):
         """The link's number and URL from an answer to a change that was not a status change:
         the status in it may be a responder's that im has not received yet, which the link
         must not claim to know (the event would then be taken for known news)."""
-        ref = self._ref_of(incident)
-        return RemoteRef(remote_id=ref.remote_id, remote_number=ref.remote_number,
-                         remote_url=ref.remote_url)
+        return msgspec.structs.replace(self._ref_of(incident), remote_status=None,
+                                       remote_updated_at=None)
 
     def _acknowledge(self, request: PushRequest) -> PushResult:
         from im_pagerduty.client import PagerDutyError

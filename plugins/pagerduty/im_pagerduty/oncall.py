@@ -11,15 +11,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from im import ConnectorError, OncallResult
+from im_pagerduty.client import parse_time
 
 if TYPE_CHECKING:
     from im_pagerduty.connector import PagerDutyConnector
 
 HORIZON = timedelta(days=7)
-
-
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 def _email(connector: PagerDutyConnector, user: dict[str, Any]) -> str:
@@ -48,26 +45,26 @@ def lookup(connector: PagerDutyConnector, service: str, at: datetime) -> OncallR
 
     def covering(level: int, moment: datetime) -> list[dict[str, Any]]:
         return [e for e in entries if e.get("escalation_level") == level
-                and (_time(e.get("start")) or moment) <= moment
-                and (_time(e.get("end")) is None or _time(e.get("end")) > moment)]  # type: ignore[operator]
+                and (parse_time(e.get("start")) or moment) <= moment
+                and (parse_time(e.get("end")) is None or parse_time(e.get("end")) > moment)]  # type: ignore[operator]
 
     current = covering(1, at)
     result: dict[str, Any] = {"service": service}
     if current:
         # The one whose shift ends last is who will still be on call; direct user targets
         # (no end) outrank shifts.
-        first = max(current, key=lambda e: _time(e.get("end")) or at + HORIZON * 2)
+        first = max(current, key=lambda e: parse_time(e.get("end")) or at + HORIZON * 2)
         result["current"] = _email(connector, first["user"])
-        until = _time(first.get("end"))
+        until = parse_time(first.get("end"))
         result["current_until"] = until
         if until is not None:
             later = sorted((e for e in entries if e.get("escalation_level") == 1
-                            and (_time(e.get("start")) or at) >= until
+                            and (parse_time(e.get("start")) or at) >= until
                             and e["user"].get("id") != first["user"].get("id")),
-                           key=lambda e: _time(e.get("start")))  # type: ignore[arg-type,return-value]
+                           key=lambda e: parse_time(e.get("start")))  # type: ignore[arg-type,return-value]
             if later:
                 result["next"] = _email(connector, later[0]["user"])
-                result["next_from"] = _time(later[0].get("start"))
+                result["next_from"] = parse_time(later[0].get("start"))
 
     escalations = []
     rules = policy.get("escalation_rules") or []
