@@ -459,8 +459,8 @@ def _serve_unreachable(public_url: str) -> str | None:
     try:
         httpx.get(url, timeout=3, trust_env=not direct)
     except (httpx.ConnectError, httpx.TimeoutException) as error:
-        return (f"Nothing answers at {url} ({type(error).__name__}): webhooks are lost"
-                " until `im serve` runs there")
+        return (f"Nothing answers at {url} ({type(error).__name__}): webhooks fail until"
+                " `im serve` runs there (the sender retries for a while; polling catches up)")
     except httpx.HTTPError:
         pass
     return None

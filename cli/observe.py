@@ -34,7 +34,9 @@ def add_connector_commands(app: typer.Typer, runtime: Runtime) -> None:
         if figures.quarantined:
             lines.append(f"Quarantined Events: {figures.quarantined}"
                          f" (im connector replay {name})")
-        lines.append(f"Last Error: {figures.last_error or '-'}")
+        lines.append(f"Last Error: {figures.last_error} ({when(figures.last_error_at)})"
+                     if figures.last_error and figures.last_error_at
+                     else f"Last Error: {figures.last_error or '-'}")
         typer.echo("\n".join(lines))
 
     @app.command()

@@ -33,6 +33,7 @@ class ConnectorStatus(msgspec.Struct, kw_only=True):
     failed: int
     quarantined: int
     last_error: str | None
+    last_error_at: datetime | None = None
 
 
 class ConnectorMetrics(msgspec.Struct, kw_only=True):
@@ -93,7 +94,8 @@ def status(runtime: Runtime, name: str) -> ConnectorStatus:
             " 'quarantined' AND received_at >= :since", c=name, since=since),
         webhook_enabled=bool(record.settings.get("enable_webhook", True)), queued=queued,
         failed=failed, quarantined=quarantined,
-        last_error=last_error[0] if last_error else None)
+        last_error=last_error[0] if last_error else None,
+        last_error_at=parse_ts(last_error[1]) if last_error else None)
 
 
 def metrics(runtime: Runtime, name: str) -> ConnectorMetrics:

@@ -94,8 +94,8 @@ def test_connection_test_prints_the_specs_lines(runtime, pd):
     # im serve stopped: PagerDuty's side is still right, but its webhooks would be lost
     result = im(runtime, "connector", "test", "prod-pagerduty")
     assert (result.exit_code, result.stdout) == (0, spec_lines + (
-        f"! Nothing answers at {url}/health (ConnectError): webhooks are lost until"
-        " `im serve` runs there\n"))
+        f"! Nothing answers at {url}/health (ConnectError): webhooks fail until"
+        " `im serve` runs there (the sender retries for a while; polling catches up)\n"))
 
 
 def test_bad_key_and_missing_service_say_how_to_fix(runtime, pd):

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 
 import pytest
 
@@ -38,6 +39,8 @@ def test_status_and_metrics_count_what_happened(runtime, pd):
     assert lines[6] == "Webhook: Disabled"
     assert lines[7] == "Queued: 1 change(s) waiting, 0 failed"
     assert lines[8].startswith("Last Error: PagerDuty answered 503")
+    # when, so that an old error is not read as a current one
+    assert re.search(r" \(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\)$", lines[8]), lines[8]
     figures = json.loads(im(runtime, "metrics", "connector", "prod-pagerduty", "--json").stdout)
     assert figures["api_calls_24h"] == calls[0]
     assert figures["total_incidents"] == 1
