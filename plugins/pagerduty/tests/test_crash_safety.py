@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -75,9 +76,11 @@ def _up(port, answers):
 
 
 def note_event(remote_id, n):
+    """A signed-body note event, dated now (older events fall out of the replay window)."""
+    occurred = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     return json.dumps({"event": {
         "id": f"01CRASH{n:05d}", "event_type": "incident.annotated",
-        "resource_type": "incident", "occurred_at": "2026-11-28T10:00:00.000Z",
+        "resource_type": "incident", "occurred_at": occurred,
         "agent": None, "client": None,
         "data": {"incident": {"id": remote_id, "type": "incident_reference"},
                  "id": f"N{n}", "content": f"note {n}", "trimmed": False,
