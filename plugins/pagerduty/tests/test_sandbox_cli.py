@@ -95,3 +95,36 @@ def test_the_im_cli_offers_the_group():
     )
     assert result.returncode == 0, result.stderr
     assert "PagerDuty connector tools" in result.stdout and "sandbox" in result.stdout
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_stops_without_a_traceback_with_a_request_in_flight(stop_signal):
+    """A stop while a request is held by injected latency answers it, then ends the process
+    quietly (exit 0)."""
+    import threading
+    import time
+
+    process = start("--port", "0", "--api-key", "cli-key", "--seed", "none")
+    try:
+        url = LINE.match(process.stdout.readline().rstrip("\n")).group(1)
+        auth = {"Authorization": "Token token=cli-key"}
+        assert httpx.patch(f"{url}/_sandbox/faults", json={"latency_ms": 5000},
+                           headers=auth).status_code == 200
+        answers = []
+
+        def slow_request():
+            try:
+                answers.append(httpx.get(f"{url}/users", headers=auth, timeout=20).status_code)
+            except httpx.HTTPError as error:
+                answers.append(type(error).__name__)
+
+        held = threading.Thread(target=slow_request, daemon=True)
+        held.start()
+        time.sleep(0.5)  # the request is held by the injected latency now
+        process.send_signal(stop_signal)
+        out, err = process.communicate(timeout=15)
+        held.join(timeout=5)
+    finally:
+        process.kill()
+    assert (out, err, process.returncode) == ("", "", 0)
+    assert answers == [200]  # answered before the sandbox stopped, not cut off

@@ -27,6 +27,8 @@ class Sandbox:
             raise ValueError("the sandbox needs at least one API key")
         self.config = config
         self.base_url = base_url
+        # set when the server begins to stop: requests held by injected latency are answered
+        self._stopping = asyncio.Event()
         self.faults = FaultSwitch()
         self.requests = RequestLog(config.request_log_size)
         self.webhooks = WebhookDeliveries(
@@ -47,6 +49,15 @@ class Sandbox:
             self.settings.rate_limit, self.settings.rate_limit_window_seconds
         )
         self.incidents = Incidents(self.store, self.clock, self._announce)
+
+    async def hold(self, seconds: float) -> None:
+        """Wait as an injected latency does: `seconds`, or until the server begins to stop
+        (a held request is then answered at once rather than cut off mid-way)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    def stopping(self) -> None:
+        self._stopping.set()
 
     def reset(self, seed_name: SeedName | None = None) -> None:
         """Back to a freshly started sandbox: data, clock, settings, faults and logs."""

@@ -117,7 +117,7 @@ class Edge:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 if late:  # the work is done; only the answer is held back
-                    await asyncio.sleep(late)
+                    await sandbox.hold(late)
                 if extra_headers:
                     message = {
                         **message,
@@ -132,7 +132,7 @@ class Edge:
             injection = sandbox.faults.take(path)
             latency = sandbox.faults.latency_seconds(path)
             if latency:
-                await asyncio.sleep(latency)
+                await sandbox.hold(latency)
             if injection:
                 fault = f"{injection.kind}" + (f" {injection.status}" if injection.status else "")
                 await self._inject(injection, receive, send_with_headers)

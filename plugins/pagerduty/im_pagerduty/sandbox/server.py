@@ -23,9 +23,15 @@ from im_pagerduty.sandbox.transport import TransportAwareProtocol
 
 
 class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None] | None) -> None:
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None] | None,
+                 on_stop: Callable[[], None]) -> None:
         super().__init__(config)
         self._on_ready = on_ready
+        self._on_stop = on_stop
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._on_stop()  # release held requests before uvicorn waits for them
+        await super().shutdown(sockets=sockets)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
@@ -70,7 +76,7 @@ class SandboxServer:
             server_header=False,  # PagerDuty does not say "uvicorn"
             timeout_graceful_shutdown=1,
         )
-        self._server = _Server(config, on_ready)
+        self._server = _Server(config, on_ready, self.sandbox.stopping)
         return self._server
 
     def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
