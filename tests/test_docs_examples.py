@@ -31,7 +31,7 @@ TIME = re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\b")
 CORRELATION_ID = re.compile(r"(?<=\bim-)[0-9a-f]{32}(?=-)")
 # Needs the plugin pip-installed (the entry point and its distribution); not run here.
 NOT_RUN_HERE = {"IM_LOAD_PLUGINS=jsonl im plugins"}
-FAKE_TIME = "2025-08-23T14:30:00Z"  # FakeClock's start
+FAKE_TIME = f"{FakeClock().now:%Y-%m-%dT%H:%M:%SZ}"  # FakeClock's start
 
 
 @pytest.fixture(scope="module")

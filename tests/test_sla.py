@@ -1,6 +1,7 @@
 """SLA timers, driven by a controllable clock: start, stop, re-target, breach once."""
 
 import json
+from datetime import timedelta
 
 import msgspec
 
@@ -43,12 +44,13 @@ def im(runtime, *args):
 
 
 def test_default_targets_and_states(runtime, clock):
+    start = clock.now
     incidents.declare(runtime, title="API down", severity="SEV-1", services=["api"])
     clock.advance(minutes=10)
     assert im(runtime, "sla").stdout.splitlines() == [
         "Incident  Severity  Timer    Due               State     Title",
-        "INC-1     SEV-1     ack      2025-08-23 14:45  5m left   API down",
-        "INC-1     SEV-1     resolve  2025-08-23 15:30  50m left  API down",
+        f"INC-1     SEV-1     ack      {start + timedelta(minutes=15):%Y-%m-%d %H:%M}  5m left   API down",
+        f"INC-1     SEV-1     resolve  {start + timedelta(hours=1):%Y-%m-%d %H:%M}  50m left  API down",
         "(targets set by: SEV-1 default, SEV-2 default, SEV-3 default, SEV-4 default)",
     ]
     incidents.transition(runtime, "INC-1", Action.ACK)
@@ -64,6 +66,7 @@ def test_breach_is_notified_once_everywhere(tmp_path, clock):
     runtime = make_runtime(tmp_path, plugins=[fake, breaches], clock=clock)
     run_cli(runtime, ["connector", "add", "fake", "f", "--config", '{"api_key": "k"}'])
     im(runtime, "declare", "--sev", "SEV-2", "--title", "DB slow", "--service", "db,api")
+    due = clock.now + timedelta(minutes=30)
     clock.advance(minutes=29)
     assert im(runtime, "sla", "check").stdout == "No new SLA breaches.\n"
     clock.advance(minutes=2)
@@ -73,7 +76,8 @@ def test_breach_is_notified_once_everywhere(tmp_path, clock):
     assert im(runtime, "sla", "check").stdout == "No new SLA breaches.\n"
     assert breaches.seen == [("INC-1", "ack", 1800.0)]
     [event] = [e for e in runtime.store.timeline("INC-1") if e.kind == "sla_breached"]
-    assert event.text == "SLA breached: not acknowledged within 30m (SEV-2, due 2025-08-23 15:00)"
+    assert event.text == ("SLA breached: not acknowledged within 30m"
+                          f" (SEV-2, due {due:%Y-%m-%d %H:%M})")
     # a note on every linked remote incident
     notes = [r["notes"] for r in fake.remote.incidents.values()]
     assert notes == [[event.text], [event.text]]

@@ -3,11 +3,18 @@ connector pointed at the running sandbox."""
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 from im.testing import make_runtime, run_cli
 
 MAPPINGS = {"api": "PAPI001", "db": "PDAT001", "database": "PDAT001", "web": "PWEB001",
             "payments": "PPAY001", "default": "PGEN001"}
+
+
+def pd_time(offset: timedelta = timedelta()) -> str:
+    """The wall clock now (plus `offset`) as PagerDuty writes times: 2026-01-31T10:00:00.000Z.
+    Events dated by hand go stale: im drops those older than its replay window."""
+    return (datetime.now(UTC) + offset).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def config(pd, **custom):

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ import pytest
 
 from im_pagerduty.webhooks import sign
 
-from .connector_kit import im, runtime_with_connector, wait_for
+from .connector_kit import im, pd_time, runtime_with_connector, wait_for
 
 IM = str(Path(sys.executable).parent / "im")
 
@@ -77,10 +76,9 @@ def _up(port, answers):
 
 def note_event(remote_id, n):
     """A signed-body note event, dated now (older events fall out of the replay window)."""
-    occurred = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     return json.dumps({"event": {
         "id": f"01CRASH{n:05d}", "event_type": "incident.annotated",
-        "resource_type": "incident", "occurred_at": occurred,
+        "resource_type": "incident", "occurred_at": pd_time(),
         "agent": None, "client": None,
         "data": {"incident": {"id": remote_id, "type": "incident_reference"},
                  "id": f"N{n}", "content": f"note {n}", "trimmed": False,

@@ -25,6 +25,8 @@ from im.testing import http_client, make_runtime, run_cli, serve
 from im_pagerduty.connector import PagerDutyConnector
 from im_pagerduty.webhooks import sign
 
+from .connector_kit import pd_time
+
 NAME = "prod-pagerduty"
 URL = f"/connectors/{NAME}/webhook"
 SECRET, OLD_SECRET = "fuzz-secret-new", "fuzz-secret-old"
@@ -33,10 +35,12 @@ FUZZ = settings(max_examples=150, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
 
+NOW = pd_time()  # events are dated now: older ones fall out of im's replay window
+YEAR = NOW[:4]
 # A delivery as PagerDuty sends it (the keys and types of a captured incident.acknowledged).
 TEMPLATE: dict[str, Any] = {"event": {
     "id": "01FKZSRAQJLP9S3OPM2VALGUPJ", "event_type": "incident.acknowledged",
-    "resource_type": "incident", "occurred_at": "2026-11-28T03:47:13.546Z",
+    "resource_type": "incident", "occurred_at": NOW,
     "agent": {"html_url": "https://x.pagerduty.com/users/PUJOHN1", "id": "PUJOHN1",
               "self": "https://api.pagerduty.com/users/PUJOHN1", "summary": "John Doe",
               "type": "user_reference"},
@@ -45,7 +49,7 @@ TEMPLATE: dict[str, Any] = {"event": {
              "self": "https://api.pagerduty.com/incidents/Q2CKYRLH85UNN4",
              "html_url": "https://x.pagerduty.com/incidents/Q2CKYRLH85UNN4", "number": 37,
              "status": "acknowledged", "incident_key": "dfead9d88e0649e8b7dee514b1875756",
-             "created_at": "2026-11-28T03:47:13Z", "title": "Test",
+             "created_at": NOW[:19] + "Z", "title": "Test",
              "service": {"id": "PAPI001", "summary": "API Service", "type": "service_reference"},
              "assignees": [{"id": "PUJOHN1", "summary": "John Doe", "type": "user_reference"}],
              "escalation_policy": {"id": "PXXXXXX", "type": "escalation_policy_reference"},
@@ -85,9 +89,9 @@ json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=F
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(max_size=10), inner, max_size=4),
                            max_leaves=12)
-odd_times = st.sampled_from(["2026-11-28T10:00:00Z", "2026-11-28T10:00:00", "1970-01-01T00:00Z",
-                             "9999-12-31T23:59:59.999999Z", "not a time", "", "2026-02-30T00:00Z",
-                             "2026-11-28T10:00:00+14:00"])
+odd_times = st.sampled_from([NOW, NOW[:19], NOW[:19] + "+14:00", f"{YEAR}-02-30T00:00Z",
+                             "1970-01-01T00:00Z", "9999-12-31T23:59:59.999999Z", "not a time",
+                             ""])
 
 
 @st.composite

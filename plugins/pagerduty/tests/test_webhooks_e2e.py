@@ -10,7 +10,7 @@ import pytest
 from im.testing import serve
 from im_pagerduty.webhooks import sign
 
-from .connector_kit import im, remote_incidents, runtime_with_connector, wait_for
+from .connector_kit import im, pd_time, remote_incidents, runtime_with_connector, wait_for
 
 
 pytestmark = pytest.mark.usefixtures("quick_retries")
@@ -115,7 +115,8 @@ def test_an_incident_triggered_in_pagerduty_becomes_an_im_incident(live, pd):
 def test_bad_signatures_write_nothing(live, pd, caplog):
     runtime, url = live
     endpoint = f"{url}/connectors/prod-pagerduty/webhook"
-    body = b'{"event": {"id": "01X", "event_type": "pagey.ping", "occurred_at": "2026-01-01T00:00:00Z", "data": {}}}'
+    body = json.dumps({"event": {"id": "01X", "event_type": "pagey.ping",
+                                 "occurred_at": pd_time(), "data": {}}}).encode()
     for headers in ({}, {"X-PagerDuty-Signature": "v1=" + "0" * 64},
                     {"X-PagerDuty-Signature": sign("not-the-secret", body)}):
         assert httpx.post(endpoint, content=body, headers=headers).status_code == 401
@@ -134,7 +135,7 @@ def test_duplicates_unknown_types_and_oversized_bodies(live, pd):
     endpoint = f"{url}/connectors/prod-pagerduty/webhook"
     secret = runtime.connector("prod-pagerduty").settings.custom.webhook_secrets[0]
     event = {"event": {"id": "01UNKNOWN", "event_type": "service.updated",
-                       "resource_type": "service", "occurred_at": "2026-11-28T10:00:00Z",
+                       "resource_type": "service", "occurred_at": pd_time(),
                        "agent": None, "client": None, "data": {"id": "PAPI001", "type": "service"}}}
     body = json.dumps(event).encode()
     signed = {"X-PagerDuty-Signature": sign(secret, body), "Content-Type": "application/json"}
@@ -528,7 +529,7 @@ def test_a_source_over_the_rate_limit_is_told_to_retry_and_nothing_of_it_is_stor
     def event(n):
         body = json.dumps({"event": {
             "id": f"01RATE{n:04d}", "event_type": "pagey.ping", "resource_type": "pagey",
-            "occurred_at": "2026-11-28T10:00:00Z", "agent": None, "client": None,
+            "occurred_at": pd_time(), "agent": None, "client": None,
             "data": {}}}).encode()
         return body, {"X-PagerDuty-Signature": sign("rate-secret", body)}
 
