@@ -12,14 +12,27 @@ from im.humanize import ago, duration, percent, when
 __all__ = ["ago", "duration", "percent", "print_json", "table", "when"]
 
 
+def width(text: str) -> int:
+    """Columns `text` takes on a terminal: 2 for each wide character (CJK, most emoji), 0 for
+    combining marks."""
+    if text.isascii():
+        return len(text)
+    from wcwidth import wcswidth  # only for text that needs it: it costs start-up time
+
+    columns = wcswidth(text)
+    return columns if columns >= 0 else len(text)  # a control character: no better guess
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Columns padded to their widest cell, two spaces apart; the last column is not padded."""
+    """Columns padded to their widest cell, two spaces apart; the last column is not padded.
+    Widths are counted in terminal columns, so wide characters keep the columns aligned."""
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    widths = [[width(cell) for cell in row] for row in cells]
+    column = [max(row[i] for row in widths) for i in range(len(headers))]
     lines = []
-    for row in cells:
-        padded = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [row[-1]]
-        lines.append("  ".join(padded).rstrip())
+    for row, row_widths in zip(cells, widths, strict=True):
+        padded = [cell + " " * (column[i] - row_widths[i]) for i, cell in enumerate(row[:-1])]
+        lines.append("  ".join([*padded, row[-1]]).rstrip())
     return "\n".join(lines)
 
 

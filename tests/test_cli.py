@@ -270,3 +270,14 @@ def test_usage_errors_are_one_line_too(im_env):
              "Error: No such command 'nothing'. (`im connector --help` shows the usage)\n")):
         result = run(*args)
         assert (result.returncode, result.stdout, result.stderr) == (2, "", message), args
+
+
+def test_tables_stay_aligned_with_wide_characters(runtime):
+    """CJK and emoji take two terminal columns each: padding counts columns, not characters."""
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "数据库故障 🔥", "--service", "db")
+    im(runtime, "declare", "--sev", "SEV-3", "--title", "Slow pages", "--service", "web")
+    assert im(runtime, "list").stdout.splitlines() == [
+        "ID     Severity  Status  Title          Services  Assignee  Declared  SLA",
+        "INC-2  SEV-3     open    Slow pages     web       -         0s ago    ack 2h left",
+        "INC-1  SEV-2     open    数据库故障 🔥  db        -         0s ago    ack 30m left",
+    ]
