@@ -66,7 +66,9 @@ class _OneLineUsageError(_USAGE_ERROR):  # type: ignore[valid-type,misc]
 
     def show(self, file: Any = None) -> None:
         where = f" (`{self.ctx.command_path} --help` shows the usage)" if self.ctx else ""
-        typer.echo(f"Error: {self.format_message()}{where}", err=True)
+        from im.cli.output import echo_error
+
+        echo_error(f"{self.format_message()}{where}")
 
 
 def _one_line(error: Any) -> Exception:
@@ -94,7 +96,9 @@ class Group(TyperGroup):
         except ImError as error:
             if os.environ.get("IM_DEBUG"):
                 traceback.print_exc()
-            typer.echo(f"Error: {error}", err=True)
+            from im.cli.output import echo_error
+
+            echo_error(str(error))
             raise typer.Exit(error.exit_code) from None
         except _USAGE_ERROR as error:
             raise _one_line(error) from None
@@ -264,7 +268,9 @@ def group(cli: typer.Typer, name: str) -> typer.Typer:
 
 
 def fail(message: str, code: int = 1) -> None:
-    typer.echo(f"Error: {message}", err=True)
+    from im.cli.output import echo_error
+
+    echo_error(message)
     raise SystemExit(code)
 
 

@@ -23,7 +23,9 @@ def add_connector_commands(app: typer.Typer, runtime: Runtime) -> None:
             return
         lines = [
             f"Connector: {figures.name} ({figures.type})",
-            f"Status: {figures.status.capitalize()}",
+            f"Status: {figures.status.capitalize()}" + (
+                f" (the API key was refused; set a new one: im connector update {name}"
+                " --set api_key=NEW-KEY)" if figures.status == "key refused" else ""),
             f"Direction: {figures.direction.capitalize()}",
             f"Last Sync: {when(figures.last_sync) if figures.last_sync else 'never'}",
             f"Incidents Synced: {figures.incidents_synced_24h} (last 24h)",
@@ -44,18 +46,20 @@ def add_connector_commands(app: typer.Typer, runtime: Runtime) -> None:
                json_output: bool = JSON) -> None:
         """Check a connector's health now. Exit code: 0 healthy, 1 degraded, 2 unhealthy."""
         from im import observability
-        from im.cli.output import print_json
+        from im.cli.output import mark, paint, print_json
 
         verdict, checks = observability.health(runtime, name)
         if json_output:
             print_json({"health": verdict, "checks": checks})
         else:
-            typer.echo(f"Health: {verdict.capitalize()}")
+            shade = {"healthy": "green", "degraded": "yellow"}.get(verdict, "red")
+            typer.echo(f"Health: {paint(verdict.capitalize(), shade, bold=True)}")
             for check in checks:
                 # the error rate is a figure, shown as the spec shows it: without a mark,
                 # unless it is too high
-                mark = "✗ " if not check.ok else "" if check.name == "errors" else "✓ "
-                typer.echo(f"{check.label or check.name}: {mark}{check.detail}")
+                sign = mark("✗") + " " if not check.ok else "" if check.name == "errors" \
+                    else mark("✓") + " "
+                typer.echo(f"{check.label or check.name}: {sign}{check.detail}")
                 if not check.ok and check.fix:
                     typer.echo(f"  Fix: {check.fix}")
         raise typer.Exit({"healthy": 0, "degraded": 1}.get(verdict, 2))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,7 +11,37 @@ import typer
 
 from im.humanize import ago, duration, percent, when
 
-__all__ = ["ago", "duration", "percent", "print_json", "table", "when"]
+__all__ = ["ago", "duration", "echo_error", "mark", "paint", "percent", "print_json", "table",
+           "when"]
+
+MARK_COLOURS = {"✓": "green", "✗": "red", "!": "yellow"}
+
+
+def colour(err: bool = False) -> bool:
+    """Whether to colour what goes to stdout (stderr with `err`): only on a terminal, and
+    never with NO_COLOR set (https://no-color.org) or on a dumb terminal."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    stream = sys.stderr if err else sys.stdout
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
+
+
+def paint(text: str, fg: str, *, err: bool = False, bold: bool = False) -> str:
+    """`text` in colour `fg` (a Click colour name) where colour() allows, else as it is."""
+    return typer.style(text, fg=fg, bold=bold) if colour(err) else text
+
+
+def mark(symbol: str, *, err: bool = False) -> str:
+    """A check mark (✓, ✗ or !) in its colour."""
+    return paint(symbol, MARK_COLOURS[symbol], err=err, bold=True)
+
+
+def echo_error(message: str) -> None:
+    """The one line a failed command prints on stderr: `Error: ...`, the word in red."""
+    typer.echo(f"{paint('Error:', 'red', err=True, bold=True)} {message}", err=True)
 
 
 def width(text: str) -> int:

@@ -23,6 +23,8 @@ DEFAULT_RATE_LIMIT = 960  # requests per minute, when the remote has not said
 class ConnectorStatus(msgspec.Struct, kw_only=True):
     name: str
     type: str
+    # "active", "disabled", or "key refused": the remote's latest answer was 401 (the key
+    # was revoked or mistyped), so nothing gets through until it is replaced
     status: str
     direction: str
     last_sync: datetime | None
@@ -85,8 +87,11 @@ def status(runtime: Runtime, name: str) -> ConnectorStatus:
         " NULL UNION ALL SELECT last_error, coalesce(done_at, next_attempt_at) FROM outbox"
         " WHERE connector = :c AND last_error IS NOT NULL) ORDER BY at DESC LIMIT 1",
         {"c": name}).fetchone()
+    latest = _scalar(runtime, "SELECT status FROM calls WHERE connector = :c ORDER BY id DESC"
+                     " LIMIT 1", c=name)
+    state = "disabled" if not record.enabled else "key refused" if latest == 401 else "active"
     return ConnectorStatus(
-        name=name, type=record.type, status="active" if record.enabled else "disabled",
+        name=name, type=record.type, status=state,
         direction=record.settings.get("sync_direction", "outbound"),
         last_sync=runtime.store.last_sync(name), incidents_synced_24h=synced,
         sync_errors_24h=errors + _scalar(
@@ -134,6 +139,7 @@ def health(runtime: Runtime, name: str) -> tuple[str, list[Check]]:
     connector = runtime.connector(name)
     now = runtime.clock()
     checks = list(connector.health(CheckRequest(public_url=runtime.public_url_for(name))))
+    unreachable = any(not check.ok for check in checks)  # a live check of the remote failed
     settings = connector.settings
     last_event = parse_ts(_scalar(runtime, "SELECT max(received_at) FROM inbox WHERE"
                                   " connector = :c", c=name))
@@ -165,6 +171,13 @@ def health(runtime: Runtime, name: str) -> tuple[str, list[Check]]:
         checks.append(Check(name="sync", label="Sync Status", ok=False,
                             detail=f"Polling is late ({when}); is `im serve` running?",
                             fix="start `im serve`"))
+    elif queued and unreachable:  # they cannot go anywhere yet
+        checks.append(Check(
+            name="sync", label="Sync Status", ok=False,
+            detail=f"{queued} change(s) queued, not deliverable while the checks above fail"
+                   f" ({when})",
+            fix=f"fix the failing check; `im serve` (or im connector sync {name}) delivers"
+                " them then"))
     elif queued:  # none waiting long yet
         checks.append(Check(name="sync", label="Sync Status", ok=True,
                             detail=f"{queued} change(s) queued ({when})"))

@@ -281,3 +281,42 @@ def test_tables_stay_aligned_with_wide_characters(runtime):
         "INC-2  SEV-3     open    Slow pages     web       -         0s ago    ack 2h left",
         "INC-1  SEV-2     open    数据库故障 🔥  db        -         0s ago    ack 30m left",
     ]
+
+
+def _run_on_terminal(env, *args):
+    """`im ARGS` with stdout and stderr on a pseudo-terminal, as a person at a shell sees it."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([IM, *args], env=env, stdin=subprocess.DEVNULL, stdout=follower,
+                              stderr=follower, timeout=60)
+        os.close(follower)
+        follower = None
+        output = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal has no writer left
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        if follower is not None:
+            os.close(follower)
+        os.close(leader)
+    return done.returncode, output.decode()
+
+
+def test_colour_on_a_terminal_only_and_never_with_no_color(im_env):
+    im_env.pop("NO_COLOR", None)
+    im_env["TERM"] = "xterm-256color"
+    message = "no incident INC-9; `im list` shows the incidents"
+    code, seen = _run_on_terminal(im_env, "show", "INC-9")
+    assert (code, seen) == (1, f"\x1b[31m\x1b[1mError:\x1b[0m {message}\r\n")
+    code, seen = _run_on_terminal({**im_env, "NO_COLOR": "1"}, "show", "INC-9")
+    assert (code, seen) == (1, f"Error: {message}\r\n")
+    piped = subprocess.run([IM, "show", "INC-9"], env=im_env, capture_output=True, text=True)
+    assert (piped.returncode, piped.stderr) == (1, f"Error: {message}\n")

@@ -169,3 +169,32 @@ def test_a_subscription_whose_creation_answer_was_lost_is_replaced_not_doubled(
     with pd.client() as api:
         left = api.get("/webhook_subscriptions").json()["webhook_subscriptions"]
     assert sorted(s["id"] for s in left) == sorted([made, someone_elses["id"]])
+
+
+def test_status_says_the_key_is_refused_and_health_marks_a_stuck_queue(runtime, pd):
+    """A revoked key is not 'Active'; a queue that cannot drain is not a tick."""
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "api")
+    pd.set_faults(error_rate=1.0, error_status=503)  # PagerDuty down, and stays down
+    im(runtime, "ack", "--incident", "INC-1")
+    down = im(runtime, "connector", "health", "prod-pagerduty")
+    lines = down.stdout.splitlines()
+    assert down.exit_code == 2, down.stdout
+    assert lines[1].startswith("API Connectivity: ✗ ")
+    sync = next(line for line in lines if line.startswith("Sync Status: "))
+    assert sync.startswith("Sync Status: ✗ 1 change(s) queued, not deliverable while the"
+                           " checks above fail (last sync: "), sync
+    pd.clear_faults()
+    assert im(runtime, "connector", "status", "prod-pagerduty").stdout.splitlines()[1] == (
+        "Status: Active")
+    im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "revoked")
+    im(runtime, "connector", "test", "prod-pagerduty")  # PagerDuty answers 401
+    status = im(runtime, "connector", "status", "prod-pagerduty")
+    assert status.stdout.splitlines()[1] == (
+        "Status: Key refused (the API key was refused; set a new one: im connector update"
+        " prod-pagerduty --set api_key=NEW-KEY)")
+    assert json.loads(im(runtime, "connector", "status", "prod-pagerduty", "--json").stdout
+                      )["status"] == "key refused"
+    im(runtime, "connector", "update", "prod-pagerduty", "--api-key", pd.api_key)
+    im(runtime, "connector", "test", "prod-pagerduty")
+    assert im(runtime, "connector", "status", "prod-pagerduty").stdout.splitlines()[1] == (
+        "Status: Active")
