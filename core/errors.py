@@ -18,6 +18,12 @@ class InvalidInputError(ImError):
     http_status = 400
 
 
+class StorageError(ImError):
+    """im's database cannot be used as it is (not im's, empty, unreadable)."""
+
+    http_status = 503
+
+
 class TransitionError(ImError):
     """An action the incident's current status does not allow."""
 

@@ -25,6 +25,8 @@ from typing import Any
 
 import msgspec
 
+from im.errors import StorageError
+
 try:
     import fcntl
 except ImportError:  # not POSIX: SQLite's busy handler alone orders the processes
@@ -124,6 +126,10 @@ class _WriterLock:
                     fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+# PRAGMA application_id of im's databases (the bytes "im.d"): marks a file as im's.
+APPLICATION_ID = 0x696D2E64
+
+
 class Store:
     _write_locks: dict[str, _WriterLock] = {}
     _write_locks_guard = threading.Lock()
@@ -150,25 +156,68 @@ class Store:
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            # The database holds connector credentials: readable by its owner only.
-            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
-        conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-            check_same_thread=False,
-        )
+        # Made under the writers' lock: no other process sees the new file before it is an
+        # im database, so an existing file that is not one is never mistaken for a new one.
+        with self._write_lock.hold():
+            fresh = not self.path.exists()
+            if fresh:
+                # The database holds connector credentials: readable by its owner only.
+                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+            elif not self._migrated:
+                self._check_existing()
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )
+            try:
+                self._configure(conn, fresh)
+            except BaseException:
+                conn.close()
+                raise
+        return conn
+
+    def _configure(self, conn: sqlite3.Connection, fresh: bool) -> None:
         # busy_timeout first: two processes switching a fresh file to WAL at once otherwise
         # fail with "database is locked".
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not self._migrated and not fresh:
+            self._check_ours(conn)  # before anything writes to the file
         conn.execute("PRAGMA journal_mode = WAL")
         # A 2xx to a webhook sender means "never resend": commits must survive power loss.
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
-        if not self._migrated:
-            self._migrate(conn)
-            self._migrated = True
-        return conn
+        if self._migrated:
+            return
+        if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+            # a new file, or one made before im marked its databases
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        self._migrate(conn)
+        self._migrated = True
+
+    def _check_ours(self, conn: sqlite3.Connection) -> None:
+        try:
+            if conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID:
+                return
+            tables = {row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as error:
+            raise StorageError(f"{self.path} is not an im database ({error}); im leaves it"
+                               " as it is: move it away to start afresh, or set IM_HOME to"
+                               " another folder") from None
+        if not {"migrations", "incidents"} <= tables:
+            raise StorageError(f"{self.path} is an SQLite database of another program"
+                               " (not im's); im leaves it as it is: move it away, or set"
+                               " IM_HOME to another folder")
+
+    def _check_existing(self) -> None:
+        """An existing file that cannot be an im database is refused, never initialised: an
+        empty one (a failed copy, a full disk) would otherwise start a new, empty history."""
+        size = self.path.stat().st_size
+        if size == 0:
+            raise StorageError(f"{self.path} is empty (0 bytes), so not an im database; im"
+                               " leaves it as it is: restore it from a backup, or remove it"
+                               " to start afresh")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

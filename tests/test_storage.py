@@ -1,9 +1,11 @@
 """The SQLite store: migrations, WAL, permissions, and concurrent writers."""
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
 
+import pytest
 import sqlite_utils
 
 from im.migrations import MIGRATIONS
@@ -159,3 +161,45 @@ def test_logging_shutdown_while_the_flush_thread_writes_does_not_hang(tmp_path):
     exiting.join(10)
     assert not exiting.is_alive(), "logging.shutdown hung on the log handler"
     assert [row["message"] for row in store.logs(min_level=0)] == ["last words"]
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"", "is empty (0 bytes), so not an im database; im leaves it as it is: restore it from a"
+          " backup, or remove it to start afresh"),
+    (b"not a database at all\n" * 100, "is not an im database (file is not a database); im"
+                                       " leaves it as it is: move it away to start afresh, or"
+                                       " set IM_HOME to another folder"),
+    ("other-app", "is an SQLite database of another program (not im's); im leaves it as it"
+                  " is: move it away, or set IM_HOME to another folder"),
+])
+def test_an_existing_file_that_is_not_an_im_database_is_refused_untouched(im_env, tmp_path,
+                                                                          content, says):
+    home = tmp_path / "home"
+    home.mkdir()
+    database = home / "im.db"
+    if content == "other-app":
+        other = sqlite3.connect(database)
+        other.execute("CREATE TABLE notes (body TEXT)")
+        other.execute("INSERT INTO notes VALUES ('keep me')")
+        other.commit()
+        other.close()
+    else:
+        database.write_bytes(content)
+    before = database.read_bytes()
+    for args in (["list"], ["declare", "--sev", "SEV-2", "--title", "x", "--service", "db"]):
+        done = subprocess.run([IM, *args], env=im_env, capture_output=True, text=True)
+        assert (done.returncode, done.stdout, done.stderr) == (1, "", f"Error: {database} {says}\n")
+    assert database.read_bytes() == before
+    assert not (home / "im.db-wal").exists() or content == "other-app"
+
+
+def test_a_database_made_before_the_mark_is_still_opened(tmp_path):
+    """im databases made before im marked its files (application_id 0) open as before."""
+    from im.storage import APPLICATION_ID, Store
+
+    store = Store(tmp_path / "im.db")
+    store.conn.execute("PRAGMA application_id = 0")
+    store.close()
+    again = Store(tmp_path / "im.db")
+    assert again.conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    again.close()
