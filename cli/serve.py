@@ -57,16 +57,59 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
                     # client addresses are the TCP peer's (see server.webhook_allow)
                     proxy_headers=False)
 
-    @app.command("api-token")
-    def api_token_command(
-        rotate: bool = typer.Option(False, "--rotate", help="Make a new token (the old one"
-                                    " stops working once `im serve` restarts)."),
-    ) -> None:
-        """Show the bearer token of the HTTP API (made on `im serve`'s first start)."""
-        from im.tokens import api_token
+    tokens_app = typer.Typer(help="Bearer tokens of the HTTP API: create, list, rotate,"
+                             " revoke.", no_args_is_help=True, rich_markup_mode=None)
+    app.add_typer(tokens_app, name="api-token")
 
-        token = api_token(runtime.store, create=True, rotate=rotate)
-        typer.echo(token)
+    @tokens_app.command("create")
+    def create_token(
+        name: str = typer.Argument(..., help="A name for the token, e.g. grafana."),
+        read_only: bool = typer.Option(False, "--read-only", help="May only read (GET), as a"
+                                       " dashboard needs."),
+    ) -> None:
+        """Make a token and print it, once: im keeps only its hash."""
+        from im import tokens
+
+        secret = tokens.create(runtime.store, name, read_only=read_only, now=runtime.clock())
+        typer.echo(secret)
+        access = "read-only" if read_only else "read-write"
+        typer.echo(f"Created API token {name} ({access}). It is shown only now: keep it in"
+                   " your client's secrets.", err=True)
+
+    @tokens_app.command("list")
+    def list_tokens(json_output: bool = typer.Option(False, "--json", help="Print JSON.")
+                    ) -> None:
+        """List the tokens by name (never their secrets)."""
+        from im import tokens
+        from im.cli.output import print_json, table, when
+
+        found = tokens.tokens(runtime.store, runtime.clock())
+        if json_output:
+            print_json(found)
+            return
+        if not found:
+            typer.echo("No API tokens. Make one with: im api-token create NAME")
+            return
+        typer.echo(table(["Name", "Access", "Created"], [
+            [t.name, "read-only" if t.read_only else "read-write",
+             when(t.created_at) if t.created_at else "-"] for t in found]))
+
+    @tokens_app.command("rotate")
+    def rotate_token(name: str = typer.Argument(..., help="The token.")) -> None:
+        """Give a token a new secret and print it; the old secret is refused at once."""
+        from im import tokens
+
+        typer.echo(tokens.rotate(runtime.store, name, runtime.clock()))
+        typer.echo(f"Rotated API token {name}: the old secret is refused from now on.",
+                   err=True)
+
+    @tokens_app.command("revoke")
+    def revoke_token(name: str = typer.Argument(..., help="The token.")) -> None:
+        """Remove a token; requests with it are refused at once, by a running `im serve` too."""
+        from im import tokens
+
+        tokens.revoke(runtime.store, name, runtime.clock())
+        typer.echo(f"Revoked API token {name}")
 
 
 def _check_port(host: str, port: int) -> None:

@@ -175,4 +175,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0006_api_tokens",
+        """
+        -- Bearer tokens of the HTTP API, by name; only a hash of each is kept.
+        CREATE TABLE api_tokens (
+            name TEXT PRIMARY KEY,
+            hash TEXT NOT NULL UNIQUE,
+            read_only INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        """,
+    ),
 ]

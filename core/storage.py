@@ -831,6 +831,45 @@ class Store:
                          " cursor = excluded.cursor, updated_at = excluded.updated_at",
                          (connector, cursor, ts(at)))
 
+    # -- API tokens (hashes only) ---------------------------------------------------------
+
+    def insert_api_token(self, *, name: str, hash: str, read_only: bool,
+                         created_at: datetime) -> bool:
+        """False when a token of that name exists already."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO api_tokens (name, hash, read_only, created_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (name) DO NOTHING", (name, hash, int(read_only), ts(created_at)))
+            return cursor.rowcount == 1
+
+    def replace_api_token_hash(self, name: str, hash: str) -> bool:
+        with self.transaction() as conn:
+            return conn.execute("UPDATE api_tokens SET hash = ? WHERE name = ?",
+                                (hash, name)).rowcount == 1
+
+    def delete_api_token(self, name: str) -> bool:
+        with self.transaction() as conn:
+            return conn.execute("DELETE FROM api_tokens WHERE name = ?", (name,)).rowcount == 1
+
+    def api_tokens(self) -> list[tuple[str, bool, datetime]]:
+        """(name, read_only, created_at) of every token, by name."""
+        return [(name, bool(read_only), parse_ts(created))  # type: ignore[misc]
+                for name, read_only, created in self.conn.execute(
+                    "SELECT name, read_only, created_at FROM api_tokens ORDER BY name")]
+
+    def api_token_by_hash(self, hash: str) -> tuple[str, bool] | None:
+        """(name, read_only) of the token with that hash."""
+        row = self.conn.execute("SELECT name, read_only FROM api_tokens WHERE hash = ?",
+                                (hash,)).fetchone()
+        return (row[0], bool(row[1])) if row else None
+
+    def pop_meta(self, key: str) -> str | None:
+        """Remove a meta value, returning it."""
+        with self.transaction() as conn:
+            row = conn.execute("DELETE FROM meta WHERE key = ? RETURNING value",
+                               (key,)).fetchone()
+        return row[0] if row else None
+
     def get_meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None

@@ -1,7 +1,9 @@
 """The HTTP API for incidents: list, show, declare, ack, resolve, close, reopen, note.
 
-Every request needs `Authorization: Bearer <token>` (`im api-token` shows it). Changes go
-through the same lifecycle as the CLI's; the background worker delivers them to connectors.
+Every request needs `Authorization: Bearer <token>` (`im api-token create NAME` makes one); a
+read-only token may only read. Tokens are looked up on every request, so a revoked one is
+refused at once. Changes go through the same lifecycle as the CLI's; the background worker
+delivers them to connectors.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import Body, Parameter
 
@@ -20,7 +22,7 @@ from im import incidents
 from im.errors import InvalidInputError
 from im.models import Action, Incident, Link, TimelineEvent
 from im.runtime import Runtime
-from im.tokens import api_token, token_matches
+from im.tokens import adopt_legacy, authenticate
 
 
 T = TypeVar("T")
@@ -45,13 +47,15 @@ class IncidentView(msgspec.Struct, kw_only=True):
 
 
 def make_api(runtime: Runtime, after_change: Callable[[], None]) -> type[Controller]:
-    token = api_token(runtime.store)
-    assert token is not None
+    adopt_legacy(runtime.store, runtime.clock())  # an earlier im's token keeps working
 
     def bearer(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        if not token_matches(token, connection.headers.get("authorization")):
+        token = authenticate(runtime.store, connection.headers.get("authorization"))
+        if token is None:
             raise NotAuthorizedException("a valid `Authorization: Bearer TOKEN` is required"
-                                         " (`im api-token` shows it)")
+                                         " (`im api-token create NAME` makes one)")
+        if token.read_only and connection.scope.get("method") not in ("GET", "HEAD"):
+            raise PermissionDeniedException(f"token {token.name} is read-only")
 
     def view(incident_id: str) -> IncidentView:
         incident = incidents.get(runtime, incident_id)

@@ -1,10 +1,13 @@
 """The server app built by create_app, through the test kit's HTTP client."""
 
+import json
+
+import httpx
 import pytest
 from litestar import get
 
 from im import hookimpl
-from im.testing import http_client, make_runtime
+from im.testing import http_client, make_runtime, run_cli, serve
 
 
 class RoutePlugin:
@@ -25,26 +28,67 @@ def test_health_and_plugin_routes(tmp_path):
 
 
 def test_api_needs_the_bearer_token(runtime):
-    from im.tokens import api_token
-
     with http_client(runtime) as client:
         refused = client.get("/api/incidents")
         assert (refused.status_code, refused.json()) == (401, {
-            "error": "a valid `Authorization: Bearer TOKEN` is required (`im api-token` shows it)"})
+            "error": "a valid `Authorization: Bearer TOKEN` is required"
+                     " (`im api-token create NAME` makes one)"})
         assert client.get("/api/incidents",
                           headers={"Authorization": "Bearer wrong"}).status_code == 401
-        token = api_token(runtime.store, create=False)
+        token = run_cli(runtime, ["api-token", "create", "ci"]).stdout.strip()
         ok = client.get("/api/incidents", headers={"Authorization": f"Bearer {token}"})
         assert (ok.status_code, ok.json()) == (200, [])
 
 
-def test_api_incident_lifecycle(runtime, fake):
-    from im.testing import run_cli
-    from im.tokens import api_token
+def test_named_tokens_read_only_and_revoked_at_once_on_a_running_server(runtime):
+    made = run_cli(runtime, ["api-token", "create", "ci"])
+    assert made.stderr == ("Created API token ci (read-write). It is shown only now: keep it"
+                           " in your client's secrets.\n")
+    writer = made.stdout.strip()
+    reader = run_cli(runtime, ["api-token", "create", "grafana", "--read-only"]).stdout.strip()
+    assert run_cli(runtime, ["api-token", "list"]).stdout.splitlines()[:1] == [
+        "Name     Access      Created"]
+    listed = json.loads(run_cli(runtime, ["api-token", "list", "--json"]).stdout)
+    assert [(t["name"], t["read_only"]) for t in listed] == [("ci", False), ("grafana", True)]
+    # only hashes are stored
+    database = (runtime.home / "im.db").read_bytes() + b"".join(
+        p.read_bytes() for p in runtime.home.glob("im.db-wal"))
+    assert writer.encode() not in database and reader.encode() not in database
+    body = {"title": "API down", "severity": "SEV-1", "services": ["api"]}
+    with serve(runtime) as url, httpx.Client(base_url=url) as client:
+        as_reader = {"Authorization": f"Bearer {reader}"}
+        as_writer = {"Authorization": f"Bearer {writer}"}
+        assert client.get("/api/incidents", headers=as_reader).status_code == 200
+        denied = client.post("/api/incidents", headers=as_reader, json=body)
+        assert (denied.status_code, denied.json()) == (
+            403, {"error": "token grafana is read-only"})
+        assert client.post("/api/incidents", headers=as_writer, json=body).status_code == 201
+        rotated = run_cli(runtime, ["api-token", "rotate", "ci"]).stdout.strip()
+        assert client.get("/api/incidents", headers=as_writer).status_code == 401
+        assert client.get("/api/incidents",
+                          headers={"Authorization": f"Bearer {rotated}"}).status_code == 200
+        assert run_cli(runtime, ["api-token", "revoke", "grafana"]).stdout == (
+            "Revoked API token grafana\n")
+        assert client.get("/api/incidents", headers=as_reader).status_code == 401
+    assert len(runtime.store.list_incidents(limit=10)) == 1
 
-    run_cli(runtime, ["connector", "add", "fake", "f", "--config", '{"api_key": "k"}'])
+
+def test_a_token_made_by_an_earlier_im_keeps_working_as_default(runtime):
+    runtime.store.set_meta("api_token", "im_from-an-earlier-version")
     with http_client(runtime) as client:
-        client.headers["Authorization"] = f"Bearer {api_token(runtime.store)}"
+        answer = client.get("/api/incidents",
+                            headers={"Authorization": "Bearer im_from-an-earlier-version"})
+        assert answer.status_code == 200
+    assert runtime.store.get_meta("api_token") is None
+    assert run_cli(runtime, ["api-token", "list"]).stdout.splitlines()[1].startswith(
+        "default  read-write  ")
+
+
+def test_api_incident_lifecycle(runtime, fake):
+    run_cli(runtime, ["connector", "add", "fake", "f", "--config", '{"api_key": "k"}'])
+    token = run_cli(runtime, ["api-token", "create", "ci"]).stdout.strip()
+    with http_client(runtime) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
         client.headers["X-Im-User"] = "bob"
         made = client.post("/api/incidents", json={
             "title": "API down", "severity": "SEV-1", "services": ["api", "db"]})

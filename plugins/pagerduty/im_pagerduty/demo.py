@@ -173,12 +173,14 @@ class Demo:
                       + "; ".join(repr(n["content"]) for n in notes))
 
     def keep_running(self, pd_url: str, im_url: str) -> None:
-        from im.tokens import api_token
+        from im import tokens
 
+        token = tokens.create(self.runtime.store, "demo", read_only=False,
+                              now=self.runtime.clock())
         self.echo("")
         self.echo("The servers keep running until Ctrl-C:")
         self.echo(f"  PagerDuty sandbox  {pd_url}  (API key {API_KEY})")
-        self.echo(f"  im serve           {im_url}  (API token {api_token(self.runtime.store)})")
+        self.echo(f"  im serve           {im_url}  (API token {token})")
         self.echo("Try, in another terminal:")
         self.echo(f"  export IM_HOME={self.home}")
         self.echo("  ./im list --all")
