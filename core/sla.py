@@ -183,10 +183,17 @@ def check_breaches(runtime: Runtime, each: Callable[[Incident, Timer], None] | N
     """Record and notify every breach not notified yet; returns the new ones. `each` is
     called after each one is recorded (to deliver its notes before the next is queued)."""
     now = runtime.clock()
-    new = []
+    due = []
     for incident, timer in running(runtime):
         if timer.due_at >= now:
             break  # sorted: the rest are due later
+        due.append((incident, timer))
+    # breaches recorded by an earlier check cost a read here, not a write transaction each
+    known = runtime.store.recorded_breaches([incident.number for incident, _ in due])
+    new = []
+    for incident, timer in due:
+        if (incident.number, timer.kind, timer.started_at) in known:
+            continue
         if _record(runtime, incident, timer, now):
             new.append((incident, timer))
             if each is not None:

@@ -330,10 +330,12 @@ class Store:
             return []
         numbers = [row[0] for row in rows]
         services: dict[int, list[str]] = {n: [] for n in numbers}
-        marks = ",".join("?" * len(numbers))
+        # One parameter whatever the count: SQLite builds limit a statement's parameters
+        # (32,766 by default), and there may be more incidents than that.
         for number, service in self.conn.execute(
-            f"SELECT number, service FROM incident_services WHERE number IN ({marks})"
-            " ORDER BY number, position", numbers,
+            "SELECT number, service FROM incident_services WHERE number IN"
+            " (SELECT value FROM json_each(?)) ORDER BY number, position",
+            (json.dumps(numbers),),
         ):
             services[number].append(service)
         return [
@@ -830,6 +832,13 @@ class Store:
                          " VALUES (?, ?, ?) ON CONFLICT (connector) DO UPDATE SET"
                          " cursor = excluded.cursor, updated_at = excluded.updated_at",
                          (connector, cursor, ts(at)))
+
+    def recorded_breaches(self, numbers: Sequence[int]) -> set[tuple[int, str, datetime]]:
+        """(number, kind, started_at) of the SLA breaches recorded for these incidents."""
+        return {(number, kind, parse_ts(started))  # type: ignore[misc]
+                for number, kind, started in self.conn.execute(
+                    "SELECT number, kind, started_at FROM sla_breaches WHERE number IN"
+                    " (SELECT value FROM json_each(?))", (json.dumps(list(numbers)),))}
 
     # -- API tokens (hashes only) ---------------------------------------------------------
 

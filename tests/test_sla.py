@@ -201,3 +201,44 @@ def test_each_breach_is_followed_by_its_own_notes(tmp_path, clock):
     [remote] = fake.remote.incidents.values()
     texts = [e.text for e in runtime.store.timeline("INC-1") if e.kind == "sla_breached"]
     assert len(texts) == 2 and remote["notes"] == texts
+
+
+def test_a_check_with_nothing_new_due_writes_nothing(runtime, clock):
+    """Breaches recorded by an earlier check are not written again: no write transaction."""
+    for n in range(3):
+        incidents.declare(runtime, title=f"API down {n}", severity="SEV-1", services=["api"])
+    clock.advance(hours=2)  # every ack and resolve timer breached
+    assert len(im(runtime, "sla", "check").stdout.splitlines()) >= 6
+    statements = []
+    runtime.store.conn.set_trace_callback(statements.append)
+    try:
+        assert im(runtime, "sla", "check").stdout == "No new SLA breaches.\n"
+    finally:
+        runtime.store.conn.set_trace_callback(None)
+    assert [s for s in statements if s.startswith(("BEGIN", "INSERT", "UPDATE"))] == []
+
+
+def test_sla_check_with_more_open_incidents_than_sqlites_default_variable_limit(runtime, clock):
+    """SQLite's default limit is 32,766 parameters a statement; im reads every open incident
+    at once, so no statement may take one parameter per incident."""
+    import sqlite3
+
+    conn = runtime.store.conn
+    conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
+    count = 32_800
+    old = (clock.now - timedelta(days=2)).isoformat(timespec="microseconds")
+    recent = clock.now.isoformat(timespec="microseconds")
+    with runtime.store.transaction():
+        conn.executemany(
+            "INSERT INTO incidents (number, title, severity, status, correlation_id,"
+            " created_by, created_at, updated_at) VALUES (?, ?, 'SEV-3', 'open', ?, 'alice',"
+            " ?, ?)", [(n, f"Incident {n}", f"c{n}", old if n <= 2 else recent,
+                        old if n <= 2 else recent) for n in range(1, count + 1)])
+        conn.executemany("INSERT INTO incident_services (number, position, service)"
+                         " VALUES (?, 0, 'api')", [(n,) for n in range(1, count + 1)])
+    result = im(runtime, "sla", "check")
+    assert result.exit_code == 0, result.output
+    # the two declared two days ago breached both targets; the rest are not due yet
+    assert sorted(line.split(":")[0] for line in result.stdout.splitlines()
+                  if "SLA breached" in line) == ["INC-1", "INC-1", "INC-2", "INC-2"]
+    assert im(runtime, "sla", "check").stdout == "No new SLA breaches.\n"
