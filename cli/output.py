@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from im.humanize import ago, duration, percent, when
+from im.humanize import ago, duration, percent, printable, when
 
 __all__ = ["ago", "duration", "echo_error", "mark", "paint", "percent", "print_json", "table",
            "when"]
@@ -58,7 +58,8 @@ def width(text: str) -> int:
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Columns padded to their widest cell, two spaces apart; the last column is not padded.
     Widths are counted in terminal columns, so wide characters keep the columns aligned."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    cells = [[printable(str(h)) for h in headers]] + [
+        ["" if c is None else printable(str(c)) for c in r] for r in rows]
     widths = [[width(cell) for cell in row] for row in cells]
     column = [max(row[i] for row in widths) for i in range(len(headers))]
     lines = []

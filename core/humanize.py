@@ -1,8 +1,25 @@
-"""Times, durations and ratios the way people read them (CLI output and reports)."""
+"""Times, durations, ratios and text the way people read them (CLI output and reports)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+
+# C0 and C1 control characters and DEL: in text from outside (a webhook's actor, a remote
+# URL, a custom field) they could move the cursor, write the clipboard (OSC 52), hide a link
+# (OSC 8) or overwrite a line (CR) on the terminal of whoever reads it.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROLS_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, lines: bool = False) -> str:
+    """`text` without control characters, fit to print on a terminal or in a report: each is
+    dropped (a tab or line break becomes a space), or with `lines` line breaks and tabs stay."""
+    if text.isprintable():
+        return text
+    if lines:
+        return _CONTROLS_BUT_LINES.sub("", text)
+    return _CONTROLS.sub(lambda m: " " if m.group() in "\t\n" else "", text)
 
 
 def when(value: datetime | None) -> str:

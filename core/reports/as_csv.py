@@ -7,6 +7,7 @@ import csv
 import io
 from datetime import datetime
 
+from im.humanize import printable
 from im.reports.model import IncidentEntry, Report
 
 # Spreadsheets run a cell that starts with one of these as a formula.
@@ -16,6 +17,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def _text(value: str | None) -> str:
     if value is None:
         return ""
+    value = printable(value, lines=True)
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 

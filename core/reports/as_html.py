@@ -3,9 +3,10 @@ and nothing fetched, so it can be mailed or archived as it is."""
 
 from __future__ import annotations
 
+import html
 import re
-from html import escape
 
+from im.humanize import printable
 from im.reports.model import Report
 from im.reports.tables import (
     COMPLIANCE,
@@ -49,6 +50,12 @@ figure svg { max-width: 100%; height: auto; }
 .breached { color: #cf222e; font-weight: 600; }
 .pending { color: #9a6700; }
 """
+
+def escape(text: str) -> str:
+    """Text as HTML, without the control characters a reader's terminal or browser would act
+    on (see im.humanize.printable)."""
+    return html.escape(printable(text))
+
 
 _URL = re.compile(r"^https?://\S+$")
 _STATES = {"met", "breached", "pending"}

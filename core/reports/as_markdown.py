@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from im.humanize import printable
 from im.reports.model import Report
 from im.reports.tables import (
     COMPLIANCE,
@@ -30,6 +31,7 @@ _URL = re.compile(r"^https?://[^\s<>]+$")
 
 
 def _cell(text: str) -> str:
+    text = printable(text)
     if _URL.match(text):
         return f"<{text}>"  # an autolink: nothing inside it is markup
     return _escape(text) or " "
@@ -46,7 +48,7 @@ def table(data: Table) -> str:
 
 def _escape(text: str) -> str:
     """Inline text that Markdown must not read as markup."""
-    out = " ".join(text.split())
+    out = " ".join(printable(text).split())
     for char in "\\`*_[]<>#|":
         out = out.replace(char, "\\" + char)
     return out

@@ -28,6 +28,7 @@ from reportlab.platypus import (  # type: ignore[import-untyped]
 from reportlab.platypus import Table as PdfTable  # type: ignore[import-untyped]
 from reportlab.platypus import TableStyle  # type: ignore[import-untyped]
 
+from im.humanize import printable
 from im.reports.charts import all_charts, incidents_per_day, response_by_severity
 from im.reports.model import Report
 from im.reports.tables import (
@@ -79,14 +80,16 @@ STYLES = {
 
 
 def _text(value: str) -> str:
-    """Plain text as Paragraph markup (which is XML: &, < and > must be escaped)."""
-    return escape(value)
+    """Plain text as Paragraph markup (which is XML: &, < and > must be escaped), without
+    control characters."""
+    return escape(printable(value))
 
 
 def _cell(value: str) -> str:
+    value = printable(value)
     if value.startswith(("https://", "http://")) and " " not in value:
         href = quoteattr(value)  # the quoted, escaped attribute value
-        return f'<link href={href} color="blue">{escape(value)}</link>'
+        return f'<link href={href} color="blue">{_text(value)}</link>'
     return _text(value)
 
 

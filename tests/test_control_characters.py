@@ -1,0 +1,42 @@
+"""Control characters from outside (a webhook's actor, a remote URL, a custom field, a title
+given through the API) never reach a terminal or a report: an OSC 52 clipboard write, an OSC 8
+hyperlink or a carriage return would act on the reader's terminal."""
+
+from datetime import timedelta
+
+import pytest
+
+from im import incidents
+from im.models import Origin
+from im.testing import run_cli
+
+OSC52 = "\x1b]52;c;cm0gLXJmIH4=\x07"  # writes "rm -rf ~" to the clipboard
+OSC8 = "\x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\"
+HOSTILE = (OSC52, OSC8, "\r", "\x9b", "\x00", "\x7f")
+
+
+def seen(text: str) -> list[str]:
+    """The hostile sequences' control characters found in `text`."""
+    return [c for c in set(text.replace("\r\n", "\n")) if c in "\x1b\x07\r\x9b\x00\x7f"]
+
+
+@pytest.fixture
+def hostile(runtime, clock):
+    incident = incidents.declare(
+        runtime, title=f"API down{OSC52}", severity="SEV-2", services=["api"],
+        description=f"line one\r\nline two{OSC8}", fields={"ticket": f"T-1{OSC52}"},
+        origin=Origin(actor=f"alice{OSC52}"))
+    runtime.store.add_timeline(
+        incident.id, at=clock.now + timedelta(minutes=1), kind="note",
+        text=f"Looking{OSC8}\rAll fine", actor=f"John Doe{OSC52}", system="ops")
+    return incident
+
+
+@pytest.mark.parametrize("form", ["md", "html", "csv"])
+def test_reports_hold_no_control_characters(runtime, hostile, clock, form):
+    day = f"{clock.now:%Y-%m-%d}"
+    result = run_cli(runtime, ["report", "--start", day, "--end", day, "--format", form,
+                               "--output", "-"])
+    assert result.exit_code == 0, result.output
+    assert seen(result.stdout) == []
+    assert "John Doe" in result.stdout or form == "csv"  # the text itself stays
