@@ -42,7 +42,7 @@ def test_two_workers_sync_both_ways_and_report_as_one_server(tmp_path, pd):
     try:
         result = im(runtime, "connector", "webhook", "prod-pagerduty", "--enable", "--url", base)
         assert result.exit_code == 0, result.output
-        token = im(runtime, "api-token").stdout.strip()
+        token = im(runtime, "api-token", "create", "tests").stdout.strip()
         api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"},
                            timeout=10)
 
