@@ -123,7 +123,49 @@ def make_app(runtime: Runtime) -> typer.Typer:
         _save(name, type_name, data)
         direction = data.get("sync_direction", "outbound")
         typer.echo(f"Added connector {name} ({type_name}, {direction})")
+        _set_up_webhook(name)
         typer.echo(f"Check it with: im connector test {name}")
+
+    def _wants_webhooks(name: str) -> bool:
+        try:
+            return runtime.connector(name).wants_webhooks
+        except ImError:
+            return False
+
+    def _set_up_webhook(name: str) -> None:
+        """After `add`, or an `update` that turned webhooks or pulling on: a connector that
+        pulls and sets up its remote's webhooks itself gets them now when im's public URL is
+        known, and is told the command to run when it is not. The settings are saved already:
+        a remote that fails here only leaves the webhooks for later."""
+        from im.connectors import WebhookSetupRequest
+        from im.errors import ConnectorError
+
+        try:
+            connector = runtime.connector(name)
+        except ImError:
+            return  # e.g. an env: key not set in this shell; `connector test` will say
+        if not (connector.wants_webhooks and connector.subscribes_webhooks):
+            return
+        try:
+            base = runtime.public_url_for(name)
+            endpoint = _webhook_url(base, name) if base else ""
+        except InvalidInputError as error:  # a malformed IM_PUBLIC_URL, say
+            typer.echo(f"! Webhooks not set up: {error}")
+            return
+        if not base:
+            typer.echo(f"Webhooks: not set up yet (im's public URL is not known); run: im"
+                       f" connector webhook {name} --enable --url https://YOUR-DOMAIN")
+            return
+        try:
+            result = connector.webhook_subscribe(WebhookSetupRequest(url=endpoint))
+        except ConnectorError as error:
+            typer.echo(f"! Webhooks not set up: {error}; polling covers meanwhile; run: im"
+                       f" connector webhook {name} --enable")
+            return
+        runtime.remember_public_url(name, base)
+        for line in result.lines:
+            typer.echo(line)
+        typer.echo(f"Webhook URL will be: {endpoint}")
 
     def _ask(data: dict[str, Any], question: Any, set_path: Any,
              settings_type: Any) -> dict[str, Any]:
@@ -244,12 +286,17 @@ def make_app(runtime: Runtime) -> typer.Typer:
             known = ", ".join(f"--{o}" for o in sorted(cls.options))
             raise InvalidInputError(f"nothing to change; give {known + ', ' if known else ''}"
                                     "--set PATH=VALUE or --config JSON")
+        # webhooks, or pulling, turned on: set them up as `add` does
+        turned_on = bool({"enable_webhook", "sync_direction"} & set(changed)) and not (
+            _wants_webhooks(name))
         _save(name, record.type, data, record.created_at)
         safe = redact(cls.Settings, data)
         from im.connector_config import get_path
 
         for path in changed:
             typer.echo(f"Updated {name}: {path} = {json.dumps(get_path(safe, path))}")
+        if turned_on:
+            _set_up_webhook(name)
 
     option_help = ("Connector options (see `im connector show NAME`), such as --api-key KEY;"
                    " any setting with --set PATH=VALUE.")
@@ -383,11 +430,17 @@ def make_app(runtime: Runtime) -> typer.Typer:
             raise InvalidInputError("give one of --enable, --disable or --test")
         connector = runtime.connector(name)
         base = url or runtime.public_url_for(name)
-        endpoint = _webhook_url(base, name)
+        if not base and not disable:  # removing needs no URL
+            mode = "--enable" if enable else "--test"
+            raise InvalidInputError(
+                f"im's public URL is not known; run: im connector webhook {name} {mode} --url"
+                " https://YOUR-DOMAIN (where `im serve` is reached), or set"
+                " IM_PUBLIC_URL=https://YOUR-DOMAIN")
+        endpoint = _webhook_url(base, name) if base else ""
         if enable:
             result = connector.webhook_subscribe(WebhookSetupRequest(url=endpoint))
             assert base is not None
-            runtime.store.set_meta(f"public_url:{name}", base.rstrip("/"))
+            runtime.remember_public_url(name, base)
             for line in result.lines:
                 typer.echo(line)
             typer.echo(f"Webhook URL will be: {endpoint}")
@@ -433,7 +486,7 @@ def _webhook_url(base: str | None, name: str) -> str:
     from im.net import is_http_url, is_loopback
 
     if not base:
-        raise InvalidInputError("im's public URL is unknown: give --url https://your-domain.com"
+        raise InvalidInputError("im's public URL is not known: give --url https://YOUR-DOMAIN"
                                 " or set IM_PUBLIC_URL")
     if not is_http_url(base):
         raise InvalidInputError(f"{base!r} is not a URL; write https://your-domain.com")

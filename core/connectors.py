@@ -325,6 +325,20 @@ class Connector:
         """Whether this connector's type takes webhooks (it implements verify_webhook)."""
         return type(self).verify_webhook is not Connector.verify_webhook
 
+    @property
+    def subscribes_webhooks(self) -> bool:
+        """Whether this connector's type sets up the remote system's webhooks itself (it
+        implements webhook_subscribe): `im connector add/update` then do it for a connector
+        that pulls, when im's public URL is known."""
+        return type(self).webhook_subscribe is not Connector.webhook_subscribe
+
+    @property
+    def wants_webhooks(self) -> bool:
+        """Whether webhooks would be of use: the connector takes them, they are enabled, and
+        it applies remote changes (an outbound connector ignores them)."""
+        return (self.receives_webhooks and self.settings.enable_webhook
+                and self.settings.sync_direction.pulls)
+
     def verify_webhook(self, request: WebhookRequest) -> bool:
         """True when the delivery is authentic (signature checked over the raw body)."""
         raise self._unsupported("webhooks")
