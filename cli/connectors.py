@@ -328,7 +328,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
             typer.echo(f"{'✓' if check.ok else '✗'} {check.detail}")
             if not check.ok and check.fix:
                 typer.echo(f"  Fix: {check.fix}")
-        if public_url and connector.settings.enable_webhook and connector.receives_webhooks:
+        if public_url and connector.wants_webhooks:
             problem = _serve_unreachable(public_url)
             if problem:  # a warning: the public URL may not loop back from this machine
                 typer.echo(f"! {problem}")
@@ -444,6 +444,11 @@ def make_app(runtime: Runtime) -> typer.Typer:
             for line in result.lines:
                 typer.echo(line)
             typer.echo(f"Webhook URL will be: {endpoint}")
+            if not connector.settings.sync_direction.pulls:
+                typer.echo(f"! {name} is {connector.settings.sync_direction.value}: it ignores"
+                           " the events webhooks bring until its direction changes; run: im"
+                           f" connector update {name} {_direction_option(connector)}"
+                           "bidirectional")
         elif disable:
             for line in connector.webhook_unsubscribe(WebhookSetupRequest(url=endpoint)).lines:
                 typer.echo(line)
@@ -478,6 +483,13 @@ def make_app(runtime: Runtime) -> typer.Typer:
                 typer.echo(f"  #{row.id} {row.event_type} {row.delivery_id}: {row.error}")
 
     return app
+
+
+def _direction_option(connector: Any) -> str:
+    """How `im connector update` sets this connector's sync direction (with its space)."""
+    option = next((o for o, path in connector.options.items() if path == "sync_direction"),
+                  None)
+    return f"--{option} " if option else "--set sync_direction="
 
 
 def _webhook_url(base: str | None, name: str) -> str:

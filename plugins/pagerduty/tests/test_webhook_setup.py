@@ -153,3 +153,35 @@ def test_a_public_url_that_cannot_take_webhooks_keeps_the_connector(runtime, pd,
         "! Webhooks not set up: webhook URLs must use https:// (http:// only on loopback)\n"
         f"Check it with: im connector test {NAME}\n"))
     assert runtime.store.get_connector(NAME) is not None and subscriptions(pd) == []
+
+
+def test_an_outbound_connector_is_not_asked_for_webhooks_it_would_ignore(runtime, pd,
+                                                                         monkeypatch):
+    monkeypatch.setenv("IM_PUBLIC_URL", "http://127.0.0.1:9")  # nothing answers there
+    added = im(runtime, "connector", "add", "pagerduty", NAME, "--config",
+               spec_config(pd, sync_direction="outbound"))
+    assert added.stdout == (f"Added connector {NAME} (pagerduty, outbound)\n"
+                            f"Check it with: im connector test {NAME}\n")
+    tested = im(runtime, "connector", "test", NAME)
+    assert (tested.exit_code, tested.stdout) == (0, (
+        "✓ Connected to PagerDuty API\n"
+        "✓ Service PXXXXXX accessible\n"
+        "✓ User ops@company.com valid\n"
+        "✓ Escalation policy PXXXXXX found\n"))
+    health = im(runtime, "connector", "health", NAME)
+    assert health.exit_code == 0, health.stdout
+    assert "Webhook" not in health.stdout
+    assert pd.requests(path="/webhook_subscriptions*") == []
+
+
+def test_enabling_webhooks_on_an_outbound_connector_warns_they_are_ignored(runtime, pd):
+    im(runtime, "connector", "add", "pagerduty", NAME, "--config",
+       spec_config(pd, sync_direction="outbound"))
+    with serve(runtime) as url:
+        enabled = im(runtime, "connector", "webhook", NAME, "--enable", "--url", url)
+    made = subscription_id(runtime)
+    assert (enabled.exit_code, enabled.stdout) == (0, (
+        f"Created PagerDuty webhook subscription {made} for 10 incident event types\n"
+        f"Webhook URL will be: {url}/connectors/{NAME}/webhook\n"
+        f"! {NAME} is outbound: it ignores the events webhooks bring until its direction"
+        f" changes; run: im connector update {NAME} --sync-direction bidirectional\n"))
