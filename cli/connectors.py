@@ -127,10 +127,17 @@ def make_app(runtime: Runtime) -> typer.Typer:
         typer.echo(f"Check it with: im connector test {name}")
 
     def _wants_webhooks(name: str) -> bool:
+        """Whether the connector pulls and takes webhooks it sets up itself (from its stored
+        settings alone: nothing is resolved or read for a connector that does not)."""
+        from im.connector_config import validate
+
+        record = _record(name)
+        cls = runtime.connector_type(record.type)
         try:
-            return runtime.connector(name).wants_webhooks
+            connector = cls(name, validate(cls.Settings, record.settings), runtime)
         except ImError:
             return False
+        return connector.wants_webhooks and connector.subscribes_webhooks
 
     def _set_up_webhook(name: str) -> None:
         """After `add`, or an `update` that turned webhooks or pulling on: a connector that
@@ -140,11 +147,13 @@ def make_app(runtime: Runtime) -> typer.Typer:
         from im.connectors import WebhookSetupRequest
         from im.errors import ConnectorError
 
+        if not _wants_webhooks(name):
+            return
         try:
             connector = runtime.connector(name)
-        except ImError:
-            return  # e.g. an env: key not set in this shell; `connector test` will say
-        if not (connector.wants_webhooks and connector.subscribes_webhooks):
+        except ImError as error:  # an env: key not set in this shell, say
+            typer.echo(f"! Webhooks not set up: {error}; run: im connector webhook {name}"
+                       " --enable")
             return
         try:
             base = runtime.public_url_for(name)
