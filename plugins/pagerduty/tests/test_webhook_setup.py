@@ -185,3 +185,66 @@ def test_enabling_webhooks_on_an_outbound_connector_warns_they_are_ignored(runti
         f"Webhook URL will be: {url}/connectors/{NAME}/webhook\n"
         f"! {NAME} is outbound: it ignores the events webhooks bring until its direction"
         f" changes; run: im connector update {NAME} --sync-direction bidirectional\n"))
+
+
+def make_subscription(pd, url, description):
+    with pd.client() as api:
+        return api.post("/webhook_subscriptions", json={"webhook_subscription": {
+            "type": "webhook_subscription",
+            "delivery_method": {"type": "http_delivery_method", "url": url},
+            "description": description, "events": ["incident.triggered"],
+            "filter": {"type": "account_reference"}}}).json()["webhook_subscription"]["id"]
+
+
+def test_a_new_url_leaves_one_subscription_and_deletes_the_old_one(runtime, pd):
+    im(runtime, "connector", "add", "pagerduty", NAME, "--config", spec_config(pd))
+    with serve(runtime) as old_url:
+        first = im(runtime, "connector", "webhook", NAME, "--enable", "--url", old_url)
+        assert first.exit_code == 0, first.output
+    old = subscription_id(runtime)
+    with serve(runtime) as new_url:
+        moved = im(runtime, "connector", "webhook", NAME, "--enable", "--url", new_url)
+        new = subscription_id(runtime)
+        assert (moved.exit_code, moved.stdout) == (0, (
+            f"Created PagerDuty webhook subscription {new} for 10 incident event types\n"
+            f"Deleted PagerDuty webhook subscription {old} (it delivered to"
+            f" {old_url}/connectors/{NAME}/webhook)\n"
+            f"Webhook URL will be: {new_url}/connectors/{NAME}/webhook\n"))
+        assert subscriptions(pd) == [(new, f"{new_url}/connectors/{NAME}/webhook")]
+        tested = im(runtime, "connector", "test", NAME)
+        assert (tested.exit_code, tested.stdout) == (0, SPEC_TEST)
+        # the same URL again: the same subscription, nothing made or deleted
+        again = im(runtime, "connector", "webhook", NAME, "--enable", "--url", new_url)
+        assert again.stdout.splitlines()[0] == f"PagerDuty webhook subscription {new} is active"
+        assert subscriptions(pd) == [(new, f"{new_url}/connectors/{NAME}/webhook")]
+
+
+def test_disable_removes_every_subscription_the_connector_made(runtime, pd):
+    im(runtime, "connector", "add", "pagerduty", NAME, "--config", spec_config(pd))
+    theirs = make_subscription(pd, "https://audit.example.com/hook", "the team's audit hook")
+    with serve(runtime) as url:
+        assert im(runtime, "connector", "webhook", NAME, "--enable", "--url",
+                  url).exit_code == 0
+    made = subscription_id(runtime)
+    # one im made whose id it does not know (left by an earlier version's URL change)
+    stale = make_subscription(pd, f"https://old.example.com/connectors/{NAME}/webhook",
+                              f"im connector {NAME}")
+    assert [s for s, _ in subscriptions(pd)] == sorted([made, stale, theirs])
+    disabled = im(runtime, "connector", "webhook", NAME, "--disable")
+    assert (disabled.exit_code, disabled.stdout) == (0, (
+        f"Deleted PagerDuty webhook subscription {made}\n"
+        f"Deleted PagerDuty webhook subscription {stale}\n"
+        "Webhook disabled\n"))
+    assert subscriptions(pd) == [(theirs, "https://audit.example.com/hook")]
+
+
+def test_disable_needs_no_public_url_and_finds_subscriptions_by_their_description(runtime, pd):
+    im(runtime, "connector", "add", "pagerduty", NAME, "--config", spec_config(pd))
+    stale = make_subscription(pd, f"https://old.example.com/connectors/{NAME}/webhook",
+                              f"im connector {NAME}")
+    disabled = im(runtime, "connector", "webhook", NAME, "--disable")
+    assert (disabled.exit_code, disabled.stdout) == (0, (
+        f"Deleted PagerDuty webhook subscription {stale}\n"
+        "Webhook disabled\n"))
+    assert subscriptions(pd) == []
+    assert runtime.store.get_connector(NAME).settings["enable_webhook"] is False
