@@ -80,12 +80,49 @@ def make_app(runtime: Runtime) -> typer.Typer:
         from im.models import ConnectorRecord
 
         cls = runtime.connector_type(type_name)
-        validate(cls.Settings, data)
+        _refuse_shared_account(cls(name, validate(cls.Settings, data), runtime))
         now = runtime.clock()
         runtime.store.save_connector(ConnectorRecord(
             name=name, type=type_name, settings=data, created_at=created_at or now,
             updated_at=now,
         ))
+
+    def _refuse_shared_account(connector: Any) -> None:
+        """Two connectors of one remote account, either of them pulling, would duplicate
+        incidents (in im, or back in the remote): refused, with the reason."""
+        from im.connector_config import validate
+
+        account = connector.remote_account()
+        if account is None:
+            return
+        for record in runtime.store.list_connectors():
+            other_type = runtime.connector_types.get(record.type)
+            if record.name == connector.name or other_type is None:
+                continue
+            try:
+                other = other_type(record.name, validate(other_type.Settings, record.settings),
+                                   runtime)
+            except ImError:
+                continue
+            theirs = other.remote_account()
+            if theirs is None or theirs.key != account.key:
+                continue
+            mine = connector.settings.sync_direction.pulls
+            their = other.settings.sync_direction.pulls
+            if mine and their:
+                reason = "both would pull its incidents, and each would become two im incidents"
+            elif their:
+                reason = (f"{other.name} pulls its incidents in, and {connector.name} would"
+                          " create each of them there again")
+            elif mine:
+                reason = (f"{connector.name} would pull its incidents in, and {other.name}"
+                          " would create each of them there again")
+            else:
+                continue  # neither pulls
+            raise InvalidInputError(
+                f"{other.name} already syncs {account.label}: {reason}; keep one connector"
+                f" per account (change {other.name}: im connector update {other.name}), or"
+                " make both outbound")
 
     @app.command()
     def add(

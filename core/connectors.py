@@ -249,6 +249,15 @@ class SlaPolicyRequest(msgspec.Struct, frozen=True, kw_only=True):
     pass
 
 
+class RemoteAccount(msgspec.Struct, frozen=True, kw_only=True):
+    """The remote account a connector works in. `key` tells accounts apart (two connectors
+    with the same key see the same remote incidents); it must hold no secret (a hash of one
+    is fine). `label` names it for people, e.g. "this Acme account (same API key)"."""
+
+    key: str
+    label: str
+
+
 class CheckRequest(msgspec.Struct, frozen=True, kw_only=True):
     public_url: str | None = None
 
@@ -367,6 +376,14 @@ class Connector:
     def webhook_ping(self, request: WebhookTestRequest) -> str:
         """Ask the remote system to send its own test event; returns its event type."""
         raise self._unsupported("webhook pings")
+
+    # configuration
+    def remote_account(self) -> RemoteAccount | None:
+        """The remote account this connector works in, from its settings alone (no remote
+        call), or None when it cannot tell. `im connector add/update` refuse a second
+        connector of an account when either of them pulls: two pulling would each make an im
+        incident of every remote one, and what one pulls in the other would create again."""
+        return None
 
     # health
     def test(self, request: CheckRequest) -> list[Check]:
