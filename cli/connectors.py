@@ -130,7 +130,8 @@ def make_app(runtime: Runtime) -> typer.Typer:
         name: str = typer.Argument(..., help="A name for this connector, e.g. prod-paging."),
         config: str = typer.Option(None, "--config", help="Settings as JSON (no prompts)."),
     ) -> None:
-        """Add a connector, asking for its settings (or taking them as --config JSON)."""
+        """Add a connector, asking for its settings (or taking them as --config JSON). One
+        that pulls gets its remote's webhooks set up when im's public URL is known."""
         from im.connector_config import prompts, set_path
 
         cls = runtime.connector_type(type_name)
@@ -212,6 +213,24 @@ def make_app(runtime: Runtime) -> typer.Typer:
         for line in result.lines:
             typer.echo(line)
         typer.echo(f"Webhook URL will be: {endpoint}")
+
+    def _tear_down_webhook(name: str) -> None:
+        """After an `update` that turned webhooks off: the subscriptions the connector made
+        are removed (the settings are saved already; a remote that fails leaves them for
+        `webhook --disable`)."""
+        from im.connectors import Connector, WebhookSetupRequest
+
+        cls = runtime.connector_type(_record(name).type)
+        if cls.webhook_unsubscribe is Connector.webhook_unsubscribe:
+            return
+        try:
+            result = runtime.connector(name).webhook_unsubscribe(WebhookSetupRequest(url=""))
+        except ImError as error:  # the remote failed, or an env: key is not set here
+            typer.echo(f"! Webhook subscriptions not removed: {error}; run: im connector"
+                       f" webhook {name} --disable")
+            return
+        for line in result.lines:
+            typer.echo(line)
 
     def _ask(data: dict[str, Any], question: Any, set_path: Any,
              settings_type: Any) -> dict[str, Any]:
@@ -335,6 +354,9 @@ def make_app(runtime: Runtime) -> typer.Typer:
         # webhooks, or pulling, turned on: set them up as `add` does
         turned_on = bool({"enable_webhook", "sync_direction"} & set(changed)) and not (
             _wants_webhooks(name))
+        # webhooks turned off: the remote stops sending them, as with `webhook --disable`
+        turned_off = "enable_webhook" in changed and data.get("enable_webhook") is False and (
+            record.settings.get("enable_webhook", True) is not False)
         _save(name, record.type, data, record.created_at)
         safe = redact(cls.Settings, data)
         from im.connector_config import get_path
@@ -343,6 +365,8 @@ def make_app(runtime: Runtime) -> typer.Typer:
             typer.echo(f"Updated {name}: {path} = {json.dumps(get_path(safe, path))}")
         if turned_on:
             _set_up_webhook(name)
+        elif turned_off:
+            _tear_down_webhook(name)
 
     option_help = ("Connector options (see `im connector show NAME`), such as --api-key KEY;"
                    " any setting with --set PATH=VALUE.")
@@ -463,11 +487,13 @@ def make_app(runtime: Runtime) -> typer.Typer:
     def webhook(
         name: str = typer.Argument(..., help="The connector."),
         enable: bool = typer.Option(False, "--enable", help="Subscribe to the remote's events."),
-        disable: bool = typer.Option(False, "--disable", help="Remove the subscription."),
+        disable: bool = typer.Option(False, "--disable", help="Remove every subscription"
+                                     " the connector made."),
         test: bool = typer.Option(False, "--test", help="Send a signed test event through the"
                                   " real route (and ask the remote for its ping)."),
         url: str = typer.Option(None, "--url", help="im's public base URL, e.g."
-                                " https://im.example.com (default: IM_PUBLIC_URL)."),
+                                " https://im.example.com (default: IM_PUBLIC_URL, else the"
+                                " last one given); a new one replaces the subscription."),
     ) -> None:
         """Set up, remove or test real-time webhooks from the connector's system."""
         from im.connectors import WebhookSetupRequest, WebhookTestRequest

@@ -77,8 +77,11 @@ def test_a_url_given_earlier_to_webhook_enable_is_known_to_the_next_add(runtime,
         assert first.exit_code == 0, first.output
         assert im(runtime, "connector", "webhook", "first", "--enable", "--url",
                   url).exit_code == 0
+        assert im(runtime, "connector", "webhook", "first", "--disable").exit_code == 0
+        # one connector per PagerDuty account (test_shared_account.py)
+        assert im(runtime, "connector", "remove", "first", "--yes").exit_code == 0
         added = im(runtime, "connector", "add", "pagerduty", NAME, "--config",
-                   spec_config(pd, api_key=pd.api_key))
+                   spec_config(pd))
         assert added.exit_code == 0, added.output
         made = subscription_id(runtime)
         assert added.stdout.splitlines()[1:3] == [
@@ -248,3 +251,27 @@ def test_disable_needs_no_public_url_and_finds_subscriptions_by_their_descriptio
         "Webhook disabled\n"))
     assert subscriptions(pd) == []
     assert runtime.store.get_connector(NAME).settings["enable_webhook"] is False
+
+
+def test_an_update_that_turns_webhooks_off_removes_the_subscription(runtime, pd, monkeypatch):
+    with serve(runtime) as url:
+        monkeypatch.setenv("IM_PUBLIC_URL", url)
+        im(runtime, "connector", "add", "pagerduty", NAME, "--config", spec_config(pd))
+    made = subscription_id(runtime)
+    assert [s for s, _ in subscriptions(pd)] == [made]
+    pd.set_faults(burst_5xx=2)  # PagerDuty down: the change is kept, and the way to finish
+    failed = im(runtime, "connector", "update", NAME, "--enable-webhook", "false")
+    pd.set_faults()
+    lines = failed.stdout.splitlines()
+    assert (failed.exit_code, lines[0]) == (0, f"Updated {NAME}: enable_webhook = false")
+    assert lines[1].startswith("! Webhook subscriptions not removed: ")
+    assert lines[1].endswith(f"; run: im connector webhook {NAME} --disable")
+    assert runtime.store.get_connector(NAME).settings["enable_webhook"] is False
+    im(runtime, "connector", "update", NAME, "--enable-webhook", "true")
+    made = subscription_id(runtime)
+    off = im(runtime, "connector", "update", NAME, "--enable-webhook", "false")
+    assert (off.exit_code, off.stdout) == (0, (
+        f"Updated {NAME}: enable_webhook = false\n"
+        f"Deleted PagerDuty webhook subscription {made}\n"
+        "Webhook disabled\n"))
+    assert subscriptions(pd) == []
