@@ -275,3 +275,23 @@ def test_an_update_that_turns_webhooks_off_removes_the_subscription(runtime, pd,
         f"Deleted PagerDuty webhook subscription {made}\n"
         "Webhook disabled\n"))
     assert subscriptions(pd) == []
+
+
+def test_the_pagerduty_page_shows_these_lines():
+    """docs/connectors/pagerduty.md shows the lines the tests above assert, as they are."""
+    from pathlib import Path
+
+    from .test_shared_account import BOTH_PULL
+
+    page = (Path(__file__).resolve().parents[3] / "docs" / "connectors" / "pagerduty.md"
+            ).read_text()
+    for line in (
+            f"Webhooks: not set up yet (im's public URL is not known); run: im connector webhook"
+            f" {NAME} --enable --url https://YOUR-DOMAIN\n",
+            f"Error: im's public URL is not known; run: im connector webhook {NAME} --enable"
+            " --url https://YOUR-DOMAIN (where `im serve` is reached), or set"
+            " IM_PUBLIC_URL=https://YOUR-DOMAIN\n",
+            f"! {NAME} is outbound: it ignores the events webhooks bring until its direction"
+            f" changes; run: im connector update {NAME} --sync-direction bidirectional\n",
+            BOTH_PULL, SPEC_TEST, "Webhook disabled\n"):
+        assert line in page, line
