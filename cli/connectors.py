@@ -75,26 +75,36 @@ def make_app(runtime: Runtime) -> typer.Typer:
             raise NotFoundError(f"no connector named {name!r} (configured: {names})")
         return record
 
-    def _save(name: str, type_name: str, data: dict[str, Any], created_at: Any = None) -> None:
+    def _save(name: str, type_name: str, data: dict[str, Any], created_at: Any = None,
+              before: dict[str, Any] | None = None) -> None:
         from im.connector_config import validate
         from im.models import ConnectorRecord
 
         cls = runtime.connector_type(type_name)
-        _refuse_shared_account(cls(name, validate(cls.Settings, data), runtime))
+        _refuse_shared_account(cls(name, validate(cls.Settings, data), runtime), before)
         now = runtime.clock()
         runtime.store.save_connector(ConnectorRecord(
             name=name, type=type_name, settings=data, created_at=created_at or now,
             updated_at=now,
         ))
 
-    def _refuse_shared_account(connector: Any) -> None:
+    def _refuse_shared_account(connector: Any, before: dict[str, Any] | None) -> None:
         """Two connectors of one remote account, either of them pulling, would duplicate
-        incidents (in im, or back in the remote): refused, with the reason."""
+        incidents (in im, or back in the remote): refused, with the reason. An update of a
+        connector that shared its account already (made before this rule) is not refused:
+        it may be the step that ends the sharing."""
         from im.connector_config import validate
 
         account = connector.remote_account()
         if account is None:
             return
+        previous = None
+        if before is not None:
+            try:
+                previous = type(connector)(connector.name, validate(connector.Settings, before),
+                                           runtime)
+            except ImError:
+                pass
         for record in runtime.store.list_connectors():
             other_type = runtime.connector_types.get(record.type)
             if record.name == connector.name or other_type is None:
@@ -104,21 +114,9 @@ def make_app(runtime: Runtime) -> typer.Typer:
                                    runtime)
             except ImError:
                 continue
-            theirs = other.remote_account()
-            if theirs is None or theirs.key != account.key:
+            reason = _sharing(connector, other)
+            if reason is None or (previous is not None and _sharing(previous, other)):
                 continue
-            mine = connector.settings.sync_direction.pulls
-            their = other.settings.sync_direction.pulls
-            if mine and their:
-                reason = "both would pull its incidents, and each would become two im incidents"
-            elif their:
-                reason = (f"{other.name} pulls its incidents in, and {connector.name} would"
-                          " create each of them there again")
-            elif mine:
-                reason = (f"{connector.name} would pull its incidents in, and {other.name}"
-                          " would create each of them there again")
-            else:
-                continue  # neither pulls
             raise InvalidInputError(
                 f"{other.name} already syncs {account.label}: {reason}; keep one connector"
                 f" per account (change {other.name}: im connector update {other.name}), or"
@@ -357,7 +355,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
         # webhooks turned off: the remote stops sending them, as with `webhook --disable`
         turned_off = "enable_webhook" in changed and data.get("enable_webhook") is False and (
             record.settings.get("enable_webhook", True) is not False)
-        _save(name, record.type, data, record.created_at)
+        _save(name, record.type, data, record.created_at, before=record.settings)
         safe = redact(cls.Settings, data)
         from im.connector_config import get_path
 
@@ -555,6 +553,25 @@ def make_app(runtime: Runtime) -> typer.Typer:
                 typer.echo(f"  #{row.id} {row.event_type} {row.delivery_id}: {row.error}")
 
     return app
+
+
+def _sharing(connector: Any, other: Any) -> str | None:
+    """Why two connectors of one remote account would duplicate incidents, or None (another
+    account, or neither of them pulls)."""
+    mine, theirs = connector.remote_account(), other.remote_account()
+    if mine is None or theirs is None or mine.key != theirs.key:
+        return None
+    pulls, their_pulls = (connector.settings.sync_direction.pulls,
+                          other.settings.sync_direction.pulls)
+    if pulls and their_pulls:
+        return "both would pull its incidents, and each would become two im incidents"
+    if their_pulls:
+        return (f"{other.name} pulls its incidents in, and {connector.name} would create each"
+                " of them there again")
+    if pulls:
+        return (f"{connector.name} would pull its incidents in, and {other.name} would create"
+                " each of them there again")
+    return None
 
 
 def _direction_option(connector: Any) -> str:

@@ -84,3 +84,22 @@ def test_a_responders_incident_stays_one_incident_in_each_system(runtime, pd, ap
             im(runtime, "connector", "sync", record.name)
     assert [i.title for i in runtime.store.list_incidents()] == ["Checkout errors"]
     assert [i["title"] for i in remote_incidents(api)] == ["Checkout errors"]
+
+
+def test_connectors_that_shared_an_account_already_can_be_updated_apart(runtime, pd):
+    """Two pulling connectors of one account, made before the rule: an update of either is
+    not refused (it may be the step that ends the sharing)."""
+    from im.models import ConnectorRecord
+
+    now = runtime.clock()
+    runtime.store.save_connector(ConnectorRecord(name="second", type="pagerduty",
+                                                 settings=config(pd), created_at=now,
+                                                 updated_at=now))
+    for name in ("second", "prod-pagerduty"):
+        moved = im(runtime, "connector", "update", name, "--sync-direction", "outbound")
+        assert moved.exit_code == 0, moved.output
+    # both outbound now: pulling again is refused
+    pulling = im(runtime, "connector", "update", "second", "--sync-direction", "inbound")
+    assert pulling.exit_code == 1 and pulling.stderr.startswith(
+        "Error: prod-pagerduty already syncs this PagerDuty account (same API key): second"
+        " would pull its incidents in")
