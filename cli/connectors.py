@@ -75,17 +75,52 @@ def make_app(runtime: Runtime) -> typer.Typer:
             raise NotFoundError(f"no connector named {name!r} (configured: {names})")
         return record
 
-    def _save(name: str, type_name: str, data: dict[str, Any], created_at: Any = None) -> None:
+    def _save(name: str, type_name: str, data: dict[str, Any], created_at: Any = None,
+              before: dict[str, Any] | None = None) -> None:
         from im.connector_config import validate
         from im.models import ConnectorRecord
 
         cls = runtime.connector_type(type_name)
-        validate(cls.Settings, data)
+        _refuse_shared_account(cls(name, validate(cls.Settings, data), runtime), before)
         now = runtime.clock()
         runtime.store.save_connector(ConnectorRecord(
             name=name, type=type_name, settings=data, created_at=created_at or now,
             updated_at=now,
         ))
+
+    def _refuse_shared_account(connector: Any, before: dict[str, Any] | None) -> None:
+        """Two connectors of one remote account, either of them pulling, would duplicate
+        incidents (in im, or back in the remote): refused, with the reason. An update of a
+        connector that shared its account already (made before this rule) is not refused:
+        it may be the step that ends the sharing."""
+        from im.connector_config import validate
+
+        account = connector.remote_account()
+        if account is None:
+            return
+        previous = None
+        if before is not None:
+            try:
+                previous = type(connector)(connector.name, validate(connector.Settings, before),
+                                           runtime)
+            except ImError:
+                pass
+        for record in runtime.store.list_connectors():
+            other_type = runtime.connector_types.get(record.type)
+            if record.name == connector.name or other_type is None:
+                continue
+            try:
+                other = other_type(record.name, validate(other_type.Settings, record.settings),
+                                   runtime)
+            except ImError:
+                continue
+            reason = _sharing(connector, other)
+            if reason is None or (previous is not None and _sharing(previous, other)):
+                continue
+            raise InvalidInputError(
+                f"{other.name} already syncs {account.label}: {reason}; keep one connector"
+                f" per account (change {other.name}: im connector update {other.name}), or"
+                " make both outbound")
 
     @app.command()
     def add(
@@ -93,7 +128,8 @@ def make_app(runtime: Runtime) -> typer.Typer:
         name: str = typer.Argument(..., help="A name for this connector, e.g. prod-paging."),
         config: str = typer.Option(None, "--config", help="Settings as JSON (no prompts)."),
     ) -> None:
-        """Add a connector, asking for its settings (or taking them as --config JSON)."""
+        """Add a connector, asking for its settings (or taking them as --config JSON). One
+        that pulls gets its remote's webhooks set up when im's public URL is known."""
         from im.connector_config import prompts, set_path
 
         cls = runtime.connector_type(type_name)
@@ -123,7 +159,76 @@ def make_app(runtime: Runtime) -> typer.Typer:
         _save(name, type_name, data)
         direction = data.get("sync_direction", "outbound")
         typer.echo(f"Added connector {name} ({type_name}, {direction})")
+        _set_up_webhook(name)
         typer.echo(f"Check it with: im connector test {name}")
+
+    def _wants_webhooks(name: str) -> bool:
+        """Whether the connector pulls and takes webhooks it sets up itself (from its stored
+        settings alone: nothing is resolved or read for a connector that does not)."""
+        from im.connector_config import validate
+
+        record = _record(name)
+        cls = runtime.connector_type(record.type)
+        try:
+            connector = cls(name, validate(cls.Settings, record.settings), runtime)
+        except ImError:
+            return False
+        return connector.wants_webhooks and connector.subscribes_webhooks
+
+    def _set_up_webhook(name: str) -> None:
+        """After `add`, or an `update` that turned webhooks or pulling on: a connector that
+        pulls and sets up its remote's webhooks itself gets them now when im's public URL is
+        known, and is told the command to run when it is not. The settings are saved already:
+        a remote that fails here only leaves the webhooks for later."""
+        from im.connectors import WebhookSetupRequest
+        from im.errors import ConnectorError
+
+        if not _wants_webhooks(name):
+            return
+        try:
+            connector = runtime.connector(name)
+        except ImError as error:  # an env: key not set in this shell, say
+            typer.echo(f"! Webhooks not set up: {error}; run: im connector webhook {name}"
+                       " --enable")
+            return
+        try:
+            base = runtime.public_url_for(name)
+            endpoint = _webhook_url(base, name) if base else ""
+        except InvalidInputError as error:  # a malformed IM_PUBLIC_URL, say
+            typer.echo(f"! Webhooks not set up: {error}")
+            return
+        if not base:
+            typer.echo(f"Webhooks: not set up yet (im's public URL is not known); run: im"
+                       f" connector webhook {name} --enable --url https://YOUR-DOMAIN")
+            return
+        try:
+            result = connector.webhook_subscribe(WebhookSetupRequest(url=endpoint))
+        except ConnectorError as error:
+            typer.echo(f"! Webhooks not set up: {error}; polling covers meanwhile; run: im"
+                       f" connector webhook {name} --enable")
+            return
+        runtime.remember_public_url(name, base)
+        for line in result.lines:
+            typer.echo(line)
+        typer.echo(f"Webhook URL will be: {endpoint}")
+
+    def _tear_down_webhook(name: str) -> None:
+        """After an `update` that turned webhooks off: the subscriptions the connector made
+        are removed (the settings are saved already; a remote that fails leaves them for
+        `webhook --disable`)."""
+        from im.connectors import Connector, WebhookSetupRequest
+
+        cls = runtime.connector_type(_record(name).type)
+        if cls.webhook_unsubscribe is Connector.webhook_unsubscribe:
+            return
+        try:
+            result = runtime.connector(name).webhook_unsubscribe(WebhookSetupRequest(url=""))
+        except ImError as error:  # the remote failed, or an env: key is not set here
+            typer.echo(f"! Webhook subscriptions not removed: {error}; run: im connector"
+                       f" webhook {name} --disable")
+            return
+        for line in result.lines:
+            typer.echo(line)
 
     def _ask(data: dict[str, Any], question: Any, set_path: Any,
              settings_type: Any) -> dict[str, Any]:
@@ -244,12 +349,22 @@ def make_app(runtime: Runtime) -> typer.Typer:
             known = ", ".join(f"--{o}" for o in sorted(cls.options))
             raise InvalidInputError(f"nothing to change; give {known + ', ' if known else ''}"
                                     "--set PATH=VALUE or --config JSON")
-        _save(name, record.type, data, record.created_at)
+        # webhooks, or pulling, turned on: set them up as `add` does
+        turned_on = bool({"enable_webhook", "sync_direction"} & set(changed)) and not (
+            _wants_webhooks(name))
+        # webhooks turned off: the remote stops sending them, as with `webhook --disable`
+        turned_off = "enable_webhook" in changed and data.get("enable_webhook") is False and (
+            record.settings.get("enable_webhook", True) is not False)
+        _save(name, record.type, data, record.created_at, before=record.settings)
         safe = redact(cls.Settings, data)
         from im.connector_config import get_path
 
         for path in changed:
             typer.echo(f"Updated {name}: {path} = {json.dumps(get_path(safe, path))}")
+        if turned_on:
+            _set_up_webhook(name)
+        elif turned_off:
+            _tear_down_webhook(name)
 
     option_help = ("Connector options (see `im connector show NAME`), such as --api-key KEY;"
                    " any setting with --set PATH=VALUE.")
@@ -281,7 +396,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
             typer.echo(f"{'✓' if check.ok else '✗'} {check.detail}")
             if not check.ok and check.fix:
                 typer.echo(f"  Fix: {check.fix}")
-        if public_url and connector.settings.enable_webhook and connector.receives_webhooks:
+        if public_url and connector.wants_webhooks:
             problem = _serve_unreachable(public_url)
             if problem:  # a warning: the public URL may not loop back from this machine
                 typer.echo(f"! {problem}")
@@ -370,11 +485,13 @@ def make_app(runtime: Runtime) -> typer.Typer:
     def webhook(
         name: str = typer.Argument(..., help="The connector."),
         enable: bool = typer.Option(False, "--enable", help="Subscribe to the remote's events."),
-        disable: bool = typer.Option(False, "--disable", help="Remove the subscription."),
+        disable: bool = typer.Option(False, "--disable", help="Remove every subscription"
+                                     " the connector made."),
         test: bool = typer.Option(False, "--test", help="Send a signed test event through the"
                                   " real route (and ask the remote for its ping)."),
         url: str = typer.Option(None, "--url", help="im's public base URL, e.g."
-                                " https://im.example.com (default: IM_PUBLIC_URL)."),
+                                " https://im.example.com (default: IM_PUBLIC_URL, else the"
+                                " last one given); a new one replaces the subscription."),
     ) -> None:
         """Set up, remove or test real-time webhooks from the connector's system."""
         from im.connectors import WebhookSetupRequest, WebhookTestRequest
@@ -383,14 +500,25 @@ def make_app(runtime: Runtime) -> typer.Typer:
             raise InvalidInputError("give one of --enable, --disable or --test")
         connector = runtime.connector(name)
         base = url or runtime.public_url_for(name)
-        endpoint = _webhook_url(base, name)
+        if not base and not disable:  # removing needs no URL
+            mode = "--enable" if enable else "--test"
+            raise InvalidInputError(
+                f"im's public URL is not known; run: im connector webhook {name} {mode} --url"
+                " https://YOUR-DOMAIN (where `im serve` is reached), or set"
+                " IM_PUBLIC_URL=https://YOUR-DOMAIN")
+        endpoint = _webhook_url(base, name) if base else ""
         if enable:
             result = connector.webhook_subscribe(WebhookSetupRequest(url=endpoint))
             assert base is not None
-            runtime.store.set_meta(f"public_url:{name}", base.rstrip("/"))
+            runtime.remember_public_url(name, base)
             for line in result.lines:
                 typer.echo(line)
             typer.echo(f"Webhook URL will be: {endpoint}")
+            if not connector.settings.sync_direction.pulls:
+                typer.echo(f"! {name} is {connector.settings.sync_direction.value}: it ignores"
+                           " the events webhooks bring until its direction changes; run: im"
+                           f" connector update {name} {_direction_option(connector)}"
+                           "bidirectional")
         elif disable:
             for line in connector.webhook_unsubscribe(WebhookSetupRequest(url=endpoint)).lines:
                 typer.echo(line)
@@ -427,13 +555,39 @@ def make_app(runtime: Runtime) -> typer.Typer:
     return app
 
 
+def _sharing(connector: Any, other: Any) -> str | None:
+    """Why two connectors of one remote account would duplicate incidents, or None (another
+    account, or neither of them pulls)."""
+    mine, theirs = connector.remote_account(), other.remote_account()
+    if mine is None or theirs is None or mine.key != theirs.key:
+        return None
+    pulls, their_pulls = (connector.settings.sync_direction.pulls,
+                          other.settings.sync_direction.pulls)
+    if pulls and their_pulls:
+        return "both would pull its incidents, and each would become two im incidents"
+    if their_pulls:
+        return (f"{other.name} pulls its incidents in, and {connector.name} would create each"
+                " of them there again")
+    if pulls:
+        return (f"{connector.name} would pull its incidents in, and {other.name} would create"
+                " each of them there again")
+    return None
+
+
+def _direction_option(connector: Any) -> str:
+    """How `im connector update` sets this connector's sync direction (with its space)."""
+    option = next((o for o, path in connector.options.items() if path == "sync_direction"),
+                  None)
+    return f"--{option} " if option else "--set sync_direction="
+
+
 def _webhook_url(base: str | None, name: str) -> str:
     from urllib.parse import urlsplit
 
     from im.net import is_http_url, is_loopback
 
     if not base:
-        raise InvalidInputError("im's public URL is unknown: give --url https://your-domain.com"
+        raise InvalidInputError("im's public URL is not known: give --url https://YOUR-DOMAIN"
                                 " or set IM_PUBLIC_URL")
     if not is_http_url(base):
         raise InvalidInputError(f"{base!r} is not a URL; write https://your-domain.com")

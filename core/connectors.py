@@ -249,6 +249,15 @@ class SlaPolicyRequest(msgspec.Struct, frozen=True, kw_only=True):
     pass
 
 
+class RemoteAccount(msgspec.Struct, frozen=True, kw_only=True):
+    """The remote account a connector works in. `key` tells accounts apart (two connectors
+    with the same key see the same remote incidents); it must hold no secret (a hash of one
+    is fine). `label` names it for people, e.g. "this Acme account (same API key)"."""
+
+    key: str
+    label: str
+
+
 class CheckRequest(msgspec.Struct, frozen=True, kw_only=True):
     public_url: str | None = None
 
@@ -325,6 +334,20 @@ class Connector:
         """Whether this connector's type takes webhooks (it implements verify_webhook)."""
         return type(self).verify_webhook is not Connector.verify_webhook
 
+    @property
+    def subscribes_webhooks(self) -> bool:
+        """Whether this connector's type sets up the remote system's webhooks itself (it
+        implements webhook_subscribe): `im connector add/update` then do it for a connector
+        that pulls, when im's public URL is known."""
+        return type(self).webhook_subscribe is not Connector.webhook_subscribe
+
+    @property
+    def wants_webhooks(self) -> bool:
+        """Whether webhooks would be of use: the connector takes them, they are enabled, and
+        it applies remote changes (an outbound connector ignores them)."""
+        return (self.receives_webhooks and self.settings.enable_webhook
+                and self.settings.sync_direction.pulls)
+
     def verify_webhook(self, request: WebhookRequest) -> bool:
         """True when the delivery is authentic (signature checked over the raw body)."""
         raise self._unsupported("webhooks")
@@ -353,6 +376,14 @@ class Connector:
     def webhook_ping(self, request: WebhookTestRequest) -> str:
         """Ask the remote system to send its own test event; returns its event type."""
         raise self._unsupported("webhook pings")
+
+    # configuration
+    def remote_account(self) -> RemoteAccount | None:
+        """The remote account this connector works in, from its settings alone (no remote
+        call), or None when it cannot tell. `im connector add/update` refuse a second
+        connector of an account when either of them pulls: two pulling would each make an im
+        incident of every remote one, and what one pulls in the other would create again."""
+        return None
 
     # health
     def test(self, request: CheckRequest) -> list[Check]:

@@ -114,8 +114,16 @@ class Runtime:
 
     def public_url_for(self, connector: str) -> str | None:
         """The public URL for a connector's webhooks: IM_PUBLIC_URL / settings, else the one
-        given to `im connector webhook NAME --enable --url`."""
-        return self.public_url or self.store.get_meta(f"public_url:{connector}")
+        given to `im connector webhook NAME --enable --url`, else the last one given to that
+        command for any connector (one `im serve` takes every connector's webhooks)."""
+        return (self.public_url or self.store.get_meta(f"public_url:{connector}")
+                or self.store.get_meta("public_url"))
+
+    def remember_public_url(self, connector: str, url: str) -> None:
+        """Keep the public URL given for a connector's webhooks (`--url`)."""
+        url = url.rstrip("/")
+        self.store.set_meta(f"public_url:{connector}", url)
+        self.store.set_meta("public_url", url)
 
     @cached_property
     def connector_types(self) -> dict[str, type[Connector]]:

@@ -88,7 +88,7 @@ def connection_checks(connector: PagerDutyConnector, request: CheckRequest) -> l
                 checks.append(_failure("escalation_policy", error, connector,
                                        f"Escalation policy {policy_id}"))
 
-    if connector.settings.enable_webhook:
+    if connector.wants_webhooks:  # an outbound connector ignores PagerDuty's events
         checks.append(_webhook_check(connector, request))
     return checks
 
@@ -158,12 +158,12 @@ def health_checks(connector: PagerDutyConnector, request: CheckRequest) -> list[
                             detail=f"{custom.service_id}: {error}",
                             fix=f"im connector config {connector.name} --service-id"
                                 " CORRECT_SERVICE_ID"))
-    if connector.settings.enable_webhook and not custom.webhook_subscription_id:
+    if connector.wants_webhooks and not custom.webhook_subscription_id:
         checks.append(Check(
             name="webhook", label="Webhook", ok=False,
             detail="Not set up in PagerDuty yet (polling covers meanwhile)",
             fix=f"im connector webhook {connector.name} --enable --url https://YOUR-DOMAIN"))
-    elif connector.settings.enable_webhook:
+    elif connector.wants_webhooks:
         try:
             subscription = client.get(f"/webhook_subscriptions/{custom.webhook_subscription_id}"
                                       )["webhook_subscription"]

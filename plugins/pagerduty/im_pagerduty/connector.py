@@ -31,6 +31,7 @@ from im import (
     PullResult,
     PushRequest,
     PushResult,
+    RemoteAccount,
     RemoteIncidentReport,
     RemoteIncidentRequest,
     RemoteRef,
@@ -478,6 +479,22 @@ class PagerDutyConnector(Connector):
         from im_pagerduty.polling import pull
 
         return pull(self, request)
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def remote_account(self) -> RemoteAccount:
+        """A PagerDuty account is what an API key reaches (at its base URL): a hash of both
+        (an `env:` key is read when it is set here, so the key itself matches it)."""
+        import hashlib
+        import os
+
+        key = self.settings.api_key
+        if key.startswith("env:"):
+            key = os.environ.get(key.removeprefix("env:"), key)
+        base = self.settings.base_url.rstrip("/").lower()
+        digest = hashlib.sha256(f"{base}\n{key}".encode()).hexdigest()
+        return RemoteAccount(key=f"pagerduty:{digest}",
+                             label="this PagerDuty account (same API key)")
 
     # -- checks ----------------------------------------------------------------------------
 

@@ -31,76 +31,82 @@ def _description(connector: PagerDutyConnector) -> str:
     return f"im connector {connector.name}"
 
 
-def _ours(connector: PagerDutyConnector, url: str
-          ) -> tuple[dict | None, list[dict]]:  # type: ignore[type-arg]
-    """This connector's subscription to `url`, and the orphans: subscriptions to `url` it made
-    (by their description) whose id it does not know, because the answer to their creation
-    was lost. PagerDuty gave their secret in that answer only: they can never be verified."""
+def _mine(connector: PagerDutyConnector) -> list[dict]:  # type: ignore[type-arg]
+    """The subscriptions this connector made: the one it knows by id, and any other with its
+    description (made for a URL given earlier, or one whose creation answer was lost)."""
     subscriptions = connector.client.paginate("/webhook_subscriptions", "webhook_subscriptions")
     known = connector.settings.custom.webhook_subscription_id
-    matching = [s for s in subscriptions if (s.get("delivery_method") or {}).get("url") == url]
-    orphans = [s for s in matching
-               if s["id"] != known and s.get("description") == _description(connector)]
-    return next((s for s in matching if s["id"] == known), None), orphans
+    return [s for s in subscriptions
+            if s["id"] == known or s.get("description") == _description(connector)]
+
+
+def _url(subscription: dict) -> str | None:  # type: ignore[type-arg]
+    return (subscription.get("delivery_method") or {}).get("url")
+
+
+def _delete(connector: PagerDutyConnector, subscription_id: str, why: str) -> str:
+    """Delete a subscription; the line that says so (one gone already is no error)."""
+    from im_pagerduty.client import PagerDutyError
+
+    try:
+        connector.client.request("DELETE", f"/webhook_subscriptions/{subscription_id}")
+    except PagerDutyError as error:
+        if error.status != 404:  # gone already (another run removed it)
+            raise
+        return f"PagerDuty webhook subscription {subscription_id} was already gone"
+    return f"Deleted PagerDuty webhook subscription {subscription_id}{why}"
 
 
 def subscribe(connector: PagerDutyConnector, url: str) -> WebhookSetupResult:
-    existing, orphans = _ours(connector, url)
+    """Exactly one subscription of this connector's delivers to `url` afterwards: the one it
+    has (re-enabled if PagerDuty disabled it) or a new one; the others it made are deleted,
+    those to another URL once the new one exists (they deliver to a URL im left)."""
     custom = connector.settings.custom
-    from im_pagerduty.client import PagerDutyError
-
-    removed = []
-    for orphan in orphans:
-        try:
-            connector.client.request("DELETE", f"/webhook_subscriptions/{orphan['id']}")
-        except PagerDutyError as error:
-            if error.status != 404:  # gone already (another run removed it)
-                raise
-            continue
-        removed.append(f"Deleted PagerDuty webhook subscription {orphan['id']} (im never"
-                       " received its signing secret)")
-    if existing is not None and custom.webhook_secrets:
+    mine = _mine(connector)
+    existing = next((s for s in mine if s["id"] == custom.webhook_subscription_id
+                     and _url(s) == url and custom.webhook_secrets), None)
+    # PagerDuty gives a secret only in the answer to a creation: one to this URL whose id im
+    # does not know can never be verified
+    orphans = [s for s in mine if s is not existing and _url(s) == url]
+    elsewhere = [s for s in mine if s is not existing and _url(s) != url]
+    lines = [_delete(connector, s["id"], " (im never received its signing secret)")
+             for s in orphans]
+    if existing is not None:
         if disabled(existing):
             connector.client.post(f"/webhook_subscriptions/{existing['id']}/enable", {},
                                   repeatable=True)
-            line = f"Re-enabled PagerDuty webhook subscription {existing['id']}"
+            lines.append(f"Re-enabled PagerDuty webhook subscription {existing['id']}")
         else:
-            line = f"PagerDuty webhook subscription {existing['id']} is active"
+            lines.append(f"PagerDuty webhook subscription {existing['id']} is active")
         connector.runtime.update_connector_settings(connector.name, {"enable_webhook": True})
-        return WebhookSetupResult(lines=[*removed, line])
-    created = connector.client.post("/webhook_subscriptions", {"webhook_subscription": {
-        "type": "webhook_subscription",
-        "delivery_method": {"type": "http_delivery_method", "url": url},
-        "description": _description(connector),
-        "events": EVENT_TYPES,
-        "filter": {"type": "account_reference"},
-    }})["webhook_subscription"]
-    secret = (created.get("delivery_method") or {}).get("secret")
-    if not secret:
-        raise ConnectorError("PagerDuty did not return the subscription's signing secret")
-    secrets = [secret, *custom.webhook_secrets][:KEEP_SECRETS]
-    connector.runtime.update_connector_settings(connector.name, {
-        "enable_webhook": True, "custom.webhook_subscription_id": created["id"],
-        "custom.webhook_secrets": secrets,
-    })
-    return WebhookSetupResult(lines=[
-        *removed, f"Created PagerDuty webhook subscription {created['id']} for"
-        f" {len(EVENT_TYPES)} incident event types"])
+    else:
+        created = connector.client.post("/webhook_subscriptions", {"webhook_subscription": {
+            "type": "webhook_subscription",
+            "delivery_method": {"type": "http_delivery_method", "url": url},
+            "description": _description(connector),
+            "events": EVENT_TYPES,
+            "filter": {"type": "account_reference"},
+        }})["webhook_subscription"]
+        secret = (created.get("delivery_method") or {}).get("secret")
+        if not secret:
+            raise ConnectorError("PagerDuty did not return the subscription's signing secret")
+        secrets = [secret, *custom.webhook_secrets][:KEEP_SECRETS]
+        connector.runtime.update_connector_settings(connector.name, {
+            "enable_webhook": True, "custom.webhook_subscription_id": created["id"],
+            "custom.webhook_secrets": secrets,
+        })
+        lines.append(f"Created PagerDuty webhook subscription {created['id']} for"
+                     f" {len(EVENT_TYPES)} incident event types")
+    lines += [_delete(connector, s["id"], f" (it delivered to {_url(s)})") for s in elsewhere]
+    return WebhookSetupResult(lines=lines)
 
 
 def unsubscribe(connector: PagerDutyConnector, url: str) -> WebhookSetupResult:
-    from im_pagerduty.client import PagerDutyError
-
-    subscription_id = connector.settings.custom.webhook_subscription_id
-    lines = []
-    if subscription_id:
-        try:
-            connector.client.request("DELETE", f"/webhook_subscriptions/{subscription_id}")
-            lines.append(f"Deleted PagerDuty webhook subscription {subscription_id}")
-        except PagerDutyError as error:
-            if error.status != 404:
-                raise
-            lines.append(f"PagerDuty webhook subscription {subscription_id} was already gone")
+    """Delete every subscription this connector made, whatever URL it delivers to."""
+    known = connector.settings.custom.webhook_subscription_id
+    ids = list(dict.fromkeys([*([known] if known else []),
+                              *(s["id"] for s in _mine(connector))]))
+    lines = [_delete(connector, subscription_id, "") for subscription_id in ids]
     connector.runtime.update_connector_settings(connector.name, {
         "enable_webhook": False, "custom.webhook_subscription_id": None,
         "custom.webhook_secrets": [],

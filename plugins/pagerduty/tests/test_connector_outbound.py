@@ -40,8 +40,9 @@ def test_add_asks_the_specs_prompts(tmp_path, pd):
     stored = runtime.store.get_connector("prod-pagerduty").settings
     assert stored["custom"] == {"service_id": "PXXXXXX", "from_email": "ops@company.com"}
     # A bad answer is asked again (at once when it can be checked alone, else after the
-    # last question); the other answers are kept.
-    answers = (f"{pd.api_key}\nhttp://pd.example.com\nPXXXXXX\nops\nops@company.com\n\n\n"
+    # last question); the other answers are kept. (Another account's key: a second
+    # connector of prod-pagerduty's account is refused, see test_shared_account.py.)
+    answers = ("another-account-key\nhttp://pd.example.com\nPXXXXXX\nops\nops@company.com\n\n\n"
                f"{pd.url}\n")
     again = run_cli(runtime, ["connector", "add", "pagerduty", "second"], input=answers)
     assert again.exit_code == 0, again.output
