@@ -49,13 +49,15 @@ def _coerce(settings_type: type, path: str, raw: str) -> Any:
     """A command-line value for a setting: text for text fields, JSON for everything else."""
     import msgspec.inspect as mi
 
-    from im.connector_config import container_paths, field_type
+    from im.connector_config import container_paths, field_type, parse_bool
 
     kind = field_type(settings_type, path)
     if kind is None and path not in container_paths(settings_type):
         raise InvalidInputError(f"unknown setting {path!r}")
     if isinstance(kind, mi.StrType | mi.EnumType):
         return raw
+    if isinstance(kind, mi.BoolType):
+        return parse_bool(raw, path)
     try:
         return json.loads(raw)
     except ValueError:
@@ -128,8 +130,19 @@ def make_app(runtime: Runtime) -> typer.Typer:
     def _ask(data: dict[str, Any], question: Any, set_path: Any,
              settings_type: Any) -> dict[str, Any]:
         if question.yes_no:
-            answer = typer.confirm(question.title, default=bool(question.default))
-            return set_path(data, question.path, answer)
+            from im.connector_config import parse_bool
+
+            hint = "[Y/n]" if question.default else "[y/N]"
+            while True:
+                reply = typer.prompt(f"{question.title} {hint}", default="",
+                                     show_default=False)
+                try:
+                    answer = (parse_bool(reply, question.title) if reply.strip()
+                              else bool(question.default))
+                except InvalidInputError:
+                    typer.echo("Answer yes or no (or true or false).", err=True)
+                    continue
+                return set_path(data, question.path, answer)
         optional = not question.required and question.default is None
         label = question.title + (" (optional)" if optional else "")
         if question.choices:

@@ -32,6 +32,20 @@ class Prompt(msgspec.Struct, frozen=True, kw_only=True):
     yes_no: bool = False
 
 
+TRUE_WORDS = ("true", "yes", "y", "on", "1")
+FALSE_WORDS = ("false", "no", "n", "off", "0")
+
+
+def parse_bool(text: str, what: str) -> bool:
+    """A yes/no setting as people type it: true/false, yes/no (also y/n, on/off, 1/0)."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise InvalidInputError(f"{what} takes true or false (or yes or no), not {text!r}")
+
+
 def _unwrap(type_info: mi.Type) -> tuple[mi.Type, dict[str, Any], str | None]:
     extra: dict[str, Any] = {}
     title = None

@@ -338,3 +338,23 @@ def test_a_connector_follows_the_incidents_declared_after_it_was_added(runtime, 
     im(runtime, "declare", "--sev", "SEV-2", "--title", "after", "--service", "db")
     im(runtime, "ack", "--incident", "INC-2")
     assert [c[0] for c in fake.remote.calls] == ["declare", "ack"]
+
+
+def test_yes_no_settings_take_true_false_yes_no(runtime):
+    add(runtime)
+    for word, expected in (("yes", True), ("no", False), ("TRUE", True), ("false", False)):
+        result = im(runtime, "connector", "config", "prod-fake", "--set",
+                    f"enable_webhook={word}")
+        assert (result.exit_code, result.stdout) == (
+            0, f"Updated prod-fake: enable_webhook = {json.dumps(expected)}\n"), result.output
+        assert runtime.store.get_connector("prod-fake").settings["enable_webhook"] is expected
+    bad = im(runtime, "connector", "config", "prod-fake", "--set", "enable_webhook=maybe")
+    assert (bad.exit_code, bad.stderr) == (
+        1, "Error: enable_webhook takes true or false (or yes or no), not 'maybe'\n")
+    assert runtime.store.get_connector("prod-fake").settings["enable_webhook"] is False
+    # and in the prompts: "true" is an answer, "maybe" is asked again
+    answers = "secret-key\n\nPAY\nmaybe\nfalse\ninbound\n"
+    asked = im(runtime, "connector", "add", "fake", "asked", input=answers)
+    assert asked.exit_code == 0, asked.output
+    assert "Answer yes or no (or true or false).\n" in asked.stderr
+    assert runtime.store.get_connector("asked").settings["verify_tls"] is False
