@@ -49,11 +49,14 @@ def _coerce(settings_type: type, path: str, raw: str) -> Any:
     """A command-line value for a setting: text for text fields, JSON for everything else."""
     import msgspec.inspect as mi
 
-    from im.connector_config import container_paths, field_type, parse_bool
+    from im.connector_config import container_paths, field_type, parse_bool, suggest_path
 
     kind = field_type(settings_type, path)
     if kind is None and path not in container_paths(settings_type):
-        raise InvalidInputError(f"unknown setting {path!r}")
+        parent, _, leaf = path.rpartition(".")
+        better = suggest_path(settings_type, parent or None, leaf)
+        raise InvalidInputError(f"unknown setting {path!r}"
+                                + (f"; did you mean {better}?" if better else ""))
     if isinstance(kind, mi.StrType | mi.EnumType):
         return raw
     if isinstance(kind, mi.BoolType):

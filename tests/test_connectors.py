@@ -57,12 +57,19 @@ def test_settings_errors_name_the_field(runtime):
         json.dumps({"api_key": "k", "custom": {"project": 5}}):
             "Error: invalid settings: Expected `str`, got `int` - at `custom.project`\n",
         json.dumps({"api_key": "k", "sync_direction": "both"}):
-            "Error: invalid settings: Invalid enum value 'both' - at `sync_direction`\n",
+            "Error: invalid settings: Invalid enum value 'both'; choose from bidirectional, outbound,"
+            " inbound - at `sync_direction`\n",
         json.dumps({"api_key": "k", "sync_interval": "soon"}):
             "Error: invalid settings: 'soon' is not a duration; use a number and s, m, h or d"
             " (e.g. 5m) - at `sync_interval`\n",
         json.dumps({"api_key": "k", "colour": "red"}):
             "Error: invalid settings: Object contains unknown field `colour`\n",
+        json.dumps({"api_key": "k", "project": "x"}):  # at the wrong level
+            "Error: invalid settings: Object contains unknown field `project`; did you mean"
+            " custom.project?\n",
+        json.dumps({"api_key": "k", "sync_intervall": "5m"}):  # misspelt
+            "Error: invalid settings: Object contains unknown field `sync_intervall`; did you"
+            " mean sync_interval?\n",
         "{nope": "Error: --config is not valid JSON: Expecting property name enclosed in double"
                  " quotes: line 1 column 2 (char 1)\n",
     }

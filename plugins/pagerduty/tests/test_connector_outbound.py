@@ -62,9 +62,22 @@ def test_the_specs_json_config_is_accepted_and_bad_fields_named(tmp_path, pd):
     assert ok.exit_code == 0, ok.output
     spec["custom"]["urgency_mapping"] = {"SEV-1": "urgent"}
     bad = run_cli(runtime, ["connector", "add", "pagerduty", "p2", "--config", json.dumps(spec)])
-    assert bad.stderr == ("Error: invalid settings: Invalid enum value 'urgent'"
-                          " - at `custom.urgency_mapping[...]`\n")
+    assert bad.stderr == ("Error: invalid settings: Invalid enum value 'urgent'; choose from"
+                          " high, low - at `custom.urgency_mapping[...]`\n")
     spec["custom"].pop("urgency_mapping")
+    # the spec's "Service Mapping Configuration" snippet read as top-level settings
+    spec["service_mappings"] = {"api": "PAPI001"}
+    top = run_cli(runtime, ["connector", "add", "pagerduty", "p2", "--config", json.dumps(spec)])
+    assert (top.exit_code, top.stderr) == (
+        1, "Error: invalid settings: Object contains unknown field `service_mappings`; did you"
+           " mean custom.service_mappings?\n")
+    spec.pop("service_mappings")
+    assert [r.name for r in runtime.store.list_connectors()] == ["prod"]
+    by_set = run_cli(runtime, ["connector", "config", "prod", "--set",
+                               'service_mappings={"api": "PAPI001"}'])
+    assert (by_set.exit_code, by_set.stderr) == (
+        1, "Error: unknown setting 'service_mappings'; did you mean custom.service_mappings?\n")
+    assert "service_mappings" not in runtime.store.get_connector("prod").settings
     spec["base_url"] = "http://api.pagerduty.com"
     plain = run_cli(runtime, ["connector", "add", "pagerduty", "p2", "--config", json.dumps(spec)])
     assert "is not an https:// URL (http:// only on loopback) - at `base_url`" in plain.stderr
@@ -244,8 +257,8 @@ def test_config_options(runtime):
                           " s, m, h or d (e.g. 5m) - at `custom.sla_mapping[...].ack`\n")
     key = im(runtime, "connector", "config", "prod-pagerduty", "--sla-mapping",
              '{"SEV-9": {"ack": "5m"}}')
-    assert key.stderr == ("Error: invalid settings: Invalid enum value 'SEV-9' - a key of"
-                          " `custom.sla_mapping`\n")
+    assert key.stderr == ("Error: invalid settings: Invalid enum value 'SEV-9'; choose from"
+                          " SEV-1, SEV-2, SEV-3, SEV-4 - a key of `custom.sla_mapping`\n")
 
 
 def test_assignment_in_both_systems(runtime, api):
