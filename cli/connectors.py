@@ -84,13 +84,24 @@ def make_app(runtime: Runtime) -> typer.Typer:
         from im.connector_config import validate
         from im.models import ConnectorRecord
 
+        from im.sla import TargetOrderError, sourced_policy
+
         cls = runtime.connector_type(type_name)
         validate(cls.Settings, data)
         now = runtime.clock()
-        runtime.store.save_connector(ConnectorRecord(
-            name=name, type=type_name, settings=data, created_at=created_at or now,
-            updated_at=now,
-        ))
+        with runtime.store.transaction():
+            runtime.store.save_connector(ConnectorRecord(
+                name=name, type=type_name, settings=data, created_at=created_at or now,
+                updated_at=now,
+            ))
+            # SLA targets from two places (this connector, the defaults) must agree too:
+            # an ack target longer than the resolve target rolls the change back
+            try:
+                sourced_policy(runtime)
+            except TargetOrderError as error:
+                raise InvalidInputError(f"invalid settings: {error}") from None
+            except ImError:
+                pass  # said by every command that reads the targets
 
     @app.command()
     def add(

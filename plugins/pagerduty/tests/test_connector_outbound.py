@@ -261,6 +261,36 @@ def test_config_options(runtime):
                           " SEV-1, SEV-2, SEV-3, SEV-4 - a key of `custom.sla_mapping`\n")
 
 
+def test_an_empty_api_key_and_an_ack_target_longer_than_resolve_are_refused(runtime, pd):
+    before = runtime.store.get_connector("prod-pagerduty").settings
+    for key in ("", "  "):
+        empty = im(runtime, "connector", "update", "prod-pagerduty", "--api-key", key)
+        assert (empty.exit_code, empty.stderr) == (
+            1, "Error: invalid settings: the API key is empty; give the key from PagerDuty"
+               " (Account Settings → API Access Keys) - at `api_key`\n")
+    config = json.dumps({"api_key": "", "custom": {"service_id": "PXXXXXX",
+                                                   "from_email": "ops@company.com"}})
+    added = im(runtime, "connector", "add", "pagerduty", "second", "--config", config)
+    assert added.exit_code == 1 and "the API key is empty" in added.stderr
+    both = im(runtime, "connector", "config", "prod-pagerduty", "--sla-mapping",
+              '{"SEV-1": {"ack": "2h", "resolve": "1h"}}')
+    assert (both.exit_code, both.stderr) == (
+        1, "Error: invalid settings: the ack target (2h) is longer than the resolve target"
+           " (1h); an incident is acknowledged before it is resolved - at"
+           " `custom.sla_mapping[...].ack`\n")
+    # an ack target longer than the resolve target it keeps from the defaults (72h)
+    one = im(runtime, "connector", "config", "prod-pagerduty", "--sla-mapping",
+             '{"SEV-4": {"ack": "80h"}}')
+    assert (one.exit_code, one.stderr) == (
+        1, "Error: invalid settings: SLA targets of SEV-4: ack 3d8h (prod-pagerduty) is longer"
+           " than resolve 3d (default); an incident is acknowledged before it is resolved\n")
+    assert runtime.store.get_connector("prod-pagerduty").settings == before
+    assert [r.name for r in runtime.store.list_connectors()] == ["prod-pagerduty"]
+    equal = im(runtime, "connector", "config", "prod-pagerduty", "--sla-mapping",
+               '{"SEV-4": {"ack": "72h"}}')
+    assert equal.exit_code == 0, equal.output
+
+
 def test_assignment_in_both_systems(runtime, api):
     im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "api")
     assert runtime.store.get_incident("INC-1").assignee == "john.doe@company.com"
