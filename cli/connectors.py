@@ -271,12 +271,33 @@ def make_app(runtime: Runtime) -> typer.Typer:
             known = ", ".join(f"--{o}" for o in sorted(cls.options))
             raise InvalidInputError(f"nothing to change; give {known + ', ' if known else ''}"
                                     "--set PATH=VALUE or --config JSON")
+        _check_remotely(name, record.type, record.settings, data)
         _save(name, record.type, data, record.created_at)
         safe = redact(cls.Settings, data)
         from im.connector_config import get_path
 
         for path in changed:
             typer.echo(f"Updated {name}: {path} = {json.dumps(get_path(safe, path))}")
+
+    def _check_remotely(name: str, type_name: str, before: dict[str, Any],
+                        after: dict[str, Any]) -> None:
+        """Let the connector refuse a changed setting its remote system does not know (a
+        service id, say), before the change is saved."""
+        from im.connector_config import changed_paths, validate
+        from im.connectors import SettingsCheckRequest
+
+        cls = runtime.connector_type(type_name)
+        validate(cls.Settings, after)  # the struct's own checks first
+        changed = changed_paths(cls.Settings, before, after)
+        if not changed:
+            return
+        try:
+            connector = runtime.build_connector(name, type_name, after)
+        except ImError:
+            return  # such as an env: secret not set here: nothing to check with
+        result = connector.check_settings(SettingsCheckRequest(changed=changed))
+        for warning in result.warnings:
+            typer.echo(f"Warning: {warning}", err=True)
 
     option_help = ("Connector options (see `im connector show NAME`), such as --api-key KEY;"
                    " any setting with --set PATH=VALUE.")

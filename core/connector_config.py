@@ -97,6 +97,13 @@ def _walk(info: mi.StructType, prefix: str) -> Iterator[tuple[str, mi.Field, mi.
             yield path, field, inner, extra, title
 
 
+def changed_paths(settings_type: type, before: dict[str, Any],
+                  after: dict[str, Any]) -> list[str]:
+    """The settings (leaf paths, a mapping as a whole) whose values differ."""
+    return [path for path, *_ in _fields(settings_type)
+            if get_path(before, path) != get_path(after, path)]
+
+
 def secret_paths(settings_type: type) -> set[str]:
     return {path for path, _, _, extra, _ in _fields(settings_type) if extra.get("secret")}
 

@@ -151,16 +151,20 @@ class Runtime:
 
     def connector(self, name: str) -> Connector:
         """A configured connector, built from its stored settings (env: secrets resolved)."""
-        from im.connector_config import validate
-
         record = self.store.get_connector(name)
         if record is None:
             names = ", ".join(r.name for r in self.store.list_connectors()) or "none configured"
             raise NotFoundError(f"no connector named {name!r} (configured: {names})")
-        cls = self.connector_type(record.type)
-        settings = validate(cls.Settings, self._debug_overrides(record.type, record.settings),
-                            resolve_env=True)
-        return cls(record.name, settings, self)
+        return self.build_connector(record.name, record.type, record.settings)
+
+    def build_connector(self, name: str, type_name: str, settings: dict[str, Any]) -> Connector:
+        """A connector built from settings not (yet) stored, such as a change to check."""
+        from im.connector_config import validate
+
+        cls = self.connector_type(type_name)
+        decoded = validate(cls.Settings, self._debug_overrides(type_name, settings),
+                           resolve_env=True)
+        return cls(name, decoded, self)
 
     def _debug_overrides(self, type_name: str, settings: dict[str, Any]) -> dict[str, Any]:
         """Debug switches from outside the stored settings: the settings file's

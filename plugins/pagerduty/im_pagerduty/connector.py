@@ -34,6 +34,8 @@ from im import (
     RemoteIncidentReport,
     RemoteIncidentRequest,
     RemoteRef,
+    SettingsCheckRequest,
+    SettingsCheckResult,
     SlaPolicyRequest,
     WebhookEvent,
     WebhookRequest,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from im_pagerduty.client import CallInfo, PagerDutyClient
 
 CHECK_SECONDS = 5.0  # how long `im assign` waits to learn whether the user exists
+VERIFY_SECONDS = 10.0  # how long a settings change or a mapping waits to check an id
 # PagerDuty's codes for "already in that state": success for an idempotent push.
 ALREADY_RESOLVED = 1001
 ALREADY_ACKNOWLEDGED = 1002
@@ -238,6 +241,47 @@ class PagerDutyConnector(Connector):
             raise InvalidInputError(f"{request.assignee} is not a PagerDuty user"
                                     f" ({self.name}); `im oncall --service NAME` shows who"
                                     " is") from None
+
+    def verify_exists(self, path: str, what: str, *, lenient: bool = False) -> str | None:
+        """Refuse an id PagerDuty does not know (InvalidInputError); a warning (returned) when
+        PagerDuty cannot tell: unreachable, or, when `lenient`, any other error (a key being
+        changed in another step, say)."""
+        from im_pagerduty.client import PagerDutyError
+
+        try:
+            with self.client.until(time.monotonic() + VERIFY_SECONDS):
+                self.client.get(path)
+        except PagerDutyError as error:
+            if error.status == 404:
+                raise InvalidInputError(f"PagerDuty has no {what}") from None
+            if error.retryable or lenient:
+                return f"could not check the {what} with PagerDuty: {error}"
+            raise
+        return None
+
+    def check_settings(self, request: SettingsCheckRequest) -> SettingsCheckResult:
+        """A changed default service or escalation policy must exist in PagerDuty, as
+        `map-service` and `map-escalation` check theirs."""
+        from urllib.parse import quote
+
+        custom = self.settings.custom
+        wanted = [("custom.service_id", f"/services/{quote(custom.service_id, safe='')}",
+                   f"service {custom.service_id}")]
+        if custom.escalation_policy_id:
+            policy = quote(custom.escalation_policy_id, safe="")
+            wanted.append(("custom.escalation_policy_id", f"/escalation_policies/{policy}",
+                           f"escalation policy {custom.escalation_policy_id}"))
+        warnings = []
+        for setting, path, what in wanted:
+            if setting not in request.changed:
+                continue
+            try:
+                warning = self.verify_exists(path, what, lenient=True)
+            except InvalidInputError as error:
+                raise InvalidInputError(f"{error} ({setting}); nothing changed") from None
+            if warning:
+                warnings.append(warning)
+        return SettingsCheckResult(warnings=warnings)
 
     def _find_by_key(self, key: str) -> dict[str, Any] | None:
         found = self.client.get("/incidents", incident_key=key, date_range="all")

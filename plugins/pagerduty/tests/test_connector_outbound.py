@@ -119,11 +119,43 @@ def test_bad_key_and_missing_service_say_how_to_fix(runtime, pd):
         "  Fix: check the key (Account Settings → API Access Keys, admin role) and run:"
         " im connector update prod-pagerduty --api-key NEW_KEY\n"))
     im(runtime, "connector", "update", "prod-pagerduty", "--api-key", pd.api_key)
-    im(runtime, "connector", "config", "prod-pagerduty", "--service-id", "PNOPE01")
+    # a service deleted in PagerDuty after it was configured (configuring it is refused)
+    runtime.update_connector_settings("prod-pagerduty", {"custom.service_id": "PNOPE01"})
     result = im(runtime, "connector", "test", "prod-pagerduty")
     assert result.exit_code == 1
     assert ("✗ Service PNOPE01 not found (404)\n  Fix: im connector config prod-pagerduty"
             " --service-id CORRECT_SERVICE_ID\n") in result.stdout
+
+
+def test_config_checks_the_service_and_escalation_policy_with_pagerduty(runtime, pd):
+    before = runtime.store.get_connector("prod-pagerduty").settings
+    cases = [(["--service-id", "PNOPE01"], "Error: PagerDuty has no service PNOPE01"
+              " (custom.service_id); nothing changed\n"),
+             (["--escalation-policy", "PNOPE99"], "Error: PagerDuty has no escalation policy"
+              " PNOPE99 (custom.escalation_policy_id); nothing changed\n"),
+             (["--set", "custom.service_id=PNOPE02"], "Error: PagerDuty has no service PNOPE02"
+              " (custom.service_id); nothing changed\n"),
+             (["--service-id", "../incidents"], "Error: PagerDuty has no service ../incidents"
+              " (custom.service_id); nothing changed\n")]
+    for command in ("config", "update"):
+        for options, error in cases:
+            result = im(runtime, "connector", command, "prod-pagerduty", *options)
+            assert (result.exit_code, result.stdout, result.stderr) == (1, "", error), options
+    assert runtime.store.get_connector("prod-pagerduty").settings == before
+    ok = im(runtime, "connector", "config", "prod-pagerduty", "--service-id", "PAPI001",
+            "--escalation-policy", "PAPI_ESCALATION")
+    assert (ok.exit_code, ok.stderr) == (0, "")
+    assert ok.stdout == ('Updated prod-pagerduty: custom.service_id = "PAPI001"\n'
+                         'Updated prod-pagerduty: custom.escalation_policy_id ='
+                         ' "PAPI_ESCALATION"\n')
+    # a key PagerDuty refuses cannot tell: the change is kept, with a warning
+    unchecked = im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "wrong",
+                   "--service-id", "PDAT001")
+    assert unchecked.exit_code == 0
+    assert unchecked.stderr == ("Warning: could not check the service PDAT001 with PagerDuty:"
+                                " PagerDuty answered 401: Authentication failed (code 2006)\n")
+    assert runtime.store.get_connector("prod-pagerduty").settings["custom"]["service_id"] == (
+        "PDAT001")
 
 
 def test_declare_creates_one_pagerduty_incident_per_service(runtime, api):
