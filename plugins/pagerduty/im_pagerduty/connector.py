@@ -117,6 +117,17 @@ class PagerDutyConnector(Connector):
         mappings = self.settings.custom.service_mappings
         return mappings.get(service) or mappings.get("default") or self.settings.custom.service_id
 
+    def routed(self, service: str, service_id: str | None = None) -> str | None:
+        """For an im service with no mapping of its own, where its incident went, in words
+        (None for a mapped one)."""
+        mappings = self.settings.custom.service_mappings
+        if service in mappings:
+            return None
+        where = ("the `default` mapping" if mappings.get("default")
+                 else "the connector's default service, service_id")
+        return (f"{service} has no service mapping; its incident went to PagerDuty service"
+                f" {service_id or self.pd_service(service)} ({where})")
+
     def escalation_policy(self, service: str) -> str | None:
         custom = self.settings.custom
         return custom.escalation_mappings.get(service) or custom.escalation_policy_id
@@ -317,6 +328,9 @@ class PagerDutyConnector(Connector):
         service_id = incident.get("service", {}).get("id", self.pd_service(request.service))
         lines = [f"PagerDuty incident #{ref.remote_number} {verb} ({incident.get('urgency')}"
                  f" urgency, service {service_id}) {ref.remote_url or ''}".rstrip()]
+        routed = self.routed(request.service, service_id)
+        if routed:
+            lines.append(routed)
         assignee = self._assignee(incident)
         if assignee:
             lines.append(f"PagerDuty assigned {assignee}")

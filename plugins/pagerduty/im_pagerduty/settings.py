@@ -62,6 +62,18 @@ class PagerDutyCustom(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     def __post_init__(self) -> None:
         if not EMAIL.fullmatch(self.from_email):
             raise ValueError(f"{self.from_email!r} is not an email address - at `from_email`")
+        # im service names are lower case (`API` and `api` are one service): so are the keys
+        for name in ("service_mappings", "escalation_mappings"):
+            mapping: dict[str, str] = getattr(self, name)
+            lowered = {key.lower(): value for key, value in mapping.items()}
+            if len(lowered) < len(mapping):
+                twins = sorted(key for key in mapping if key != key.lower()
+                               and key.lower() in mapping)
+                twin = twins[0] if twins else next(iter(mapping))
+                raise ValueError(f"{twin!r} and {twin.lower()!r} are one im service; map it"
+                                 f" once - at `{name}`")
+            if lowered != mapping:
+                msgspec.structs.force_setattr(self, name, lowered)
 
 
 class PagerDutySettings(ConnectorSettings, frozen=True, kw_only=True):

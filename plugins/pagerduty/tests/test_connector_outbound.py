@@ -183,6 +183,58 @@ def test_declare_creates_one_pagerduty_incident_per_service(runtime, api):
         "  prod-pagerduty: PagerDuty incident #1 created (high urgency, service PDAT001)")
 
 
+def test_service_names_match_mappings_whatever_their_case(tmp_path, pd, api):
+    # a mapping written in capitals, and services typed in any case: one service
+    runtime = runtime_with_connector(tmp_path / "home", pd, service_mappings={
+        "API": "PAPI001", "Db": "PDAT001"})
+    assert runtime.connector("prod-pagerduty").settings.custom.service_mappings == {
+        "api": "PAPI001", "db": "PDAT001"}
+    for number, spelling in enumerate(("api", "API", "Api"), start=1):
+        result = im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service",
+                    f"{spelling},DB")
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines()[0] == f"Declared INC-{number}: SEV-2 x (api, db)"
+    assert sorted(i["service"]["id"] for i in remote_incidents(api)) == [
+        "PAPI001", "PAPI001", "PAPI001", "PDAT001", "PDAT001", "PDAT001"]
+    mapped = im(runtime, "connector", "map-service", "prod-pagerduty", "--im-service", "WEB",
+                "--pd-service", "PWEB001")
+    assert mapped.stdout == "Mapped im service web to PagerDuty service PWEB001\n"
+    twins = im(runtime, "connector", "config", "prod-pagerduty", "--service-mappings",
+               '{"API": "PAPI001", "api": "PDAT001"}')
+    assert (twins.exit_code, twins.stderr) == (
+        1, "Error: invalid settings: 'API' and 'api' are one im service; map it once - at"
+           " `custom.service_mappings`\n")
+    runtime.store.close()
+
+
+def test_declare_says_where_an_unmapped_service_went(tmp_path, pd, api):
+    mappings = {"api": "PAPI001"}
+    runtime = runtime_with_connector(tmp_path / "home", pd, service_mappings=mappings)
+    result = im(runtime, "declare", "--sev", "SEV-2", "--title", "Slow search", "--service",
+                "search,api")
+    assert result.exit_code == 0, result.output
+    numbers = {i["service"]["id"]: (i["incident_number"], i["html_url"])
+               for i in remote_incidents(api)}
+    assert result.stdout.splitlines()[:3] == [
+        "Declared INC-1: SEV-2 Slow search (search, api)",
+        f"  prod-pagerduty: PagerDuty incident #{numbers['PXXXXXX'][0]} created (high urgency,"
+        f" service PXXXXXX) {numbers['PXXXXXX'][1]}",
+        "  prod-pagerduty: search has no service mapping; its incident went to PagerDuty"
+        " service PXXXXXX (the connector's default service, service_id)"]
+    assert "api has no service mapping" not in result.stdout
+    mapped = im(runtime, "connector", "map-service", "prod-pagerduty", "--im-service",
+                "default", "--pd-service", "PGEN001")
+    assert mapped.exit_code == 0, mapped.output
+    again = im(runtime, "declare", "--sev", "SEV-3", "--title", "Slow search", "--service",
+               "Search")
+    assert ("  prod-pagerduty: search has no service mapping; its incident went to PagerDuty"
+            " service PGEN001 (the `default` mapping)") in again.stdout.splitlines()
+    # the timeline keeps it
+    assert any("search has no service mapping" in event.text
+               for event in runtime.store.timeline("INC-2"))
+    runtime.store.close()
+
+
 def test_lifecycle_reaches_pagerduty(runtime, api):
     im(runtime, "declare", "--sev", "SEV-3", "--title", "Slow pages", "--service", "web")
     [remote] = remote_incidents(api)
