@@ -318,13 +318,25 @@ def make_app(runtime: Runtime) -> typer.Typer:
         _update(ctx, name, set_, config_json)
 
     @app.command()
-    def test(name: str = typer.Argument(..., help="The connector.")) -> None:
+    def test(name: str = typer.Argument(..., help="The connector."),
+             json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         """Check that a connector can reach and use its remote system."""
         from im.connectors import CheckRequest
 
         connector = runtime.connector(name)
         public_url = runtime.public_url_for(name)
         checks = connector.test(CheckRequest(public_url=public_url))
+        if json_output:
+            from im.cli.output import print_json
+
+            warnings = []
+            if public_url and connector.settings.enable_webhook and connector.receives_webhooks:
+                warnings = [w for w in [_serve_unreachable(public_url)] if w]
+            ok = all(check.ok for check in checks)
+            print_json({"connector": name, "ok": ok, "checks": checks, "warnings": warnings})
+            if not ok:
+                raise typer.Exit(1)
+            return
         for check in checks:
             typer.echo(f"{'✓' if check.ok else '✗'} {check.detail}")
             if not check.ok and check.fix:
@@ -342,7 +354,8 @@ def make_app(runtime: Runtime) -> typer.Typer:
                                           help="Only this incident, e.g. INC-12."),
              retry_failed: bool = typer.Option(False, "--retry-failed",
                                                help="Also try again the changes that failed"
-                                                    " for good (after fixing the cause).")
+                                                    " for good (after fixing the cause)."),
+             json_output: bool = typer.Option(False, "--json", help="Print JSON.")
              ) -> None:
         """Deliver queued changes now (without waiting for backoff), then reconcile: for
         bidirectional and inbound connectors, apply what changed remotely."""
@@ -355,6 +368,9 @@ def make_app(runtime: Runtime) -> typer.Typer:
 
         record = _record(name)
         incident_id = get(runtime, incident).id if incident else None
+        if json_output:
+            _sync_json(record.name, incident_id, retry_failed)
+            return
         if retry_failed:
             count = runtime.store.requeue_failed_outbox(connector=record.name,
                                                         incident_id=incident_id,
@@ -396,6 +412,31 @@ def make_app(runtime: Runtime) -> typer.Typer:
                 line = f"{name}: no remote changes; {known} already in step"
             typer.echo(line)
         if report.retrying or report.failed:
+            raise typer.Exit(1)
+
+    def _sync_json(name: str, incident_id: str | None, retry_failed: bool) -> None:
+        """`connector sync --json`: what was queued again, what delivery did (the counts
+        and errors), what reconciling applied (by outcome), and its error; exit 1 as the
+        text output does."""
+        from im.cli.output import print_json
+        from im.errors import ConnectorError
+        from im.inbound import poll
+        from im.sync import deliver_outbox
+
+        requeued = None
+        if retry_failed:
+            requeued = runtime.store.requeue_failed_outbox(
+                connector=name, incident_id=incident_id, at=runtime.clock())
+        report = deliver_outbox(runtime, connector=name, incident_id=incident_id,
+                                due_only=False)
+        reconciled, error = None, None
+        try:
+            reconciled = poll(runtime, name, incident_id=incident_id)
+        except ConnectorError as problem:
+            error = f"reconciling failed: {problem}"
+        print_json({"connector": name, "incident": incident_id, "requeued": requeued,
+                    "delivery": report, "reconciled": reconciled, "error": error})
+        if error or report.retrying or report.failed:
             raise typer.Exit(1)
 
     @app.command()
