@@ -96,12 +96,24 @@ def make_app(runtime: Runtime) -> typer.Typer:
             ))
             # SLA targets from two places (this connector, the defaults) must agree too:
             # an ack target longer than the resolve target rolls the change back
-            try:
-                sourced_policy(runtime)
-            except TargetOrderError as error:
-                raise InvalidInputError(f"invalid settings: {error}") from None
-            except ImError:
-                pass  # said by every command that reads the targets
+            if _sets_sla_targets(name, type_name, data):
+                try:
+                    sourced_policy(runtime)
+                except TargetOrderError as error:
+                    raise InvalidInputError(f"invalid settings: {error}") from None
+                except ImError:
+                    pass  # said by every command that reads the targets
+
+    def _sets_sla_targets(name: str, type_name: str, data: dict[str, Any]) -> bool:
+        from im.connectors import Connector, SlaPolicyRequest
+
+        try:
+            connector = runtime.build_connector(name, type_name, data, debug_overrides=False)
+        except ImError:
+            return False  # such as an env: secret not set here
+        if type(connector).sla_policy is Connector.sla_policy:
+            return False
+        return bool(connector.sla_policy(SlaPolicyRequest()))
 
     @app.command()
     def add(
@@ -292,7 +304,8 @@ def make_app(runtime: Runtime) -> typer.Typer:
         if not changed:
             return
         try:
-            connector = runtime.build_connector(name, type_name, after)
+            connector = runtime.build_connector(name, type_name, after,
+                                                debug_overrides=False)
         except ImError:
             return  # such as an env: secret not set here: nothing to check with
         result = connector.check_settings(SettingsCheckRequest(changed=changed))

@@ -157,13 +157,17 @@ class Runtime:
             raise NotFoundError(f"no connector named {name!r} (configured: {names})")
         return self.build_connector(record.name, record.type, record.settings)
 
-    def build_connector(self, name: str, type_name: str, settings: dict[str, Any]) -> Connector:
-        """A connector built from settings not (yet) stored, such as a change to check."""
+    def build_connector(self, name: str, type_name: str, settings: dict[str, Any], *,
+                        debug_overrides: bool = True) -> Connector:
+        """A connector built from settings not (yet) stored, such as a change to check
+        (without the settings file's debug switches, `debug_overrides=False`: it is then not
+        read)."""
         from im.connector_config import validate
 
         cls = self.connector_type(type_name)
-        decoded = validate(cls.Settings, self._debug_overrides(type_name, settings),
-                           resolve_env=True)
+        if debug_overrides:
+            settings = self._debug_overrides(type_name, settings)
+        decoded = validate(cls.Settings, settings, resolve_env=True)
         return cls(name, decoded, self)
 
     def _debug_overrides(self, type_name: str, settings: dict[str, Any]) -> dict[str, Any]:
