@@ -179,6 +179,9 @@ def make_app(runtime: Runtime) -> typer.Typer:
                 answer = typer.prompt(label, default=question.default if not optional else "",
                                       hide_input=question.secret, show_default=not optional)
             answer = str(answer).strip()
+            if not answer and question.required and question.default is None:
+                typer.echo(f"{question.title} is required.", err=True)  # blanks: asked again
+                continue
             if question.choices and answer and answer not in question.choices:
                 typer.echo(f"Choose one of: {', '.join(question.choices)}.", err=True)
                 continue

@@ -356,6 +356,12 @@ def test_an_empty_api_key_and_an_ack_target_longer_than_resolve_are_refused(runt
                                                    "from_email": "ops@company.com"}})
     added = im(runtime, "connector", "add", "pagerduty", "second", "--config", config)
     assert added.exit_code == 1 and "the API key is empty" in added.stderr
+    # asked: a blank key is asked again
+    answers = f"  \n{pd.api_key}\n{pd.url}\nPXXXXXX\nops@company.com\n\noutbound\n"
+    asked = im(runtime, "connector", "add", "pagerduty", "asked", input=answers)
+    assert (asked.exit_code, asked.stderr) == (0, "API Key is required.\n"), asked.output
+    assert runtime.store.get_connector("asked").settings["api_key"] == pd.api_key
+    assert im(runtime, "connector", "remove", "asked", "--yes").exit_code == 0
     both = im(runtime, "connector", "config", "prod-pagerduty", "--sla-mapping",
               '{"SEV-1": {"ack": "2h", "resolve": "1h"}}')
     assert (both.exit_code, both.stderr) == (
