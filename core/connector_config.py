@@ -273,6 +273,8 @@ class InvalidSettingsError(InvalidInputError):
             choices = _choices(info)
             if choices:
                 self.problem += f"; choose from {', '.join(choices)}"
+        if self.problem.startswith("Expected `bool`, got `str`"):
+            self.problem += "; write true or false (without quotes)"
         unknown = re.fullmatch(r"Object contains unknown field `(.+)`", self.problem)
         if unknown:
             better = suggest_path(settings_type, path, unknown.group(1))

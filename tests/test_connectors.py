@@ -67,6 +67,9 @@ def test_settings_errors_name_the_field(runtime):
         json.dumps({"api_key": "k", "project": "x"}):  # at the wrong level
             "Error: invalid settings: Object contains unknown field `project`; did you mean"
             " custom.project?\n",
+        json.dumps({"api_key": "k", "enable_webhook": "yes"}):
+            "Error: invalid settings: Expected `bool`, got `str`; write true or false (without"
+            " quotes) - at `enable_webhook`\n",
         json.dumps({"api_key": "k", "sync_intervall": "5m"}):  # misspelt
             "Error: invalid settings: Object contains unknown field `sync_intervall`; did you"
             " mean sync_interval?\n",
