@@ -83,7 +83,6 @@ def make_app(runtime: Runtime) -> typer.Typer:
     def _save(name: str, type_name: str, data: dict[str, Any], created_at: Any = None) -> None:
         from im.connector_config import validate
         from im.models import ConnectorRecord
-
         from im.sla import TargetOrderError, sourced_policy
 
         cls = runtime.connector_type(type_name)
