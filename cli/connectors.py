@@ -49,13 +49,18 @@ def _coerce(settings_type: type, path: str, raw: str) -> Any:
     """A command-line value for a setting: text for text fields, JSON for everything else."""
     import msgspec.inspect as mi
 
-    from im.connector_config import container_paths, field_type
+    from im.connector_config import container_paths, field_type, parse_bool, suggest_path
 
     kind = field_type(settings_type, path)
     if kind is None and path not in container_paths(settings_type):
-        raise InvalidInputError(f"unknown setting {path!r}")
+        parent, _, leaf = path.rpartition(".")
+        better = suggest_path(settings_type, parent or None, leaf)
+        raise InvalidInputError(f"unknown setting {path!r}"
+                                + (f"; did you mean {better}?" if better else ""))
     if isinstance(kind, mi.StrType | mi.EnumType):
         return raw
+    if isinstance(kind, mi.BoolType):
+        return parse_bool(raw, path)
     try:
         return json.loads(raw)
     except ValueError:
@@ -79,14 +84,36 @@ def make_app(runtime: Runtime) -> typer.Typer:
               before: dict[str, Any] | None = None) -> None:
         from im.connector_config import validate
         from im.models import ConnectorRecord
+        from im.sla import TargetOrderError, sourced_policy
 
         cls = runtime.connector_type(type_name)
         _refuse_shared_account(cls(name, validate(cls.Settings, data), runtime), before)
         now = runtime.clock()
-        runtime.store.save_connector(ConnectorRecord(
-            name=name, type=type_name, settings=data, created_at=created_at or now,
-            updated_at=now,
-        ))
+        with runtime.store.transaction():
+            runtime.store.save_connector(ConnectorRecord(
+                name=name, type=type_name, settings=data, created_at=created_at or now,
+                updated_at=now,
+            ))
+            # SLA targets from two places (this connector, the defaults) must agree too:
+            # an ack target longer than the resolve target rolls the change back
+            if _sets_sla_targets(name, type_name, data):
+                try:
+                    sourced_policy(runtime)
+                except TargetOrderError as error:
+                    raise InvalidInputError(f"invalid settings: {error}") from None
+                except ImError:
+                    pass  # said by every command that reads the targets
+
+    def _sets_sla_targets(name: str, type_name: str, data: dict[str, Any]) -> bool:
+        from im.connectors import Connector, SlaPolicyRequest
+
+        try:
+            connector = runtime.build_connector(name, type_name, data, debug_overrides=False)
+        except ImError:
+            return False  # such as an env: secret not set here
+        if type(connector).sla_policy is Connector.sla_policy:
+            return False
+        return bool(connector.sla_policy(SlaPolicyRequest()))
 
     def _refuse_shared_account(connector: Any, before: dict[str, Any] | None) -> None:
         """Two connectors of one remote account, either of them pulling, would duplicate
@@ -233,8 +260,19 @@ def make_app(runtime: Runtime) -> typer.Typer:
     def _ask(data: dict[str, Any], question: Any, set_path: Any,
              settings_type: Any) -> dict[str, Any]:
         if question.yes_no:
-            answer = typer.confirm(question.title, default=bool(question.default))
-            return set_path(data, question.path, answer)
+            from im.connector_config import parse_bool
+
+            hint = "[Y/n]" if question.default else "[y/N]"
+            while True:
+                reply = typer.prompt(f"{question.title} {hint}", default="",
+                                     show_default=False)
+                try:
+                    answer = (parse_bool(reply, question.title) if reply.strip()
+                              else bool(question.default))
+                except InvalidInputError:
+                    typer.echo("Answer yes or no (or true or false).", err=True)
+                    continue
+                return set_path(data, question.path, answer)
         optional = not question.required and question.default is None
         label = question.title + (" (optional)" if optional else "")
         if question.choices:
@@ -245,6 +283,9 @@ def make_app(runtime: Runtime) -> typer.Typer:
                 answer = typer.prompt(label, default=question.default if not optional else "",
                                       hide_input=question.secret, show_default=not optional)
             answer = str(answer).strip()
+            if not answer and question.required and question.default is None:
+                typer.echo(f"{question.title} is required.", err=True)  # blanks: asked again
+                continue
             if question.choices and answer and answer not in question.choices:
                 typer.echo(f"Choose one of: {', '.join(question.choices)}.", err=True)
                 continue
@@ -349,6 +390,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
             known = ", ".join(f"--{o}" for o in sorted(cls.options))
             raise InvalidInputError(f"nothing to change; give {known + ', ' if known else ''}"
                                     "--set PATH=VALUE or --config JSON")
+        _check_remotely(name, record.type, record.settings, data)
         # webhooks, or pulling, turned on: set them up as `add` does
         turned_on = bool({"enable_webhook", "sync_direction"} & set(changed)) and not (
             _wants_webhooks(name))
@@ -365,6 +407,27 @@ def make_app(runtime: Runtime) -> typer.Typer:
             _set_up_webhook(name)
         elif turned_off:
             _tear_down_webhook(name)
+
+    def _check_remotely(name: str, type_name: str, before: dict[str, Any],
+                        after: dict[str, Any]) -> None:
+        """Let the connector refuse a changed setting its remote system does not know (a
+        service id, say), before the change is saved."""
+        from im.connector_config import changed_paths, validate
+        from im.connectors import SettingsCheckRequest
+
+        cls = runtime.connector_type(type_name)
+        validate(cls.Settings, after)  # the struct's own checks first
+        changed = changed_paths(cls.Settings, before, after)
+        if not changed:
+            return
+        try:
+            connector = runtime.build_connector(name, type_name, after,
+                                                debug_overrides=False)
+        except ImError:
+            return  # such as an env: secret not set here: nothing to check with
+        result = connector.check_settings(SettingsCheckRequest(changed=changed))
+        for warning in result.warnings:
+            typer.echo(f"Warning: {warning}", err=True)
 
     option_help = ("Connector options (see `im connector show NAME`), such as --api-key KEY;"
                    " any setting with --set PATH=VALUE.")
@@ -385,13 +448,25 @@ def make_app(runtime: Runtime) -> typer.Typer:
         _update(ctx, name, set_, config_json)
 
     @app.command()
-    def test(name: str = typer.Argument(..., help="The connector.")) -> None:
+    def test(name: str = typer.Argument(..., help="The connector."),
+             json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         """Check that a connector can reach and use its remote system."""
         from im.connectors import CheckRequest
 
         connector = runtime.connector(name)
         public_url = runtime.public_url_for(name)
         checks = connector.test(CheckRequest(public_url=public_url))
+        if json_output:
+            from im.cli.output import print_json
+
+            warnings = []
+            if public_url and connector.settings.enable_webhook and connector.receives_webhooks:
+                warnings = [w for w in [_serve_unreachable(public_url)] if w]
+            ok = all(check.ok for check in checks)
+            print_json({"connector": name, "ok": ok, "checks": checks, "warnings": warnings})
+            if not ok:
+                raise typer.Exit(1)
+            return
         for check in checks:
             typer.echo(f"{'✓' if check.ok else '✗'} {check.detail}")
             if not check.ok and check.fix:
@@ -409,7 +484,8 @@ def make_app(runtime: Runtime) -> typer.Typer:
                                           help="Only this incident, e.g. INC-12."),
              retry_failed: bool = typer.Option(False, "--retry-failed",
                                                help="Also try again the changes that failed"
-                                                    " for good (after fixing the cause).")
+                                                    " for good (after fixing the cause)."),
+             json_output: bool = typer.Option(False, "--json", help="Print JSON.")
              ) -> None:
         """Deliver queued changes now (without waiting for backoff), then reconcile: for
         bidirectional and inbound connectors, apply what changed remotely."""
@@ -422,6 +498,9 @@ def make_app(runtime: Runtime) -> typer.Typer:
 
         record = _record(name)
         incident_id = get(runtime, incident).id if incident else None
+        if json_output:
+            _sync_json(record.name, incident_id, retry_failed)
+            return
         if retry_failed:
             count = runtime.store.requeue_failed_outbox(connector=record.name,
                                                         incident_id=incident_id,
@@ -463,6 +542,31 @@ def make_app(runtime: Runtime) -> typer.Typer:
                 line = f"{name}: no remote changes; {known} already in step"
             typer.echo(line)
         if report.retrying or report.failed:
+            raise typer.Exit(1)
+
+    def _sync_json(name: str, incident_id: str | None, retry_failed: bool) -> None:
+        """`connector sync --json`: what was queued again, what delivery did (the counts
+        and errors), what reconciling applied (by outcome), and its error; exit 1 as the
+        text output does."""
+        from im.cli.output import print_json
+        from im.errors import ConnectorError
+        from im.inbound import poll
+        from im.sync import deliver_outbox
+
+        requeued = None
+        if retry_failed:
+            requeued = runtime.store.requeue_failed_outbox(
+                connector=name, incident_id=incident_id, at=runtime.clock())
+        report = deliver_outbox(runtime, connector=name, incident_id=incident_id,
+                                due_only=False)
+        reconciled, error = None, None
+        try:
+            reconciled = poll(runtime, name, incident_id=incident_id)
+        except ConnectorError as problem:
+            error = f"reconciling failed: {problem}"
+        print_json({"connector": name, "incident": incident_id, "requeued": requeued,
+                    "delivery": report, "reconciled": reconciled, "error": error})
+        if error or report.retrying or report.failed:
             raise typer.Exit(1)
 
     @app.command()

@@ -22,32 +22,58 @@ JSON = typer.Option(False, "--json", help="Print JSON instead of text.")
 DELIVERY_BUDGET = 10.0
 
 
-def deliver(runtime: Runtime, incident: "Incident") -> None:
-    """Push what this change queued, and say what happened; an outage only delays it."""
+def delivery(runtime: Runtime, incident: "Incident") -> dict[str, Any]:
+    """Push what this change queued; what each connector did (`synced`: the lines its
+    timeline got), what failed (`errors`), and how many changes wait (`queued`) or were set
+    aside (`failed`). An outage only delays a change."""
+    outcome: dict[str, Any] = {"synced": [], "errors": [], "queued": 0, "failed": 0}
     if not runtime.store.outbox(incident_id=incident.id, statuses=("pending",)):
-        return
+        return outcome
     from im.sync import deliver_outbox
 
     before = {event.id for event in runtime.store.timeline(incident.id)}
     report = deliver_outbox(runtime, incident_id=incident.id, budget=DELIVERY_BUDGET)
-    for event in runtime.store.timeline(incident.id):
-        if event.id not in before and event.kind == "sync":
-            typer.echo(f"  {event.system}: {event.text}")
-    for error in report.errors:
-        typer.echo(f"  ! {error}", err=True)
+    outcome["synced"] = [{"connector": event.system, "text": event.text}
+                         for event in runtime.store.timeline(incident.id)
+                         if event.id not in before and event.kind == "sync"]
+    outcome["errors"] = list(report.errors)
     # Changes wait in order: behind one waiting for its retry, later ones were not tried.
     waiting = runtime.store.outbox(incident_id=incident.id, statuses=("pending", "delivering"))
-    if waiting:
-        syncs = " or ".join(f"`im connector sync {name}`"
-                            for name in sorted({row.connector for row in waiting}))
-        typer.echo(f"  {len(waiting)} change(s) queued; `im serve` or {syncs} will deliver"
-                   " them", err=True)
+    outcome["queued"] = len(waiting)
+    outcome["waiting_for"] = sorted({row.connector for row in waiting})
+    outcome["failed"] = report.failed
     if report.failed:
-        syncs = " or ".join(f"`im connector sync {name} --retry-failed`" for name in sorted(
-            {row.connector for row in runtime.store.outbox(incident_id=incident.id,
-                                                           statuses=("failed",))}))
-        typer.echo(f"  {report.failed} change(s) could not be delivered and were set aside;"
+        outcome["failed_for"] = sorted({row.connector for row in runtime.store.outbox(
+            incident_id=incident.id, statuses=("failed",))})
+    return outcome
+
+
+def deliver(runtime: Runtime, incident: "Incident") -> None:
+    """Push what this change queued, and say what happened."""
+    outcome = delivery(runtime, incident)
+    for line in outcome["synced"]:
+        typer.echo(f"  {line['connector']}: {line['text']}")
+    for error in outcome["errors"]:
+        typer.echo(f"  ! {error}", err=True)
+    if outcome["queued"]:
+        syncs = " or ".join(f"`im connector sync {name}`" for name in outcome["waiting_for"])
+        typer.echo(f"  {outcome['queued']} change(s) queued; `im serve` or {syncs} will deliver"
+                   " them", err=True)
+    if outcome["failed"]:
+        syncs = " or ".join(f"`im connector sync {name} --retry-failed`"
+                            for name in outcome["failed_for"])
+        typer.echo(f"  {outcome['failed']} change(s) could not be delivered and were set aside;"
                    f" {syncs} tries them again", err=True)
+
+
+def print_change_json(runtime: Runtime, incident: "Incident", **extra: Any) -> None:
+    """A change's JSON, the same for every command that changes an incident: the incident,
+    its links, anything the command adds (`note`: the timeline event), and `sync`, what each
+    connector did with the change."""
+    outcome = delivery(runtime, incident)
+    outcome.pop("waiting_for", None)
+    outcome.pop("failed_for", None)
+    _print_incident_json(runtime, incident.id, **extra, sync=outcome)
 
 
 def add_commands(app: typer.Typer, runtime: Runtime) -> None:
@@ -69,58 +95,70 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
             services=service, description=description, fields=incidents.parse_fields(field),
         )
         if json_output:
-            _deliver_quietly(runtime, incident)
-            _print_incident_json(runtime, incident.id)
+            print_change_json(runtime, incident)
             return
         typer.echo(f"Declared {incident.id}: {incident.severity.value} {incident.title}"
                    f" ({', '.join(incident.services)})")
         deliver(runtime, incident)
 
-    def _change(action: str, incident_id: str, note: str, verb: str) -> None:
+    def _change(action: str, incident_id: str, note: str, verb: str,
+                json_output: bool) -> None:
         from im import incidents
         from im.models import Action
 
         incident = incidents.transition(runtime, incident_id, Action[action], note=note)
+        if json_output:
+            print_change_json(runtime, incident)
+            return
         typer.echo(f"{verb} {incident.id} ({incident.status.value})")
         deliver(runtime, incident)
 
     @app.command()
     def ack(incident: str = INCIDENT,
-            note: str = typer.Option("", "--note", "-n", help="What you are doing.")) -> None:
+            note: str = typer.Option("", "--note", "-n", help="What you are doing."),
+            json_output: bool = JSON) -> None:
         """Acknowledge an incident: someone is on it (status mitigated)."""
-        _change("ACK", incident, note, "Acknowledged")
+        _change("ACK", incident, note, "Acknowledged", json_output)
 
     @app.command()
     def resolve(incident: str = INCIDENT,
-                note: str = typer.Option("", "--note", "-n", help="How it was fixed.")) -> None:
+                note: str = typer.Option("", "--note", "-n", help="How it was fixed."),
+                json_output: bool = JSON) -> None:
         """Resolve an incident: the issue is fixed."""
-        _change("RESOLVE", incident, note, "Resolved")
+        _change("RESOLVE", incident, note, "Resolved", json_output)
 
     @app.command()
     def close(incident: str = INCIDENT,
-              note: str = typer.Option("", "--note", "-n", help="Closing remarks.")) -> None:
+              note: str = typer.Option("", "--note", "-n", help="Closing remarks."),
+              json_output: bool = JSON) -> None:
         """Close an incident for good (resolving it where it is still open)."""
-        _change("CLOSE", incident, note, "Closed")
+        _change("CLOSE", incident, note, "Closed", json_output)
 
     @app.command()
     def reopen(incident: str = INCIDENT,
-               note: str = typer.Option("", "--note", "-n", help="Why it is back.")) -> None:
+               note: str = typer.Option("", "--note", "-n", help="Why it is back."),
+               json_output: bool = JSON) -> None:
         """Reopen a resolved or closed incident."""
-        _change("REOPEN", incident, note, "Reopened")
+        _change("REOPEN", incident, note, "Reopened", json_output)
 
     @app.command()
     def note(text: str = typer.Argument(..., help="The note."),
-             incident: str = INCIDENT) -> None:
+             incident: str = INCIDENT, json_output: bool = JSON) -> None:
         """Add a note to an incident's timeline (and to linked remote incidents)."""
         from im import incidents
 
         event = incidents.add_note(runtime, incident, text)
+        noted = incidents.get(runtime, event.incident_id)
+        if json_output:
+            print_change_json(runtime, noted, note=event)
+            return
         typer.echo(f"Noted on {event.incident_id}")
-        deliver(runtime, incidents.get(runtime, event.incident_id))
+        deliver(runtime, noted)
 
     @app.command()
     def assign(incident: str = INCIDENT,
-               to: str = typer.Option(..., "--to", help="Who takes it (e.g. an email).")) -> None:
+               to: str = typer.Option(..., "--to", help="Who takes it (e.g. an email)."),
+               json_output: bool = JSON) -> None:
         """Assign an incident to someone (in linked systems too)."""
         from im import incidents
         from im.connectors import AssigneeRequest
@@ -138,16 +176,23 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
                     "sync_direction", "outbound") != "inbound":
                 runtime.connector(name).check_assignee(AssigneeRequest(assignee=to))
         changed = incidents.assign(runtime, found.id, to)
+        if json_output:
+            print_change_json(runtime, changed)
+            return
         typer.echo(f"Assigned {changed.id} to {changed.assignee}")
         deliver(runtime, changed)
 
     @app.command()
     def severity(incident: str = INCIDENT,
-                 sev: str = typer.Option(..., "--sev", "-s", help="The new severity.")) -> None:
+                 sev: str = typer.Option(..., "--sev", "-s", help="The new severity."),
+                 json_output: bool = JSON) -> None:
         """Change an incident's severity (SLA targets follow; connectors are told)."""
         from im import incidents
 
         changed = incidents.set_severity(runtime, incident, sev)
+        if json_output:
+            print_change_json(runtime, changed)
+            return
         typer.echo(f"{changed.id} is now {changed.severity.value}")
         deliver(runtime, changed)
 
@@ -269,17 +314,12 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
             typer.echo(f"{when(event.at)}  {event.text}  [{origin}]")
 
 
-def _deliver_quietly(runtime: Runtime, incident: "Incident") -> None:
-    from im.sync import deliver_outbox
-
-    deliver_outbox(runtime, incident_id=incident.id, budget=DELIVERY_BUDGET)
-
-
-def _print_incident_json(runtime: Runtime, incident_id: str) -> None:
+def _print_incident_json(runtime: Runtime, incident_id: str, **extra: Any) -> None:
     from im.cli.output import print_json
 
     incident = runtime.store.get_incident(incident_id)
-    data: dict[str, Any] = {"incident": incident, "links": runtime.store.links(incident_id)}
+    data: dict[str, Any] = {"incident": incident, "links": runtime.store.links(incident_id),
+                            **extra}
     print_json(data)
 
 

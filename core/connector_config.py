@@ -8,6 +8,7 @@ read at run time and never written to the database.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +31,20 @@ class Prompt(msgspec.Struct, frozen=True, kw_only=True):
     choices: list[str] | None = None
     order: int = 0
     yes_no: bool = False
+
+
+TRUE_WORDS = ("true", "yes", "y", "on", "1")
+FALSE_WORDS = ("false", "no", "n", "off", "0")
+
+
+def parse_bool(text: str, what: str) -> bool:
+    """A yes/no setting as people type it: true/false, yes/no (also y/n, on/off, 1/0)."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise InvalidInputError(f"{what} takes true or false (or yes or no), not {text!r}")
 
 
 def _unwrap(type_info: mi.Type) -> tuple[mi.Type, dict[str, Any], str | None]:
@@ -80,6 +95,13 @@ def _walk(info: mi.StructType, prefix: str) -> Iterator[tuple[str, mi.Field, mi.
             yield from _walk(inner, path + ".")
         else:
             yield path, field, inner, extra, title
+
+
+def changed_paths(settings_type: type, before: dict[str, Any],
+                  after: dict[str, Any]) -> list[str]:
+    """The settings (leaf paths, a mapping as a whole) whose values differ."""
+    return [path for path, *_ in _fields(settings_type)
+            if get_path(before, path) != get_path(after, path)]
 
 
 def secret_paths(settings_type: type) -> set[str]:
@@ -159,14 +181,68 @@ def validate(settings_type: type[ConnectorSettings], data: Any, *,
     try:
         return msgspec.convert(data, settings_type)
     except msgspec.ValidationError as error:
-        raise InvalidSettingsError(error) from None
+        raise InvalidSettingsError(error, settings_type) from None
+
+
+def _type_at(settings_type: type, path: str | None) -> mi.Type | None:
+    """The type of the setting at a dotted path as errors write it (`custom.urgency_mapping`,
+    `custom.sla_mapping[...].ack`), or None."""
+    info: mi.Type = mi.type_info(settings_type)
+    for part in re.findall(r"\[[^\]]*\]|[^.\[\]]+", path or ""):
+        info, _, _ = _unwrap(info)
+        if part.startswith("["):
+            if isinstance(info, mi.DictType):
+                info = info.value_type
+            elif isinstance(info, mi.ListType | mi.SetType | mi.FrozenSetType):
+                info = info.item_type
+            else:
+                return None
+        elif isinstance(info, mi.StructType):
+            field = next((f for f in info.fields if f.encode_name == part), None)
+            if field is None:
+                return None
+            info = field.type
+        else:
+            return None
+    return _unwrap(info)[0]
+
+
+def _choices(info: mi.Type | None) -> list[str]:
+    """The values an enum or literal setting takes."""
+    if isinstance(info, mi.EnumType):
+        return [str(member.value) for member in info.cls]
+    if isinstance(info, mi.LiteralType):
+        return [str(value) for value in info.values]
+    if isinstance(info, mi.UnionType):
+        return [choice for member in info.types for choice in _choices(_unwrap(member)[0])]
+    return []
+
+
+def suggest_path(settings_type: type, parent: str | None, name: str) -> str | None:
+    """For a setting `name` unknown under `parent` (None: the top level), the path where
+    that setting is (`custom.service_mappings` for a top-level `service_mappings`), or a
+    close spelling at the same level."""
+    import difflib
+
+    known = {path for path, *_ in _fields(settings_type)} | container_paths(settings_type)
+    here = f"{parent}.{name}" if parent else name
+    elsewhere = sorted(path for path in known
+                       if path.rsplit(".", 1)[-1] == name and path != here)
+    if elsewhere:
+        return elsewhere[0]
+    prefix = f"{parent}." if parent else ""
+    siblings = [path.removeprefix(prefix) for path in known
+                if path.startswith(prefix) and "." not in path.removeprefix(prefix)]
+    close = difflib.get_close_matches(name, siblings, n=1)
+    return prefix + close[0] if close else None
 
 
 class InvalidSettingsError(InvalidInputError):
     """Settings refused by their struct: `problem`, and `path` the field at fault (dotted, as
     users write it; None when the error is about a mapping's key or the whole settings)."""
 
-    def __init__(self, error: msgspec.ValidationError) -> None:
+    def __init__(self, error: msgspec.ValidationError,
+                 settings_type: type | None = None) -> None:
         # msgspec says "Expected `str`, got `int` - at `$.custom.service_id`"; users write
         # paths without the `$.` of JSON path. A nested struct's own check that names its
         # field gets its parent appended ("... - at `from_email` - at `$.custom`"): one path.
@@ -175,14 +251,35 @@ class InvalidSettingsError(InvalidInputError):
         if len(places) == 1 and places[0].startswith("key` in `"):  # a mapping's key
             where = places[0].removeprefix("key` in `").rstrip("`").removeprefix("$")
             where = where.removeprefix(".")
+            if settings_type is not None:
+                mapping = _type_at(settings_type, where)
+                if isinstance(mapping, mi.DictType):
+                    self._hint(settings_type, None, _unwrap(mapping.key_type)[0])
             super().__init__(f"invalid settings: {self.problem}"
                              + (f" - a key of `{where}`" if where else ""))
             return
         parts = [place.rstrip("`").removeprefix("$").removeprefix(".") for place in places]
         self.path = ".".join(part for part in reversed(parts) if part) or None
+        if settings_type is not None:
+            self._hint(settings_type, self.path, _type_at(settings_type, self.path))
         where = (f" - at `{self.path}`" if self.path
                  else " - at the settings" if places else "")
         super().__init__(f"invalid settings: {self.problem}{where}")
+
+    def _hint(self, settings_type: type, path: str | None, info: mi.Type | None) -> None:
+        """Add what the user can write instead: an enum's values, a misplaced setting's
+        place."""
+        if self.problem.startswith("Invalid enum value"):
+            choices = _choices(info)
+            if choices:
+                self.problem += f"; choose from {', '.join(choices)}"
+        if self.problem.startswith("Expected `bool`, got `str`"):
+            self.problem += "; write true or false (without quotes)"
+        unknown = re.fullmatch(r"Object contains unknown field `(.+)`", self.problem)
+        if unknown:
+            better = suggest_path(settings_type, path, unknown.group(1))
+            if better:
+                self.problem += f"; did you mean {better}?"
 
 
 def redact(settings_type: type, data: dict[str, Any]) -> dict[str, Any]:

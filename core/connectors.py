@@ -273,6 +273,19 @@ class Check(msgspec.Struct, frozen=True, kw_only=True):
     label: str = ""
 
 
+class SettingsCheckRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """`changed`: the settings paths (dotted, as users write them) whose values a change of
+    the connector's settings sets anew; the connector holds the new settings."""
+
+    changed: list[str] = []
+
+
+class SettingsCheckResult(msgspec.Struct, frozen=True, kw_only=True):
+    """`warnings`: what could not be checked (the remote system unreachable, say)."""
+
+    warnings: list[str] = []
+
+
 class OncallRequest(msgspec.Struct, frozen=True, kw_only=True):
     service: str
     at: datetime | None = None
@@ -397,6 +410,12 @@ class Connector:
     def check_assignee(self, request: AssigneeRequest) -> None:
         """Raise InvalidInputError when the remote system has no such user; stay silent when
         it cannot tell (unreachable): assigning must not wait on an outage."""
+
+    def check_settings(self, request: SettingsCheckRequest) -> SettingsCheckResult:
+        """`im connector update/config`, before a change is saved: raise InvalidInputError
+        for a changed setting the remote system refuses (an id it does not know); warn when
+        it cannot tell. The default checks nothing."""
+        return SettingsCheckResult()
 
     def sla_policy(self, request: SlaPolicyRequest) -> dict[str, dict[str, str]] | None:
         """SLA targets configured on this connector, as {"SEV-1": {"ack": "15m", "resolve":

@@ -66,11 +66,12 @@ def parse_service(value: str) -> str:
 
 
 def parse_services(values: Sequence[str]) -> list[str]:
-    """Services from repeated and comma-separated values, in order, without duplicates."""
+    """Services from repeated and comma-separated values, in order, without duplicates, in
+    lower case: `API` and `api` are one service (every service name enters im here)."""
     services: list[str] = []
     for value in values:
         for part in value.split(","):
-            name = part.strip()
+            name = part.strip().lower()
             if not name:
                 continue
             if not SERVICE_NAME.match(name):

@@ -159,16 +159,24 @@ class Runtime:
 
     def connector(self, name: str) -> Connector:
         """A configured connector, built from its stored settings (env: secrets resolved)."""
-        from im.connector_config import validate
-
         record = self.store.get_connector(name)
         if record is None:
             names = ", ".join(r.name for r in self.store.list_connectors()) or "none configured"
             raise NotFoundError(f"no connector named {name!r} (configured: {names})")
-        cls = self.connector_type(record.type)
-        settings = validate(cls.Settings, self._debug_overrides(record.type, record.settings),
-                            resolve_env=True)
-        return cls(record.name, settings, self)
+        return self.build_connector(record.name, record.type, record.settings)
+
+    def build_connector(self, name: str, type_name: str, settings: dict[str, Any], *,
+                        debug_overrides: bool = True) -> Connector:
+        """A connector built from settings not (yet) stored, such as a change to check
+        (without the settings file's debug switches, `debug_overrides=False`: it is then not
+        read)."""
+        from im.connector_config import validate
+
+        cls = self.connector_type(type_name)
+        if debug_overrides:
+            settings = self._debug_overrides(type_name, settings)
+        decoded = validate(cls.Settings, settings, resolve_env=True)
+        return cls(name, decoded, self)
 
     def _debug_overrides(self, type_name: str, settings: dict[str, Any]) -> dict[str, Any]:
         """Debug switches from outside the stored settings: the settings file's

@@ -68,6 +68,11 @@ class Timer(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.kind} breached {duration(-left)} ago"
 
 
+class TargetOrderError(InvalidInputError):
+    """A severity's ack target is longer than its resolve target, the two set in two places
+    (a connector and the defaults, say)."""
+
+
 def parse_target(text: str) -> float:
     """Seconds in an SLA target: a duration longer than 0s and at most 365d."""
     seconds = parse_duration(text)
@@ -99,6 +104,12 @@ def parse_policy(data: object, where: str) -> dict[Severity, dict[str, float]]:
                 policy[severity][kind] = parse_target(str(value))
             except ValueError as error:
                 raise InvalidInputError(f"{where}.{key}.{kind}: {error}") from None
+        ack, resolve = policy[severity].get("ack"), policy[severity].get("resolve")
+        if ack is not None and resolve is not None and ack > resolve:
+            raise InvalidInputError(
+                f"{where}.{key}: the ack target ({targets['ack']}) is longer than the resolve"
+                f" target ({targets['resolve']}); an incident is acknowledged before it is"
+                " resolved")
     return policy
 
 
@@ -136,6 +147,13 @@ def sourced_policy(runtime: Runtime) -> tuple[dict[Severity, dict[str, tuple[flo
         else:
             notes.append(f"{record.name}: its SLA targets are not used; {chosen}'s are (the"
                          " first connector by name that sets them)")
+    for severity, targets in result.items():
+        (ack, ack_source), (resolve, resolve_source) = targets["ack"], targets["resolve"]
+        if ack > resolve:  # each place checks its own pair; this is two places' targets
+            raise TargetOrderError(
+                f"SLA targets of {severity.value}: ack {duration(ack)} ({ack_source}) is"
+                f" longer than resolve {duration(resolve)} ({resolve_source}); an incident is"
+                " acknowledged before it is resolved")
     return result, notes
 
 

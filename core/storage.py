@@ -376,7 +376,7 @@ class Store:
             params += [s.value for s in severities]
         if services:
             clauses.append(
-                "number IN (SELECT number FROM incident_services WHERE service IN"
+                "number IN (SELECT number FROM incident_services WHERE lower(service) IN"
                 f" ({','.join('?' * len(services))}))"
             )
             params += list(services)

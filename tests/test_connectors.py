@@ -57,12 +57,22 @@ def test_settings_errors_name_the_field(runtime):
         json.dumps({"api_key": "k", "custom": {"project": 5}}):
             "Error: invalid settings: Expected `str`, got `int` - at `custom.project`\n",
         json.dumps({"api_key": "k", "sync_direction": "both"}):
-            "Error: invalid settings: Invalid enum value 'both' - at `sync_direction`\n",
+            "Error: invalid settings: Invalid enum value 'both'; choose from bidirectional, outbound,"
+            " inbound - at `sync_direction`\n",
         json.dumps({"api_key": "k", "sync_interval": "soon"}):
             "Error: invalid settings: 'soon' is not a duration; use a number and s, m, h or d"
             " (e.g. 5m) - at `sync_interval`\n",
         json.dumps({"api_key": "k", "colour": "red"}):
             "Error: invalid settings: Object contains unknown field `colour`\n",
+        json.dumps({"api_key": "k", "project": "x"}):  # at the wrong level
+            "Error: invalid settings: Object contains unknown field `project`; did you mean"
+            " custom.project?\n",
+        json.dumps({"api_key": "k", "enable_webhook": "yes"}):
+            "Error: invalid settings: Expected `bool`, got `str`; write true or false (without"
+            " quotes) - at `enable_webhook`\n",
+        json.dumps({"api_key": "k", "sync_intervall": "5m"}):  # misspelt
+            "Error: invalid settings: Object contains unknown field `sync_intervall`; did you"
+            " mean sync_interval?\n",
         "{nope": "Error: --config is not valid JSON: Expecting property name enclosed in double"
                  " quotes: line 1 column 2 (char 1)\n",
     }
@@ -338,3 +348,105 @@ def test_a_connector_follows_the_incidents_declared_after_it_was_added(runtime, 
     im(runtime, "declare", "--sev", "SEV-2", "--title", "after", "--service", "db")
     im(runtime, "ack", "--incident", "INC-2")
     assert [c[0] for c in fake.remote.calls] == ["declare", "ack"]
+
+
+def test_yes_no_settings_take_true_false_yes_no(runtime):
+    add(runtime)
+    for word, expected in (("yes", True), ("no", False), ("TRUE", True), ("false", False)):
+        result = im(runtime, "connector", "config", "prod-fake", "--set",
+                    f"enable_webhook={word}")
+        assert (result.exit_code, result.stdout) == (
+            0, f"Updated prod-fake: enable_webhook = {json.dumps(expected)}\n"), result.output
+        assert runtime.store.get_connector("prod-fake").settings["enable_webhook"] is expected
+    bad = im(runtime, "connector", "config", "prod-fake", "--set", "enable_webhook=maybe")
+    assert (bad.exit_code, bad.stderr) == (
+        1, "Error: enable_webhook takes true or false (or yes or no), not 'maybe'\n")
+    assert runtime.store.get_connector("prod-fake").settings["enable_webhook"] is False
+    # and in the prompts: "true" is an answer, "maybe" is asked again
+    answers = "secret-key\n\nPAY\nmaybe\nfalse\ninbound\n"
+    asked = im(runtime, "connector", "add", "fake", "asked", input=answers)
+    assert asked.exit_code == 0, asked.output
+    assert "Answer yes or no (or true or false).\n" in asked.stderr
+    assert runtime.store.get_connector("asked").settings["verify_tls"] is False
+
+
+def test_every_command_that_changes_an_incident_takes_json(runtime, fake):
+    """The same shape as `declare --json`: the incident, its links, and `sync`, what each
+    connector did; nothing but the JSON on stdout, nothing on stderr."""
+    add(runtime)
+
+    def run(*args):
+        result = im(runtime, *args, "--json")
+        assert (result.exit_code, result.stderr) == (0, ""), (args, result.output)
+        data = json.loads(result.stdout)
+        assert sorted(data) == sorted(["incident", "links", "sync"]
+                                      + (["note"] if args[0] == "note" else [])), args
+        return data
+
+    declared = run("declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    assert declared["sync"] == {"synced": [{"connector": "prod-fake",
+                                            "text": "Fake incident #1 created (db)"}],
+                                "errors": [], "queued": 0, "failed": 0}
+    steps = [(("ack", "--incident", "INC-1", "--note", "on it"), "mitigated", "ack"),
+             (("note", "checking", "--incident", "INC-1"), "mitigated", "note"),
+             (("assign", "--incident", "INC-1", "--to", "bob@example.com"), "mitigated",
+              "assign"),
+             (("severity", "--incident", "INC-1", "--sev", "SEV-1"), "mitigated", "severity"),
+             (("resolve", "--incident", "INC-1"), "resolved", "resolve"),
+             (("reopen", "--incident", "INC-1"), "open", "reopen"),
+             (("close", "--incident", "INC-1"), "closed", "close")]
+    for args, status, action in steps:
+        data = run(*args)
+        assert data["incident"]["id"] == "INC-1" and data["incident"]["status"] == status
+        assert data["sync"] == {"synced": [{"connector": "prod-fake",
+                                            "text": f"Fake incident #1 {action} synced"}],
+                                "errors": [], "queued": 0, "failed": 0}, args
+        assert [link["remote_id"] for link in data["links"]] == ["F1"]
+    incident = runtime.store.get_incident("INC-1")
+    assert (incident.severity.value, incident.assignee) == ("SEV-1", "bob@example.com")
+    noted = json.loads(im(runtime, "note", "again", "-i", "INC-1", "--json").stdout)
+    assert (noted["note"]["kind"], noted["note"]["text"]) == ("note", "again")
+    # an outage: the change is kept, and the JSON says it is queued
+    fake.remote.failures.append(ConnectorError("API timed out", retryable=True))
+    queued = im(runtime, "reopen", "--incident", "INC-1", "--json")
+    assert (queued.exit_code, queued.stderr) == (0, "")
+    assert json.loads(queued.stdout)["sync"] == {
+        "synced": [], "errors": ["prod-fake INC-1 reopen: API timed out"], "queued": 1,
+        "failed": 0}
+    assert runtime.store.get_incident("INC-1").status.value == "open"
+    # bad input: the usual one-line error, no JSON
+    bad = im(runtime, "ack", "--incident", "INC-99", "--json")
+    assert (bad.exit_code, bad.stdout, bad.stderr) == (
+        1, "", "Error: no incident INC-99; `im list` shows the incidents\n")
+
+
+def test_connector_test_and_sync_take_json(runtime, fake):
+    add(runtime)
+    ok = im(runtime, "connector", "test", "prod-fake", "--json")
+    assert (ok.exit_code, json.loads(ok.stdout)) == (0, {
+        "connector": "prod-fake", "ok": True, "warnings": [],
+        "checks": [{"name": "api", "ok": True, "detail": "Connected to the fake API",
+                    "fix": None, "label": ""}]})
+    fake.remote.reachable = False
+    failed = im(runtime, "connector", "test", "prod-fake", "--json")
+    assert failed.exit_code == 1
+    assert json.loads(failed.stdout)["checks"] == [
+        {"name": "api", "ok": False, "detail": "Cannot reach the fake API",
+         "fix": "Start the fake API", "label": ""}]
+    fake.remote.failures.append(ConnectorError("API timed out", retryable=True))
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    synced = im(runtime, "connector", "sync", "prod-fake", "--json")
+    assert (synced.exit_code, synced.stderr) == (0, ""), synced.output
+    data = json.loads(synced.stdout)
+    assert data == {"connector": "prod-fake", "incident": None, "requeued": None,
+                    "delivery": {"delivered": 1, "retrying": 0, "failed": 0, "errors": []},
+                    "reconciled": data["reconciled"], "error": None}
+    assert [link.remote_id for link in runtime.store.links("INC-1")] == ["F1"]
+    fake.remote.failures.append(ConnectorError("bad request", retryable=False))
+    im(runtime, "ack", "--incident", "INC-1")
+    again = im(runtime, "connector", "sync", "prod-fake", "--incident", "INC-1",
+               "--retry-failed", "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["requeued"] == 1
+    assert json.loads(again.stdout)["delivery"]["delivered"] == 1
+    assert runtime.store.get_incident("INC-1").status.value == "mitigated"

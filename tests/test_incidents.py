@@ -1,5 +1,7 @@
 """The incident lifecycle in the core, checked in the database."""
 
+import json
+
 import pytest
 
 from im import incidents
@@ -115,6 +117,24 @@ def test_list_filters(runtime):
     assert [i.id for i in store.list_incidents(services=["db"])] == ["INC-3", "INC-1"]
     assert [i.id for i in store.list_incidents(severities=[Severity.SEV2])] == ["INC-3", "INC-2"]
     assert [i.id for i in store.list_incidents(statuses=[Status.MITIGATED])] == ["INC-3"]
+
+
+def test_service_names_are_one_whatever_their_case(runtime):
+    from im.testing import run_cli
+
+    declared = run_cli(runtime, ["declare", "--sev", "SEV-2", "--title", "a", "--service",
+                                 "API,api,Web"])
+    assert declared.stdout == "Declared INC-1: SEV-2 a (api, web)\n"
+    incidents.declare(runtime, title="b", severity="SEV-3", services=["Api"])
+    assert runtime.store.get_incident("INC-2").services == ["api"]
+    rows = runtime.store.conn.execute(
+        "SELECT number, service FROM incident_services ORDER BY number, position").fetchall()
+    assert [tuple(row) for row in rows] == [(1, "api"), (1, "web"), (2, "api")]
+    for spelling in ("api", "API", "Api"):
+        assert [i.id for i in runtime.store.list_incidents(
+            services=incidents.parse_services([spelling]))] == ["INC-2", "INC-1"]
+        listed = run_cli(runtime, ["list", "--service", spelling, "--json"])
+        assert [i["id"] for i in json.loads(listed.stdout)] == ["INC-2", "INC-1"]
 
 
 class Recorder:

@@ -159,6 +159,28 @@ def test_oversized_or_zero_targets_are_refused_by_name(tmp_path, clock):
                              " must be longer than 0s\n")
 
 
+def test_an_ack_target_longer_than_the_resolve_target_is_refused(tmp_path, clock):
+    (tmp_path / "settings.json").write_text(json.dumps(
+        {"sla": {"SEV-2": {"ack": "5h", "resolve": "4h"}}}))
+    result = im(make_runtime(tmp_path, clock=clock), "sla")
+    assert (result.exit_code, result.stderr) == (
+        1, "Error: settings sla.SEV-2: the ack target (5h) is longer than the resolve target"
+           " (4h); an incident is acknowledged before it is resolved\n")
+    (tmp_path / "settings.json").write_text(json.dumps({"sla": {"SEV-2": {"resolve": "20m"}}}))
+    result = im(make_runtime(tmp_path, clock=clock), "sla")
+    assert (result.exit_code, result.stderr) == (
+        1, "Error: SLA targets of SEV-2: ack 30m (default) is longer than resolve 20m"
+           " (settings file); an incident is acknowledged before it is resolved\n")
+    (tmp_path / "settings.json").unlink()
+    runtime = make_runtime(tmp_path, plugins=[PagingPlugin()], clock=clock)
+    config = {"api_key": "k", "custom": {"sla_mapping": {"SEV-1": {"ack": "2h"}}}}
+    added = im(runtime, "connector", "add", "paging", "ops", "--config", json.dumps(config))
+    assert (added.exit_code, added.stderr) == (
+        1, "Error: invalid settings: SLA targets of SEV-1: ack 2h (ops) is longer than resolve"
+           " 1h (default); an incident is acknowledged before it is resolved\n")
+    assert runtime.store.list_connectors() == []
+
+
 def test_footer_says_what_set_each_severitys_targets(tmp_path, clock):
     (tmp_path / "settings.json").write_text(json.dumps(
         {"sla": {"SEV-2": {"ack": "1m"}, "SEV-4": {"ack": "2s", "resolve": "4s"}}}))

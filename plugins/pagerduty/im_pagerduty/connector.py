@@ -35,6 +35,8 @@ from im import (
     RemoteIncidentReport,
     RemoteIncidentRequest,
     RemoteRef,
+    SettingsCheckRequest,
+    SettingsCheckResult,
     SlaPolicyRequest,
     WebhookEvent,
     WebhookRequest,
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from im_pagerduty.client import CallInfo, PagerDutyClient
 
 CHECK_SECONDS = 5.0  # how long `im assign` waits to learn whether the user exists
+VERIFY_SECONDS = 10.0  # how long a settings change or a mapping waits to check an id
 # PagerDuty's codes for "already in that state": success for an idempotent push.
 ALREADY_RESOLVED = 1001
 ALREADY_ACKNOWLEDGED = 1002
@@ -114,6 +117,17 @@ class PagerDutyConnector(Connector):
         the connector's default service."""
         mappings = self.settings.custom.service_mappings
         return mappings.get(service) or mappings.get("default") or self.settings.custom.service_id
+
+    def routed(self, service: str, service_id: str | None = None) -> str | None:
+        """For an im service with no mapping of its own, where its incident went, in words
+        (None for a mapped one)."""
+        mappings = self.settings.custom.service_mappings
+        if service in mappings:
+            return None
+        where = ("the `default` mapping" if mappings.get("default")
+                 else "the connector's default service, service_id")
+        return (f"{service} has no service mapping; its incident went to PagerDuty service"
+                f" {service_id or self.pd_service(service)} ({where})")
 
     def escalation_policy(self, service: str) -> str | None:
         custom = self.settings.custom
@@ -240,6 +254,47 @@ class PagerDutyConnector(Connector):
                                     f" ({self.name}); `im oncall --service NAME` shows who"
                                     " is") from None
 
+    def verify_exists(self, path: str, what: str, *, lenient: bool = False) -> str | None:
+        """Refuse an id PagerDuty does not know (InvalidInputError); a warning (returned) when
+        PagerDuty cannot tell: unreachable, or, when `lenient`, any other error (a key being
+        changed in another step, say)."""
+        from im_pagerduty.client import PagerDutyError
+
+        try:
+            with self.client.until(time.monotonic() + VERIFY_SECONDS):
+                self.client.get(path)
+        except PagerDutyError as error:
+            if error.status == 404:
+                raise InvalidInputError(f"PagerDuty has no {what}") from None
+            if error.retryable or lenient:
+                return f"could not check the {what} with PagerDuty: {error}"
+            raise
+        return None
+
+    def check_settings(self, request: SettingsCheckRequest) -> SettingsCheckResult:
+        """A changed default service or escalation policy must exist in PagerDuty, as
+        `map-service` and `map-escalation` check theirs."""
+        from urllib.parse import quote
+
+        custom = self.settings.custom
+        wanted = [("custom.service_id", f"/services/{quote(custom.service_id, safe='')}",
+                   f"service {custom.service_id}")]
+        if custom.escalation_policy_id:
+            policy = quote(custom.escalation_policy_id, safe="")
+            wanted.append(("custom.escalation_policy_id", f"/escalation_policies/{policy}",
+                           f"escalation policy {custom.escalation_policy_id}"))
+        warnings = []
+        for setting, path, what in wanted:
+            if setting not in request.changed:
+                continue
+            try:
+                warning = self.verify_exists(path, what, lenient=True)
+            except InvalidInputError as error:
+                raise InvalidInputError(f"{error} ({setting}); nothing changed") from None
+            if warning:
+                warnings.append(warning)
+        return SettingsCheckResult(warnings=warnings)
+
     def _find_by_key(self, key: str) -> dict[str, Any] | None:
         found = self.client.get("/incidents", incident_key=key, date_range="all")
         incidents = found.get("incidents") or []
@@ -274,6 +329,9 @@ class PagerDutyConnector(Connector):
         service_id = incident.get("service", {}).get("id", self.pd_service(request.service))
         lines = [f"PagerDuty incident #{ref.remote_number} {verb} ({incident.get('urgency')}"
                  f" urgency, service {service_id}) {ref.remote_url or ''}".rstrip()]
+        routed = self.routed(request.service, service_id)
+        if routed:
+            lines.append(routed)
         assignee = self._assignee(incident)
         if assignee:
             lines.append(f"PagerDuty assigned {assignee}")

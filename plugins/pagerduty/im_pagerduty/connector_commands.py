@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import typer
 
@@ -63,18 +64,9 @@ def _print_mappings(connector: PagerDutyConnector, mappings: dict[str, str], pat
 
 def _verify(connector: PagerDutyConnector, path: str, what: str) -> None:
     """Refuse an id PagerDuty does not know; accept it (with a warning) when unreachable."""
-    from im import InvalidInputError
-    from im_pagerduty.client import PagerDutyError
-
-    try:
-        connector.client.get(path)
-    except PagerDutyError as error:
-        if error.status == 404:
-            raise InvalidInputError(f"PagerDuty has no {what}") from None
-        if error.retryable:
-            typer.echo(f"Warning: could not check the {what} with PagerDuty: {error}", err=True)
-            return
-        raise
+    warning = connector.verify_exists(path, what)
+    if warning:
+        typer.echo(f"Warning: {warning}", err=True)
 
 
 def add_commands(cli: Any, runtime: Runtime) -> None:
@@ -93,7 +85,7 @@ def add_commands(cli: Any, runtime: Runtime) -> None:
 
         connector = _connector(runtime, name)
         service = parse_service(im_service)
-        _verify(connector, f"/services/{pd_service}", f"service {pd_service}")
+        _verify(connector, f"/services/{quote(pd_service, safe='')}", f"service {pd_service}")
         _save_custom(runtime, name, "service_mappings", service, pd_service)
         typer.echo(f"Mapped im service {service} to PagerDuty service {pd_service}")
 
@@ -123,7 +115,7 @@ def add_commands(cli: Any, runtime: Runtime) -> None:
 
         connector = _connector(runtime, name)
         im_service = parse_service(service)
-        _verify(connector, f"/escalation_policies/{escalation_policy}",
+        _verify(connector, f"/escalation_policies/{quote(escalation_policy, safe='')}",
                 f"escalation policy {escalation_policy}")
         _save_custom(runtime, name, "escalation_mappings", im_service, escalation_policy)
         typer.echo(f"Mapped im service {im_service} to escalation policy {escalation_policy}")

@@ -36,6 +36,11 @@ class SlaTarget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
                     parse_target(value)
                 except ValueError as error:
                     raise ValueError(f"{error} - at `{name}`") from None
+        if self.ack is not None and self.resolve is not None and (
+                parse_target(self.ack) > parse_target(self.resolve)):
+            raise ValueError(f"the ack target ({self.ack}) is longer than the resolve target"
+                             f" ({self.resolve}); an incident is acknowledged before it is"
+                             " resolved - at `ack`")
 
 
 class PagerDutyCustom(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -57,6 +62,18 @@ class PagerDutyCustom(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     def __post_init__(self) -> None:
         if not EMAIL.fullmatch(self.from_email):
             raise ValueError(f"{self.from_email!r} is not an email address - at `from_email`")
+        # im service names are lower case (`API` and `api` are one service): so are the keys
+        for name in ("service_mappings", "escalation_mappings"):
+            mapping: dict[str, str] = getattr(self, name)
+            lowered = {key.lower(): value for key, value in mapping.items()}
+            if len(lowered) < len(mapping):
+                twins = sorted(key for key in mapping if key != key.lower()
+                               and key.lower() in mapping)
+                twin = twins[0] if twins else next(iter(mapping))
+                raise ValueError(f"{twin!r} and {twin.lower()!r} are one im service; map it"
+                                 f" once - at `{name}`")
+            if lowered != mapping:
+                msgspec.structs.force_setattr(self, name, lowered)
 
 
 class PagerDutySettings(ConnectorSettings, frozen=True, kw_only=True):
@@ -66,6 +83,9 @@ class PagerDutySettings(ConnectorSettings, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not self.api_key.strip():
+            raise ValueError("the API key is empty; give the key from PagerDuty (Account"
+                             " Settings → API Access Keys) - at `api_key`")
         parts = urlsplit(self.base_url)
         # PagerDuty refuses plain HTTP; only a local sandbox may use it.
         if not parts.hostname or parts.scheme not in {"http", "https"} or (

@@ -63,9 +63,22 @@ def test_the_specs_json_config_is_accepted_and_bad_fields_named(tmp_path, pd):
     assert ok.exit_code == 0, ok.output
     spec["custom"]["urgency_mapping"] = {"SEV-1": "urgent"}
     bad = run_cli(runtime, ["connector", "add", "pagerduty", "p2", "--config", json.dumps(spec)])
-    assert bad.stderr == ("Error: invalid settings: Invalid enum value 'urgent'"
-                          " - at `custom.urgency_mapping[...]`\n")
+    assert bad.stderr == ("Error: invalid settings: Invalid enum value 'urgent'; choose from"
+                          " high, low - at `custom.urgency_mapping[...]`\n")
     spec["custom"].pop("urgency_mapping")
+    # the spec's "Service Mapping Configuration" snippet read as top-level settings
+    spec["service_mappings"] = {"api": "PAPI001"}
+    top = run_cli(runtime, ["connector", "add", "pagerduty", "p2", "--config", json.dumps(spec)])
+    assert (top.exit_code, top.stderr) == (
+        1, "Error: invalid settings: Object contains unknown field `service_mappings`; did you"
+           " mean custom.service_mappings?\n")
+    spec.pop("service_mappings")
+    assert [r.name for r in runtime.store.list_connectors()] == ["prod"]
+    by_set = run_cli(runtime, ["connector", "config", "prod", "--set",
+                               'service_mappings={"api": "PAPI001"}'])
+    assert (by_set.exit_code, by_set.stderr) == (
+        1, "Error: unknown setting 'service_mappings'; did you mean custom.service_mappings?\n")
+    assert "service_mappings" not in runtime.store.get_connector("prod").settings
     spec["base_url"] = "http://api.pagerduty.com"
     plain = run_cli(runtime, ["connector", "add", "pagerduty", "p2", "--config", json.dumps(spec)])
     assert "is not an https:// URL (http:// only on loopback) - at `base_url`" in plain.stderr
@@ -107,11 +120,43 @@ def test_bad_key_and_missing_service_say_how_to_fix(runtime, pd):
         "  Fix: check the key (Account Settings → API Access Keys, admin role) and run:"
         " im connector update prod-pagerduty --api-key NEW_KEY\n"))
     im(runtime, "connector", "update", "prod-pagerduty", "--api-key", pd.api_key)
-    im(runtime, "connector", "config", "prod-pagerduty", "--service-id", "PNOPE01")
+    # a service deleted in PagerDuty after it was configured (configuring it is refused)
+    runtime.update_connector_settings("prod-pagerduty", {"custom.service_id": "PNOPE01"})
     result = im(runtime, "connector", "test", "prod-pagerduty")
     assert result.exit_code == 1
     assert ("✗ Service PNOPE01 not found (404)\n  Fix: im connector config prod-pagerduty"
             " --service-id CORRECT_SERVICE_ID\n") in result.stdout
+
+
+def test_config_checks_the_service_and_escalation_policy_with_pagerduty(runtime, pd):
+    before = runtime.store.get_connector("prod-pagerduty").settings
+    cases = [(["--service-id", "PNOPE01"], "Error: PagerDuty has no service PNOPE01"
+              " (custom.service_id); nothing changed\n"),
+             (["--escalation-policy", "PNOPE99"], "Error: PagerDuty has no escalation policy"
+              " PNOPE99 (custom.escalation_policy_id); nothing changed\n"),
+             (["--set", "custom.service_id=PNOPE02"], "Error: PagerDuty has no service PNOPE02"
+              " (custom.service_id); nothing changed\n"),
+             (["--service-id", "../incidents"], "Error: PagerDuty has no service ../incidents"
+              " (custom.service_id); nothing changed\n")]
+    for command in ("config", "update"):
+        for options, error in cases:
+            result = im(runtime, "connector", command, "prod-pagerduty", *options)
+            assert (result.exit_code, result.stdout, result.stderr) == (1, "", error), options
+    assert runtime.store.get_connector("prod-pagerduty").settings == before
+    ok = im(runtime, "connector", "config", "prod-pagerduty", "--service-id", "PAPI001",
+            "--escalation-policy", "PAPI_ESCALATION")
+    assert (ok.exit_code, ok.stderr) == (0, "")
+    assert ok.stdout == ('Updated prod-pagerduty: custom.service_id = "PAPI001"\n'
+                         'Updated prod-pagerduty: custom.escalation_policy_id ='
+                         ' "PAPI_ESCALATION"\n')
+    # a key PagerDuty refuses cannot tell: the change is kept, with a warning
+    unchecked = im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "wrong",
+                   "--service-id", "PDAT001")
+    assert unchecked.exit_code == 0
+    assert unchecked.stderr == ("Warning: could not check the service PDAT001 with PagerDuty:"
+                                " PagerDuty answered 401: Authentication failed (code 2006)\n")
+    assert runtime.store.get_connector("prod-pagerduty").settings["custom"]["service_id"] == (
+        "PDAT001")
 
 
 def test_declare_creates_one_pagerduty_incident_per_service(runtime, api):
@@ -137,6 +182,58 @@ def test_declare_creates_one_pagerduty_incident_per_service(runtime, api):
         "database": remote[0]["id"], "api": remote[1]["id"], "payments": remote[2]["id"]}
     assert result.stdout.splitlines()[1].startswith(
         "  prod-pagerduty: PagerDuty incident #1 created (high urgency, service PDAT001)")
+
+
+def test_service_names_match_mappings_whatever_their_case(tmp_path, pd, api):
+    # a mapping written in capitals, and services typed in any case: one service
+    runtime = runtime_with_connector(tmp_path / "home", pd, service_mappings={
+        "API": "PAPI001", "Db": "PDAT001"})
+    assert runtime.connector("prod-pagerduty").settings.custom.service_mappings == {
+        "api": "PAPI001", "db": "PDAT001"}
+    for number, spelling in enumerate(("api", "API", "Api"), start=1):
+        result = im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service",
+                    f"{spelling},DB")
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines()[0] == f"Declared INC-{number}: SEV-2 x (api, db)"
+    assert sorted(i["service"]["id"] for i in remote_incidents(api)) == [
+        "PAPI001", "PAPI001", "PAPI001", "PDAT001", "PDAT001", "PDAT001"]
+    mapped = im(runtime, "connector", "map-service", "prod-pagerduty", "--im-service", "WEB",
+                "--pd-service", "PWEB001")
+    assert mapped.stdout == "Mapped im service web to PagerDuty service PWEB001\n"
+    twins = im(runtime, "connector", "config", "prod-pagerduty", "--service-mappings",
+               '{"API": "PAPI001", "api": "PDAT001"}')
+    assert (twins.exit_code, twins.stderr) == (
+        1, "Error: invalid settings: 'API' and 'api' are one im service; map it once - at"
+           " `custom.service_mappings`\n")
+    runtime.store.close()
+
+
+def test_declare_says_where_an_unmapped_service_went(tmp_path, pd, api):
+    mappings = {"api": "PAPI001"}
+    runtime = runtime_with_connector(tmp_path / "home", pd, service_mappings=mappings)
+    result = im(runtime, "declare", "--sev", "SEV-2", "--title", "Slow search", "--service",
+                "search,api")
+    assert result.exit_code == 0, result.output
+    numbers = {i["service"]["id"]: (i["incident_number"], i["html_url"])
+               for i in remote_incidents(api)}
+    assert result.stdout.splitlines()[:3] == [
+        "Declared INC-1: SEV-2 Slow search (search, api)",
+        f"  prod-pagerduty: PagerDuty incident #{numbers['PXXXXXX'][0]} created (high urgency,"
+        f" service PXXXXXX) {numbers['PXXXXXX'][1]}",
+        "  prod-pagerduty: search has no service mapping; its incident went to PagerDuty"
+        " service PXXXXXX (the connector's default service, service_id)"]
+    assert "api has no service mapping" not in result.stdout
+    mapped = im(runtime, "connector", "map-service", "prod-pagerduty", "--im-service",
+                "default", "--pd-service", "PGEN001")
+    assert mapped.exit_code == 0, mapped.output
+    again = im(runtime, "declare", "--sev", "SEV-3", "--title", "Slow search", "--service",
+               "Search")
+    assert ("  prod-pagerduty: search has no service mapping; its incident went to PagerDuty"
+            " service PGEN001 (the `default` mapping)") in again.stdout.splitlines()
+    # the timeline keeps it
+    assert any("search has no service mapping" in event.text
+               for event in runtime.store.timeline("INC-2"))
+    runtime.store.close()
 
 
 def test_lifecycle_reaches_pagerduty(runtime, api):
@@ -245,8 +342,44 @@ def test_config_options(runtime):
                           " s, m, h or d (e.g. 5m) - at `custom.sla_mapping[...].ack`\n")
     key = im(runtime, "connector", "config", "prod-pagerduty", "--sla-mapping",
              '{"SEV-9": {"ack": "5m"}}')
-    assert key.stderr == ("Error: invalid settings: Invalid enum value 'SEV-9' - a key of"
-                          " `custom.sla_mapping`\n")
+    assert key.stderr == ("Error: invalid settings: Invalid enum value 'SEV-9'; choose from"
+                          " SEV-1, SEV-2, SEV-3, SEV-4 - a key of `custom.sla_mapping`\n")
+
+
+def test_an_empty_api_key_and_an_ack_target_longer_than_resolve_are_refused(runtime, pd):
+    before = runtime.store.get_connector("prod-pagerduty").settings
+    for key in ("", "  "):
+        empty = im(runtime, "connector", "update", "prod-pagerduty", "--api-key", key)
+        assert (empty.exit_code, empty.stderr) == (
+            1, "Error: invalid settings: the API key is empty; give the key from PagerDuty"
+               " (Account Settings → API Access Keys) - at `api_key`\n")
+    config = json.dumps({"api_key": "", "custom": {"service_id": "PXXXXXX",
+                                                   "from_email": "ops@company.com"}})
+    added = im(runtime, "connector", "add", "pagerduty", "second", "--config", config)
+    assert added.exit_code == 1 and "the API key is empty" in added.stderr
+    # asked: a blank key is asked again (another account's key: one connector per account)
+    answers = f"  \nanother-account-key\n{pd.url}\nPXXXXXX\nops@company.com\n\noutbound\n"
+    asked = im(runtime, "connector", "add", "pagerduty", "asked", input=answers)
+    assert (asked.exit_code, asked.stderr) == (0, "API Key is required.\n"), asked.output
+    assert runtime.store.get_connector("asked").settings["api_key"] == "another-account-key"
+    assert im(runtime, "connector", "remove", "asked", "--yes").exit_code == 0
+    both = im(runtime, "connector", "config", "prod-pagerduty", "--sla-mapping",
+              '{"SEV-1": {"ack": "2h", "resolve": "1h"}}')
+    assert (both.exit_code, both.stderr) == (
+        1, "Error: invalid settings: the ack target (2h) is longer than the resolve target"
+           " (1h); an incident is acknowledged before it is resolved - at"
+           " `custom.sla_mapping[...].ack`\n")
+    # an ack target longer than the resolve target it keeps from the defaults (72h)
+    one = im(runtime, "connector", "config", "prod-pagerduty", "--sla-mapping",
+             '{"SEV-4": {"ack": "80h"}}')
+    assert (one.exit_code, one.stderr) == (
+        1, "Error: invalid settings: SLA targets of SEV-4: ack 3d8h (prod-pagerduty) is longer"
+           " than resolve 3d (default); an incident is acknowledged before it is resolved\n")
+    assert runtime.store.get_connector("prod-pagerduty").settings == before
+    assert [r.name for r in runtime.store.list_connectors()] == ["prod-pagerduty"]
+    equal = im(runtime, "connector", "config", "prod-pagerduty", "--sla-mapping",
+               '{"SEV-4": {"ack": "72h"}}')
+    assert equal.exit_code == 0, equal.output
 
 
 def test_assignment_in_both_systems(runtime, api):

@@ -188,6 +188,12 @@ def test_incident_workflows_service_mapping_and_oncall_print_what_the_page_shows
     # service mapping
     im("./im connector map-service prod-pagerduty --im-service api --pd-service PAPI001")
     im("./im connector list-mappings prod-pagerduty")
+    # a service typed in capitals, with no mapping of its own: the `default` mapping's
+    declared = im('./im declare --sev SEV-3 --title "Slow search" --service Search')
+    [link] = runtime.store.links("INC-3")
+    assert (link.service, urls(declared.stdout)) == ("search", [link.remote_id])
+    assert api.get(f"/incidents/{link.remote_id}").json()["incident"]["service"]["id"] == (
+        "PGEN001")
 
     # on call
     im("./im connector map-escalation prod-pagerduty --service api"
