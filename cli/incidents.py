@@ -50,11 +50,13 @@ def delivery(runtime: Runtime, incident: "Incident") -> dict[str, Any]:
 
 def deliver(runtime: Runtime, incident: "Incident") -> None:
     """Push what this change queued, and say what happened."""
+    from im.humanize import printable
+
     outcome = delivery(runtime, incident)
-    for line in outcome["synced"]:
-        typer.echo(f"  {line['connector']}: {line['text']}")
+    for line in outcome["synced"]:  # a remote system's words: no control characters
+        typer.echo(printable(f"  {line['connector']}: {line['text']}"))
     for error in outcome["errors"]:
-        typer.echo(f"  ! {error}", err=True)
+        typer.echo(printable(f"  ! {error}"), err=True)
     if outcome["queued"]:
         syncs = " or ".join(f"`im connector sync {name}`" for name in outcome["waiting_for"])
         typer.echo(f"  {outcome['queued']} change(s) queued; `im serve` or {syncs} will deliver"
@@ -284,7 +286,9 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         if found.description:
             lines.append("Description:")
             lines += [f"  {line}" for line in found.description.splitlines()]
-        typer.echo("\n".join(lines))
+        from im.humanize import printable  # text from outside must not act on the terminal
+
+        typer.echo("\n".join(printable(line) for line in lines))
 
     @app.command()
     def timeline(incident: str = typer.Argument(..., help="The incident, e.g. INC-12."),
@@ -302,16 +306,18 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
             print_json(events)
             return
         from im.cli.output import when
+        from im.humanize import printable  # actors and notes from outside: no control chars
 
-        typer.echo(f"{found.id}: {found.title}")
+        typer.echo(printable(f"{found.id}: {found.title}"))
         if brief:
             for event in events:
-                typer.echo(f"{event.at.astimezone():%H:%M} - {event.text} ({event.system})")
+                typer.echo(printable(f"{event.at.astimezone():%H:%M} - {event.text}"
+                                     f" ({event.system})"))
             return
         for event in events:
             origin = event.system if event.actor == event.system else (
                 f"{event.system}: {event.actor}")
-            typer.echo(f"{when(event.at)}  {event.text}  [{origin}]")
+            typer.echo(printable(f"{when(event.at)}  {event.text}  [{origin}]"))
 
 
 def _print_incident_json(runtime: Runtime, incident_id: str, **extra: Any) -> None:

@@ -41,7 +41,8 @@ def mark(symbol: str, *, err: bool = False) -> str:
 
 def echo_error(message: str) -> None:
     """The one line a failed command prints on stderr: `Error: ...`, the word in red."""
-    typer.echo(f"{paint('Error:', 'red', err=True, bold=True)} {message}", err=True)
+    typer.echo(f"{paint('Error:', 'red', err=True, bold=True)} {printable(message)}",
+               err=True)
 
 
 def width(text: str) -> int:

@@ -40,3 +40,17 @@ def test_reports_hold_no_control_characters(runtime, hostile, clock, form):
     assert result.exit_code == 0, result.output
     assert seen(result.stdout) == []
     assert "John Doe" in result.stdout or form == "csv"  # the text itself stays
+
+
+def test_list_show_and_timeline_print_no_control_characters(runtime, hostile):
+    for args in (["list"], ["show", hostile.id], ["timeline", hostile.id]):
+        result = run_cli(runtime, args)
+        assert result.exit_code == 0, result.output
+        assert seen(result.stdout) == [], (args, result.stdout)
+    assert "API down ]52;c;cm0gLXJmIH4=" in run_cli(runtime, ["list"]).stdout
+    for brief in ([], ["--brief"]):
+        timeline = run_cli(runtime, ["timeline", hostile.id, *brief]).stdout
+        assert "Looking]8;;https://evil.example\\click]8;;\\All fine" in timeline
+        assert seen(timeline) == []
+
+
