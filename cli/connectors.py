@@ -3,7 +3,9 @@
 
 import json
 import re
+import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -49,7 +51,13 @@ def _coerce(settings_type: type, path: str, raw: str) -> Any:
     """A command-line value for a setting: text for text fields, JSON for everything else."""
     import msgspec.inspect as mi
 
-    from im.connector_config import container_paths, field_type, parse_bool, suggest_path
+    from im.connector_config import (
+        container_paths,
+        field_type,
+        parse_bool,
+        secret_paths,
+        suggest_path,
+    )
 
     kind = field_type(settings_type, path)
     if kind is None and path not in container_paths(settings_type):
@@ -57,6 +65,8 @@ def _coerce(settings_type: type, path: str, raw: str) -> Any:
         better = suggest_path(settings_type, parent or None, leaf)
         raise InvalidInputError(f"unknown setting {path!r}"
                                 + (f"; did you mean {better}?" if better else ""))
+    if path in secret_paths(settings_type):
+        return _secret(raw, path)
     if isinstance(kind, mi.StrType | mi.EnumType):
         return raw
     if isinstance(kind, mi.BoolType):
@@ -67,6 +77,61 @@ def _coerce(settings_type: type, path: str, raw: str) -> Any:
         if kind is None or isinstance(kind, mi.UnionType | mi.AnyType):
             return raw
         raise InvalidInputError(f"{path} takes JSON, e.g. {path}='{{...}}'") from None
+
+
+def _secret(raw: str, what: str) -> str:
+    """A secret's value as given: `-` reads it from standard input (asked for, unseen, on a
+    terminal), `@FILE` from a file; anything else is the value itself, which other users of the
+    machine can read in the process list while the command runs."""
+    if raw == "-":
+        if sys.stdin.isatty():
+            value = typer.prompt(what, hide_input=True)
+        else:
+            value = sys.stdin.readline()
+    elif raw.startswith("@"):
+        value = _read_file(raw[1:], what)
+    else:
+        return raw
+    value = value.strip()  # the line end of a pipe or a file is not part of a key
+    if not value:
+        raise InvalidInputError(f"{what}: nothing was read from"
+                                f" {'standard input' if raw == '-' else raw[1:]}")
+    return value
+
+
+def _read_file(path: str, what: str) -> str:
+    try:
+        return Path(path).expanduser().read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise InvalidInputError(f"cannot read {what} from {path}: {reason}") from None
+
+
+def _config_text(config: str) -> str:
+    """--config as given: JSON, `-` (standard input) or `@FILE`."""
+    if config == "-":
+        return sys.stdin.read()
+    if config.startswith("@"):
+        return _read_file(config[1:], "--config")
+    return config
+
+
+def _options_command(runtime: Runtime) -> type:
+    """The Click command class of `update` and `config`: its help lists, for each installed
+    connector type, the options it takes and the setting each sets (they are not Click options:
+    a connector type's options are known only once its name is read)."""
+    from typer.core import TyperCommand
+
+    class ConnectorOptionsCommand(TyperCommand):
+        def format_epilog(self, ctx: Any, formatter: Any) -> None:
+            from im.connector_config import option_rows
+
+            for type_name, cls in sorted(runtime.connector_types.items()):
+                with formatter.section(f"Options of {type_name} connectors"):
+                    formatter.write_dl(option_rows(cls.Settings, cls.options))
+            super().format_epilog(ctx, formatter)
+
+    return ConnectorOptionsCommand
 
 
 def make_app(runtime: Runtime) -> typer.Typer:
@@ -153,7 +218,9 @@ def make_app(runtime: Runtime) -> typer.Typer:
     def add(
         type_name: str = typer.Argument(..., metavar="TYPE", help="Connector type (installed plugins provide them)."),
         name: str = typer.Argument(..., help="A name for this connector, e.g. prod-paging."),
-        config: str = typer.Option(None, "--config", help="Settings as JSON (no prompts)."),
+        config: str = typer.Option(None, "--config", help="Settings as JSON (no prompts);"
+                                   " `-` reads them from standard input, @FILE from a file"
+                                   " (a key on the command line shows in the process list)."),
     ) -> None:
         """Add a connector, asking for its settings (or taking them as --config JSON). One
         that pulls gets its remote's webhooks set up when im's public URL is known."""
@@ -167,7 +234,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
             raise InvalidInputError(f"connector {name} exists already; change it with"
                                     f" `im connector update {name}`")
         if config is not None:
-            data = _parse_json(config, "--config")
+            data = _parse_json(_config_text(config), "--config")
             if not isinstance(data, dict):
                 raise InvalidInputError("--config must be a JSON object")
         else:
@@ -368,7 +435,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
         data = dict(record.settings)
         changed: list[str] = []
         if config is not None:
-            merge = _parse_json(config, "--config")
+            merge = _parse_json(_config_text(config), "--config")
             if not isinstance(merge, dict):
                 raise InvalidInputError("--config must be a JSON object")
             data = _deep_merge(data, merge)
@@ -429,17 +496,21 @@ def make_app(runtime: Runtime) -> typer.Typer:
         for warning in result.warnings:
             typer.echo(f"Warning: {warning}", err=True)
 
-    option_help = ("Connector options (see `im connector show NAME`), such as --api-key KEY;"
-                   " any setting with --set PATH=VALUE.")
+    option_help = ("The connector's options are listed below; any setting can be given with --set"
+                   " PATH=VALUE. A secret given as `-` is read from standard input, as @FILE"
+                   " from a file: a value on the command line can be read by other users of the"
+                   " machine (in the process list) while the command runs.")
+    options_command = _options_command(runtime)
 
-    @app.command(context_settings=EXTRA_ARGS, help=f"Change a connector's settings. {option_help}")
+    @app.command(context_settings=EXTRA_ARGS, cls=options_command,
+                 help=f"Change a connector's settings. {option_help}")
     def update(ctx: typer.Context, name: str = typer.Argument(..., help="The connector."),
                set_: list[str] = typer.Option([], "--set", help="PATH=VALUE, e.g."
                                               " custom.service_id=PXXXXXX."),
                config: str = typer.Option(None, "--config", help="JSON to merge in.")) -> None:
         _update(ctx, name, set_, config)
 
-    @app.command(context_settings=EXTRA_ARGS,
+    @app.command(context_settings=EXTRA_ARGS, cls=options_command,
                  help=f"Configure a connector (same as update). {option_help}")
     def config(ctx: typer.Context, name: str = typer.Argument(..., help="The connector."),
                set_: list[str] = typer.Option([], "--set", help="PATH=VALUE."),

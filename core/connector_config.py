@@ -126,6 +126,35 @@ def prompts(settings_type: type) -> list[Prompt]:
     return sorted(found, key=lambda p: p.order)
 
 
+def option_rows(settings_type: type, options: dict[str, str]) -> list[tuple[str, str]]:
+    """(`--option VALUE`, what it sets) for a connector type's command-line options, then one
+    row naming the settings that have no option of their own (for `--set PATH=VALUE`)."""
+    kinds = {path: (inner, extra, title) for path, _, inner, extra, title in
+             _fields(settings_type)}
+    rows = []
+    for option, path in sorted(options.items()):
+        inner, extra, title = kinds.get(path, (None, {}, None))
+        value = "-|@FILE|VALUE" if extra.get("secret") else _value_word(inner)
+        about = f"{title}: " if title else ""
+        rows.append((f"--{option} {value}", f"{about}sets {path}"))
+    rest = sorted(set(kinds) - set(options.values()))
+    if rest:
+        rows.append(("--set PATH=VALUE", "any setting, such as " + ", ".join(rest)))
+    return rows
+
+
+def _value_word(kind: mi.Type | None) -> str:
+    if isinstance(kind, mi.BoolType):
+        return "true|false"
+    if isinstance(kind, mi.EnumType):
+        return "|".join(str(member.value) for member in kind.cls)
+    if isinstance(kind, mi.DictType):
+        return "JSON"
+    if isinstance(kind, mi.ListType):
+        return "JSON-LIST"
+    return "VALUE"
+
+
 def field_type(settings_type: type, path: str) -> mi.Type | None:
     for field_path, _, inner, _, _ in _fields(settings_type):
         if field_path == path:

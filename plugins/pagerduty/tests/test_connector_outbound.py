@@ -485,3 +485,45 @@ def test_a_slow_pagerduty_holds_a_command_up_no_longer_than_its_budget(runtime, 
     incident = runtime.store.get_incident("INC-1")
     assert sorted(i["incident_key"] for i in remote_incidents(pd.client())) == sorted(
         f"im-{incident.correlation_id}-{s}" for s in ("api", "payments"))
+
+
+def test_config_help_lists_every_option_of_the_connector(runtime):
+    from im_pagerduty.connector import PagerDutyConnector
+
+    for command in ("config", "update"):
+        shown = im(runtime, "connector", command, "--help").stdout
+        assert "Options of pagerduty connectors:" in shown
+        for option, path in PagerDutyConnector.options.items():
+            assert f"--{option} " in shown and path in shown, (option, shown)
+    shown = im(runtime, "connector", "config", "--help").stdout
+    assert "--sync-direction bidirectional|outbound|inbound" in shown
+    assert "--api-key -|@FILE|VALUE" in shown
+
+
+def test_a_key_is_read_from_standard_input_or_a_file_not_the_command_line(runtime, pd,
+                                                                          tmp_path):
+    """A key in the arguments shows in `ps`: `-` and @FILE keep it out of them."""
+    changed = im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "-",
+                 input="key-from-stdin\n")
+    assert changed.exit_code == 0, changed.output
+    assert changed.stdout.startswith('Updated prod-pagerduty: api_key = "********"')
+    assert runtime.store.get_connector("prod-pagerduty").settings["api_key"] == "key-from-stdin"
+    secret = tmp_path / "pd-key"
+    secret.write_text(pd.api_key + "\n")
+    assert im(runtime, "connector", "update", "prod-pagerduty", "--set",
+              f"api_key=@{secret}").exit_code == 0
+    assert runtime.store.get_connector("prod-pagerduty").settings["api_key"] == pd.api_key
+    missing = im(runtime, "connector", "update", "prod-pagerduty", "--api-key",
+                 f"@{tmp_path / 'nothing'}")
+    assert (missing.exit_code, missing.stderr) == (
+        1, f"Error: --api-key: cannot read api_key from {tmp_path / 'nothing'}: No such file"
+           " or directory\n")
+    empty = im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "-", input="")
+    assert (empty.exit_code, empty.stderr) == (
+        1, "Error: --api-key: api_key: nothing was read from standard input\n")
+    settings = json.dumps({"base_url": pd.url, "api_key": "another-account-key",
+                           "custom": {"service_id": "PXXXXXX", "from_email": "ops@company.com"}})
+    added = im(runtime, "connector", "add", "pagerduty", "from-stdin", "--config", "-",
+               input=settings)
+    assert added.exit_code == 0, added.output
+    assert runtime.store.get_connector("from-stdin").settings["api_key"] == "another-account-key"
