@@ -30,7 +30,9 @@ def add_connector_commands(app: typer.Typer, runtime: Runtime) -> None:
             f"Last Sync: {when(figures.last_sync) if figures.last_sync else 'never'}",
             f"Incidents Synced: {figures.incidents_synced_24h} (last 24h)",
             f"Sync Errors: {figures.sync_errors_24h}",
-            f"Webhook: {'Enabled' if figures.webhook_enabled else 'Disabled'}",
+            "Webhook: " + ("Disabled" if not figures.webhook_enabled else
+                           "Enabled (events ignored: the connector is outbound)"
+                           if figures.direction == "outbound" else "Enabled"),
             f"Queued: {figures.queued} change(s) waiting, {figures.failed} failed",
         ]
         if figures.quarantined:

@@ -198,3 +198,13 @@ def test_status_says_the_key_is_refused_and_health_marks_a_stuck_queue(runtime, 
     im(runtime, "connector", "test", "prod-pagerduty")
     assert im(runtime, "connector", "status", "prod-pagerduty").stdout.splitlines()[1] == (
         "Status: Active")
+
+
+def test_status_says_an_outbound_connectors_webhooks_are_ignored(runtime):
+    runtime.update_connector_settings("prod-pagerduty", {"enable_webhook": True,
+                                                          "sync_direction": "outbound"})
+    lines = im(runtime, "connector", "status", "prod-pagerduty").stdout.splitlines()
+    assert "Webhook: Enabled (events ignored: the connector is outbound)" in lines
+    runtime.update_connector_settings("prod-pagerduty", {"sync_direction": "bidirectional"})
+    assert "Webhook: Enabled" in im(runtime, "connector", "status",
+                                    "prod-pagerduty").stdout.splitlines()
