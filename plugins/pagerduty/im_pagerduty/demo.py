@@ -97,11 +97,14 @@ class Demo:
             self.pd = pd
 
             self.step("Add the PagerDuty connector (the spec's advanced configuration)")
+            # im's public URL known: adding a connector with webhooks sets them up itself
+            os.environ["IM_PUBLIC_URL"] = url
+            self.echo(typer.style(f"$ export IM_PUBLIC_URL={url}", fg="cyan"))
             self.im("connector", "add", "pagerduty", NAME, "--config",
                     json.dumps(config(pd.url)), shown=f"connector add pagerduty {NAME}"
                     " --config '{...}'")
-            self.im("connector", "webhook", NAME, "--enable", "--url", url)
             self.im("connector", "test", NAME)
+            self.im("connector", "webhook", NAME, "--enable")
             self.im("connector", "list-mappings", NAME)
 
             self.step("Declare incidents: each creates PagerDuty incidents")
