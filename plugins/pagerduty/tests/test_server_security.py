@@ -1,6 +1,6 @@
 """`im serve` on the open internet (issue #16), with real signed PagerDuty deliveries: floods of
-refused requests beside a genuine sender, and the log they leave. Every flood is bounded in
-requests and in time, on loopback only."""
+refused requests beside a genuine sender, the log they leave, and replayed or future-dated
+events. Every flood is bounded in requests and in time, on loopback only."""
 
 import json
 import logging
@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from im.testing import serve
 from im_pagerduty.webhooks import sign
 
-from .connector_kit import pd_time, runtime_with_connector
+from .connector_kit import im, pd_time, runtime_with_connector
 
 SECRET = "security-secret"
 ENDPOINT = "/connectors/prod-pagerduty/webhook"
@@ -177,3 +178,68 @@ def test_a_flood_of_bad_signatures_is_logged_in_aggregate_with_its_count(tmp_pat
         "webhook for prod-pagerduty from 127.0.0.1 refused ")
     assert f'im_webhook_refused_total{{reason="bad_signature"}} {float(sent)}' in metrics
 
+
+def note_event(link, event_id, text, at):
+    return json.dumps({"event": {
+        "id": event_id, "event_type": "incident.annotated", "resource_type": "incident",
+        "occurred_at": at, "agent": None, "client": None, "data": {
+            "incident": {"id": link.remote_id, "type": "incident_reference"},
+            "id": "PNOTE01", "type": "incident_note", "content": text}}}).encode()
+
+
+def ack_event(link, event_id, at):
+    return json.dumps({"event": {
+        "id": event_id, "event_type": "incident.acknowledged", "resource_type": "incident",
+        "occurred_at": at, "agent": None, "client": None, "data": {
+            "id": link.remote_id, "type": "incident", "number": 1, "status": "acknowledged",
+            "title": "x", "html_url": link.remote_url, "incident_key": None,
+            "service": {"id": "PAPI001", "type": "service_reference"},
+            "assignees": [], "urgency": "high", "priority": None}}}).encode()
+
+
+def test_a_replayed_body_with_new_unsigned_headers_is_stored_and_applied_once(tmp_path, pd):
+    from im.inbound import process_inbox
+
+    runtime = secured_runtime(tmp_path, pd, {})
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "api")
+    [link] = runtime.store.links("INC-1")
+    # no event id of its own: only the signed body tells one delivery from another
+    body = note_event(link, "", "replayed note", pd_time())
+    with serve(runtime, background=False) as url, httpx.Client(base_url=url) as client:
+        answers = [client.post(ENDPOINT, content=body, headers={
+            "X-PagerDuty-Signature": sign(SECRET, body), "X-Webhook-Id": uuid.uuid4().hex,
+            "User-Agent": f"replayer/{n}"}).json()["status"] for n in range(3)]
+    assert answers == ["accepted", "duplicate", "duplicate"]
+    assert len(runtime.store.inbox()) == 1
+    process_inbox(runtime)
+    notes = [e.text for e in runtime.store.timeline("INC-1") if e.kind == "note"]
+    assert notes == ["replayed note"]
+    runtime.store.close()
+
+
+def test_an_event_dated_in_the_future_is_quarantined_not_applied(tmp_path, pd):
+    from im.inbound import FUTURE_TOLERANCE, process_inbox
+
+    runtime = secured_runtime(tmp_path, pd, {})
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "api")
+    [link] = runtime.store.links("INC-1")
+    ahead = ack_event(link, "01FUTURE", pd_time(FUTURE_TOLERANCE + timedelta(hours=1)))
+    with serve(runtime, background=False) as url:
+        answer = httpx.post(url + ENDPOINT, content=ahead,
+                            headers={"X-PagerDuty-Signature": sign(SECRET, ahead)})
+        assert (answer.status_code, answer.json()) == (202, {"status": "accepted"})
+    report = process_inbox(runtime)
+    assert (report.processed, report.quarantined) == (0, 1)
+    [row] = runtime.store.inbox()
+    assert row.status == "quarantined"
+    assert row.error.startswith("FutureEventError: event dated ")
+    assert "ahead of im's clock (tolerance 5m)" in row.error
+    assert runtime.store.get_incident("INC-1").status.value == "open"
+    # a clock a little ahead, within the tolerance, is no reason to hold an event back
+    soon = ack_event(link, "01SOON", pd_time(timedelta(seconds=30)))
+    runtime.store.store_inbox(connector="prod-pagerduty", delivery_id="01SOON",
+                              event_type="incident.acknowledged", body=soon,
+                              at=runtime.clock())
+    assert process_inbox(runtime).processed == 1
+    assert runtime.store.get_incident("INC-1").status.value == "mitigated"
+    runtime.store.close()
