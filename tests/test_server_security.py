@@ -107,3 +107,28 @@ def test_unknown_connector_names_are_not_counted_by_name(tmp_path):
     assert 'im_webhook_requests_total{connector="f",outcome="forbidden"} 1.0' in metrics
     assert 'im_webhook_refused_total{reason="forbidden"} 2.0' in metrics
 
+
+def test_logs_filter_takes_like_wildcards_literally(runtime):
+    """`im logs --filter %` finds the lines with a percent sign, not every line."""
+    import logging
+
+    from im.logs import install
+
+    handler = install(runtime.store)
+    try:
+        log = logging.getLogger("im.server")
+        log.warning("disk 97% full")
+        log.warning("nothing special here")
+        log.warning("file a_b.txt")
+        log.warning("file axb.txt")
+        handler.flush()
+        for pattern, expected in (("%", ["disk 97% full"]), ("a_b", ["file a_b.txt"]),
+                                  ("\\", [])):
+            result = run_cli(runtime, ["logs", "--filter", pattern])
+            assert result.exit_code == 0, result.output
+            lines = [line for line in result.stdout.splitlines() if line.strip()]
+            assert [m for m in ("disk 97% full", "nothing special here", "file a_b.txt",
+                                "file axb.txt") if any(m in line for line in lines)] == expected
+    finally:
+        logging.getLogger("im").removeHandler(handler)
+        handler.close()
