@@ -97,9 +97,10 @@ def create_app(runtime: Runtime, *, background: bool = False,
     server_settings = runtime.settings.get("server", {})
     if not isinstance(server_settings, dict):
         raise ImError("settings server: must be an object")
-    allowed = guard.AddressSet(guard.networks(server_settings.get("webhook_allow"),
-                                              "webhook_allow"))
+    allow = guard.networks(server_settings.get("webhook_allow"), "webhook_allow")
+    allowed = guard.AddressSet(allow) if allow else None
     client_address = guard.ClientAddress(server_settings)
+    behind_proxy = bool(client_address.proxies)
     # Signed deliveries and refused requests are limited apart: a flood of refused requests
     # never takes a sender's deliveries' places (see docs/server.md).
     within_rate = guard.per_second(server_settings, "webhook_rate_limit", 1000)
@@ -152,7 +153,7 @@ def create_app(runtime: Runtime, *, background: bool = False,
         """A signed event: verify, store durably, answer 202, process later."""
         connector = connectors.get(name)  # None unless a configured connector
         label = name if connector is not None else None
-        if allowed and client not in allowed:
+        if allowed is not None and client not in allowed:
             return refuse(client, "forbidden", label, 403, "source address not allowed")
         if connector is None or not connector.settings.enable_webhook:
             return refuse(client, "not_found", label, 404, "no webhook for this connector")
@@ -192,7 +193,9 @@ def create_app(runtime: Runtime, *, background: bool = False,
     # Mounted (Litestar's router does not give path parameters to raw ASGI routes).
     async def webhook_route(scope: Any, receive: Any, send: Any) -> None:
         peer = scope.get("client")
-        client = client_address(peer[0] if peer else None, scope["headers"])
+        client = peer[0] if peer else None
+        if behind_proxy:  # from a trusted proxy: the address it forwards
+            client = client_address(client, scope["headers"])
         match = WEBHOOK_PATH.search(scope["path"])
         if match is None:
             status, payload = refuse(client, "not_found", None, 404, "not found")
@@ -219,7 +222,7 @@ def create_app(runtime: Runtime, *, background: bool = False,
             if not message.get("more_body"):
                 break
         status, payload = await ingest(match.group(1), headers, b"".join(chunks), client)
-        return await _answer(send, status, payload, _retry(status))
+        return await _answer(send, status, payload, _RETRY if status == 429 else None)
 
     webhook = asgi("/connectors", is_mount=True, copy_scope=True)(webhook_route)
 
@@ -308,5 +311,8 @@ _OUTCOMES = {"forbidden": "forbidden", "not_found": "not_found", "too_large": "t
              "bad_signature": "unauthorized"}  # the outcome label of im_webhook_requests
 
 
+_RETRY = [(b"retry-after", b"1")]
+
+
 def _retry(status: int) -> list[tuple[bytes, bytes]]:
-    return [(b"retry-after", b"1")] if status == 429 else []
+    return _RETRY if status == 429 else []

@@ -84,8 +84,8 @@ class AddressSet:
         self.nets = nets
         self._memo: dict[str, bool] = {}
 
-    def __bool__(self) -> bool:
-        return bool(self.nets)
+    def __len__(self) -> int:
+        return len(self.nets)
 
     def __contains__(self, address: object) -> bool:
         if not isinstance(address, str):
@@ -194,6 +194,7 @@ class RefusalLog:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._since = time.monotonic()  # of the last flush
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="im-refusal-log", daemon=True)
@@ -227,10 +228,12 @@ class RefusalLog:
         with self._lock:
             lines = [(key, list(counts)) for key, counts in self._counts.items() if counts[0]]
             self._counts = {key: [0, 0] for key, _ in lines}
+            now = time.monotonic()
+            elapsed, self._since = now - self._since, now
         for key, (count, throttled) in lines:
             webhook_log.warning(
                 "%s refused %d more %s in the last %s: %s%s", _who(key), count,
-                "time" if count == 1 else "times", _seconds(self.interval), REASONS[key[1]],
+                "time" if count == 1 else "times", _seconds(elapsed), REASONS[key[1]],
                 f" ({throttled} answered 429)" if throttled else "",
                 extra={"connector": key[2], "source": key[0], "reason": key[1],
                        "refused": count, "throttled": throttled})
@@ -246,4 +249,4 @@ def _who(key: tuple[str, str, str | None]) -> str:
 
 
 def _seconds(interval: float) -> str:
-    return f"{interval:g} s"
+    return f"{max(1, round(interval))} s"

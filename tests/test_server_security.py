@@ -45,7 +45,7 @@ def served(app):
 
 def with_fake_connector(tmp_path, server_settings):
     home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
     (home / "settings.json").write_text(json.dumps({"server": server_settings}))
     runtime = make_runtime(home, plugins=[FakePlugin()])
     result = run_cli(runtime, ["connector", "add", "fake", "f", "--config",
@@ -132,3 +132,72 @@ def test_logs_filter_takes_like_wildcards_literally(runtime):
     finally:
         logging.getLogger("im").removeHandler(handler)
         handler.close()
+
+
+@pytest.mark.parametrize(("header", "value", "client"), [
+    ("X-Forwarded-For", "203.0.113.7", "203.0.113.7"),
+    ("X-Forwarded-For", "198.51.100.1, 203.0.113.7", "203.0.113.7"),  # left: the client's say
+    ("X-Forwarded-For", "203.0.113.7, 10.0.0.3", "203.0.113.7"),  # a second trusted proxy
+    ("X-Forwarded-For", "10.0.0.4, 10.0.0.3", "10.0.0.4"),  # proxies all the way
+    ("X-Forwarded-For", "garbage", "127.0.0.1"),  # not an address: the proxy's own
+    ("X-Forwarded-For", "203.0.113.7:4711", "203.0.113.7"),
+    ("X-Forwarded-For", "", "127.0.0.1"),
+    ("Forwarded", 'for=192.0.2.60;proto=https, for="[2001:db8:cafe::17]:4711"',
+     "2001:db8:cafe::17"),
+    ("Forwarded", "for=unknown", "127.0.0.1"),
+    ("Forwarded", "for=192.0.2.60;by=10.0.0.3", "192.0.2.60"),
+])
+def test_the_client_behind_a_trusted_proxy(header, value, client):
+    from im.server.guard import ClientAddress
+
+    address = ClientAddress({"trusted_proxies": ["127.0.0.1", "10.0.0.0/8"],
+                             "forwarded_header": header})
+    raw = [(b"host", b"x"), (header.lower().encode(), value.encode())]
+    assert address("127.0.0.1", raw) == client
+    # from a peer that is not a trusted proxy, the header is never read
+    assert address("198.51.100.9", raw) == "198.51.100.9"
+    # the other header is not read either: only the one the proxy writes
+    other = "forwarded" if header == "X-Forwarded-For" else "x-forwarded-for"
+    assert address("127.0.0.1", [(other.encode(), b"203.0.113.99")]) == "127.0.0.1"
+
+
+def test_bad_proxy_settings_are_refused_by_name(tmp_path):
+    from im.errors import ImError
+    from im.server import create_app
+
+    for settings, message in (
+            ({"trusted_proxies": ["not-an-address"]},
+             "settings server.trusted_proxies: 'not-an-address' does not appear to be an IPv4"
+             " or IPv6 network"),
+            ({"forwarded_header": "X-Real-IP"},
+             "settings server.forwarded_header: 'X-Real-IP' is neither X-Forwarded-For nor"
+             " Forwarded"),
+            ({"webhook_refused_limit": "many"},
+             "settings server.webhook_refused_limit: 'many' is not a number")):
+        runtime = with_fake_connector(tmp_path / str(len(message)), settings)
+        with pytest.raises(ImError) as refused:
+            create_app(runtime)
+        assert str(refused.value) == message
+        runtime.store.close()
+
+
+def test_refusals_from_many_sources_are_logged_in_bounded_lines(caplog):
+    """More sources than the log tells apart are counted together as "other sources"."""
+    from im.server import guard
+
+    refusals = guard.RefusalLog(interval=3600)
+    sources = guard.MAX_REFUSAL_KEYS + 500
+    with caplog.at_level("WARNING", logger="im.webhook"):
+        for round_ in range(3):
+            for n in range(sources):
+                refusals.record(f"198.51.{n // 256}.{n % 256}", "bad_signature", None, False)
+        refusals.flush()
+    lines = [r for r in caplog.records if r.name == "im.webhook"]
+    # one line at each known source's first refusal, one for the first of the others, then
+    # one count per key
+    assert len(lines) <= 2 * (guard.MAX_REFUSAL_KEYS + 1)
+    assert sum(getattr(r, "refused", 0) for r in lines) + guard.MAX_REFUSAL_KEYS + 1 == (
+        3 * sources)
+    [others] = [r for r in lines if r.getMessage().startswith(
+        "webhook from other sources refused ")]
+    assert others.refused == 3 * 500 - 1
