@@ -246,6 +246,10 @@ def create_app(runtime: Runtime, *, background: bool = False,
         refusals.stop()
         if work is not None:
             work.stop()
+        # uvicorn ends the process with the signal that stopped it, so atexit handlers do not
+        # run: what was logged up to here (the last count of refusals) is written now.
+        for handler in logging.getLogger("im").handlers:
+            handler.flush()
 
     from im import __version__
 

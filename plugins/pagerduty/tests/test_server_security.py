@@ -4,6 +4,7 @@ events. Every flood is bounded in requests and in time, on loopback only."""
 
 import json
 import logging
+import signal
 import threading
 import time
 import uuid
@@ -17,6 +18,7 @@ from im.testing import serve
 from im_pagerduty.webhooks import sign
 
 from .connector_kit import im, pd_time, runtime_with_connector
+from .test_crash_safety import free_port, no_server_left_behind, start_server  # noqa: F401
 
 SECRET = "security-secret"
 ENDPOINT = "/connectors/prod-pagerduty/webhook"
@@ -243,3 +245,24 @@ def test_an_event_dated_in_the_future_is_quarantined_not_applied(tmp_path, pd):
     assert process_inbox(runtime).processed == 1
     assert runtime.store.get_incident("INC-1").status.value == "mitigated"
     runtime.store.close()
+
+
+def test_the_last_count_of_refusals_is_kept_when_im_serve_is_stopped(tmp_path, pd):
+    """The real executable, stopped with SIGTERM: uvicorn ends the process with the signal,
+    so nothing at exit would write what was counted since the first refusal."""
+    runtime = secured_runtime(tmp_path, pd, {})
+    port = free_port()
+    server = start_server(tmp_path / "home", port)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        for _ in range(5):
+            assert client.post(ENDPOINT, content=UNSIGNED,
+                               headers=BAD_SIGNATURE).status_code == 401
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=20)
+    messages = [r["message"] for r in runtime.store.logs(component="webhook")]
+    runtime.store.close()
+    assert messages == [
+        "webhook for prod-pagerduty from 127.0.0.1 refused: bad or missing signature",
+        messages[1]]
+    assert messages[1].startswith("webhook for prod-pagerduty from 127.0.0.1 refused 4 more"
+                                  " times in the last ")
