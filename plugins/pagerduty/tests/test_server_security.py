@@ -102,7 +102,7 @@ def test_an_unsigned_flood_from_the_senders_address_costs_no_genuine_delivery_it
     with serve(runtime, background=False) as url, Flood(url) as flood:
         statuses = genuine_deliveries(url, 80, gap=0.04)
     assert Counter(statuses) == {202: 80}
-    assert sum(flood.answers.values()) > 200, flood.answers  # it did flood
+    assert sum(flood.answers.values()) > 100, flood.answers  # it did flood
     assert set(flood.answers) <= {401, 429}, flood.answers
     # over the limit of refused requests they are answered 429; nothing of them was stored
     assert flood.answers[429] > 0, flood.answers
@@ -127,7 +127,7 @@ def test_behind_a_trusted_proxy_the_client_address_comes_from_the_forwarded_head
     # client wrote left of it is not believed
     (tmp_path / "home" / "settings.json").write_text(json.dumps({"server": {
         "webhook_allow": ["203.0.113.0/24"], "trusted_proxies": ["127.0.0.1", "10.0.0.0/8"],
-        "webhook_refused_limit": 5, "webhook_refused_limit_total": 1000}}))
+        "webhook_refused_limit": 5, "webhook_refused_limit_total": 20}}))
     from im.testing import make_runtime
 
     runtime = make_runtime(tmp_path / "home", load_entrypoints=True, user="alice")
@@ -138,8 +138,9 @@ def test_behind_a_trusted_proxy_the_client_address_comes_from_the_forwarded_head
             body, signed = ping(f"01PROXY{uuid.uuid4().hex[:8]}")
             assert httpx.post(url + ENDPOINT, content=body, headers={
                 **signed, "X-Forwarded-For": forwarded}).status_code == status, forwarded
-        # ten forwarded sources flooding share the total limit of refused requests, and each
-        # its own; PagerDuty's deliveries, through the same proxy, are all answered
+        # ten forwarded sources flooding: each has its limit of refused requests (5/s), and
+        # together they have one (20/s), well under ten times 5; PagerDuty's deliveries,
+        # through the same proxy, are all answered
         sources = [{"X-Forwarded-For": f"203.0.113.{n}"} for n in range(100, 110)]
         with Flood(url, headers=sources) as flood:
             statuses = genuine_deliveries(url, 40, headers=pagerduty)
