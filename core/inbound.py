@@ -73,8 +73,9 @@ def _future_dated(changes: list[InboundChange], now: datetime) -> FutureEventErr
         ahead = change.occurred_at - now
         if ahead > FUTURE_TOLERANCE:
             return FutureEventError(
-                f"event dated {change.occurred_at.isoformat()}, {duration(ahead.total_seconds())} ahead"
-                f" of im's clock (tolerance {duration(FUTURE_TOLERANCE.total_seconds())}); not applied")
+                f"event dated {change.occurred_at.isoformat()},"
+                f" {duration(ahead.total_seconds())} ahead of im's clock"
+                f" (tolerance {duration(FUTURE_TOLERANCE.total_seconds())}); not applied")
     return None
 
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from im_pagerduty.connector import PagerDutyConnector
 
 SIGNATURE_HEADER = "x-pagerduty-signature"
-WEBHOOK_ID_HEADER = "x-webhook-id"
+WEBHOOK_ID_HEADER = "x-webhook-id"  # unsigned: never a delivery id (a replay can change it)
 
 # The events a subscription made by `im connector webhook --enable` asks for.
 EVENT_TYPES = [

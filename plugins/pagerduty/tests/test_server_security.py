@@ -12,7 +12,6 @@ from collections import Counter
 from datetime import timedelta
 
 import httpx
-import pytest
 
 from im.testing import serve
 from im_pagerduty.webhooks import sign
