@@ -171,7 +171,9 @@ class WebhookRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """The envelope of an authentic delivery: enough to store and deduplicate it."""
+    """The envelope of an authentic delivery: enough to store and deduplicate it.
+    `delivery_id` comes from what the signature covers (the event's own id, else a hash of
+    the body), never from an unsigned header, which whoever replays the body can change."""
 
     delivery_id: str
     event_type: str

@@ -20,12 +20,13 @@ acknowledged) and processed from there; polls feed the same `apply_change`. The 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from im import incidents
+from im.humanize import duration
 from im.connectors import Connector, InboundChange, WebhookRequest
 from im.errors import ConnectorError, ImError
 from im.models import Action, Incident, Link, Origin, Status
@@ -37,6 +38,9 @@ log = logging.getLogger("im.inbound")
 webhook_log = logging.getLogger("im.webhook")
 
 REPLAY_WINDOW = timedelta(days=7)
+# An event dated further ahead than this is quarantined, not applied: applied, it would make
+# every genuine event until that date look stale, and stay inside the replay window for long.
+FUTURE_TOLERANCE = timedelta(minutes=5)
 LEASE_SECONDS = 20.0  # a crashed server's claimed events are taken up again after this
 
 # Remote change kinds (InboundChange.action) and the remote status each leaves behind.
@@ -57,6 +61,22 @@ STATUS_AFTER = {TRIGGERED: "triggered", ACKNOWLEDGED: "acknowledged",
 
 class UnhandledEventError(ImError):
     """An authentic event of a type the connector does not handle: quarantined, not lost."""
+
+
+class FutureEventError(ImError):
+    """An authentic event dated ahead of im's clock beyond FUTURE_TOLERANCE: quarantined;
+    `im connector replay` applies it once the clocks agree."""
+
+
+def _future_dated(changes: list[InboundChange], now: datetime) -> FutureEventError | None:
+    for change in changes:
+        ahead = change.occurred_at - now
+        if ahead > FUTURE_TOLERANCE:
+            return FutureEventError(
+                f"event dated {change.occurred_at.isoformat()},"
+                f" {duration(ahead.total_seconds())} ahead of im's clock"
+                f" (tolerance {duration(FUTURE_TOLERANCE.total_seconds())}); not applied")
+    return None
 
 
 class InboxReport(msgspec.Struct, kw_only=True):
@@ -91,6 +111,10 @@ def process_inbox(runtime: Runtime, *, connector: str | None = None,
                 instance = instances.get(row.connector) or runtime.connector(row.connector)
                 instances[row.connector] = instance
                 changes = instance.webhook_changes(WebhookRequest(headers={}, body=row.body))
+                future = _future_dated(changes, runtime.clock())
+                if future is not None:
+                    prepared.append((row, None, [], future))
+                    continue
                 prepared.append((row, instance, changes, None))
             except ConnectorError as error:
                 if not error.retryable:

@@ -809,9 +809,12 @@ class Store:
             clauses.append("component = :component")
             params["component"] = component
         if text:
-            clauses.append("(component LIKE :text OR coalesce(connector, '') LIKE :text"
-                           " OR message LIKE :text OR data LIKE :text)")
-            params["text"] = f"%{text}%"
+            # the text is matched as written: LIKE's own wildcards (% and _) are escaped
+            clauses.append("(component LIKE :text ESCAPE '\\' OR coalesce(connector, '')"
+                           " LIKE :text ESCAPE '\\' OR message LIKE :text ESCAPE '\\'"
+                           " OR data LIKE :text ESCAPE '\\')")
+            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params["text"] = f"%{escaped}%"
         rows = self.conn.execute(
             "SELECT id, at, level, component, connector, message, data FROM (SELECT * FROM logs"
             f" WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT :limit) ORDER BY id",

@@ -201,7 +201,8 @@ def serve(runtime: Runtime, *, background: bool = True, host: str = "127.0.0.1"
         probe.bind((host, 0))
         port = probe.getsockname()[1]
     config = uvicorn.Config(serving(create_app(runtime, background=background)), host=host,
-                            port=port, log_level="warning", lifespan="on")
+                            port=port, log_level="warning", lifespan="on",
+                            proxy_headers=False)  # as `im serve`: server.trusted_proxies decide
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="im-serve-test", daemon=True)
     thread.start()

@@ -6,7 +6,6 @@ import hashlib
 import re
 import logging
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -18,6 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from im.connectors import Connector, WebhookRequest
 from im.errors import ImError
 from im.runtime import Runtime
+from im.server import guard
 from im.server.ingest import InboundEvent, InboxWriter, StorageUnavailable
 
 if TYPE_CHECKING:
@@ -34,14 +34,22 @@ WEBHOOK_PATH = re.compile(r"^(?:/connectors)?/([^/]+)/webhook/?$")
 
 class ConnectorCache:
     """Built connectors for the webhook route, rebuilt every few seconds so that settings
-    changed by the CLI (a rotated secret) take effect without a restart."""
+    changed by the CLI (a rotated secret) take effect without a restart. Only configured
+    connectors are looked up and kept: the names are read once every few seconds, so a name
+    from the URL that is not one costs a set lookup and leaves nothing behind."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._cache: dict[str, tuple[float, Connector | None]] = {}
+        self._names: frozenset[str] = frozenset()
+        self._names_at = float("-inf")
 
     def get(self, name: str) -> Connector | None:
         now = time.monotonic()
+        if now - self._names_at > CONNECTOR_CACHE_SECONDS:
+            self._read_names(now)
+        if name not in self._names:
+            return None
         cached = self._cache.get(name)
         if cached is None or now - cached[0] > CONNECTOR_CACHE_SECONDS:
             try:
@@ -50,6 +58,19 @@ class ConnectorCache:
                 instance = None
             cached = self._cache[name] = (now, instance)
         return cached[1]
+
+    def _read_names(self, now: float) -> None:
+        try:
+            names = frozenset(record.name for record in self.runtime.store.list_connectors())
+        except Exception as error:  # the database is briefly unavailable: keep what we know
+            log.warning("cannot read the configured connectors: %s", error)
+            return
+        self._names, self._names_at = names, now
+        for gone in set(self._cache) - names:
+            del self._cache[gone]
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
 
 def create_app(runtime: Runtime, *, background: bool = False,
@@ -73,8 +94,20 @@ def create_app(runtime: Runtime, *, background: bool = False,
         work.busy = writer.busy
     connectors = ConnectorCache(runtime)
     metrics = ServerMetrics(runtime)
-    allowed = _networks(runtime.settings.get("server", {}).get("webhook_allow"))
-    within_rate = _rate_limit(runtime.settings.get("server", {}))
+    server_settings = runtime.settings.get("server", {})
+    if not isinstance(server_settings, dict):
+        raise ImError("settings server: must be an object")
+    allow = guard.networks(server_settings.get("webhook_allow"), "webhook_allow")
+    allowed = guard.AddressSet(allow) if allow else None
+    client_address = guard.ClientAddress(server_settings)
+    behind_proxy = bool(client_address.proxies)
+    # Signed deliveries and refused requests are limited apart: a flood of refused requests
+    # never takes a sender's deliveries' places (see docs/server.md).
+    within_rate = guard.per_second(server_settings, "webhook_rate_limit", 1000)
+    refused_within = guard.per_second(server_settings, "webhook_refused_limit", 10)
+    refused_within_total = guard.per_second(server_settings, "webhook_refused_limit_total",
+                                            100)
+    refusals = guard.RefusalLog()
 
     @get("/metrics", sync_to_thread=True, media_type="text/plain; version=0.0.4")
     def prometheus() -> bytes:
@@ -100,24 +133,41 @@ def create_app(runtime: Runtime, *, background: bool = False,
             body["reasons"] = reasons
         return Response(body, status_code=200 if not reasons else 503)
 
+    def refuse(client: str | None, reason: str, connector: str | None, status: int,
+               error: str) -> tuple[int, dict[str, str]]:
+        """A refused request: counted by reason (and by connector for a configured one),
+        logged in aggregate, answered 429 when refusals from that source, or from all, are
+        over their limit. Never touches the limit of signed deliveries."""
+        throttled = ((refused_within is not None and not refused_within(client or "unknown"))
+                     or (refused_within_total is not None and not refused_within_total("")))
+        metrics.refused(reason, throttled)
+        if connector is not None:
+            metrics.webhook(connector, _OUTCOMES[reason])
+        refusals.record(client, reason, connector, throttled)
+        if throttled:
+            return 429, {"error": "too many refused requests; retry after a second"}
+        return status, {"error": error}
+
     async def ingest(name: str, headers: dict[str, str], body: bytes,
                       client: str | None) -> tuple[int, dict[str, str]]:
         """A signed event: verify, store durably, answer 202, process later."""
-        if allowed and not _allowed(client, allowed):
-            metrics.webhook(name, "forbidden")
-            return 403, {"error": "source address not allowed"}
-        if within_rate is not None and not within_rate(client):
+        connector = connectors.get(name)  # None unless a configured connector
+        label = name if connector is not None else None
+        if allowed is not None and client not in allowed:
+            return refuse(client, "forbidden", label, 403, "source address not allowed")
+        if connector is None or not connector.settings.enable_webhook:
+            return refuse(client, "not_found", label, 404, "no webhook for this connector")
+        webhook_request = WebhookRequest(headers=headers, body=body, client=client)
+        try:
+            authentic = connector.verify_webhook(webhook_request)
+        except Exception:  # a connector that cannot verify accepts nothing
+            authentic = False
+        if not authentic:
+            return refuse(client, "bad_signature", name, 401, "invalid or missing signature")
+        # Only signed deliveries count against their sender's limit.
+        if within_rate is not None and not within_rate(client or "unknown"):
             metrics.webhook(name, "rate_limited")
             return 429, {"error": "too many requests; retry after a second"}
-        connector = connectors.get(name)
-        if connector is None or not connector.settings.enable_webhook:
-            return 404, {"error": f"no webhook for connector {name}"}
-        webhook_request = WebhookRequest(headers=headers, body=body, client=client)
-        if not connector.verify_webhook(webhook_request):
-            webhook_log.warning("webhook for %s from %s refused: bad or missing signature",
-                                name, client, extra={"connector": name})
-            metrics.webhook(name, "unauthorized")
-            return 401, {"error": "invalid or missing signature"}
         try:
             envelope = connector.parse_webhook(webhook_request)
             delivery_id, event_type = envelope.delivery_id, envelope.event_type
@@ -142,16 +192,22 @@ def create_app(runtime: Runtime, *, background: bool = False,
     # building (about half the time per request); what it does is the function above.
     # Mounted (Litestar's router does not give path parameters to raw ASGI routes).
     async def webhook_route(scope: Any, receive: Any, send: Any) -> None:
+        peer = scope.get("client")
+        client = peer[0] if peer else None
+        if behind_proxy:  # from a trusted proxy: the address it forwards
+            client = client_address(client, scope["headers"])
         match = WEBHOOK_PATH.search(scope["path"])
         if match is None:
-            return await _answer(send, 404, {"error": "not found"})
+            status, payload = refuse(client, "not_found", None, 404, "not found")
+            return await _answer(send, status, payload, _retry(status))
         if scope["method"] != "POST":
             return await _answer(send, 405, {"error": "use POST"})
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope["headers"]}
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_WEBHOOK_BODY:
-            return await _answer(send, 413, {"error": "body too large"})
+            status, payload = refuse(client, "too_large", None, 413, "body too large")
+            return await _answer(send, status, payload, _retry(status))
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -160,15 +216,13 @@ def create_app(runtime: Runtime, *, background: bool = False,
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > MAX_WEBHOOK_BODY:
-                return await _answer(send, 413, {"error": "body too large"})
+                status, payload = refuse(client, "too_large", None, 413, "body too large")
+                return await _answer(send, status, payload, _retry(status))
             chunks.append(chunk)
             if not message.get("more_body"):
                 break
-        client = scope.get("client")
-        status, payload = await ingest(match.group(1), headers,
-                                        b"".join(chunks), client[0] if client else None)
-        return await _answer(send, status, payload,
-                             [(b"retry-after", b"1")] if status == 429 else [])
+        status, payload = await ingest(match.group(1), headers, b"".join(chunks), client)
+        return await _answer(send, status, payload, _RETRY if status == 429 else None)
 
     webhook = asgi("/connectors", is_mount=True, copy_scope=True)(webhook_route)
 
@@ -183,13 +237,19 @@ def create_app(runtime: Runtime, *, background: bool = False,
 
     def start() -> None:
         writer.start()
+        refusals.start()
         if work is not None:
             work.start()
 
     def stop() -> None:
         writer.stop()
+        refusals.stop()
         if work is not None:
             work.stop()
+        # uvicorn ends the process with the signal that stopped it, so atexit handlers do not
+        # run: what was logged up to here (the last count of refusals) is written now.
+        for handler in logging.getLogger("im").handlers:
+            handler.flush()
 
     from im import __version__
 
@@ -200,7 +260,7 @@ def create_app(runtime: Runtime, *, background: bool = False,
         openapi_config=OpenAPIConfig(title="im", version=__version__, path="/schema"),
         logging_config=None,  # `im serve` sets up logging; an embedding app keeps its own
         state={"runtime": runtime, "writer": writer, "work": work, "metrics": metrics,
-               "webhook": webhook_route})
+               "webhook": webhook_route, "connectors": connectors})
 
 
 def serving(app: Litestar) -> Any:
@@ -251,54 +311,12 @@ def _http_error_response(_: Request[Any, Any, Any],
                     headers=error.headers or None)
 
 
-def _networks(values: Any) -> list[Any]:
-    import ipaddress
-
-    if not values:
-        return []
-    if isinstance(values, str):
-        values = [values]
-    try:
-        return [ipaddress.ip_network(v, strict=False) for v in values]
-    except ValueError as error:
-        raise ImError(f"settings server.webhook_allow: {error}") from None
+_OUTCOMES = {"forbidden": "forbidden", "not_found": "not_found", "too_large": "too_large",
+             "bad_signature": "unauthorized"}  # the outcome label of im_webhook_requests
 
 
-def _allowed(client: str | None, networks: list[Any]) -> bool:
-    import ipaddress
-
-    if client is None:
-        return False
-    try:
-        address = ipaddress.ip_address(client)
-    except ValueError:
-        return False
-    return any(address in network for network in networks)
+_RETRY = [(b"retry-after", b"1")]
 
 
-def _rate_limit(server_settings: dict[str, Any]) -> Callable[[str | None], bool] | None:
-    """Rate limiting of the webhook route per source address (`server.webhook_rate_limit`,
-    requests per second; default 1000, `0` turns it off): a function telling whether one more
-    request from an address is within the limit. A sender answered 429 retries."""
-    limit = server_settings.get("webhook_rate_limit", 1000)
-    try:
-        limit = int(limit)
-    except (TypeError, ValueError):
-        raise ImError(f"settings server.webhook_rate_limit: {limit!r} is not a number"
-                      ) from None
-    if limit < 0:
-        raise ImError(f"settings server.webhook_rate_limit: {limit} is negative (0 turns the"
-                      " limit off)")
-    if limit == 0:
-        return None
-    from limits import RateLimitItemPerSecond
-    from limits.storage import MemoryStorage
-    from limits.strategies import FixedWindowRateLimiter
-
-    limiter = FixedWindowRateLimiter(MemoryStorage())
-    item = RateLimitItemPerSecond(limit)
-
-    def within(client: str | None) -> bool:
-        return limiter.hit(item, client or "unknown")
-
-    return within
+def _retry(status: int) -> list[tuple[bytes, bytes]]:
+    return _RETRY if status == 429 else []

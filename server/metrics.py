@@ -87,16 +87,34 @@ class ServerMetrics:
         self.webhooks = Counter("im_webhook_requests", "Webhook requests by connector and"
                                 " outcome", ["connector", "outcome"],
                                 registry=None if summed else self.registry)
+        # Refusals by reason alone: names from the URL never become labels.
+        self.refusals = Counter("im_webhook_refused", "Webhook requests refused, by reason"
+                                " (whatever connector name they gave)", ["reason"],
+                                registry=None if summed else self.registry)
+        self.throttled = Counter("im_webhook_refused_throttled", "Refused webhook requests"
+                                 " answered 429: over the limit of refused requests",
+                                 registry=None if summed else self.registry)
 
         self._webhook_counts: dict[tuple[str, str], Any] = {}
+        self._refusal_counts: dict[str, Any] = {}
 
     def webhook(self, connector: str, outcome: str) -> None:
-        """Count a webhook request (the labelled child is looked up once per pair)."""
+        """Count a webhook request to a configured connector (the labelled child is looked up
+        once per pair; the caller never passes a name that is not a configured connector's)."""
         child = self._webhook_counts.get((connector, outcome))
         if child is None:
             child = self._webhook_counts[(connector, outcome)] = self.webhooks.labels(
                 connector, outcome)
         child.inc()
+
+    def refused(self, reason: str, throttled: bool) -> None:
+        """Count a refused webhook request (`reason` is one of a few fixed words)."""
+        child = self._refusal_counts.get(reason)
+        if child is None:
+            child = self._refusal_counts[reason] = self.refusals.labels(reason)
+        child.inc()
+        if throttled:
+            self.throttled.inc()
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from im_pagerduty.connector import PagerDutyConnector
 
 SIGNATURE_HEADER = "x-pagerduty-signature"
-WEBHOOK_ID_HEADER = "x-webhook-id"
+WEBHOOK_ID_HEADER = "x-webhook-id"  # unsigned: never a delivery id (a replay can change it)
 
 # The events a subscription made by `im connector webhook --enable` asks for.
 EVENT_TYPES = [
@@ -113,9 +113,9 @@ def envelope(headers: dict[str, str], body: bytes) -> WebhookEvent:
         event = _head_decoder.decode(body).event
     except msgspec.DecodeError as error:
         raise ValueError(f"not a PagerDuty v3 webhook: {error}") from None
-    # Without an id (not seen from PagerDuty) the body itself identifies the delivery.
-    delivery_id = event.id or headers.get(WEBHOOK_ID_HEADER) or (
-        "sha256:" + hashlib.sha256(body).hexdigest())
+    # Without an id (not seen from PagerDuty) the signed body itself identifies the delivery:
+    # never the unsigned X-Webhook-Id, which a replay of the same body can change at will.
+    delivery_id = event.id or "sha256:" + hashlib.sha256(body).hexdigest()
     return WebhookEvent(delivery_id=delivery_id, event_type=event.event_type,
                         occurred_at=event.occurred_at)
 

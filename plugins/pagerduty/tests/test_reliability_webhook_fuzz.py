@@ -67,6 +67,11 @@ def runtime(tmp_path, monkeypatch, pd):
     PagerDuty; processing the stored events asks the sandbox for its users."""
     monkeypatch.setattr(PagerDutyConnector, "client_options",
                         {"max_attempts": 1, "sleep": lambda _s: None, "timeout": 5.0})
+    (tmp_path / "home").mkdir()
+    # refused requests are answered 401 however many come: the limit of refused requests
+    # (answered 429 past it) has tests of its own (test_server_security.py)
+    (tmp_path / "home" / "settings.json").write_text(json.dumps({"server": {
+        "webhook_refused_limit": 0, "webhook_refused_limit_total": 0}}))
     rt = make_runtime(tmp_path / "home", load_entrypoints=True, user="alice")
     config = {"base_url": pd.url, "api_key": pd.api_key, "sync_direction":
               "bidirectional", "enable_webhook": True,

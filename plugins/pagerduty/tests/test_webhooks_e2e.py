@@ -121,12 +121,16 @@ def test_bad_signatures_write_nothing(live, pd, caplog):
                     {"X-PagerDuty-Signature": sign("not-the-secret", body)}):
         assert httpx.post(endpoint, content=body, headers=headers).status_code == 401
     assert runtime.store.inbox() == []
-    # logged where the docs say to look for them: `im logs --component webhook`
+    # logged where the docs say to look for them: `im logs --component webhook`; the first
+    # at once, the ones after it counted and logged together (see test_server_security.py)
     refused = [(r.name, r.connector, r.getMessage()) for r in caplog.records
                if "refused" in r.getMessage()]
     assert refused == [("im.webhook", "prod-pagerduty",
                         "webhook for prod-pagerduty from 127.0.0.1 refused: bad or missing"
-                        " signature")] * 3
+                        " signature")]
+    metrics = httpx.get(f"{url}/metrics").text
+    assert 'im_webhook_requests_total{connector="prod-pagerduty",outcome="unauthorized"} 3.0' \
+        in metrics
     assert httpx.post(f"{url}/connectors/nope/webhook", content=body).status_code == 404
 
 

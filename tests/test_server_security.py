@@ -1,0 +1,203 @@
+"""`im serve` on the open internet (issue #16): what an attacker on loopback can send, and what
+it must not cost. Every flood here is bounded in requests and in time."""
+
+import json
+import secrets
+import socket
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+
+import httpx
+import pytest
+
+from im.testing import FakePlugin, make_runtime, run_cli
+
+FLOOD_SECONDS = 20.0  # no flood of this module runs longer, whatever the machine
+
+
+@contextmanager
+def served(app):
+    """`app` (from create_app) as `im serve` runs it, on a free loopback port; its base URL."""
+    import uvicorn
+
+    from im.server import serving
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(serving(app), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on",
+                                           proxy_headers=False))  # as `im serve` runs
+    thread = threading.Thread(target=server.run, name="im-serve-security", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "im serve did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def with_fake_connector(tmp_path, server_settings):
+    home = tmp_path / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "settings.json").write_text(json.dumps({"server": server_settings}))
+    runtime = make_runtime(home, plugins=[FakePlugin()])
+    result = run_cli(runtime, ["connector", "add", "fake", "f", "--config",
+                               '{"api_key": "k", "enable_webhook": true}'])
+    assert result.exit_code == 0, result.output
+    return runtime
+
+
+RANDOM_NAMES = 2000
+
+
+@pytest.mark.parametrize("server_settings", [
+    {"webhook_rate_limit": 0},  # every name reaches the connector lookup
+    {"webhook_rate_limit": 1},  # nearly every name is answered 429
+    {"webhook_allow": ["192.0.2.0/24"]},  # every name is answered 403
+], ids=["no-limit", "rate-limited", "not-allowed"])
+def test_random_connector_names_leave_metrics_and_the_connector_cache_flat(
+        tmp_path, server_settings):
+    from im.server import create_app
+
+    runtime = with_fake_connector(tmp_path, server_settings)
+    app = create_app(runtime)
+    statuses: Counter[int] = Counter()
+    with served(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        deadline = time.monotonic() + FLOOD_SECONDS
+
+        def flood(count):
+            for _ in range(count):
+                assert time.monotonic() < deadline, "the flood took too long"
+                name = secrets.token_hex(8)
+                statuses[client.post(f"/connectors/{name}/webhook", content=b"{}"
+                                     ).status_code] += 1
+
+        flood(50)
+        before = len(client.get("/metrics").content)
+        flood(RANDOM_NAMES)
+        after = len(client.get("/metrics").content)
+        assert client.get("/health").status_code == 200
+    runtime.store.close()
+    assert set(statuses) <= {403, 404, 429}, statuses
+    # a counter's value grows by a few digits; a series per name would be ~100 bytes each
+    assert after - before < 1024, (before, after)
+    assert len(app.state["connectors"]) <= 1  # `f` at most, never a random name
+
+
+def test_unknown_connector_names_are_not_counted_by_name(tmp_path):
+    """Labels of /metrics come from configured connectors only; refusals of others are counted
+    by reason."""
+    from im.server import create_app
+
+    runtime = with_fake_connector(tmp_path, {"webhook_allow": ["192.0.2.0/24"]})
+    app = create_app(runtime)
+    with served(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        for name in ("nope", "f"):
+            assert client.post(f"/connectors/{name}/webhook", content=b"{}").status_code == 403
+        metrics = client.get("/metrics").text
+    runtime.store.close()
+    assert 'connector="nope"' not in metrics
+    assert 'im_webhook_requests_total{connector="f",outcome="forbidden"} 1.0' in metrics
+    assert 'im_webhook_refused_total{reason="forbidden"} 2.0' in metrics
+
+
+def test_logs_filter_takes_like_wildcards_literally(runtime):
+    """`im logs --filter %` finds the lines with a percent sign, not every line."""
+    import logging
+
+    from im.logs import install
+
+    handler = install(runtime.store)
+    try:
+        log = logging.getLogger("im.server")
+        log.warning("disk 97% full")
+        log.warning("nothing special here")
+        log.warning("file a_b.txt")
+        log.warning("file axb.txt")
+        handler.flush()
+        for pattern, expected in (("%", ["disk 97% full"]), ("a_b", ["file a_b.txt"]),
+                                  ("\\", [])):
+            result = run_cli(runtime, ["logs", "--filter", pattern])
+            assert result.exit_code == 0, result.output
+            lines = [line for line in result.stdout.splitlines() if line.strip()]
+            assert [m for m in ("disk 97% full", "nothing special here", "file a_b.txt",
+                                "file axb.txt") if any(m in line for line in lines)] == expected
+    finally:
+        logging.getLogger("im").removeHandler(handler)
+        handler.close()
+
+
+@pytest.mark.parametrize(("header", "value", "client"), [
+    ("X-Forwarded-For", "203.0.113.7", "203.0.113.7"),
+    ("X-Forwarded-For", "198.51.100.1, 203.0.113.7", "203.0.113.7"),  # left: the client's say
+    ("X-Forwarded-For", "203.0.113.7, 10.0.0.3", "203.0.113.7"),  # a second trusted proxy
+    ("X-Forwarded-For", "10.0.0.4, 10.0.0.3", "10.0.0.4"),  # proxies all the way
+    ("X-Forwarded-For", "garbage", "127.0.0.1"),  # not an address: the proxy's own
+    ("X-Forwarded-For", "203.0.113.7:4711", "203.0.113.7"),
+    ("X-Forwarded-For", "", "127.0.0.1"),
+    ("Forwarded", 'for=192.0.2.60;proto=https, for="[2001:db8:cafe::17]:4711"',
+     "2001:db8:cafe::17"),
+    ("Forwarded", "for=unknown", "127.0.0.1"),
+    ("Forwarded", "for=192.0.2.60;by=10.0.0.3", "192.0.2.60"),
+])
+def test_the_client_behind_a_trusted_proxy(header, value, client):
+    from im.server.guard import ClientAddress
+
+    address = ClientAddress({"trusted_proxies": ["127.0.0.1", "10.0.0.0/8"],
+                             "forwarded_header": header})
+    raw = [(b"host", b"x"), (header.lower().encode(), value.encode())]
+    assert address("127.0.0.1", raw) == client
+    # from a peer that is not a trusted proxy, the header is never read
+    assert address("198.51.100.9", raw) == "198.51.100.9"
+    # the other header is not read either: only the one the proxy writes
+    other = "forwarded" if header == "X-Forwarded-For" else "x-forwarded-for"
+    assert address("127.0.0.1", [(other.encode(), b"203.0.113.99")]) == "127.0.0.1"
+
+
+def test_bad_proxy_settings_are_refused_by_name(tmp_path):
+    from im.errors import ImError
+    from im.server import create_app
+
+    for settings, message in (
+            ({"trusted_proxies": ["not-an-address"]},
+             "settings server.trusted_proxies: 'not-an-address' does not appear to be an IPv4"
+             " or IPv6 network"),
+            ({"forwarded_header": "X-Real-IP"},
+             "settings server.forwarded_header: 'X-Real-IP' is neither X-Forwarded-For nor"
+             " Forwarded"),
+            ({"webhook_refused_limit": "many"},
+             "settings server.webhook_refused_limit: 'many' is not a number")):
+        runtime = with_fake_connector(tmp_path / str(len(message)), settings)
+        with pytest.raises(ImError) as refused:
+            create_app(runtime)
+        assert str(refused.value) == message
+        runtime.store.close()
+
+
+def test_refusals_from_many_sources_are_logged_in_bounded_lines(caplog):
+    """More sources than the log tells apart are counted together as "other sources"."""
+    from im.server import guard
+
+    refusals = guard.RefusalLog(interval=3600)
+    sources = guard.MAX_REFUSAL_KEYS + 500
+    with caplog.at_level("WARNING", logger="im.webhook"):
+        for round_ in range(3):
+            for n in range(sources):
+                refusals.record(f"198.51.{n // 256}.{n % 256}", "bad_signature", None, False)
+        refusals.flush()
+    lines = [r for r in caplog.records if r.name == "im.webhook"]
+    # one line at each known source's first refusal, one for the first of the others, then
+    # one count per key
+    assert len(lines) <= 2 * (guard.MAX_REFUSAL_KEYS + 1)
+    assert sum(getattr(r, "refused", 0) for r in lines) + guard.MAX_REFUSAL_KEYS + 1 == (
+        3 * sources)
+    [others] = [r for r in lines if r.getMessage().startswith(
+        "webhook from other sources refused ")]
+    assert others.refused == 3 * 500 - 1
