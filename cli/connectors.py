@@ -272,19 +272,23 @@ def make_app(runtime: Runtime) -> typer.Typer:
     @app.command()
     def test(name: str = typer.Argument(..., help="The connector.")) -> None:
         """Check that a connector can reach and use its remote system."""
+        from im.cli import waiting
         from im.connectors import CheckRequest
 
         connector = runtime.connector(name)
         public_url = runtime.public_url_for(name)
-        checks = connector.test(CheckRequest(public_url=public_url))
+        problem = None
+        with waiting.spinner(f"Checking {name}"):
+            checks = connector.test(CheckRequest(public_url=public_url,
+                                                 deadline=waiting.deadline()))
+            if public_url and connector.settings.enable_webhook and connector.receives_webhooks:
+                problem = _serve_unreachable(public_url)
         for check in checks:
             typer.echo(f"{'✓' if check.ok else '✗'} {check.detail}")
             if not check.ok and check.fix:
                 typer.echo(f"  Fix: {check.fix}")
-        if public_url and connector.settings.enable_webhook and connector.receives_webhooks:
-            problem = _serve_unreachable(public_url)
-            if problem:  # a warning: the public URL may not loop back from this machine
-                typer.echo(f"! {problem}")
+        if problem:  # a warning: the public URL may not loop back from this machine
+            typer.echo(f"! {problem}")
         if not all(check.ok for check in checks):
             raise typer.Exit(1)
 
@@ -298,8 +302,9 @@ def make_app(runtime: Runtime) -> typer.Typer:
              ) -> None:
         """Deliver queued changes now (without waiting for backoff), then reconcile: for
         bidirectional and inbound connectors, apply what changed remotely."""
-        import sys
+        import time
 
+        from im.cli import waiting
         from im.errors import ConnectorError
         from im.inbound import poll
         from im.incidents import get
@@ -315,23 +320,19 @@ def make_app(runtime: Runtime) -> typer.Typer:
         pending = runtime.store.outbox(connector=record.name, incident_id=incident_id,
                                        statuses=("pending", "delivering"))
 
-        def run(progress: Any = None) -> Any:
-            return deliver_outbox(runtime, connector=record.name, incident_id=incident_id,
-                                  due_only=False, progress=progress)
-
-        # A progress bar on a terminal when there is much to do; plain output otherwise.
-        if len(pending) >= 20 and sys.stderr.isatty():
-            with typer.progressbar(length=len(pending), label="Delivering",
-                                   file=sys.stderr) as bar:
-                report = run(lambda _row: bar.update(1))
-        else:
-            report = run()
+        # one deadline for the whole command: delivering, then reconciling
+        until = waiting.deadline()
+        with waiting.spinner(f"Delivering to {name}", total=len(pending)) as step:
+            report = deliver_outbox(runtime, connector=record.name, incident_id=incident_id,
+                                    due_only=False, budget=until - time.monotonic(),
+                                    progress=lambda _row: step())
         typer.echo(f"{name}: {report.delivered} delivered, {report.retrying} queued for retry,"
                    f" {report.failed} failed")
         for error in report.errors:
             typer.echo(f"  ! {error}", err=True)
         try:
-            outcomes = poll(runtime, record.name, incident_id=incident_id)
+            with waiting.spinner(f"Reconciling with {name}"):
+                outcomes = poll(runtime, record.name, incident_id=incident_id, deadline=until)
         except ConnectorError as error:
             typer.echo(f"  ! reconciling failed: {error}", err=True)
             raise typer.Exit(1) from None

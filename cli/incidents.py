@@ -17,19 +17,17 @@ INCIDENT = typer.Option(..., "--incident", "-i", help="The incident, e.g. INC-12
 JSON = typer.Option(False, "--json", help="Print JSON instead of text.")
 
 
-# How long a command waits for connectors to take its change; what is left waits for `im serve`
-# (or `im connector sync`), so a slow remote system never holds the on-call engineer up.
-DELIVERY_BUDGET = 10.0
-
-
 def deliver(runtime: Runtime, incident: "Incident") -> None:
     """Push what this change queued, and say what happened; an outage only delays it."""
     if not runtime.store.outbox(incident_id=incident.id, statuses=("pending",)):
         return
+    from im.cli import waiting
     from im.sync import deliver_outbox
 
     before = {event.id for event in runtime.store.timeline(incident.id)}
-    report = deliver_outbox(runtime, incident_id=incident.id, budget=DELIVERY_BUDGET)
+    # what is not delivered within the command's time waits for `im serve`
+    with waiting.spinner(f"Delivering {incident.id} to {_names(runtime, incident)}"):
+        report = deliver_outbox(runtime, incident_id=incident.id, budget=waiting.BUDGET)
     for event in runtime.store.timeline(incident.id):
         if event.id not in before and event.kind == "sync":
             typer.echo(f"  {event.system}: {event.text}")
@@ -269,10 +267,18 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
             typer.echo(f"{when(event.at)}  {event.text}  [{origin}]")
 
 
+def _names(runtime: Runtime, incident: "Incident") -> str:
+    """The connectors an incident's queued changes are for, as a list in words."""
+    return ", ".join(sorted({row.connector for row in runtime.store.outbox(
+        incident_id=incident.id, statuses=("pending",))}))
+
+
 def _deliver_quietly(runtime: Runtime, incident: "Incident") -> None:
+    from im.cli import waiting
     from im.sync import deliver_outbox
 
-    deliver_outbox(runtime, incident_id=incident.id, budget=DELIVERY_BUDGET)
+    with waiting.spinner(f"Delivering {incident.id} to {_names(runtime, incident)}"):
+        deliver_outbox(runtime, incident_id=incident.id, budget=waiting.BUDGET)
 
 
 def _print_incident_json(runtime: Runtime, incident_id: str) -> None:

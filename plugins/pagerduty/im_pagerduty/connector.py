@@ -477,26 +477,30 @@ class PagerDutyConnector(Connector):
     def pull(self, request: PullRequest) -> PullResult:
         from im_pagerduty.polling import pull
 
-        return pull(self, request)
+        with self.client.until(request.deadline):
+            return pull(self, request)
 
     # -- checks ----------------------------------------------------------------------------
 
     def test(self, request: CheckRequest) -> list[Check]:
         from im_pagerduty.checks import connection_checks
 
-        return connection_checks(self, request)
+        with self.client.until(request.deadline):
+            return connection_checks(self, request)
 
     def health(self, request: CheckRequest) -> list[Check]:
         from im_pagerduty.checks import health_checks
 
-        return health_checks(self, request)
+        with self.client.until(request.deadline):
+            return health_checks(self, request)
 
     # -- on-call ---------------------------------------------------------------------------
 
     def oncall(self, request: OncallRequest) -> OncallResult:
         from im_pagerduty.oncall import lookup
 
-        return lookup(self, request.service, request.at or self.runtime.clock())
+        with self.client.until(request.deadline):
+            return lookup(self, request.service, request.at or self.runtime.clock())
 
     def webhook_url(self, public_url: str | None) -> str | None:
         return f"{public_url}/connectors/{self.name}/webhook" if public_url else None

@@ -33,12 +33,15 @@ def _save_custom(runtime: Runtime, name: str, path: str, key: str, value: str) -
 
 
 def _names(connector: PagerDutyConnector, path: str, key: str) -> dict[str, str]:
-    """Ids to names for a PagerDuty list (one paginated listing)."""
+    """Ids to names for a PagerDuty list (one paginated listing), within the command's time."""
+    from im.cli import waiting
     from im_pagerduty.client import PagerDutyError
 
     try:
-        return {item["id"]: item.get("name") or item.get("summary", "")
-                for item in connector.client.paginate(path, key)}
+        with waiting.spinner(f"Asking {connector.name}"), \
+                connector.client.until(waiting.deadline()):
+            return {item["id"]: item.get("name") or item.get("summary", "")
+                    for item in connector.client.paginate(path, key)}
     except PagerDutyError as error:
         typer.echo(f"Warning: names unavailable: {error}", err=True)
         return {}
@@ -64,10 +67,13 @@ def _print_mappings(connector: PagerDutyConnector, mappings: dict[str, str], pat
 def _verify(connector: PagerDutyConnector, path: str, what: str) -> None:
     """Refuse an id PagerDuty does not know; accept it (with a warning) when unreachable."""
     from im import InvalidInputError
+    from im.cli import waiting
     from im_pagerduty.client import PagerDutyError
 
     try:
-        connector.client.get(path)
+        with waiting.spinner(f"Asking {connector.name}"), \
+                connector.client.until(waiting.deadline()):
+            connector.client.get(path)
     except PagerDutyError as error:
         if error.status == 404:
             raise InvalidInputError(f"PagerDuty has no {what}") from None
