@@ -322,10 +322,16 @@ def make_app(runtime: Runtime) -> typer.Typer:
 
         # one deadline for the whole command: delivering, then reconciling
         until = waiting.deadline()
-        with waiting.spinner(f"Delivering to {name}", total=len(pending)) as step:
-            report = deliver_outbox(runtime, connector=record.name, incident_id=incident_id,
-                                    due_only=False, budget=until - time.monotonic(),
-                                    progress=lambda _row: step())
+        try:
+            with waiting.spinner(f"Delivering to {name}", total=len(pending)) as step:
+                report = deliver_outbox(runtime, connector=record.name,
+                                        incident_id=incident_id, due_only=False,
+                                        budget=until - time.monotonic(),
+                                        progress=lambda _row: step())
+        except KeyboardInterrupt:
+            waiting.interrupted(runtime, runtime.store.outbox(
+                connector=record.name, incident_id=incident_id,
+                statuses=("pending", "delivering")))
         typer.echo(f"{name}: {report.delivered} delivered, {report.retrying} queued for retry,"
                    f" {report.failed} failed")
         for error in report.errors:

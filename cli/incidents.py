@@ -26,8 +26,12 @@ def deliver(runtime: Runtime, incident: "Incident") -> None:
 
     before = {event.id for event in runtime.store.timeline(incident.id)}
     # what is not delivered within the command's time waits for `im serve`
-    with waiting.spinner(f"Delivering {incident.id} to {_names(runtime, incident)}"):
-        report = deliver_outbox(runtime, incident_id=incident.id, budget=waiting.BUDGET)
+    try:
+        with waiting.spinner(f"Delivering {incident.id} to {_names(runtime, incident)}"):
+            report = deliver_outbox(runtime, incident_id=incident.id, budget=waiting.BUDGET)
+    except KeyboardInterrupt:
+        waiting.interrupted(runtime, runtime.store.outbox(
+            incident_id=incident.id, statuses=("pending", "delivering")), saved=incident.id)
     for event in runtime.store.timeline(incident.id):
         if event.id not in before and event.kind == "sync":
             typer.echo(f"  {event.system}: {event.text}")
@@ -277,8 +281,12 @@ def _deliver_quietly(runtime: Runtime, incident: "Incident") -> None:
     from im.cli import waiting
     from im.sync import deliver_outbox
 
-    with waiting.spinner(f"Delivering {incident.id} to {_names(runtime, incident)}"):
-        deliver_outbox(runtime, incident_id=incident.id, budget=waiting.BUDGET)
+    try:
+        with waiting.spinner(f"Delivering {incident.id} to {_names(runtime, incident)}"):
+            deliver_outbox(runtime, incident_id=incident.id, budget=waiting.BUDGET)
+    except KeyboardInterrupt:
+        waiting.interrupted(runtime, runtime.store.outbox(
+            incident_id=incident.id, statuses=("pending", "delivering")), saved=incident.id)
 
 
 def _print_incident_json(runtime: Runtime, incident_id: str) -> None:

@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from im.runtime import Runtime
 
 BUDGET = 10.0  # seconds
 
@@ -59,3 +63,34 @@ def spinner(text: str, *, total: int | None = None) -> Iterator[Callable[[], Non
                   redirect_stdout=False, redirect_stderr=False) as progress:
         task = progress.add_task(text, total=total or None)
         yield lambda: progress.advance(task)
+
+
+def describe(rows: Sequence[Any], limit: int = 4) -> str:
+    """Queued outbox rows in words, by incident and action in queue order: `INC-2 declare (api,
+    payments), INC-2 note (api)`, the first `limit` of them and how many more."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for row in rows:
+        groups.setdefault((row.incident_id, row.action), []).append(row.service)
+    parts = [f"{incident} {action} ({', '.join(services)})"
+             for (incident, action), services in groups.items()]
+    more = len(parts) - limit
+    return ", ".join(parts[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
+def interrupted(runtime: Runtime, rows: Sequence[Any], saved: str | None = None) -> NoReturn:
+    """Ctrl-C while delivering: say what is left queued (`rows`, still waiting) and who
+    delivers it, then exit with 130. `saved`: the incident whose local change is kept."""
+    import typer
+
+    from im.cli import EXIT_INTERRUPTED
+
+    kept = f"; {saved} is saved in im" if saved else ""
+    if not rows:
+        typer.echo(f"Interrupted: nothing is left queued{kept}", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    names = sorted({row.connector for row in rows})
+    syncs = " or ".join(f"`im connector sync {name}`" for name in names)
+    typer.echo(f"Interrupted: left queued for {', '.join(names)}: {describe(rows)}", err=True)
+    typer.echo(f"  `im serve` or {syncs} will deliver {'it' if len(rows) == 1 else 'them'}"
+               f"{kept}", err=True)
+    raise typer.Exit(EXIT_INTERRUPTED)

@@ -552,6 +552,15 @@ class Store:
                          " last_error = ?, next_attempt_at = ? WHERE id = ?",
                          (error, ts(next_attempt_at), row_id))
 
+    def release_outbox(self, row_id: int, *, at: datetime) -> None:
+        """Give a claimed row back, due at once (its delivery was interrupted); a row already
+        finished is left as it is. Its attempt stays counted: the next one checks what the
+        interrupted one may have done remotely."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE outbox SET status = 'pending', lease_until = NULL,"
+                         " next_attempt_at = ? WHERE id = ? AND status = 'delivering'",
+                         (ts(at), row_id))
+
     def fail_outbox(self, row_id: int, *, error: str, at: datetime) -> None:
         with self.transaction() as conn:
             conn.execute("UPDATE outbox SET status = 'failed', lease_until = NULL,"

@@ -87,16 +87,22 @@ def deliver_outbox(runtime: Runtime, *, connector: str | None = None,
         if row is None:
             break
         tried.append(row.id)
-        if row.connector not in instances:
-            try:
-                instances[row.connector] = runtime.connector(row.connector)
-            except ImError as error:
-                instances[row.connector] = error
-        instance = instances[row.connector]
-        if isinstance(instance, ImError):
-            _retry(runtime, row, ConnectorError(str(instance), retryable=True), report)
-        else:
-            _deliver(runtime, instance, row, report, deadline)
+        try:
+            if row.connector not in instances:
+                try:
+                    instances[row.connector] = runtime.connector(row.connector)
+                except ImError as error:
+                    instances[row.connector] = error
+            instance = instances[row.connector]
+            if isinstance(instance, ImError):
+                _retry(runtime, row, ConnectorError(str(instance), retryable=True), report)
+            else:
+                _deliver(runtime, instance, row, report, deadline)
+        except BaseException:
+            # interrupted (Ctrl-C): the row goes back in line at once rather than when its
+            # lease runs out, for `im serve` or the next command to deliver
+            store.release_outbox(row.id, at=runtime.clock())
+            raise
         if progress is not None:
             progress(row)
     return report

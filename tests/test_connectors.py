@@ -200,6 +200,42 @@ def test_outage_queues_the_change_and_sync_delivers_it(runtime, fake, clock, cap
     assert "never" not in im(runtime, "connector", "list").stdout
 
 
+def test_ctrl_c_while_delivering_keeps_the_change_queued_and_says_so(runtime, fake, clock):
+    """Ctrl-C while a connector is being called: the command says what is left queued and
+    who delivers it, exits with 130 without a traceback, and the row is back in line at
+    once (not held for its lease by a process that is gone)."""
+    add(runtime)
+    fake.remote.failures.append(KeyboardInterrupt())
+    result = im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db,web")
+    assert (result.exit_code, result.stdout) == (130, "Declared INC-1: SEV-2 x (db, web)\n")
+    assert result.stderr == (
+        "Interrupted: left queued for prod-fake: INC-1 declare (db, web)\n"
+        "  `im serve` or `im connector sync prod-fake` will deliver them; INC-1 is saved in"
+        " im\n")
+    assert runtime.store.get_incident("INC-1").status.value == "open"
+    assert [(r.status, r.attempts, r.next_attempt_at) for r in runtime.store.outbox()] == [
+        ("pending", 1, clock.now), ("pending", 0, clock.now)]
+    # and so does a sync
+    fake.remote.failures.append(KeyboardInterrupt())
+    synced = im(runtime, "connector", "sync", "prod-fake")
+    assert (synced.exit_code, synced.stdout, synced.stderr) == (
+        130, "", "Interrupted: left queued for prod-fake: INC-1 declare (db, web)\n"
+                 "  `im serve` or `im connector sync prod-fake` will deliver them\n")
+    assert im(runtime, "connector", "sync", "prod-fake").stdout == (
+        "prod-fake: 2 delivered, 0 queued for retry, 0 failed\n")
+
+
+def test_ctrl_c_in_any_other_command_is_one_line_and_130(runtime, fake, monkeypatch):
+    add(runtime)
+
+    def interrupted(self, request):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(runtime.connector("prod-fake")), "test", interrupted)
+    result = im(runtime, "connector", "test", "prod-fake")
+    assert (result.exit_code, result.stdout, result.stderr) == (130, "", "Error: interrupted\n")
+
+
 def test_retry_after_a_lost_answer_links_the_existing_remote_incident(runtime, fake, clock):
     add(runtime)
     incidents.declare(runtime, title="x", severity="SEV-2", services=["db"])

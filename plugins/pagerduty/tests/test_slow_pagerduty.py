@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .connector_kit import im, runtime_with_connector
+from .connector_kit import im, runtime_with_connector, wait_for
 
 IM = str(Path(sys.executable).parent / "im")
 LATENCY_MS = 6000  # each answer: within the client's own 10 s timeout, past the budget
@@ -144,3 +144,71 @@ def test_a_terminal_sees_a_spinner_while_the_command_waits_and_a_pipe_does_not(
                            capture_output=True, text=True, timeout=30)
     assert (piped.returncode, piped.stderr) == (0, "")
     assert piped.stdout.startswith(table)
+
+
+def _interrupt_when_delivering(runtime, args, env):
+    """Run `im ARGS`, press Ctrl-C once it is waiting on PagerDuty for a change (a row of the
+    outbox is claimed), and return (exit code, stdout, stderr)."""
+    import signal
+
+    process = subprocess.Popen([IM, *args], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: runtime.store.outbox(statuses=("delivering",)), timeout=20)
+        time.sleep(0.5)  # on the wire by now: PagerDuty answers after seconds
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, stdout, stderr
+
+
+def test_ctrl_c_while_delivering_says_what_is_left_queued_and_keeps_the_change(
+        runtime, pd, tmp_path):
+    """Ctrl-C during `im declare`, while PagerDuty takes its time to create the incident: two
+    lines say what is left queued and who delivers it, the exit code is 130, there is no
+    traceback; the incident is in im and its change back in line at once (not held by a
+    dead process's lease), and a sync links the incident PagerDuty made meanwhile, once."""
+    from .connector_kit import remote_incidents
+
+    env = {**os.environ, "IM_HOME": str(tmp_path / "home"), "IM_USER": "alice"}
+    pd.set_faults(latency_ms=3000, paths=["/incidents"])
+    code, stdout, stderr = _interrupt_when_delivering(
+        runtime, ["declare", "--sev", "SEV-2", "--title", "Checkout down", "--service", "api"],
+        env)
+    assert (code, stdout) == (130, "Declared INC-1: SEV-2 Checkout down (api)\n"), stderr
+    assert stderr == (
+        "Interrupted: left queued for prod-pagerduty: INC-1 declare (api)\n"
+        "  `im serve` or `im connector sync prod-pagerduty` will deliver it; INC-1 is saved"
+        " in im\n")
+    incident = runtime.store.get_incident("INC-1")
+    assert (incident.title, incident.status.value) == ("Checkout down", "open")
+    [row] = runtime.store.outbox(incident_id="INC-1")
+    assert (row.action, row.status, row.attempts) == ("declare", "pending", 1)
+    assert row.next_attempt_at <= runtime.clock()  # due now, not after a 120 s lease
+    time.sleep(3)  # PagerDuty carries out the create it was given meanwhile
+    pd.clear_faults()
+    synced = im(runtime, "connector", "sync", "prod-pagerduty")
+    assert synced.stdout.startswith("prod-pagerduty: 1 delivered, 0 queued for retry, 0 failed")
+    created = [i for i in remote_incidents(pd.client())
+               if i["incident_key"] == f"im-{incident.correlation_id}-api"]
+    assert len(created) == 1
+    assert [link.remote_id for link in runtime.store.links("INC-1")] == [created[0]["id"]]
+
+
+def test_ctrl_c_during_a_sync_says_what_is_left_queued(runtime, pd, tmp_path, quick_retries):
+    env = {**os.environ, "IM_HOME": str(tmp_path / "home"), "IM_USER": "alice"}
+    pd.set_faults(error_rate=1.0, paths=["/incidents"])  # both declares stay queued
+    for title in ("Checkout down", "Search slow"):
+        im(runtime, "declare", "--sev", "SEV-2", "--title", title, "--service", "api,web")
+    assert len(runtime.store.outbox(statuses=("pending",))) == 4
+    pd.set_faults(latency_ms=3000, paths=["/incidents"])
+    code, stdout, stderr = _interrupt_when_delivering(
+        runtime, ["connector", "sync", "prod-pagerduty"], env)
+    assert (code, stdout) == (130, ""), stderr
+    assert stderr == (
+        "Interrupted: left queued for prod-pagerduty: INC-1 declare (api, web), INC-2 declare"
+        " (api, web)\n"
+        "  `im serve` or `im connector sync prod-pagerduty` will deliver them\n")
+    assert {row.status for row in runtime.store.outbox()} == {"pending"}
