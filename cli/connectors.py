@@ -336,6 +336,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
                    f" {report.failed} failed")
         for error in report.errors:
             typer.echo(f"  ! {error}", err=True)
+        not_done = _still_waiting(runtime, record.name, incident_id, report.tried)
         try:
             with waiting.spinner(f"Reconciling with {name}"):
                 outcomes = poll(runtime, record.name, incident_id=incident_id, deadline=until)
@@ -354,7 +355,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
             else:
                 line = f"{name}: no remote changes; {known} already in step"
             typer.echo(line)
-        if report.retrying or report.failed:
+        if report.retrying or report.failed or not_done:
             raise typer.Exit(1)
 
     @app.command()
@@ -432,6 +433,52 @@ def make_app(runtime: Runtime) -> typer.Typer:
                 typer.echo(f"  #{row.id} {row.event_type} {row.delivery_id}: {row.error}")
 
     return app
+
+
+def _still_waiting(runtime: Runtime, name: str, incident_id: str | None,
+                   tried: list[int]) -> int:
+    """After a sync's deliveries, say why the changes still waiting (those `im connector
+    status` counts as queued) were not delivered, beyond the ones it queued for retry: held
+    by another process (until when), waiting in order behind those, or not tried for lack of
+    time. Returns how many this sync should have tried but did not."""
+    from im.cli.output import when
+    from im.cli.waiting import BUDGET, describe
+
+    now = runtime.clock()
+    rows = runtime.store.outbox(connector=name, incident_id=incident_id,
+                                statuses=("pending", "delivering"))
+    held = [row for row in rows if row.status == "delivering" and row.lease_until is not None
+            and row.lease_until > now]
+    held_ids = {row.id for row in held}
+    tried_ids = set(tried)
+    behind_held, behind_retry, untried = [], [], []
+    held_for, tried_for = set(), set()  # incidents with a held / a tried row so far
+    for row in rows:  # in queue order
+        if row.id in held_ids:
+            held_for.add(row.incident_id)
+        elif row.id in tried_ids:  # tried here, and counted as queued for retry
+            tried_for.add(row.incident_id)
+        elif row.incident_id in held_for:
+            behind_held.append(row)
+        elif row.incident_id in tried_for:
+            behind_retry.append(row)
+        else:
+            untried.append(row)
+    if held:
+        until = describe(held, limit=len(held), suffix=lambda group: " until " + when(
+            max(row.lease_until for row in group)))
+        typer.echo(f"{name}: {len(held)} change(s) held by another process that is delivering"
+                   f" them (`im serve` or another command), not tried here: {until}")
+    if behind_held:
+        typer.echo(f"{name}: {len(behind_held)} change(s) wait behind those, in order:"
+                   f" {describe(behind_held)}")
+    if behind_retry:
+        typer.echo(f"{name}: {len(behind_retry)} change(s) wait behind the ones queued for"
+                   f" retry, in order: {describe(behind_retry)}")
+    if untried:
+        typer.echo(f"{name}: {len(untried)} change(s) not tried: the command's {BUDGET:g} s"
+                   f" ran out; `im serve` or another sync delivers them: {describe(untried)}")
+    return len(behind_retry) + len(untried)
 
 
 def _webhook_url(base: str | None, name: str) -> str:

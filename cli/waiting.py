@@ -65,14 +65,16 @@ def spinner(text: str, *, total: int | None = None) -> Iterator[Callable[[], Non
         yield lambda: progress.advance(task)
 
 
-def describe(rows: Sequence[Any], limit: int = 4) -> str:
+def describe(rows: Sequence[Any], limit: int = 4,
+             suffix: Callable[[list[Any]], str] | None = None) -> str:
     """Queued outbox rows in words, by incident and action in queue order: `INC-2 declare (api,
-    payments), INC-2 note (api)`, the first `limit` of them and how many more."""
-    groups: dict[tuple[str, str], list[str]] = {}
+    payments), INC-2 note (api)`, the first `limit` of them and how many more. `suffix` adds
+    words to each group (given its rows)."""
+    groups: dict[tuple[str, str], list[Any]] = {}
     for row in rows:
-        groups.setdefault((row.incident_id, row.action), []).append(row.service)
-    parts = [f"{incident} {action} ({', '.join(services)})"
-             for (incident, action), services in groups.items()]
+        groups.setdefault((row.incident_id, row.action), []).append(row)
+    parts = [f"{incident} {action} ({', '.join(row.service for row in group)})"
+             + (suffix(group) if suffix else "") for (incident, action), group in groups.items()]
     more = len(parts) - limit
     return ", ".join(parts[:limit]) + (f" and {more} more" if more > 0 else "")
 

@@ -46,6 +46,7 @@ class DeliveryReport(msgspec.Struct, kw_only=True):
     retrying: int = 0
     failed: int = 0
     errors: list[str] = []
+    tried: list[int] = []  # the outbox rows tried, in order
 
 
 def idempotency_key(correlation_id: str, service: str) -> str:
@@ -76,7 +77,7 @@ def deliver_outbox(runtime: Runtime, *, connector: str | None = None,
     store = runtime.store
     report = DeliveryReport()
     instances: dict[str, Connector | ImError] = {}
-    tried: list[int] = []
+    tried = report.tried
     deadline = time.monotonic() + budget if budget is not None else None
     while limit is None or len(tried) < limit:
         if deadline is not None and time.monotonic() >= deadline:

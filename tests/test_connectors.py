@@ -236,6 +236,52 @@ def test_ctrl_c_in_any_other_command_is_one_line_and_130(runtime, fake, monkeypa
     assert (result.exit_code, result.stdout, result.stderr) == (130, "", "Error: interrupted\n")
 
 
+def test_sync_says_which_changes_another_process_holds_and_until_when(runtime, fake, clock,
+                                                                     tmp_path, monkeypatch):
+    """`im connector status` counts changes waiting that another process (`im serve`, another
+    command) is delivering: `im connector sync` does not report "0 delivered, 0 queued"
+    without a word about them, but names them, with when their claim runs out, and the ones
+    waiting behind them; then, once the claim is gone, delivers them."""
+    from datetime import timedelta
+
+    from im.cli.output import when
+    from im.testing import make_runtime
+
+    add(runtime)
+    fake.remote.failures.append(ConnectorError("API timed out", retryable=True))
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    im(runtime, "ack", "--incident", "INC-1")
+    other = make_runtime(tmp_path / "home", plugins=[fake], clock=clock)  # `im serve`, say
+    clock.advance(seconds=5)  # past the declare's backoff: `im serve` takes it up
+    claimed = other.store.claim_outbox(now=clock.now, lease_seconds=120)
+    assert (claimed.incident_id, claimed.action) == ("INC-1", "declare")
+    assert "Queued: 2 change(s) waiting, 0 failed" in im(
+        runtime, "connector", "status", "prod-fake").stdout
+    synced = im(runtime, "connector", "sync", "prod-fake")
+    assert (synced.exit_code, synced.stderr) == (0, "")
+    assert synced.stdout == (
+        "prod-fake: 0 delivered, 0 queued for retry, 0 failed\n"
+        "prod-fake: 1 change(s) held by another process that is delivering them (`im serve` or"
+        " another command), not tried here: INC-1 declare (db) until"
+        f" {when(clock.now + timedelta(seconds=120))}\n"
+        "prod-fake: 1 change(s) wait behind those, in order: INC-1 ack (db)\n")
+    assert [call[0] for call in fake.remote.calls] == ["declare"]  # nothing sent meanwhile
+    # changes the command's time ran out for are named too, and make it exit non-zero
+    from im.cli import waiting
+
+    clock.advance(seconds=121)  # the other process is gone: its claim has run out
+    monkeypatch.setattr(waiting, "BUDGET", 0.0)
+    late = im(runtime, "connector", "sync", "prod-fake")
+    assert (late.exit_code, late.stdout) == (1, (
+        "prod-fake: 0 delivered, 0 queued for retry, 0 failed\n"
+        "prod-fake: 2 change(s) not tried: the command's 0 s ran out; `im serve` or another"
+        " sync delivers them: INC-1 declare (db), INC-1 ack (db)\n"))
+    monkeypatch.setattr(waiting, "BUDGET", 10.0)
+    assert im(runtime, "connector", "sync", "prod-fake").stdout == (
+        "prod-fake: 2 delivered, 0 queued for retry, 0 failed\n")
+    other.store.close()
+
+
 def test_retry_after_a_lost_answer_links_the_existing_remote_incident(runtime, fake, clock):
     add(runtime)
     incidents.declare(runtime, title="x", severity="SEV-2", services=["db"])

@@ -212,3 +212,30 @@ def test_ctrl_c_during_a_sync_says_what_is_left_queued(runtime, pd, tmp_path, qu
         " (api, web)\n"
         "  `im serve` or `im connector sync prod-pagerduty` will deliver them\n")
     assert {row.status for row in runtime.store.outbox()} == {"pending"}
+
+
+def test_sync_while_im_serve_delivers_names_the_held_change(runtime, pd, quick_retries):
+    """`im serve` is delivering a queued declare to a PagerDuty slow to answer when the
+    operator runs `im connector sync`: the sync does not deliver it a second time, nor say
+    "0 queued" about it, but names it and when `im serve`'s claim on it runs out."""
+    from im.cli.output import when
+    from im.testing import serve
+
+    im(runtime, "connector", "update", "prod-pagerduty", "--sync-direction", "outbound")
+    pd.set_faults(error_rate=1.0, paths=["/incidents"])
+    declared = im(runtime, "declare", "--sev", "SEV-2", "--title", "Checkout down",
+                  "--service", "api")
+    assert "1 change(s) queued" in declared.stderr
+    pd.set_faults(latency_ms=4000, paths=["/incidents"])
+    with serve(runtime):
+        held = wait_for(lambda: runtime.store.outbox(statuses=("delivering",)), timeout=15)
+        synced = im(runtime, "connector", "sync", "prod-pagerduty")
+        assert (synced.exit_code, synced.stderr) == (0, "")
+        assert synced.stdout == (
+            "prod-pagerduty: 0 delivered, 0 queued for retry, 0 failed\n"
+            "prod-pagerduty: 1 change(s) held by another process that is delivering them"
+            " (`im serve` or another command), not tried here: INC-1 declare (api) until"
+            f" {when(held[0].lease_until)}\n")
+        wait_for(lambda: [r.status for r in runtime.store.outbox()] == ["done"], timeout=15)
+    creates = [r for r in pd.requests(method="POST", path="/incidents") if r.get("status") == 201]
+    assert len(creates) == 1, creates
