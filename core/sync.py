@@ -99,9 +99,9 @@ def deliver_outbox(runtime: Runtime, *, connector: str | None = None,
                 _retry(runtime, row, ConnectorError(str(instance), retryable=True), report)
             else:
                 _deliver(runtime, instance, row, report, deadline)
-        except BaseException:
-            # interrupted (Ctrl-C): the row goes back in line at once rather than when its
-            # lease runs out, for `im serve` or the next command to deliver
+        except KeyboardInterrupt:
+            # Ctrl-C: the row goes back in line at once rather than when its lease runs out,
+            # for `im serve` or the next command to deliver (a crash leaves it to the lease)
             store.release_outbox(row.id, at=runtime.clock())
             raise
         if progress is not None:
