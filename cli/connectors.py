@@ -336,13 +336,17 @@ def make_app(runtime: Runtime) -> typer.Typer:
                    f" {report.failed} failed")
         for error in report.errors:
             typer.echo(f"  ! {error}", err=True)
+        if report.failed:
+            typer.echo(f"  {report.failed} change(s) refused for good and set aside; the"
+                       f" changes stay in im. Fix the cause, then `im connector sync {name}"
+                       " --retry-failed` sends them again", err=True)
         not_done = _still_waiting(runtime, record.name, incident_id, report.tried)
         try:
             with waiting.spinner(f"Reconciling with {name}"):
                 outcomes = poll(runtime, record.name, incident_id=incident_id, deadline=until)
         except ConnectorError as error:
             typer.echo(f"  ! reconciling failed: {error}", err=True)
-            raise typer.Exit(1) from None
+            outcomes = None
         if outcomes:
             # "confirmed": what the remote said im knew already; the rest are changes
             known = outcomes.pop("confirmed", 0)
@@ -355,7 +359,11 @@ def make_app(runtime: Runtime) -> typer.Typer:
             else:
                 line = f"{name}: no remote changes; {known} already in step"
             typer.echo(line)
-        if report.retrying or report.failed or not_done:
+        if report.failed:
+            from im.cli import EXIT_REFUSED
+
+            raise typer.Exit(EXIT_REFUSED)
+        if report.retrying or not_done or outcomes is None:
             raise typer.Exit(1)
 
     @app.command()

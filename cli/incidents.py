@@ -17,10 +17,13 @@ INCIDENT = typer.Option(..., "--incident", "-i", help="The incident, e.g. INC-12
 JSON = typer.Option(False, "--json", help="Print JSON instead of text.")
 
 
-def deliver(runtime: Runtime, incident: "Incident") -> None:
-    """Push what this change queued, and say what happened; an outage only delays it."""
+def deliver(runtime: Runtime, incident: "Incident", *, refusal_exits: bool = True) -> int:
+    """Push what this change queued, and say what happened; an outage only delays it. A
+    change a connector refused for good is said to be kept in im, and the command exits with
+    EXIT_REFUSED (unless `refusal_exits` is off: then the caller does, once it is done).
+    Returns how many changes were refused."""
     if not runtime.store.outbox(incident_id=incident.id, statuses=("pending",)):
-        return
+        return 0
     from im.cli import waiting
     from im.sync import deliver_outbox
 
@@ -38,18 +41,28 @@ def deliver(runtime: Runtime, incident: "Incident") -> None:
     for error in report.errors:
         typer.echo(f"  ! {error}", err=True)
     # Changes wait in order: behind one waiting for its retry, later ones were not tried.
-    waiting = runtime.store.outbox(incident_id=incident.id, statuses=("pending", "delivering"))
-    if waiting:
+    queued = runtime.store.outbox(incident_id=incident.id, statuses=("pending", "delivering"))
+    if queued:
         syncs = " or ".join(f"`im connector sync {name}`"
-                            for name in sorted({row.connector for row in waiting}))
-        typer.echo(f"  {len(waiting)} change(s) queued; `im serve` or {syncs} will deliver"
+                            for name in sorted({row.connector for row in queued}))
+        typer.echo(f"  {len(queued)} change(s) queued; `im serve` or {syncs} will deliver"
                    " them", err=True)
     if report.failed:
-        syncs = " or ".join(f"`im connector sync {name} --retry-failed`" for name in sorted(
-            {row.connector for row in runtime.store.outbox(incident_id=incident.id,
-                                                           statuses=("failed",))}))
-        typer.echo(f"  {report.failed} change(s) could not be delivered and were set aside;"
-                   f" {syncs} tries them again", err=True)
+        _say_refused(runtime, incident.id, report.failed)
+        if refusal_exits:
+            from im.cli import EXIT_REFUSED
+
+            raise typer.Exit(EXIT_REFUSED)
+    return report.failed
+
+
+def _say_refused(runtime: Runtime, incident_id: str, count: int) -> None:
+    syncs = " or ".join(f"`im connector sync {name} --retry-failed`" for name in sorted(
+        {row.connector for row in runtime.store.outbox(incident_id=incident_id,
+                                                       statuses=("failed",))}))
+    typer.echo(f"  {count} change(s) refused for good and set aside; {incident_id} keeps the"
+               f" change in im. Fix the cause, then {syncs} sends {'it' if count == 1 else 'them'}"
+               " again", err=True)
 
 
 def add_commands(app: typer.Typer, runtime: Runtime) -> None:
@@ -71,8 +84,13 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
             services=service, description=description, fields=incidents.parse_fields(field),
         )
         if json_output:
-            _deliver_quietly(runtime, incident)
+            refused = _deliver_quietly(runtime, incident)
             _print_incident_json(runtime, incident.id)
+            if refused:
+                from im.cli import EXIT_REFUSED
+
+                _say_refused(runtime, incident.id, refused)
+                raise typer.Exit(EXIT_REFUSED)
             return
         typer.echo(f"Declared {incident.id}: {incident.severity.value} {incident.title}"
                    f" ({', '.join(incident.services)})")
@@ -277,16 +295,18 @@ def _names(runtime: Runtime, incident: "Incident") -> str:
         incident_id=incident.id, statuses=("pending",))}))
 
 
-def _deliver_quietly(runtime: Runtime, incident: "Incident") -> None:
+def _deliver_quietly(runtime: Runtime, incident: "Incident") -> int:
+    """Deliver without printing (the command prints JSON); how many changes were refused."""
     from im.cli import waiting
     from im.sync import deliver_outbox
 
     try:
         with waiting.spinner(f"Delivering {incident.id} to {_names(runtime, incident)}"):
-            deliver_outbox(runtime, incident_id=incident.id, budget=waiting.BUDGET)
+            report = deliver_outbox(runtime, incident_id=incident.id, budget=waiting.BUDGET)
     except KeyboardInterrupt:
         waiting.interrupted(runtime, runtime.store.outbox(
             incident_id=incident.id, statuses=("pending", "delivering")), saved=incident.id)
+    return report.failed
 
 
 def _print_incident_json(runtime: Runtime, incident_id: str) -> None:

@@ -302,16 +302,41 @@ def test_permanent_errors_fail_the_row_visibly_and_can_be_retried(runtime, fake)
     add(runtime)
     fake.remote.failures.append(ConnectorError("Invalid Input Provided", retryable=False))
     result = im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
-    assert "1 change(s) could not be delivered" in result.stderr
+    # its own exit code, after saying that the change is kept
+    assert (result.exit_code, result.stdout) == (3, "Declared INC-1: SEV-2 x (db)\n")
+    assert result.stderr == (
+        "  ! prod-fake INC-1 declare: Invalid Input Provided\n"
+        "  1 change(s) refused for good and set aside; INC-1 keeps the change in im. Fix the"
+        " cause, then `im connector sync prod-fake --retry-failed` sends it again\n")
+    assert runtime.store.get_incident("INC-1").status.value == "open"
     [row] = runtime.store.outbox()
     assert (row.status, row.last_error) == ("failed", "Invalid Input Provided")
     assert im(runtime, "connector", "sync", "prod-fake").stdout == (
         "prod-fake: 0 delivered, 0 queued for retry, 0 failed\n")
+    # --json says it on stderr too, after the JSON, with the same exit code
+    fake.remote.failures.append(ConnectorError("Invalid Input Provided", retryable=False))
+    as_json = im(runtime, "declare", "--sev", "SEV-3", "--title", "y", "--service", "db",
+                 "--json")
+    assert as_json.exit_code == 3
+    assert json.loads(as_json.stdout)["incident"]["id"] == "INC-2"
+    assert as_json.stderr.startswith("  1 change(s) refused for good and set aside; INC-2")
+    # so does a sync whose change is refused
+    fake.remote.failures.append(ConnectorError("Invalid Input Provided", retryable=False))
+    refused = im(runtime, "connector", "sync", "prod-fake", "--incident", "INC-2",
+                 "--retry-failed")
+    assert (refused.exit_code, refused.stdout) == (3, (
+        "prod-fake: 1 failed change(s) queued again\n"
+        "prod-fake: 0 delivered, 0 queued for retry, 1 failed\n"))
+    assert refused.stderr == (
+        "  ! prod-fake INC-2 declare: Invalid Input Provided\n"
+        "  1 change(s) refused for good and set aside; the changes stay in im. Fix the cause,"
+        " then `im connector sync prod-fake --retry-failed` sends them again\n")
     retried = im(runtime, "connector", "sync", "prod-fake", "--retry-failed")
-    assert retried.stdout == ("prod-fake: 1 failed change(s) queued again\n"
-                              "prod-fake: 1 delivered, 0 queued for retry, 0 failed\n")
-    assert [r.status for r in runtime.store.outbox()] == ["done"]
-    assert len(fake.remote.incidents) == 1
+    assert retried.stdout == ("prod-fake: 2 failed change(s) queued again\n"
+                              "prod-fake: 2 delivered, 0 queued for retry, 0 failed\n")
+    assert retried.exit_code == 0
+    assert [r.status for r in runtime.store.outbox()] == ["done", "done"]
+    assert len(fake.remote.incidents) == 2
 
 
 def test_direction_is_honoured(runtime, fake):

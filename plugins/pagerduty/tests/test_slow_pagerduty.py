@@ -239,3 +239,29 @@ def test_sync_while_im_serve_delivers_names_the_held_change(runtime, pd, quick_r
         wait_for(lambda: [r.status for r in runtime.store.outbox()] == ["done"], timeout=15)
     creates = [r for r in pd.requests(method="POST", path="/incidents") if r.get("status") == 201]
     assert len(creates) == 1, creates
+
+
+def test_a_change_pagerduty_refuses_for_good_exits_3_and_keeps_the_local_change(runtime, pd):
+    """PagerDuty answers 401 (a revoked key): `im declare` says the change is kept in im and
+    how to send it again, and exits with 3 (not 0, and not Click's 2 for usage errors); the
+    incident is in im, its change set aside (not retried against a key that cannot work);
+    with the key fixed, `--retry-failed` delivers it."""
+    im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "revoked-key")
+    result = im(runtime, "declare", "--sev", "SEV-2", "--title", "Checkout down",
+                "--service", "api")
+    assert (result.exit_code, result.stdout) == (3, "Declared INC-1: SEV-2 Checkout down"
+                                                    " (api)\n")
+    assert result.stderr == (
+        "  ! prod-pagerduty INC-1 declare: PagerDuty answered 401: Authentication failed (code 2006)\n"
+        "  1 change(s) refused for good and set aside; INC-1 keeps the change in im. Fix the"
+        " cause, then `im connector sync prod-pagerduty --retry-failed` sends it again\n")
+    assert runtime.store.get_incident("INC-1").title == "Checkout down"
+    [row] = runtime.store.outbox()
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert [r["status"] for r in pd.requests(method="POST", path="/incidents")] == [401]
+    im(runtime, "connector", "update", "prod-pagerduty", "--api-key", pd.api_key)
+    retried = im(runtime, "connector", "sync", "prod-pagerduty", "--retry-failed")
+    assert retried.exit_code == 0, retried.output
+    assert retried.stdout.startswith("prod-pagerduty: 1 failed change(s) queued again\n"
+                                     "prod-pagerduty: 1 delivered, 0 queued for retry, 0 failed")
+    assert [link.service for link in runtime.store.links("INC-1")] == ["api"]
