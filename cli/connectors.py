@@ -329,7 +329,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
                                         budget=until - time.monotonic(),
                                         progress=lambda _row: step())
         except KeyboardInterrupt:
-            waiting.interrupted(runtime, runtime.store.outbox(
+            waiting.interrupted(runtime.store.outbox(
                 connector=record.name, incident_id=incident_id,
                 statuses=("pending", "delivering")))
         typer.echo(f"{name}: {report.delivered} delivered, {report.retrying} queued for retry,"

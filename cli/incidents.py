@@ -33,7 +33,7 @@ def deliver(runtime: Runtime, incident: "Incident", *, refusal_exits: bool = Tru
         with waiting.spinner(f"Delivering {incident.id} to {_names(runtime, incident)}"):
             report = deliver_outbox(runtime, incident_id=incident.id, budget=waiting.BUDGET)
     except KeyboardInterrupt:
-        waiting.interrupted(runtime, runtime.store.outbox(
+        waiting.interrupted(runtime.store.outbox(
             incident_id=incident.id, statuses=("pending", "delivering")), saved=incident.id)
     for event in runtime.store.timeline(incident.id):
         if event.id not in before and event.kind == "sync":
@@ -304,7 +304,7 @@ def _deliver_quietly(runtime: Runtime, incident: "Incident") -> int:
         with waiting.spinner(f"Delivering {incident.id} to {_names(runtime, incident)}"):
             report = deliver_outbox(runtime, incident_id=incident.id, budget=waiting.BUDGET)
     except KeyboardInterrupt:
-        waiting.interrupted(runtime, runtime.store.outbox(
+        waiting.interrupted(runtime.store.outbox(
             incident_id=incident.id, statuses=("pending", "delivering")), saved=incident.id)
     return report.failed
 

@@ -16,10 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NoReturn
-
-if TYPE_CHECKING:
-    from im.runtime import Runtime
+from typing import Any, NoReturn
 
 BUDGET = 10.0  # seconds
 
@@ -79,7 +76,7 @@ def describe(rows: Sequence[Any], limit: int = 4,
     return ", ".join(parts[:limit]) + (f" and {more} more" if more > 0 else "")
 
 
-def interrupted(runtime: Runtime, rows: Sequence[Any], saved: str | None = None) -> NoReturn:
+def interrupted(rows: Sequence[Any], saved: str | None = None) -> NoReturn:
     """Ctrl-C while delivering: say what is left queued (`rows`, still waiting) and who
     delivers it, then exit with 130. `saved`: the incident whose local change is kept."""
     import typer

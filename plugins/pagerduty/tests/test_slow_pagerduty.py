@@ -79,12 +79,12 @@ def test_a_reading_command_stops_waiting_at_the_commands_deadline(
 
 
 def test_the_checks_the_time_ran_out_for_say_so_in_one_line(runtime, pd, monkeypatch):
-    """PagerDuty answers, but in 2 s: with a 3 s budget the first check passes, the second
+    """PagerDuty answers, but in 2 s: with a 3.8 s budget the first check passes, the second
     call times out, and the checks left are not made: one line names them, with no fix
     (nothing is wrong with them that im knows of)."""
     from im.cli import waiting
 
-    monkeypatch.setattr(waiting, "BUDGET", 3.0)
+    monkeypatch.setattr(waiting, "BUDGET", 3.8)
     pd.set_faults(latency_ms=2000)
     result = im(runtime, "connector", "test", "prod-pagerduty")
     assert result.exit_code == 1, result.output
@@ -252,7 +252,8 @@ def test_a_change_pagerduty_refuses_for_good_exits_3_and_keeps_the_local_change(
     assert (result.exit_code, result.stdout) == (3, "Declared INC-1: SEV-2 Checkout down"
                                                     " (api)\n")
     assert result.stderr == (
-        "  ! prod-pagerduty INC-1 declare: PagerDuty answered 401: Authentication failed (code 2006)\n"
+        "  ! prod-pagerduty INC-1 declare: PagerDuty answered 401: Authentication failed"
+        " (code 2006)\n"
         "  1 change(s) refused for good and set aside; INC-1 keeps the change in im. Fix the"
         " cause, then `im connector sync prod-pagerduty --retry-failed` sends it again\n")
     assert runtime.store.get_incident("INC-1").title == "Checkout down"
