@@ -486,6 +486,13 @@ def _still_waiting(runtime: Runtime, name: str, incident_id: str | None,
     if untried:
         typer.echo(f"{name}: {len(untried)} change(s) not tried: the command's {BUDGET:g} s"
                    f" ran out; `im serve` or another sync delivers them: {describe(untried)}")
+    aside = [row for row in runtime.store.outbox(connector=name, incident_id=incident_id,
+                                                 statuses=("failed",))
+             if row.id not in tried_ids]
+    if aside:  # `status` counts them as failed: not silently "0 failed" here
+        typer.echo(f"{name}: {len(aside)} change(s) set aside earlier, refused for good:"
+                   f" {describe(aside)}; after fixing the cause, `im connector sync {name}"
+                   " --retry-failed` sends them again")
     return len(behind_retry) + len(untried)
 
 

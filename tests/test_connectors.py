@@ -312,7 +312,9 @@ def test_permanent_errors_fail_the_row_visibly_and_can_be_retried(runtime, fake)
     [row] = runtime.store.outbox()
     assert (row.status, row.last_error) == ("failed", "Invalid Input Provided")
     assert im(runtime, "connector", "sync", "prod-fake").stdout == (
-        "prod-fake: 0 delivered, 0 queued for retry, 0 failed\n")
+        "prod-fake: 0 delivered, 0 queued for retry, 0 failed\n"
+        "prod-fake: 1 change(s) set aside earlier, refused for good: INC-1 declare (db); after"
+        " fixing the cause, `im connector sync prod-fake --retry-failed` sends them again\n")
     # --json says it on stderr too, after the JSON, with the same exit code
     fake.remote.failures.append(ConnectorError("Invalid Input Provided", retryable=False))
     as_json = im(runtime, "declare", "--sev", "SEV-3", "--title", "y", "--service", "db",
