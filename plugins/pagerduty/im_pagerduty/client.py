@@ -252,12 +252,12 @@ class PagerDutyClient:
         left = self._time_left()
         if late is not None or (left is not None and left <= 0):
             # retry_after: the client's own retry would come too late too; the outbox waits
-            failure = PagerDutyError(f"no time left to call PagerDuty ({method} {path}):"
-                                     " earlier calls or the rate limit used up the command's"
-                                     " time", retryable=True, unsent=True,
-                                     retry_after=late or None, out_of_time=True)
-            self._record(method, path, None, time.perf_counter(), str(failure))
-            raise failure
+            # not recorded as a call: none was made (API call and error counts stay true;
+            # a change given up on keeps this as its outbox row's last error)
+            raise PagerDutyError(f"no time left to call PagerDuty ({method} {path}): earlier"
+                                 " calls or the rate limit used up the command's time",
+                                 retryable=True, unsent=True, retry_after=late or None,
+                                 out_of_time=True)
         started = time.perf_counter()
         request = self.http.build_request(
             method, path, params=params, json=body, headers=headers,
