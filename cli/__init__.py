@@ -46,6 +46,23 @@ with _collection_paused(freeze=False):
     from im.errors import ImError
     from im.runtime import Runtime
 
+# Exit codes of every command (docs/cli.md lists them; `im connector health` adds its own
+# verdicts, 1 degraded and 2 unhealthy, and `im connector test` 1 for a failed check).
+EXIT_ERROR = 1  # an error im reports in one line: bad input, an unknown incident, ...
+EXIT_USAGE = 2  # Click's: an unknown command or option, a missing argument
+EXIT_REFUSED = 3  # a connector refused a change for good; the local change is kept
+EXIT_INTERRUPTED = 130  # Ctrl-C; what was being delivered stays queued
+EXIT_CODES = {
+    0: "done",
+    EXIT_ERROR: "an error, said in one line (bad input, an unknown incident or connector, a"
+                " connector that could not do what was asked)",
+    EXIT_USAGE: "a usage error (an unknown command or option, a missing argument)",
+    EXIT_REFUSED: "a connector refused a change for good (a remote 4xx such as 400 or 401): the"
+                  " change is kept in im and set aside; fix the cause, then `im connector sync"
+                  " NAME --retry-failed`",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C): changes being delivered stay queued for `im serve`",
+}
+
 HELP = """im: incident management you run yourself.
 
 Declare, acknowledge and resolve incidents; connectors keep them in step with outside systems
@@ -102,6 +119,11 @@ class Group(TyperGroup):
             raise typer.Exit(error.exit_code) from None
         except _USAGE_ERROR as error:
             raise _one_line(error) from None
+        except KeyboardInterrupt:  # Click would exit with 130 without a word
+            if os.environ.get("IM_DEBUG"):
+                traceback.print_exc()
+            typer.echo("Error: interrupted", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
     def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
         return list(self.commands)  # the names only: building every command is not needed
@@ -303,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         fail(str(error), error.exit_code)
     except KeyboardInterrupt:
-        fail("interrupted", 130)
+        fail("interrupted", EXIT_INTERRUPTED)
     except Exception as error:  # never show a user a traceback unless asked to
         if debug:
             traceback.print_exc()

@@ -522,31 +522,36 @@ def make_app(runtime: Runtime) -> typer.Typer:
     def test(name: str = typer.Argument(..., help="The connector."),
              json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         """Check that a connector can reach and use its remote system."""
+        from im.cli import waiting
         from im.connectors import CheckRequest
 
         connector = runtime.connector(name)
         public_url = runtime.public_url_for(name)
-        checks = connector.test(CheckRequest(public_url=public_url))
+        problem = None
+        with waiting.spinner(f"Checking {name}"):
+            checks = connector.test(CheckRequest(public_url=public_url,
+                                                 deadline=waiting.deadline()))
+            if public_url and connector.wants_webhooks:
+                problem = _serve_unreachable(public_url)
+        ok = all(check.ok for check in checks)
         if json_output:
             from im.cli.output import print_json
 
-            warnings = []
-            if public_url and connector.settings.enable_webhook and connector.receives_webhooks:
-                warnings = [w for w in [_serve_unreachable(public_url)] if w]
-            ok = all(check.ok for check in checks)
-            print_json({"connector": name, "ok": ok, "checks": checks, "warnings": warnings})
+            print_json({"connector": name, "ok": ok, "checks": checks,
+                        "warnings": [problem] if problem else []})
             if not ok:
                 raise typer.Exit(1)
             return
+        from im.cli.output import mark
+        from im.humanize import printable  # the remote's words: no control characters
+
         for check in checks:
-            typer.echo(f"{'✓' if check.ok else '✗'} {check.detail}")
+            typer.echo(f"{mark('✓') if check.ok else mark('✗')} {printable(check.detail)}")
             if not check.ok and check.fix:
-                typer.echo(f"  Fix: {check.fix}")
-        if public_url and connector.wants_webhooks:
-            problem = _serve_unreachable(public_url)
-            if problem:  # a warning: the public URL may not loop back from this machine
-                typer.echo(f"! {problem}")
-        if not all(check.ok for check in checks):
+                typer.echo(printable(f"  Fix: {check.fix}"))
+        if problem:  # a warning: the public URL may not loop back from this machine
+            typer.echo(f"{mark('!')} {problem}")
+        if not ok:
             raise typer.Exit(1)
 
     @app.command()
@@ -560,8 +565,9 @@ def make_app(runtime: Runtime) -> typer.Typer:
              ) -> None:
         """Deliver queued changes now (without waiting for backoff), then reconcile: for
         bidirectional and inbound connectors, apply what changed remotely."""
-        import sys
+        import time
 
+        from im.cli import waiting
         from im.errors import ConnectorError
         from im.inbound import poll
         from im.incidents import get
@@ -580,26 +586,33 @@ def make_app(runtime: Runtime) -> typer.Typer:
         pending = runtime.store.outbox(connector=record.name, incident_id=incident_id,
                                        statuses=("pending", "delivering"))
 
-        def run(progress: Any = None) -> Any:
-            return deliver_outbox(runtime, connector=record.name, incident_id=incident_id,
-                                  due_only=False, progress=progress)
-
-        # A progress bar on a terminal when there is much to do; plain output otherwise.
-        if len(pending) >= 20 and sys.stderr.isatty():
-            with typer.progressbar(length=len(pending), label="Delivering",
-                                   file=sys.stderr) as bar:
-                report = run(lambda _row: bar.update(1))
-        else:
-            report = run()
+        # one deadline for the whole command: delivering, then reconciling
+        until = waiting.deadline()
+        try:
+            with waiting.spinner(f"Delivering to {name}", total=len(pending)) as step:
+                report = deliver_outbox(runtime, connector=record.name,
+                                        incident_id=incident_id, due_only=False,
+                                        budget=until - time.monotonic(),
+                                        progress=lambda _row: step())
+        except KeyboardInterrupt:
+            waiting.interrupted(runtime.store.outbox(
+                connector=record.name, incident_id=incident_id,
+                statuses=("pending", "delivering")))
         typer.echo(f"{name}: {report.delivered} delivered, {report.retrying} queued for retry,"
                    f" {report.failed} failed")
         for error in report.errors:
             typer.echo(f"  ! {error}", err=True)
+        if report.failed:
+            typer.echo(f"  {report.failed} change(s) refused for good and set aside; the"
+                       f" changes stay in im. Fix the cause, then `im connector sync {name}"
+                       " --retry-failed` sends them again", err=True)
+        not_done = _still_waiting(runtime, record.name, incident_id, report.tried)
         try:
-            outcomes = poll(runtime, record.name, incident_id=incident_id)
+            with waiting.spinner(f"Reconciling with {name}"):
+                outcomes = poll(runtime, record.name, incident_id=incident_id, deadline=until)
         except ConnectorError as error:
             typer.echo(f"  ! reconciling failed: {error}", err=True)
-            raise typer.Exit(1) from None
+            outcomes = None
         if outcomes:
             # "confirmed": what the remote said im knew already; the rest are changes
             known = outcomes.pop("confirmed", 0)
@@ -612,13 +625,22 @@ def make_app(runtime: Runtime) -> typer.Typer:
             else:
                 line = f"{name}: no remote changes; {known} already in step"
             typer.echo(line)
-        if report.retrying or report.failed:
+        if report.failed:
+            from im.cli import EXIT_REFUSED
+
+            raise typer.Exit(EXIT_REFUSED)
+        if report.retrying or not_done or outcomes is None:
             raise typer.Exit(1)
 
     def _sync_json(name: str, incident_id: str | None, retry_failed: bool) -> None:
         """`connector sync --json`: what was queued again, what delivery did (the counts
         and errors), what reconciling applied (by outcome), and its error; exit 1 as the
         text output does."""
+        import time
+
+        import msgspec
+
+        from im.cli import EXIT_REFUSED, waiting
         from im.cli.output import print_json
         from im.errors import ConnectorError
         from im.inbound import poll
@@ -628,16 +650,27 @@ def make_app(runtime: Runtime) -> typer.Typer:
         if retry_failed:
             requeued = runtime.store.requeue_failed_outbox(
                 connector=name, incident_id=incident_id, at=runtime.clock())
-        report = deliver_outbox(runtime, connector=name, incident_id=incident_id,
-                                due_only=False)
+        until = waiting.deadline()  # one deadline for delivering and reconciling, as in text
+        try:
+            with waiting.spinner(f"Delivering to {name}"):
+                report = deliver_outbox(runtime, connector=name, incident_id=incident_id,
+                                        due_only=False, budget=until - time.monotonic())
+        except KeyboardInterrupt:
+            waiting.interrupted(runtime.store.outbox(
+                connector=name, incident_id=incident_id, statuses=("pending", "delivering")))
         reconciled, error = None, None
         try:
-            reconciled = poll(runtime, name, incident_id=incident_id)
+            with waiting.spinner(f"Reconciling with {name}"):
+                reconciled = poll(runtime, name, incident_id=incident_id, deadline=until)
         except ConnectorError as problem:
             error = f"reconciling failed: {problem}"
+        delivery = msgspec.structs.asdict(report)
+        delivery.pop("tried")
         print_json({"connector": name, "incident": incident_id, "requeued": requeued,
-                    "delivery": report, "reconciled": reconciled, "error": error})
-        if error or report.retrying or report.failed:
+                    "delivery": delivery, "reconciled": reconciled, "error": error})
+        if report.failed:
+            raise typer.Exit(EXIT_REFUSED)
+        if error or report.retrying:
             raise typer.Exit(1)
 
     @app.command()
@@ -754,6 +787,59 @@ def _direction_option(connector: Any) -> str:
     option = next((o for o, path in connector.options.items() if path == "sync_direction"),
                   None)
     return f"--{option} " if option else "--set sync_direction="
+
+
+def _still_waiting(runtime: Runtime, name: str, incident_id: str | None,
+                   tried: list[int]) -> int:
+    """After a sync's deliveries, say why the changes still waiting (those `im connector
+    status` counts as queued) were not delivered, beyond the ones it queued for retry: held
+    by another process (until when), waiting in order behind those, or not tried for lack of
+    time. Returns how many this sync should have tried but did not."""
+    from im.cli.output import when
+    from im.cli.waiting import BUDGET, describe
+
+    now = runtime.clock()
+    rows = runtime.store.outbox(connector=name, incident_id=incident_id,
+                                statuses=("pending", "delivering"))
+    held = [row for row in rows if row.status == "delivering" and row.lease_until is not None
+            and row.lease_until > now]
+    held_ids = {row.id for row in held}
+    tried_ids = set(tried)
+    behind_held, behind_retry, untried = [], [], []
+    held_for, tried_for = set(), set()  # incidents with a held / a tried row so far
+    for row in rows:  # in queue order
+        if row.id in held_ids:
+            held_for.add(row.incident_id)
+        elif row.id in tried_ids:  # tried here, and counted as queued for retry
+            tried_for.add(row.incident_id)
+        elif row.incident_id in held_for:
+            behind_held.append(row)
+        elif row.incident_id in tried_for:
+            behind_retry.append(row)
+        else:
+            untried.append(row)
+    if held:
+        until = describe(held, limit=len(held), suffix=lambda group: " until " + when(
+            max(row.lease_until for row in group)))
+        typer.echo(f"{name}: {len(held)} change(s) held by another process that is delivering"
+                   f" them (`im serve` or another command), not tried here: {until}")
+    if behind_held:
+        typer.echo(f"{name}: {len(behind_held)} change(s) wait behind those, in order:"
+                   f" {describe(behind_held)}")
+    if behind_retry:
+        typer.echo(f"{name}: {len(behind_retry)} change(s) wait behind the ones queued for"
+                   f" retry, in order: {describe(behind_retry)}")
+    if untried:
+        typer.echo(f"{name}: {len(untried)} change(s) not tried: the command's {BUDGET:g} s"
+                   f" ran out; `im serve` or another sync delivers them: {describe(untried)}")
+    aside = [row for row in runtime.store.outbox(connector=name, incident_id=incident_id,
+                                                 statuses=("failed",))
+             if row.id not in tried_ids]
+    if aside:  # `status` counts them as failed: not silently "0 failed" here
+        typer.echo(f"{name}: {len(aside)} change(s) set aside earlier, refused for good:"
+                   f" {describe(aside)}; after fixing the cause, `im connector sync {name}"
+                   " --retry-failed` sends them again")
+    return len(behind_retry) + len(untried)
 
 
 def _webhook_url(base: str | None, name: str) -> str:

@@ -22,9 +22,18 @@ def render() -> str:
 
     core_only = _names(typer.main.get_command(make_app(Runtime(pm=_core_pm()))))
     root = typer.main.get_command(make_app(Runtime()))
-    parts = [HEADER]
+    parts = [HEADER, _exit_codes()]
     _walk(root, ["im"], parts, None, core_only)
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _exit_codes() -> str:
+    from im.cli import EXIT_CODES
+
+    rows = "\n".join(f"| {code} | {meaning} |" for code, meaning in EXIT_CODES.items())
+    return ("## Exit codes\n\nEvery command exits with one of these (`im connector health`"
+            " says 1 for degraded and 2 for unhealthy, `im connector test` 1 when a check"
+            " fails):\n\n| code | meaning |\n|---|---|\n" + rows + "\n")
 
 
 def _core_pm() -> Any:

@@ -17,39 +17,43 @@ INCIDENT = typer.Option(..., "--incident", "-i", help="The incident, e.g. INC-12
 JSON = typer.Option(False, "--json", help="Print JSON instead of text.")
 
 
-# How long a command waits for connectors to take its change; what is left waits for `im serve`
-# (or `im connector sync`), so a slow remote system never holds the on-call engineer up.
-DELIVERY_BUDGET = 10.0
-
-
 def delivery(runtime: Runtime, incident: "Incident") -> dict[str, Any]:
-    """Push what this change queued; what each connector did (`synced`: the lines its
-    timeline got), what failed (`errors`), and how many changes wait (`queued`) or were set
-    aside (`failed`). An outage only delays a change."""
+    """Push what this change queued, within the command's time (what is left waits for `im
+    serve` or `im connector sync`, so a slow remote system never holds the on-call engineer
+    up); what each connector did (`synced`: the lines its timeline got), what failed
+    (`errors`), and how many changes wait (`queued`) or were refused for good and set aside
+    (`failed`). An outage only delays a change. Ctrl-C says what is left queued (exit 130)."""
     outcome: dict[str, Any] = {"synced": [], "errors": [], "queued": 0, "failed": 0}
     if not runtime.store.outbox(incident_id=incident.id, statuses=("pending",)):
         return outcome
+    from im.cli import waiting
     from im.sync import deliver_outbox
 
     before = {event.id for event in runtime.store.timeline(incident.id)}
-    report = deliver_outbox(runtime, incident_id=incident.id, budget=DELIVERY_BUDGET)
+    try:
+        with waiting.spinner(f"Delivering {incident.id} to {_names(runtime, incident)}"):
+            report = deliver_outbox(runtime, incident_id=incident.id, budget=waiting.BUDGET)
+    except KeyboardInterrupt:
+        waiting.interrupted(runtime.store.outbox(
+            incident_id=incident.id, statuses=("pending", "delivering")), saved=incident.id)
     outcome["synced"] = [{"connector": event.system, "text": event.text}
                          for event in runtime.store.timeline(incident.id)
                          if event.id not in before and event.kind == "sync"]
     outcome["errors"] = list(report.errors)
     # Changes wait in order: behind one waiting for its retry, later ones were not tried.
-    waiting = runtime.store.outbox(incident_id=incident.id, statuses=("pending", "delivering"))
-    outcome["queued"] = len(waiting)
-    outcome["waiting_for"] = sorted({row.connector for row in waiting})
+    waiting_rows = runtime.store.outbox(incident_id=incident.id,
+                                        statuses=("pending", "delivering"))
+    outcome["queued"] = len(waiting_rows)
+    outcome["waiting_for"] = sorted({row.connector for row in waiting_rows})
     outcome["failed"] = report.failed
-    if report.failed:
-        outcome["failed_for"] = sorted({row.connector for row in runtime.store.outbox(
-            incident_id=incident.id, statuses=("failed",))})
     return outcome
 
 
-def deliver(runtime: Runtime, incident: "Incident") -> None:
-    """Push what this change queued, and say what happened."""
+def deliver(runtime: Runtime, incident: "Incident", *, refusal_exits: bool = True) -> int:
+    """Push what this change queued, and say what happened. A change a connector refused for
+    good is said to be kept in im, and the command exits with EXIT_REFUSED (unless
+    `refusal_exits` is off: then the caller does, once it is done). Returns how many changes
+    were refused."""
     from im.humanize import printable
 
     outcome = delivery(runtime, incident)
@@ -62,10 +66,21 @@ def deliver(runtime: Runtime, incident: "Incident") -> None:
         typer.echo(f"  {outcome['queued']} change(s) queued; `im serve` or {syncs} will deliver"
                    " them", err=True)
     if outcome["failed"]:
-        syncs = " or ".join(f"`im connector sync {name} --retry-failed`"
-                            for name in outcome["failed_for"])
-        typer.echo(f"  {outcome['failed']} change(s) could not be delivered and were set aside;"
-                   f" {syncs} tries them again", err=True)
+        _say_refused(runtime, incident.id, outcome["failed"])
+        if refusal_exits:
+            from im.cli import EXIT_REFUSED
+
+            raise typer.Exit(EXIT_REFUSED)
+    return int(outcome["failed"])
+
+
+def _say_refused(runtime: Runtime, incident_id: str, count: int) -> None:
+    syncs = " or ".join(f"`im connector sync {name} --retry-failed`" for name in sorted(
+        {row.connector for row in runtime.store.outbox(incident_id=incident_id,
+                                                       statuses=("failed",))}))
+    typer.echo(f"  {count} change(s) refused for good and set aside; {incident_id} keeps the"
+               f" change in im. Fix the cause, then {syncs} sends {'it' if count == 1 else 'them'}"
+               " again", err=True)
 
 
 def print_change_json(runtime: Runtime, incident: "Incident", **extra: Any) -> None:
@@ -74,8 +89,12 @@ def print_change_json(runtime: Runtime, incident: "Incident", **extra: Any) -> N
     connector did with the change."""
     outcome = delivery(runtime, incident)
     outcome.pop("waiting_for", None)
-    outcome.pop("failed_for", None)
     _print_incident_json(runtime, incident.id, **extra, sync=outcome)
+    if outcome["failed"]:  # said on stderr, after the JSON; exits as the text output does
+        from im.cli import EXIT_REFUSED
+
+        _say_refused(runtime, incident.id, outcome["failed"])
+        raise typer.Exit(EXIT_REFUSED)
 
 
 def add_commands(app: typer.Typer, runtime: Runtime) -> None:
@@ -318,6 +337,12 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
             origin = event.system if event.actor == event.system else (
                 f"{event.system}: {event.actor}")
             typer.echo(printable(f"{when(event.at)}  {event.text}  [{origin}]"))
+
+
+def _names(runtime: Runtime, incident: "Incident") -> str:
+    """The connectors an incident's queued changes are for, as a list in words."""
+    return ", ".join(sorted({row.connector for row in runtime.store.outbox(
+        incident_id=incident.id, statuses=("pending",))}))
 
 
 def _print_incident_json(runtime: Runtime, incident_id: str, **extra: Any) -> None:

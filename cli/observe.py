@@ -48,9 +48,11 @@ def add_connector_commands(app: typer.Typer, runtime: Runtime) -> None:
                json_output: bool = JSON) -> None:
         """Check a connector's health now. Exit code: 0 healthy, 1 degraded, 2 unhealthy."""
         from im import observability
+        from im.cli import waiting
         from im.cli.output import mark, paint, print_json
 
-        verdict, checks = observability.health(runtime, name)
+        with waiting.spinner(f"Checking {name}"):
+            verdict, checks = observability.health(runtime, name, deadline=waiting.deadline())
         if json_output:
             print_json({"health": verdict, "checks": checks})
         else:

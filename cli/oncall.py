@@ -14,6 +14,7 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         json_output: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """Show who is on call for a service now, who is next, and the escalation."""
+        from im.cli import waiting
         from im.cli.output import print_json, when
         from im.connectors import Connector, OncallRequest
         from im.errors import ConnectorError, NotFoundError
@@ -23,12 +24,15 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         names = [connector] if connector else [r.name for r in runtime.store.list_connectors()
                                                if r.enabled]
         errors = []
+        until = waiting.deadline()  # one for the command, whichever connectors it asks
         for candidate in names:
             instance = runtime.connector(candidate)
             if type(instance).oncall is Connector.oncall:
                 continue  # this connector type has no on-call schedules
             try:
-                result = instance.oncall(OncallRequest(service=name, at=runtime.clock()))
+                with waiting.spinner(f"Asking {candidate}"):
+                    result = instance.oncall(OncallRequest(service=name, at=runtime.clock(),
+                                                           deadline=until))
             except ConnectorError as error:
                 errors.append(f"{candidate}: {error}")
                 continue

@@ -51,15 +51,22 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         from im.cli.incidents import deliver
         from im.humanize import duration
 
+        refused = 0
+
         def notify(incident: "Incident", timer: "Timer") -> None:
+            nonlocal refused
             # Delivered before the next breach is queued, so its lines follow its own.
             verb = "acknowledged" if timer.kind == "ack" else "resolved"
             typer.echo(f"{incident.id}: SLA breached, not {verb} within"
                        f" {duration(timer.target_seconds)} ({incident.severity.value})")
-            deliver(runtime, incident)
+            refused += deliver(runtime, incident, refusal_exits=False)
 
         if not sla.check_breaches(runtime, each=notify):
             typer.echo("No new SLA breaches.")
+        if refused:  # every breach recorded and tried first
+            from im.cli import EXIT_REFUSED
+
+            raise typer.Exit(EXIT_REFUSED)
 
 
 def _timer(timer: object, now: object) -> dict[str, object]:

@@ -108,7 +108,8 @@ class PushRequest(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int = 1
     # time.monotonic() by which the caller wants an answer (a CLI command, which leaves what it
     # could not deliver to `im serve`), or None. A connector should not wait past it: raise a
-    # retryable ConnectorError instead, and the change stays queued.
+    # retryable ConnectorError instead, and the change stays queued. Requests that read
+    # (PullRequest, CheckRequest, OncallRequest) carry the same deadline.
     deadline: float | None = None
 
 
@@ -157,6 +158,8 @@ class PullRequest(msgspec.Struct, frozen=True, kw_only=True):
     cursor: str | None = None
     incident: Incident | None = None
     links: list[Link] = []
+    # as PushRequest.deadline: a command waits no longer than this for the remote system
+    deadline: float | None = None
 
 
 class PullResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -262,6 +265,8 @@ class RemoteAccount(msgspec.Struct, frozen=True, kw_only=True):
 
 class CheckRequest(msgspec.Struct, frozen=True, kw_only=True):
     public_url: str | None = None
+    # as PushRequest.deadline: a check not done by then fails, saying it ran out of time
+    deadline: float | None = None
 
 
 class Check(msgspec.Struct, frozen=True, kw_only=True):
@@ -291,6 +296,8 @@ class SettingsCheckResult(msgspec.Struct, frozen=True, kw_only=True):
 class OncallRequest(msgspec.Struct, frozen=True, kw_only=True):
     service: str
     at: datetime | None = None
+    # as PushRequest.deadline: raise a retryable ConnectorError rather than wait past it
+    deadline: float | None = None
 
 
 class OncallResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -421,10 +421,11 @@ def replay(runtime: Runtime, connector: str, ids: list[int] | None = None) -> In
     return process_inbox(runtime, connector=connector)
 
 
-def poll(runtime: Runtime, connector_name: str, *, incident_id: str | None = None
-         ) -> dict[str, int]:
+def poll(runtime: Runtime, connector_name: str, *, incident_id: str | None = None,
+         deadline: float | None = None) -> dict[str, int]:
     """Ask a connector what changed since its cursor and apply it (the safety net for missed
-    webhooks). Returns how many changes had each outcome."""
+    webhooks). Returns how many changes had each outcome. `deadline` (time.monotonic()): the
+    connector waits no longer (see PullRequest)."""
     from im.connectors import PullRequest
 
     store = runtime.store
@@ -434,7 +435,7 @@ def poll(runtime: Runtime, connector_name: str, *, incident_id: str | None = Non
     incident = store.get_incident(incident_id) if incident_id else None
     links = store.links(incident.id, connector=connector_name) if incident else []
     result = connector.pull(PullRequest(cursor=None if incident else store.get_cursor(
-        connector_name), incident=incident, links=links))
+        connector_name), incident=incident, links=links, deadline=deadline))
     outcomes: dict[str, int] = {}
     for change in result.changes:
         outcome = apply_change(runtime, connector, change)

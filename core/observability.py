@@ -132,13 +132,15 @@ def metrics(runtime: Runtime, name: str) -> ConnectorMetrics:
         outbox_done_24h=done, outbox_attempts_24h=attempts)
 
 
-def health(runtime: Runtime, name: str) -> tuple[str, list[Check]]:
+def health(runtime: Runtime, name: str, *, deadline: float | None = None
+           ) -> tuple[str, list[Check]]:
     """("healthy" | "degraded" | "unhealthy", checks): the connector's own live checks
-    (connectivity, authentication, access), then webhook, sync and error-rate checks from the
-    records."""
+    (connectivity, authentication, access; given until `deadline`, time.monotonic()), then
+    webhook, sync and error-rate checks from the records."""
     connector = runtime.connector(name)
     now = runtime.clock()
-    checks = list(connector.health(CheckRequest(public_url=runtime.public_url_for(name))))
+    checks = list(connector.health(CheckRequest(public_url=runtime.public_url_for(name),
+                                                deadline=deadline)))
     unreachable = any(not check.ok for check in checks)  # a live check of the remote failed
     settings = connector.settings
     last_event = parse_ts(_scalar(runtime, "SELECT max(received_at) FROM inbox WHERE"

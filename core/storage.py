@@ -58,6 +58,8 @@ class OutboxRow(msgspec.Struct, frozen=True, kw_only=True):
     next_attempt_at: datetime
     last_error: str | None
     created_at: datetime
+    # while a worker delivers the row (status `delivering`): when its claim runs out
+    lease_until: datetime | None = None
 
 
 class InboxRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -544,14 +546,15 @@ class Store:
         )
 
     _OUTBOX_COLUMNS = ("id, connector, number, service, action, payload, status, attempts,"
-                       " next_attempt_at, last_error, created_at")
+                       " next_attempt_at, last_error, created_at, lease_until")
 
     def _outbox_row(self, row: Sequence[Any]) -> OutboxRow:
         return OutboxRow(id=row[0], connector=row[1], incident_id=_incident_id(row[2]),
                          service=row[3], action=row[4], payload=json.loads(row[5]),
                          status=row[6], attempts=row[7],
                          next_attempt_at=parse_ts(row[8]),  # type: ignore[arg-type]
-                         last_error=row[9], created_at=parse_ts(row[10]))  # type: ignore[arg-type]
+                         last_error=row[9], created_at=parse_ts(row[10]),  # type: ignore[arg-type]
+                         lease_until=parse_ts(row[11]))
 
     def claim_outbox(self, *, now: datetime, lease_seconds: float,
                      connector: str | None = None, incident_id: str | None = None,
@@ -590,7 +593,8 @@ class Store:
                 " attempts = attempts + 1 WHERE id = :id", {**params, "id": row[0]},
             )
         claimed = self._outbox_row(row)
-        return msgspec.structs.replace(claimed, status="delivering", attempts=claimed.attempts + 1)
+        return msgspec.structs.replace(claimed, status="delivering", attempts=claimed.attempts + 1,
+                                       lease_until=parse_ts(params["lease"]))
 
     def finish_outbox(self, row_id: int, *, at: datetime) -> None:
         with self.transaction() as conn:
@@ -602,6 +606,15 @@ class Store:
             conn.execute("UPDATE outbox SET status = 'pending', lease_until = NULL,"
                          " last_error = ?, next_attempt_at = ? WHERE id = ?",
                          (error, ts(next_attempt_at), row_id))
+
+    def release_outbox(self, row_id: int, *, at: datetime) -> None:
+        """Give a claimed row back, due at once (its delivery was interrupted); a row already
+        finished is left as it is. Its attempt stays counted: the next one checks what the
+        interrupted one may have done remotely."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE outbox SET status = 'pending', lease_until = NULL,"
+                         " next_attempt_at = ? WHERE id = ? AND status = 'delivering'",
+                         (ts(at), row_id))
 
     def fail_outbox(self, row_id: int, *, error: str, at: datetime) -> None:
         with self.transaction() as conn:

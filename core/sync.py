@@ -46,6 +46,7 @@ class DeliveryReport(msgspec.Struct, kw_only=True):
     retrying: int = 0
     failed: int = 0
     errors: list[str] = []
+    tried: list[int] = []  # the outbox rows tried, in order
 
 
 def idempotency_key(correlation_id: str, service: str) -> str:
@@ -76,7 +77,7 @@ def deliver_outbox(runtime: Runtime, *, connector: str | None = None,
     store = runtime.store
     report = DeliveryReport()
     instances: dict[str, Connector | ImError] = {}
-    tried: list[int] = []
+    tried = report.tried
     deadline = time.monotonic() + budget if budget is not None else None
     while limit is None or len(tried) < limit:
         if deadline is not None and time.monotonic() >= deadline:
@@ -87,16 +88,22 @@ def deliver_outbox(runtime: Runtime, *, connector: str | None = None,
         if row is None:
             break
         tried.append(row.id)
-        if row.connector not in instances:
-            try:
-                instances[row.connector] = runtime.connector(row.connector)
-            except ImError as error:
-                instances[row.connector] = error
-        instance = instances[row.connector]
-        if isinstance(instance, ImError):
-            _retry(runtime, row, ConnectorError(str(instance), retryable=True), report)
-        else:
-            _deliver(runtime, instance, row, report, deadline)
+        try:
+            if row.connector not in instances:
+                try:
+                    instances[row.connector] = runtime.connector(row.connector)
+                except ImError as error:
+                    instances[row.connector] = error
+            instance = instances[row.connector]
+            if isinstance(instance, ImError):
+                _retry(runtime, row, ConnectorError(str(instance), retryable=True), report)
+            else:
+                _deliver(runtime, instance, row, report, deadline)
+        except KeyboardInterrupt:
+            # Ctrl-C: the row goes back in line at once rather than when its lease runs out,
+            # for `im serve` or the next command to deliver (a crash leaves it to the lease)
+            store.release_outbox(row.id, at=runtime.clock())
+            raise
         if progress is not None:
             progress(row)
     return report

@@ -210,6 +210,88 @@ def test_outage_queues_the_change_and_sync_delivers_it(runtime, fake, clock, cap
     assert "never" not in im(runtime, "connector", "list").stdout
 
 
+def test_ctrl_c_while_delivering_keeps_the_change_queued_and_says_so(runtime, fake, clock):
+    """Ctrl-C while a connector is being called: the command says what is left queued and
+    who delivers it, exits with 130 without a traceback, and the row is back in line at
+    once (not held for its lease by a process that is gone)."""
+    add(runtime)
+    fake.remote.failures.append(KeyboardInterrupt())
+    result = im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db,web")
+    assert (result.exit_code, result.stdout) == (130, "Declared INC-1: SEV-2 x (db, web)\n")
+    assert result.stderr == (
+        "Interrupted: left queued for prod-fake: INC-1 declare (db, web)\n"
+        "  `im serve` or `im connector sync prod-fake` will deliver them; INC-1 is saved in"
+        " im\n")
+    assert runtime.store.get_incident("INC-1").status.value == "open"
+    assert [(r.status, r.attempts, r.next_attempt_at) for r in runtime.store.outbox()] == [
+        ("pending", 1, clock.now), ("pending", 0, clock.now)]
+    # and so does a sync
+    fake.remote.failures.append(KeyboardInterrupt())
+    synced = im(runtime, "connector", "sync", "prod-fake")
+    assert (synced.exit_code, synced.stdout, synced.stderr) == (
+        130, "", "Interrupted: left queued for prod-fake: INC-1 declare (db, web)\n"
+                 "  `im serve` or `im connector sync prod-fake` will deliver them\n")
+    assert im(runtime, "connector", "sync", "prod-fake").stdout == (
+        "prod-fake: 2 delivered, 0 queued for retry, 0 failed\n")
+
+
+def test_ctrl_c_in_any_other_command_is_one_line_and_130(runtime, fake, monkeypatch):
+    add(runtime)
+
+    def interrupted(self, request):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(runtime.connector("prod-fake")), "test", interrupted)
+    result = im(runtime, "connector", "test", "prod-fake")
+    assert (result.exit_code, result.stdout, result.stderr) == (130, "", "Error: interrupted\n")
+
+
+def test_sync_says_which_changes_another_process_holds_and_until_when(runtime, fake, clock,
+                                                                     tmp_path, monkeypatch):
+    """`im connector status` counts changes waiting that another process (`im serve`, another
+    command) is delivering: `im connector sync` does not report "0 delivered, 0 queued"
+    without a word about them, but names them, with when their claim runs out, and the ones
+    waiting behind them; then, once the claim is gone, delivers them."""
+    from datetime import timedelta
+
+    from im.cli.output import when
+    from im.testing import make_runtime
+
+    add(runtime)
+    fake.remote.failures.append(ConnectorError("API timed out", retryable=True))
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    im(runtime, "ack", "--incident", "INC-1")
+    other = make_runtime(tmp_path / "home", plugins=[fake], clock=clock)  # `im serve`, say
+    clock.advance(seconds=5)  # past the declare's backoff: `im serve` takes it up
+    claimed = other.store.claim_outbox(now=clock.now, lease_seconds=120)
+    assert (claimed.incident_id, claimed.action) == ("INC-1", "declare")
+    assert "Queued: 2 change(s) waiting, 0 failed" in im(
+        runtime, "connector", "status", "prod-fake").stdout
+    synced = im(runtime, "connector", "sync", "prod-fake")
+    assert (synced.exit_code, synced.stderr) == (0, "")
+    assert synced.stdout == (
+        "prod-fake: 0 delivered, 0 queued for retry, 0 failed\n"
+        "prod-fake: 1 change(s) held by another process that is delivering them (`im serve` or"
+        " another command), not tried here: INC-1 declare (db) until"
+        f" {when(clock.now + timedelta(seconds=120))}\n"
+        "prod-fake: 1 change(s) wait behind those, in order: INC-1 ack (db)\n")
+    assert [call[0] for call in fake.remote.calls] == ["declare"]  # nothing sent meanwhile
+    # changes the command's time ran out for are named too, and make it exit non-zero
+    from im.cli import waiting
+
+    clock.advance(seconds=121)  # the other process is gone: its claim has run out
+    monkeypatch.setattr(waiting, "BUDGET", 0.0)
+    late = im(runtime, "connector", "sync", "prod-fake")
+    assert (late.exit_code, late.stdout) == (1, (
+        "prod-fake: 0 delivered, 0 queued for retry, 0 failed\n"
+        "prod-fake: 2 change(s) not tried: the command's 0 s ran out; `im serve` or another"
+        " sync delivers them: INC-1 declare (db), INC-1 ack (db)\n"))
+    monkeypatch.setattr(waiting, "BUDGET", 10.0)
+    assert im(runtime, "connector", "sync", "prod-fake").stdout == (
+        "prod-fake: 2 delivered, 0 queued for retry, 0 failed\n")
+    other.store.close()
+
+
 def test_retry_after_a_lost_answer_links_the_existing_remote_incident(runtime, fake, clock):
     add(runtime)
     incidents.declare(runtime, title="x", severity="SEV-2", services=["db"])
@@ -230,16 +312,43 @@ def test_permanent_errors_fail_the_row_visibly_and_can_be_retried(runtime, fake)
     add(runtime)
     fake.remote.failures.append(ConnectorError("Invalid Input Provided", retryable=False))
     result = im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
-    assert "1 change(s) could not be delivered" in result.stderr
+    # its own exit code, after saying that the change is kept
+    assert (result.exit_code, result.stdout) == (3, "Declared INC-1: SEV-2 x (db)\n")
+    assert result.stderr == (
+        "  ! prod-fake INC-1 declare: Invalid Input Provided\n"
+        "  1 change(s) refused for good and set aside; INC-1 keeps the change in im. Fix the"
+        " cause, then `im connector sync prod-fake --retry-failed` sends it again\n")
+    assert runtime.store.get_incident("INC-1").status.value == "open"
     [row] = runtime.store.outbox()
     assert (row.status, row.last_error) == ("failed", "Invalid Input Provided")
     assert im(runtime, "connector", "sync", "prod-fake").stdout == (
-        "prod-fake: 0 delivered, 0 queued for retry, 0 failed\n")
+        "prod-fake: 0 delivered, 0 queued for retry, 0 failed\n"
+        "prod-fake: 1 change(s) set aside earlier, refused for good: INC-1 declare (db); after"
+        " fixing the cause, `im connector sync prod-fake --retry-failed` sends them again\n")
+    # --json says it on stderr too, after the JSON, with the same exit code
+    fake.remote.failures.append(ConnectorError("Invalid Input Provided", retryable=False))
+    as_json = im(runtime, "declare", "--sev", "SEV-3", "--title", "y", "--service", "db",
+                 "--json")
+    assert as_json.exit_code == 3
+    assert json.loads(as_json.stdout)["incident"]["id"] == "INC-2"
+    assert as_json.stderr.startswith("  1 change(s) refused for good and set aside; INC-2")
+    # so does a sync whose change is refused
+    fake.remote.failures.append(ConnectorError("Invalid Input Provided", retryable=False))
+    refused = im(runtime, "connector", "sync", "prod-fake", "--incident", "INC-2",
+                 "--retry-failed")
+    assert (refused.exit_code, refused.stdout) == (3, (
+        "prod-fake: 1 failed change(s) queued again\n"
+        "prod-fake: 0 delivered, 0 queued for retry, 1 failed\n"))
+    assert refused.stderr == (
+        "  ! prod-fake INC-2 declare: Invalid Input Provided\n"
+        "  1 change(s) refused for good and set aside; the changes stay in im. Fix the cause,"
+        " then `im connector sync prod-fake --retry-failed` sends them again\n")
     retried = im(runtime, "connector", "sync", "prod-fake", "--retry-failed")
-    assert retried.stdout == ("prod-fake: 1 failed change(s) queued again\n"
-                              "prod-fake: 1 delivered, 0 queued for retry, 0 failed\n")
-    assert [r.status for r in runtime.store.outbox()] == ["done"]
-    assert len(fake.remote.incidents) == 1
+    assert retried.stdout == ("prod-fake: 2 failed change(s) queued again\n"
+                              "prod-fake: 2 delivered, 0 queued for retry, 0 failed\n")
+    assert retried.exit_code == 0
+    assert [r.status for r in runtime.store.outbox()] == ["done", "done"]
+    assert len(fake.remote.incidents) == 2
 
 
 def test_direction_is_honoured(runtime, fake):

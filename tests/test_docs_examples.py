@@ -201,6 +201,8 @@ def test_prompts_and_config_store_the_same_settings(tmp_path, im_jsonl):
 
 
 def test_a_retry_after_a_crash_writes_no_second_declare_line(runtime, home, clock, monkeypatch):
+    from im.cli.output import when
+
     run_cli(runtime, ["connector", "add", "jsonl", "audit", "--config",
                       '{"path": "incidents.jsonl"}'])
 
@@ -221,9 +223,13 @@ def test_a_retry_after_a_crash_writes_no_second_declare_line(runtime, home, cloc
     [row] = runtime.store.outbox()
     assert (row.status, row.attempts) == ("delivering", 1)
 
-    # Nothing is delivered again while the dead process's lease runs...
+    # Nothing is delivered again while the dead process's lease runs (the sync says so)...
     waiting = run_cli(runtime, ["connector", "sync", "audit"])
-    assert waiting.output == "audit: 0 delivered, 0 queued for retry, 0 failed\n"
+    lease = runtime.store.outbox()[0].lease_until
+    assert waiting.output == (
+        "audit: 0 delivered, 0 queued for retry, 0 failed\n"
+        "audit: 1 change(s) held by another process that is delivering them (`im serve` or"
+        f" another command), not tried here: INC-1 declare (api) until {when(lease)}\n")
     # ...and once it has run out, the retry links the line that is there.
     clock.advance(seconds=LEASE_SECONDS + 1)
     retried = run_cli(runtime, ["connector", "sync", "audit"])

@@ -264,3 +264,34 @@ def test_sla_check_with_more_open_incidents_than_sqlites_default_variable_limit(
     assert sorted(line.split(":")[0] for line in result.stdout.splitlines()
                   if "SLA breached" in line) == ["INC-1", "INC-1", "INC-2", "INC-2"]
     assert im(runtime, "sla", "check").stdout == "No new SLA breaches.\n"
+
+
+def test_a_breach_note_refused_for_good_exits_3_once_every_breach_is_recorded(tmp_path,
+                                                                             clock):
+    """A connector refuses the first breach's note for good: the second breach is still
+    recorded and delivered, and `im sla check` then exits with 3 (a change refused, kept in
+    im), not 0."""
+    from im.errors import ConnectorError
+    from im.testing import FakePlugin
+
+    (tmp_path / "settings.json").write_text(json.dumps(
+        {"sla": {"SEV-4": {"ack": "2s", "resolve": "4s"}}}))
+    fake = FakePlugin()
+    runtime = make_runtime(tmp_path, plugins=[fake], clock=clock)
+    run_cli(runtime, ["connector", "add", "fake", "f", "--config", '{"api_key": "k"}'])
+    im(runtime, "declare", "--sev", "SEV-4", "--title", "Disk full", "--service", "db")
+    clock.advance(seconds=5)
+    fake.remote.failures.append(ConnectorError("Invalid Input Provided", retryable=False))
+    result = im(runtime, "sla", "check")
+    assert result.exit_code == 3
+    assert result.stdout.splitlines() == [
+        "INC-1: SLA breached, not acknowledged within 2s (SEV-4)",
+        "INC-1: SLA breached, not resolved within 4s (SEV-4)",
+        "  f: Fake incident #1 sla_breach synced",
+    ]
+    assert result.stderr == (
+        "  ! f INC-1 sla_breach: Invalid Input Provided\n"
+        "  1 change(s) refused for good and set aside; INC-1 keeps the change in im. Fix the"
+        " cause, then `im connector sync f --retry-failed` sends it again\n")
+    assert len([e for e in runtime.store.timeline("INC-1") if e.kind == "sla_breached"]) == 2
+    assert [row.status for row in runtime.store.outbox(statuses=("failed",))] == ["failed"]

@@ -11,8 +11,13 @@ if TYPE_CHECKING:
     from im_pagerduty.connector import PagerDutyConnector
 
 
+LATE = ": not checked, no time left"
+
+
 def _failure(name: str, error: PagerDutyError, connector: PagerDutyConnector,
              what: str) -> Check:
+    if error.out_of_time:  # earlier answers were slow: this one was not asked
+        return Check(name=name, ok=False, detail=f"{what}{LATE}")
     if error.status == 401:
         return Check(name=name, ok=False,
                      detail=f"{what}: PagerDuty rejected the API key (401 Unauthorized)",
@@ -90,7 +95,20 @@ def connection_checks(connector: PagerDutyConnector, request: CheckRequest) -> l
 
     if connector.wants_webhooks:  # an outbound connector ignores PagerDuty's events
         checks.append(_webhook_check(connector, request))
-    return checks
+    return _late_in_one(checks)
+
+
+def _late_in_one(checks: list[Check]) -> list[Check]:
+    """The checks the command's time ran out for, as one line where the first was."""
+    late = [check for check in checks if check.detail.endswith(LATE)]
+    if not late:
+        return checks
+    merged = Check(name=late[0].name, ok=False,
+                   detail="Not checked, no time left (PagerDuty answered slowly): "
+                          + ", ".join(check.detail.removesuffix(LATE) for check in late))
+    first = checks.index(late[0])
+    return [merged if index == first else check for index, check in enumerate(checks)
+            if index == first or check not in late]
 
 
 def _webhook_check(connector: PagerDutyConnector, request: CheckRequest) -> Check:

@@ -54,15 +54,17 @@ class PagerDutyError(ConnectorError):
 
     `unsent` says the request surely was not carried out (no connection, or a 429): sending
     it again cannot make anything twice. After a timeout, a dropped connection or a 5xx the
-    change may have been made all the same."""
+    change may have been made all the same. `out_of_time`: not sent, the caller's deadline
+    (see PagerDutyClient.until) having passed."""
 
     def __init__(self, message: str, *, status: int | None = None, code: int | None = None,
                  retryable: bool = False, retry_after: float | None = None,
-                 unsent: bool = False) -> None:
+                 unsent: bool = False, out_of_time: bool = False) -> None:
         super().__init__(message, retryable=retryable, retry_after=retry_after)
         self.status = status
         self.code = code
         self.unsent = unsent
+        self.out_of_time = out_of_time
 
 
 class _Budget:
@@ -250,11 +252,12 @@ class PagerDutyClient:
         left = self._time_left()
         if late is not None or (left is not None and left <= 0):
             # retry_after: the client's own retry would come too late too; the outbox waits
-            failure = PagerDutyError(f"no time left to call PagerDuty ({method} {path}): the"
-                                     " rate limit or earlier calls used it up",
-                                     retryable=True, unsent=True, retry_after=late or None)
-            self._record(method, path, None, time.perf_counter(), str(failure))
-            raise failure
+            # not recorded as a call: none was made (API call and error counts stay true;
+            # a change given up on keeps this as its outbox row's last error)
+            raise PagerDutyError(f"no time left to call PagerDuty ({method} {path}): earlier"
+                                 " calls or the rate limit used up the command's time",
+                                 retryable=True, unsent=True, retry_after=late or None,
+                                 out_of_time=True)
         started = time.perf_counter()
         request = self.http.build_request(
             method, path, params=params, json=body, headers=headers,

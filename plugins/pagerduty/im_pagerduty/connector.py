@@ -254,14 +254,16 @@ class PagerDutyConnector(Connector):
                                     f" ({self.name}); `im oncall --service NAME` shows who"
                                     " is") from None
 
-    def verify_exists(self, path: str, what: str, *, lenient: bool = False) -> str | None:
+    def verify_exists(self, path: str, what: str, *, lenient: bool = False,
+                      deadline: float | None = None) -> str | None:
         """Refuse an id PagerDuty does not know (InvalidInputError); a warning (returned) when
         PagerDuty cannot tell: unreachable, or, when `lenient`, any other error (a key being
-        changed in another step, say)."""
+        changed in another step, say). `deadline` (time.monotonic()) bounds the wait; by
+        default VERIFY_SECONDS from now."""
         from im_pagerduty.client import PagerDutyError
 
         try:
-            with self.client.until(time.monotonic() + VERIFY_SECONDS):
+            with self.client.until(deadline or time.monotonic() + VERIFY_SECONDS):
                 self.client.get(path)
         except PagerDutyError as error:
             if error.status == 404:
@@ -536,7 +538,8 @@ class PagerDutyConnector(Connector):
     def pull(self, request: PullRequest) -> PullResult:
         from im_pagerduty.polling import pull
 
-        return pull(self, request)
+        with self.client.until(request.deadline):
+            return pull(self, request)
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -559,19 +562,22 @@ class PagerDutyConnector(Connector):
     def test(self, request: CheckRequest) -> list[Check]:
         from im_pagerduty.checks import connection_checks
 
-        return connection_checks(self, request)
+        with self.client.until(request.deadline):
+            return connection_checks(self, request)
 
     def health(self, request: CheckRequest) -> list[Check]:
         from im_pagerduty.checks import health_checks
 
-        return health_checks(self, request)
+        with self.client.until(request.deadline):
+            return health_checks(self, request)
 
     # -- on-call ---------------------------------------------------------------------------
 
     def oncall(self, request: OncallRequest) -> OncallResult:
         from im_pagerduty.oncall import lookup
 
-        return lookup(self, request.service, request.at or self.runtime.clock())
+        with self.client.until(request.deadline):
+            return lookup(self, request.service, request.at or self.runtime.clock())
 
     def webhook_url(self, public_url: str | None) -> str | None:
         return f"{public_url}/connectors/{self.name}/webhook" if public_url else None

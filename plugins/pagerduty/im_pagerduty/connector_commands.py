@@ -34,12 +34,15 @@ def _save_custom(runtime: Runtime, name: str, path: str, key: str, value: str) -
 
 
 def _names(connector: PagerDutyConnector, path: str, key: str) -> dict[str, str]:
-    """Ids to names for a PagerDuty list (one paginated listing)."""
+    """Ids to names for a PagerDuty list (one paginated listing), within the command's time."""
+    from im.cli import waiting
     from im_pagerduty.client import PagerDutyError
 
     try:
-        return {item["id"]: item.get("name") or item.get("summary", "")
-                for item in connector.client.paginate(path, key)}
+        with waiting.spinner(f"Asking {connector.name}"), \
+                connector.client.until(waiting.deadline()):
+            return {item["id"]: item.get("name") or item.get("summary", "")
+                    for item in connector.client.paginate(path, key)}
     except PagerDutyError as error:
         typer.echo(f"Warning: names unavailable: {error}", err=True)
         return {}
@@ -64,7 +67,10 @@ def _print_mappings(connector: PagerDutyConnector, mappings: dict[str, str], pat
 
 def _verify(connector: PagerDutyConnector, path: str, what: str) -> None:
     """Refuse an id PagerDuty does not know; accept it (with a warning) when unreachable."""
-    warning = connector.verify_exists(path, what)
+    from im.cli import waiting
+
+    with waiting.spinner(f"Asking {connector.name}"):
+        warning = connector.verify_exists(path, what, deadline=waiting.deadline())
     if warning:
         typer.echo(f"Warning: {warning}", err=True)
 

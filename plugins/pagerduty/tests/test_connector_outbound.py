@@ -465,9 +465,9 @@ def test_a_slow_pagerduty_holds_a_command_up_no_longer_than_its_budget(runtime, 
     PagerDuty made, once per service."""
     import time
 
-    from im.cli import incidents as incident_commands
+    from im.cli import waiting
 
-    monkeypatch.setattr(incident_commands, "DELIVERY_BUDGET", 1.0)
+    monkeypatch.setattr(waiting, "BUDGET", 1.0)
     pd.set_faults(late_answer_rate=1.0, late_answer_ms=3000)
     started = time.monotonic()
     result = im(runtime, "declare", "--sev", "SEV-2", "--title", "Slow", "--service",
