@@ -1,6 +1,6 @@
 """The PagerDuty connector page, checked.
 
-Every `$ ./im ...` line of the ```console blocks in the sections "Incident workflows",
+Every `$ im ...` line of the ```console blocks in the sections "Incident workflows",
 "Service mapping" and "On-call" of docs/connectors/pagerduty.md is run in this process against
 the PagerDuty sandbox, in the page's order, and must print what the page shows (stdout, then
 stderr, as the page shows them). The connector is the page's prod-pagerduty (service PXXXXXX,
@@ -127,7 +127,7 @@ def runtime(tmp_path, pd):
 
 def runner(runtime, page):
     def im(command, *, exit_code=0):
-        assert command.startswith("./im "), command
+        assert command.startswith("im "), command
         result = run_cli(runtime, shlex.split(command)[1:])
         assert result.exit_code == exit_code, result.output
         # The page shows what a terminal shows: here every command prints its stdout lines
@@ -158,22 +158,22 @@ def test_incident_workflows_service_mapping_and_oncall_print_what_the_page_shows
         "web": "PWEB001", "default": "PGEN001"}
 
     # declare, acknowledge, resolve: PagerDuty follows
-    declared = im('./im declare --sev SEV-2 --title "Database performance issue" --service db')
+    declared = im('im declare --sev SEV-2 --title "Database performance issue" --service db')
     [link] = runtime.store.links("INC-1")
     assert urls(declared.stdout) == [link.remote_id]
     remote = lambda: api.get(f"/incidents/{link.remote_id}").json()["incident"]
     notes = lambda: [n["content"] for n in
                      api.get(f"/incidents/{link.remote_id}/notes").json()["notes"]]
     assert (remote()["incident_number"], remote()["service"]["id"]) == (1, "PDAT001")
-    im('./im ack --incident INC-1 --note "Investigating database locks"')
+    im('im ack --incident INC-1 --note "Investigating database locks"')
     assert remote()["status"] == "acknowledged"
     assert notes() == ["Investigating database locks"]
-    im('./im resolve --incident INC-1 --note "Database locks cleared after index optimization"')
+    im('im resolve --incident INC-1 --note "Database locks cleared after index optimization"')
     assert remote()["status"] == "resolved"
     assert notes()[-1] == "Database locks cleared after index optimization"
 
     # one PagerDuty incident per service
-    declared = im('./im declare --sev SEV-1 --title "Database cluster failure"'
+    declared = im('im declare --sev SEV-1 --title "Database cluster failure"'
                   ' --service database,api,payments')
     links = {link.service: link for link in runtime.store.links("INC-2")}
     assert urls(declared.stdout) == [links[s].remote_id for s in ("database", "api", "payments")]
@@ -186,23 +186,23 @@ def test_incident_workflows_service_mapping_and_oncall_print_what_the_page_shows
     # the outage block (between these two) is checked by the next test, from scratch
 
     # service mapping
-    im("./im connector map-service prod-pagerduty --im-service api --pd-service PAPI001")
-    im("./im connector list-mappings prod-pagerduty")
+    im("im connector map-service prod-pagerduty --im-service api --pd-service PAPI001")
+    im("im connector list-mappings prod-pagerduty")
     # a service typed in capitals, with no mapping of its own: the `default` mapping's
-    declared = im('./im declare --sev SEV-3 --title "Slow search" --service Search')
+    declared = im('im declare --sev SEV-3 --title "Slow search" --service Search')
     [link] = runtime.store.links("INC-3")
     assert (link.service, urls(declared.stdout)) == ("search", [link.remote_id])
     assert api.get(f"/incidents/{link.remote_id}").json()["incident"]["service"]["id"] == (
         "PGEN001")
 
     # on call
-    im("./im connector map-escalation prod-pagerduty --service api"
+    im("im connector map-escalation prod-pagerduty --service api"
        " --escalation-policy PAPI_ESCALATION")
     assert runtime.connector(NAME).settings.custom.escalation_mappings == {
         "api": "PAPI_ESCALATION"}
-    im("./im connector list-escalations prod-pagerduty")
+    im("im connector list-escalations prod-pagerduty")
     before = datetime.now(UTC)
-    oncall = im("./im oncall --service api")
+    oncall = im("im oncall --service api")
     after = datetime.now(UTC)
     # The sandbox's seed: John Doe is on call until 09:00 UTC tomorrow, then Jane Smith.
     handoffs = {when(next_handoff(moment))[:16] for moment in (before, after)}
@@ -220,13 +220,13 @@ def test_the_outage_example_prints_what_the_page_shows(runtime, pd, api):
     map_services(runtime, mappings)
 
     pd.set_faults(burst_5xx=2)  # every attempt of the client (quick_retries: 2)
-    im('./im declare --sev SEV-2 --title "Database performance issue" --service db')
+    im('im declare --sev SEV-2 --title "Database performance issue" --service db')
     assert runtime.store.get_incident("INC-1").status.value == "open"
     assert remote_incidents(api) == []
     [queued] = runtime.store.outbox(connector=NAME)
     assert queued.status == "pending"
     pd.clear_faults()
-    im("./im connector sync prod-pagerduty")
+    im("im connector sync prod-pagerduty")
     [made] = remote_incidents(api)
     [link] = runtime.store.links("INC-1")
     assert (link.remote_id, made["service"]["id"]) == (made["id"], "PDAT001")
