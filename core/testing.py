@@ -189,19 +189,29 @@ def serve(runtime: Runtime, *, background: bool = True, host: str = "127.0.0.1"
           ) -> Iterator[str]:
     """Run `im serve`'s app for `runtime` on a free loopback port in a thread; yields its base
     URL. With `background`, outbox delivery, inbox processing and polling run too."""
+    from im.server import create_app
+
+    with serve_app(create_app(runtime, background=background), host=host) as url:
+        yield url
+
+
+@contextmanager
+def serve_app(app: Any, *, host: str = "127.0.0.1") -> Iterator[str]:
+    """Run an app made by `im.server.create_app` as `im serve` runs it, on a free port in a
+    thread (for a test that also looks inside the app); yields its base URL."""
     import socket
     import threading
     import time
 
     import uvicorn
 
-    from im.server import create_app, serving
+    from im.server import serving
 
     with socket.socket() as probe:
         probe.bind((host, 0))
         port = probe.getsockname()[1]
-    config = uvicorn.Config(serving(create_app(runtime, background=background)), host=host,
-                            port=port, log_level="warning", lifespan="on",
+    config = uvicorn.Config(serving(app), host=host, port=port, log_level="warning",
+                            lifespan="on",
                             proxy_headers=False)  # as `im serve`: server.trusted_proxies decide
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="im-serve-test", daemon=True)

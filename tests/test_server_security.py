@@ -3,44 +3,15 @@ it must not cost. Every flood here is bounded in requests and in time."""
 
 import json
 import secrets
-import socket
-import threading
 import time
 from collections import Counter
-from contextlib import contextmanager
 
 import httpx
 import pytest
 
-from im.testing import FakePlugin, make_runtime, run_cli
+from im.testing import FakePlugin, make_runtime, run_cli, serve_app
 
 FLOOD_SECONDS = 20.0  # no flood of this module runs longer, whatever the machine
-
-
-@contextmanager
-def served(app):
-    """`app` (from create_app) as `im serve` runs it, on a free loopback port; its base URL."""
-    import uvicorn
-
-    from im.server import serving
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(serving(app), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on",
-                                           proxy_headers=False))  # as `im serve` runs
-    thread = threading.Thread(target=server.run, name="im-serve-security", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "im serve did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 def with_fake_connector(tmp_path, server_settings):
@@ -69,7 +40,7 @@ def test_random_connector_names_leave_metrics_and_the_connector_cache_flat(
     runtime = with_fake_connector(tmp_path, server_settings)
     app = create_app(runtime)
     statuses: Counter[int] = Counter()
-    with served(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+    with serve_app(app) as url, httpx.Client(base_url=url, timeout=10) as client:
         deadline = time.monotonic() + FLOOD_SECONDS
 
         def flood(count):
@@ -98,7 +69,7 @@ def test_unknown_connector_names_are_not_counted_by_name(tmp_path):
 
     runtime = with_fake_connector(tmp_path, {"webhook_allow": ["192.0.2.0/24"]})
     app = create_app(runtime)
-    with served(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+    with serve_app(app) as url, httpx.Client(base_url=url, timeout=10) as client:
         for name in ("nope", "f"):
             assert client.post(f"/connectors/{name}/webhook", content=b"{}").status_code == 403
         metrics = client.get("/metrics").text

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from im.net import is_loopback
-from im import ConnectorSettings, Severity, parse_duration, prompt, secret
+from im import ConnectorSettings, Severity, prompt, secret
 
 DEFAULT_BASE_URL = "https://api.pagerduty.com"
 Urgency = Literal["high", "low"]

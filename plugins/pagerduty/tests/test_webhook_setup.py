@@ -8,7 +8,7 @@ import pytest
 
 from im.testing import make_runtime, serve
 
-from .connector_kit import config, im
+from .connector_kit import im
 
 pytestmark = pytest.mark.usefixtures("quick_retries")
 
