@@ -2,6 +2,7 @@
 errors, validated with openapi-core against PagerDuty's official OpenAPI document."""
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -67,6 +68,13 @@ def test_every_endpoint_matches_the_openapi_document(
     pd, openapi, checked, pagerduty_webhook_receiver
 ):
     c = checked
+    # an override and an on-call window a month ahead of now, whatever the date
+    day = (datetime.now(UTC) + timedelta(days=30)).replace(hour=0, minute=0, second=0,
+                                                            microsecond=0)
+
+    def at(hours):
+        return (day + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
     # the directory, with and without include[]
     c.get("/services", params={"total": "true"})
     c.get("/services/PAPI001")
@@ -82,8 +90,8 @@ def test_every_endpoint_matches_the_openapi_document(
         json={
             "overrides": [
                 {
-                    "start": "2031-01-01T00:00:00Z",
-                    "end": "2031-01-01T06:00:00Z",
+                    "start": at(0),
+                    "end": at(6),
                     "user": ref("user", "PUJANE1"),
                 }
             ]
@@ -94,8 +102,8 @@ def test_every_endpoint_matches_the_openapi_document(
         "/oncalls",
         params={
             "earliest": "true",
-            "until": "2031-01-02T00:00:00Z",
-            "since": "2030-12-31T00:00:00Z",
+            "until": at(24),
+            "since": at(-24),
             "include[]": ["users", "escalation_policies", "schedules"],
             "escalation_policy_ids[]": "PAPI_ESCALATION",
             "schedule_ids[]": "PSPRIM1",
