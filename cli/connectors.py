@@ -163,7 +163,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
             # an ack target longer than the resolve target rolls the change back
             if _sets_sla_targets(name, type_name, data):
                 try:
-                    sourced_policy(runtime)
+                    sourced_policy(runtime, strict=True)
                 except TargetOrderError as error:
                     raise InvalidInputError(f"invalid settings: {error}") from None
                 except ImError:

@@ -32,6 +32,8 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         _, set_by = sla.policy(runtime)
         source = "targets set by: " + ", ".join(f"{severity.value} {by}"
                                                  for severity, by in set_by.items())
+        for note in sla.sourced_policy(runtime)[1]:
+            typer.echo(f"Note: {note}", err=True)
         if json_output:
             print_json([{"incident": i.id, "title": i.title, **_timer(t, now)}
                         for i, t in pairs])

@@ -83,8 +83,10 @@ def parse_target(text: str) -> float:
     return seconds
 
 
-def parse_policy(data: object, where: str) -> dict[Severity, dict[str, float]]:
-    """{"SEV-1": {"ack": "15m", "resolve": "1h"}} -> seconds, with a clear error."""
+def parse_policy(data: object, where: str, *, check_order: bool = True
+                 ) -> dict[Severity, dict[str, float]]:
+    """{"SEV-1": {"ack": "15m", "resolve": "1h"}} -> seconds, with a clear error; with
+    `check_order`, an ack target longer than its resolve target is one too."""
     if not isinstance(data, dict):
         raise InvalidInputError(f"{where}: an SLA policy is a JSON object by severity")
     policy: dict[Severity, dict[str, float]] = {}
@@ -105,7 +107,7 @@ def parse_policy(data: object, where: str) -> dict[Severity, dict[str, float]]:
             except ValueError as error:
                 raise InvalidInputError(f"{where}.{key}.{kind}: {error}") from None
         ack, resolve = policy[severity].get("ack"), policy[severity].get("resolve")
-        if ack is not None and resolve is not None and ack > resolve:
+        if check_order and ack is not None and resolve is not None and ack > resolve:
             raise InvalidInputError(
                 f"{where}.{key}: the ack target ({targets['ack']}) is longer than the resolve"
                 f" target ({targets['resolve']}); an incident is acknowledged before it is"
@@ -113,10 +115,13 @@ def parse_policy(data: object, where: str) -> dict[Severity, dict[str, float]]:
     return policy
 
 
-def sourced_policy(runtime: Runtime) -> tuple[dict[Severity, dict[str, tuple[float, str]]],
-                                               list[str]]:
+def sourced_policy(runtime: Runtime, *, strict: bool = False
+                   ) -> tuple[dict[Severity, dict[str, tuple[float, str]]], list[str]]:
     """Each severity's targets in seconds with what set each (a connector's name, "settings
-    file" or "default"), and notes on connectors' targets that are not used."""
+    file" or "default"), and notes on connectors' targets that are not used. An ack target
+    longer than its resolve target is refused (TargetOrderError) when `strict`, as settings
+    are saved; reading the targets in force only notes it, so that settings made before the
+    check never stop `im list` or `im serve`."""
     result = {severity: {kind: (seconds, DEFAULT_SOURCE) for kind, seconds in targets.items()}
               for severity, targets in parse_policy(DEFAULT_POLICY, "defaults").items()}
 
@@ -126,7 +131,8 @@ def sourced_policy(runtime: Runtime) -> tuple[dict[Severity, dict[str, tuple[flo
                 result[severity][kind] = (seconds, source)
 
     if runtime.settings.get("sla"):
-        apply(parse_policy(runtime.settings["sla"], "settings sla"), SETTINGS_SOURCE)
+        apply(parse_policy(runtime.settings["sla"], "settings sla", check_order=strict),
+              SETTINGS_SOURCE)
     chosen = None
     notes = []
     for record in runtime.store.list_connectors():
@@ -142,18 +148,21 @@ def sourced_policy(runtime: Runtime) -> tuple[dict[Severity, dict[str, tuple[flo
         if not mapping:
             continue
         if chosen is None:
-            apply(parse_policy(mapping, f"{record.name} sla_mapping"), record.name)
+            apply(parse_policy(mapping, f"{record.name} sla_mapping", check_order=strict),
+                  record.name)
             chosen = record.name
         else:
             notes.append(f"{record.name}: its SLA targets are not used; {chosen}'s are (the"
                          " first connector by name that sets them)")
     for severity, targets in result.items():
         (ack, ack_source), (resolve, resolve_source) = targets["ack"], targets["resolve"]
-        if ack > resolve:  # each place checks its own pair; this is two places' targets
-            raise TargetOrderError(
-                f"SLA targets of {severity.value}: ack {duration(ack)} ({ack_source}) is"
-                f" longer than resolve {duration(resolve)} ({resolve_source}); an incident is"
-                " acknowledged before it is resolved")
+        if ack > resolve:
+            problem = (f"SLA targets of {severity.value}: ack {duration(ack)} ({ack_source}) is"
+                       f" longer than resolve {duration(resolve)} ({resolve_source}); an"
+                       " incident is acknowledged before it is resolved")
+            if strict:
+                raise TargetOrderError(problem)
+            notes.append(problem)
     return result, notes
 
 
