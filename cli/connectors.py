@@ -66,7 +66,7 @@ def _coerce(settings_type: type, path: str, raw: str) -> Any:
         raise InvalidInputError(f"unknown setting {path!r}"
                                 + (f"; did you mean {better}?" if better else ""))
     if path in secret_paths(settings_type):
-        return _secret(raw, path)
+        raw = _secret(raw, path)  # read from stdin or a file; converted as any other value
     if isinstance(kind, mi.StrType | mi.EnumType):
         return raw
     if isinstance(kind, mi.BoolType):

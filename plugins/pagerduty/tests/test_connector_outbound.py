@@ -527,3 +527,14 @@ def test_a_key_is_read_from_standard_input_or_a_file_not_the_command_line(runtim
                input=settings)
     assert added.exit_code == 0, added.output
     assert runtime.store.get_connector("from-stdin").settings["api_key"] == "another-account-key"
+
+
+def test_a_secret_list_is_set_as_json_on_the_command_line_or_from_a_file(runtime, tmp_path):
+    assert im(runtime, "connector", "update", "prod-pagerduty", "--set",
+              'custom.webhook_secrets=["one", "two"]').exit_code == 0
+    assert runtime.connector("prod-pagerduty").settings.custom.webhook_secrets == ["one", "two"]
+    secrets_file = tmp_path / "secrets.json"
+    secrets_file.write_text('["three"]\n')
+    assert im(runtime, "connector", "update", "prod-pagerduty", "--set",
+              f"custom.webhook_secrets=@{secrets_file}").exit_code == 0
+    assert runtime.connector("prod-pagerduty").settings.custom.webhook_secrets == ["three"]
