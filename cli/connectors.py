@@ -665,12 +665,16 @@ def make_app(runtime: Runtime) -> typer.Typer:
         except ConnectorError as problem:
             error = f"reconciling failed: {problem}"
         delivery = msgspec.structs.asdict(report)
-        delivery.pop("tried")
+        waiting_rows = _waiting_after_sync(runtime, name, incident_id, delivery.pop("tried"))
+        delivery.update({kind: [{"incident": row.incident_id, "action": row.action,
+                                 "service": row.service, "lease_until": row.lease_until
+                                 if kind == "held" else None} for row in rows]
+                         for kind, rows in waiting_rows.items()})
         print_json({"connector": name, "incident": incident_id, "requeued": requeued,
                     "delivery": delivery, "reconciled": reconciled, "error": error})
         if report.failed:
             raise typer.Exit(EXIT_REFUSED)
-        if error or report.retrying:
+        if error or report.retrying or waiting_rows["behind_retry"] or waiting_rows["not_tried"]:
             raise typer.Exit(1)
 
     @app.command()
@@ -789,15 +793,12 @@ def _direction_option(connector: Any) -> str:
     return f"--{option} " if option else "--set sync_direction="
 
 
-def _still_waiting(runtime: Runtime, name: str, incident_id: str | None,
-                   tried: list[int]) -> int:
-    """After a sync's deliveries, say why the changes still waiting (those `im connector
-    status` counts as queued) were not delivered, beyond the ones it queued for retry: held
-    by another process (until when), waiting in order behind those, or not tried for lack of
-    time. Returns how many this sync should have tried but did not."""
-    from im.cli.output import when
-    from im.cli.waiting import BUDGET, describe
-
+def _waiting_after_sync(runtime: Runtime, name: str, incident_id: str | None,
+                        tried: list[int]) -> dict[str, list[Any]]:
+    """After a sync's deliveries, why the changes still waiting (those `im connector status`
+    counts as queued) were not delivered, beyond the ones it queued for retry: `held` by
+    another process (until their lease ends), waiting in order `behind_held` or
+    `behind_retry`, `not_tried` for lack of time; and those `set_aside` earlier (failed)."""
     now = runtime.clock()
     rows = runtime.store.outbox(connector=name, incident_id=incident_id,
                                 statuses=("pending", "delivering"))
@@ -805,7 +806,8 @@ def _still_waiting(runtime: Runtime, name: str, incident_id: str | None,
             and row.lease_until > now]
     held_ids = {row.id for row in held}
     tried_ids = set(tried)
-    behind_held, behind_retry, untried = [], [], []
+    found: dict[str, list[Any]] = {"held": held, "behind_held": [], "behind_retry": [],
+                                   "not_tried": []}
     held_for, tried_for = set(), set()  # incidents with a held / a tried row so far
     for row in rows:  # in queue order
         if row.id in held_ids:
@@ -813,11 +815,26 @@ def _still_waiting(runtime: Runtime, name: str, incident_id: str | None,
         elif row.id in tried_ids:  # tried here, and counted as queued for retry
             tried_for.add(row.incident_id)
         elif row.incident_id in held_for:
-            behind_held.append(row)
+            found["behind_held"].append(row)
         elif row.incident_id in tried_for:
-            behind_retry.append(row)
+            found["behind_retry"].append(row)
         else:
-            untried.append(row)
+            found["not_tried"].append(row)
+    found["set_aside"] = [row for row in runtime.store.outbox(
+        connector=name, incident_id=incident_id, statuses=("failed",)) if row.id not in tried_ids]
+    return found
+
+
+def _still_waiting(runtime: Runtime, name: str, incident_id: str | None,
+                   tried: list[int]) -> int:
+    """Say what _waiting_after_sync found; returns how many changes this sync should have
+    tried but did not."""
+    from im.cli.output import when
+    from im.cli.waiting import BUDGET, describe
+
+    found = _waiting_after_sync(runtime, name, incident_id, tried)
+    held, behind_held = found["held"], found["behind_held"]
+    behind_retry, untried, aside = found["behind_retry"], found["not_tried"], found["set_aside"]
     if held:
         until = describe(held, limit=len(held), suffix=lambda group: " until " + when(
             max(row.lease_until for row in group)))
@@ -832,9 +849,6 @@ def _still_waiting(runtime: Runtime, name: str, incident_id: str | None,
     if untried:
         typer.echo(f"{name}: {len(untried)} change(s) not tried: the command's {BUDGET:g} s"
                    f" ran out; `im serve` or another sync delivers them: {describe(untried)}")
-    aside = [row for row in runtime.store.outbox(connector=name, incident_id=incident_id,
-                                                 statuses=("failed",))
-             if row.id not in tried_ids]
     if aside:  # `status` counts them as failed: not silently "0 failed" here
         typer.echo(f"{name}: {len(aside)} change(s) set aside earlier, refused for good:"
                    f" {describe(aside)}; after fixing the cause, `im connector sync {name}"

@@ -276,6 +276,11 @@ def test_sync_says_which_changes_another_process_holds_and_until_when(runtime, f
         f" {when(clock.now + timedelta(seconds=120))}\n"
         "prod-fake: 1 change(s) wait behind those, in order: INC-1 ack (db)\n")
     assert [call[0] for call in fake.remote.calls] == ["declare"]  # nothing sent meanwhile
+    held = json.loads(im(runtime, "connector", "sync", "prod-fake", "--json").stdout)
+    assert (held["delivery"]["held"], held["delivery"]["behind_held"]) == (
+        [{"incident": "INC-1", "action": "declare", "service": "db",
+          "lease_until": f"{clock.now + timedelta(seconds=120):%Y-%m-%dT%H:%M:%SZ}"}],
+        [{"incident": "INC-1", "action": "ack", "service": "db", "lease_until": None}])
     # changes the command's time ran out for are named too, and make it exit non-zero
     from im.cli import waiting
 
@@ -286,6 +291,10 @@ def test_sync_says_which_changes_another_process_holds_and_until_when(runtime, f
         "prod-fake: 0 delivered, 0 queued for retry, 0 failed\n"
         "prod-fake: 2 change(s) not tried: the command's 0 s ran out; `im serve` or another"
         " sync delivers them: INC-1 declare (db), INC-1 ack (db)\n"))
+    as_json = im(runtime, "connector", "sync", "prod-fake", "--json")
+    assert as_json.exit_code == 1  # as the text says it: not tried, for lack of time
+    assert [row["action"] for row in json.loads(as_json.stdout)["delivery"]["not_tried"]] == [
+        "declare", "ack"]
     monkeypatch.setattr(waiting, "BUDGET", 10.0)
     assert im(runtime, "connector", "sync", "prod-fake").stdout == (
         "prod-fake: 2 delivered, 0 queued for retry, 0 failed\n")
@@ -548,7 +557,9 @@ def test_connector_test_and_sync_take_json(runtime, fake):
     assert (synced.exit_code, synced.stderr) == (0, ""), synced.output
     data = json.loads(synced.stdout)
     assert data == {"connector": "prod-fake", "incident": None, "requeued": None,
-                    "delivery": {"delivered": 1, "retrying": 0, "failed": 0, "errors": []},
+                    "delivery": {"delivered": 1, "retrying": 0, "failed": 0, "errors": [],
+                                 "held": [], "behind_held": [], "behind_retry": [],
+                                 "not_tried": [], "set_aside": []},
                     "reconciled": data["reconciled"], "error": None}
     assert [link.remote_id for link in runtime.store.links("INC-1")] == ["F1"]
     fake.remote.failures.append(ConnectorError("bad request", retryable=False))
