@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from im.errors import ImError, InvalidInputError, NotFoundError
+from im.humanize import printable  # remote systems' words reach the terminal without controls
 from im.runtime import Runtime
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -303,7 +304,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
             return
         runtime.remember_public_url(name, base)
         for line in result.lines:
-            typer.echo(line)
+            typer.echo(printable(line))
         typer.echo(f"Webhook URL will be: {endpoint}")
 
     def _tear_down_webhook(name: str) -> None:
@@ -322,7 +323,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
                        f" webhook {name} --disable")
             return
         for line in result.lines:
-            typer.echo(line)
+            typer.echo(printable(line))
 
     def _ask(data: dict[str, Any], question: Any, set_path: Any,
              settings_type: Any) -> dict[str, Any]:
@@ -543,7 +544,6 @@ def make_app(runtime: Runtime) -> typer.Typer:
                 raise typer.Exit(1)
             return
         from im.cli.output import mark
-        from im.humanize import printable  # the remote's words: no control characters
 
         for check in checks:
             typer.echo(f"{mark('✓') if check.ok else mark('✗')} {printable(check.detail)}")
@@ -601,7 +601,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
         typer.echo(f"{name}: {report.delivered} delivered, {report.retrying} queued for retry,"
                    f" {report.failed} failed")
         for error in report.errors:
-            typer.echo(f"  ! {error}", err=True)
+            typer.echo(printable(f"  ! {error}"), err=True)
         if report.failed:
             typer.echo(f"  {report.failed} change(s) refused for good and set aside; the"
                        f" changes stay in im. Fix the cause, then `im connector sync {name}"
@@ -724,7 +724,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
             assert base is not None
             runtime.remember_public_url(name, base)
             for line in result.lines:
-                typer.echo(line)
+                typer.echo(printable(line))
             typer.echo(f"Webhook URL will be: {endpoint}")
             if not connector.settings.sync_direction.pulls:
                 typer.echo(f"! {name} is {connector.settings.sync_direction.value}: it ignores"
@@ -733,7 +733,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
                            "bidirectional")
         elif disable:
             for line in connector.webhook_unsubscribe(WebhookSetupRequest(url=endpoint)).lines:
-                typer.echo(line)
+                typer.echo(printable(line))
         else:
             ok = _test_webhook(runtime, connector, WebhookTestRequest(url=endpoint))
             if not ok:

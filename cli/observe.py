@@ -41,7 +41,9 @@ def add_connector_commands(app: typer.Typer, runtime: Runtime) -> None:
         lines.append(f"Last Error: {figures.last_error} ({when(figures.last_error_at)})"
                      if figures.last_error and figures.last_error_at
                      else f"Last Error: {figures.last_error or '-'}")
-        typer.echo("\n".join(lines))
+        from im.humanize import printable  # the last error is the remote's words
+
+        typer.echo("\n".join(printable(line) for line in lines))
 
     @app.command()
     def health(name: str = typer.Argument(..., help="The connector."),
@@ -50,6 +52,7 @@ def add_connector_commands(app: typer.Typer, runtime: Runtime) -> None:
         from im import observability
         from im.cli import waiting
         from im.cli.output import mark, paint, print_json
+        from im.humanize import printable
 
         with waiting.spinner(f"Checking {name}"):
             verdict, checks = observability.health(runtime, name, deadline=waiting.deadline())
@@ -63,9 +66,9 @@ def add_connector_commands(app: typer.Typer, runtime: Runtime) -> None:
                 # unless it is too high
                 sign = mark("✗") + " " if not check.ok else "" if check.name == "errors" \
                     else mark("✓") + " "
-                typer.echo(f"{check.label or check.name}: {sign}{check.detail}")
+                typer.echo(f"{check.label or check.name}: {sign}{printable(check.detail)}")
                 if not check.ok and check.fix:
-                    typer.echo(f"  Fix: {check.fix}")
+                    typer.echo(printable(f"  Fix: {check.fix}"))
         raise typer.Exit({"healthy": 0, "degraded": 1}.get(verdict, 2))
 
 
@@ -178,9 +181,11 @@ def _print_log(row: dict, json_output: bool) -> None:  # type: ignore[type-arg]
 
         typer.echo(msgspec.json.encode(row).decode())
         return
+    from im.humanize import printable  # logged requests and answers hold outside text
+
     where = row["component"] + (f"/{row['connector']}" if row["connector"] else "")
     extra = " ".join(f"{k}={v}" for k, v in row["data"].items() if k not in ("body", "headers"))
-    typer.echo(f"{when(row['at'])} {row['level'].upper():<7} {where}: {row['message']}"
-               + (f" ({extra})" if extra else ""))
+    typer.echo(printable(f"{when(row['at'])} {row['level'].upper():<7} {where}:"
+                         f" {row['message']}" + (f" ({extra})" if extra else "")))
     if "body" in row["data"] and row["data"]["body"]:
-        typer.echo(f"    body: {row['data']['body']}")
+        typer.echo(printable(f"    body: {row['data']['body']}"))

@@ -51,7 +51,9 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
             lines += [f"Escalation: {step}" for step in result.escalations]
             if result.routed:
                 lines.append(f"Note: {result.routed}")
-            typer.echo("\n".join(lines))
+            from im.humanize import printable  # names from the remote system
+
+            typer.echo("\n".join(printable(line) for line in lines))
             return
         if errors:
             raise ConnectorError("; ".join(errors))

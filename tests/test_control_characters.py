@@ -54,3 +54,21 @@ def test_list_show_and_timeline_print_no_control_characters(runtime, hostile):
         assert seen(timeline) == []
 
 
+
+
+def test_a_remote_error_with_control_characters_reaches_no_terminal(runtime, fake):
+    """The remote system's words (an error answer) show in declare, sync, status and logs."""
+    from im.errors import ConnectorError
+
+    run_cli(runtime, ["connector", "add", "fake", "f", "--config", '{"api_key": "k"}'])
+    fake.remote.failures.append(ConnectorError(f"refused{OSC52}\rforged", retryable=True))
+    declared = run_cli(runtime, ["declare", "--sev", "SEV-2", "--title", "x", "--service", "db"])
+    fake.remote.failures.append(ConnectorError(f"again{OSC8}", retryable=True))
+    synced = run_cli(runtime, ["connector", "sync", "f"])
+    status = run_cli(runtime, ["connector", "status", "f"])
+    health = run_cli(runtime, ["connector", "health", "f"])
+    logs = run_cli(runtime, ["logs", "--limit", "50"])
+    for result in (declared, synced, status, health, logs):
+        assert seen(result.stdout + result.stderr) == [], result.output
+    assert "refused]52;c;cm0gLXJmIH4=forged" in declared.stderr
+    assert "Last Error: again]8;;https://evil.example" in status.stdout
