@@ -158,25 +158,32 @@ class Store:
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Made under the writers' lock: no other process sees the new file before it is an
-        # im database, so an existing file that is not one is never mistaken for a new one.
-        with self._write_lock.hold():
-            fresh = not self.path.exists()
-            if fresh:
-                # The database holds connector credentials: readable by its owner only.
-                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-                os.close(fd)
-            elif not self._migrated:
-                self._check_existing()
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                check_same_thread=False,
-            )
-            try:
-                self._configure(conn, fresh)
-            except BaseException:
-                conn.close()
-                raise
+        if not self._migrated and (not self.path.exists() or self.path.stat().st_size == 0):
+            # A new file is made under the writers' lock: no other process sees it before it
+            # is an im database, so an empty file found under the lock is not one being made
+            # (it is refused, never taken for a new database). Readers of an existing
+            # database never wait for this lock.
+            with self._write_lock.hold():
+                return self._open()
+        return self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        fresh = not self.path.exists()
+        if fresh:
+            # The database holds connector credentials: readable by its owner only.
+            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        elif not self._migrated:
+            self._check_existing()
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            self._configure(conn, fresh)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _configure(self, conn: sqlite3.Connection, fresh: bool) -> None:

@@ -203,3 +203,27 @@ def test_a_database_made_before_the_mark_is_still_opened(tmp_path):
     again = Store(tmp_path / "im.db")
     assert again.conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     again.close()
+
+
+def test_a_reader_does_not_wait_for_another_process_writing(tmp_path, im_env):
+    """WAL lets `im list` read while another process holds the writers' lock in a write
+    transaction: opening an existing database takes no lock."""
+    home = tmp_path / "home"
+    Store(home / "im.db").close()
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from im.storage import Store
+        store = Store(Path({str(home / "im.db")!r}))
+        with store.transaction():
+            print("holding", flush=True)
+            sys.stdin.readline()  # until the test has read
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        listed = subprocess.run([IM, "list"], env=im_env, capture_output=True, text=True,
+                                timeout=30)
+        assert (listed.returncode, listed.stdout) == (0, "No incidents.\n"), listed.stderr
+        assert holder.poll() is None  # the writer still held its transaction meanwhile
+    finally:
+        holder.communicate("done\n", timeout=30)
