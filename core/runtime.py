@@ -119,6 +119,20 @@ class Runtime:
         return (self.public_url or self.store.get_meta(f"public_url:{connector}")
                 or self.store.get_meta("public_url"))
 
+    @cached_property
+    def installation_id(self) -> str:
+        """A random id of this im home, made once. What im makes in a remote system that it
+        later finds again by name (a webhook subscription, say) carries it, so that another
+        installation's objects on the same account are never taken for this one's."""
+        import secrets
+
+        with self.store.transaction():
+            value = self.store.get_meta("installation_id")
+            if value is None:
+                value = secrets.token_hex(4)
+                self.store.set_meta("installation_id", value)
+        return value
+
     def remember_public_url(self, connector: str, url: str) -> None:
         """Keep the public URL given for a connector's webhooks (`--url`)."""
         url = url.rstrip("/")

@@ -28,16 +28,44 @@ def disabled(subscription: dict) -> bool:  # type: ignore[type-arg]
 
 
 def _description(connector: PagerDutyConnector) -> str:
-    return f"im connector {connector.name}"
+    """Names the connector and this im installation: another im on the same account with a
+    connector of the same name (staging beside production) has subscriptions of its own."""
+    return f"im connector {connector.name} ({connector.runtime.installation_id})"
 
 
-def _mine(connector: PagerDutyConnector) -> list[dict]:  # type: ignore[type-arg]
-    """The subscriptions this connector made: the one it knows by id, and any other with its
-    description (made for a URL given earlier, or one whose creation answer was lost)."""
+def _endpoint(connector: PagerDutyConnector) -> str | None:
+    """Where this installation takes the connector's webhooks, when its public URL is known."""
+    from im.errors import ImError
+
+    try:
+        base = connector.runtime.public_url_for(connector.name)
+    except ImError:
+        return None
+    return f"{base.rstrip('/')}/connectors/{connector.name}/webhook" if base else None
+
+
+def _mine(connector: PagerDutyConnector, url: str | None
+          ) -> tuple[list[dict], list[str]]:  # type: ignore[type-arg]
+    """The subscriptions this connector made: the one it knows by id, any other with its
+    description (made for a URL given earlier, or one whose creation answer was lost), and
+    one an earlier im described without its installation id that delivers to this
+    installation's URL (`url`, else the known public URL's). Then a line for each other one
+    described as an earlier im did: it may be another installation's, so it is left alone."""
     subscriptions = connector.client.paginate("/webhook_subscriptions", "webhook_subscriptions")
     known = connector.settings.custom.webhook_subscription_id
-    return [s for s in subscriptions
-            if s["id"] == known or s.get("description") == _description(connector)]
+    ours = url or _endpoint(connector)
+    legacy = f"im connector {connector.name}"
+    mine, doubtful = [], []
+    for s in subscriptions:
+        if s["id"] == known or s.get("description") == _description(connector) or (
+                s.get("description") == legacy and ours is not None and _url(s) == ours):
+            mine.append(s)
+        elif s.get("description") == legacy:
+            doubtful.append(
+                f"! PagerDuty webhook subscription {s['id']} (to {_url(s)}) says it is"
+                f" '{legacy}' but not which im made it; left as it is: delete it in PagerDuty"
+                " if no other im installation uses it")
+    return mine, doubtful
 
 
 def _url(subscription: dict) -> str | None:  # type: ignore[type-arg]
@@ -62,7 +90,7 @@ def subscribe(connector: PagerDutyConnector, url: str) -> WebhookSetupResult:
     has (re-enabled if PagerDuty disabled it) or a new one; the others it made are deleted,
     those to another URL once the new one exists (they deliver to a URL im left)."""
     custom = connector.settings.custom
-    mine = _mine(connector)
+    mine, doubtful = _mine(connector, url)
     existing = next((s for s in mine if s["id"] == custom.webhook_subscription_id
                      and _url(s) == url and custom.webhook_secrets), None)
     # PagerDuty gives a secret only in the answer to a creation: one to this URL whose id im
@@ -98,15 +126,15 @@ def subscribe(connector: PagerDutyConnector, url: str) -> WebhookSetupResult:
         lines.append(f"Created PagerDuty webhook subscription {created['id']} for"
                      f" {len(EVENT_TYPES)} incident event types")
     lines += [_delete(connector, s["id"], f" (it delivered to {_url(s)})") for s in elsewhere]
-    return WebhookSetupResult(lines=lines)
+    return WebhookSetupResult(lines=lines + doubtful)
 
 
 def unsubscribe(connector: PagerDutyConnector, url: str) -> WebhookSetupResult:
     """Delete every subscription this connector made, whatever URL it delivers to."""
     known = connector.settings.custom.webhook_subscription_id
-    ids = list(dict.fromkeys([*([known] if known else []),
-                              *(s["id"] for s in _mine(connector))]))
-    lines = [_delete(connector, subscription_id, "") for subscription_id in ids]
+    mine, doubtful = _mine(connector, url or None)
+    ids = list(dict.fromkeys([*([known] if known else []), *(s["id"] for s in mine)]))
+    lines = [_delete(connector, subscription_id, "") for subscription_id in ids] + doubtful
     connector.runtime.update_connector_settings(connector.name, {
         "enable_webhook": False, "custom.webhook_subscription_id": None,
         "custom.webhook_secrets": [],

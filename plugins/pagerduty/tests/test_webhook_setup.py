@@ -229,22 +229,30 @@ def test_disable_removes_every_subscription_the_connector_made(runtime, pd):
         assert im(runtime, "connector", "webhook", NAME, "--enable", "--url",
                   url).exit_code == 0
     made = subscription_id(runtime)
-    # one im made whose id it does not know (left by an earlier version's URL change)
+    # one this im made whose id it does not know (its creation's answer was lost)
     stale = make_subscription(pd, f"https://old.example.com/connectors/{NAME}/webhook",
-                              f"im connector {NAME}")
-    assert [s for s, _ in subscriptions(pd)] == sorted([made, stale, theirs])
+                              f"im connector {NAME} ({runtime.installation_id})")
+    # one described as an earlier im did, to another URL: maybe another installation's
+    unsure = make_subscription(pd, f"https://staging.example.com/connectors/{NAME}/webhook",
+                               f"im connector {NAME}")
+    assert [s for s, _ in subscriptions(pd)] == sorted([made, stale, theirs, unsure])
     disabled = im(runtime, "connector", "webhook", NAME, "--disable")
     assert (disabled.exit_code, disabled.stdout) == (0, (
         f"Deleted PagerDuty webhook subscription {made}\n"
         f"Deleted PagerDuty webhook subscription {stale}\n"
+        f"! PagerDuty webhook subscription {unsure} (to https://staging.example.com/connectors/"
+        f"{NAME}/webhook) says it is 'im connector {NAME}' but not which im made it; left as"
+        " it is: delete it in PagerDuty if no other im installation uses it\n"
         "Webhook disabled\n"))
-    assert subscriptions(pd) == [(theirs, "https://audit.example.com/hook")]
+    assert sorted(subscriptions(pd)) == sorted([
+        (theirs, "https://audit.example.com/hook"),
+        (unsure, f"https://staging.example.com/connectors/{NAME}/webhook")])
 
 
 def test_disable_needs_no_public_url_and_finds_subscriptions_by_their_description(runtime, pd):
     im(runtime, "connector", "add", "pagerduty", NAME, "--config", spec_config(pd))
     stale = make_subscription(pd, f"https://old.example.com/connectors/{NAME}/webhook",
-                              f"im connector {NAME}")
+                              f"im connector {NAME} ({runtime.installation_id})")
     disabled = im(runtime, "connector", "webhook", NAME, "--disable")
     assert (disabled.exit_code, disabled.stdout) == (0, (
         f"Deleted PagerDuty webhook subscription {stale}\n"
@@ -295,3 +303,26 @@ def test_the_pagerduty_page_shows_these_lines():
             f" changes; run: im connector update {NAME} --sync-direction bidirectional\n",
             BOTH_PULL, SPEC_TEST, "Webhook disabled\n"):
         assert line in page, line
+
+
+def test_two_installations_with_a_connector_of_one_name_keep_their_own_subscriptions(
+        runtime, pd, tmp_path):
+    """Staging and production im on one PagerDuty account, each with a `prod-pagerduty`
+    connector (outbound here: one account, one pulling connector): neither deletes the
+    other's subscription, whatever URL each gives."""
+    other = make_runtime(tmp_path / "staging", load_entrypoints=True, user="alice")
+    for home in (runtime, other):
+        assert im(home, "connector", "add", "pagerduty", NAME, "--config",
+                  spec_config(pd, sync_direction="outbound")).exit_code == 0
+    with serve(runtime) as production, serve(other) as staging:
+        assert im(runtime, "connector", "webhook", NAME, "--enable", "--url",
+                  production).exit_code == 0
+        assert im(other, "connector", "webhook", NAME, "--enable", "--url",
+                  staging).exit_code == 0
+        mine, theirs = subscription_id(runtime), subscription_id(other)
+        assert sorted(subscriptions(pd)) == sorted([
+            (mine, f"{production}/connectors/{NAME}/webhook"),
+            (theirs, f"{staging}/connectors/{NAME}/webhook")])
+        assert im(other, "connector", "webhook", NAME, "--disable").stdout == (
+            f"Deleted PagerDuty webhook subscription {theirs}\nWebhook disabled\n")
+        assert subscriptions(pd) == [(mine, f"{production}/connectors/{NAME}/webhook")]
