@@ -419,12 +419,27 @@ def make_app(runtime: Runtime) -> typer.Typer:
     @app.command()
     def remove(name: str = typer.Argument(..., help="The connector."),
                yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
-        """Remove a connector. Links stay on the incidents' history; queued changes are dropped."""
-        _record(name)
+        """Remove a connector, and the webhook subscriptions it made in its remote system. Links
+        stay on the incidents' history; queued changes are dropped."""
+        from im.connectors import Connector, WebhookSetupRequest
+
+        record = _record(name)
         queued = len(runtime.store.outbox(connector=name, statuses=("pending", "delivering")))
         if not yes:
             warning = f" {queued} queued change(s) will not be delivered." if queued else ""
             typer.confirm(f"Remove connector {name}?{warning}", abort=True)
+        cls = runtime.connector_type(record.type)
+        if (cls.webhook_unsubscribe is not Connector.webhook_unsubscribe
+                and record.settings.get("enable_webhook", True) is not False):
+            # its subscriptions would go on delivering to a route that answers 404
+            try:
+                result = runtime.connector(name).webhook_unsubscribe(WebhookSetupRequest(url=""))
+            except ImError as error:
+                typer.echo(printable(f"! Its webhook subscriptions were not removed: {error};"
+                                     f" delete them in {record.type}"), err=True)
+            else:
+                for line in result.lines:
+                    typer.echo(printable(line))
         runtime.store.delete_connector(name)
         typer.echo(f"Removed connector {name}")
 

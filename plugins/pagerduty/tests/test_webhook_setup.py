@@ -326,3 +326,27 @@ def test_two_installations_with_a_connector_of_one_name_keep_their_own_subscript
         assert im(other, "connector", "webhook", NAME, "--disable").stdout == (
             f"Deleted PagerDuty webhook subscription {theirs}\nWebhook disabled\n")
         assert subscriptions(pd) == [(mine, f"{production}/connectors/{NAME}/webhook")]
+
+
+def test_removing_a_connector_removes_its_subscription(runtime, pd, monkeypatch):
+    """A removed connector's subscription would go on delivering to a route answering 404."""
+    with serve(runtime) as url:
+        monkeypatch.setenv("IM_PUBLIC_URL", url)
+        im(runtime, "connector", "add", "pagerduty", NAME, "--config", spec_config(pd))
+        made = subscription_id(runtime)
+        removed = im(runtime, "connector", "remove", NAME, "--yes")
+    assert (removed.exit_code, removed.stdout) == (0, (
+        f"Deleted PagerDuty webhook subscription {made}\nWebhook disabled\n"
+        f"Removed connector {NAME}\n"))
+    assert subscriptions(pd) == []
+    # PagerDuty down: the connector goes all the same, and the user is told what is left
+    im(runtime, "connector", "add", "pagerduty", "second", "--config", spec_config(pd))
+    pd.set_faults(error_rate=1.0, error_status=503)
+    try:
+        down = im(runtime, "connector", "remove", "second", "--yes")
+    finally:
+        pd.clear_faults()
+    assert (down.exit_code, down.stdout) == (0, "Removed connector second\n")
+    assert down.stderr.startswith("! Its webhook subscriptions were not removed: ")
+    assert down.stderr.endswith("; delete them in pagerduty\n")
+    assert runtime.store.get_connector("second") is None
