@@ -122,7 +122,9 @@ class Group(TyperGroup):
         except KeyboardInterrupt:  # Click would exit with 130 without a word
             if os.environ.get("IM_DEBUG"):
                 traceback.print_exc()
-            typer.echo("Error: interrupted", err=True)
+            from im.cli.output import echo_error
+
+            echo_error("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
     def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]

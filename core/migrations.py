@@ -187,4 +187,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0007_services_any_case",
+        """
+        -- Service names are lower-cased where they enter im; incidents of earlier versions may
+        -- hold other cases, so a filter by service compares lower(service), through this.
+        CREATE INDEX incident_services_lower ON incident_services(lower(service));
+        """,
+    ),
 ]

@@ -87,8 +87,8 @@ def status(runtime: Runtime, name: str) -> ConnectorStatus:
         " NULL UNION ALL SELECT last_error, coalesce(done_at, next_attempt_at) FROM outbox"
         " WHERE connector = :c AND last_error IS NOT NULL) ORDER BY at DESC LIMIT 1",
         {"c": name}).fetchone()
-    latest = _scalar(runtime, "SELECT status FROM calls WHERE connector = :c ORDER BY id DESC"
-                     " LIMIT 1", c=name)
+    latest = _scalar(runtime, "SELECT status FROM calls WHERE connector = :c ORDER BY at DESC,"
+                     " id DESC LIMIT 1", c=name)  # by the (connector, at) index
     state = "disabled" if not record.enabled else "key refused" if latest == 401 else "active"
     return ConnectorStatus(
         name=name, type=record.type, status=state,

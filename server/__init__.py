@@ -64,6 +64,7 @@ class ConnectorCache:
             names = frozenset(record.name for record in self.runtime.store.list_connectors())
         except Exception as error:  # the database is briefly unavailable: keep what we know
             log.warning("cannot read the configured connectors: %s", error)
+            self._names_at = now  # tried again in a while, not on every request meanwhile
             return
         self._names, self._names_at = names, now
         for gone in set(self._cache) - names:

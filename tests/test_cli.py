@@ -320,3 +320,15 @@ def test_colour_on_a_terminal_only_and_never_with_no_color(im_env):
     assert (code, seen) == (1, f"Error: {message}\r\n")
     piped = subprocess.run([IM, "show", "INC-9"], env=im_env, capture_output=True, text=True)
     assert (piped.returncode, piped.stderr) == (1, f"Error: {message}\n")
+
+
+def test_incidents_stored_with_a_capitalised_service_are_found_by_it(runtime):
+    """Service names are lower-cased where they enter im; incidents saved before that, with
+    `API`, are still found by `--service api` (and by `API`)."""
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "Old one", "--service", "api")
+    with runtime.store.transaction() as conn:  # as an earlier version stored it
+        conn.execute("UPDATE incident_services SET service = 'API' WHERE number = 1")
+    im(runtime, "declare", "--sev", "SEV-3", "--title", "Other", "--service", "web")
+    for given in ("api", "API"):
+        listed = json.loads(im(runtime, "list", "--service", given, "--json").stdout)
+        assert [i["id"] for i in listed] == ["INC-1"], given

@@ -30,9 +30,9 @@ RANDOM_NAMES = 2000
 
 @pytest.mark.parametrize("server_settings", [
     {"webhook_rate_limit": 0},  # every name reaches the connector lookup
-    {"webhook_rate_limit": 1},  # nearly every name is answered 429
+    {"webhook_refused_limit": 1},  # nearly every name is answered 429
     {"webhook_allow": ["192.0.2.0/24"]},  # every name is answered 403
-], ids=["no-limit", "rate-limited", "not-allowed"])
+], ids=["no-limit", "refusals-limited", "not-allowed"])
 def test_random_connector_names_leave_metrics_and_the_connector_cache_flat(
         tmp_path, server_settings):
     from im.server import create_app

@@ -227,3 +227,17 @@ def test_a_reader_does_not_wait_for_another_process_writing(tmp_path, im_env):
         assert holder.poll() is None  # the writer still held its transaction meanwhile
     finally:
         holder.communicate("done\n", timeout=30)
+
+
+def test_filters_read_through_indexes(tmp_path):
+    """A service filter (case-insensitive, for names stored before they were lower-cased) and
+    the connector's latest call each read through an index, whatever the history's size."""
+    store = Store(tmp_path / "im.db")
+    plan = lambda sql, *args: " ".join(row[3] for row in store.conn.execute(  # noqa: E731
+        "EXPLAIN QUERY PLAN " + sql, args))
+    by_service = plan("SELECT number FROM incident_services WHERE lower(service) IN (?)", "api")
+    assert "USING INDEX incident_services_lower" in by_service, by_service
+    latest = plan("SELECT status FROM calls WHERE connector = ? ORDER BY at DESC, id DESC"
+                  " LIMIT 1", "pd")
+    assert "USING INDEX calls_connector_at" in latest and "TEMP B-TREE" not in latest, latest
+    store.close()
