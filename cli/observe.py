@@ -9,6 +9,19 @@ from im.runtime import Runtime
 JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
+def _key_option(runtime: Runtime, type_name: str) -> str:
+    """How `im connector update` takes a connector type's key from standard input: its option
+    for its first secret setting (`--api-key -`), else `--set PATH=-`."""
+    from im.connector_config import secret_paths
+
+    cls = runtime.connector_type(type_name)
+    secrets = sorted(secret_paths(cls.Settings))
+    for option, path in sorted(cls.options.items()):
+        if path in secrets:
+            return f"--{option} -"
+    return f"--set {secrets[0]}=-" if secrets else "--set KEY=-"
+
+
 def add_connector_commands(app: typer.Typer, runtime: Runtime) -> None:
     @app.command()
     def status(name: str = typer.Argument(..., help="The connector."),
@@ -24,8 +37,9 @@ def add_connector_commands(app: typer.Typer, runtime: Runtime) -> None:
         lines = [
             f"Connector: {figures.name} ({figures.type})",
             f"Status: {figures.status.capitalize()}" + (
-                f" (the API key was refused; set a new one: im connector update {name}"
-                " --set api_key=NEW-KEY)" if figures.status == "key refused" else ""),
+                f" (the key was refused; give a new one: im connector update {name}"
+                f" {_key_option(runtime, figures.type)}, the key on standard input)"
+                if figures.status == "key refused" else ""),
             f"Direction: {figures.direction.capitalize()}",
             f"Last Sync: {when(figures.last_sync) if figures.last_sync else 'never'}",
             f"Incidents Synced: {figures.incidents_synced_24h} (last 24h)",

@@ -22,7 +22,7 @@ def _failure(name: str, error: PagerDutyError, connector: PagerDutyConnector,
         return Check(name=name, ok=False,
                      detail=f"{what}: PagerDuty rejected the API key (401 Unauthorized)",
                      fix="check the key (Account Settings → API Access Keys, admin role) and"
-                         f" run: im connector update {connector.name} --api-key NEW_KEY")
+                         f" run: im connector update {connector.name} --api-key - (the key on standard input)")
     if error.status == 403:
         return Check(name=name, ok=False, detail=f"{what}: access denied (403)",
                      fix="use an API key with admin permissions")
@@ -160,7 +160,7 @@ def health_checks(connector: PagerDutyConnector, request: CheckRequest) -> list[
                           detail=f"Connected ({elapsed}ms response time)"),
                     Check(name="auth", label="Authentication", ok=False,
                           detail=f"API key refused ({error.status})",
-                          fix=f"im connector update {connector.name} --api-key NEW_KEY")]
+                          fix=f"im connector update {connector.name} --api-key - (the key on standard input)")]
         return [Check(name="api", label="API Connectivity", ok=False, detail=str(error),
                       fix=f"check base_url ({connector.settings.base_url}) and the network")]
     elapsed = round((time.perf_counter() - started) * 1000)

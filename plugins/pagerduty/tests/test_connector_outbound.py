@@ -118,7 +118,7 @@ def test_bad_key_and_missing_service_say_how_to_fix(runtime, pd):
     assert (result.exit_code, result.stdout) == (1, (
         "✗ Cannot use the PagerDuty API: PagerDuty rejected the API key (401 Unauthorized)\n"
         "  Fix: check the key (Account Settings → API Access Keys, admin role) and run:"
-        " im connector update prod-pagerduty --api-key NEW_KEY\n"))
+        " im connector update prod-pagerduty --api-key - (the key on standard input)\n"))
     im(runtime, "connector", "update", "prod-pagerduty", "--api-key", pd.api_key)
     # a service deleted in PagerDuty after it was configured (configuring it is refused)
     runtime.update_connector_settings("prod-pagerduty", {"custom.service_id": "PNOPE01"})

@@ -190,8 +190,8 @@ def test_status_says_the_key_is_refused_and_health_marks_a_stuck_queue(runtime, 
     im(runtime, "connector", "test", "prod-pagerduty")  # PagerDuty answers 401
     status = im(runtime, "connector", "status", "prod-pagerduty")
     assert status.stdout.splitlines()[1] == (
-        "Status: Key refused (the API key was refused; set a new one: im connector update"
-        " prod-pagerduty --set api_key=NEW-KEY)")
+        "Status: Key refused (the key was refused; give a new one: im connector update"
+        " prod-pagerduty --api-key -, the key on standard input)")
     assert json.loads(im(runtime, "connector", "status", "prod-pagerduty", "--json").stdout
                       )["status"] == "key refused"
     im(runtime, "connector", "update", "prod-pagerduty", "--api-key", pd.api_key)
