@@ -274,10 +274,25 @@ class PagerDutyConnector(Connector):
         return None
 
     def check_settings(self, request: SettingsCheckRequest) -> SettingsCheckResult:
-        """A changed default service or escalation policy must exist in PagerDuty, as
-        `map-service` and `map-escalation` check theirs."""
+        """A changed API key (or base URL) must be one PagerDuty accepts; a changed default
+        service or escalation policy must exist in PagerDuty, as `map-service` and
+        `map-escalation` check theirs."""
         from urllib.parse import quote
 
+        from im_pagerduty.client import PagerDutyError
+
+        if {"api_key", "base_url"} & set(request.changed):
+            try:
+                with self.client.until(time.monotonic() + VERIFY_SECONDS):
+                    self.client.get("/users", limit=1)
+            except PagerDutyError as error:
+                if error.status == 401:
+                    raise InvalidInputError("PagerDuty refused the API key (401 Unauthorized);"
+                                            " nothing changed") from None
+                if not error.retryable:
+                    raise
+                return SettingsCheckResult(warnings=[
+                    f"could not check the API key with PagerDuty: {error}"])
         custom = self.settings.custom
         wanted = [("custom.service_id", f"/services/{quote(custom.service_id, safe='')}",
                    f"service {custom.service_id}")]

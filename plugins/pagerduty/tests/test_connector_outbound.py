@@ -113,7 +113,8 @@ def test_connection_test_prints_the_specs_lines(runtime, pd):
 
 
 def test_bad_key_and_missing_service_say_how_to_fix(runtime, pd):
-    im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "wrong")
+    # a key revoked in PagerDuty after it was configured (configuring it is refused)
+    runtime.update_connector_settings("prod-pagerduty", {"api_key": "wrong"})
     result = im(runtime, "connector", "test", "prod-pagerduty")
     assert (result.exit_code, result.stdout) == (1, (
         "✗ Cannot use the PagerDuty API: PagerDuty rejected the API key (401 Unauthorized)\n"
@@ -149,14 +150,13 @@ def test_config_checks_the_service_and_escalation_policy_with_pagerduty(runtime,
     assert ok.stdout == ('Updated prod-pagerduty: custom.service_id = "PAPI001"\n'
                          'Updated prod-pagerduty: custom.escalation_policy_id ='
                          ' "PAPI_ESCALATION"\n')
-    # a key PagerDuty refuses cannot tell: the change is kept, with a warning
-    unchecked = im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "wrong",
-                   "--service-id", "PDAT001")
-    assert unchecked.exit_code == 0
-    assert unchecked.stderr == ("Warning: could not check the service PDAT001 with PagerDuty:"
-                                " PagerDuty answered 401: Authentication failed (code 2006)\n")
-    assert runtime.store.get_connector("prod-pagerduty").settings["custom"]["service_id"] == (
-        "PDAT001")
+    # a key PagerDuty refuses, given with another change: nothing of it is saved
+    before = runtime.store.get_connector("prod-pagerduty").settings
+    refused = im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "wrong",
+                 "--service-id", "PDAT001")
+    assert (refused.exit_code, refused.stderr) == (
+        1, "Error: PagerDuty refused the API key (401 Unauthorized); nothing changed\n")
+    assert runtime.store.get_connector("prod-pagerduty").settings == before
 
 
 def test_declare_creates_one_pagerduty_incident_per_service(runtime, api):
@@ -503,11 +503,13 @@ def test_config_help_lists_every_option_of_the_connector(runtime):
 def test_a_key_is_read_from_standard_input_or_a_file_not_the_command_line(runtime, pd,
                                                                           tmp_path):
     """A key in the arguments shows in `ps`: `-` and @FILE keep it out of them."""
+    runtime.update_connector_settings("prod-pagerduty", {"api_key": "an-old-key"})
     changed = im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "-",
-                 input="key-from-stdin\n")
+                 input=f"{pd.api_key}\n")
     assert changed.exit_code == 0, changed.output
     assert changed.stdout.startswith('Updated prod-pagerduty: api_key = "********"')
-    assert runtime.store.get_connector("prod-pagerduty").settings["api_key"] == "key-from-stdin"
+    assert runtime.store.get_connector("prod-pagerduty").settings["api_key"] == pd.api_key
+    runtime.update_connector_settings("prod-pagerduty", {"api_key": "an-old-key"})
     secret = tmp_path / "pd-key"
     secret.write_text(pd.api_key + "\n")
     assert im(runtime, "connector", "update", "prod-pagerduty", "--set",
@@ -538,3 +540,19 @@ def test_a_secret_list_is_set_as_json_on_the_command_line_or_from_a_file(runtime
     assert im(runtime, "connector", "update", "prod-pagerduty", "--set",
               f"custom.webhook_secrets=@{secrets_file}").exit_code == 0
     assert runtime.connector("prod-pagerduty").settings.custom.webhook_secrets == ["three"]
+
+
+def test_a_key_pagerduty_refuses_is_not_saved(runtime, pd):
+    before = runtime.store.get_connector("prod-pagerduty").settings
+    refused = im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "mistyped")
+    assert (refused.exit_code, refused.stderr) == (
+        1, "Error: PagerDuty refused the API key (401 Unauthorized); nothing changed\n")
+    assert runtime.store.get_connector("prod-pagerduty").settings == before
+    pd.set_faults(error_rate=1.0, error_status=503)  # unreachable: kept, with a warning
+    try:
+        kept = im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "another-key")
+    finally:
+        pd.clear_faults()
+    assert kept.exit_code == 0
+    assert kept.stderr.startswith("Warning: could not check the API key with PagerDuty: ")
+    assert runtime.store.get_connector("prod-pagerduty").settings["api_key"] == "another-key"

@@ -81,7 +81,7 @@ def test_health_lines_and_exit_codes(runtime, pd):
         "Webhook: ✗ Not set up in PagerDuty yet (polling covers meanwhile)",
         "  Fix: im connector webhook prod-pagerduty --enable --url https://YOUR-DOMAIN"]
     runtime.update_connector_settings("prod-pagerduty", {"enable_webhook": False})
-    im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "wrong")
+    runtime.update_connector_settings("prod-pagerduty", {"api_key": "wrong"})  # revoked
     broken = im(runtime, "connector", "health", "prod-pagerduty")
     assert broken.exit_code == 2
     assert "Authentication: ✗ API key refused (401)" in broken.stdout
@@ -186,7 +186,7 @@ def test_status_says_the_key_is_refused_and_health_marks_a_stuck_queue(runtime, 
     pd.clear_faults()
     assert im(runtime, "connector", "status", "prod-pagerduty").stdout.splitlines()[1] == (
         "Status: Active")
-    im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "revoked")
+    runtime.update_connector_settings("prod-pagerduty", {"api_key": "revoked"})  # in PagerDuty
     im(runtime, "connector", "test", "prod-pagerduty")  # PagerDuty answers 401
     status = im(runtime, "connector", "status", "prod-pagerduty")
     assert status.stdout.splitlines()[1] == (

@@ -246,7 +246,7 @@ def test_a_change_pagerduty_refuses_for_good_exits_3_and_keeps_the_local_change(
     how to send it again, and exits with 3 (not 0, and not Click's 2 for usage errors); the
     incident is in im, its change set aside (not retried against a key that cannot work);
     with the key fixed, `--retry-failed` delivers it."""
-    im(runtime, "connector", "update", "prod-pagerduty", "--api-key", "revoked-key")
+    runtime.update_connector_settings("prod-pagerduty", {"api_key": "revoked-key"})
     result = im(runtime, "declare", "--sev", "SEV-2", "--title", "Checkout down",
                 "--service", "api")
     assert (result.exit_code, result.stdout) == (3, "Declared INC-1: SEV-2 Checkout down"
