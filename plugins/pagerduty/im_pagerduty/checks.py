@@ -111,11 +111,17 @@ def _late_in_one(checks: list[Check]) -> list[Check]:
             if index == first or check not in late]
 
 
+def _enable_command(connector: PagerDutyConnector, request: CheckRequest) -> str:
+    """The command that sets up webhooks: with --url only when im's public URL is unknown."""
+    url = "" if request.public_url else " --url https://YOUR-DOMAIN"
+    return f"im connector webhook {connector.name} --enable{url}"
+
+
 def _webhook_check(connector: PagerDutyConnector, request: CheckRequest) -> Check:
     """The subscription `im connector webhook --enable` made exists, is enabled, and delivers
     to im's public URL (when that is known)."""
     subscription_id = connector.settings.custom.webhook_subscription_id
-    enable = f"im connector webhook {connector.name} --enable --url https://YOUR-DOMAIN"
+    enable = _enable_command(connector, request)
     if not subscription_id or not connector.settings.custom.webhook_secrets:
         return Check(name="webhook", ok=False, detail="Webhook endpoint not configured",
                      fix=f"run: {enable}")
@@ -174,13 +180,15 @@ def health_checks(connector: PagerDutyConnector, request: CheckRequest) -> list[
     except PagerDutyError as error:
         checks.append(Check(name="service", label="Service Access", ok=False,
                             detail=f"{custom.service_id}: {error}",
-                            fix=f"im connector config {connector.name} --service-id"
+                            fix=f"check base_url ({connector.settings.base_url}) and the"
+                                " network" if error.retryable else
+                                f"im connector config {connector.name} --service-id"
                                 " CORRECT_SERVICE_ID"))
     if connector.wants_webhooks and not custom.webhook_subscription_id:
         checks.append(Check(
             name="webhook", label="Webhook", ok=False,
             detail="Not set up in PagerDuty yet (polling covers meanwhile)",
-            fix=f"im connector webhook {connector.name} --enable --url https://YOUR-DOMAIN"))
+            fix=_enable_command(connector, request)))
     elif connector.wants_webhooks:
         try:
             subscription = client.get(f"/webhook_subscriptions/{custom.webhook_subscription_id}"

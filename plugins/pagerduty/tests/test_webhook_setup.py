@@ -350,3 +350,14 @@ def test_removing_a_connector_removes_its_subscription(runtime, pd, monkeypatch)
     assert down.stderr.startswith("! Its webhook subscriptions were not removed: ")
     assert down.stderr.endswith("; delete them in pagerduty\n")
     assert runtime.store.get_connector("second") is None
+
+
+def test_the_fix_for_missing_webhooks_needs_no_url_when_im_knows_its_own(runtime, pd,
+                                                                       monkeypatch):
+    im(runtime, "connector", "add", "pagerduty", NAME, "--config", spec_config(pd))
+    monkeypatch.setenv("IM_PUBLIC_URL", "https://im.example.com")
+    for command in ("test", "health"):
+        shown = im(runtime, "connector", command, NAME).stdout
+        assert f"  Fix: run: im connector webhook {NAME} --enable\n" in shown or (
+            f"  Fix: im connector webhook {NAME} --enable\n" in shown), shown
+        assert "YOUR-DOMAIN" not in shown
