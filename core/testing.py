@@ -210,8 +210,10 @@ def serve_app(app: Any, *, host: str = "127.0.0.1") -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind((host, 0))
         port = probe.getsockname()[1]
+    # log_config=None, as `im serve`: uvicorn's own logging set-up would close the handler
+    # that keeps im's logs in the database (logging.config closes every existing handler)
     config = uvicorn.Config(serving(app), host=host, port=port, log_level="warning",
-                            lifespan="on",
+                            lifespan="on", log_config=None,
                             proxy_headers=False)  # as `im serve`: server.trusted_proxies decide
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="im-serve-test", daemon=True)

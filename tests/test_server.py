@@ -189,3 +189,25 @@ def test_bad_server_settings_are_refused_by_name(tmp_path):
             runtime.public_url  # noqa: B018 (what `im serve` reads as it starts)
         assert str(refused.value) == message
         runtime.store.close()
+
+
+def test_im_logs_keep_being_written_while_a_server_runs_in_the_process(runtime):
+    """uvicorn's own logging set-up closes every log handler there is; a server started in
+    a process (im demo, the tests' serve) must leave the one that keeps im's logs alone."""
+    import logging
+    import time
+
+    from im.logs import install
+
+    handler = install(runtime.store)
+    try:
+        with serve(runtime):
+            logging.getLogger("im.server").warning("written while serving")
+            deadline = time.monotonic() + 10
+            while not [row for row in runtime.store.logs(limit=50)
+                       if row["message"] == "written while serving"]:
+                assert time.monotonic() < deadline, "the log line was never written"
+                time.sleep(0.1)
+    finally:
+        logging.getLogger("im").removeHandler(handler)
+        handler.close()

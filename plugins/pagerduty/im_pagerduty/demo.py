@@ -191,11 +191,19 @@ class Demo:
         self.echo(f"  ./im connector health {NAME}")
         self.echo(f"  ./im logs --component webhook --filter {NAME}")
         self.echo(f"  curl -H 'Authorization: Bearer TOKEN' {im_url}/api/incidents")
+        import signal
+
+        def stop(_signum: int, _frame: object) -> None:
+            raise KeyboardInterrupt  # SIGTERM stops as Ctrl-C does: servers down, folder kept
+
+        previous = signal.signal(signal.SIGTERM, stop)
         try:
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
             self.echo("Stopping.")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _quote(args: tuple[str, ...]) -> str:

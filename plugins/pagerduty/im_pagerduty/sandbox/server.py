@@ -66,7 +66,10 @@ class SandboxServer:
         self._thread: threading.Thread | None = None
         self._server: _Server | None = None
 
-    def _make_server(self, on_ready: Callable[[], None] | None) -> _Server:
+    def _make_server(self, on_ready: Callable[[], None] | None, *,
+                     own_logging: bool = True) -> _Server:
+        # In a thread of another program (tests, `im demo`), uvicorn must not set up logging:
+        # logging.config closes every handler that exists, im's database log among them.
         config = uvicorn.Config(
             create_app(self.sandbox),
             http=TransportAwareProtocol,
@@ -75,6 +78,7 @@ class SandboxServer:
             access_log=False,
             server_header=False,  # PagerDuty does not say "uvicorn"
             timeout_graceful_shutdown=1,
+            **({} if own_logging else {"log_config": None}),
         )
         self._server = _Server(config, on_ready, self.sandbox.stopping)
         return self._server
@@ -98,7 +102,7 @@ class SandboxServer:
 
     def start(self, timeout: float = 10.0) -> str:
         """Serve on a background thread; returns the base URL once connections are accepted."""
-        server = self._make_server(None)
+        server = self._make_server(None, own_logging=False)
         self._thread = threading.Thread(
             target=server.run,
             kwargs={"sockets": [self._socket]},
