@@ -163,12 +163,20 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         _change("REOPEN", incident, note, "Reopened", json_output)
 
     @app.command()
-    def note(text: str = typer.Argument(..., help="The note."),
-             incident: str = INCIDENT, json_output: bool = JSON) -> None:
+    def note(text: str = typer.Argument(None, help="The note."),
+             incident: str = INCIDENT,
+             note_option: str = typer.Option(None, "--note", "-n",
+                                             help="The note (instead of the argument), as"
+                                                  " ack and resolve take it."),
+             json_output: bool = JSON) -> None:
         """Add a note to an incident's timeline (and to linked remote incidents)."""
         from im import incidents
+        from im.errors import InvalidInputError
 
-        event = incidents.add_note(runtime, incident, text)
+        if (text is None) == (note_option is None):
+            raise InvalidInputError("give the note once: im note --incident INC-1 \"text\""
+                                    " (or --note \"text\")")
+        event = incidents.add_note(runtime, incident, text if text is not None else note_option)
         noted = incidents.get(runtime, event.incident_id)
         if json_output:
             print_change_json(runtime, noted, note=event)

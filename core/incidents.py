@@ -76,7 +76,7 @@ def parse_services(values: Sequence[str]) -> list[str]:
                 continue
             if not SERVICE_NAME.match(name):
                 raise InvalidInputError(
-                    f"invalid service name {name!r}: use letters, digits, '.', '_' or '-'"
+                    f"invalid service name {name!r}: use ASCII letters, digits, '.', '_' or '-'"
                 )
             if name not in services:
                 services.append(name)

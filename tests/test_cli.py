@@ -332,3 +332,16 @@ def test_incidents_stored_with_a_capitalised_service_are_found_by_it(runtime):
     for given in ("api", "API"):
         listed = json.loads(im(runtime, "list", "--service", given, "--json").stdout)
         assert [i["id"] for i in listed] == ["INC-1"], given
+
+
+def test_note_takes_its_text_as_an_argument_or_with_note_as_ack_does(runtime):
+    im(runtime, "declare", "--sev", "SEV-3", "--title", "x", "--service", "web")
+    assert im(runtime, "note", "--incident", "INC-1", "first").stdout == "Noted on INC-1\n"
+    assert im(runtime, "note", "--incident", "INC-1", "--note", "second").stdout == (
+        "Noted on INC-1\n")
+    for args in ([], ["both", "--note", "twice"]):
+        refused = im(runtime, "note", "--incident", "INC-1", *args)
+        assert (refused.exit_code, refused.stderr) == (1, (
+            'Error: give the note once: im note --incident INC-1 "text" (or --note "text")\n'))
+    assert [e.text for e in runtime.store.timeline("INC-1") if e.kind == "note"] == [
+        "first", "second"]
