@@ -154,6 +154,8 @@ def make_app(runtime: Runtime) -> typer.Typer:
 
         cls = runtime.connector_type(type_name)
         _refuse_shared_account(cls(name, validate(cls.Settings, data), runtime), before)
+        if before is not None:  # an update: what the remote system must know, checked last
+            _check_remotely(name, type_name, before, data)
         now = runtime.clock()
         with runtime.store.transaction():
             runtime.store.save_connector(ConnectorRecord(
@@ -473,7 +475,6 @@ def make_app(runtime: Runtime) -> typer.Typer:
             known = ", ".join(f"--{o}" for o in sorted(cls.options))
             raise InvalidInputError(f"nothing to change; give {known + ', ' if known else ''}"
                                     "--set PATH=VALUE or --config JSON")
-        _check_remotely(name, record.type, record.settings, data)
         # webhooks, or pulling, turned on: set them up as `add` does
         turned_on = bool({"enable_webhook", "sync_direction"} & set(changed)) and not (
             _wants_webhooks(name))
@@ -508,7 +509,10 @@ def make_app(runtime: Runtime) -> typer.Typer:
                                                 debug_overrides=False)
         except ImError:
             return  # such as an env: secret not set here: nothing to check with
-        result = connector.check_settings(SettingsCheckRequest(changed=changed))
+        from im.cli import waiting
+
+        with waiting.spinner(f"Checking the change with {name}"):
+            result = connector.check_settings(SettingsCheckRequest(changed=changed))
         for warning in result.warnings:
             typer.echo(f"Warning: {warning}", err=True)
 
