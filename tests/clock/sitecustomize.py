@@ -16,3 +16,6 @@ if _days:
     import time_machine
 
     time_machine.travel(datetime.now(UTC) + timedelta(days=int(_days)), tick=True).start()
+    # time-machine's clock starts ticking at the first reading, not at start(): read it now,
+    # or this process's clock lags the others' by however long it waited before its first
+    datetime.now(UTC)
