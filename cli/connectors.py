@@ -298,8 +298,11 @@ def make_app(runtime: Runtime) -> typer.Typer:
             typer.echo(f"Webhooks: not set up yet (im's public URL is not known); run: im"
                        f" connector webhook {name} --enable --url https://YOUR-DOMAIN")
             return
+        from im.cli import waiting
+
         try:
-            result = connector.webhook_subscribe(WebhookSetupRequest(url=endpoint))
+            with waiting.spinner(f"Setting up {name}'s webhooks"):
+                result = connector.webhook_subscribe(WebhookSetupRequest(url=endpoint))
         except ConnectorError as error:
             typer.echo(f"! Webhooks not set up: {error}; polling covers meanwhile; run: im"
                        f" connector webhook {name} --enable")
@@ -739,7 +742,10 @@ def make_app(runtime: Runtime) -> typer.Typer:
                 " IM_PUBLIC_URL=https://YOUR-DOMAIN")
         endpoint = _webhook_url(base, name) if base else ""
         if enable:
-            result = connector.webhook_subscribe(WebhookSetupRequest(url=endpoint))
+            from im.cli import waiting
+
+            with waiting.spinner(f"Setting up {name}'s webhooks"):
+                result = connector.webhook_subscribe(WebhookSetupRequest(url=endpoint))
             assert base is not None
             runtime.remember_public_url(name, base)
             for line in result.lines:
