@@ -902,6 +902,13 @@ class Store:
                                (key,)).fetchone()
         return row[0] if row else None
 
+    def probe_write(self, at: datetime) -> None:
+        """A write that must reach the disk, as a readiness check: raises when the database
+        is read only, full or damaged."""
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES ('health_probe', ?) ON CONFLICT"
+                         " (key) DO UPDATE SET value = excluded.value", (ts(at),))
+
     def get_meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None

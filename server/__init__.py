@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,51 @@ class ConnectorCache:
         return len(self._cache)
 
 
+READINESS_SECONDS = 2.0  # a readiness answer is reused this long: probes cost one write at most
+
+
+class Readiness:
+    """Why `im serve` cannot take work now, if it cannot: the database refuses a write (read
+    only, full, damaged) or background work stopped. The write is tried at most every
+    READINESS_SECONDS, so that a flood of /health requests costs no flood of writes."""
+
+    def __init__(self, runtime: Runtime, work: Any, supervisor: Any) -> None:
+        self.runtime, self.work, self.supervisor = runtime, work, supervisor
+        self._lock = threading.Lock()
+        self._written_at = float("-inf")
+        self._database: list[str] = []
+
+    def reasons(self) -> list[str]:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._written_at >= READINESS_SECONDS:
+                self._database, self._written_at = self._try_write(), now
+            reasons = list(self._database)
+        if self.work is not None:
+            reasons += [f"{loop.name} worker stopped" for loop in self.work.loops
+                        if not loop.alive]
+        elif self.supervisor is not None:
+            reasons += self.supervisor.health_reasons()
+        return reasons
+
+    def _try_write(self) -> list[str]:
+        try:
+            self.runtime.store.probe_write(self.runtime.clock())
+        except Exception as error:  # the reason goes to token holders and the log only
+            log.warning("readiness: the database refused a write: %s", error)
+            return [f"database: {error}"]
+        return []
+
+
+def _token_holder(runtime: Runtime, authorization: str | None) -> bool:
+    from im.tokens import authenticate
+
+    try:
+        return authenticate(runtime.store, authorization) is not None
+    except Exception:  # the database may be what is wrong: no details then
+        return False
+
+
 def create_app(runtime: Runtime, *, background: bool = False,
                supervisor: SupervisorLink | None = None) -> Litestar:
     """The app. With `background`, it also runs outbox delivery, inbox processing and polling
@@ -115,24 +161,30 @@ def create_app(runtime: Runtime, *, background: bool = False,
         """Prometheus metrics."""
         return metrics.render()
 
-    @get("/health", sync_to_thread=True)
-    def health() -> Response[dict[str, Any]]:
-        """Liveness and readiness, with the reason when not ready."""
-        reasons = []
-        try:
-            runtime.store.conn.execute("SELECT 1").fetchone()
-        except Exception as error:
-            reasons.append(f"database: {error}")
-        if work is not None:
-            reasons += [f"{loop.name} worker stopped" for loop in work.loops if not loop.alive]
-        elif supervisor is not None:
-            reasons += supervisor.health_reasons()
-        body: dict[str, Any] = {"status": "ok" if not reasons else "unavailable",
-                                "database": "ok" if not any(r.startswith("database")
-                                                            for r in reasons) else "error"}
-        if reasons:
+    readiness = Readiness(runtime, work, supervisor)
+
+    @get("/health/live")
+    async def live() -> dict[str, str]:
+        """Liveness: the process answers (nothing else is checked)."""
+        return {"status": "ok"}
+
+    def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+        reasons = readiness.reasons()
+        body: dict[str, Any] = {"status": "ok" if not reasons else "unavailable"}
+        if reasons and _token_holder(runtime, request.headers.get("authorization")):
             body["reasons"] = reasons
         return Response(body, status_code=200 if not reasons else 503)
+
+    @get("/health", sync_to_thread=True)
+    def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+        """Readiness (as /health/ready), for load balancers and monitors that ask /health."""
+        return ready(request)
+
+    @get("/health/ready", sync_to_thread=True)
+    def health_ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+        """Readiness: the database takes a write and the background work runs. Terse for
+        anyone; the reasons for an API token's holder only."""
+        return ready(request)
 
     def refuse(client: str | None, reason: str, connector: str | None, status: int,
                error: str) -> tuple[int, dict[str, str]]:
@@ -233,7 +285,7 @@ def create_app(runtime: Runtime, *, background: bool = False,
         elif supervisor is not None:
             supervisor.notify("outbox")
 
-    handlers: list[Any] = [health, webhook, prometheus, make_api(runtime, after_change)]
+    handlers: list[Any] = [live, health, health_ready, webhook, prometheus, make_api(runtime, after_change)]
     runtime.pm.hook.register_routes(register=handlers.append)
 
     def start() -> None:

@@ -1,6 +1,7 @@
 """The server app built by create_app, through the test kit's HTTP client."""
 
 import json
+import time
 
 import httpx
 import pytest
@@ -23,7 +24,9 @@ class RoutePlugin:
 def test_health_and_plugin_routes(tmp_path):
     runtime = make_runtime(tmp_path, plugins=[RoutePlugin()])
     with http_client(runtime) as client:
-        assert client.get("/health").json() == {"status": "ok", "database": "ok"}
+        assert client.get("/health").json() == {"status": "ok"}
+        assert client.get("/health/ready").json() == {"status": "ok"}
+        assert client.get("/health/live").json() == {"status": "ok"}
         assert client.get("/hello").json() == {"hello": "world"}
 
 
@@ -211,3 +214,38 @@ def test_im_logs_keep_being_written_while_a_server_runs_in_the_process(runtime):
     finally:
         logging.getLogger("im").removeHandler(handler)
         handler.close()
+
+
+def test_readiness_fails_when_the_database_takes_no_write(runtime, monkeypatch):
+    """A database that refuses writes (full, read only, damaged) is not `ok`: readiness tries
+    a write, as webhooks need one. Liveness still answers; the reason is for a token's holder
+    only. (The disk is made to refuse here by the store's write failing as SQLite reports a
+    full disk.)"""
+    import sqlite3
+
+    from im.server import READINESS_SECONDS
+
+    token = run_cli(runtime, ["api-token", "create", "monitor", "--read-only"]).stdout.strip()
+    with serve(runtime) as url, httpx.Client(base_url=url, timeout=10) as client:
+        assert client.get("/health").json() == {"status": "ok"}
+
+        disk_full = [True]
+        probe_write = runtime.store.probe_write
+
+        def full(at):
+            if disk_full[0]:
+                raise sqlite3.OperationalError("database or disk is full")
+            probe_write(at)
+
+        monkeypatch.setattr(runtime.store, "probe_write", full)
+        time.sleep(READINESS_SECONDS)  # the last answer is reused this long
+        refused = client.get("/health")
+        assert (refused.status_code, refused.json()) == (503, {"status": "unavailable"})
+        assert client.get("/health/ready").status_code == 503
+        detailed = client.get("/health", headers={"Authorization": f"Bearer {token}"})
+        assert detailed.json() == {"status": "unavailable",
+                                   "reasons": ["database: database or disk is full"]}
+        assert client.get("/health/live").json() == {"status": "ok"}
+        disk_full[0] = False  # space again
+        time.sleep(READINESS_SECONDS)
+        assert client.get("/health").json() == {"status": "ok"}
