@@ -17,6 +17,10 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
             help="HTTP worker processes. 1: one process does everything. N > 1: N processes"
                  " answer HTTP and one more does the background work (for high webhook"
                  " rates; about one per core)."),
+        certfile: str = typer.Option(None, "--tls-cert", help="Serve HTTPS with this"
+                                     " certificate (PEM; with --tls-key)."),
+        keyfile: str = typer.Option(None, "--tls-key", help="The certificate's private key"
+                                    " (PEM)."),
     ) -> None:
         """Run the server: webhooks, HTTP API, health and metrics, and background sync."""
         import faulthandler
@@ -29,6 +33,15 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         if log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
             raise InvalidInputError(f"unknown log level {log_level!r}; choose from debug,"
                                     " info, warning, error")
+        tls = _tls_options(certfile, keyfile)
+        scheme = "https" if tls else "http"
+        from im.net import is_loopback
+
+        if not tls and not is_loopback(host) and host != "localhost":
+            typer.echo(f"Warning: listening on {host} without TLS: API tokens and webhooks"
+                       " cross the network in clear unless a TLS proxy is in front; give"
+                       " --tls-cert and --tls-key, or keep --host 127.0.0.1 behind the"
+                       " proxy", err=True)
         _check_port(host, port)  # before any background work starts or "listening" is said
         runtime.public_url  # noqa: B018 (a malformed one is refused now, not later)
         logging.basicConfig(level=log_level.upper(),
@@ -36,10 +49,10 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         if workers > 1:
             from im.server import workers as multiprocess
 
-            typer.echo(f"im serve listening on http://{host}:{port} ({workers} workers)",
+            typer.echo(f"im serve listening on {scheme}://{host}:{port} ({workers} workers)",
                        err=True)
             multiprocess.run(runtime, host=host, port=port, workers=workers,
-                             log_level=log_level.lower())
+                             log_level=log_level.lower(), tls=tls)
             return
 
         import uvicorn
@@ -47,15 +60,15 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         from im.server import create_app, serving
 
         application = serving(create_app(runtime, background=True))
-        typer.echo(f"im serve listening on http://{host}:{port}", err=True)
+        typer.echo(f"im serve listening on {scheme}://{host}:{port}", err=True)
         # uvicorn stops on SIGINT/SIGTERM after finishing requests in flight; the app's
         # shutdown then stops the background work and the inbox writer.
         # log_config=None: uvicorn's own dictConfig would close the handler that keeps im's
         # logs in the database; its loggers go to the root handler set up above instead.
         uvicorn.run(application, host=host, port=port, log_level=log_level.lower(),
                     timeout_graceful_shutdown=10, access_log=False, log_config=None,
-                    # client addresses are the TCP peer's (see server.webhook_allow)
-                    proxy_headers=False)
+                    # client addresses are the TCP peer's (see server.trusted_proxies)
+                    proxy_headers=False, **tls)
 
     tokens_app = typer.Typer(help="Bearer tokens of the HTTP API: create, list, rotate,"
                              " revoke.", no_args_is_help=True, rich_markup_mode=None)
@@ -110,6 +123,24 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
 
         tokens.revoke(runtime.store, name, runtime.clock())
         typer.echo(f"Revoked API token {name}")
+
+
+def _tls_options(certfile: str | None, keyfile: str | None) -> dict[str, str]:
+    """uvicorn's TLS options, checked now: both files given, readable, and a pair."""
+    import ssl
+
+    from im.errors import InvalidInputError
+
+    if not certfile and not keyfile:
+        return {}
+    if not (certfile and keyfile):
+        raise InvalidInputError("give both --tls-cert and --tls-key")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise InvalidInputError(f"cannot use {certfile} with {keyfile}: {reason}") from None
+    return {"ssl_certfile": certfile, "ssl_keyfile": keyfile}
 
 
 def _check_port(host: str, port: int) -> None:

@@ -14,6 +14,7 @@ import msgspec
 from litestar import Litestar, Request, Response, asgi, get
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 
 from im.connectors import Connector, WebhookRequest
 from im.errors import ImError
@@ -156,10 +157,18 @@ def create_app(runtime: Runtime, *, background: bool = False,
                                             100)
     refusals = guard.RefusalLog()
 
+    # `server.metrics_token: true`: /metrics answers API token holders only (a read-only
+    # token suits Prometheus's `authorization` setting); off by default, as Prometheus is
+    # usually on the same private network
+    metrics_token = bool(server_settings.get("metrics_token", False))
+
     @get("/metrics", sync_to_thread=True, media_type="text/plain; version=0.0.4")
-    def prometheus() -> bytes:
+    def prometheus(request: Request[Any, Any, Any]) -> Response[bytes]:
         """Prometheus metrics."""
-        return metrics.render()
+        if metrics_token and not _token_holder(runtime, request.headers.get("authorization")):
+            return Response(b'{"error":"a valid `Authorization: Bearer TOKEN` is required"}',
+                            status_code=401, media_type="application/json")
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     readiness = Readiness(runtime, work, supervisor)
 
@@ -310,7 +319,11 @@ def create_app(runtime: Runtime, *, background: bool = False,
         route_handlers=handlers, on_startup=[start], on_shutdown=[stop],
         request_max_body_size=MAX_WEBHOOK_BODY,
         exception_handlers={ImError: _error_response, HTTPException: _http_error_response},
-        openapi_config=OpenAPIConfig(title="im", version=__version__, path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="im", version=__version__, path="/schema",
+            components=Components(security_schemes={"BearerToken": SecurityScheme(
+                type="http", scheme="bearer",
+                description="An API token: `im api-token create NAME [--read-only]`")})),
         logging_config=None,  # `im serve` sets up logging; an embedding app keeps its own
         state={"runtime": runtime, "writer": writer, "work": work, "metrics": metrics,
                "webhook": webhook_route, "connectors": connectors})

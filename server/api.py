@@ -72,6 +72,7 @@ def make_api(runtime: Runtime, after_change: Callable[[], None]) -> type[Control
     class IncidentsController(Controller):
         path = "/api/incidents"
         guards = [bearer]
+        security = [{"BearerToken": []}]
         tags = ["incidents"]
 
         @get("/", sync_to_thread=True)

@@ -146,7 +146,8 @@ def worker_app() -> Any:
     return serving(create_app(runtime, supervisor=SupervisorLink(os.environ[CONTROL_ENV])))
 
 
-def run(runtime: Runtime, *, host: str, port: int, workers: int, log_level: str) -> None:
+def run(runtime: Runtime, *, host: str, port: int, workers: int, log_level: str,
+        tls: dict[str, str] | None = None) -> None:
     """Run the supervisor until SIGINT or SIGTERM; uvicorn starts and restarts the workers."""
     import uvicorn
 
@@ -165,7 +166,7 @@ def run(runtime: Runtime, *, host: str, port: int, workers: int, log_level: str)
     try:
         uvicorn.run("im.server.workers:worker_app", factory=True, host=host, port=port,
                     workers=workers, log_level=log_level, timeout_graceful_shutdown=10,
-                    access_log=False, log_config=None, proxy_headers=False)
+                    access_log=False, log_config=None, proxy_headers=False, **(tls or {}))
     finally:
         work.stop()
         control.stop()

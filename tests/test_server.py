@@ -249,3 +249,90 @@ def test_readiness_fails_when_the_database_takes_no_write(runtime, monkeypatch):
         disk_full[0] = False  # space again
         time.sleep(READINESS_SECONDS)
         assert client.get("/health").json() == {"status": "ok"}
+
+
+def test_the_schema_declares_the_bearer_scheme_and_metrics_can_need_a_token(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "settings.json").write_text(json.dumps({"server": {"metrics_token": True}}))
+    runtime = make_runtime(home)
+    token = run_cli(runtime, ["api-token", "create", "prometheus", "--read-only"]).stdout.strip()
+    with http_client(runtime) as client:
+        schema = client.get("/schema/openapi.json").json()
+        assert schema["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
+        assert schema["paths"]["/api/incidents"]["get"]["security"] == [{"BearerToken": []}]
+        assert client.get("/metrics").status_code == 401
+        scraped = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert scraped.status_code == 200 and b"im_incidents" in scraped.content
+    runtime.store.close()
+
+
+def _self_signed(folder):
+    """A certificate and key for 127.0.0.1, made with openssl."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed here")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def test_im_serve_serves_tls_and_refuses_a_bad_pair_in_one_line(tmp_path, im_env):
+    import socket
+    import ssl
+    import subprocess
+
+    from conftest import IM
+
+    cert, key = _self_signed(tmp_path)
+    bad = subprocess.run([IM, "serve", "--tls-cert", str(cert), "--tls-key", str(cert)],
+                         env=im_env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and bad.stderr.startswith(f"Error: cannot use {cert} with")
+    assert len(bad.stderr.splitlines()) == 1
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([IM, "serve", "--port", str(port), "--tls-cert", str(cert),
+                               "--tls-key", str(key), "--log-level", "warning"],
+                              env=im_env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stderr.readline() == f"im serve listening on https://127.0.0.1:{port}\n"
+        trusted = ssl.create_default_context(cafile=str(cert))
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                answer = httpx.get(f"https://127.0.0.1:{port}/health/live", verify=trusted)
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, "im serve did not answer over TLS"
+                time.sleep(0.2)
+        assert answer.json() == {"status": "ok"}
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def test_listening_beyond_loopback_without_tls_is_warned_of(im_env):
+    """Checked without serving anything: the port on all addresses is taken (bound, never
+    listening), so im serve warns, then stops at the busy port."""
+    import socket
+    import subprocess
+
+    from conftest import IM
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        port = taken.getsockname()[1]
+        done = subprocess.run([IM, "serve", "--host", "0.0.0.0", "--port", str(port)],
+                              env=im_env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "Warning: listening on 0.0.0.0 without TLS: API tokens and webhooks cross the network"
+        " in clear unless a TLS proxy is in front; give --tls-cert and --tls-key, or keep"
+        " --host 127.0.0.1 behind the proxy",
+        f"Error: cannot listen on 0.0.0.0:{port}: Address already in use"]
