@@ -58,6 +58,7 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         import uvicorn
 
         from im.server import create_app, serving
+        from im.server.protocol import BoundedHttpProtocol
 
         application = serving(create_app(runtime, background=True))
         typer.echo(f"im serve listening on {scheme}://{host}:{port}", err=True)
@@ -68,7 +69,7 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
         uvicorn.run(application, host=host, port=port, log_level=log_level.lower(),
                     timeout_graceful_shutdown=10, access_log=False, log_config=None,
                     # client addresses are the TCP peer's (see server.trusted_proxies)
-                    proxy_headers=False, **tls)
+                    proxy_headers=False, http=BoundedHttpProtocol, **tls)
 
     tokens_app = typer.Typer(help="Bearer tokens of the HTTP API: create, list, rotate,"
                              " revoke.", no_args_is_help=True, rich_markup_mode=None)

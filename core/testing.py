@@ -212,8 +212,10 @@ def serve_app(app: Any, *, host: str = "127.0.0.1") -> Iterator[str]:
         port = probe.getsockname()[1]
     # log_config=None, as `im serve`: uvicorn's own logging set-up would close the handler
     # that keeps im's logs in the database (logging.config closes every existing handler)
+    from im.server.protocol import BoundedHttpProtocol
+
     config = uvicorn.Config(serving(app), host=host, port=port, log_level="warning",
-                            lifespan="on", log_config=None,
+                            lifespan="on", log_config=None, http=BoundedHttpProtocol,
                             proxy_headers=False)  # as `im serve`: server.trusted_proxies decide
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="im-serve-test", daemon=True)

@@ -166,7 +166,8 @@ def run(runtime: Runtime, *, host: str, port: int, workers: int, log_level: str,
     try:
         uvicorn.run("im.server.workers:worker_app", factory=True, host=host, port=port,
                     workers=workers, log_level=log_level, timeout_graceful_shutdown=10,
-                    access_log=False, log_config=None, proxy_headers=False, **(tls or {}))
+                    access_log=False, log_config=None, proxy_headers=False,
+                    http="im.server.protocol:BoundedHttpProtocol", **(tls or {}))
     finally:
         work.stop()
         control.stop()

@@ -172,3 +172,51 @@ def test_refusals_from_many_sources_are_logged_in_bounded_lines(caplog):
     [others] = [r for r in lines if r.getMessage().startswith(
         "webhook from other sources refused ")]
     assert others.refused == 3 * 500 - 1
+
+
+def _raw_request(url, head: bytes, timeout=10.0) -> bytes:
+    """Send `head` on a fresh connection; what came back before the server closed it."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    answer = b""
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        try:
+            sock.sendall(head)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # closed after the refusal, before all of it was sent
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except (ConnectionResetError, TimeoutError):
+            pass
+    return answer
+
+
+def test_a_huge_or_crowded_request_head_is_refused_431_without_being_buffered(tmp_path):
+    """Eight requests with a 4 MB header each (50 MB was seen to take the server to 590 MB):
+    each is answered 431 after at most 16 KiB of its head; so is a head of 500 headers."""
+    import resource
+
+    from im.server import create_app
+
+    runtime = with_fake_connector(tmp_path, {})
+    with serve_app(create_app(runtime)) as url:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        huge = b"X-Pad: " + b"a" * (4 * 1024 * 1024) + b"\r\n"
+        for _ in range(8):
+            answer = _raw_request(url, b"POST /connectors/f/webhook HTTP/1.1\r\nHost: x\r\n"
+                                  + huge + b"\r\n")
+            assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+        crowded = b"".join(b"X-H%d: v\r\n" % n for n in range(500))
+        answer = _raw_request(url, b"GET /health HTTP/1.1\r\nHost: x\r\n" + crowded + b"\r\n")
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before  # KiB
+        assert grown < 32 * 1024, f"the server grew by {grown} KiB"
+        # an ordinary request on the next connection is answered as ever
+        assert httpx.get(f"{url}/health/live").json() == {"status": "ok"}
+        ordinary = _raw_request(url, b"GET /health/live HTTP/1.1\r\nHost: x\r\n"
+                                     b"Connection: close\r\n\r\n")
+        assert ordinary.startswith(b"HTTP/1.1 200 ")
+    runtime.store.close()
