@@ -220,3 +220,36 @@ def test_a_huge_or_crowded_request_head_is_refused_431_without_being_buffered(tm
                                      b"Connection: close\r\n\r\n")
         assert ordinary.startswith(b"HTTP/1.1 200 ")
     runtime.store.close()
+
+
+def test_a_client_trickling_its_head_is_cut_off(tmp_path, monkeypatch):
+    """A head that takes longer than HEAD_SECONDS to arrive (a byte now and then) loses its
+    connection; a client that sends its request at once is answered as ever."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from im.server import create_app, protocol
+
+    monkeypatch.setattr(protocol, "HEAD_SECONDS", 0.5, raising=False)
+    runtime = with_fake_connector(tmp_path, {})
+    with serve_app(create_app(runtime)) as url:
+        parts = urlsplit(url)
+        with socket.create_connection((parts.hostname, parts.port), timeout=5) as slow:
+            slow.sendall(b"GET /health/live HTTP/1.1\r\n")
+            started, closed = time.monotonic(), False
+            for _ in range(50):  # a byte every 0.1 s, 5 s at most
+                try:
+                    slow.sendall(b"X")
+                    slow.settimeout(0.1)
+                    if slow.recv(1024) == b"":
+                        closed = True
+                        break
+                except TimeoutError:
+                    continue
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+                    break
+            assert closed, "the trickling client kept its connection"
+            assert time.monotonic() - started < 4
+        assert httpx.get(f"{url}/health/live").json() == {"status": "ok"}
+    runtime.store.close()
