@@ -28,6 +28,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._in_head = True  # the bytes arriving belong to a request's head
         self._head_bytes = 0
+        self._tail = b""  # the last bytes of the head so far: its end may span two reads
         self._headers = 0
         self._refused = False
         self._head_timer: Any = None
@@ -59,10 +60,14 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if self._refused:
             return
         if self._in_head:
-            self._head_bytes += len(data)
+            # only the head's own bytes count: a read often holds the head and the body's start
+            seen = self._tail + data
+            end = seen.find(b"\r\n\r\n")
+            self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._tail))
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._refuse()
                 return
+            self._tail = seen[-3:]
         super().data_received(data)
 
     def on_message_begin(self) -> None:
@@ -85,7 +90,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._in_head, self._head_bytes = True, 0  # the next request on this connection
+        self._in_head, self._head_bytes, self._tail = True, 0, b""  # the next request
 
     def send_400_response(self, msg: str) -> None:
         if not self._refused:  # the parser's error after a refusal: answered with 431

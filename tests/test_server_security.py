@@ -253,3 +253,24 @@ def test_a_client_trickling_its_head_is_cut_off(tmp_path, monkeypatch):
             assert time.monotonic() - started < 4
         assert httpx.get(f"{url}/health/live").json() == {"status": "ok"}
     runtime.store.close()
+
+
+def test_a_head_and_a_large_body_in_one_read_are_told_apart(tmp_path):
+    """Only the head counts against the head's bound: a small head followed at once by a
+    body of 200 KB in the same write is an ordinary request (its size is the body cap's
+    business: 1 MiB, answered 413 past it)."""
+    from im.server import create_app
+
+    runtime = with_fake_connector(tmp_path, {})
+    with serve_app(create_app(runtime)) as url:
+        body = b"x" * 200_000
+        answer = _raw_request(url, b"POST /connectors/f/webhook HTTP/1.1\r\nHost: x\r\n"
+                                   b"Content-Length: %d\r\nConnection: close\r\n\r\n"
+                                   % len(body) + body)
+        assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]  # not signed: refused as such
+        too_big = b"x" * (1024 * 1024 + 1)
+        answer = _raw_request(url, b"POST /connectors/f/webhook HTTP/1.1\r\nHost: x\r\n"
+                                   b"Content-Length: %d\r\nConnection: close\r\n\r\n"
+                                   % len(too_big) + too_big)
+        assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    runtime.store.close()
