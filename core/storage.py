@@ -165,7 +165,15 @@ class Store:
             # database never wait for this lock.
             with self._write_lock.hold():
                 return self._open()
-        return self._open()
+        try:
+            return self._open()
+        except StorageError:
+            if self._migrated:
+                raise
+            # Another process may be making this file right now (it holds the writers' lock
+            # until the file is a complete im database): look again once it has finished.
+            with self._write_lock.hold():
+                return self._open()
 
     def _open(self) -> sqlite3.Connection:
         fresh = not self.path.exists()

@@ -4,6 +4,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import sqlite_utils
@@ -241,3 +242,45 @@ def test_filters_read_through_indexes(tmp_path):
                   " LIMIT 1", "pd")
     assert "USING INDEX calls_connector_at" in latest and "TEMP B-TREE" not in latest, latest
     store.close()
+
+
+def test_a_database_another_process_is_making_is_waited_for_not_refused(tmp_path):
+    """Two processes starting on a new IM_HOME at once: the second must wait for the first to
+    finish making the database, whatever step the first is at, never take the half-made file
+    for another program's (it did between the switch to WAL and the application_id mark)."""
+    database = tmp_path / "im.db"
+    marker = tmp_path / "making"
+    maker = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sqlite3, time
+        from pathlib import Path
+        connect = sqlite3.connect
+
+        held = []
+
+        def slow_connect(*args, **kwargs):
+            conn = connect(*args, **kwargs)
+            def trace(sql):
+                # hold the first steps after the file has content open for a moment each
+                if len(held) < 5 and Path({str(database)!r}).stat().st_size:
+                    held.append(sql)
+                    Path({str(marker)!r}).touch()
+                    time.sleep(0.3)
+            conn.set_trace_callback(trace)
+            return conn
+
+        sqlite3.connect = slow_connect
+        from im.storage import Store
+        Store(Path({str(database)!r})).conn
+    """)], stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):
+            if marker.exists() or maker.poll() is not None:
+                break
+            time.sleep(0.01)
+        assert marker.exists(), maker.stderr.read()
+        store = Store(database)
+        assert "incidents" in {row[0] for row in store.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        store.close()
+    finally:
+        assert maker.wait(timeout=60) == 0, maker.stderr.read()
