@@ -43,6 +43,9 @@ def add_commands(app: typer.Typer, runtime: Runtime) -> None:
                        " --tls-cert and --tls-key, or keep --host 127.0.0.1 behind the"
                        " proxy", err=True)
         _check_port(host, port)  # before any background work starts or "listening" is said
+        from im.server.protocol import raise_open_files_limit
+
+        raise_open_files_limit()  # the workers inherit it
         runtime.public_url  # noqa: B018 (a malformed one is refused now, not later)
         logging.basicConfig(level=log_level.upper(),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -145,6 +145,9 @@ def create_app(runtime: Runtime, *, background: bool = False,
     server_settings = runtime.settings.get("server", {})
     if not isinstance(server_settings, dict):
         raise ImError("settings server: must be an object")
+    from im.server import protocol
+
+    protocol.limit_connections(_max_connections(server_settings.get("max_connections")))
     allow = guard.networks(server_settings.get("webhook_allow"), "webhook_allow")
     allowed = guard.AddressSet(allow) if allow else None
     client_address = guard.ClientAddress(server_settings)
@@ -210,15 +213,22 @@ def create_app(runtime: Runtime, *, background: bool = False,
             return 429, {"error": "too many refused requests; retry after a second"}
         return status, {"error": error}
 
-    async def ingest(name: str, headers: dict[str, str], body: bytes,
-                      client: str | None) -> tuple[int, dict[str, str]]:
-        """A signed event: verify, store durably, answer 202, process later."""
+    def admit(name: str, client: str | None) -> tuple[Any, tuple[int, dict[str, str]] | None]:
+        """Whether a delivery to `name` from `client` may send its body: decided on the head
+        alone, so a refused sender never gets to make the server read (and wait for) a body."""
         connector = connectors.get(name)  # None unless a configured connector
         label = name if connector is not None else None
         if allowed is not None and client not in allowed:
-            return refuse(client, "forbidden", label, 403, "source address not allowed")
+            return None, refuse(client, "forbidden", label, 403, "source address not allowed")
         if connector is None or not connector.settings.enable_webhook:
-            return refuse(client, "not_found", label, 404, "no webhook for this connector")
+            return None, refuse(client, "not_found", label, 404,
+                                "no webhook for this connector")
+        return connector, None
+
+    async def ingest(connector: Any, name: str, headers: dict[str, str], body: bytes,
+                      client: str | None) -> tuple[int, dict[str, str]]:
+        """A signed event, to an admitted connector: verify, store durably, answer 202,
+        process later."""
         webhook_request = WebhookRequest(headers=headers, body=body, client=client)
         try:
             authentic = connector.verify_webhook(webhook_request)
@@ -264,6 +274,9 @@ def create_app(runtime: Runtime, *, background: bool = False,
             return await _answer(send, status, payload, _retry(status))
         if scope["method"] != "POST":
             return await _answer(send, 405, {"error": "use POST"})
+        connector, refusal = admit(match.group(1), client)
+        if refusal is not None:
+            return await _answer(send, *refusal, _retry(refusal[0]))
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope["headers"]}
         declared = headers.get("content-length", "")
@@ -283,7 +296,8 @@ def create_app(runtime: Runtime, *, background: bool = False,
             chunks.append(chunk)
             if not message.get("more_body"):
                 break
-        status, payload = await ingest(match.group(1), headers, b"".join(chunks), client)
+        status, payload = await ingest(connector, match.group(1), headers, b"".join(chunks),
+                                       client)
         return await _answer(send, status, payload, _RETRY if status == 429 else None)
 
     webhook = asgi("/connectors", is_mount=True, copy_scope=True)(webhook_route)
@@ -382,6 +396,15 @@ _OUTCOMES = {"forbidden": "forbidden", "not_found": "not_found", "too_large": "t
 
 
 _RETRY = [(b"retry-after", b"1")]
+
+
+def _max_connections(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ImError("settings server.max_connections: must be a whole number of at least"
+                      f" 1 (client connections per process), not {value!r}")
+    return value
 
 
 def _retry(status: int) -> list[tuple[bytes, bytes]]:

@@ -6,10 +6,23 @@ A request's head (request line and headers) may be at most MAX_HEAD_BYTES and ho
 MAX_HEADERS headers; past either, the client is answered 431 and the connection closed, with no
 more of it read. nginx and h11 draw the line in the same place (8 to 16 KiB). A head must also
 arrive within HEAD_SECONDS of its first byte (or of the connection): a client sending a byte
-now and then no longer holds a connection, and its file descriptor, for as long as it likes."""
+now and then no longer holds a connection, and its file descriptor, for as long as it likes.
+A body must likewise arrive within BODY_SECONDS of its head.
+
+Connections are capped per process (`server.max_connections`, and always below the limit of
+open files, keeping a reserve for the database, logs and outgoing calls): slow clients once
+used every file descriptor, so that /health failed and the poller could not open a socket. At
+the cap, a new connection takes the place of the one that has waited longest for a request head
+(a slow or idle client); only when none is waiting is the new connection closed. A request
+being read or answered is never cut off for a newcomer, so signed deliveries, which arrive
+whole at once, keep being answered while slow clients come and go."""
 
 from __future__ import annotations
 
+import logging
+import resource
+import time
+import weakref
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -17,10 +30,91 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 MAX_HEAD_BYTES = 16 * 1024
 MAX_HEADERS = 100
 HEAD_SECONDS = 10.0
+BODY_SECONDS = 30.0
+DEFAULT_MAX_CONNECTIONS = 1000
+# open files kept for everything but client connections: the database and its WAL, logs,
+# the connectors' outgoing connections, the workers' control socket
+RESERVED_FILES = 64
+CAP_LOG_SECONDS = 60.0  # at the cap: one warning a minute at most, with the counts
+log = logging.getLogger("im.server")
 _REFUSAL = (b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
             b"content-type: text/plain; charset=utf-8\r\n"
             b"content-length: 33\r\nconnection: close\r\n\r\n"
             b"Request header fields too large.\n")
+
+
+_BODY_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\n"
+                 b"content-type: text/plain; charset=utf-8\r\n"
+                 b"content-length: 33\r\nconnection: close\r\n\r\n"
+                 b"The request body came too slowly.\n")
+
+
+class Connections:
+    """The client connections of this process: how many, and those waiting for a request
+    head, oldest first (a dict keeps insertion order: taking the oldest costs O(1))."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self.waiting: dict[BoundedHttpProtocol, None] = {}
+        self.evicted = 0  # waiting connections closed to make room
+        self.turned_away = 0  # new connections closed, none waiting
+        self._told = (0.0, 0, 0)  # when the last warning was logged, and the counts then
+
+    def at_cap(self) -> None:
+        now = time.monotonic()
+        at, evicted, turned_away = self._told
+        if now - at < CAP_LOG_SECONDS and at:
+            return
+        self._told = (now, self.evicted, self.turned_away)
+        log.warning("%d client connections open, the cap (server.max_connections): %d"
+                    " waiting for a request closed to make room and %d new ones turned away"
+                    " since the last count", self.count - 1, self.evicted - evicted,
+                    self.turned_away - turned_away)
+
+
+def open_files_limit() -> int:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def raise_open_files_limit() -> None:
+    """Take the hard limit of open files as the soft one (`im serve` at start, as most servers
+    do): the default soft limit, often 1,024, is what a busy server runs out of first."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass  # kept as it is: the cap of connections follows the soft limit
+
+
+def connection_limit(setting: int | None) -> int:
+    """The cap on client connections: the setting (or the default), kept below the limit of
+    open files by RESERVED_FILES, and never under 1."""
+    wanted = DEFAULT_MAX_CONNECTIONS if setting is None else setting
+    files = open_files_limit()
+    if files != resource.RLIM_INFINITY:
+        wanted = min(wanted, files - RESERVED_FILES)
+    return max(1, wanted)
+
+
+_setting: int | None = None
+_tables: weakref.WeakKeyDictionary[Any, Connections] = weakref.WeakKeyDictionary()
+
+
+def limit_connections(setting: int | None) -> None:
+    """Set this process's cap (`im serve` and its workers, from `server.max_connections`),
+    for the servers started from now on."""
+    global _setting
+    _setting = setting
+
+
+def connections(server_state: Any) -> Connections:
+    """The connections of one server (uvicorn's state shared by its connections)."""
+    table = _tables.get(server_state)
+    if table is None:
+        table = _tables[server_state] = Connections(connection_limit(_setting))
+    return table
 
 
 class BoundedHttpProtocol(HttpToolsProtocol):
@@ -32,14 +126,43 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._headers = 0
         self._refused = False
         self._head_timer: Any = None
+        self._body_timer: Any = None
+        self._counted = False
+        self._table = Connections(0)  # this server's, from connection_made on
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        table = self._table = connections(self.server_state)
+        table.count += 1
+        self._counted = True
+        table.waiting[self] = None
+        if table.count > table.limit:
+            oldest = next(iter(table.waiting))
+            if oldest is self:  # none other is waiting: every other one is at work
+                table.turned_away += 1
+                table.at_cap()
+                self._drop()
+                return
+            table.evicted += 1
+            table.at_cap()
+            oldest._drop()
         self._start_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        self._stop_body_timer()
+        if self._counted:
+            self._counted = False
+            self._table.count -= 1
+            self._table.waiting.pop(self, None)
         super().connection_lost(exc)
+
+    def _drop(self) -> None:
+        """Close without an answer (a client that has not sent a request is owed none)."""
+        self._refused = True
+        self._table.waiting.pop(self, None)
+        if not self.transport.is_closing():
+            self.transport.close()
 
     def _start_head_timer(self) -> None:
         self._stop_head_timer()
@@ -86,11 +209,36 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._stop_head_timer()
+        self._table.waiting.pop(self, None)  # at work: never evicted for a newcomer
+        self._body_timer = self.loop.call_later(BODY_SECONDS, self._body_too_slow)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        self._stop_body_timer()
         super().on_message_complete()
         self._in_head, self._head_bytes, self._tail = True, 0, b""  # the next request
+
+    def on_response_complete(self) -> None:
+        queued = bool(self.pipeline)  # a pipelined request starts now: still at work
+        super().on_response_complete()
+        if self._counted and not queued and not self.transport.is_closing():
+            # idle until its next request (uvicorn's keep-alive timeout ends it): may make room
+            self._table.waiting[self] = None
+
+    def _stop_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_too_slow(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing():
+            return
+        self._refused = True
+        cycle = self.cycle
+        if cycle is None or not cycle.response_started:
+            self.transport.write(_BODY_TIMEOUT)
+        self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
         if not self._refused:  # the parser's error after a refusal: answered with 431

@@ -274,3 +274,119 @@ def test_a_head_and_a_large_body_in_one_read_are_told_apart(tmp_path):
                                    % len(too_big) + too_big)
         assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
     runtime.store.close()
+
+
+def _connect(url, timeout=5.0):
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+
+
+def _read_until_closed(sock, limit=5.0) -> bytes:
+    """What the server sent before it closed the connection, waiting `limit` s at most."""
+    answer, deadline = b"", time.monotonic() + limit
+    sock.settimeout(0.2)
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        answer += chunk
+    return answer
+
+
+def _closed(sock) -> bool:
+    """Whether the server has closed this connection (a client that sent nothing gets no
+    bytes either way: an open one times out, a closed one reads the end)."""
+    sock.settimeout(0.2)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_a_body_that_comes_too_slowly_is_answered_408_and_cut_off(tmp_path, monkeypatch):
+    from im.server import create_app, protocol
+
+    monkeypatch.setattr(protocol, "BODY_SECONDS", 0.5)
+    runtime = with_fake_connector(tmp_path, {})
+    with serve_app(create_app(runtime)) as url, _connect(url) as slow:
+        started = time.monotonic()
+        slow.sendall(b"POST /connectors/f/webhook HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: 100\r\n\r\n0123456789")  # 10 bytes of 100, then none
+        answer = _read_until_closed(slow)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+        assert answer.endswith(b"The request body came too slowly.\n")
+        assert time.monotonic() - started < 4
+        assert httpx.get(f"{url}/health/live").json() == {"status": "ok"}
+    runtime.store.close()
+
+
+@pytest.mark.parametrize(("server_settings", "path", "status"), [
+    ({"webhook_allow": ["192.0.2.0/24"]}, "/connectors/f/webhook", 403),  # not from there
+    ({}, "/connectors/nobody/webhook", 404),  # no such connector
+])
+def test_a_refused_sender_is_answered_on_its_head_before_any_body_is_read(
+        tmp_path, server_settings, path, status):
+    """The source allowlist and the connector's existence are decided on the head alone: a
+    refused sender announcing a 1 MB body is answered at once, without the server waiting for
+    (or reading) a byte of it."""
+    from im.server import create_app
+
+    runtime = with_fake_connector(tmp_path, server_settings)
+    with serve_app(create_app(runtime)) as url, _connect(url) as sender:
+        sender.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n"
+                       % path.encode())
+        sender.settimeout(3)
+        answer = sender.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 %d " % status), answer[:200]
+    runtime.store.close()
+
+
+def test_at_the_connection_cap_the_longest_waiting_client_makes_room(tmp_path, caplog):
+    """`server.max_connections: 5`: ten clients that connect and send nothing do not lock
+    anyone out; each newcomer takes the place of the one that has waited longest, and the cap
+    is logged once with its counts."""
+    from im.server import create_app
+
+    runtime = with_fake_connector(tmp_path, {"max_connections": 5})
+    with serve_app(create_app(runtime)) as url:
+        idle = [_connect(url) for _ in range(10)]
+        try:
+            time.sleep(0.2)
+            for _ in range(3):  # a fresh connection each time, at the cap each time
+                with httpx.Client(base_url=url, timeout=5) as client:
+                    assert client.get("/health/live").json() == {"status": "ok"}
+            closed = [_closed(sock) for sock in idle]
+            # the 5 idle clients over the cap, then the first request, made room: the oldest
+            # idle clients lost their connections; the first request's place, free once it
+            # left, served the next ones; the newest idle clients kept theirs
+            assert closed == [True] * 6 + [False] * 4, closed
+        finally:
+            for sock in idle:
+                sock.close()
+    runtime.store.close()
+    warned = [r.getMessage() for r in caplog.records if "the cap (server.max_connections)"
+              in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert warned[0].startswith("5 client connections open, the cap")
+
+
+def test_a_bad_connection_cap_is_refused_by_name(tmp_path):
+    from im.errors import ImError
+    from im.server import create_app
+
+    runtime = with_fake_connector(tmp_path, {"max_connections": "many"})
+    with pytest.raises(ImError, match=r"^settings server.max_connections: must be a whole"
+                                       r" number of at least 1 \(client connections per"
+                                       r" process\), not 'many'$"):
+        create_app(runtime)
+    runtime.store.close()

@@ -16,7 +16,7 @@ import httpx
 from im.testing import serve
 from im_pagerduty.webhooks import sign
 
-from .connector_kit import im, pd_time, runtime_with_connector
+from .connector_kit import im, pd_time, runtime_with_connector, wait_for
 from .test_crash_safety import free_port, no_server_left_behind, start_server  # noqa: F401
 
 SECRET = "security-secret"
@@ -266,3 +266,69 @@ def test_the_last_count_of_refusals_is_kept_when_im_serve_is_stopped(tmp_path, p
         messages[1]]
     assert messages[1].startswith("webhook for prod-pagerduty from 127.0.0.1 refused 4 more"
                                   " times in the last ")
+
+
+def test_slow_clients_by_the_hundred_leave_health_and_signed_deliveries_answered(tmp_path, pd):
+    """A real `im serve` allowed 256 open files (so at most 192 client connections), and 600
+    clients that connect, start a request head and stall: each newcomer takes the place of the
+    longest-waiting one, so /health and signed deliveries are answered at once, the server
+    never runs out of file descriptors, and the cap is logged. (Before, the stalled clients
+    held every descriptor: nothing was answered until they went away.)"""
+    import os
+    import resource
+    import socket
+    import subprocess
+
+    from .test_crash_safety import IM, STARTED
+
+    runtime = secured_runtime(tmp_path, pd, {})
+    runtime.store.close()
+    port, log_path = free_port(), tmp_path / "serve.log"
+
+    def few_files():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [IM, "serve", "--port", str(port), "--log-level", "warning"],
+            env={**os.environ, "IM_HOME": str(tmp_path / "home")}, stdout=subprocess.DEVNULL,
+            stderr=log, start_new_session=True, preexec_fn=few_files)
+    STARTED.append(process)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: _live(url) or process.poll() is not None, timeout=60)
+    assert process.poll() is None, log_path.read_text()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))  # this test's 600
+    stalled: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + FLOOD_SECONDS
+        for _ in range(600):
+            assert time.monotonic() < deadline, "the stalled clients took too long to connect"
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            stalled.append(sock)
+            try:
+                sock.sendall(b"POST /connectors/prod-pagerduty/webhook HTTP/1.1\r\nHost: x\r\n")
+            except OSError:
+                pass  # already made room for a newer one
+        health = httpx.get(f"{url}/health", timeout=5)
+        statuses = genuine_deliveries(url, 20, gap=0)
+        files = len(os.listdir(f"/proc/{process.pid}/fd"))
+    finally:
+        for sock in stalled:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert health.status_code == 200, health.text
+    assert statuses == [202] * 20
+    assert files <= 256, files
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    text = log_path.read_text()
+    assert "Too many open files" not in text
+    assert "client connections open, the cap (server.max_connections)" in text, text[-2000:]
+
+
+def _live(url):
+    try:
+        return httpx.get(f"{url}/health/live", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
