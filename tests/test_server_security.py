@@ -9,7 +9,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from im.testing import FakePlugin, make_runtime, run_cli, serve_app
+from im.testing import FakePlugin, make_runtime, run_cli, serve, serve_app
 
 FLOOD_SECONDS = 20.0  # no flood of this module runs longer, whatever the machine
 
@@ -389,4 +389,81 @@ def test_a_bad_connection_cap_is_refused_by_name(tmp_path):
                                        r" number of at least 1 \(client connections per"
                                        r" process\), not 'many'$"):
         create_app(runtime)
+    runtime.store.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A filesystem of 4 MiB of its own (tmpfs), so that a test can fill it or make it read
+    only for real. Mounting needs root; elsewhere the test is skipped."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"a small filesystem of its own needs mount (root): {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(disk):
+    import os
+
+    fd = os.open(disk / "filler", os.O_CREAT | os.O_WRONLY)
+    try:
+        for _ in range(2048):  # 4 MiB in 2 KiB writes at most
+            os.write(fd, b"x" * 2048)
+    except OSError as error:
+        assert error.errno == 28  # ENOSPC: full
+    else:
+        raise AssertionError("the disk did not fill")
+    finally:
+        os.close(fd)
+
+
+def test_readiness_on_a_real_full_disk_and_a_read_only_one(small_disk):
+    """`/health` says `unavailable` (503) as soon as the database's disk is full, and again
+    when it is mounted read only, with SQLite's own words for a token's holder; `ok` again
+    once there is space. Liveness answers throughout."""
+    import subprocess
+
+    from im.server import READINESS_SECONDS
+
+    runtime = make_runtime(small_disk / "home")
+    token = run_cli(runtime, ["api-token", "create", "monitor", "--read-only"]).stdout.strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    with serve(runtime) as url, httpx.Client(base_url=url, timeout=10) as client:
+        assert client.get("/health").json() == {"status": "ok"}
+        _fill(small_disk)
+        time.sleep(READINESS_SECONDS)  # the last answer is reused this long
+        full = client.get("/health")
+        assert (full.status_code, full.json()) == (503, {"status": "unavailable"})
+        assert client.get("/health", headers=auth).json() == {
+            "status": "unavailable", "reasons": ["database: database or disk is full"]}
+        assert client.get("/health/live").json() == {"status": "ok"}
+
+        (small_disk / "filler").unlink()
+        time.sleep(READINESS_SECONDS)
+        assert client.get("/health").json() == {"status": "ok"}
+
+    # The same database through a read-only view of the disk (a file held open for writing
+    # keeps a filesystem from being remounted read only), as after an I/O error remount.
+    view = small_disk.parent / "read-only"
+    view.mkdir()
+    subprocess.run(["mount", "--bind", "-o", "ro", str(small_disk), str(view)], check=True)
+    try:
+        reader = make_runtime(view / "home")
+        with serve(reader) as url, httpx.Client(base_url=url, timeout=10) as client:
+            read_only = client.get("/health", headers=auth)
+            assert read_only.status_code == 503, read_only.text
+            [reason] = read_only.json()["reasons"]
+            assert reason.startswith("database: ") and "readonly" in reason, reason
+            assert client.get("/health/live").json() == {"status": "ok"}
+        reader.store.close()
+    finally:
+        subprocess.run(["umount", "-l", str(view)], check=False)
     runtime.store.close()
