@@ -15,7 +15,12 @@ used every file descriptor, so that /health failed and the poller could not open
 the cap, a new connection takes the place of the one that has waited longest for a request head
 (a slow or idle client); only when none is waiting is the new connection closed. A request
 being read or answered is never cut off for a newcomer, so signed deliveries, which arrive
-whole at once, keep being answered while slow clients come and go."""
+whole at once, keep being answered while slow clients come and go.
+
+The time bounds are enforced by one sweep per server every SWEEP_SECONDS, not by a timer per
+request: uvloop makes a libuv handle for each timer, and three per request cost about a
+quarter of the CPU of a webhook delivery (bench/RESULTS.md). A bound is therefore enforced
+within SWEEP_SECONDS of its time."""
 
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ DEFAULT_MAX_CONNECTIONS = 1000
 # open files kept for everything but client connections: the database and its WAL, logs,
 # the connectors' outgoing connections, the workers' control socket
 RESERVED_FILES = 64
+SWEEP_SECONDS = 0.5
 CAP_LOG_SECONDS = 60.0  # at the cap: one warning a minute at most, with the counts
 log = logging.getLogger("im.server")
 _REFUSAL = (b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
@@ -50,16 +56,19 @@ _BODY_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\n"
 
 
 class Connections:
-    """The client connections of this process: how many, and those waiting for a request
-    head, oldest first (a dict keeps insertion order: taking the oldest costs O(1))."""
+    """The client connections of one server: how many; those waiting for a request head,
+    oldest first (a dict keeps insertion order: taking the oldest costs O(1)); and those
+    reading a body, in the order their heads arrived (so in the order their time runs out)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.count = 0
         self.waiting: dict[BoundedHttpProtocol, None] = {}
+        self.reading: dict[BoundedHttpProtocol, None] = {}
         self.evicted = 0  # waiting connections closed to make room
         self.turned_away = 0  # new connections closed, none waiting
         self._told = (0.0, 0, 0)  # when the last warning was logged, and the counts then
+        self._sweep: Any = None
 
     def at_cap(self) -> None:
         now = time.monotonic()
@@ -71,6 +80,27 @@ class Connections:
                     " waiting for a request closed to make room and %d new ones turned away"
                     " since the last count", self.count - 1, self.evicted - evicted,
                     self.turned_away - turned_away)
+
+    def watch(self, loop: Any) -> None:
+        """Sweep while there are connections (started by the first one)."""
+        if self._sweep is None:
+            self._sweep = loop.call_later(SWEEP_SECONDS, self.sweep, loop)
+
+    def sweep(self, loop: Any) -> None:
+        self._sweep = None
+        now = loop.time()
+        for connection in [c for c in self.waiting if c._head_since is not None
+                           and now - c._head_since > HEAD_SECONDS]:
+            connection._head_too_slow()
+        late = []
+        for connection in self.reading:  # oldest first: stop at the first still in time
+            if now - connection._body_since <= BODY_SECONDS:
+                break
+            late.append(connection)
+        for connection in late:
+            connection._body_too_slow()
+        if self.count:
+            self.watch(loop)
 
 
 def open_files_limit() -> int:
@@ -123,10 +153,12 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._in_head = True  # the bytes arriving belong to a request's head
         self._head_bytes = 0
         self._tail = b""  # the last bytes of the head so far: its end may span two reads
-        self._headers = 0
         self._refused = False
-        self._head_timer: Any = None
-        self._body_timer: Any = None
+        # when the head being waited for began (the connection, or its first byte on a
+        # kept-alive connection); None while a kept-alive connection idles (uvicorn's
+        # keep-alive timeout ends that)
+        self._head_since: float | None = None
+        self._body_since = 0.0
         self._counted = False
         self._table = Connections(0)  # this server's, from connection_made on
 
@@ -135,7 +167,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         table = self._table = connections(self.server_state)
         table.count += 1
         self._counted = True
+        self._head_since = self.loop.time()
         table.waiting[self] = None
+        table.watch(self.loop)
         if table.count > table.limit:
             oldest = next(iter(table.waiting))
             if oldest is self:  # none other is waiting: every other one is at work
@@ -146,15 +180,13 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             table.evicted += 1
             table.at_cap()
             oldest._drop()
-        self._start_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_head_timer()
-        self._stop_body_timer()
         if self._counted:
             self._counted = False
             self._table.count -= 1
             self._table.waiting.pop(self, None)
+            self._table.reading.pop(self, None)
         super().connection_lost(exc)
 
     def _drop(self) -> None:
@@ -164,57 +196,57 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.close()
 
-    def _start_head_timer(self) -> None:
-        self._stop_head_timer()
-        self._head_timer = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
-
-    def _stop_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
     def _head_too_slow(self) -> None:
-        self._head_timer = None
-        if self._in_head and not self.transport.is_closing():
-            self._refused = True
-            self.transport.close()  # no answer: a client this slow is not waiting for one
+        self._drop()  # no answer: a client this slow is not waiting for one
+
+    def _body_too_slow(self) -> None:
+        self._table.reading.pop(self, None)
+        if self.transport.is_closing():
+            return
+        self._refused = True
+        cycle = self.cycle
+        if cycle is None or not cycle.response_started:
+            self.transport.write(_BODY_TIMEOUT)
+        self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
         if self._in_head:
             # only the head's own bytes count: a read often holds the head and the body's start
-            seen = self._tail + data
-            end = seen.find(b"\r\n\r\n")
-            self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._tail))
+            end = data.find(b"\r\n\r\n")
+            head = len(data) if end < 0 else end + 4  # this read's bytes of the head
+            if end < 0 and self._tail:  # the end may span this read and the last
+                spanning = (self._tail + data[:3]).find(b"\r\n\r\n")
+                if spanning >= 0:
+                    head = spanning + 4 - len(self._tail)
+            self._head_bytes += head
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._refuse()
                 return
-            self._tail = seen[-3:]
+            self._tail = data[-3:] if len(data) >= 3 else (self._tail + data)[-3:]
         super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._headers = 0
-        if self._head_timer is None:  # a keep-alive connection's next request
-            self._start_head_timer()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers += 1
-        if self._headers > MAX_HEADERS:
-            self._refuse()
-            raise ValueError("too many headers")  # stops the parser; answered already
-        super().on_header(name, value)
+        if self._head_since is None:  # a kept-alive connection's next request
+            self._head_since = self.loop.time()
 
     def on_headers_complete(self) -> None:
+        # Counted here, not header by header (a call per header costs every request): the
+        # head's byte bound already keeps what a crowded head holds small.
+        if len(self.headers) > MAX_HEADERS:
+            self._refuse()
+            raise ValueError("too many headers")  # stops the parser; answered already
         self._in_head = False
-        self._stop_head_timer()
+        self._head_since = None
         self._table.waiting.pop(self, None)  # at work: never evicted for a newcomer
-        self._body_timer = self.loop.call_later(BODY_SECONDS, self._body_too_slow)
+        self._body_since = self.loop.time()
+        self._table.reading[self] = None
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._stop_body_timer()
+        self._table.reading.pop(self, None)
         super().on_message_complete()
         self._in_head, self._head_bytes, self._tail = True, 0, b""  # the next request
 
@@ -224,21 +256,6 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if self._counted and not queued and not self.transport.is_closing():
             # idle until its next request (uvicorn's keep-alive timeout ends it): may make room
             self._table.waiting[self] = None
-
-    def _stop_body_timer(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
-
-    def _body_too_slow(self) -> None:
-        self._body_timer = None
-        if self.transport.is_closing():
-            return
-        self._refused = True
-        cycle = self.cycle
-        if cycle is None or not cycle.response_started:
-            self.transport.write(_BODY_TIMEOUT)
-        self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
         if not self._refused:  # the parser's error after a refusal: answered with 431

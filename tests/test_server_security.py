@@ -467,3 +467,24 @@ def test_readiness_on_a_real_full_disk_and_a_read_only_one(small_disk):
     finally:
         subprocess.run(["umount", "-l", str(view)], check=False)
     runtime.store.close()
+
+
+def test_a_head_whose_end_spans_two_reads_is_told_from_the_body_after_it(tmp_path):
+    """The blank line that ends a head, cut between two reads (`\\r\\n\\r` | `\\n` + 20 KB
+    of body): the body is not counted against the head's 16 KiB."""
+    import socket
+
+    from im.server import create_app
+
+    runtime = with_fake_connector(tmp_path, {})
+    body = b"x" * 20_000
+    with serve_app(create_app(runtime)) as url, _connect(url) as sender:
+        sender.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for part in (b"POST /connectors/f/webhook HTTP/1.1\r\nHost: x\r\n",
+                     b"Content-Length: %d\r\nConnection: close\r\n\r" % len(body),
+                     b"\n" + body):
+            sender.sendall(part)
+            time.sleep(0.1)  # each part a read of its own
+        answer = _read_until_closed(sender)
+        assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]  # not signed: refused as such
+    runtime.store.close()
