@@ -1,7 +1,10 @@
 """Webhook ingest: signed PagerDuty v3 events posted to a real `im serve` on loopback by wrk,
-64 connections, against a bare Litestar endpoint on the same server stack measured in the same
-run. Reports durable events/s (answered 2xx only after the commit), latency, and the lost and
-duplicated counts checked in the database."""
+64 connections, against two baselines on the same server stack measured in the same run: a raw
+ASGI app (the ceiling of the stack itself) and a bare Litestar endpoint. Reports durable
+events/s (answered 2xx only after the commit), latency, and the lost and duplicated counts
+checked in the database. With one worker, `im serve` also runs on the stack as it was before
+im bounded requests (uvicorn's httptools protocol as it comes) and on uvicorn's h11 protocol:
+the measurement behind the choice of stack (docs/server.md)."""
 
 from __future__ import annotations
 
@@ -22,11 +25,16 @@ def signed_events(path: Path, count: int) -> None:
     import hashlib
     import hmac
 
+    from datetime import UTC, datetime
+
+    # dated now: im quarantines events dated in the future and drops ones older than its
+    # replay window
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     with path.open("w") as out:
         for n in range(count):
             body = json.dumps({"event": {
                 "id": f"01BENCH{n:010d}", "event_type": "incident.annotated",
-                "resource_type": "incident", "occurred_at": "2026-11-28T10:00:00.000Z",
+                "resource_type": "incident", "occurred_at": now,
                 "agent": None, "client": None,
                 "data": {"incident": {"id": f"Q{n % INCIDENTS:06d}", "type": "incident_reference"},
                          "id": f"N{n}", "content": f"bench note {n}", "trimmed": False,
@@ -77,6 +85,25 @@ def tree_peak_rss_mib(pid: int) -> float:
     return sum(peak_rss_mib(p) for p in pids)
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) used so far by a process and its children, summed: a
+    figure that moves far less with the machine's other load than a rate does."""
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for one_pid in pids:
+        try:
+            fields = Path(f"/proc/{one_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 def backlog(home: Path) -> int:
     db = sqlite3.connect(home / "im.db", timeout=30)
     try:
@@ -86,44 +113,63 @@ def backlog(home: Path) -> int:
         db.close()
 
 
-def one(events: Path, workers: int, seconds: int, connections: int) -> dict[str, object]:
-    """The bare endpoint, then `im serve`, both with `workers` HTTP processes."""
-    script = Path(__file__).with_name("webhook.lua")
-    args = [str(events), "2", "/connectors/bench/webhook"]
+def endpoint(events: Path, module: str, workers: int, seconds: int,
+             connections: int) -> dict[str, float]:
+    """A baseline app from this folder on uvicorn's httptools protocol (as `im serve`)."""
     port = free_port()
-    bare = subprocess.Popen([str(BIN / "uvicorn"), "bare_app:app", "--port", str(port),
-                             "--log-level", "warning", "--no-access-log",
-                             "--workers", str(workers)],
-                            cwd=Path(__file__).parent, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([str(BIN / "uvicorn"), module, "--port", str(port),
+                               "--http", "httptools", "--log-level", "warning",
+                               "--no-access-log", "--workers", str(workers)],
+                              cwd=Path(__file__).parent, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     try:
         wait_up(f"http://127.0.0.1:{port}/")
         time.sleep(1 if workers > 1 else 0)  # every worker up
-        baseline = wrk(f"http://127.0.0.1:{port}", script, args, connections=connections,
-                       seconds=seconds)
+        result = wrk(f"http://127.0.0.1:{port}", SCRIPT, _args(events),
+                     connections=connections, seconds=seconds)
     finally:
-        bare.terminate()
-        bare.wait()
+        server.terminate()
+        server.wait()
+    return {"rate": result.rate, "p50_ms": result.latency["50"],
+            "p99_ms": result.latency["99"]}
 
+
+def _args(events: Path) -> list[str]:
+    return [str(events), "2", "/connectors/bench/webhook"]
+
+
+SCRIPT = Path(__file__).with_name("webhook.lua")
+
+
+def im_serve(events: Path, workers: int, seconds: int, connections: int,
+             protocol: str | None = None, drain: bool | None = None) -> dict[str, object]:
+    """`im serve` as shipped, or (protocol) on another of uvicorn's protocols, through
+    serve_as.py; as shipped, also how long its background work takes to apply the burst."""
     home = Path(tempfile.mkdtemp(prefix="im-bench-home-"))
     prepare_home(home)
     port = free_port()
-    server = subprocess.Popen([str(BIN / "im"), "serve", "--port", str(port), "--log-level",
+    command = [str(BIN / "im")] if protocol is None else [
+        str(BIN / "python"), str(Path(__file__).with_name("serve_as.py")), protocol]
+    server = subprocess.Popen([*command, "serve", "--port", str(port), "--log-level",
                                "warning", "--workers", str(workers)],
                               env={**os.environ, "IM_HOME": str(home)},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    left, drained = 0, None
     try:
         wait_up(f"http://127.0.0.1:{port}/health")
         time.sleep(1 if workers > 1 else 0)
-        result = wrk(f"http://127.0.0.1:{port}", script, args, connections=connections,
-                     seconds=seconds)
+        cpu = tree_cpu_seconds(server.pid)
+        result = wrk(f"http://127.0.0.1:{port}", SCRIPT, _args(events),
+                     connections=connections, seconds=seconds)
+        cpu = tree_cpu_seconds(server.pid) - cpu
         peak = tree_peak_rss_mib(server.pid)
-        # how long the background work takes to apply what the burst left behind
-        left = backlog(home)
-        started = time.monotonic()
-        while backlog(home) and time.monotonic() - started < 120:
-            time.sleep(0.25)
-        drained = time.monotonic() - started if not backlog(home) else None
+        if drain if drain is not None else protocol is None:
+            # how long the background work takes to apply what the burst left behind
+            left = backlog(home)
+            started = time.monotonic()
+            while backlog(home) and time.monotonic() - started < 120:
+                time.sleep(0.25)
+            drained = time.monotonic() - started if not backlog(home) else None
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -133,9 +179,6 @@ def one(events: Path, workers: int, seconds: int, connections: int) -> dict[str,
     db.close()
     sent_distinct = min(result.requests, EVENTS)
     return {
-        "workers": workers,
-        "baseline_rate": baseline.rate, "baseline_p50_ms": baseline.latency["50"],
-        "baseline_p99_ms": baseline.latency["99"],
         "requests": result.requests, "answered_2xx": result.ok, "non_2xx": result.non_2xx,
         "socket_errors": result.socket_errors,
         # a 2xx is sent only after its event is committed: the answered rate is the durable
@@ -147,10 +190,37 @@ def one(events: Path, workers: int, seconds: int, connections: int) -> dict[str,
         # stored twice
         "lost": max(0, min(result.ok, sent_distinct) - stored),
         "duplicated": stored - distinct,
-        "ratio_to_baseline": (result.ok / result.seconds) / baseline.rate,
         "peak_rss_mib": peak,
+        # the applying of events in the background is in it too (the same for every stack)
+        "cpu_us_per_request": cpu / max(1, result.requests) * 1e6,
         "backlog_after_burst": left, "backlog_applied_seconds": drained,
     }
+
+
+def one(events: Path, workers: int, seconds: int, connections: int) -> dict[str, object]:
+    """The two baselines, then `im serve`, each with `workers` HTTP processes."""
+    raw = endpoint(events, "raw_asgi:app", workers, seconds, connections)
+    bare = endpoint(events, "bare_app:app", workers, seconds, connections)
+    shipped = im_serve(events, workers, seconds, connections)
+    rate = float(shipped["durable_rate"])  # type: ignore[arg-type]
+    entry: dict[str, object] = {
+        "workers": workers, "raw": raw, "bare": bare, **shipped,
+        "baseline_rate": bare["rate"], "ratio_to_baseline": rate / bare["rate"],
+        "ratio_to_raw": rate / raw["rate"],
+    }
+    return entry
+
+
+# The choice of stack, one worker: uvicorn's httptools protocol as it comes (the stack before
+# im bounded requests) and as shipped in ABBA order, so that drift in the machine's load falls
+# on both alike, then h11.
+STACK_ORDER = ("httptools", "shipped", "shipped", "httptools", "h11")
+
+
+def stacks(events: Path, seconds: int, connections: int) -> list[dict[str, object]]:
+    return [{"stack": stack, **im_serve(events, 1, seconds, connections,
+                                        None if stack == "shipped" else stack, drain=False)}
+            for stack in STACK_ORDER]
 
 
 EVENTS = 200_000
@@ -170,7 +240,7 @@ def run(seconds: int = 10, connections: int = 64, rounds: int = ROUNDS) -> dict[
         for workers in (1, 2):
             runs.append({"round": round_, **one(events, workers, seconds, connections)})
     return {"seconds": seconds, "connections": connections, "rounds": rounds,
-            "repo": str(REPO), "runs": runs}
+            "repo": str(REPO), "runs": runs, "stacks": stacks(events, seconds, connections)}
 
 
 if __name__ == "__main__":
