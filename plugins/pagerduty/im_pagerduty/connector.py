@@ -465,6 +465,20 @@ class PagerDutyConnector(Connector):
         return PushResult(link=ref, timeline=lines)
 
     def _reopen(self, request: PushRequest) -> PushResult:
+        # `status: triggered` reopens a resolved incident, but unacknowledges an acknowledged
+        # one, and PagerDuty pages its responders again: only a resolved one is reopened. (A
+        # PagerDuty incident still open is im's reopen done already, e.g. with auto_resolve
+        # off.) Its status is read, not taken from the link, which may be behind; if it
+        # cannot be read, the change waits in the outbox rather than trigger blind.
+        if request.link is not None:
+            current = self.client.get(f"/incidents/{request.link.remote_id}").get(
+                "incident") or {}
+            status = current.get("status")
+            if status in ("triggered", "acknowledged"):
+                lines = [f"PagerDuty incident {self._number(request)} is still {status};"
+                         " not triggered again"]
+                self._add_note(request, lines)
+                return PushResult(link=self._ref_of(current), timeline=lines)
         incident = self._update(request, {"status": "triggered"})
         ref, lines = self._state(request, incident, "triggered", "reopened (triggered)")
         self._add_note(request, lines)

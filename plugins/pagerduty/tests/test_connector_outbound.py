@@ -556,3 +556,27 @@ def test_a_key_pagerduty_refuses_is_not_saved(runtime, pd):
     assert kept.exit_code == 0
     assert kept.stderr.startswith("Warning: could not check the API key with PagerDuty: ")
     assert runtime.store.get_connector("prod-pagerduty").settings["api_key"] == "another-key"
+
+
+def test_reopening_never_unacknowledges_a_pagerduty_incident_that_is_still_open(
+        tmp_path, pd, api):
+    """With auto_resolve off, resolving in im leaves the PagerDuty incident acknowledged.
+    Reopening im's incident must leave it so: `status: triggered` on an acknowledged incident
+    unacknowledges it, and PagerDuty pages its responders again. The timeline says why."""
+    runtime = runtime_with_connector(tmp_path / "home", pd, auto_resolve=False)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "Queue backlog", "--service", "db")
+    im(runtime, "ack", "--incident", "INC-1")
+    im(runtime, "resolve", "--incident", "INC-1")
+    [link] = runtime.store.links("INC-1")
+    pd.clear_requests()
+    reopened = im(runtime, "reopen", "--incident", "INC-1", "--note", "Backlog again")
+    assert reopened.exit_code == 0, reopened.output
+    assert pd.requests("PUT", "/incidents/*") == []
+    remote = api.get(f"/incidents/{link.remote_id}").json()["incident"]
+    assert remote["status"] == "acknowledged"
+    said = [e.text for e in runtime.store.timeline("INC-1") if e.kind == "sync"]
+    assert f"PagerDuty incident #{link.remote_number} is still acknowledged; not triggered" \
+        " again" in said
+    notes = [n["content"] for n in api.get(f"/incidents/{link.remote_id}/notes").json()["notes"]]
+    assert notes[-1] == "Backlog again"  # the reopen's note still reaches it
+    runtime.store.close()
