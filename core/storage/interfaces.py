@@ -6,7 +6,8 @@ beside it that implements the same Protocols and `im.storage.Store`, and nothing
 `im.storage` would change. Repositories never commit: the unit of work they come from does.
 
 Times are aware datetimes and ids are the core's (`INC-7`), whatever a store keeps; how they
-are stored is the implementation's business.
+are stored is the implementation's business. A queue state may be given as its enum member or
+its word ("pending"): the members are the words.
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ class OutboxRepository(Protocol):
         """Failed rows back in line, attempts reset; how many."""
         ...
 
-    def find(self, *, connector: str | None = None, statuses: Sequence[OutboxStatus] = (),
+    def find(self, *, connector: str | None = None,
+             statuses: Sequence[OutboxStatus | str] = (),
              incident_id: str | None = None) -> list[OutboxRow]:
         """Rows matching every filter given, oldest first."""
         ...
@@ -175,13 +177,15 @@ class InboxRepository(Protocol):
 
     def release(self, row_ids: Sequence[int]) -> None: ...
 
-    def finish(self, row_id: int, *, at: datetime, status: InboxStatus = InboxStatus.DONE,
-               error: str | None = None) -> None: ...
+    def finish(self, row_id: int, *, at: datetime,
+               status: InboxStatus | str = InboxStatus.DONE, error: str | None = None) -> None:
+        """Done, or quarantined with why."""
+        ...
 
     def requeue_quarantined(self, *, connector: str, ids: Sequence[int] = ()) -> int: ...
 
-    def find(self, *, connector: str | None = None, statuses: Sequence[InboxStatus] = ()
-             ) -> list[InboxRow]: ...
+    def find(self, *, connector: str | None = None,
+             statuses: Sequence[InboxStatus | str] = ()) -> list[InboxRow]: ...
 
     def purge_done(self, *, received_before: datetime) -> int: ...
 

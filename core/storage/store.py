@@ -178,7 +178,7 @@ class Store(abc.ABC):
     def outbox(self, *, connector: str | None = None,
                statuses: Sequence[OutboxStatus | str] = (),
                incident_id: str | None = None) -> list[OutboxRow]:
-        return self.read().outbox.find(connector=connector, statuses=_outbox(statuses),
+        return self.read().outbox.find(connector=connector, statuses=statuses,
                                        incident_id=incident_id)
 
     # -- inbox -----------------------------------------------------------------------------
@@ -210,10 +210,8 @@ class Store(abc.ABC):
     def finish_inbox(self, row_id: int, *, at: datetime, status: InboxStatus | str = "done",
                      error: str | None = None) -> None:
         """Mark a claimed event processed (`done`) or set aside (`quarantined`, with why)."""
-        from im.storage.records import InboxStatus
-
         with self.transaction() as tx:
-            tx.inbox.finish(row_id, at=at, status=InboxStatus(status), error=error)
+            tx.inbox.finish(row_id, at=at, status=status, error=error)
 
     def requeue_inbox(self, *, connector: str, ids: Sequence[int] = ()) -> int:
         """Put quarantined events back in line (all of a connector's, or these ids)."""
@@ -222,10 +220,7 @@ class Store(abc.ABC):
 
     def inbox(self, *, connector: str | None = None,
               statuses: Sequence[InboxStatus | str] = ()) -> list[InboxRow]:
-        from im.storage.records import InboxStatus
-
-        return self.read().inbox.find(connector=connector,
-                                      statuses=[InboxStatus(s) for s in statuses])
+        return self.read().inbox.find(connector=connector, statuses=statuses)
 
     # -- calls and logs --------------------------------------------------------------------
 
@@ -300,11 +295,3 @@ class Store(abc.ABC):
         with self.transaction() as tx:
             tx.meta.set("health_probe", at.astimezone(UTC).isoformat(timespec="microseconds"))
 
-
-def _outbox(statuses: Sequence[OutboxStatus | str]) -> list[OutboxStatus]:
-    """Statuses as given by callers that still write them as words ("pending")."""
-    if not statuses:
-        return []
-    from im.storage.records import OutboxStatus
-
-    return [OutboxStatus(status) for status in statuses]
