@@ -30,7 +30,7 @@ from im.humanize import duration
 from im.connectors import Connector, InboundChange, WebhookRequest
 from im.errors import ConnectorError, ImError
 from im.models import Action, Incident, Link, Origin, Status
-from im.storage.records import InboxStatus, OutboxStatus
+from im.storage import InboxStatus, OutboxStatus
 
 if TYPE_CHECKING:
     from im.runtime import Runtime
