@@ -30,6 +30,7 @@ from im.humanize import duration
 from im.connectors import Connector, InboundChange, WebhookRequest
 from im.errors import ConnectorError, ImError
 from im.models import Action, Incident, Link, Origin, Status
+from im.storage import InboxStatus, OutboxStatus
 
 if TYPE_CHECKING:
     from im.runtime import Runtime
@@ -159,8 +160,8 @@ def process_inbox(runtime: Runtime, *, connector: str | None = None,
                 reason = f"{type(error).__name__}: {error}"
                 log.warning("event %s of %s quarantined: %s", row.delivery_id, row.connector,
                             reason, extra={"connector": row.connector})
-                store.finish_inbox(row.id, at=runtime.clock(), status="quarantined",
-                                   error=reason)
+                store.finish_inbox(row.id, at=runtime.clock(),
+                                   status=InboxStatus.QUARANTINED, error=reason)
                 report.quarantined += 1
         if stop:
             break
@@ -261,7 +262,7 @@ def _resolve_still_queued(runtime: Runtime, connector: Connector, link: Link,
         return None
     waiting = [row for row in runtime.store.outbox(
         connector=connector.name, incident_id=incident.id,
-        statuses=("pending", "delivering", "failed"))
+        statuses=(OutboxStatus.PENDING, OutboxStatus.DELIVERING, OutboxStatus.FAILED))
         if row.service == link.service and row.action in ("resolve", "close")]
     if not waiting:
         return None
@@ -269,7 +270,7 @@ def _resolve_still_queued(runtime: Runtime, connector: Connector, link: Link,
     return (f"{connector.name} incident {number} ({link.service}) found again, open; im's"
             f" {waiting[0].action} for it is queued"
             + (" (set aside: `im connector sync --retry-failed`)"
-               if waiting[0].status == "failed" else ""))
+               if waiting[0].status is OutboxStatus.FAILED else ""))
 
 
 def _older(change: InboundChange, link: Link) -> bool:

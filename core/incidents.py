@@ -17,9 +17,8 @@ from im.errors import InvalidInputError, NotFoundError, TransitionError
 from im.models import TRANSITIONS, Action, Incident, Origin, Severity, Status, TimelineEvent
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from im.runtime import Runtime
+    from im.storage import UnitOfWork
 
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 FIELD_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
@@ -110,19 +109,19 @@ def get(runtime: Runtime, incident_id: str) -> Incident:
     return incident
 
 
-def _enqueue(runtime: Runtime, conn: sqlite3.Connection, incident: Incident, action: Action,
+def _enqueue(runtime: Runtime, tx: UnitOfWork, incident: Incident, action: Action,
              payload: dict[str, Any], origin: Origin) -> int:
-    return enqueue_all(runtime, conn, incident, action.value, payload, system=origin.system)
+    return enqueue_all(runtime, tx, incident, action.value, payload, system=origin.system)
 
 
-def enqueue_all(runtime: Runtime, conn: sqlite3.Connection, incident: Incident, action: str,
+def enqueue_all(runtime: Runtime, tx: UnitOfWork, incident: Incident, action: str,
                 payload: dict[str, Any], *, system: str) -> int:
     """One outbox row per outbound connector and service, in the caller's transaction. A
     change never goes back to the connector (`system`) it came from, and a connector follows
     the incidents declared since it was added: one declared before never reached it, so its
     later changes have nothing there to change."""
     queued = 0
-    for record in runtime.store.list_connectors():
+    for record in tx.connectors.all():
         if not record.enabled or record.name == system:
             continue
         if action != Action.DECLARE.value and record.created_at > incident.created_at:
@@ -131,9 +130,8 @@ def enqueue_all(runtime: Runtime, conn: sqlite3.Connection, incident: Incident, 
         if direction == "inbound":
             continue
         for service in incident.services:
-            runtime.store.enqueue(conn, connector=record.name, incident_id=incident.id,
-                                  service=service, action=action, payload=payload,
-                                  at=runtime.clock())
+            tx.outbox.add(connector=record.name, incident_id=incident.id, service=service,
+                          action=action, payload=payload, at=runtime.clock())
             queued += 1
     return queued
 
@@ -141,24 +139,24 @@ def enqueue_all(runtime: Runtime, conn: sqlite3.Connection, incident: Incident, 
 def _record(runtime: Runtime, incident_id: str, action: Action, text: str, origin: Origin,
             data: dict[str, Any], changes: dict[str, Any], payload: dict[str, Any],
             push: bool) -> tuple[Incident, TimelineEvent]:
-    store = runtime.store
     now = runtime.clock()
-    with store.transaction() as conn:
+    with runtime.store.transaction() as tx:
         if changes:
-            store.update_incident(incident_id, now, **changes)
-        event = store.add_timeline(incident_id, at=now, kind=KINDS[action], text=text,
-                                   actor=origin.actor, system=origin.system, data=data)
-        incident = store.get_incident(incident_id)
+            tx.incidents.update(incident_id, now, **changes)
+        event = tx.timeline.add(incident_id, at=now, kind=KINDS[action], text=text,
+                                actor=origin.actor, system=origin.system, data=data)
+        incident = tx.incidents.get(incident_id)
         assert incident is not None
         if push:
-            _enqueue(runtime, conn, incident, action, payload, origin)
-        _announce(runtime, incident, event)
+            _enqueue(runtime, tx, incident, action, payload, origin)
+        _announce(runtime, tx, incident, event)
     return incident, event
 
 
-def _announce(runtime: Runtime, incident: Incident, event: TimelineEvent) -> None:
+def _announce(runtime: Runtime, tx: UnitOfWork, incident: Incident,
+              event: TimelineEvent) -> None:
     """`incident_changed`, once the change (and any transaction around it) is committed."""
-    runtime.store.after_commit(lambda: runtime.announce(
+    tx.after_commit(lambda: runtime.announce(
         "incident_changed", incident=incident, event=event, runtime=runtime))
 
 
@@ -187,21 +185,20 @@ def declare(runtime: Runtime, *, title: str, severity: Severity | str, services:
     if not services:
         raise InvalidInputError("at least one service is required")
     origin = origin or Origin(actor=runtime.user)
-    store = runtime.store
     now = runtime.clock()
-    with store.transaction() as conn:
-        incident = store.insert_incident(
+    with runtime.store.transaction() as tx:
+        incident = tx.incidents.add(
             title=title, description=description, severity=severity, services=services,
             fields=fields or {}, correlation_id=uuid.uuid4().hex, created_by=origin.actor,
             at=now,
         )
         text = f"Incident declared: {severity.value} {title} ({', '.join(services)})"
-        event = store.add_timeline(incident.id, at=now, kind=KINDS[Action.DECLARE], text=text,
-                                   actor=origin.actor, system=origin.system,
-                                   data={"severity": severity.value, "services": services})
+        event = tx.timeline.add(incident.id, at=now, kind=KINDS[Action.DECLARE], text=text,
+                                actor=origin.actor, system=origin.system,
+                                data={"severity": severity.value, "services": services})
         if push:
-            _enqueue(runtime, conn, incident, Action.DECLARE, {}, origin)
-        _announce(runtime, incident, event)
+            _enqueue(runtime, tx, incident, Action.DECLARE, {}, origin)
+        _announce(runtime, tx, incident, event)
     return incident
 
 

@@ -5,13 +5,12 @@ changes it delivered, the events it received. `im connector status`, `health`,
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from im.connectors import Check, CheckRequest, parse_duration
 from im.humanize import ago, percent
-from im.storage import parse_ts, ts
 
 if TYPE_CHECKING:
     from im.runtime import Runtime
@@ -52,78 +51,45 @@ class ConnectorMetrics(msgspec.Struct, kw_only=True):
     outbox_attempts_24h: int
 
 
-def _scalar(runtime: Runtime, sql: str, **params: Any) -> Any:
-    row = runtime.store.conn.execute(sql, params).fetchone()
-    return row[0] if row else None
-
-
-def _outbox_counts(runtime: Runtime, name: str, *, waiting_since: datetime | None = None
-                   ) -> tuple[int, int, int]:
-    """A connector's changes queued, queued since before `waiting_since`, and failed: one
-    pass over its outbox rows."""
-    row = runtime.store.conn.execute(
-        "SELECT count(*) FILTER (WHERE status IN ('pending', 'delivering')),"
-        " count(*) FILTER (WHERE status IN ('pending', 'delivering') AND created_at < :old),"
-        " count(*) FILTER (WHERE status = 'failed') FROM outbox WHERE connector = :c",
-        {"c": name, "old": ts(waiting_since) if waiting_since else ""}).fetchone()
-    return int(row[0]), int(row[1]), int(row[2])
-
-
 def status(runtime: Runtime, name: str) -> ConnectorStatus:
     record = runtime.store.get_connector(name)
     if record is None:
         runtime.connector(name)  # raises the usual "no connector named" error
         raise AssertionError
-    since = ts(runtime.clock() - DAY)
-    synced = _scalar(runtime, "SELECT count(DISTINCT number) FROM links WHERE connector = :c"
-                     " AND updated_at >= :since", c=name, since=since)
-    errors = _scalar(runtime, "SELECT count(*) FROM calls WHERE connector = :c AND at >= :since"
-                     " AND (error IS NOT NULL)", c=name, since=since)
-    quarantined = _scalar(runtime, "SELECT count(*) FROM inbox WHERE connector = :c AND"
-                          " status = 'quarantined'", c=name)
-    queued, _, failed = _outbox_counts(runtime, name)
-    last_error = runtime.store.conn.execute(
-        "SELECT error, at FROM (SELECT error, at FROM calls WHERE connector = :c AND error IS NOT"
-        " NULL UNION ALL SELECT last_error, coalesce(done_at, next_attempt_at) FROM outbox"
-        " WHERE connector = :c AND last_error IS NOT NULL) ORDER BY at DESC LIMIT 1",
-        {"c": name}).fetchone()
-    latest = _scalar(runtime, "SELECT status FROM calls WHERE connector = :c ORDER BY at DESC,"
-                     " id DESC LIMIT 1", c=name)  # by the (connector, at) index
+    since = runtime.clock() - DAY
+    reads = runtime.store.read()
+    synced = reads.links.incidents_linked(name, updated_since=since)
+    _, errors = reads.calls.counts_since(name, since)
+    quarantined = reads.inbox.quarantined_count(name)
+    queued, _, failed = reads.outbox.queued_waiting_and_failed(name)
+    # the latest error of a call or a delivery
+    last_error = max((found for found in (reads.calls.last_error(name),
+                                          reads.outbox.last_error(name)) if found is not None),
+                     key=lambda found: found[1], default=None)
+    latest = reads.calls.latest_status(name)
     state = "disabled" if not record.enabled else "key refused" if latest == 401 else "active"
     return ConnectorStatus(
         name=name, type=record.type, status=state,
         direction=record.settings.get("sync_direction", "outbound"),
         last_sync=runtime.store.last_sync(name), incidents_synced_24h=synced,
-        sync_errors_24h=errors + _scalar(
-            runtime, "SELECT count(*) FROM inbox WHERE connector = :c AND status ="
-            " 'quarantined' AND received_at >= :since", c=name, since=since),
+        sync_errors_24h=errors + reads.inbox.quarantined_count(name, received_since=since),
         webhook_enabled=bool(record.settings.get("enable_webhook", True)), queued=queued,
         failed=failed, quarantined=quarantined,
         last_error=last_error[0] if last_error else None,
-        last_error_at=parse_ts(last_error[1]) if last_error else None)
+        last_error_at=last_error[1] if last_error else None)
 
 
 def metrics(runtime: Runtime, name: str) -> ConnectorMetrics:
     runtime.connector(name)  # a clear error for an unknown connector
     now = runtime.clock()
-    since = ts(now - DAY)
-    store = runtime.store
-    total = _scalar(runtime, "SELECT count(DISTINCT number) FROM links WHERE connector = :c",
-                    c=name)
-    done, attempts, average = store.conn.execute(
-        "SELECT count(*) FILTER (WHERE status = 'done'), coalesce(sum(attempts), 0),"
-        " avg(CASE WHEN status = 'done' THEN (julianday(done_at) - julianday(created_at))"
-        " * 86400 END) FROM outbox WHERE connector = :c AND created_at >= :since"
-        " AND status IN ('done', 'failed')", {"c": name, "since": since}).fetchone()
-    calls, call_errors = store.conn.execute(
-        "SELECT count(*), count(*) FILTER (WHERE error IS NOT NULL) FROM calls"
-        " WHERE connector = :c AND at >= :since", {"c": name, "since": since}).fetchone()
-    last_minute = _scalar(runtime, "SELECT count(*) FROM calls WHERE connector = :c AND"
-                          " at >= :since", c=name, since=ts(now - timedelta(minutes=1)))
-    limit = _scalar(runtime, "SELECT rate_limit FROM calls WHERE connector = :c AND rate_limit"
-                    " IS NOT NULL ORDER BY id DESC LIMIT 1", c=name) or DEFAULT_RATE_LIMIT
-    events = _scalar(runtime, "SELECT count(*) FROM inbox WHERE connector = :c AND"
-                     " received_at >= :since", c=name, since=since)
+    since = now - DAY
+    reads = runtime.store.read()
+    total = reads.links.incidents_linked(name)
+    done, attempts, average = reads.outbox.delivery_figures_since(name, since)
+    calls, call_errors = reads.calls.counts_since(name, since)
+    last_minute, _ = reads.calls.counts_since(name, now - timedelta(minutes=1))
+    limit = reads.calls.latest_rate_limit(name) or DEFAULT_RATE_LIMIT
+    events = reads.inbox.received_count(name, since=since)
     return ConnectorMetrics(
         name=name, total_incidents=total,
         sync_success_rate=(done / attempts) if attempts else None,
@@ -143,8 +109,8 @@ def health(runtime: Runtime, name: str, *, deadline: float | None = None
                                                 deadline=deadline)))
     unreachable = any(not check.ok for check in checks)  # a live check of the remote failed
     settings = connector.settings
-    last_event = parse_ts(_scalar(runtime, "SELECT max(received_at) FROM inbox WHERE"
-                                  " connector = :c", c=name))
+    reads = runtime.store.read()
+    last_event = reads.inbox.last_received_at(name)
     if settings.enable_webhook and settings.sync_direction.pulls and not any(
             c.name == "webhook" for c in checks):
         if last_event is None:
@@ -153,12 +119,11 @@ def health(runtime: Runtime, name: str, *, deadline: float | None = None
         else:
             checks.append(Check(name="webhook", label="Webhook", ok=True,
                                 detail=f"Receiving events (last: {ago(last_event, now)})"))
-    queued, stuck, failed = _outbox_counts(runtime, name,
-                                           waiting_since=now - timedelta(minutes=2))
+    queued, stuck, failed = reads.outbox.queued_waiting_and_failed(
+        name, waiting_since=now - timedelta(minutes=2))
     last_sync = runtime.store.last_sync(name)
     interval = parse_duration(settings.sync_interval)
-    polled = parse_ts(_scalar(runtime, "SELECT updated_at FROM sync_cursors WHERE"
-                              " connector = :c", c=name))
+    polled = reads.cursors.updated_at(name)
     late_poll = settings.sync_direction.pulls and polled is not None and (
         now - polled).total_seconds() > 3 * interval
     when = f"last sync: {ago(last_sync, now)}" if last_sync else "never synced"

@@ -60,10 +60,10 @@ class Runtime:
 
     @cached_property
     def store(self) -> Store:
-        from im.storage import Store
+        from im.storage.sqlite import SqliteStore
 
         self.make_home()
-        return Store(self.home / "im.db")
+        return SqliteStore(self.home / "im.db")
 
     def make_home(self) -> None:
         """Create the home folder (readable by its owner only) if it does not exist."""

@@ -24,7 +24,6 @@ from im.connectors import Connector, SlaPolicyRequest, parse_duration
 from im.errors import ImError, InvalidInputError
 from im.humanize import duration
 from im.models import Incident, Severity, Status
-from im.storage import ts
 
 if TYPE_CHECKING:
     from im.runtime import Runtime
@@ -216,7 +215,7 @@ def check_breaches(runtime: Runtime, each: Callable[[Incident, Timer], None] | N
             break  # sorted: the rest are due later
         due.append((incident, timer))
     # breaches recorded by an earlier check cost a read here, not a write transaction each
-    known = runtime.store.recorded_breaches([incident.number for incident, _ in due])
+    known = runtime.store.read().breaches.recorded([incident.number for incident, _ in due])
     new = []
     for incident, timer in due:
         if (incident.number, timer.kind, timer.started_at) in known:
@@ -231,22 +230,20 @@ def check_breaches(runtime: Runtime, each: Callable[[Incident, Timer], None] | N
 def _record(runtime: Runtime, incident: Incident, timer: Timer, now: datetime) -> bool:
     from im.incidents import enqueue_all
 
-    store = runtime.store
     verb = "acknowledged" if timer.kind == "ack" else "resolved"
     text = (f"SLA breached: not {verb} within {duration(timer.target_seconds)}"
             f" ({incident.severity.value}, due {timer.due_at.astimezone():%Y-%m-%d %H:%M})")
-    with store.transaction() as conn:
-        inserted = conn.execute(
-            "INSERT INTO sla_breaches (number, kind, started_at, due_at, target_seconds,"
-            " severity, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (incident.number, timer.kind, ts(timer.started_at), ts(timer.due_at),
-             timer.target_seconds, incident.severity.value, ts(now))).rowcount
-        if not inserted:
+    with runtime.store.transaction() as tx:
+        # another process may have recorded it since it was read: then it notified it
+        if not tx.breaches.add(number=incident.number, kind=timer.kind,
+                               started_at=timer.started_at, due_at=timer.due_at,
+                               target_seconds=timer.target_seconds,
+                               severity=incident.severity.value, detected_at=now):
             return False
-        store.add_timeline(incident.id, at=now, kind="sla_breached", text=text, actor="im",
-                           system="im", data={"kind": timer.kind,
-                                              "target_seconds": timer.target_seconds})
-        enqueue_all(runtime, conn, incident, "sla_breach", {"note": text}, system="im")
-        store.after_commit(lambda: runtime.announce("sla_breached", incident=incident,
-                                                    timer=timer, runtime=runtime))
+        tx.timeline.add(incident.id, at=now, kind="sla_breached", text=text, actor="im",
+                        system="im", data={"kind": timer.kind,
+                                           "target_seconds": timer.target_seconds})
+        enqueue_all(runtime, tx, incident, "sla_breach", {"note": text}, system="im")
+        tx.after_commit(lambda: runtime.announce("sla_breached", incident=incident,
+                                                 timer=timer, runtime=runtime))
     return True

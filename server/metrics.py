@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
@@ -11,26 +11,29 @@ from prometheus_client.registry import Collector
 
 from im.runtime import Runtime
 
+if TYPE_CHECKING:
+    from im.storage import Repositories
+
 
 class StoreCollector(Collector):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    # (name, help, labels, the query giving label values then the count)
-    TABLE_GAUGES = (
+    # (name, help, labels, the label values then the count of each, read from the store)
+    TABLE_GAUGES: tuple[tuple[str, str, list[str], Callable[[Repositories], Any]], ...] = (
         ("im_incidents", "Incidents by status and severity", ["status", "severity"],
-         "SELECT status, severity, count(*) FROM incidents GROUP BY status, severity"),
+         lambda reads: reads.incidents.count_by_status_and_severity()),
         ("im_outbox_rows", "Outbound changes by connector and state", ["connector", "status"],
-         "SELECT connector, status, count(*) FROM outbox GROUP BY connector, status"),
+         lambda reads: reads.outbox.count_by_connector_and_status()),
         ("im_inbox_events", "Inbound events by connector and state", ["connector", "status"],
-         "SELECT connector, status, count(*) FROM inbox GROUP BY connector, status"),
+         lambda reads: reads.inbox.count_by_connector_and_status()),
     )
 
     def collect(self) -> Iterator[Any]:
-        conn = self.runtime.store.conn
-        for name, text, labels, query in self.TABLE_GAUGES:
+        reads = self.runtime.store.read()
+        for name, text, labels, counts in self.TABLE_GAUGES:
             family = GaugeMetricFamily(name, text, labels=labels)
-            for *values, count in conn.execute(query):
+            for *values, count in counts(reads):
                 family.add_metric(values, count)
             yield family
         yield from self._connectors()

@@ -382,7 +382,7 @@ def test_claims_are_exclusive_across_connections(runtime, clock):
     """Two workers on their own connections never claim the same row."""
     import threading
 
-    from im.storage import Store
+    from im.storage.sqlite import SqliteStore
 
     add(runtime)
     for n in range(30):
@@ -391,7 +391,7 @@ def test_claims_are_exclusive_across_connections(runtime, clock):
     lock = threading.Lock()
 
     def worker():
-        store = Store(runtime.store.path)
+        store = SqliteStore(runtime.store.path)
         while (row := store.claim_outbox(now=clock.now, lease_seconds=60)) is not None:
             with lock:
                 claimed.append(row.id)

@@ -9,17 +9,17 @@ import time
 import pytest
 import sqlite_utils
 
-from im.migrations import MIGRATIONS
-from im.storage import Store
+from im.storage.sqlite import SqliteStore
+from im.storage.sqlite.migrations import MIGRATIONS
 
 from conftest import IM
 
 
 def test_migrations_are_recorded_and_run_once(tmp_path):
-    store = Store(tmp_path / "im.db")
+    store = SqliteStore(tmp_path / "im.db")
     assert store.applied_migrations() == [name for name, _ in MIGRATIONS]
     store.close()
-    again = Store(tmp_path / "im.db")
+    again = SqliteStore(tmp_path / "im.db")
     assert again.applied_migrations() == [name for name, _ in MIGRATIONS]
     db = sqlite_utils.Database(tmp_path / "im.db")
     assert {"incidents", "incident_services", "timeline", "connectors", "links", "outbox",
@@ -28,7 +28,7 @@ def test_migrations_are_recorded_and_run_once(tmp_path):
 
 
 def test_inbox_deduplicates_and_claims(tmp_path, clock):
-    store = Store(tmp_path / "im.db")
+    store = SqliteStore(tmp_path / "im.db")
     assert store.store_inbox(connector="pd", delivery_id="e1", event_type="incident.triggered",
                              body=b"{}", at=clock.now)
     assert not store.store_inbox(connector="pd", delivery_id="e1", event_type="x", body=b"{}",
@@ -49,7 +49,7 @@ def test_inbox_deduplicates_and_claims(tmp_path, clock):
 def test_the_webhook_hot_path_reads_the_inbox_by_index(tmp_path, clock):
     """Storing and claiming events must cost the same with a week of events kept as with
     none: every read they make searches an index, none scans the table or sorts all rows."""
-    store = Store(tmp_path / "im.db")
+    store = SqliteStore(tmp_path / "im.db")
     store.store_inbox_many([("pd", f"old{n}", "x", b"{}", clock.now) for n in range(50)])
     statements: list[str] = []
     store.conn.set_trace_callback(statements.append)
@@ -104,7 +104,7 @@ def test_a_log_flush_returns_only_once_a_batch_being_written_is_committed(tmp_pa
 
     from im.logs import StoreHandler
 
-    store = Store(tmp_path / "im.db")
+    store = SqliteStore(tmp_path / "im.db")
     writing, release = threading.Event(), threading.Event()
     real_add_logs = store.add_logs
 
@@ -140,7 +140,7 @@ def test_logging_shutdown_while_the_flush_thread_writes_does_not_hang(tmp_path):
 
     from im.logs import StoreHandler
 
-    store = Store(tmp_path / "im.db")
+    store = SqliteStore(tmp_path / "im.db")
     handler = StoreHandler(store)
     handler.emit(logging.makeLogRecord({"name": "im.sync", "msg": "last words", "levelno": 30,
                                         "levelname": "WARNING"}))
@@ -196,12 +196,12 @@ def test_an_existing_file_that_is_not_an_im_database_is_refused_untouched(im_env
 
 def test_a_database_made_before_the_mark_is_still_opened(tmp_path):
     """im databases made before im marked its files (application_id 0) open as before."""
-    from im.storage import APPLICATION_ID, Store
+    from im.storage.sqlite import APPLICATION_ID, SqliteStore
 
-    store = Store(tmp_path / "im.db")
+    store = SqliteStore(tmp_path / "im.db")
     store.conn.execute("PRAGMA application_id = 0")
     store.close()
-    again = Store(tmp_path / "im.db")
+    again = SqliteStore(tmp_path / "im.db")
     assert again.conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     again.close()
 
@@ -210,12 +210,12 @@ def test_a_reader_does_not_wait_for_another_process_writing(tmp_path, im_env):
     """WAL lets `im list` read while another process holds the writers' lock in a write
     transaction: opening an existing database takes no lock."""
     home = tmp_path / "home"
-    Store(home / "im.db").close()
+    SqliteStore(home / "im.db").close()
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys
         from pathlib import Path
-        from im.storage import Store
-        store = Store(Path({str(home / "im.db")!r}))
+        from im.storage.sqlite import SqliteStore
+        store = SqliteStore(Path({str(home / "im.db")!r}))
         with store.transaction():
             print("holding", flush=True)
             sys.stdin.readline()  # until the test has read
@@ -233,7 +233,7 @@ def test_a_reader_does_not_wait_for_another_process_writing(tmp_path, im_env):
 def test_filters_read_through_indexes(tmp_path):
     """A service filter (case-insensitive, for names stored before they were lower-cased) and
     the connector's latest call each read through an index, whatever the history's size."""
-    store = Store(tmp_path / "im.db")
+    store = SqliteStore(tmp_path / "im.db")
     plan = lambda sql, *args: " ".join(row[3] for row in store.conn.execute(  # noqa: E731
         "EXPLAIN QUERY PLAN " + sql, args))
     by_service = plan("SELECT number FROM incident_services WHERE lower(service) IN (?)", "api")
@@ -269,8 +269,8 @@ def test_a_database_another_process_is_making_is_waited_for_not_refused(tmp_path
             return conn
 
         sqlite3.connect = slow_connect
-        from im.storage import Store
-        Store(Path({str(database)!r})).conn
+        from im.storage.sqlite import SqliteStore
+        SqliteStore(Path({str(database)!r})).conn
     """)], stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(600):
@@ -278,7 +278,7 @@ def test_a_database_another_process_is_making_is_waited_for_not_refused(tmp_path
                 break
             time.sleep(0.01)
         assert marker.exists(), maker.stderr.read()
-        store = Store(database)
+        store = SqliteStore(database)
         assert "incidents" in {row[0] for row in store.conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
         store.close()

@@ -66,7 +66,7 @@ def resolve_includes(runtime: Runtime, names_or_types: Sequence[str], *,
     records = store.list_connectors()
     chosen: list[str] = []
     if every:
-        linked = {row[0] for row in store.conn.execute("SELECT DISTINCT connector FROM links")}
+        linked = store.read().links.linked_connectors()
         chosen = sorted({r.name for r in records} | linked)
     for value in names_or_types:
         wanted = value.strip()

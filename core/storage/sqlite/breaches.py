@@ -1,0 +1,30 @@
+"""The SLA breaches notified (table sla_breaches): only breaches are stored, so each is
+notified once; the timers themselves are derived from the incidents' times."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+
+from im.storage.sqlite.database import parse_ts, ts
+
+
+class SqliteBreaches:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def recorded(self, numbers: Sequence[int]) -> set[tuple[int, str, datetime]]:
+        return {(number, kind, parse_ts(started))  # type: ignore[misc]
+                for number, kind, started in self.conn.execute(
+                    "SELECT number, kind, started_at FROM sla_breaches WHERE number IN"
+                    " (SELECT value FROM json_each(?))", (json.dumps(list(numbers)),))}
+
+    def add(self, *, number: int, kind: str, started_at: datetime, due_at: datetime,
+            target_seconds: float, severity: str, detected_at: datetime) -> bool:
+        return self.conn.execute(
+            "INSERT INTO sla_breaches (number, kind, started_at, due_at, target_seconds,"
+            " severity, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (number, kind, ts(started_at), ts(due_at), target_seconds, severity,
+             ts(detected_at))).rowcount == 1

@@ -1,0 +1,92 @@
+"""Remote incidents linked to im incidents (table links)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from im.models import Link, incident_number
+from im.storage.sqlite.incidents import DECLARED_IN_PERIOD
+from im.storage.sqlite.database import incident_id, parse_ts, ts
+
+_COLUMNS = ("number, connector, service, remote_id, remote_number, remote_url, remote_status,"
+            " updated_at, remote_updated_at")
+
+
+def _link(row: Sequence[Any]) -> Link:
+    return Link(incident_id=incident_id(row[0]), connector=row[1], service=row[2],
+                remote_id=row[3], remote_number=row[4], remote_url=row[5],
+                remote_status=row[6], updated_at=parse_ts(row[7]),
+                remote_updated_at=parse_ts(row[8]))
+
+
+class SqliteLinks:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def upsert(self, link: Link, *, initial_status: str | None = None) -> None:
+        self.conn.execute(
+            "INSERT INTO links (number, connector, service, remote_id, remote_number,"
+            " remote_url, remote_status, updated_at, remote_updated_at)"
+            " VALUES (:number, :connector, :service, :remote_id, :remote_number,"
+            " :remote_url, coalesce(:remote_status, :initial_status), :updated_at,"
+            " :remote_updated_at)"
+            " ON CONFLICT (number, connector, service) DO UPDATE SET"
+            " remote_id = excluded.remote_id,"
+            " remote_number = coalesce(excluded.remote_number, remote_number),"
+            " remote_url = coalesce(excluded.remote_url, remote_url),"
+            " remote_status = coalesce(:remote_status, remote_status),"
+            " remote_updated_at = coalesce(excluded.remote_updated_at, remote_updated_at),"
+            " updated_at = excluded.updated_at",
+            {"number": incident_number(link.incident_id),
+             "connector": link.connector, "service": link.service,
+             "remote_id": link.remote_id, "remote_number": link.remote_number,
+             "remote_url": link.remote_url, "remote_status": link.remote_status,
+             "initial_status": initial_status,
+             "updated_at": ts(link.updated_at or datetime.now(UTC)),
+             "remote_updated_at": ts(link.remote_updated_at)
+             if link.remote_updated_at else None},
+        )
+
+    def find(self, incident_id: str | None = None, *, connector: str | None = None,
+             remote_id: str | None = None) -> list[Link]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if incident_id is not None:
+            clauses.append("number = ?")
+            params.append(incident_number(incident_id))
+        if connector is not None:
+            clauses.append("connector = ?")
+            params.append(connector)
+        if remote_id is not None:
+            clauses.append("remote_id = ?")
+            params.append(remote_id)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return [_link(row) for row in self.conn.execute(
+            f"SELECT {_COLUMNS} FROM links {where} ORDER BY number, connector, service", params)]
+
+    def of_incidents_declared_between(self, start: datetime, end: datetime
+                                      ) -> dict[str, list[Link]]:
+        found: dict[str, list[Link]] = {}
+        for row in self.conn.execute(
+                f"SELECT {_COLUMNS} FROM links WHERE number IN ({DECLARED_IN_PERIOD})"
+                " ORDER BY number, connector, service", {"start": ts(start), "end": ts(end)}):
+            link = _link(row)
+            found.setdefault(link.incident_id, []).append(link)
+        return found
+
+    def linked_connectors(self) -> set[str]:
+        return {row[0] for row in self.conn.execute("SELECT DISTINCT connector FROM links")}
+
+    def incidents_linked(self, connector: str, *, updated_since: datetime | None = None
+                         ) -> int:
+        if updated_since is None:
+            row = self.conn.execute("SELECT count(DISTINCT number) FROM links"
+                                    " WHERE connector = ?", (connector,)).fetchone()
+        else:
+            row = self.conn.execute("SELECT count(DISTINCT number) FROM links WHERE"
+                                    " connector = ? AND updated_at >= ?",
+                                    (connector, ts(updated_since))).fetchone()
+        return int(row[0])

@@ -1,0 +1,297 @@
+"""The Store: what the rest of im knows of its database.
+
+A store implementation (SQLite, `im.storage.sqlite`; PostgreSQL later) provides transactions
+and the repositories of `im.storage.interfaces`. Domain code that writes several things at once
+takes a unit of work and writes through its repositories:
+
+    with store.transaction() as tx:
+        incident = tx.incidents.add(...)
+        tx.timeline.add(incident.id, ...)
+        tx.outbox.add(...)
+
+The methods below are shortcuts for one repository call: a write runs in its own transaction
+(or joins the one this thread has open), a read sees the latest commit (or this thread's open
+transaction). They are written once, here, against the interfaces, so a second store gets
+them for nothing.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from im.models import ConnectorRecord, Incident, Link, Severity, Status, TimelineEvent
+    from im.storage.interfaces import InboundEventRow, Repositories, UnitOfWork
+    from im.storage.records import InboxRow, InboxStatus, OutboxRow, OutboxStatus
+
+
+class Store(abc.ABC):
+    # -- what an implementation provides ---------------------------------------------------
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractContextManager[UnitOfWork]:
+        """A write transaction; a nested call joins the outer one (in the same thread)."""
+
+    @abc.abstractmethod
+    def read(self) -> Repositories:
+        """Repositories for reading: those of this thread's open transaction, if there is one,
+        else ones whose every read sees the latest commit. Write through `transaction()`."""
+
+    @abc.abstractmethod
+    def savepoint(self) -> AbstractContextManager[None]:
+        """Inside a transaction: undo only this block if it raises."""
+
+    @abc.abstractmethod
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the current transaction commits (at once outside of one);
+        never if it rolls back."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close this thread's connection (another is opened when next needed)."""
+
+    @abc.abstractmethod
+    def applied_migrations(self) -> list[str]: ...
+
+    # -- incidents and their timeline ------------------------------------------------------
+
+    def insert_incident(self, *, title: str, description: str, severity: Severity,
+                        services: Sequence[str], fields: dict[str, str], correlation_id: str,
+                        created_by: str, at: datetime) -> Incident:
+        with self.transaction() as tx:
+            return tx.incidents.add(title=title, description=description, severity=severity,
+                                    services=services, fields=fields,
+                                    correlation_id=correlation_id, created_by=created_by,
+                                    at=at)
+
+    def get_incident(self, incident_id: str) -> Incident | None:
+        return self.read().incidents.get(incident_id)
+
+    def find_incident(self, *, correlation_id: str) -> Incident | None:
+        return self.read().incidents.by_correlation_id(correlation_id)
+
+    def list_incidents(self, *, statuses: Sequence[Status] = (),
+                       severities: Sequence[Severity] = (), services: Sequence[str] = (),
+                       limit: int | None = None) -> list[Incident]:
+        return self.read().incidents.find(statuses=statuses, severities=severities,
+                                          services=services, limit=limit)
+
+    def update_incident(self, incident_id: str, at: datetime, **changes: Any) -> None:
+        with self.transaction() as tx:
+            tx.incidents.update(incident_id, at, **changes)
+
+    def add_timeline(self, incident_id: str, *, at: datetime, kind: str, text: str, actor: str,
+                     system: str, data: dict[str, Any] | None = None) -> TimelineEvent:
+        with self.transaction() as tx:
+            return tx.timeline.add(incident_id, at=at, kind=kind, text=text, actor=actor,
+                                   system=system, data=data)
+
+    def timeline(self, incident_id: str) -> list[TimelineEvent]:
+        return self.read().timeline.of_incident(incident_id)
+
+    # -- connectors and links --------------------------------------------------------------
+
+    def save_connector(self, record: ConnectorRecord) -> None:
+        with self.transaction() as tx:
+            tx.connectors.save(record)
+
+    def get_connector(self, name: str) -> ConnectorRecord | None:
+        return self.read().connectors.get(name)
+
+    def list_connectors(self) -> list[ConnectorRecord]:
+        return self.read().connectors.all()
+
+    def delete_connector(self, name: str) -> None:
+        """Remove a connector and what only it used; links stay for the incidents' history."""
+        with self.transaction() as tx:
+            tx.connectors.delete(name)
+            tx.outbox.discard_queued(name)
+            tx.cursors.delete(name)
+
+    def last_sync(self, connector: str) -> datetime | None:
+        """When a connector last exchanged something: a delivery, an event, or a poll."""
+        reads = self.read()
+        times = [reads.outbox.last_delivered_at(connector),
+                 reads.inbox.last_processed_at(connector), reads.cursors.updated_at(connector)]
+        return max((at for at in times if at is not None), default=None)
+
+    def upsert_link(self, link: Link, *, initial_status: str | None = None) -> None:
+        with self.transaction() as tx:
+            tx.links.upsert(link, initial_status=initial_status)
+
+    def links(self, incident_id: str | None = None, *, connector: str | None = None,
+              remote_id: str | None = None) -> list[Link]:
+        return self.read().links.find(incident_id, connector=connector, remote_id=remote_id)
+
+    def get_cursor(self, connector: str) -> str | None:
+        return self.read().cursors.get(connector)
+
+    def set_cursor(self, connector: str, cursor: str, *, at: datetime) -> None:
+        with self.transaction() as tx:
+            tx.cursors.set(connector, cursor, at=at)
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    def claim_outbox(self, *, now: datetime, lease_seconds: float,
+                     connector: str | None = None, incident_id: str | None = None,
+                     due_only: bool = True, exclude: Sequence[int] = ()) -> OutboxRow | None:
+        """Claim the next deliverable row, or None.
+
+        A row is deliverable when it is pending (and due, unless `due_only` is off) or its
+        claim's lease ran out, and no earlier row of the same incident and connector is still
+        waiting: a connector sees each incident's changes in the order they were made.
+        """
+        with self.transaction() as tx:
+            return tx.outbox.claim_next(now=now, lease_seconds=lease_seconds,
+                                        connector=connector, incident_id=incident_id,
+                                        due_only=due_only, exclude=exclude)
+
+    def finish_outbox(self, row_id: int, *, at: datetime) -> None:
+        with self.transaction() as tx:
+            tx.outbox.finish(row_id, at=at)
+
+    def retry_outbox(self, row_id: int, *, error: str, next_attempt_at: datetime) -> None:
+        with self.transaction() as tx:
+            tx.outbox.retry(row_id, error=error, next_attempt_at=next_attempt_at)
+
+    def release_outbox(self, row_id: int, *, at: datetime) -> None:
+        """Give a claimed row back, due at once (its delivery was interrupted); a row already
+        finished is left as it is. Its attempt stays counted: the next one checks what the
+        interrupted one may have done remotely."""
+        with self.transaction() as tx:
+            tx.outbox.release(row_id, at=at)
+
+    def fail_outbox(self, row_id: int, *, error: str, at: datetime) -> None:
+        with self.transaction() as tx:
+            tx.outbox.fail(row_id, error=error, at=at)
+
+    def requeue_failed_outbox(self, *, connector: str, at: datetime,
+                              incident_id: str | None = None) -> int:
+        """Put failed rows back in line (the operator fixed the cause)."""
+        with self.transaction() as tx:
+            return tx.outbox.requeue_failed(connector=connector, at=at, incident_id=incident_id)
+
+    def outbox(self, *, connector: str | None = None,
+               statuses: Sequence[OutboxStatus | str] = (),
+               incident_id: str | None = None) -> list[OutboxRow]:
+        return self.read().outbox.find(connector=connector, statuses=statuses,
+                                       incident_id=incident_id)
+
+    # -- inbox -----------------------------------------------------------------------------
+
+    def store_inbox(self, *, connector: str, delivery_id: str, event_type: str, body: bytes,
+                    at: datetime) -> bool:
+        """Store a raw inbound event; False when this delivery id was stored before."""
+        return self.store_inbox_many([(connector, delivery_id, event_type, body, at)])[0]
+
+    def store_inbox_many(self, events: Sequence[InboundEventRow]) -> list[bool]:
+        """Store (connector, delivery id, event type, body, received at) events in one
+        transaction (one fsync for all); for each, whether it was new."""
+        with self.transaction() as tx:
+            return tx.inbox.add_many(events)
+
+    def claim_inbox(self, *, now: datetime, lease_seconds: float,
+                    connector: str | None = None, limit: int = 1) -> list[InboxRow]:
+        """Claim up to `limit` of the oldest pending events (or ones whose claim's lease ran
+        out), oldest first."""
+        with self.transaction() as tx:
+            return tx.inbox.claim(now=now, lease_seconds=lease_seconds, connector=connector,
+                                  limit=limit)
+
+    def release_inbox(self, row_ids: Sequence[int]) -> None:
+        """Give claimed events back, untouched, to be processed on a later pass."""
+        with self.transaction() as tx:
+            tx.inbox.release(row_ids)
+
+    def finish_inbox(self, row_id: int, *, at: datetime, status: InboxStatus | str = "done",
+                     error: str | None = None) -> None:
+        """Mark a claimed event processed (`done`) or set aside (`quarantined`, with why)."""
+        with self.transaction() as tx:
+            tx.inbox.finish(row_id, at=at, status=status, error=error)
+
+    def requeue_inbox(self, *, connector: str, ids: Sequence[int] = ()) -> int:
+        """Put quarantined events back in line (all of a connector's, or these ids)."""
+        with self.transaction() as tx:
+            return tx.inbox.requeue_quarantined(connector=connector, ids=ids)
+
+    def inbox(self, *, connector: str | None = None,
+              statuses: Sequence[InboxStatus | str] = ()) -> list[InboxRow]:
+        return self.read().inbox.find(connector=connector, statuses=statuses)
+
+    # -- calls and logs --------------------------------------------------------------------
+
+    def record_call(self, *, connector: str, at: datetime, method: str, path: str,
+                    status: int | None, duration_ms: float, error: str | None,
+                    rate_limit: int | None = None, rate_remaining: int | None = None) -> None:
+        with self.transaction() as tx:
+            tx.calls.add(connector=connector, at=at, method=method, path=path, status=status,
+                         duration_ms=duration_ms, error=error, rate_limit=rate_limit,
+                         rate_remaining=rate_remaining)
+
+    def add_logs(self, entries: Sequence[dict[str, Any]]) -> None:
+        """Store log entries (at, level, levelno, component, connector, message, data)."""
+        with self.transaction() as tx:
+            tx.logs.add_many(entries)
+
+    def logs(self, *, since: datetime | None = None, min_level: int = 0,
+             component: str | None = None, text: str | None = None, after_id: int = 0,
+             limit: int = 1000) -> list[dict[str, Any]]:
+        return self.read().logs.find(since=since, min_level=min_level, component=component,
+                                     text=text, after_id=after_id, limit=limit)
+
+    def purge(self, *, inbox_before: datetime, logs_before: datetime,
+              calls_before: datetime) -> dict[str, int]:
+        """Forget what is past its keeping time: processed events (after the replay window),
+        old log lines and call records."""
+        with self.transaction() as tx:
+            return {"inbox": tx.inbox.purge_done(received_before=inbox_before),
+                    "logs": tx.logs.purge(before=logs_before),
+                    "calls": tx.calls.purge(before=calls_before)}
+
+    # -- API tokens (hashes only) and small values -----------------------------------------
+
+    def insert_api_token(self, *, name: str, hash: str, read_only: bool,
+                         created_at: datetime) -> bool:
+        """False when a token of that name exists already."""
+        with self.transaction() as tx:
+            return tx.tokens.add(name=name, hash=hash, read_only=read_only,
+                                 created_at=created_at)
+
+    def replace_api_token_hash(self, name: str, hash: str) -> bool:
+        with self.transaction() as tx:
+            return tx.tokens.replace_hash(name, hash)
+
+    def delete_api_token(self, name: str) -> bool:
+        with self.transaction() as tx:
+            return tx.tokens.delete(name)
+
+    def api_tokens(self) -> list[tuple[str, bool, datetime]]:
+        """(name, read_only, created_at) of every token, by name."""
+        return self.read().tokens.all()
+
+    def api_token_by_hash(self, hash: str) -> tuple[str, bool] | None:
+        """(name, read_only) of the token with that hash."""
+        return self.read().tokens.by_hash(hash)
+
+    def get_meta(self, key: str) -> str | None:
+        return self.read().meta.get(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as tx:
+            tx.meta.set(key, value)
+
+    def pop_meta(self, key: str) -> str | None:
+        """Remove a meta value, returning it."""
+        with self.transaction() as tx:
+            return tx.meta.pop(key)
+
+    def probe_write(self, at: datetime) -> None:
+        """A write that must reach the disk, as a readiness check: raises when the database
+        is read only, full or damaged."""
+        with self.transaction() as tx:
+            tx.meta.set("health_probe", at.astimezone(UTC).isoformat(timespec="microseconds"))
+
