@@ -128,7 +128,7 @@ def create_app(runtime: Runtime, *, background: bool = False,
     or, in a worker of `im serve --workers N`, to the `supervisor` process it tells of new work."""
     from im.server.work import BackgroundWork
 
-    from im.server.api import make_api
+    from im.server import api
     from im.server.metrics import ServerMetrics
 
     work = BackgroundWork(runtime) if background else None
@@ -294,7 +294,8 @@ def create_app(runtime: Runtime, *, background: bool = False,
         elif supervisor is not None:
             supervisor.notify("outbox")
 
-    handlers: list[Any] = [live, health, health_ready, webhook, prometheus, make_api(runtime, after_change)]
+    handlers: list[Any] = [live, health, health_ready, webhook, prometheus,
+                           api.router(runtime, after_change)]
     runtime.pm.hook.register_routes(register=handlers.append)
 
     def start() -> None:
