@@ -248,7 +248,7 @@ def command(app: typer.Typer) -> Any:
 def make_app(runtime: Runtime) -> typer.Typer:
     from im.cli import connectors, incidents, observe, oncall, plugins, report, serve, sla
 
-    # Commands find the runtime on their context (im.cli.context), as `obj` of the root's.
+    # Every command finds the runtime as its context's `obj` (inherited from the root's).
     app = typer.Typer(help=HELP, cls=Group, no_args_is_help=True, add_completion=False,
                       rich_markup_mode=None, pretty_exceptions_enable=False,
                       context_settings={"obj": runtime})

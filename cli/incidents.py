@@ -1,8 +1,8 @@
 """Incident commands: declare, ack, resolve, close, reopen, note, assign, list, show, timeline.
 
 Each command calls one operation of `im.app.incidents` and formats what it returns; the rules
-live there, so the HTTP API keeps them too. The runtime comes from the context (see
-im.cli.context).
+live there, so the HTTP API keeps them too. The runtime is the context's `obj` (make_app puts
+it on the root context; every command's context inherits it).
 """
 
 
@@ -10,11 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from im.cli.context import actor, runtime
-
 if TYPE_CHECKING:
     from im.app.incidents import Delivery
-    from im.models import Incident
+    from im.models import Incident, Origin
     from im.runtime import Runtime
 
 # im.app (msgspec, the models, the store) is imported inside the commands: building the
@@ -32,6 +30,13 @@ def register(app: typer.Typer) -> None:
     app.command("list")(list_)
     app.command()(show)
     app.command()(timeline)
+
+
+def _actor(ctx: typer.Context) -> "Origin":
+    """Who acts: the runtime's user (IM_USER, the settings file's `user`, the login name)."""
+    from im.models import Origin
+
+    return Origin(actor=ctx.obj.user)
 
 
 # -- delivering what a change queued -------------------------------------------------------
@@ -127,12 +132,13 @@ def declare(
     json_output: bool = JSON,
 ) -> None:
     """Declare an incident; connectors create it in their systems."""
+    runtime: Runtime = ctx.obj
     from im.app import incidents
 
     incident = incidents.declare(
-        runtime(ctx), title=title, severity=incidents.parse_severity(sev), services=service,
-        description=description, fields=incidents.parse_fields(field), actor=actor(ctx))
-    _report(runtime(ctx), incident, f"Declared {incident.id}: {incident.severity.value}"
+        runtime, title=title, severity=incidents.parse_severity(sev), services=service,
+        description=description, fields=incidents.parse_fields(field), actor=_actor(ctx))
+    _report(runtime, incident, f"Declared {incident.id}: {incident.severity.value}"
             f" {incident.title} ({', '.join(incident.services)})", json_output)
 
 
@@ -140,10 +146,11 @@ def ack(ctx: typer.Context, incident: str = INCIDENT,
         note: str = typer.Option("", "--note", "-n", help="What you are doing."),
         json_output: bool = JSON) -> None:
     """Acknowledge an incident: someone is on it (status mitigated)."""
+    runtime: Runtime = ctx.obj
     from im.app import incidents
 
-    changed = incidents.ack(runtime(ctx), incident, note=note, actor=actor(ctx))
-    _report(runtime(ctx), changed, f"Acknowledged {changed.id} ({changed.status.value})",
+    changed = incidents.ack(runtime, incident, note=note, actor=_actor(ctx))
+    _report(runtime, changed, f"Acknowledged {changed.id} ({changed.status.value})",
             json_output)
 
 
@@ -151,10 +158,11 @@ def resolve(ctx: typer.Context, incident: str = INCIDENT,
             note: str = typer.Option("", "--note", "-n", help="How it was fixed."),
             json_output: bool = JSON) -> None:
     """Resolve an incident: the issue is fixed."""
+    runtime: Runtime = ctx.obj
     from im.app import incidents
 
-    changed = incidents.resolve(runtime(ctx), incident, note=note, actor=actor(ctx))
-    _report(runtime(ctx), changed, f"Resolved {changed.id} ({changed.status.value})",
+    changed = incidents.resolve(runtime, incident, note=note, actor=_actor(ctx))
+    _report(runtime, changed, f"Resolved {changed.id} ({changed.status.value})",
             json_output)
 
 
@@ -162,10 +170,11 @@ def close(ctx: typer.Context, incident: str = INCIDENT,
           note: str = typer.Option("", "--note", "-n", help="Closing remarks."),
           json_output: bool = JSON) -> None:
     """Close an incident for good (resolving it where it is still open)."""
+    runtime: Runtime = ctx.obj
     from im.app import incidents
 
-    changed = incidents.close(runtime(ctx), incident, note=note, actor=actor(ctx))
-    _report(runtime(ctx), changed, f"Closed {changed.id} ({changed.status.value})",
+    changed = incidents.close(runtime, incident, note=note, actor=_actor(ctx))
+    _report(runtime, changed, f"Closed {changed.id} ({changed.status.value})",
             json_output)
 
 
@@ -173,10 +182,11 @@ def reopen(ctx: typer.Context, incident: str = INCIDENT,
            note: str = typer.Option("", "--note", "-n", help="Why it is back."),
            json_output: bool = JSON) -> None:
     """Reopen a resolved or closed incident."""
+    runtime: Runtime = ctx.obj
     from im.app import incidents
 
-    changed = incidents.reopen(runtime(ctx), incident, note=note, actor=actor(ctx))
-    _report(runtime(ctx), changed, f"Reopened {changed.id} ({changed.status.value})",
+    changed = incidents.reopen(runtime, incident, note=note, actor=_actor(ctx))
+    _report(runtime, changed, f"Reopened {changed.id} ({changed.status.value})",
             json_output)
 
 
@@ -188,15 +198,16 @@ def note(ctx: typer.Context,
                                               " ack and resolve take it."),
          json_output: bool = JSON) -> None:
     """Add a note to an incident's timeline (and to linked remote incidents)."""
+    runtime: Runtime = ctx.obj
     from im.app import incidents
     from im.errors import InvalidInputError
 
     if (text is None) == (note_option is None):  # the command line's two ways to give it
         raise InvalidInputError("give the note once: im note --incident INC-1 \"text\""
                                 " (or --note \"text\")")
-    noted = incidents.note(runtime(ctx), incident, text if text is not None else note_option,
-                           actor=actor(ctx))
-    _report(runtime(ctx), noted.incident, f"Noted on {noted.incident.id}", json_output,
+    noted = incidents.note(runtime, incident, text if text is not None else note_option,
+                           actor=_actor(ctx))
+    _report(runtime, noted.incident, f"Noted on {noted.incident.id}", json_output,
             note=noted.event)
 
 
@@ -204,24 +215,26 @@ def assign(ctx: typer.Context, incident: str = INCIDENT,
            to: str = typer.Option(..., "--to", help="Who takes it (e.g. an email)."),
            json_output: bool = JSON) -> None:
     """Assign an incident to someone (in linked systems too)."""
+    runtime: Runtime = ctx.obj
     from im.app import incidents
     from im.errors import InvalidInputError
 
     try:
-        changed = incidents.assign(runtime(ctx), incident, to, actor=actor(ctx))
+        changed = incidents.assign(runtime, incident, to, actor=_actor(ctx))
     except incidents.MissingAssigneeError:
         raise InvalidInputError("an assignee is required (--to, e.g. an email)") from None
-    _report(runtime(ctx), changed, f"Assigned {changed.id} to {changed.assignee}", json_output)
+    _report(runtime, changed, f"Assigned {changed.id} to {changed.assignee}", json_output)
 
 
 def severity(ctx: typer.Context, incident: str = INCIDENT,
              sev: str = typer.Option(..., "--sev", "-s", help="The new severity."),
              json_output: bool = JSON) -> None:
     """Change an incident's severity (SLA targets follow; connectors are told)."""
+    runtime: Runtime = ctx.obj
     from im.app import incidents
 
-    changed = incidents.change_severity(runtime(ctx), incident, sev, actor=actor(ctx))
-    _report(runtime(ctx), changed, f"{changed.id} is now {changed.severity.value}",
+    changed = incidents.change_severity(runtime, incident, sev, actor=_actor(ctx))
+    _report(runtime, changed, f"{changed.id} is now {changed.severity.value}",
             json_output)
 
 
@@ -240,9 +253,10 @@ def list_(
     json_output: bool = JSON,
 ) -> None:
     """List incidents, newest first (closed ones only with --all or --status closed)."""
+    runtime: Runtime = ctx.obj
     from im.app import incidents
 
-    found = incidents.list_incidents(runtime(ctx), statuses=status, severities=sev,
+    found = incidents.list_incidents(runtime, statuses=status, severities=sev,
                                      services=service, include_closed=all_, limit=limit)
     if json_output:
         from im.cli.output import print_json
@@ -255,8 +269,8 @@ def list_(
     from im.app import sla
     from im.cli.output import ago, table
 
-    now = runtime(ctx).clock()
-    timers = sla.first_running(runtime(ctx), found)
+    now = runtime.clock()
+    timers = sla.first_running(runtime, found)
     typer.echo(table(
         ["ID", "Severity", "Status", "Title", "Services", "Assignee", "Declared", "SLA"],
         [[i.id, i.severity.value, i.status.value, _short(i.title, 48), ",".join(i.services),
@@ -269,9 +283,10 @@ def show(ctx: typer.Context,
          incident: str = typer.Argument(..., help="The incident, e.g. INC-12."),
          json_output: bool = JSON) -> None:
     """Show one incident: its state, services, links and times."""
+    runtime: Runtime = ctx.obj
     from im.app import incidents
 
-    view = incidents.show(runtime(ctx), incident)
+    view = incidents.show(runtime, incident)
     if json_output:
         from im.cli.output import print_json
 
@@ -280,7 +295,7 @@ def show(ctx: typer.Context,
     from im.cli.output import ago, when
 
     found = view.incident
-    now = runtime(ctx).clock()
+    now = runtime.clock()
     lines = [
         f"{found.id}: {found.title}",
         f"Severity:     {found.severity.value}",
@@ -296,7 +311,7 @@ def show(ctx: typer.Context,
             lines.append(f"{label + ':':<13} {when(value)} ({ago(value, now)})")
     from im.app import sla
 
-    clocks = sla.timers(runtime(ctx), found)
+    clocks = sla.timers(runtime, found)
     if clocks:
         lines.append("SLA:          " + ", ".join(t.describe(now) for t in clocks))
     if found.fields:
@@ -323,9 +338,10 @@ def timeline(ctx: typer.Context,
                                         " time, what, and which system."),
              json_output: bool = JSON) -> None:
     """Show an incident's unified timeline: every change, and which system it came from."""
+    runtime: Runtime = ctx.obj
     from im.app import incidents
 
-    found = incidents.timeline(runtime(ctx), incident)
+    found = incidents.timeline(runtime, incident)
     if json_output:
         from im.cli.output import print_json
 

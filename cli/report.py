@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from im.cli.context import runtime
-
 if TYPE_CHECKING:
     from im.reports import Report
+    from im.runtime import Runtime
 
 _INCLUDE_TYPE = re.compile(r"^--include-([A-Za-z0-9][A-Za-z0-9_.-]*)$")
 
@@ -60,6 +59,7 @@ def report(
     escalations, and response times measured in that system, from stored links and
     timelines and, where something is missing, fetched from the connector.
     """
+    runtime: Runtime = ctx.obj
     from im.app import reports
     from im.errors import ImError, InvalidInputError
 
@@ -73,7 +73,7 @@ def report(
             raise InvalidInputError(f"{what}: {extra} (`im report --help` lists the"
                                     " options)")
         wanted.append(match.group(1))
-    made = reports.make_report(runtime(ctx), period=period, format=fmt, include=wanted,
+    made = reports.make_report(runtime, period=period, format=fmt, include=wanted,
                                include_all=include_all, fetch=not no_fetch)
 
     target = output or made.filename

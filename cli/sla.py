@@ -5,12 +5,11 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from im.cli.context import runtime
-
 if TYPE_CHECKING:
     from datetime import datetime
 
     from im.app.sla import Breach
+    from im.runtime import Runtime
     from im.sla import Timer
 
 
@@ -27,13 +26,14 @@ def running_timers(ctx: typer.Context,
                    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
                    ) -> None:
     """List running SLA timers, soonest due first."""
+    runtime: Runtime = ctx.obj
     if ctx.invoked_subcommand is not None:
         return
     from im.app import sla
     from im.cli.output import print_json, table, when
 
-    now = runtime(ctx).clock()
-    found = sla.running_timers(runtime(ctx))
+    now = runtime.clock()
+    found = sla.running_timers(runtime)
     source = "targets set by: " + ", ".join(f"{severity.value} {by}"
                                              for severity, by in found.policy.set_by.items())
     for note in found.policy.notes:
@@ -54,6 +54,7 @@ def running_timers(ctx: typer.Context,
 
 def check(ctx: typer.Context) -> None:
     """Record and notify SLA breaches now (what `im serve` does every 15 seconds)."""
+    runtime: Runtime = ctx.obj
     from im.app import sla
     from im.cli.incidents import deliver
     from im.humanize import duration
@@ -67,9 +68,9 @@ def check(ctx: typer.Context) -> None:
         verb = "acknowledged" if timer.kind == "ack" else "resolved"
         typer.echo(f"{incident.id}: SLA breached, not {verb} within"
                    f" {duration(timer.target_seconds)} ({incident.severity.value})")
-        refused += deliver(runtime(ctx), incident, refusal_exits=False)
+        refused += deliver(runtime, incident, refusal_exits=False)
 
-    if not sla.check_breaches(runtime(ctx), each=notify):
+    if not sla.check_breaches(runtime, each=notify):
         typer.echo("No new SLA breaches.")
     if refused:  # every breach recorded and tried first
         from im.cli import EXIT_REFUSED
