@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from typing import TYPE_CHECKING, Any
 
-from litestar import Litestar, Request, Response, asgi, get
+from litestar import Litestar, Request, Response, asgi
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from im.errors import ImError
 from im.runtime import Runtime
+from im.server.health import READINESS_SECONDS, Readiness  # noqa: F401 (im.server.READINESS_SECONDS)
 from im.server.ingest import MAX_WEBHOOK_BODY, WebhookIngest, answer
 
 if TYPE_CHECKING:
@@ -22,60 +21,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("im.server")
 
 
-READINESS_SECONDS = 2.0  # a readiness answer is reused this long: probes cost one write at most
-
-
-class Readiness:
-    """Why `im serve` cannot take work now, if it cannot: the database refuses a write (read
-    only, full, damaged) or background work stopped. The write is tried at most every
-    READINESS_SECONDS, so that a flood of /health requests costs no flood of writes."""
-
-    def __init__(self, runtime: Runtime, work: Any, supervisor: Any) -> None:
-        self.runtime, self.work, self.supervisor = runtime, work, supervisor
-        self._lock = threading.Lock()
-        self._written_at = float("-inf")
-        self._database: list[str] = []
-
-    def reasons(self) -> list[str]:
-        with self._lock:
-            now = time.monotonic()
-            if now - self._written_at >= READINESS_SECONDS:
-                self._database, self._written_at = self._try_write(), now
-            reasons = list(self._database)
-        if self.work is not None:
-            reasons += [f"{loop.name} worker stopped" for loop in self.work.loops
-                        if not loop.alive]
-        elif self.supervisor is not None:
-            reasons += self.supervisor.health_reasons()
-        return reasons
-
-    def _try_write(self) -> list[str]:
-        try:
-            self.runtime.store.probe_write(self.runtime.clock())
-        except Exception as error:  # the reason goes to token holders and the log only
-            log.warning("readiness: the database refused a write: %s", error)
-            return [f"database: {error}"]
-        return []
-
-
-def _token_holder(runtime: Runtime, authorization: str | None) -> bool:
-    from im.tokens import authenticate
-
-    try:
-        return authenticate(runtime.store, authorization) is not None
-    except Exception:  # the database may be what is wrong: no details then
-        return False
-
-
 def create_app(runtime: Runtime, *, background: bool = False,
                supervisor: SupervisorLink | None = None) -> Litestar:
     """The app. With `background`, it also runs outbox delivery, inbox processing and polling
     (what `im serve` does); without, webhooks are stored and processing is left to the caller,
     or, in a worker of `im serve --workers N`, to the `supervisor` process it tells of new work.
 
-    Composition only: the webhook route is im.server.ingest's, the HTTP API im.server.api's,
-    health and metrics are below; plugins add their routes last."""
-    from im.server import api
+    Composition only: health and metrics are im.server.health's, the webhook route
+    im.server.ingest's, the HTTP API im.server.api's; plugins add their routes last."""
+    from im.server import api, health
     from im.server.metrics import ServerMetrics
     from im.server.work import BackgroundWork
 
@@ -93,43 +47,8 @@ def create_app(runtime: Runtime, *, background: bool = False,
     if work is not None:
         work.busy = ingest.writer.busy
 
-    # `server.metrics_token: true`: /metrics answers API token holders only (a read-only
-    # token suits Prometheus's `authorization` setting); off by default, as Prometheus is
-    # usually on the same private network
-    metrics_token = bool(server_settings.get("metrics_token", False))
-
-    @get("/metrics", sync_to_thread=True, media_type="text/plain; version=0.0.4")
-    def prometheus(request: Request[Any, Any, Any]) -> Response[bytes]:
-        """Prometheus metrics."""
-        if metrics_token and not _token_holder(runtime, request.headers.get("authorization")):
-            return Response(b'{"error":"a valid `Authorization: Bearer TOKEN` is required"}',
-                            status_code=401, media_type="application/json")
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
-
     readiness = Readiness(runtime, work, supervisor)
-
-    @get("/health/live")
-    async def live() -> dict[str, str]:
-        """Liveness: the process answers (nothing else is checked)."""
-        return {"status": "ok"}
-
-    def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-        reasons = readiness.reasons()
-        body: dict[str, Any] = {"status": "ok" if not reasons else "unavailable"}
-        if reasons and _token_holder(runtime, request.headers.get("authorization")):
-            body["reasons"] = reasons
-        return Response(body, status_code=200 if not reasons else 503)
-
-    @get("/health", sync_to_thread=True)
-    def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-        """Readiness (as /health/ready), for load balancers and monitors that ask /health."""
-        return ready(request)
-
-    @get("/health/ready", sync_to_thread=True)
-    def health_ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-        """Readiness: the database takes a write and the background work runs. Terse for
-        anyone; the reasons for an API token's holder only."""
-        return ready(request)
+    metrics_token = bool(server_settings.get("metrics_token", False))
 
     # Mounted (Litestar's router does not give path parameters to raw ASGI routes); `im
     # serve` sends webhooks to it before Litestar's router (see `serving`).
@@ -141,8 +60,9 @@ def create_app(runtime: Runtime, *, background: bool = False,
         elif supervisor is not None:
             supervisor.notify("outbox")
 
-    handlers: list[Any] = [live, health, health_ready, webhook, prometheus,
-                           api.router(runtime, after_change)]
+    handlers: list[Any] = [health.router(runtime, readiness, metrics,
+                                         metrics_token=metrics_token),
+                           webhook, api.router(runtime, after_change)]
     runtime.pm.hook.register_routes(register=handlers.append)
 
     def start() -> None:
