@@ -248,8 +248,10 @@ def command(app: typer.Typer) -> Any:
 def make_app(runtime: Runtime) -> typer.Typer:
     from im.cli import connectors, incidents, observe, oncall, plugins, report, serve, sla
 
+    # Every command finds the runtime as its context's `obj` (inherited from the root's).
     app = typer.Typer(help=HELP, cls=Group, no_args_is_help=True, add_completion=False,
-                      rich_markup_mode=None, pretty_exceptions_enable=False)
+                      rich_markup_mode=None, pretty_exceptions_enable=False,
+                      context_settings={"obj": runtime})
 
     @app.callback(invoke_without_command=True)
     def root(ctx: typer.Context,
@@ -264,14 +266,14 @@ def make_app(runtime: Runtime) -> typer.Typer:
             typer.echo(ctx.get_help())
             raise typer.Exit()
 
-    incidents.add_commands(app, runtime)
+    incidents.register(app)
     connector_app = connectors.make_app(runtime)
     observe.add_connector_commands(connector_app, runtime)
     app.add_typer(connector_app, name="connector")
     observe.add_commands(app, runtime)
     oncall.add_commands(app, runtime)
-    sla.add_commands(app, runtime)
-    report.add_commands(app, runtime)
+    sla.register(app)
+    report.register(app)
     serve.add_commands(app, runtime)
     plugins.add_commands(app, runtime)
     # A broken plugin must not take the core commands down with it (`im ack` at 3 a.m.).

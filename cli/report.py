@@ -11,95 +11,92 @@ types the plugins register, so the core names no connector type and `im --help` 
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from im.runtime import Runtime
+if TYPE_CHECKING:
+    from im.reports import Report
+    from im.runtime import Runtime
 
 _INCLUDE_TYPE = re.compile(r"^--include-([A-Za-z0-9][A-Za-z0-9_.-]*)$")
 
 
-def add_commands(app: typer.Typer, runtime: Runtime) -> None:
-    @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def report(
-        ctx: typer.Context,
-        start: str = typer.Option(..., "--start", metavar="YYYY-MM-DD",
-                                  help="First day of the period (UTC)."),
-        end: str = typer.Option(..., "--end", metavar="YYYY-MM-DD",
-                                help="Last day of the period (UTC), included."),
-        format_: str = typer.Option("pdf", "--format", "-f", metavar="FORMAT",
-                                    help="pdf, html, md, json or csv."),
-        output: str = typer.Option(None, "--output", "-o", metavar="PATH",
-                                   help="Where to write it ('-' for standard output); default"
-                                        " im-report-START-to-END.FORMAT here."),
-        include: list[str] = typer.Option(
-            [], "--include", metavar="NAME_OR_TYPE",
-            help="Include the linked remote incidents of this connector, or of every"
-                 " connector of this type; repeatable."),
-        include_all: bool = typer.Option(False, "--include-all",
-                                         help="Include linked remote incidents of every"
-                                              " connector."),
-        no_fetch: bool = typer.Option(False, "--no-fetch",
-                                      help="Use only what im stored; never ask connectors"
-                                           " for what is missing."),
-    ) -> None:
-        """Write a report of the incidents declared from --start to --end: every incident
-        and its timeline, response times (medians and 90th percentiles by severity and
-        service), SLA compliance, on-call effectiveness and charts.
-
-        --include-TYPE (for any installed connector type, see `im plugins`) adds the linked
-        remote incidents of that type's connectors: numbers, links, who was paged,
-        escalations, and response times measured in that system, from stored links and
-        timelines and, where something is missing, fetched from the connector.
-        """
-        from im.errors import ImError, InvalidInputError
-        from im.reports import (
-            build_report,
-            default_filename,
-            parse_format,
-            parse_period,
-            render,
-            resolve_includes,
-        )
-
-        period = parse_period(start, end)
-        fmt = parse_format(format_)
-        wanted = list(include)
-        for extra in ctx.args:
-            match = _INCLUDE_TYPE.match(extra)
-            if match is None:
-                what = "no such option" if extra.startswith("-") else "unexpected argument"
-                raise InvalidInputError(f"{what}: {extra} (`im report --help` lists the"
-                                        " options)")
-            wanted.append(match.group(1))
-        connectors = resolve_includes(runtime, wanted, every=include_all)
-        built = build_report(runtime, period, connectors=connectors, fetch=not no_fetch)
-        data = render(built, fmt)
-
-        target = output or default_filename(period, fmt)
-        if target == "-":
-            sys.stdout.buffer.write(data)
-            sys.stdout.flush()
-            where, say = "standard output", lambda text: typer.echo(text, err=True)
-        else:
-            path = Path(target).expanduser()
-            partial = path.with_name(f".{path.name}.partial")
-            try:
-                partial.write_bytes(data)
-                partial.replace(path)  # never leave half a report under the real name
-            except OSError as error:
-                partial.unlink(missing_ok=True)
-                raise ImError(f"cannot write {path}: {error.strerror or error}") from None
-            where, say = str(path), typer.echo
-        for note in built.notes:
-            typer.echo(f"Warning: {note}", err=True)
-        say(f"Wrote {where} ({fmt}): {_holds(built)}")
+def register(app: typer.Typer) -> None:
+    """Add `im report` to the root command line."""
+    app.command(context_settings={"allow_extra_args": True,
+                                  "ignore_unknown_options": True})(report)
 
 
-def _holds(report: object) -> str:
-    from im.reports import Report
+def report(
+    ctx: typer.Context,
+    start: str = typer.Option(..., "--start", metavar="YYYY-MM-DD",
+                              help="First day of the period (UTC)."),
+    end: str = typer.Option(..., "--end", metavar="YYYY-MM-DD",
+                            help="Last day of the period (UTC), included."),
+    format_: str = typer.Option("pdf", "--format", "-f", metavar="FORMAT",
+                                help="pdf, html, md, json or csv."),
+    output: str = typer.Option(None, "--output", "-o", metavar="PATH",
+                               help="Where to write it ('-' for standard output); default"
+                                    " im-report-START-to-END.FORMAT here."),
+    include: list[str] = typer.Option(
+        [], "--include", metavar="NAME_OR_TYPE",
+        help="Include the linked remote incidents of this connector, or of every"
+             " connector of this type; repeatable."),
+    include_all: bool = typer.Option(False, "--include-all",
+                                     help="Include linked remote incidents of every"
+                                          " connector."),
+    no_fetch: bool = typer.Option(False, "--no-fetch",
+                                  help="Use only what im stored; never ask connectors"
+                                       " for what is missing."),
+) -> None:
+    """Write a report of the incidents declared from --start to --end: every incident
+    and its timeline, response times (medians and 90th percentiles by severity and
+    service), SLA compliance, on-call effectiveness and charts.
 
-    assert isinstance(report, Report)
+    --include-TYPE (for any installed connector type, see `im plugins`) adds the linked
+    remote incidents of that type's connectors: numbers, links, who was paged,
+    escalations, and response times measured in that system, from stored links and
+    timelines and, where something is missing, fetched from the connector.
+    """
+    runtime: Runtime = ctx.obj
+    from im.app import reports
+    from im.errors import ImError, InvalidInputError
+
+    period = reports.parse_period(start, end)
+    fmt = reports.parse_format(format_)
+    wanted = list(include)
+    for extra in ctx.args:  # --include-TYPE, for whatever connector types are installed
+        match = _INCLUDE_TYPE.match(extra)
+        if match is None:
+            what = "no such option" if extra.startswith("-") else "unexpected argument"
+            raise InvalidInputError(f"{what}: {extra} (`im report --help` lists the"
+                                    " options)")
+        wanted.append(match.group(1))
+    made = reports.make_report(runtime, period=period, format=fmt, include=wanted,
+                               include_all=include_all, fetch=not no_fetch)
+
+    target = output or made.filename
+    if target == "-":
+        sys.stdout.buffer.write(made.data)
+        sys.stdout.flush()
+        where, say = "standard output", lambda text: typer.echo(text, err=True)
+    else:
+        path = Path(target).expanduser()
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            partial.write_bytes(made.data)
+            partial.replace(path)  # never leave half a report under the real name
+        except OSError as error:
+            partial.unlink(missing_ok=True)
+            raise ImError(f"cannot write {path}: {error.strerror or error}") from None
+        where, say = str(path), typer.echo
+    for note in made.report.notes:
+        typer.echo(f"Warning: {note}", err=True)
+    say(f"Wrote {where} ({made.format}): {_holds(made.report)}")
+
+
+def _holds(report: "Report") -> str:
     count = report.summary.incidents
     if not count:
         return f"no incidents declared from {report.period}"
