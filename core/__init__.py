@@ -18,7 +18,7 @@ _EXPORTS: dict[str, str] = {
         "InboundChange", "MapOutboundRequest", "OncallRequest", "OncallResult", "PullRequest",
         "PullResult", "PushRequest", "PushResult", "RemoteAccount", "RemoteEvent",
         "RemoteIncidentReport", "RemoteIncidentRequest", "RemoteRef", "SettingsCheckRequest",
-        "SettingsCheckResult", "SlaPolicyRequest", "SyncDirection",
+        "SettingsCheckResult", "SlaPolicyRequest",
         "WebhookEvent", "WebhookRequest", "WebhookSetupRequest", "WebhookSetupResult",
         "WebhookTestEvent", "WebhookTestRequest", "parse_duration", "prompt", "secret",
     ), "im.connectors"),
@@ -26,7 +26,7 @@ _EXPORTS: dict[str, str] = {
                      "TransitionError"), "im.errors"),
     "hookimpl": "im.hookspecs",
     **dict.fromkeys(("Action", "Incident", "Link", "Origin", "Severity", "Status",
-                     "TimelineEvent"), "im.models"),
+                     "SyncDirection", "TimelineEvent"), "im.models"),
     "Runtime": "im.runtime",
 }
 
@@ -81,7 +81,6 @@ if TYPE_CHECKING:  # what type checkers and editors see: the plain imports
         SettingsCheckRequest,
         SettingsCheckResult,
         SlaPolicyRequest,
-        SyncDirection,
         WebhookEvent,
         WebhookRequest,
         WebhookSetupRequest,
@@ -100,5 +99,14 @@ if TYPE_CHECKING:  # what type checkers and editors see: the plain imports
         TransitionError,
     )
     from im.hookspecs import hookimpl
-    from im.models import Action, Incident, Link, Origin, Severity, Status, TimelineEvent
+    from im.models import (
+        Action,
+        Incident,
+        Link,
+        Origin,
+        Severity,
+        Status,
+        SyncDirection,
+        TimelineEvent,
+    )
     from im.runtime import Runtime

@@ -17,24 +17,10 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 import msgspec
 
 from im.errors import ConnectorError
-from im.models import Incident, Link
+from im.models import DEFAULT_SYNC_DIRECTION, Incident, Link, SyncDirection
 
 if TYPE_CHECKING:
     from im.runtime import Runtime
-
-
-class SyncDirection(enum.StrEnum):
-    BIDIRECTIONAL = "bidirectional"
-    OUTBOUND = "outbound"
-    INBOUND = "inbound"
-
-    @property
-    def pushes(self) -> bool:
-        return self is not SyncDirection.INBOUND
-
-    @property
-    def pulls(self) -> bool:
-        return self is not SyncDirection.OUTBOUND
 
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
@@ -65,7 +51,7 @@ class ConnectorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     """Settings every connector has. A connector's settings struct subclasses this."""
 
     sync_direction: Annotated[SyncDirection, prompt(90, "Sync Direction")] = (
-        SyncDirection.OUTBOUND
+        DEFAULT_SYNC_DIRECTION
     )
     sync_interval: str = "5m"
     enable_webhook: bool = True

@@ -127,8 +127,7 @@ def enqueue_all(runtime: Runtime, conn: sqlite3.Connection, incident: Incident, 
             continue
         if action != Action.DECLARE.value and record.created_at > incident.created_at:
             continue
-        direction = record.settings.get("sync_direction", "outbound")
-        if direction == "inbound":
+        if not record.sync_direction.pushes:
             continue
         for service in incident.services:
             runtime.store.enqueue(conn, connector=record.name, incident_id=incident.id,
