@@ -41,7 +41,10 @@ REPLAY_WINDOW = timedelta(days=7)
 # An event dated further ahead than this is quarantined, not applied: applied, it would make
 # every genuine event until that date look stale, and stay inside the replay window for long.
 FUTURE_TOLERANCE = timedelta(minutes=5)
-LEASE_SECONDS = 20.0  # a crashed server's claimed events are taken up again after this
+# How long a claimed batch of inbox events is held by the process applying it; a crashed
+# server's events are taken up again after it. Not the outbox's lease (im.sync): applying
+# events is local work, so a short lease brings a dead process's events back soon.
+INBOX_LEASE_SECONDS = 20.0
 
 # Remote change kinds (InboundChange.action) and the remote status each leaves behind.
 TRIGGERED = "triggered"
@@ -100,7 +103,7 @@ def process_inbox(runtime: Runtime, *, connector: str | None = None,
     while limit is None or report.processed + report.quarantined < limit:
         size = batch if limit is None else min(batch, limit - report.processed
                                                - report.quarantined)
-        rows = store.claim_inbox(now=runtime.clock(), lease_seconds=LEASE_SECONDS,
+        rows = store.claim_inbox(now=runtime.clock(), lease_seconds=INBOX_LEASE_SECONDS,
                                  connector=connector, limit=size)
         if not rows:
             break

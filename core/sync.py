@@ -28,7 +28,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("im.sync")
 
-LEASE_SECONDS = 120.0
+# How long a claimed outbox row is held by the process delivering it: longer than any one
+# remote call takes, so a slow push is never delivered twice at once; after it, the row of a
+# process that died is delivered again.
+OUTBOX_LEASE_SECONDS = 120.0
 MAX_ATTEMPTS = 50
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 600.0
@@ -82,7 +85,7 @@ def deliver_outbox(runtime: Runtime, *, connector: str | None = None,
     while limit is None or len(tried) < limit:
         if deadline is not None and time.monotonic() >= deadline:
             break
-        row = store.claim_outbox(now=runtime.clock(), lease_seconds=LEASE_SECONDS,
+        row = store.claim_outbox(now=runtime.clock(), lease_seconds=OUTBOX_LEASE_SECONDS,
                                  connector=connector, incident_id=incident_id,
                                  due_only=due_only, exclude=tried)
         if row is None:
