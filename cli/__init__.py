@@ -11,7 +11,7 @@ import gc
 import os
 import sys
 import traceback
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -283,12 +283,26 @@ def make_app(runtime: Runtime) -> typer.Typer:
     return app
 
 
-def group(cli: typer.Typer, name: str) -> typer.Typer:
-    """The Typer of one of the CLI's groups (such as `connector`), for plugins to extend."""
+def command_group(cli: typer.Typer, name: str) -> typer.Typer:
+    """The Typer of one of the CLI's groups (such as `connector`), for plugins to extend
+    (`im.command_group`)."""
     for info in cli.registered_groups:
         if info.name == name and info.typer_instance is not None:
             return info.typer_instance
     raise KeyError(f"no command group {name!r}")
+
+
+def run_command(runtime: Runtime, args: Sequence[str]) -> int:
+    """Run `im ARGS` in this process against `runtime`, printing what the `im` executable
+    prints, and return its exit code (`im.run_command`: `im demo` drives the real command
+    line so). A usage error is raised, not printed."""
+    try:
+        code = make_app(runtime)(args=list(args), prog_name="im", standalone_mode=False)
+    except SystemExit as exit_:
+        code = exit_.code
+    if code is None:
+        return 0
+    return code if isinstance(code, int) else 1
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from im.connectors import Connector, PushRequest
+from im.connectors import Connector, PushRequest, idempotency_key
 from im.errors import ConnectorError, ImError
 from im.models import Link
 from im.storage import OutboxRow
@@ -50,21 +50,6 @@ class DeliveryReport(msgspec.Struct, kw_only=True):
     failed: int = 0
     errors: list[str] = []
     tried: list[int] = []  # the outbox rows tried, in order
-
-
-def idempotency_key(correlation_id: str, service: str) -> str:
-    """The key a connector creates a remote incident with: `im-<correlation id>-<service>`."""
-    return f"im-{correlation_id}-{service}"
-
-
-def parse_idempotency_key(key: str | None) -> tuple[str, str] | None:
-    """(correlation id, service) of a key im made, or None for anyone else's key."""
-    if not key or not key.startswith("im-") or len(key) < 37 or key[35] != "-":
-        return None
-    correlation_id, service = key[3:35], key[36:]
-    if not all(c in "0123456789abcdef" for c in correlation_id) or not service:
-        return None
-    return correlation_id, service
 
 
 def deliver_outbox(runtime: Runtime, *, connector: str | None = None,
