@@ -248,8 +248,10 @@ def command(app: typer.Typer) -> Any:
 def make_app(runtime: Runtime) -> typer.Typer:
     from im.cli import connectors, incidents, observe, oncall, plugins, report, serve, sla
 
+    # Commands find the runtime on their context (im.cli.context), as `obj` of the root's.
     app = typer.Typer(help=HELP, cls=Group, no_args_is_help=True, add_completion=False,
-                      rich_markup_mode=None, pretty_exceptions_enable=False)
+                      rich_markup_mode=None, pretty_exceptions_enable=False,
+                      context_settings={"obj": runtime})
 
     @app.callback(invoke_without_command=True)
     def root(ctx: typer.Context,
@@ -265,9 +267,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
             raise typer.Exit()
 
     incidents.add_commands(app, runtime)
-    connector_app = connectors.make_app(runtime)
-    observe.add_connector_commands(connector_app, runtime)
-    app.add_typer(connector_app, name="connector")
+    connectors.register(app)
     observe.add_commands(app, runtime)
     oncall.add_commands(app, runtime)
     sla.add_commands(app, runtime)

@@ -1,0 +1,1 @@
+"""The application layer: one function per user operation, every rule enforced there."""
