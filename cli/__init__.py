@@ -11,7 +11,7 @@ import gc
 import os
 import sys
 import traceback
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -69,17 +69,25 @@ Declare, acknowledge and resolve incidents; connectors keep them in step with ou
 such as paging and ticketing tools (`im plugins` lists them). Data lives in $IM_HOME (default: your data directory)."""
 
 
-# Click's exception classes as Typer uses them (its own copy of Click in recent versions).
-_USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]
-assert _USAGE_ERROR.__name__ == "UsageError"
+def _is_usage_error(error: BaseException) -> bool:
+    """Whether `error` is one of Click's usage errors (an unknown command or option, a
+    missing argument): the exceptions Click exits with 2 for (UsageError.exit_code), told by
+    that public attribute; typer exports no UsageError to test against (it vendors Click
+    since 0.26), and typer.Exit has an exit code but no message."""
+    return getattr(error, "exit_code", None) == EXIT_USAGE and callable(
+        getattr(error, "format_message", None))
 
 
-class _OneLineUsageError(_USAGE_ERROR):  # type: ignore[valid-type,misc]
-    """A usage error shown as one line, with where to read the usage."""
+class _OneLineUsageError(typer.BadParameter):
+    """A usage error shown as one line, with where to read the usage. A BadParameter (the
+    usage error typer exports) so that Click shows it and exits with its code, as any other."""
 
     def __init__(self, error: Any) -> None:
         super().__init__(error.format_message(), ctx=error.ctx)
         self.exit_code = error.exit_code
+
+    def format_message(self) -> str:
+        return str(self.message)  # the error's own words, without BadParameter's "Invalid value"
 
     def show(self, file: Any = None) -> None:
         where = f" (`{self.ctx.command_path} --help` shows the usage)" if self.ctx else ""
@@ -88,7 +96,7 @@ class _OneLineUsageError(_USAGE_ERROR):  # type: ignore[valid-type,misc]
         echo_error(f"{self.format_message()}{where}")
 
 
-def _one_line(error: Any) -> Exception:
+def _one_line(error: Any) -> BaseException:
     # `im` and `im connector` alone show their help, as Click raises it (an "error" too)
     if type(error).__name__ == "NoArgsIsHelpError" or isinstance(error, _OneLineUsageError):
         return error  # type: ignore[no-any-return]
@@ -104,7 +112,9 @@ class Group(TyperGroup):
     def make_context(self, *args: Any, **kwargs: Any) -> typer.Context:  # type: ignore[override]
         try:
             return super().make_context(*args, **kwargs)
-        except _USAGE_ERROR as error:
+        except Exception as error:
+            if not _is_usage_error(error):
+                raise
             raise _one_line(error) from None
 
     def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
@@ -117,8 +127,6 @@ class Group(TyperGroup):
 
             echo_error(str(error))
             raise typer.Exit(error.exit_code) from None
-        except _USAGE_ERROR as error:
-            raise _one_line(error) from None
         except KeyboardInterrupt:  # Click would exit with 130 without a word
             if os.environ.get("IM_DEBUG"):
                 traceback.print_exc()
@@ -126,6 +134,10 @@ class Group(TyperGroup):
 
             echo_error("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as error:
+            if not _is_usage_error(error):
+                raise
+            raise _one_line(error) from None
 
     def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
         return list(self.commands)  # the names only: building every command is not needed
@@ -230,14 +242,15 @@ class _LazyCommands(MutableMapping[str, Any]):
 def command(app: typer.Typer) -> Any:
     """The Click command of `app`, as typer.main.get_command(app) builds it, except that the
     root group's subcommands are built when looked up (see _LazyCommands): running `im list`
-    or `im --help` builds the root group and at most the one command invoked."""
+    or `im --help` builds the root group and at most the one command invoked. Only for a
+    root make_app built (its class is Group, it has no completion options): any other app
+    is built by typer, whole."""
     import copy
 
     import typer.main
 
-    if app._add_completion or not (app.registered_callback or app.info.callback
-                                   or app.registered_groups or len(app.registered_commands) > 1):
-        return typer.main.get_command(app)  # not a plain group: no shortcut
+    if app.info.cls is not Group:
+        return typer.main.get_command(app)  # not im's root: no shortcut
     root = copy.copy(app)
     root.registered_commands, root.registered_groups = [], []
     group = typer.main.get_group(root)
@@ -267,9 +280,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
             raise typer.Exit()
 
     incidents.register(app)
-    connector_app = connectors.make_app(runtime)
-    observe.add_connector_commands(connector_app, runtime)
-    app.add_typer(connector_app, name="connector")
+    connectors.register(app)
     observe.add_commands(app, runtime)
     oncall.add_commands(app, runtime)
     sla.register(app)
@@ -285,12 +296,26 @@ def make_app(runtime: Runtime) -> typer.Typer:
     return app
 
 
-def group(cli: typer.Typer, name: str) -> typer.Typer:
-    """The Typer of one of the CLI's groups (such as `connector`), for plugins to extend."""
+def command_group(cli: typer.Typer, name: str) -> typer.Typer:
+    """The Typer of one of the CLI's groups (such as `connector`), for plugins to extend
+    (`im.command_group`)."""
     for info in cli.registered_groups:
         if info.name == name and info.typer_instance is not None:
             return info.typer_instance
     raise KeyError(f"no command group {name!r}")
+
+
+def run_command(runtime: Runtime, args: Sequence[str]) -> int:
+    """Run `im ARGS` in this process against `runtime`, printing what the `im` executable
+    prints, and return its exit code (`im.run_command`: `im demo` drives the real command
+    line so). A usage error is raised, not printed."""
+    try:
+        code = make_app(runtime)(args=list(args), prog_name="im", standalone_mode=False)
+    except SystemExit as exit_:
+        code = exit_.code
+    if code is None:
+        return 0
+    return code if isinstance(code, int) else 1
 
 
 def fail(message: str, code: int = 1) -> None:

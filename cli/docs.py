@@ -21,9 +21,10 @@ def render() -> str:
     from im.runtime import Runtime
 
     core_only = _names(typer.main.get_command(make_app(Runtime(pm=_core_pm()))))
-    root = typer.main.get_command(make_app(Runtime()))
+    runtime = Runtime()
+    root = typer.main.get_command(make_app(runtime))
     parts = [HEADER, _exit_codes()]
-    _walk(root, ["im"], parts, None, core_only)
+    _walk(root, ["im"], parts, None, core_only, runtime)
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -50,9 +51,12 @@ def _names(command: Any, prefix: str = "im") -> set[str]:
 
 
 def _walk(command: Any, path: list[str], parts: list[str], parent: Any,
-          core_only: set[str]) -> None:
+          core_only: set[str], runtime: Any = None) -> None:
+    """The help of `command` and of every command under it. The root's context holds the
+    runtime (`obj`), as `im`'s does, for help that depends on it (the options connector
+    types take); the others inherit it."""
     name = " ".join(path)
-    context = command.context_class(command, info_name=path[-1], parent=parent,
+    context = command.context_class(command, info_name=path[-1], parent=parent, obj=runtime,
                                     terminal_width=96, max_content_width=96)
     plugin = "" if name in core_only else " *(plugin)*"
     parts.append(f"## `{name}`{plugin}\n")

@@ -1,9 +1,11 @@
-"""What operators look at: `im connector status` and `health`, `im metrics connector`, and
-`im logs`. Every figure comes from im.observability, computed from recorded activity."""
+"""What operators look at: `im connector status` and `health` (registered in the connector
+group by im.cli.connectors), `im metrics connector`, and `im logs`. Every figure comes from
+im.observability, computed from recorded activity."""
 
 
 import typer
 
+from im.cli.context import runtime
 from im.runtime import Runtime
 
 JSON = typer.Option(False, "--json", help="Print JSON.")
@@ -22,68 +24,66 @@ def _key_option(runtime: Runtime, type_name: str) -> str:
     return f"--set {secrets[0]}=-" if secrets else "--set KEY=-"
 
 
-def add_connector_commands(app: typer.Typer, runtime: Runtime) -> None:
-    @app.command()
-    def status(name: str = typer.Argument(..., help="The connector."),
-               json_output: bool = JSON) -> None:
-        """Show a connector's state: direction, last sync, activity and errors in 24 h."""
-        from im import observability
-        from im.cli.output import print_json, when
+def status(ctx: typer.Context, name: str = typer.Argument(..., help="The connector."),
+           json_output: bool = JSON) -> None:
+    """Show a connector's state: direction, last sync, activity and errors in 24 h."""
+    from im.app import connectors
+    from im.cli.output import print_json, when
 
-        figures = observability.status(runtime, name)
-        if json_output:
-            print_json(figures)
-            return
-        lines = [
-            f"Connector: {figures.name} ({figures.type})",
-            f"Status: {figures.status.capitalize()}" + (
-                f" (the key was refused; give a new one: im connector update {name}"
-                f" {_key_option(runtime, figures.type)}, the key on standard input)"
-                if figures.status == "key refused" else ""),
-            f"Direction: {figures.direction.capitalize()}",
-            f"Last Sync: {when(figures.last_sync) if figures.last_sync else 'never'}",
-            f"Incidents Synced: {figures.incidents_synced_24h} (last 24h)",
-            f"Sync Errors: {figures.sync_errors_24h}",
-            "Webhook: " + ("Disabled" if not figures.webhook_enabled else
-                           "Enabled (events ignored: the connector is outbound)"
-                           if figures.direction == "outbound" else "Enabled"),
-            f"Queued: {figures.queued} change(s) waiting, {figures.failed} failed",
-        ]
-        if figures.quarantined:
-            lines.append(f"Quarantined Events: {figures.quarantined}"
-                         f" (im connector replay {name})")
-        lines.append(f"Last Error: {figures.last_error} ({when(figures.last_error_at)})"
-                     if figures.last_error and figures.last_error_at
-                     else f"Last Error: {figures.last_error or '-'}")
-        from im.humanize import printable  # the last error is the remote's words
+    figures = connectors.status(runtime(ctx), name)
+    if json_output:
+        print_json(figures)
+        return
+    lines = [
+        f"Connector: {figures.name} ({figures.type})",
+        f"Status: {figures.status.capitalize()}" + (
+            f" (the key was refused; give a new one: im connector update {name}"
+            f" {_key_option(runtime(ctx), figures.type)}, the key on standard input)"
+            if figures.status == "key refused" else ""),
+        f"Direction: {figures.direction.capitalize()}",
+        f"Last Sync: {when(figures.last_sync) if figures.last_sync else 'never'}",
+        f"Incidents Synced: {figures.incidents_synced_24h} (last 24h)",
+        f"Sync Errors: {figures.sync_errors_24h}",
+        "Webhook: " + ("Disabled" if not figures.webhook_enabled else
+                       "Enabled (events ignored: the connector is outbound)"
+                       if figures.direction == "outbound" else "Enabled"),
+        f"Queued: {figures.queued} change(s) waiting, {figures.failed} failed",
+    ]
+    if figures.quarantined:
+        lines.append(f"Quarantined Events: {figures.quarantined}"
+                     f" (im connector replay {name})")
+    lines.append(f"Last Error: {figures.last_error} ({when(figures.last_error_at)})"
+                 if figures.last_error and figures.last_error_at
+                 else f"Last Error: {figures.last_error or '-'}")
+    from im.humanize import printable  # the last error is the remote's words
 
-        typer.echo("\n".join(printable(line) for line in lines))
+    typer.echo("\n".join(printable(line) for line in lines))
 
-    @app.command()
-    def health(name: str = typer.Argument(..., help="The connector."),
-               json_output: bool = JSON) -> None:
-        """Check a connector's health now. Exit code: 0 healthy, 1 degraded, 2 unhealthy."""
-        from im import observability
-        from im.cli import waiting
-        from im.cli.output import mark, paint, print_json
-        from im.humanize import printable
 
-        with waiting.spinner(f"Checking {name}"):
-            verdict, checks = observability.health(runtime, name, deadline=waiting.deadline())
-        if json_output:
-            print_json({"health": verdict, "checks": checks})
-        else:
-            shade = {"healthy": "green", "degraded": "yellow"}.get(verdict, "red")
-            typer.echo(f"Health: {paint(verdict.capitalize(), shade, bold=True)}")
-            for check in checks:
-                # the error rate is a figure, shown as the spec shows it: without a mark,
-                # unless it is too high
-                sign = mark("✗") + " " if not check.ok else "" if check.name == "errors" \
-                    else mark("✓") + " "
-                typer.echo(f"{check.label or check.name}: {sign}{printable(check.detail)}")
-                if not check.ok and check.fix:
-                    typer.echo(printable(f"  Fix: {check.fix}"))
-        raise typer.Exit({"healthy": 0, "degraded": 1}.get(verdict, 2))
+def health(ctx: typer.Context, name: str = typer.Argument(..., help="The connector."),
+           json_output: bool = JSON) -> None:
+    """Check a connector's health now. Exit code: 0 healthy, 1 degraded, 2 unhealthy."""
+    from im.app import connectors
+    from im.cli import waiting
+    from im.cli.output import mark, paint, print_json
+    from im.humanize import printable
+
+    found = connectors.health(runtime(ctx), name, deadline=waiting.deadline(),
+                              busy=waiting.spinner)
+    if json_output:
+        print_json(found)
+    else:
+        shade = {"healthy": "green", "degraded": "yellow"}.get(found.health, "red")
+        typer.echo(f"Health: {paint(found.health.capitalize(), shade, bold=True)}")
+        for check in found.checks:
+            # the error rate is a figure, shown as the spec shows it: without a mark,
+            # unless it is too high
+            sign = mark("✗") + " " if not check.ok else "" if check.name == "errors" \
+                else mark("✓") + " "
+            typer.echo(f"{check.label or check.name}: {sign}{printable(check.detail)}")
+            if not check.ok and check.fix:
+                typer.echo(printable(f"  Fix: {check.fix}"))
+    raise typer.Exit({"healthy": 0, "degraded": 1}.get(found.health, 2))
 
 
 def add_commands(app: typer.Typer, runtime: Runtime) -> None:

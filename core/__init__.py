@@ -11,35 +11,53 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing before i
 
 __version__ = "0.1.0"
 
-# Every public name and the module that defines it.
+# Every public name and the module that defines it: what a plugin imports from im (from
+# nowhere else but im.testing, in its tests).
 _EXPORTS: dict[str, str] = {
+    # the connector protocol: the class, its settings, and the structs its methods exchange
     **dict.fromkeys((
-        "AssigneeRequest", "Check", "CheckRequest", "Connector", "ConnectorSettings",
-        "InboundChange", "MapOutboundRequest", "OncallRequest", "OncallResult", "PullRequest",
-        "PullResult", "PushRequest", "PushResult", "RemoteAccount", "RemoteEvent",
-        "RemoteIncidentReport", "RemoteIncidentRequest", "RemoteRef", "SettingsCheckRequest",
-        "SettingsCheckResult", "SlaPolicyRequest", "SyncDirection",
+        "AssigneeRequest", "ChangeKind", "Check", "CheckRequest", "Connector",
+        "ConnectorSettings", "InboundChange", "MapOutboundRequest", "OncallRequest",
+        "OncallResult", "PullRequest", "PullResult", "PushRequest", "PushResult",
+        "RemoteAccount", "RemoteEvent", "RemoteIncidentReport", "RemoteIncidentRequest",
+        "RemoteRef", "SettingsCheckRequest", "SettingsCheckResult", "SlaPolicyRequest",
         "WebhookEvent", "WebhookRequest", "WebhookSetupRequest", "WebhookSetupResult",
-        "WebhookTestEvent", "WebhookTestRequest", "parse_duration", "prompt", "secret",
+        "WebhookTestEvent", "WebhookTestRequest", "idempotency_key", "parse_duration",
+        "parse_idempotency_key", "prompt", "secret",
     ), "im.connectors"),
     **dict.fromkeys(("ConnectorError", "ImError", "InvalidInputError", "NotFoundError",
-                     "TransitionError"), "im.errors"),
+                     "TransitionError", "UnhandledEventError"), "im.errors"),
     "hookimpl": "im.hookspecs",
     **dict.fromkeys(("Action", "Incident", "Link", "Origin", "Severity", "Status",
-                     "TimelineEvent"), "im.models"),
+                     "SyncDirection", "TimelineEvent"), "im.models"),
     "Runtime": "im.runtime",
+    # im's own rules, for a plugin that takes the same input
+    "parse_service": "im.incidents",
+    "parse_sla_target": "im.sla",
+    "is_loopback": "im.net",
+    # what a connector logs: secrets masked; and where im keeps its log records
+    **dict.fromkeys(("redact_body", "redact_headers"), "im.redact"),
+    "keep_logs_in": "im.logs",
+    # for a plugin's commands (register_commands): the command line's own helpers. They live
+    # in im.cli, loaded only when a plugin asks for one: the core never imports Typer.
+    **dict.fromkeys(("command_group", "run_command"), "im.cli"),
+    **dict.fromkeys(("print_json", "table"), "im.cli.output"),
+    **dict.fromkeys(("deadline", "spinner"), "im.cli.waiting"),
 }
 
 __all__ = [
-    "Action", "AssigneeRequest", "Check", "CheckRequest", "Connector", "ConnectorError", "ConnectorSettings",
-    "ImError", "InboundChange", "Incident", "InvalidInputError", "Link",
-    "MapOutboundRequest", "NotFoundError", "OncallRequest", "OncallResult",
-    "Origin", "PullRequest", "PullResult", "PushRequest", "PushResult", "RemoteAccount",
-    "RemoteEvent", "RemoteIncidentReport", "RemoteIncidentRequest", "RemoteRef", "Runtime",
-    "SettingsCheckRequest", "SettingsCheckResult", "SlaPolicyRequest",
-    "Severity", "Status", "SyncDirection", "TimelineEvent", "TransitionError", "WebhookEvent",
-    "WebhookRequest", "WebhookSetupRequest", "WebhookSetupResult", "WebhookTestEvent",
-    "WebhookTestRequest", "hookimpl", "parse_duration", "prompt", "secret",
+    "Action", "AssigneeRequest", "ChangeKind", "Check", "CheckRequest", "Connector",
+    "ConnectorError", "ConnectorSettings", "ImError", "InboundChange", "Incident",
+    "InvalidInputError", "Link", "MapOutboundRequest", "NotFoundError", "OncallRequest",
+    "OncallResult", "Origin", "PullRequest", "PullResult", "PushRequest", "PushResult",
+    "RemoteAccount", "RemoteEvent", "RemoteIncidentReport", "RemoteIncidentRequest",
+    "RemoteRef", "Runtime", "SettingsCheckRequest", "SettingsCheckResult", "Severity",
+    "SlaPolicyRequest", "Status", "SyncDirection", "TimelineEvent", "TransitionError",
+    "UnhandledEventError", "WebhookEvent", "WebhookRequest", "WebhookSetupRequest",
+    "WebhookSetupResult", "WebhookTestEvent", "WebhookTestRequest", "command_group",
+    "deadline", "hookimpl", "idempotency_key", "is_loopback", "keep_logs_in", "parse_duration",
+    "parse_idempotency_key", "parse_service", "parse_sla_target", "print_json", "prompt",
+    "redact_body", "redact_headers", "run_command", "secret", "spinner", "table",
 ]
 
 
@@ -59,8 +77,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and editors see: the plain imports
+    from im.cli import command_group, run_command
+    from im.cli.output import print_json, table
+    from im.cli.waiting import deadline, spinner
     from im.connectors import (
         AssigneeRequest,
+        ChangeKind,
         Check,
         CheckRequest,
         Connector,
@@ -81,14 +103,15 @@ if TYPE_CHECKING:  # what type checkers and editors see: the plain imports
         SettingsCheckRequest,
         SettingsCheckResult,
         SlaPolicyRequest,
-        SyncDirection,
         WebhookEvent,
         WebhookRequest,
         WebhookSetupRequest,
         WebhookSetupResult,
         WebhookTestEvent,
         WebhookTestRequest,
+        idempotency_key,
         parse_duration,
+        parse_idempotency_key,
         prompt,
         secret,
     )
@@ -98,7 +121,22 @@ if TYPE_CHECKING:  # what type checkers and editors see: the plain imports
         InvalidInputError,
         NotFoundError,
         TransitionError,
+        UnhandledEventError,
     )
     from im.hookspecs import hookimpl
-    from im.models import Action, Incident, Link, Origin, Severity, Status, TimelineEvent
+    from im.incidents import parse_service
+    from im.logs import keep_logs_in
+    from im.models import (
+        Action,
+        Incident,
+        Link,
+        Origin,
+        Severity,
+        Status,
+        SyncDirection,
+        TimelineEvent,
+    )
+    from im.net import is_loopback
+    from im.redact import redact_body, redact_headers
     from im.runtime import Runtime
+    from im.sla import parse_sla_target

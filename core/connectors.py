@@ -17,24 +17,30 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 import msgspec
 
 from im.errors import ConnectorError
-from im.models import Incident, Link
+from im.models import DEFAULT_SYNC_DIRECTION, Incident, Link, SyncDirection
 
 if TYPE_CHECKING:
     from im.runtime import Runtime
 
 
-class SyncDirection(enum.StrEnum):
-    BIDIRECTIONAL = "bidirectional"
-    OUTBOUND = "outbound"
-    INBOUND = "inbound"
+class ChangeKind(enum.StrEnum):
+    """What happened to a remote incident, in im's words, whatever the remote system calls
+    it: the `action` of an InboundChange (what sync applies) and the `kind` of a RemoteEvent
+    (what reports read). A connector translates its own words into these."""
 
-    @property
-    def pushes(self) -> bool:
-        return self is not SyncDirection.INBOUND
-
-    @property
-    def pulls(self) -> bool:
-        return self is not SyncDirection.OUTBOUND
+    TRIGGERED = "triggered"
+    ACKNOWLEDGED = "acknowledged"
+    UNACKNOWLEDGED = "unacknowledged"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    NOTE = "note"
+    ASSIGNED = "assigned"
+    ESCALATED = "escalated"
+    UPDATED = "updated"
+    # someone was paged: in a remote incident's log for reports; sync has nothing to apply
+    NOTIFIED = "notified"
+    # the remote system has no such incident (any more): sync records it, applies nothing
+    MISSING = "missing"
 
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
@@ -65,7 +71,7 @@ class ConnectorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     """Settings every connector has. A connector's settings struct subclasses this."""
 
     sync_direction: Annotated[SyncDirection, prompt(90, "Sync Direction")] = (
-        SyncDirection.OUTBOUND
+        DEFAULT_SYNC_DIRECTION
     )
     sync_interval: str = "5m"
     enable_webhook: bool = True
@@ -78,6 +84,23 @@ class ConnectorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
             parse_duration(self.sync_interval)
         except ValueError as error:
             raise ValueError(f"{error} - at `$.sync_interval`") from None
+
+
+def idempotency_key(correlation_id: str, service: str) -> str:
+    """The key a connector creates a remote incident with (PushRequest.idempotency_key):
+    `im-<correlation id>-<service>`."""
+    return f"im-{correlation_id}-{service}"
+
+
+def parse_idempotency_key(key: str | None) -> tuple[str, str] | None:
+    """(correlation id, service) of a key im made, or None for anyone else's key: what a
+    connector that pulls sets InboundChange.correlation_id from."""
+    if not key or not key.startswith("im-") or len(key) < 37 or key[35] != "-":
+        return None
+    correlation_id, service = key[3:35], key[36:]
+    if not all(c in "0123456789abcdef" for c in correlation_id) or not service:
+        return None
+    return correlation_id, service
 
 
 # -- requests and results ------------------------------------------------------------------
@@ -124,8 +147,7 @@ class PushResult(msgspec.Struct, frozen=True, kw_only=True):
 class InboundChange(msgspec.Struct, frozen=True, kw_only=True):
     """A change that happened in the remote system, found by a webhook or a poll.
 
-    `action` is one of im.inbound's kinds: triggered, acknowledged, unacknowledged, resolved,
-    reopened, note, assigned, escalated, updated, missing. `echo` marks a change made by im
+    `action` is a ChangeKind other than NOTIFIED. `echo` marks a change made by im
     itself (the connector recognises its own user); `correlation_id` is set when the remote
     incident carries the key im created it with, so it is linked even before the create's
     answer is. `record_only` keeps a status change on the link (and `text` on the timeline)
@@ -137,7 +159,7 @@ class InboundChange(msgspec.Struct, frozen=True, kw_only=True):
 
     remote_id: str
     event_id: str
-    action: str
+    action: ChangeKind
     occurred_at: datetime
     actor: str
     text: str = ""
@@ -225,13 +247,12 @@ class RemoteIncidentRequest(msgspec.Struct, frozen=True, kw_only=True):
 class RemoteEvent(msgspec.Struct, frozen=True, kw_only=True):
     """One entry of a remote incident's log, in im's words.
 
-    `kind`: triggered, notified (someone was paged), assigned, escalated, acknowledged,
-    unacknowledged, resolved, reopened, note or updated. `actor`: who did it (an email or a
-    name; None for the remote system itself). `targets`: who the event paged, assigned or
-    escalated to."""
+    `kind`: a ChangeKind other than MISSING (NOTIFIED: someone was paged). `actor`: who did
+    it (an email or a name; None for the remote system itself). `targets`: who the event
+    paged, assigned or escalated to."""
 
     at: datetime
-    kind: str
+    kind: ChangeKind
     text: str = ""
     actor: str | None = None
     targets: list[str] = []
@@ -380,7 +401,7 @@ class Connector:
 
     def webhook_changes(self, request: WebhookRequest) -> list[InboundChange]:
         """The changes an authentic, stored delivery carries (may be none). Raise
-        `im.inbound.UnhandledEventError` for event types it does not handle, ValueError for
+        `im.UnhandledEventError` for event types it does not handle, ValueError for
         bodies it cannot read: either way the event is quarantined for replay, not lost."""
         raise self._unsupported("webhooks")
 

@@ -30,6 +30,11 @@ class TransitionError(ImError):
     http_status = 409
 
 
+class UnhandledEventError(ImError):
+    """An authentic event of a type the connector does not handle (raised by
+    Connector.webhook_changes): quarantined for `im connector replay`, not lost."""
+
+
 class ConnectorError(ImError):
     """A connector could not do what was asked.
 

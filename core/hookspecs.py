@@ -27,8 +27,8 @@ def register_commands(cli: Any, runtime: Any) -> None:
 
     Called once when the CLI is built, after the core commands. `cli` is the root `typer.Typer`;
     add a group with `cli.add_typer(app, name="...")` or a command with `@cli.command()`. The
-    core's own groups can be extended too: `im.cli.group(cli, "connector")` returns the Typer of
-    `im connector`. `runtime` is the `im.Runtime` the commands run against. Import heavy modules
+    core's own groups can be extended too: `im.command_group(cli, "connector")` returns the
+    Typer of `im connector`. `runtime` is the `im.Runtime` the commands run against. Import heavy modules
     inside the command functions, not at module level: every `im` invocation runs this hook.
     Return nothing.
     """

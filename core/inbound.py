@@ -27,7 +27,7 @@ import msgspec
 
 from im import incidents
 from im.humanize import duration
-from im.connectors import Connector, InboundChange, WebhookRequest
+from im.connectors import ChangeKind, Connector, InboundChange, WebhookRequest
 from im.errors import ConnectorError, ImError
 from im.models import Action, Incident, Link, Origin, Status
 from im.storage import InboxStatus, OutboxStatus
@@ -42,26 +42,15 @@ REPLAY_WINDOW = timedelta(days=7)
 # An event dated further ahead than this is quarantined, not applied: applied, it would make
 # every genuine event until that date look stale, and stay inside the replay window for long.
 FUTURE_TOLERANCE = timedelta(minutes=5)
-LEASE_SECONDS = 20.0  # a crashed server's claimed events are taken up again after this
+# How long a claimed batch of inbox events is held by the process applying it; a crashed
+# server's events are taken up again after it. Not the outbox's lease (im.sync): applying
+# events is local work, so a short lease brings a dead process's events back soon.
+INBOX_LEASE_SECONDS = 20.0
 
-# Remote change kinds (InboundChange.action) and the remote status each leaves behind.
-TRIGGERED = "triggered"
-ACKNOWLEDGED = "acknowledged"
-UNACKNOWLEDGED = "unacknowledged"
-RESOLVED = "resolved"
-REOPENED = "reopened"
-NOTE = "note"
-ASSIGNED = "assigned"
-ESCALATED = "escalated"
-UPDATED = "updated"
-MISSING = "missing"  # the remote system has no such incident (any more): recorded, not applied
-STATUS_AFTER = {TRIGGERED: "triggered", ACKNOWLEDGED: "acknowledged",
-                UNACKNOWLEDGED: "triggered", RESOLVED: "resolved", REOPENED: "triggered",
-                MISSING: "missing"}
-
-
-class UnhandledEventError(ImError):
-    """An authentic event of a type the connector does not handle: quarantined, not lost."""
+# The remote status each kind of change leaves behind.
+STATUS_AFTER = {ChangeKind.TRIGGERED: "triggered", ChangeKind.ACKNOWLEDGED: "acknowledged",
+                ChangeKind.UNACKNOWLEDGED: "triggered", ChangeKind.RESOLVED: "resolved",
+                ChangeKind.REOPENED: "triggered", ChangeKind.MISSING: "missing"}
 
 
 class FutureEventError(ImError):
@@ -101,7 +90,7 @@ def process_inbox(runtime: Runtime, *, connector: str | None = None,
     while limit is None or report.processed + report.quarantined < limit:
         size = batch if limit is None else min(batch, limit - report.processed
                                                - report.quarantined)
-        rows = store.claim_inbox(now=runtime.clock(), lease_seconds=LEASE_SECONDS,
+        rows = store.claim_inbox(now=runtime.clock(), lease_seconds=INBOX_LEASE_SECONDS,
                                  connector=connector, limit=size)
         if not rows:
             break
@@ -209,11 +198,11 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
             if _older(change, link):
                 # an older report of the state im has (a poll re-reading an open incident)
                 # is no news; another is stale
-                return "confirmed" if known and change.action != REOPENED else "stale"
+                return "confirmed" if known and change.action != ChangeKind.REOPENED else "stale"
             _update_link(runtime, link, change, new_status)
-            if known and change.action != REOPENED:
+            if known and change.action != ChangeKind.REOPENED:
                 return "confirmed"
-            if change.record_only or change.action == MISSING:
+            if change.record_only or change.action == ChangeKind.MISSING:
                 # the remote state is kept on the link; the im incident stays as it is
                 _sync_line(runtime, incident.id, connector, change, change.text)
                 return "recorded"
@@ -224,11 +213,11 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
             return _apply_status(runtime, connector, link, change, origin)
         if change.echo:
             return "confirmed"
-        if change.action == NOTE:
+        if change.action == ChangeKind.NOTE:
             if change.text:
                 incidents.add_note(runtime, incident.id, change.text, origin=origin)
             return "applied"
-        if change.action in (ASSIGNED, ESCALATED):
+        if change.action in (ChangeKind.ASSIGNED, ChangeKind.ESCALATED):
             if change.text:
                 data = {"remote_id": change.remote_id}
                 if change.assignee:  # whom the remote system assigned, for reports
@@ -257,7 +246,7 @@ def _resolve_still_queued(runtime: Runtime, connector: Connector, link: Link,
     """What to say when a missing remote incident is seen again, open as it was, while im's
     own resolve for it (made since) is still to be delivered: that resolve stands. None
     otherwise: the change applies as any other."""
-    if not (link.remote_status == MISSING and change.action == TRIGGERED
+    if not (link.remote_status == ChangeKind.MISSING and change.action == ChangeKind.TRIGGERED
             and incident.status in (Status.RESOLVED, Status.CLOSED)):
         return None
     waiting = [row for row in runtime.store.outbox(
@@ -308,7 +297,7 @@ def _update_link(runtime: Runtime, link: Link, change: InboundChange, status: st
     # compare with when the incident is listed again
     runtime.store.upsert_link(msgspec.structs.replace(
         link, remote_status=status, remote_updated_at=link.remote_updated_at
-        if change.action == MISSING else change.occurred_at,
+        if change.action == ChangeKind.MISSING else change.occurred_at,
         remote_number=change.remote_number or link.remote_number,
         remote_url=change.remote_url or link.remote_url, updated_at=runtime.clock()))
 
@@ -329,7 +318,7 @@ def _first_link(runtime: Runtime, connector: Connector, incident: Incident,
     lost."""
     link = Link(incident_id=incident.id, connector=connector.name, service=str(change.service),
                 remote_id=change.remote_id, remote_number=change.remote_number,
-                remote_url=change.remote_url, remote_status=STATUS_AFTER[TRIGGERED],
+                remote_url=change.remote_url, remote_status=STATUS_AFTER[ChangeKind.TRIGGERED],
                 # made from this report: not newer than it
                 updated_at=change.observed_at or runtime.clock())
     runtime.store.upsert_link(link)
@@ -341,7 +330,7 @@ def _unlinked(runtime: Runtime, connector: Connector, change: InboundChange,
     """A remote incident im has no link to and did not create: a new one becomes an im
     incident."""
     store = runtime.store
-    if change.action not in (TRIGGERED, ACKNOWLEDGED) or not change.title:
+    if change.action not in (ChangeKind.TRIGGERED, ChangeKind.ACKNOWLEDGED) or not change.title:
         return "unlinked"
     origin = Origin(actor=change.actor, system=connector.name)
     service = change.service or "default"
@@ -360,7 +349,7 @@ def _unlinked(runtime: Runtime, connector: Connector, change: InboundChange,
                        actor=change.actor, system=connector.name)
     if change.assignee:
         incidents.assign(runtime, incident.id, change.assignee, origin=origin)
-    if change.action == ACKNOWLEDGED:
+    if change.action == ChangeKind.ACKNOWLEDGED:
         incidents.transition(runtime, incident.id, Action.ACK, origin=origin)
     if touched is not None:
         touched.append(incident.id)
@@ -376,13 +365,13 @@ def _apply_status(runtime: Runtime, connector: Connector, link: Link, change: In
     number = f"#{link.remote_number}" if link.remote_number else link.remote_id
     if change.assignee and change.assignee != incident.assignee:
         incidents.assign(runtime, incident.id, change.assignee, origin=origin)
-    if change.action == ACKNOWLEDGED:
+    if change.action == ChangeKind.ACKNOWLEDGED:
         if incident.status is Status.OPEN:
             incidents.transition(runtime, incident.id, Action.ACK, note=change.text,
                                  origin=origin)
             return "applied"
         return "confirmed"
-    if change.action == RESOLVED:
+    if change.action == ChangeKind.RESOLVED:
         if incident.status in (Status.RESOLVED, Status.CLOSED):
             return "confirmed"
         # one the remote system no longer has (missing) keeps no incident open
@@ -403,8 +392,8 @@ def _apply_status(runtime: Runtime, connector: Connector, link: Link, change: In
                              note=change.text or f"{connector.name} incident {number} reopened",
                              origin=origin)
         return "applied"
-    if incident.status is Status.MITIGATED and change.action == UNACKNOWLEDGED and not any(
-            s.remote_status == "acknowledged" for s in siblings):
+    if incident.status is Status.MITIGATED and change.action == ChangeKind.UNACKNOWLEDGED and (
+            not any(s.remote_status == "acknowledged" for s in siblings)):
         incidents.transition(runtime, incident.id, Action.UNACK, note=change.text,
                              origin=origin)
         return "applied"

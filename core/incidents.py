@@ -126,8 +126,7 @@ def enqueue_all(runtime: Runtime, tx: UnitOfWork, incident: Incident, action: st
             continue
         if action != Action.DECLARE.value and record.created_at > incident.created_at:
             continue
-        direction = record.settings.get("sync_direction", "outbound")
-        if direction == "inbound":
+        if not record.sync_direction.pushes:
             continue
         for service in incident.services:
             tx.outbox.add(connector=record.name, incident_id=incident.id, service=service,

@@ -117,3 +117,15 @@ def install(store: Store, *, level: int = logging.INFO) -> StoreHandler:
     if logger.level == logging.NOTSET or logger.level > level:
         logger.setLevel(level)
     return handler
+
+
+def keep_logs_in(store: Store) -> StoreHandler:
+    """Keep im's log records in `store` from now on, and no longer in any other store (the
+    stores' handlers are flushed and closed): for a program that moves to another im home
+    while it runs, as `im demo` does."""
+    logger = logging.getLogger("im")
+    for handler in [h for h in logger.handlers if isinstance(h, StoreHandler)
+                    and h.store is not store]:
+        logger.removeHandler(handler)
+        handler.close()
+    return install(store)

@@ -110,6 +110,27 @@ def incident_number(incident_id: str) -> int:
     return int(incident_id.removeprefix("INC-"))
 
 
+class SyncDirection(enum.StrEnum):
+    """Which way a connector keeps incidents in step: it pushes im's changes out, pulls the
+    remote system's in, or both."""
+
+    BIDIRECTIONAL = "bidirectional"
+    OUTBOUND = "outbound"
+    INBOUND = "inbound"
+
+    @property
+    def pushes(self) -> bool:
+        return self is not SyncDirection.INBOUND
+
+    @property
+    def pulls(self) -> bool:
+        return self is not SyncDirection.OUTBOUND
+
+
+# A connector whose settings do not say (the default of ConnectorSettings.sync_direction).
+DEFAULT_SYNC_DIRECTION = SyncDirection.OUTBOUND
+
+
 class ConnectorRecord(msgspec.Struct, frozen=True, kw_only=True):
     """A configured connector instance as stored: its settings are still raw JSON-able data."""
 
@@ -119,3 +140,9 @@ class ConnectorRecord(msgspec.Struct, frozen=True, kw_only=True):
     enabled: bool = True
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def sync_direction(self) -> SyncDirection:
+        """The stored direction, read without decoding the settings (so without the
+        connector's plugin): what routing changes and listing connectors need."""
+        return SyncDirection(self.settings.get("sync_direction", DEFAULT_SYNC_DIRECTION))

@@ -11,6 +11,7 @@ import msgspec
 
 from im.connectors import Check, CheckRequest, parse_duration
 from im.humanize import ago, percent
+from im.models import SyncDirection
 
 if TYPE_CHECKING:
     from im.runtime import Runtime
@@ -25,7 +26,7 @@ class ConnectorStatus(msgspec.Struct, kw_only=True):
     # "active", "disabled", or "key refused": the remote's latest answer was 401 (the key
     # was revoked or mistyped), so nothing gets through until it is replaced
     status: str
-    direction: str
+    direction: SyncDirection
     last_sync: datetime | None
     incidents_synced_24h: int
     sync_errors_24h: int
@@ -70,7 +71,7 @@ def status(runtime: Runtime, name: str) -> ConnectorStatus:
     state = "disabled" if not record.enabled else "key refused" if latest == 401 else "active"
     return ConnectorStatus(
         name=name, type=record.type, status=state,
-        direction=record.settings.get("sync_direction", "outbound"),
+        direction=record.sync_direction,
         last_sync=runtime.store.last_sync(name), incidents_synced_24h=synced,
         sync_errors_24h=errors + reads.inbox.quarantined_count(name, received_since=since),
         webhook_enabled=bool(record.settings.get("enable_webhook", True)), queued=queued,

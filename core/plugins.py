@@ -43,11 +43,14 @@ def get_plugin_manager(*, load_entrypoints: bool = True,
         module = __import__(module_name, fromlist=["*"])
         pm.register(module, name=module_name)
     if load_entrypoints:
+        # What pluggy's load_setuptools_entrypoints does (skip a name registered or blocked
+        # already, load, register under the entry point's name), over installed_plugins()
+        # instead of importlib.metadata: pluggy's made `im --help` 16-25 ms slower (a fifth).
         wanted = _wanted()
         for entry_point in installed_plugins():
             if wanted is not None and entry_point.name not in wanted:
                 continue
-            if pm.get_plugin(entry_point.name) is not None:
+            if pm.has_plugin(entry_point.name) or pm.is_blocked(entry_point.name):
                 continue
             plugin = entry_point.load()
             pm.register(plugin, name=entry_point.name)

@@ -72,7 +72,7 @@ class TargetOrderError(InvalidInputError):
     (a connector and the defaults, say)."""
 
 
-def parse_target(text: str) -> float:
+def parse_sla_target(text: str) -> float:
     """Seconds in an SLA target: a duration longer than 0s and at most 365d."""
     seconds = parse_duration(text)
     if seconds <= 0:
@@ -102,7 +102,7 @@ def parse_policy(data: object, where: str, *, check_order: bool = True
             if value is None:
                 continue
             try:
-                policy[severity][kind] = parse_target(str(value))
+                policy[severity][kind] = parse_sla_target(str(value))
             except ValueError as error:
                 raise InvalidInputError(f"{where}.{key}.{kind}: {error}") from None
         ack, resolve = policy[severity].get("ack"), policy[severity].get("resolve")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from im.connectors import Connector, PushRequest
+from im.connectors import Connector, PushRequest, idempotency_key
 from im.errors import ConnectorError, ImError
 from im.models import Link
 from im.storage import OutboxRow
@@ -28,7 +28,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("im.sync")
 
-LEASE_SECONDS = 120.0
+# How long a claimed outbox row is held by the process delivering it: longer than any one
+# remote call takes, so a slow push is never delivered twice at once; after it, the row of a
+# process that died is delivered again.
+OUTBOX_LEASE_SECONDS = 120.0
 MAX_ATTEMPTS = 50
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 600.0
@@ -49,21 +52,6 @@ class DeliveryReport(msgspec.Struct, kw_only=True):
     tried: list[int] = []  # the outbox rows tried, in order
 
 
-def idempotency_key(correlation_id: str, service: str) -> str:
-    """The key a connector creates a remote incident with: `im-<correlation id>-<service>`."""
-    return f"im-{correlation_id}-{service}"
-
-
-def parse_idempotency_key(key: str | None) -> tuple[str, str] | None:
-    """(correlation id, service) of a key im made, or None for anyone else's key."""
-    if not key or not key.startswith("im-") or len(key) < 37 or key[35] != "-":
-        return None
-    correlation_id, service = key[3:35], key[36:]
-    if not all(c in "0123456789abcdef" for c in correlation_id) or not service:
-        return None
-    return correlation_id, service
-
-
 def deliver_outbox(runtime: Runtime, *, connector: str | None = None,
                    incident_id: str | None = None, due_only: bool = True,
                    limit: int | None = None, budget: float | None = None,
@@ -82,7 +70,7 @@ def deliver_outbox(runtime: Runtime, *, connector: str | None = None,
     while limit is None or len(tried) < limit:
         if deadline is not None and time.monotonic() >= deadline:
             break
-        row = store.claim_outbox(now=runtime.clock(), lease_seconds=LEASE_SECONDS,
+        row = store.claim_outbox(now=runtime.clock(), lease_seconds=OUTBOX_LEASE_SECONDS,
                                  connector=connector, incident_id=incident_id,
                                  due_only=due_only, exclude=tried)
         if row is None:

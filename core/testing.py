@@ -34,6 +34,7 @@ from im.errors import ConnectorError
 from im.hookspecs import hookimpl
 from im.plugins import get_plugin_manager
 from im.runtime import Runtime
+from im.sync import OUTBOX_LEASE_SECONDS  # noqa: F401 (for tests that outlive a lease)
 
 
 class FakeClock:

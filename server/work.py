@@ -116,8 +116,7 @@ class BackgroundWork:
     def _poll_due(self) -> None:
         now = time.monotonic()
         for record in self.runtime.store.list_connectors():
-            if not record.enabled or record.settings.get("sync_direction") not in (
-                    "bidirectional", "inbound"):
+            if not record.enabled or not record.sync_direction.pulls:
                 continue
             try:
                 interval = parse_duration(record.settings.get("sync_interval", "5m"))

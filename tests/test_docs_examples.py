@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from im.sync import LEASE_SECONDS
-from im.testing import FakeClock, FakePlugin, make_runtime, run_cli
+from im.testing import OUTBOX_LEASE_SECONDS, FakeClock, FakePlugin, make_runtime, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 WRITING = REPO / "docs" / "writing-plugins.md"
@@ -231,7 +230,7 @@ def test_a_retry_after_a_crash_writes_no_second_declare_line(runtime, home, cloc
         "audit: 1 change(s) held by another process that is delivering them (`im serve` or"
         f" another command), not tried here: INC-1 declare (api) until {when(lease)}\n")
     # ...and once it has run out, the retry links the line that is there.
-    clock.advance(seconds=LEASE_SECONDS + 1)
+    clock.advance(seconds=OUTBOX_LEASE_SECONDS + 1)
     retried = run_cli(runtime, ["connector", "sync", "audit"])
     assert retried.output == "audit: 1 delivered, 0 queued for retry, 0 failed\n"
     [line] = lines_of(home / "incidents.jsonl")

@@ -75,6 +75,24 @@ def test_every_plugin_is_its_own_distribution():
         assert (folder / "tests").is_dir()
 
 
+def test_plugins_use_only_the_public_api():
+    """A plugin in this repo imports im's names from `im` itself, and its test kit from
+    `im.testing`, never from a submodule (`im.inbound`, `im.cli.output`, ...): what it needs
+    is exported, so it would work unchanged as a stranger's plugin, and im may rearrange its
+    modules."""
+    submodule = re.compile(r"^\s*(?:from\s+im\.(?!testing\b)[\w.]+\s+import"
+                           r"|import\s+im\.(?!testing\b))")
+    offenders = []
+    for folder in (REPO / "plugins").iterdir():
+        package = folder / f"im_{folder.name}"
+        for path in sorted(package.rglob("*.py")) if package.is_dir() else []:
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if submodule.match(line):
+                    offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert offenders == []
+    assert (REPO / "plugins" / "pagerduty" / "im_pagerduty" / "webhooks.py").exists()
+
+
 def test_importing_the_cli_loads_no_heavy_module():
     """Building the command line (make_app), plugins' commands included, loads neither the
     server, the HTTP client nor a plugin's connector, client or sandbox modules; nor msgspec

@@ -14,6 +14,8 @@ an assignee exists, for one, while the rule lived in the command).
   timeline; delivering what a change queued, for front ends that wait for it.
 - `im.app.sla`: the targets in force and what set them, running timers, breach checks.
 - `im.app.reports`: a report of a period, rendered in one of its formats.
+- `im.app.connectors`: connector add, update, remove, show, test, status and health; webhook
+  set-up and checks; sync with its summary; preview and replay.
 
 The actor is an `im.models.Origin`: who acts (`actor`) and in which system (`system`, "im"
 for every front end; a connector's name only for what a connector applies, which never comes

@@ -118,8 +118,7 @@ def assign(runtime: Runtime, incident_id: str, assignee: str, *, actor: Origin) 
 
         for name in linked:
             record = runtime.store.get_connector(name)
-            if record is not None and record.enabled and record.settings.get(
-                    "sync_direction", "outbound") != "inbound":
+            if record is not None and record.enabled and record.sync_direction.pushes:
                 runtime.connector(name).check_assignee(AssigneeRequest(assignee=assignee))
     return lifecycle.assign(runtime, incident.id, assignee, origin=actor)
 

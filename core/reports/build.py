@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from im.connectors import Connector
+from im.connectors import ChangeKind, Connector
 from im.errors import ConnectorError, ImError, InvalidInputError, NotFoundError
 from im.models import Incident, Link, Severity, Status, TimelineEvent
 from im.reports.figures import UNMEASURED, compliance, seconds_between, sla_state, stats
@@ -31,10 +31,6 @@ from im.reports.model import (
 from im.reports.period import Period
 from im.reports.queries import incidents_declared
 from im.reports.remote import (
-    ASSIGNED,
-    ESCALATED,
-    NOTIFIED,
-    TRIGGERED,
     RemoteIncidentReport,
     RemoteIncidentRequest,
     from_stored,
@@ -50,7 +46,8 @@ log = logging.getLogger("im.reports")
 
 ALL = "All"
 FIRST_RESPONSES = ("acknowledged", "resolved", "closed")
-PAGING_KINDS = (TRIGGERED, NOTIFIED, ASSIGNED, ESCALATED)
+PAGING_KINDS = (ChangeKind.TRIGGERED, ChangeKind.NOTIFIED, ChangeKind.ASSIGNED,
+                ChangeKind.ESCALATED)
 _SAME_MOMENT = timedelta(seconds=2)
 
 

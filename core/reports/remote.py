@@ -22,20 +22,15 @@ if TYPE_CHECKING:
     from im.reports.model import Escalation, RemoteIncident
 
 # The connector protocol of reports lives in im.connectors, with the rest of it.
-from im.connectors import RemoteEvent, RemoteIncidentReport, RemoteIncidentRequest  # noqa: E402, F401
+from im.connectors import (  # noqa: E402, F401
+    ChangeKind,
+    RemoteEvent,
+    RemoteIncidentReport,
+    RemoteIncidentRequest,
+)
 
-TRIGGERED = "triggered"
-NOTIFIED = "notified"
-ASSIGNED = "assigned"
-ESCALATED = "escalated"
-ACKNOWLEDGED = "acknowledged"
-UNACKNOWLEDGED = "unacknowledged"
-RESOLVED = "resolved"
-REOPENED = "reopened"
-NOTE = "note"
-UPDATED = "updated"
 # Events that change who holds the incident (notifications go to whoever holds it).
-_HOLDERS = (TRIGGERED, ASSIGNED, ESCALATED)
+_HOLDERS = (ChangeKind.TRIGGERED, ChangeKind.ASSIGNED, ChangeKind.ESCALATED)
 # An escalation recorded by inbound sync is followed by the assignment it made, at once.
 _SAME_MOMENT = timedelta(seconds=2)
 
@@ -51,14 +46,16 @@ def summarize(link: Link, described: RemoteIncidentReport, *, connector_type: st
     from im.reports.model import Escalation, RemoteIncident
 
     events = sorted(described.events, key=lambda e: e.at)
-    created = described.created_at or next((e.at for e in events if e.kind == TRIGGERED), None)
+    created = described.created_at or next(
+        (e.at for e in events if e.kind == ChangeKind.TRIGGERED), None)
     # The first response: an acknowledgement, or a resolution nobody acknowledged before.
-    first_ack = next((e for e in events if e.kind in (ACKNOWLEDGED, RESOLVED)), None)
+    first_ack = next((e for e in events
+                      if e.kind in (ChangeKind.ACKNOWLEDGED, ChangeKind.RESOLVED)), None)
     resolved_at: datetime | None = None
     for event in events:
-        if event.kind == RESOLVED:
+        if event.kind == ChangeKind.RESOLVED:
             resolved_at = resolved_at or event.at
-        elif event.kind in (TRIGGERED, REOPENED) and resolved_at is not None:
+        elif event.kind in (ChangeKind.TRIGGERED, ChangeKind.REOPENED) and resolved_at is not None:
             resolved_at = None  # reopened: only the final resolution counts
     status = described.status or link.remote_status
     if status is not None and status != "resolved":
@@ -67,9 +64,9 @@ def summarize(link: Link, described: RemoteIncidentReport, *, connector_type: st
     holders: list[str] = []
     escalations: list[Escalation] = []
     for event in events:
-        if event.kind in (*_HOLDERS, NOTIFIED):
+        if event.kind in (*_HOLDERS, ChangeKind.NOTIFIED):
             paged += [t for t in event.targets if t not in paged]
-        if event.kind == ESCALATED:
+        if event.kind == ChangeKind.ESCALATED:
             escalations.append(Escalation(
                 incident_id=link.incident_id, at=event.at, system=link.connector,
                 from_=[h for h in holders if h not in event.targets], to=list(event.targets),
@@ -118,40 +115,44 @@ def stored_events(link: Link, timeline: Sequence[TimelineEvent]) -> list[RemoteE
             continue
         action = event.data.get("action")
         if event.kind == "sync":
-            kind = {"declare": TRIGGERED, "ack": ACKNOWLEDGED, "reopen": REOPENED,
-                    "resolve": RESOLVED, "close": RESOLVED}.get(str(action), UPDATED)
-            if kind == RESOLVED and link.remote_status != "resolved":
-                kind = UPDATED  # the connector kept it open (or we cannot tell it resolved)
+            kind = {"declare": ChangeKind.TRIGGERED, "ack": ChangeKind.ACKNOWLEDGED,
+                    "reopen": ChangeKind.REOPENED, "resolve": ChangeKind.RESOLVED,
+                    "close": ChangeKind.RESOLVED}.get(str(action), ChangeKind.UPDATED)
+            if kind == ChangeKind.RESOLVED and link.remote_status != "resolved":
+                # the connector kept it open (or we cannot tell it resolved)
+                kind = ChangeKind.UPDATED
             assigned = event.data.get("remote_assignee")
             if assigned:  # the remote system assigned someone when im pushed the change
-                events.append(RemoteEvent(at=event.at, kind=ASSIGNED, text=event.text,
+                events.append(RemoteEvent(at=event.at, kind=ChangeKind.ASSIGNED, text=event.text,
                                           targets=[str(assigned)]))
                 continue
             events.append(RemoteEvent(at=event.at, kind=kind, text=event.text))
         elif event.kind == "declared":  # created from the remote incident: it came first
-            events.append(RemoteEvent(at=event.at, kind=TRIGGERED, text=event.text,
+            events.append(RemoteEvent(at=event.at, kind=ChangeKind.TRIGGERED, text=event.text,
                                       actor=event.actor))
-        elif event.kind in (ACKNOWLEDGED, UNACKNOWLEDGED, RESOLVED, REOPENED, NOTE):
+        elif event.kind in (ChangeKind.ACKNOWLEDGED, ChangeKind.UNACKNOWLEDGED,
+                            ChangeKind.RESOLVED, ChangeKind.REOPENED, ChangeKind.NOTE):
             events.append(RemoteEvent(at=event.at, kind=event.kind, text=event.text,
                                       actor=event.actor))
-        elif event.kind in (ESCALATED, ASSIGNED) and not event.data.get("assignee"):
+        elif event.kind in (ChangeKind.ESCALATED, ChangeKind.ASSIGNED) and not event.data.get(
+                "assignee"):
             # received from the connector; im's assignment it made, if any, follows at once
             targets: list[str] = []
             for later in mine[index + 1:]:
                 if later.at - event.at > _SAME_MOMENT:
                     break
-                if later.kind == ASSIGNED and later.data.get("assignee"):
+                if later.kind == ChangeKind.ASSIGNED and later.data.get("assignee"):
                     targets = [str(later.data["assignee"])]
                     used.add(later.id)
                     break
             assigned = event.data.get("remote_assignee")
             if not targets and assigned:  # im's assignee was that person already
                 targets = [str(assigned)]
-            if targets or event.kind == ESCALATED:
+            if targets or event.kind == ChangeKind.ESCALATED:
                 events.append(RemoteEvent(at=event.at, kind=event.kind, text=event.text,
                                           actor=event.actor, targets=targets))
-        elif event.kind == ASSIGNED:
-            events.append(RemoteEvent(at=event.at, kind=ASSIGNED, text=event.text,
+        elif event.kind == ChangeKind.ASSIGNED:
+            events.append(RemoteEvent(at=event.at, kind=ChangeKind.ASSIGNED, text=event.text,
                                       actor=event.actor,
                                       targets=[str(event.data["assignee"])]))
     return events
@@ -164,7 +165,7 @@ def _assignment_owners(timeline: Sequence[TimelineEvent]) -> dict[int, str]:
     owners: dict[int, str] = {}
     for before, event in itertools.pairwise(timeline):
         remote_id = before.data.get("remote_id")
-        if (event.kind == ASSIGNED and event.system == before.system and remote_id
+        if (event.kind == ChangeKind.ASSIGNED and event.system == before.system and remote_id
                 and "remote_id" not in event.data and "service" not in event.data
                 and event.at - before.at <= _SAME_MOMENT):
             owners[event.id] = str(remote_id)

@@ -309,7 +309,7 @@ class PagerDutyClient:
                               rate_limit=limit, rate_remaining=remaining))
 
     def _trace_request(self, request: httpx.Request) -> None:
-        from im.redact import redact_body, redact_headers
+        from im import redact_body, redact_headers
 
         details: dict[str, Any] = {"method": request.method, "url": str(request.url),
                                    "headers": redact_headers(request.headers)}
@@ -320,7 +320,7 @@ class PagerDutyClient:
 
     def _trace_response(self, request: httpx.Request, response: httpx.Response,
                         started: float) -> None:
-        from im.redact import redact_body, redact_headers
+        from im import redact_body, redact_headers
 
         details: dict[str, Any] = {
             "method": request.method, "url": str(request.url), "status": response.status_code,

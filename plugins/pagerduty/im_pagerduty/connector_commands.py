@@ -22,25 +22,20 @@ def _connector(runtime: Runtime, name: str) -> PagerDutyConnector:
     return connector
 
 
-def _save_custom(runtime: Runtime, name: str, path: str, key: str, value: str) -> None:
+def _save_custom(connector: PagerDutyConnector, path: str, key: str, value: str) -> None:
     """Set custom.<path>[key] in the stored settings (validated like every change)."""
-    from im.connector_config import get_path
-
-    record = runtime.store.get_connector(name)
-    assert record is not None
-    current = dict(get_path(record.settings, f"custom.{path}") or {})
+    current = dict(getattr(connector.settings.custom, path))
     current[key] = value
-    runtime.update_connector_settings(name, {f"custom.{path}": current})
+    connector.runtime.update_connector_settings(connector.name, {f"custom.{path}": current})
 
 
 def _names(connector: PagerDutyConnector, path: str, key: str) -> dict[str, str]:
     """Ids to names for a PagerDuty list (one paginated listing), within the command's time."""
-    from im.cli import waiting
+    from im import deadline, spinner
     from im_pagerduty.client import PagerDutyError
 
     try:
-        with waiting.spinner(f"Asking {connector.name}"), \
-                connector.client.until(waiting.deadline()):
+        with spinner(f"Asking {connector.name}"), connector.client.until(deadline()):
             return {item["id"]: item.get("name") or item.get("summary", "")
                     for item in connector.client.paginate(path, key)}
     except PagerDutyError as error:
@@ -52,7 +47,7 @@ def _print_mappings(connector: PagerDutyConnector, mappings: dict[str, str], pat
                     key: str, fields: tuple[str, str, str], headers: list[str],
                     json_output: bool) -> None:
     """im services to PagerDuty ids, with PagerDuty's names (one listing), `default` last."""
-    from im.cli.output import print_json, table
+    from im import print_json, table
 
     names = _names(connector, path, key)
     rows = [dict(zip(fields, (service, remote, names.get(remote, "")), strict=True))
@@ -67,18 +62,18 @@ def _print_mappings(connector: PagerDutyConnector, mappings: dict[str, str], pat
 
 def _verify(connector: PagerDutyConnector, path: str, what: str) -> None:
     """Refuse an id PagerDuty does not know; accept it (with a warning) when unreachable."""
-    from im.cli import waiting
+    from im import deadline, spinner
 
-    with waiting.spinner(f"Asking {connector.name}"):
-        warning = connector.verify_exists(path, what, deadline=waiting.deadline())
+    with spinner(f"Asking {connector.name}"):
+        warning = connector.verify_exists(path, what, deadline=deadline())
     if warning:
         typer.echo(f"Warning: {warning}", err=True)
 
 
 def add_commands(cli: Any, runtime: Runtime) -> None:
-    from im.cli import group
+    from im import command_group
 
-    connector_app = group(cli, "connector")
+    connector_app = command_group(cli, "connector")
 
     @connector_app.command("map-service")
     def map_service(
@@ -87,12 +82,12 @@ def add_commands(cli: Any, runtime: Runtime) -> None:
         pd_service: str = typer.Option(..., "--pd-service", help="PagerDuty service id."),
     ) -> None:
         """Create incidents of an im service in a PagerDuty service (`default` for the rest)."""
-        from im.incidents import parse_service
+        from im import parse_service
 
         connector = _connector(runtime, name)
         service = parse_service(im_service)
         _verify(connector, f"/services/{quote(pd_service, safe='')}", f"service {pd_service}")
-        _save_custom(runtime, name, "service_mappings", service, pd_service)
+        _save_custom(connector, "service_mappings", service, pd_service)
         typer.echo(f"Mapped im service {service} to PagerDuty service {pd_service}")
 
     @connector_app.command("list-mappings")
@@ -117,13 +112,13 @@ def add_commands(cli: Any, runtime: Runtime) -> None:
                                               help="PagerDuty escalation policy id."),
     ) -> None:
         """Use an escalation policy for one im service's incidents."""
-        from im.incidents import parse_service
+        from im import parse_service
 
         connector = _connector(runtime, name)
         im_service = parse_service(service)
         _verify(connector, f"/escalation_policies/{quote(escalation_policy, safe='')}",
                 f"escalation policy {escalation_policy}")
-        _save_custom(runtime, name, "escalation_mappings", im_service, escalation_policy)
+        _save_custom(connector, "escalation_mappings", im_service, escalation_policy)
         typer.echo(f"Mapped im service {im_service} to escalation policy {escalation_policy}")
 
     @connector_app.command("list-escalations")

@@ -60,15 +60,11 @@ class Demo:
 
     def im(self, *args: str, shown: str | None = None) -> None:
         """Run `im ARGS` through the real CLI, as a user would type it."""
-        from im.cli import make_app
+        from im import run_command
 
         self.echo(typer.style(f"$ ./im {shown or _quote(args)}", fg="cyan"))
-        try:
-            code = make_app(self.runtime)(args=list(args), prog_name="im",
-                                          standalone_mode=False)
-        except SystemExit as exit_:
-            code = exit_.code
-        if code not in (0, None):
+        code = run_command(self.runtime, args)
+        if code != 0:
             raise DemoFailed(f"`./im {' '.join(args)}` failed (exit code {code})")
 
     def wait(self, what: str, condition: Callable[[], Any], timeout: float = 15.0) -> Any:
@@ -81,7 +77,7 @@ class Demo:
         raise DemoFailed(f"timed out waiting for {what}")
 
     def run(self, keep_running: bool) -> None:
-        from im.runtime import Runtime
+        from im import Runtime
         from im.testing import serve
         from im_pagerduty.testing import run_sandbox
 
@@ -242,12 +238,6 @@ def add_commands(cli: typer.Typer) -> None:
 
 def _log_to(runtime: Any) -> None:
     """Keep im's log records in the demo's home, not in the home `im demo` was started from."""
-    import logging
+    from im import keep_logs_in
 
-    from im.logs import StoreHandler, install
-
-    logger = logging.getLogger("im")
-    for handler in [h for h in logger.handlers if isinstance(h, StoreHandler)]:
-        logger.removeHandler(handler)
-        handler.close()
-    install(runtime.store)
+    keep_logs_in(runtime.store)

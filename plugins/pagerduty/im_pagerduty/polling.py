@@ -23,9 +23,7 @@ import random
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from im import InboundChange, PullRequest, PullResult
-from im.inbound import ACKNOWLEDGED, MISSING, RESOLVED, TRIGGERED
-from im.sync import parse_idempotency_key
+from im import ChangeKind, InboundChange, PullRequest, PullResult, parse_idempotency_key
 from im_pagerduty.client import parse_time
 
 if TYPE_CHECKING:
@@ -36,7 +34,8 @@ log = logging.getLogger("im.sync")
 OVERLAP = timedelta(seconds=30)  # re-read the cursor's edge: applying twice is harmless
 FIRST_POLL = timedelta(hours=24)
 LOOKBACK = timedelta(days=180)  # PagerDuty lists at most 6 months at a time
-STATUS_KIND = {"triggered": TRIGGERED, "acknowledged": ACKNOWLEDGED, "resolved": RESOLVED}
+STATUS_KIND = {"triggered": ChangeKind.TRIGGERED, "acknowledged": ChangeKind.ACKNOWLEDGED,
+               "resolved": ChangeKind.RESOLVED}
 
 
 def _change(connector: PagerDutyConnector, incident: dict[str, Any], now: datetime
@@ -53,7 +52,7 @@ def _change(connector: PagerDutyConnector, incident: dict[str, Any], now: dateti
     changed = parse_time(incident.get("last_status_change_at")) or parse_time(
         incident.get("created_at")) or now
     # with auto_resolve off a resolve is kept on the link only, as webhooks do
-    held = kind == RESOLVED and not connector.settings.custom.auto_resolve
+    held = kind == ChangeKind.RESOLVED and not connector.settings.custom.auto_resolve
     return InboundChange(
         remote_id=incident["id"], event_id=f"poll:{incident['id']}:{incident.get('status')}",
         action=kind, occurred_at=changed,
@@ -166,7 +165,7 @@ def _resolved_meanwhile(connector: PagerDutyConnector, seen: dict[str, dict[str,
             number = f"#{link.remote_number}" if link.remote_number else link.remote_id
             changes.append(InboundChange(
                 remote_id=link.remote_id, event_id=f"poll:{link.remote_id}:missing",
-                action=MISSING, occurred_at=now, observed_at=now, actor="PagerDuty",
+                action=ChangeKind.MISSING, occurred_at=now, observed_at=now, actor="PagerDuty",
                 text=f"PagerDuty incident {number} ({link.service}) not found in PagerDuty;"
                      " im incident left as it is"))
             continue

@@ -9,37 +9,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from im.reports.remote import (
-    ACKNOWLEDGED,
-    ASSIGNED,
-    ESCALATED,
-    NOTE,
-    NOTIFIED,
-    RESOLVED,
-    TRIGGERED,
-    UNACKNOWLEDGED,
-    UPDATED,
-    RemoteEvent,
-    RemoteIncidentReport,
-    RemoteIncidentRequest,
-)
+from im import ChangeKind, RemoteEvent, RemoteIncidentReport, RemoteIncidentRequest
 
 if TYPE_CHECKING:
     from im_pagerduty.connector import PagerDutyConnector
 
 # PagerDuty log entry types and what each is in im's words; others are "updated".
 KINDS = {
-    "trigger_log_entry": TRIGGERED,
-    "notify_log_entry": NOTIFIED,
-    "assign_log_entry": ASSIGNED,
-    "delegate_log_entry": ASSIGNED,
-    "escalate_log_entry": ESCALATED,
-    "acknowledge_log_entry": ACKNOWLEDGED,
-    "unacknowledge_log_entry": UNACKNOWLEDGED,
-    "resolve_log_entry": RESOLVED,
-    "annotate_log_entry": NOTE,
+    "trigger_log_entry": ChangeKind.TRIGGERED,
+    "notify_log_entry": ChangeKind.NOTIFIED,
+    "assign_log_entry": ChangeKind.ASSIGNED,
+    "delegate_log_entry": ChangeKind.ASSIGNED,
+    "escalate_log_entry": ChangeKind.ESCALATED,
+    "acknowledge_log_entry": ChangeKind.ACKNOWLEDGED,
+    "unacknowledge_log_entry": ChangeKind.UNACKNOWLEDGED,
+    "resolve_log_entry": ChangeKind.RESOLVED,
+    "annotate_log_entry": ChangeKind.NOTE,
 }
-_ORDER = {TRIGGERED: 0, RESOLVED: 2}
+_ORDER = {ChangeKind.TRIGGERED: 0, ChangeKind.RESOLVED: 2}
 
 
 def _time(value: str | None) -> datetime | None:
@@ -62,17 +49,17 @@ def _event(connector: PagerDutyConnector, entry: dict[str, Any]) -> RemoteEvent 
     if at is None:
         return None
     entry_type = str(entry.get("type", "")).removesuffix("_reference")
-    kind = KINDS.get(entry_type, UPDATED)
+    kind = KINDS.get(entry_type, ChangeKind.UPDATED)
     targets: list[str] = []
-    if kind == NOTIFIED:
+    if kind == ChangeKind.NOTIFIED:
         targets = [p for p in [_person(connector, entry.get("user"))] if p]
-    elif kind in (ASSIGNED, ESCALATED):
+    elif kind in (ChangeKind.ASSIGNED, ChangeKind.ESCALATED):
         targets = [p for p in (_person(connector, a) for a in entry.get("assignees") or []) if p]
     text = entry.get("summary") or entry_type.replace("_log_entry", "").replace("_", " ")
     channel = entry.get("channel") or {}
-    if kind == NOTIFIED and channel.get("type"):
+    if kind == ChangeKind.NOTIFIED and channel.get("type"):
         text = f"{text} ({channel['type']})"
-    if kind == NOTE and channel.get("summary"):
+    if kind == ChangeKind.NOTE and channel.get("summary"):
         text = f"{text}: {channel['summary']}"
     return RemoteEvent(at=at, kind=kind, text=text, actor=_person(connector, entry.get("agent")),
                        targets=targets)

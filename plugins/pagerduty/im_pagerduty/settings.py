@@ -8,8 +8,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from im.net import is_loopback
-from im import ConnectorSettings, Severity, prompt, secret
+from im import ConnectorSettings, Severity, is_loopback, prompt, secret
 
 DEFAULT_BASE_URL = "https://api.pagerduty.com"
 Urgency = Literal["high", "low"]
@@ -27,17 +26,17 @@ class SlaTarget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     resolve: str | None = None
 
     def __post_init__(self) -> None:
-        from im.sla import parse_target  # im's rule: longer than 0s, at most 365d
+        from im import parse_sla_target  # im's rule: longer than 0s, at most 365d
 
         for name in ("ack", "resolve"):
             value = getattr(self, name)
             if value is not None:
                 try:
-                    parse_target(value)
+                    parse_sla_target(value)
                 except ValueError as error:
                     raise ValueError(f"{error} - at `{name}`") from None
         if self.ack is not None and self.resolve is not None and (
-                parse_target(self.ack) > parse_target(self.resolve)):
+                parse_sla_target(self.ack) > parse_sla_target(self.resolve)):
             raise ValueError(f"the ack target ({self.ack}) is longer than the resolve target"
                              f" ({self.resolve}); an incident is acknowledged before it is"
                              " resolved - at `ack`")

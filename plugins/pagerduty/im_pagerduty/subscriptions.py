@@ -35,7 +35,7 @@ def _description(connector: PagerDutyConnector) -> str:
 
 def _endpoint(connector: PagerDutyConnector) -> str | None:
     """Where this installation takes the connector's webhooks, when its public URL is known."""
-    from im.errors import ImError
+    from im import ImError
 
     try:
         base = connector.runtime.public_url_for(connector.name)

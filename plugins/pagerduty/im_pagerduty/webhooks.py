@@ -10,20 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from im import InboundChange, WebhookEvent
-from im.inbound import (
-    ACKNOWLEDGED,
-    ASSIGNED,
-    ESCALATED,
-    NOTE,
-    REOPENED,
-    RESOLVED,
-    TRIGGERED,
-    UNACKNOWLEDGED,
-    UPDATED,
+from im import (
+    ChangeKind,
+    InboundChange,
     UnhandledEventError,
+    WebhookEvent,
+    parse_idempotency_key,
 )
-from im.sync import parse_idempotency_key
 
 if TYPE_CHECKING:
     from im_pagerduty.connector import PagerDutyConnector
@@ -38,11 +31,11 @@ EVENT_TYPES = [
     "incident.reopened", "incident.annotated", "incident.priority_updated",
 ]
 KIND = {
-    "incident.triggered": TRIGGERED, "incident.acknowledged": ACKNOWLEDGED,
-    "incident.unacknowledged": UNACKNOWLEDGED, "incident.resolved": RESOLVED,
-    "incident.reopened": REOPENED, "incident.escalated": ESCALATED,
-    "incident.reassigned": ASSIGNED, "incident.delegated": ASSIGNED,
-    "incident.priority_updated": UPDATED, "incident.annotated": NOTE,
+    "incident.triggered": ChangeKind.TRIGGERED, "incident.acknowledged": ChangeKind.ACKNOWLEDGED,
+    "incident.unacknowledged": ChangeKind.UNACKNOWLEDGED, "incident.resolved": ChangeKind.RESOLVED,
+    "incident.reopened": ChangeKind.REOPENED, "incident.escalated": ChangeKind.ESCALATED,
+    "incident.reassigned": ChangeKind.ASSIGNED, "incident.delegated": ChangeKind.ASSIGNED,
+    "incident.priority_updated": ChangeKind.UPDATED, "incident.annotated": ChangeKind.NOTE,
 }
 IGNORED = {"pagey.ping"}
 
@@ -156,42 +149,42 @@ def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
     if kind is None:
         raise UnhandledEventError(f"PagerDuty event type {event.event_type} is not handled")
     data = event.data
-    incident = data.get("incident") if kind == NOTE else data
+    incident = data.get("incident") if kind == ChangeKind.NOTE else data
     if not isinstance(incident, dict) or not incident.get("id"):
         raise ValueError(f"{event.event_type} event {event.id} names no incident")
     actor = _actor(connector, event.agent)
     echo = bool(event.agent and event.agent.id and event.agent.id == connector.own_user_id)
     keyed = parse_idempotency_key(incident.get("incident_key"))
-    assignee = _assignee(connector, data) if kind != NOTE else None
+    assignee = _assignee(connector, data) if kind != ChangeKind.NOTE else None
     number = incident.get("number")
     text = ""
     label = f"PagerDuty incident #{number}" if number else "PagerDuty incident"
-    if kind == NOTE:
+    if kind == ChangeKind.NOTE:
         if not connector.settings.custom.sync_notes:
             return []
         text = str(data.get("content") or "")
-    elif kind == RESOLVED and not connector.settings.custom.auto_resolve:
+    elif kind == ChangeKind.RESOLVED and not connector.settings.custom.auto_resolve:
         text = f"{resolved_label(number)} (auto_resolve is off)"
-    elif kind == ESCALATED:
+    elif kind == ChangeKind.ESCALATED:
         text = f"{label} escalated" + (f"; assigned to {assignee}" if assignee else "")
-    elif kind == ASSIGNED:
+    elif kind == ChangeKind.ASSIGNED:
         verb = "delegated" if event.event_type == "incident.delegated" else "reassigned"
         text = f"{label} {verb}" + (f" to {assignee}" if assignee else "")
-    elif kind == UPDATED:
+    elif kind == ChangeKind.UPDATED:
         priority = (data.get("priority") or {}).get("summary") or "none"
         text = f"{label} priority set to {priority}"
-    elif kind == TRIGGERED:
+    elif kind == ChangeKind.TRIGGERED:
         text = f"Triggered in PagerDuty: {incident.get('title', '')}"
     return [InboundChange(
         remote_id=incident["id"], event_id=event.id, action=kind,
         occurred_at=event.occurred_at, actor=actor, text=text,
         remote_number=str(number) if number else None, remote_url=incident.get("html_url"),
-        remote_status=data.get("status") if kind != NOTE else None,
-        title=incident.get("title") if kind != NOTE else None,
+        remote_status=data.get("status") if kind != ChangeKind.NOTE else None,
+        title=incident.get("title") if kind != ChangeKind.NOTE else None,
         service=keyed[1] if keyed else im_service(connector, data.get("service") or {}),
-        severity=severity(data) if kind != NOTE else None,
+        severity=severity(data) if kind != ChangeKind.NOTE else None,
         assignee=assignee, correlation_id=keyed[0] if keyed else None, echo=echo,
-        record_only=kind == RESOLVED and not connector.settings.custom.auto_resolve,
+        record_only=kind == ChangeKind.RESOLVED and not connector.settings.custom.auto_resolve,
     )]
 
 

@@ -5,7 +5,7 @@ PagerDuty incident per service and nothing is applied twice.
 Two kinds of kill: at a random point of a long queue, and at an injected point, after
 PagerDuty applied a call and before im recorded it as done (the test holds SQLite's write lock
 while the call is in flight, so `im serve` cannot record it, then kills it). A claimed row is
-taken up again once its lease (`im.sync.LEASE_SECONDS`, two minutes) has run out; rather than
+taken up again once its lease (`im.testing.OUTBOX_LEASE_SECONDS`, two minutes) has run out; rather than
 wait, the tests deliver it with a clock moved past the lease, as the restarted server would.
 """
 
@@ -23,8 +23,8 @@ import pytest
 
 from im import incidents
 from im.models import Action, utcnow
-from im.sync import LEASE_SECONDS, deliver_outbox
-from im.testing import make_runtime
+from im.sync import deliver_outbox
+from im.testing import OUTBOX_LEASE_SECONDS, make_runtime
 
 from .connector_kit import im, runtime_with_connector, wait_for
 from .test_crash_safety import free_port, no_server_left_behind, start_server  # noqa: F401
@@ -40,7 +40,7 @@ pytestmark = pytest.mark.usefixtures("quick_retries")
 def after_the_lease(home: Path):
     """A runtime whose clock is past any lease a killed server held."""
     return make_runtime(home, load_entrypoints=True, user="alice",
-                        clock=lambda: utcnow() + timedelta(seconds=LEASE_SECONDS + 1))
+                        clock=lambda: utcnow() + timedelta(seconds=OUTBOX_LEASE_SECONDS + 1))
 
 
 def rows_by_status(home: Path) -> Counter[str]:

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from im import InboundChange, incidents
+from im import ChangeKind, InboundChange, incidents
 from im.models import Action
-from im.inbound import MISSING, apply_change, poll
+from im.inbound import apply_change, poll
 from im.sync import deliver_outbox
 from im.testing import FakeClock
 
@@ -40,8 +40,8 @@ def _pd_time(value: str) -> datetime:
 
 def _mark_missing(runtime, link) -> None:
     connector = runtime.connector(CONNECTOR)
-    change = InboundChange(remote_id=link.remote_id, event_id="poll:missing", action=MISSING,
-                           occurred_at=runtime.clock(), actor="PagerDuty",
+    change = InboundChange(remote_id=link.remote_id, event_id="poll:missing",
+                           action=ChangeKind.MISSING, occurred_at=runtime.clock(), actor="PagerDuty",
                            text="not found in PagerDuty")
     assert apply_change(runtime, connector, change) == "recorded"
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from im.inbound import UnhandledEventError
+from im import UnhandledEventError
 from im.testing import make_runtime
 from im_pagerduty.connector import PagerDutyConnector
 from im_pagerduty.settings import PagerDutySettings
