@@ -122,6 +122,10 @@ def _budget_for(api_key: str, per_minute: int) -> tuple[_Budget, str]:
     return budget, key_id
 
 
+# The longest `ratelimit-reset` PagerDuty sends: its limits are per minute (API-NOTES.md).
+MAX_RATE_LIMIT_RESET = 60.0
+
+
 def _int(value: str | None) -> int | None:
     try:
         return int(value) if value is not None else None
@@ -224,7 +228,9 @@ class PagerDutyClient:
             error = state.outcome.exception() if state.outcome else None
             hint = getattr(error, "retry_after", None)
             if hint:
-                return min(hint + random.uniform(0, 0.25), self.max_wait)
+                # PagerDuty's reset, as it says (up to a minute): a shorter wait only earns
+                # another 429. A caller's deadline still bounds it (out_of_time).
+                return min(hint, MAX_RATE_LIMIT_RESET) + random.uniform(0, 0.25)
             return min(self.max_wait, random.uniform(0, 0.5 * 2 ** state.attempt_number))
 
         def out_of_time(state: tenacity.RetryCallState) -> bool:
@@ -233,7 +239,8 @@ class PagerDutyClient:
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_attempts)
-            | tenacity.stop_after_delay(self.max_wait * 2) | out_of_time,
+            | tenacity.stop_after_delay(max(self.max_wait * 2, MAX_RATE_LIMIT_RESET + 1))
+            | out_of_time,
             wait=wait,
             retry=tenacity.retry_if_exception(
                 lambda e: isinstance(e, PagerDutyError) and e.retryable

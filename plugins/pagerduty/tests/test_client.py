@@ -94,6 +94,33 @@ def test_429_waits_for_the_reset(client, httpx_mock, slept):
     assert sum(slept) >= 7
 
 
+def test_a_reset_of_a_minute_is_waited_out_whole_once(client, httpx_mock, slept):
+    """PagerDuty's `ratelimit-reset` goes up to 60 s. Waiting less (the client once capped a
+    wait at 30 s) only earns another 429: the reset is waited out once, then the call
+    succeeds."""
+    httpx_mock.add_response(url=f"{BASE}/users", status_code=429,
+                            headers={"ratelimit-limit": "960", "ratelimit-remaining": "0",
+                                     "ratelimit-reset": "58"},
+                            json={"error": {"message": "Rate Limit Exceeded", "code": 2020}})
+    httpx_mock.add_response(url=f"{BASE}/users", json={"users": []})
+    assert client.get("/users") == {"users": []}
+    assert len(slept) == 1 and 58 <= slept[0] <= 58.25
+    assert len(httpx_mock.get_requests()) == 2
+
+
+def test_a_reset_past_the_callers_deadline_is_not_waited_for(client, httpx_mock, slept):
+    """Within a command's deadline: a reset it cannot wait out leaves the call to the outbox
+    (unsent, retryable, with when to try again), without sleeping."""
+    httpx_mock.add_response(url=f"{BASE}/users", status_code=429,
+                            headers={"ratelimit-reset": "58"},
+                            json={"error": {"message": "Rate Limit Exceeded", "code": 2020}})
+    with client.until(time.monotonic() + 10), pytest.raises(PagerDutyError) as raised:
+        client.get("/users")
+    assert raised.value.retryable and raised.value.unsent
+    assert raised.value.retry_after == 58
+    assert slept == [] and len(httpx_mock.get_requests()) == 1
+
+
 def test_429_without_headers_backs_off(client, httpx_mock, slept):
     httpx_mock.add_response(url=f"{BASE}/users", status_code=429)
     httpx_mock.add_response(url=f"{BASE}/users", json={"users": []})
