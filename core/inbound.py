@@ -164,7 +164,9 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
     if not connector.settings.sync_direction.pulls:
         return "ignored"
     now = runtime.clock()
-    if change.occurred_at < now - REPLAY_WINDOW:
+    # A replayed delivery is old news told again; what a poll read is the state now, however
+    # long ago it came about (an incident open since before a long-stale cursor).
+    if (change.observed_at or change.occurred_at) < now - REPLAY_WINDOW:
         log.warning("%s: change %s of %s is older than the replay window; not applied",
                     connector.name, change.event_id, change.remote_id)
         return "expired"

@@ -11,7 +11,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -122,6 +122,9 @@ def _budget_for(api_key: str, per_minute: int) -> tuple[_Budget, str]:
     return budget, key_id
 
 
+# The longest range of creation times PagerDuty lists at once is 6 months; 180 days is
+# within it whatever the months.
+MAX_LIST_RANGE = timedelta(days=180)
 # The longest `ratelimit-reset` PagerDuty sends: its limits are per minute (API-NOTES.md).
 MAX_RATE_LIMIT_RESET = 60.0
 
@@ -372,8 +375,18 @@ class PagerDutyClient:
         """Incidents created in [since, until), oldest first, without ever asking for
         offset + limit above 10,000: when a window is used up, the next one starts at the
         creation time of the last incident seen (incidents met twice are skipped). Costs
-        ceil(N / 100) calls plus one per 10,000 incidents."""
+        ceil(N / 100) calls plus one per 10,000 incidents, plus one per 180 days of the
+        range: PagerDuty refuses a range over 6 months (400, code 2005), so a long one (a
+        cursor a year old) is asked in parts, never as one."""
         seen: set[str] = set()
+        start = since
+        while start < until:
+            end = min(until, start + MAX_LIST_RANGE)
+            yield from self._incidents_in(start, end, params, seen)
+            start = end
+
+    def _incidents_in(self, since: datetime, until: datetime, params: dict[str, Any] | None,
+                      seen: set[str]) -> Iterator[dict[str, Any]]:
         start = since
         while True:
             offset, last_created = 0, None

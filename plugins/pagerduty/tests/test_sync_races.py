@@ -4,7 +4,7 @@ answer was lost. In each case a responder's change must still reach the im incid
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -199,3 +199,24 @@ def test_an_incident_seen_again_open_reopens_one_resolved_without_it(tmp_path, p
     assert runtime.store.get_incident("INC-1").status.value == "open"
     links = {link.service: link for link in runtime.store.links("INC-1")}
     assert links["api"].remote_status == "triggered"
+
+
+def test_a_poll_with_a_cursor_a_year_old_splits_its_range_and_never_stalls(tmp_path, pd):
+    """PagerDuty refuses a listing over more than 6 months (400, code 2005). A connector whose
+    last poll was a year ago (im serve stopped for a year, a restored backup) asks in windows
+    PagerDuty accepts: the poll succeeds, sees what was created meanwhile, and moves the
+    cursor, instead of failing the same way on every poll for good."""
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    created = pd.bulk_incidents(3, status="triggered", span_seconds=330 * 86400)  # 330, 220,
+    # and 110 days ago
+    year_ago = datetime.now(UTC).replace(microsecond=0) - timedelta(days=365)
+    runtime.store.set_cursor(CONNECTOR, year_ago.isoformat(), at=year_ago)
+    pd.clear_requests()
+    assert poll(runtime, CONNECTOR) == {"created": 3}
+    assert sorted(i.title for i in runtime.store.list_incidents()) == [
+        f"Load test incident {n}" for n in (1, 2, 3)]
+    assert created["created"] == 3
+    listings = pd.requests("GET", "/incidents")
+    assert listings and all(r["status"] == 200 for r in listings), listings
+    assert datetime.fromisoformat(runtime.store.get_cursor(CONNECTOR)) > year_ago + timedelta(
+        days=364)
