@@ -259,7 +259,7 @@ def command(app: typer.Typer) -> Any:
 
 
 def make_app(runtime: Runtime) -> typer.Typer:
-    from im.cli import connectors, incidents, observe, oncall, plugins, report, serve, sla
+    from im.cli import connectors, db, incidents, observe, oncall, plugins, report, serve, sla
 
     # Every command finds the runtime as its context's `obj` (inherited from the root's).
     app = typer.Typer(help=HELP, cls=Group, no_args_is_help=True, add_completion=False,
@@ -285,6 +285,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
     oncall.add_commands(app, runtime)
     sla.register(app)
     report.register(app)
+    db.register(app)
     serve.add_commands(app, runtime)
     plugins.add_commands(app, runtime)
     # A broken plugin must not take the core commands down with it (`im ack` at 3 a.m.).

@@ -60,3 +60,14 @@ def percent(value: float) -> str:
     """0.994 -> 99.4%, 0.23 -> 23%, 0 -> 0%."""
     text = f"{value * 100:.1f}".rstrip("0").rstrip(".")
     return f"{text}%"
+
+
+def size(count: int) -> str:
+    """Bytes as people read them: 512 B, 40 KiB, 3.2 MiB, 1.1 GiB."""
+    if count < 1024:
+        return f"{count} B"
+    if count < 1024 ** 2:
+        return f"{count / 1024:.0f} KiB"
+    if count < 1024 ** 3:
+        return f"{count / 1024 ** 2:.1f} MiB"
+    return f"{count / 1024 ** 3:.1f} GiB"

@@ -58,9 +58,11 @@ class Loop:
 
 class BackgroundWork:
     def __init__(self, runtime: Runtime, *, interval: float = 1.0) -> None:
+        from im.housekeeping import retention
         from im.inbound import poll, process_inbox
         from im.sync import deliver_outbox
 
+        retention(runtime.settings)  # a bad setting is refused at start, not an hour later
         self.runtime = runtime
         self._polled: dict[str, float] = {}
         self._poll = poll
@@ -96,14 +98,9 @@ class BackgroundWork:
                 return
 
     def _housekeeping(self) -> None:
-        from datetime import timedelta
+        from im.housekeeping import purge
 
-        from im.inbound import REPLAY_WINDOW
-
-        now = self.runtime.clock()
-        purged = self.runtime.store.purge(inbox_before=now - REPLAY_WINDOW - timedelta(days=1),
-                                          logs_before=now - timedelta(days=14),
-                                          calls_before=now - timedelta(days=30))
+        purged = purge(self.runtime)
         if any(purged.values()):
             log.info("housekeeping removed %s", purged)
 

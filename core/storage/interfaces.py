@@ -138,6 +138,11 @@ class OutboxRepository(Protocol):
         """Forget a removed connector's rows still to deliver (delivered ones are history)."""
         ...
 
+    def purge_done(self, *, done_before: datetime) -> int:
+        """Forget rows delivered before then, but the latest of them for each connector (a
+        connector idle for longer still knows when it last delivered); how many went."""
+        ...
+
     def queued_waiting_and_failed(self, connector: str, *,
                                   waiting_since: datetime | None = None
                                   ) -> tuple[int, int, int]:

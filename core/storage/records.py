@@ -57,3 +57,16 @@ class InboxRow(msgspec.Struct, frozen=True, kw_only=True):
     status: InboxStatus
     attempts: int
     error: str | None
+
+
+class TableSize(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    rows: int
+    bytes: int  # its pages and its indexes' pages
+
+
+class DatabaseSize(msgspec.Struct, frozen=True, kw_only=True):
+    location: str  # a file's path, or a server's address
+    bytes: int  # on disk, the write-ahead log included
+    log_bytes: int  # of which the write-ahead log (SQLite's WAL)
+    tables: list[TableSize]

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from im.models import ConnectorRecord, Incident, Link, Severity, Status, TimelineEvent
     from im.storage.interfaces import InboundEventRow, Repositories, UnitOfWork
-    from im.storage.records import InboxRow, InboxStatus, OutboxRow, OutboxStatus
+    from im.storage.records import (DatabaseSize, InboxRow, InboxStatus, OutboxRow,
+                                    OutboxStatus)
 
 
 class Store(abc.ABC):
@@ -244,13 +245,19 @@ class Store(abc.ABC):
                                      text=text, after_id=after_id, limit=limit)
 
     def purge(self, *, inbox_before: datetime, logs_before: datetime,
-              calls_before: datetime) -> dict[str, int]:
+              calls_before: datetime, outbox_before: datetime) -> dict[str, int]:
         """Forget what is past its keeping time: processed events (after the replay window),
-        old log lines and call records."""
+        old log lines, call records and delivered changes."""
         with self.transaction() as tx:
             return {"inbox": tx.inbox.purge_done(received_before=inbox_before),
                     "logs": tx.logs.purge(before=logs_before),
-                    "calls": tx.calls.purge(before=calls_before)}
+                    "calls": tx.calls.purge(before=calls_before),
+                    "outbox": tx.outbox.purge_done(done_before=outbox_before)}
+
+    @abc.abstractmethod
+    def size(self) -> DatabaseSize:
+        """The database's size on disk and, per table, its rows and bytes (`im db status`):
+        reads every table whole, so for a command, never for a loop."""
 
     # -- API tokens (hashes only) and small values -----------------------------------------
 

@@ -34,6 +34,7 @@ except ImportError:  # not POSIX: SQLite's busy handler alone orders the process
     fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
+    from im.storage.records import DatabaseSize
     from im.storage.sqlite.breaches import SqliteBreaches
     from im.storage.sqlite.calls import SqliteCalls
     from im.storage.sqlite.connectors import SqliteConnectors
@@ -418,6 +419,30 @@ class SqliteStore(Store):
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def size(self) -> DatabaseSize:
+        from im.storage.records import DatabaseSize, TableSize
+
+        conn = self.conn
+        tables = [row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            " ORDER BY name")]
+        pages: dict[str, int] = {}
+        try:  # dbstat: bytes per table and index, where SQLite was built with it
+            owner = {row[0]: row[1] for row in conn.execute(
+                "SELECT name, tbl_name FROM sqlite_schema WHERE type IN ('table', 'index')")}
+            for name, used in conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"):
+                table = owner.get(name, name)
+                pages[table] = pages.get(table, 0) + int(used)
+        except sqlite3.OperationalError:
+            pass
+        sizes = [TableSize(name=name, rows=conn.execute(
+            f'SELECT count(*) FROM "{name}"').fetchone()[0], bytes=pages.get(name, 0))
+            for name in tables]
+        wal = self.path.with_name(self.path.name + "-wal")
+        log_bytes = wal.stat().st_size if wal.exists() else 0
+        return DatabaseSize(location=str(self.path), bytes=self.path.stat().st_size + log_bytes,
+                            log_bytes=log_bytes, tables=sizes)
 
     def applied_migrations(self) -> list[str]:
         return [row[0] for row in self.conn.execute("SELECT name FROM migrations ORDER BY name")]

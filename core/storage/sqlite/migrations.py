@@ -195,4 +195,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX incident_services_lower ON incident_services(lower(service));
         """,
     ),
+    (
+        "0008_outbox_retention",
+        """
+        -- Delivered changes are forgotten after `retention.outbox_days`: the hourly purge
+        -- finds them by when they were delivered.
+        CREATE INDEX outbox_done ON outbox(status, done_at);
+        """,
+    ),
 ]

@@ -158,6 +158,15 @@ class SqliteOutbox:
             {"c": connector, "since": ts(since)}).fetchone()
         return int(done), int(attempts), average
 
+    def purge_done(self, *, done_before: datetime) -> int:
+        # Through outbox_done (status, done_at), the hourly purge reads only the rows past
+        # their time: of those, each connector's latest stays (one row at most, so that a
+        # connector idle for longer still knows when it last delivered).
+        return self.conn.execute(
+            f"DELETE FROM outbox WHERE status = '{DONE}' AND done_at < :before AND id NOT IN"
+            f" (SELECT max(id) FROM outbox WHERE status = '{DONE}' AND done_at < :before"
+            " GROUP BY connector)", {"before": ts(done_before)}).rowcount
+
     def last_delivered_at(self, connector: str) -> datetime | None:
         row = self.conn.execute("SELECT max(done_at) FROM outbox WHERE connector = ? AND"
                                 f" status = '{DONE}'", (connector,)).fetchone()
