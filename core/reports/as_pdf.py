@@ -13,6 +13,7 @@ from reportlab.lib import colors  # type: ignore[import-untyped]
 from reportlab.lib.enums import TA_LEFT  # type: ignore[import-untyped]
 from reportlab.lib.pagesizes import A4, landscape  # type: ignore[import-untyped]
 from reportlab.lib.styles import ParagraphStyle  # type: ignore[import-untyped]
+from reportlab.pdfbase.pdfmetrics import stringWidth  # type: ignore[import-untyped]
 from reportlab.platypus import (  # type: ignore[import-untyped]
     BaseDocTemplate,
     CondPageBreak,
@@ -157,26 +158,100 @@ class ReportDocument(BaseDocTemplate):  # type: ignore[misc]
 SHORT_TABLE = 15  # rows: a table this short moves to the next page whole rather than split
 
 
-def table(data: Table, width: float) -> Any:
-    if not data.rows:
-        return Paragraph(_text(data.empty), STYLES["body"])
-    with_header = any(data.headers)
-    rows = [[Paragraph(_cell(c), STYLES["cell"]) for c in row] for row in data.rows]
-    if with_header:
-        rows.insert(0, [Paragraph(_text(h), STYLES["head"]) for h in data.headers])
-    weights = data.widths or [1.0] * len(data.headers)
-    widths = [width * w / sum(weights) for w in weights]
-    result = PdfTable(rows, colWidths=widths, repeatRows=1 if with_header else 0,
-                      hAlign="LEFT")
+# A long table is laid out as consecutive tables of this many rows, drawn as one: reportlab
+# lays out again every row left of a table at each page break, so one table of N rows cost
+# O(N x pages) (a 20,000-line timeline 50 s); in chunks each page break costs one chunk.
+CHUNK_ROWS = 50
+
+
+def _table_cell(value: str, inner_width: float) -> Any:
+    """A cell's content: the text itself when it fits on one line (drawn in the cell style's
+    font), else a Paragraph, which wraps it (and makes a URL a link). A Paragraph is parsed
+    and laid out, most of a long table's cost: most cells (times, names) fit on a line."""
+    text = printable(value)
+    cell = STYLES["cell"]
+    if ("\n" not in text and not text.startswith(("https://", "http://"))
+            and stringWidth(text, cell.fontName, cell.fontSize) <= inner_width):
+        return text
+    return Paragraph(_cell(value), cell)
+
+
+def _chunk(header: list[Any] | None, rows: list[list[Any]], widths: list[float],
+           label_column: bool) -> Any:
+    """One table of a long table's rows, styled as the whole; `header` repeated at its page
+    breaks; `label_column`: a table without a header has its first column shaded."""
+    cell = STYLES["cell"]
+    result = PdfTable(([header] if header else []) + rows, colWidths=widths,
+                      repeatRows=1 if header else 0, hAlign="LEFT")
     style = [("GRID", (0, 0), (-1, -1), 0.4, GRID), ("VALIGN", (0, 0), (-1, -1), "TOP"),
+             ("FONT", (0, 0), (-1, -1), cell.fontName, cell.fontSize, cell.leading),
              ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
              ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3)]
-    if with_header:
+    if header:
         style.append(("BACKGROUND", (0, 0), (-1, 0), HEADER_FILL))
-    else:
+    elif label_column:
         style.append(("BACKGROUND", (0, 0), (0, -1), HEADER_FILL))
     result.setStyle(TableStyle(style))
-    return KeepTogether([result]) if len(data.rows) <= SHORT_TABLE else result
+    return result
+
+
+class _Continued(Flowable):  # type: ignore[misc]
+    """The rows of a long table after its first chunk: drawn on under the chunk before
+    without a header row, but at the top of a page with the header again, as one long table
+    repeats it at each page break."""
+
+    def __init__(self, header: list[Any] | None, rows: list[list[Any]], widths: list[float],
+                 label_column: bool) -> None:
+        super().__init__()
+        self._header, self._rows, self._widths = header, rows, widths
+        self._label_column = label_column
+        self._table: Any = None
+        self._at_top: bool | None = None
+
+    def _laid_out(self) -> Any:
+        frame = getattr(self, "_frame", None)  # set by the frame that places it
+        at_top = bool(frame is not None and frame._atTop)
+        if self._table is None or at_top != self._at_top:
+            self._at_top = at_top
+            self._table = _chunk(self._header if at_top else None, self._rows, self._widths,
+                                 self._label_column)
+        return self._table
+
+    def wrap(self, available_width: float, available_height: float) -> tuple[float, float]:
+        width, height = self._laid_out().wrap(available_width, available_height)
+        return width, height
+
+    def split(self, available_width: float, available_height: float) -> list[Any]:
+        table = self._laid_out()
+        parts = table.split(available_width, available_height)
+        if not parts or self._at_top:
+            return parts  # at the top: the header repeats at the break by itself
+        shown = len(parts[0]._cellvalues)
+        return [parts[0], _Continued(self._header, self._rows[shown:], self._widths,
+                                     self._label_column)]
+
+    def drawOn(self, canvas: Any, x: float, y: float, _sW: float = 0) -> None:  # noqa: N802,N803
+        self._table.drawOn(canvas, x, y, _sW)
+
+
+def table(data: Table, width: float) -> list[Any]:
+    """The flowables of a table: splat them into a story (`*table(...)`)."""
+    if not data.rows:
+        return [Paragraph(_text(data.empty), STYLES["body"])]
+    with_header = any(data.headers)
+    weights = data.widths or [1.0] * len(data.headers)
+    widths = [width * w / sum(weights) for w in weights]
+    inner = [w - 6 for w in widths]  # less the cell's left and right padding
+    header = ([Paragraph(_text(h), STYLES["head"]) for h in data.headers] if with_header
+              else None)
+    label_column = not with_header
+    chunks: list[Any] = []
+    for start in range(0, len(data.rows), CHUNK_ROWS):
+        rows = [[_table_cell(c, inner[i]) for i, c in enumerate(row)]
+                for row in data.rows[start:start + CHUNK_ROWS]]
+        chunks.append(_chunk(header, rows, widths, label_column) if start == 0
+                      else _Continued(header, rows, widths, label_column))
+    return [KeepTogether(chunks)] if len(data.rows) <= SHORT_TABLE else chunks
 
 
 def _title_page(report: Report, width: float) -> list[Any]:
@@ -190,7 +265,7 @@ def _title_page(report: Report, width: float) -> list[Any]:
     if report.empty:
         story.append(Paragraph(_text(EMPTY), STYLES["empty"]))
     story += [Paragraph(_text(f"Note: {note}"), STYLES["note"]) for note in report.notes]
-    story += [Paragraph("Key figures", STYLES["h2"]), table(key_figures(report), width * 0.7)]
+    story += [Paragraph("Key figures", STYLES["h2"]), *table(key_figures(report), width * 0.7)]
     contents = ["Charts", "Response times", "SLA compliance", "On-call effectiveness",
                 "Incidents", "Incident timelines"]
     story += [Paragraph("Contents", STYLES["h2"]),
@@ -223,32 +298,32 @@ def render_pdf(report: Report) -> bytes:
     story += [CondPageBreak(200), Heading("Response times", 0, "response"),
               Paragraph(_text(RESPONSE_TIMES), STYLES["body"]),
               Heading("By severity", 1, "response-severity"),
-              table(response_table(report.response_by_severity, "Severity"), width),
+              *table(response_table(report.response_by_severity, "Severity"), width),
               Heading("By service", 1, "response-service"),
-              table(response_table(report.response_by_service, "Service"), width)]
+              *table(response_table(report.response_by_service, "Service"), width)]
     story += [CondPageBreak(200), Heading("SLA compliance", 0, "sla"),
               KeepTogether([Paragraph("Targets", STYLES["h3"]),
-                            table(sla_targets_table(report), width * 0.6)]),
+                            *table(sla_targets_table(report), width * 0.6)]),
               Paragraph(_text(COMPLIANCE), STYLES["body"]),
-              table(sla_table(report), width)]
+              *table(sla_table(report), width)]
     story += [CondPageBreak(200), Heading("On-call effectiveness", 0, "oncall"),
-              Heading("Responders", 1, "responders"), table(responders_table(report), width),
+              Heading("Responders", 1, "responders"), *table(responders_table(report), width),
               Heading("Escalations", 1, "escalations"),
-              table(escalations_table(report), width)]
+              *table(escalations_table(report), width)]
     story += [PageBreak(), Heading("Incidents", 0, "incidents"),
-              table(incidents_table(report), width)]
+              *table(incidents_table(report), width)]
     if report.incidents:
         story += [PageBreak(), Heading("Incident timelines", 0, "timelines")]
     for entry in report.incidents:
         story += [CondPageBreak(120),
                   Heading(f"{entry.id}: {entry.title}", 1, f"incident-{entry.id}"),
-                  table(incident_facts(entry), width * 0.75)]
+                  *table(incident_facts(entry), width * 0.75)]
         if entry.remote:
             story += [Paragraph("Linked remote incidents", STYLES["h3"]),
-                      table(remote_table(entry), width)]
-        story += [Paragraph("Timeline", STYLES["h3"]), table(timeline_table(entry), width)]
+                      *table(remote_table(entry), width)]
+        story += [Paragraph("Timeline", STYLES["h3"]), *table(timeline_table(entry), width)]
         for title, log in remote_logs(entry):
-            story += [Paragraph(_text(title), STYLES["h3"]), table(log, width)]
+            story += [Paragraph(_text(title), STYLES["h3"]), *table(log, width)]
         story.append(Spacer(1, 8))
     doc.build(story)
     return buffer.getvalue()
