@@ -282,7 +282,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
     incidents.register(app)
     connectors.register(app)
     observe.add_commands(app, runtime)
-    oncall.add_commands(app, runtime)
+    oncall.register(app)
     sla.register(app)
     report.register(app)
     serve.add_commands(app, runtime)

@@ -1,0 +1,108 @@
+"""im.app's on-call, API token and log operations without a command line: each keeps its
+rules for any front end (a chat command or an HTTP route would call the same function), and
+says what it found in its result."""
+
+from contextlib import contextmanager
+from typing import ClassVar
+
+import pytest
+
+from im import hookimpl
+from im.app import connectors, oncall
+from im.connectors import OncallResult
+from im.errors import ConnectorError, InvalidInputError, NotFoundError
+from im.testing import FakeConnector, make_runtime
+
+
+class RotaConnector(FakeConnector):
+    """A connector type with on-call schedules: each instance answers from `answers` (its
+    name -> an OncallResult, or a ConnectorError to raise) and records what it was asked."""
+
+    type = "rota"
+    answers: ClassVar[dict[str, object]] = {}
+    asked: ClassVar[list[tuple[str, object]]] = []
+
+    def oncall(self, request):
+        self.asked.append((self.name, request))
+        answer = self.answers[self.name]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+class RotaPlugin:
+    @hookimpl
+    def register_connectors(self, register):
+        register(RotaConnector)
+
+
+@pytest.fixture
+def rota(tmp_path, clock, fake):
+    runtime = make_runtime(tmp_path / "home", plugins=[fake, RotaPlugin()], clock=clock,
+                           user="alice")
+    RotaConnector.answers, RotaConnector.asked = {}, []
+    yield runtime
+    runtime.store.close()
+
+
+def _add(runtime, type_name, name):
+    connectors.add(runtime, type_name, name, {"api_key": "k"})
+
+
+def test_oncall_asks_connectors_with_schedules_in_turn_until_one_answers(rota):
+    _add(rota, "fake", "tickets")  # keeps no schedules: never asked
+    _add(rota, "rota", "first")
+    _add(rota, "rota", "second")
+    RotaConnector.answers = {"first": ConnectorError("timed out", retryable=True),
+                             "second": OncallResult(service="api", current="jane")}
+    seen = []
+    found = oncall.lookup(rota, " API ", deadline=123.0, busy=_recording(seen))
+    assert (found.connector, found.result.current) == ("second", "jane")
+    assert seen == ["Asking first", "Asking second"]
+    # one deadline for the whole look-up; the service as im names it
+    assert [(name, request.service, request.deadline) for name, request in
+            RotaConnector.asked] == [("first", "api", 123.0), ("second", "api", 123.0)]
+    assert RotaConnector.asked[0][1].at == rota.clock()
+
+
+def test_oncall_says_what_each_connector_said_when_none_answers(rota):
+    _add(rota, "rota", "first")
+    _add(rota, "rota", "second")
+    RotaConnector.answers = {"first": ConnectorError("timed out", retryable=True),
+                             "second": ConnectorError("401 Unauthorized", retryable=False)}
+    with pytest.raises(ConnectorError) as raised:
+        oncall.lookup(rota, "api")
+    assert str(raised.value) == "first: timed out; second: 401 Unauthorized"
+
+
+def test_oncall_asks_only_the_connector_named_and_checks_the_service(rota):
+    _add(rota, "rota", "first")
+    _add(rota, "rota", "second")
+    RotaConnector.answers = {"first": OncallResult(service="db"),
+                             "second": OncallResult(service="db", current="john")}
+    assert oncall.lookup(rota, "db", connector="second").result.current == "john"
+    assert [name for name, _ in RotaConnector.asked] == ["second"]
+    with pytest.raises(NotFoundError, match="no connector named 'third'"):
+        oncall.lookup(rota, "db", connector="third")
+    with pytest.raises(InvalidInputError, match="give one service, not 'db,api'"):
+        oncall.lookup(rota, "db,api")
+    assert len(RotaConnector.asked) == 1
+
+
+def test_oncall_without_a_connector_that_keeps_schedules(rota):
+    with pytest.raises(NotFoundError, match="no connector with on-call schedules is configured"):
+        oncall.lookup(rota, "api")
+    _add(rota, "fake", "tickets")
+    with pytest.raises(NotFoundError, match="no connector with on-call schedules is configured"):
+        oncall.lookup(rota, "api")
+
+
+def _recording(seen):
+    """A Busy that records what each wait was for."""
+
+    @contextmanager
+    def busy(text, *, total=None):
+        seen.append(text)
+        yield lambda: None
+
+    return busy
