@@ -285,7 +285,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
     oncall.register(app)
     sla.register(app)
     report.register(app)
-    serve.add_commands(app, runtime)
+    serve.register(app)
     plugins.add_commands(app, runtime)
     # A broken plugin must not take the core commands down with it (`im ack` at 3 a.m.).
     from im.plugins import call_each

@@ -106,3 +106,31 @@ def _recording(seen):
         yield lambda: None
 
     return busy
+
+
+def test_api_tokens_are_made_listed_rotated_and_revoked_at_the_runtimes_time(runtime, clock):
+    from im import tokens as stored
+    from im.app import tokens
+
+    made = tokens.create(runtime, "grafana", read_only=True)
+    assert made.name == "grafana" and made.secret.startswith("im_")
+    assert stored.authenticate(runtime.store, f"Bearer {made.secret}").read_only is True
+    assert [(t.name, t.read_only, t.created_at) for t in tokens.list_tokens(runtime)] == [
+        ("grafana", True, clock())]
+    with pytest.raises(InvalidInputError, match="a token named grafana exists already"):
+        tokens.create(runtime, "grafana")
+    with pytest.raises(InvalidInputError, match="invalid token name 'Grafana'"):
+        tokens.create(runtime, "Grafana")
+
+    rotated = tokens.rotate(runtime, "grafana")
+    assert rotated.name == "grafana" and rotated.secret != made.secret
+    assert stored.authenticate(runtime.store, f"Bearer {made.secret}") is None
+    assert stored.authenticate(runtime.store, f"Bearer {rotated.secret}").name == "grafana"
+
+    tokens.revoke(runtime, "grafana")
+    assert tokens.list_tokens(runtime) == []
+    assert stored.authenticate(runtime.store, f"Bearer {rotated.secret}") is None
+    with pytest.raises(NotFoundError, match=r"no API token named 'grafana' \(tokens: none\)"):
+        tokens.rotate(runtime, "grafana")
+    with pytest.raises(NotFoundError, match="no API token named 'grafana'"):
+        tokens.revoke(runtime, "grafana")
