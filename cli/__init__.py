@@ -281,7 +281,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
 
     incidents.register(app)
     connectors.register(app)
-    observe.add_commands(app, runtime)
+    observe.register(app)
     oncall.register(app)
     sla.register(app)
     report.register(app)

@@ -1,6 +1,6 @@
-"""im.app's on-call, API token and log operations without a command line: each keeps its
-rules for any front end (a chat command or an HTTP route would call the same function), and
-says what it found in its result."""
+"""im.app's on-call, API token, log and connector figure operations without a command line:
+each keeps its rules for any front end (a chat command or an HTTP route would call the same
+function), and says what it found in its result."""
 
 from contextlib import contextmanager
 from typing import ClassVar
@@ -134,3 +134,53 @@ def test_api_tokens_are_made_listed_rotated_and_revoked_at_the_runtimes_time(run
         tokens.rotate(runtime, "grafana")
     with pytest.raises(NotFoundError, match="no API token named 'grafana'"):
         tokens.revoke(runtime, "grafana")
+
+
+def test_logs_are_read_by_component_level_text_and_time_oldest_first(runtime, clock):
+    import logging
+    from datetime import timedelta
+
+    from im.app import logs
+    from im.logs import install
+
+    handler = install(runtime.store)
+    try:
+        logging.getLogger("im.webhook").info("event received", extra={"connector": "pd"})
+        logging.getLogger("im.sync").warning("INC-7 delivery failed", extra={"status": 502})
+        logging.getLogger("im.sync").debug("below the handler's level: never kept")
+        # read() writes what this process logged first: no flush needed here
+        every = logs.read(runtime, logs.query(level="DEBUG"))
+    finally:
+        logging.getLogger("im").removeHandler(handler)
+        handler.close()
+    assert [(line.component, line.connector, line.level, line.message) for line in every] == [
+        ("webhook", "pd", "info", "event received"),
+        ("sync", None, "warning", "INC-7 delivery failed")]
+    assert every[1].data == {"status": 502} and every[0].id < every[1].id
+    assert [line.message for line in logs.read(runtime, logs.query(level="warning"))] == [
+        "INC-7 delivery failed"]
+    assert [line.message for line in logs.read(runtime, logs.query(component="webhook"))] == [
+        "event received"]
+    assert [line.message for line in logs.read(runtime, logs.query(text="inc-7"))] == [
+        "INC-7 delivery failed"]
+    assert [line.message for line in logs.read(runtime, logs.query(), limit=1)] == [
+        "INC-7 delivery failed"]  # the latest
+    assert logs.read(runtime, logs.query(), after_id=every[1].id) == []
+    later = every[1].at + timedelta(seconds=1)
+    assert logs.read(runtime, logs.query(), since=later) == []
+    with pytest.raises(InvalidInputError) as unknown:
+        logs.query(component="web")
+    assert str(unknown.value) == ("unknown component 'web'; choose from webhook, sync, server,"
+                                  " cli, connector")
+    with pytest.raises(InvalidInputError) as unknown:
+        logs.query(level="loud")
+    assert str(unknown.value) == "unknown level 'loud'; choose from debug, info, warning, error"
+
+
+def test_metrics_of_a_connector_and_of_an_unknown_one(runtime):
+    connectors.add(runtime, "fake", "prod-fake", {"api_key": "k"})
+    figures = connectors.metrics(runtime, "prod-fake")
+    assert (figures.name, figures.total_incidents, figures.sync_success_rate,
+            figures.api_calls_24h) == ("prod-fake", 0, None, 0)
+    with pytest.raises(NotFoundError, match="no connector named 'nope'"):
+        connectors.metrics(runtime, "nope")

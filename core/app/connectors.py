@@ -1,5 +1,6 @@
 """Connector operations: add, update and remove a connector, check it, set up and check its
-webhooks, its status and health, sync it (and say what is left waiting), preview and replay.
+webhooks, its status, health and figures (`im metrics connector`), sync it (and say what is
+left waiting), preview and replay.
 
 Every front end (`im connector ...`, later the HTTP API and chat buttons) calls these with
 plain arguments (names, settings as data, a public URL) and formats what they return: the
@@ -38,7 +39,7 @@ from im.connectors import (
 )
 from im.errors import ConnectorError, ImError, InvalidInputError, NotFoundError
 from im.models import ConnectorRecord, SyncDirection
-from im.observability import ConnectorStatus
+from im.observability import ConnectorMetrics, ConnectorStatus
 from im.storage import InboxRow, OutboxRow
 from im.sync import DeliveryReport
 
@@ -52,7 +53,7 @@ __all__ = [
     "NothingToChangeError", "PublicUrlUnknownError", "Reconciled", "Replayed", "SettingChanged",
     "SyncBacklog", "SyncResult", "SyncScope", "WebhookCheck", "WebhookSetUp", "WebhooksEnabled",
     "WebhooksRemoved", "add", "backlog", "check", "check_webhooks", "deliver",
-    "disable_webhooks", "enable_webhooks", "get", "health", "list_connectors",
+    "disable_webhooks", "enable_webhooks", "get", "health", "list_connectors", "metrics",
     "new_connector_type", "preview", "queued_changes", "reconcile", "remove", "replay",
     "requeue_failed", "set_up_webhooks", "show", "status", "sync", "sync_scope",
     "tear_down_webhooks", "update", "webhook_url",
@@ -124,6 +125,14 @@ def status(runtime: Runtime, name: str) -> ConnectorStatus:
     from im import observability
 
     return observability.status(runtime, name)
+
+
+def metrics(runtime: Runtime, name: str) -> ConnectorMetrics:
+    """Incidents linked, sync success and time, API calls and the rate limit used, webhook
+    events: the figures of the last 24 hours (`/metrics` serves the same)."""
+    from im import observability
+
+    return observability.metrics(runtime, name)
 
 
 class ConnectorHealth(msgspec.Struct, frozen=True, kw_only=True):
