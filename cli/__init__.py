@@ -286,7 +286,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
     sla.register(app)
     report.register(app)
     serve.register(app)
-    plugins.add_commands(app, runtime)
+    plugins.register(app)
     # A broken plugin must not take the core commands down with it (`im ack` at 3 a.m.).
     from im.plugins import call_each
 
