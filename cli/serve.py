@@ -66,8 +66,10 @@ def serve(
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if workers > 1:
+        from im.server import check_settings
         from im.server import workers as multiprocess
 
+        check_settings(runtime(ctx))  # the workers build the app: what it refuses, say now
         typer.echo(f"im serve listening on {scheme}://{host}:{port} ({workers} workers)",
                    err=True)
         multiprocess.run(runtime(ctx), host=host, port=port, workers=workers,
