@@ -281,13 +281,13 @@ def make_app(runtime: Runtime) -> typer.Typer:
 
     incidents.register(app)
     connectors.register(app)
-    observe.add_commands(app, runtime)
-    oncall.add_commands(app, runtime)
+    observe.register(app)
+    oncall.register(app)
     sla.register(app)
     report.register(app)
     db.register(app)
-    serve.add_commands(app, runtime)
-    plugins.add_commands(app, runtime)
+    serve.register(app)
+    plugins.register(app)
     # A broken plugin must not take the core commands down with it (`im ack` at 3 a.m.).
     from im.plugins import call_each
 

@@ -1,12 +1,18 @@
 """What operators look at: `im connector status` and `health` (registered in the connector
-group by im.cli.connectors), `im metrics connector`, and `im logs`. Every figure comes from
-im.observability, computed from recorded activity."""
+group by im.cli.connectors), `im metrics connector`, and `im logs`. Each command calls
+im.app (its figures come from im.observability, computed from recorded activity; the log
+lines are those im.logs recorded) and formats what it returns."""
 
+
+from typing import TYPE_CHECKING
 
 import typer
 
 from im.cli.context import runtime
 from im.runtime import Runtime
+
+if TYPE_CHECKING:
+    from im.app.logs import LogLine
 
 JSON = typer.Option(False, "--json", help="Print JSON.")
 
@@ -86,82 +92,75 @@ def health(ctx: typer.Context, name: str = typer.Argument(..., help="The connect
     raise typer.Exit({"healthy": 0, "degraded": 1}.get(found.health, 2))
 
 
-def add_commands(app: typer.Typer, runtime: Runtime) -> None:
+def register(app: typer.Typer) -> None:
+    """Add the `metrics` group and `im logs` to the root command line (`status` and `health`
+    are in the connector group: im.cli.connectors adds them)."""
     metrics_app = typer.Typer(help="Figures about im's activity.", no_args_is_help=True,
                               rich_markup_mode=None)
+    metrics_app.command("connector")(metrics_connector)
     app.add_typer(metrics_app, name="metrics")
+    app.command("logs")(show_logs)
 
-    @metrics_app.command("connector")
-    def metrics_connector(name: str = typer.Argument(..., help="The connector."),
-                          json_output: bool = JSON) -> None:
-        """A connector's figures: incidents, sync success and time, API calls, webhooks."""
-        from im import observability
-        from im.cli.output import percent, print_json
 
-        figures = observability.metrics(runtime, name)
-        if json_output:
-            print_json(figures)
+def metrics_connector(ctx: typer.Context,
+                      name: str = typer.Argument(..., help="The connector."),
+                      json_output: bool = JSON) -> None:
+    """A connector's figures: incidents, sync success and time, API calls, webhooks."""
+    from im.app import connectors
+    from im.cli.output import percent, print_json
+
+    figures = connectors.metrics(runtime(ctx), name)
+    if json_output:
+        print_json(figures)
+        return
+    success = percent(figures.sync_success_rate) if figures.sync_success_rate is not None \
+        else "- (nothing synced in 24h)"
+    average = f"{figures.average_sync_seconds:.1f}s" if \
+        figures.average_sync_seconds is not None else "-"
+    typer.echo("\n".join([
+        f"Connector: {figures.name}",
+        f"Total Incidents: {figures.total_incidents:,}",
+        f"Sync Success Rate: {success}",
+        f"Average Sync Time: {average}",
+        f"API Calls (24h): {figures.api_calls_24h:,}",
+        f"Rate Limit Usage: {percent(figures.rate_limit_usage)}",
+        f"Webhook Events (24h): {figures.webhook_events_24h:,}",
+    ]))
+
+
+def show_logs(
+    ctx: typer.Context,
+    component: str = typer.Option(None, "--component", "-c",
+                                  help="webhook, sync, server, cli or connector."),
+    filter_: str = typer.Option(None, "--filter", help="Only lines mentioning this"
+                                " (a connector's name or type, an incident, any text)."),
+    since: str = typer.Option(None, "--since", help="How far back: 10m, 2h, 1d, or a"
+                              " date/time."),
+    level: str = typer.Option("info", "--level", help="Lowest level: debug, info,"
+                              " warning, error."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
+    limit: int = typer.Option(200, "--limit", min=1, max=100_000,
+                              help="At most this many lines."),
+    json_output: bool = typer.Option(False, "--json", help="One JSON object a line."),
+) -> None:
+    """Show the structured logs recorded by `im serve` and the CLI."""
+    import time
+
+    from im.app import logs
+
+    wanted = logs.query(component=component, level=level, text=filter_)
+    start = _since(runtime(ctx), since) if since else None
+    last = 0
+    while True:
+        lines = logs.read(runtime(ctx), wanted, since=start, after_id=last, limit=limit)
+        for line in lines:
+            _print_log(line, json_output)
+            last = line.id
+        if not follow:
+            if not lines and not last:
+                typer.echo("No log lines match.", err=True)
             return
-        success = percent(figures.sync_success_rate) if figures.sync_success_rate is not None \
-            else "- (nothing synced in 24h)"
-        average = f"{figures.average_sync_seconds:.1f}s" if \
-            figures.average_sync_seconds is not None else "-"
-        typer.echo("\n".join([
-            f"Connector: {figures.name}",
-            f"Total Incidents: {figures.total_incidents:,}",
-            f"Sync Success Rate: {success}",
-            f"Average Sync Time: {average}",
-            f"API Calls (24h): {figures.api_calls_24h:,}",
-            f"Rate Limit Usage: {percent(figures.rate_limit_usage)}",
-            f"Webhook Events (24h): {figures.webhook_events_24h:,}",
-        ]))
-
-    @app.command()
-    def logs(
-        component: str = typer.Option(None, "--component", "-c",
-                                      help="webhook, sync, server, cli or connector."),
-        filter_: str = typer.Option(None, "--filter", help="Only lines mentioning this"
-                                    " (a connector's name or type, an incident, any text)."),
-        since: str = typer.Option(None, "--since", help="How far back: 10m, 2h, 1d, or a"
-                                  " date/time."),
-        level: str = typer.Option("info", "--level", help="Lowest level: debug, info,"
-                                  " warning, error."),
-        follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
-        limit: int = typer.Option(200, "--limit", min=1, max=100_000,
-                                  help="At most this many lines."),
-        json_output: bool = typer.Option(False, "--json", help="One JSON object a line."),
-    ) -> None:
-        """Show the structured logs recorded by `im serve` and the CLI."""
-        import logging
-        import time
-
-        from im.errors import InvalidInputError
-        from im.logs import COMPONENTS
-
-        if component and component not in COMPONENTS:
-            raise InvalidInputError(f"unknown component {component!r}; choose from"
-                                    f" {', '.join(COMPONENTS)}")
-        levels = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-                  "error": logging.ERROR}
-        if level.lower() not in levels:
-            raise InvalidInputError(f"unknown level {level!r}; choose from"
-                                    f" {', '.join(levels)}")
-        start = _since(runtime, since) if since else None
-        for handler in logging.getLogger("im").handlers:
-            handler.flush()  # what this process logged is buffered until now
-        last = 0
-        while True:
-            rows = runtime.store.logs(since=start, min_level=levels[level.lower()],
-                                      component=component, text=filter_, after_id=last,
-                                      limit=limit)
-            for row in rows:
-                _print_log(row, json_output)
-                last = row["id"]
-            if not follow:
-                if not rows and not last:
-                    typer.echo("No log lines match.", err=True)
-                return
-            time.sleep(0.5)
+        time.sleep(0.5)
 
 
 def _since(runtime: Runtime, text: str):  # type: ignore[no-untyped-def]
@@ -187,19 +186,19 @@ def _since(runtime: Runtime, text: str):  # type: ignore[no-untyped-def]
         raise InvalidInputError(f"--since {text} is out of range") from None
 
 
-def _print_log(row: dict, json_output: bool) -> None:  # type: ignore[type-arg]
+def _print_log(line: "LogLine", json_output: bool) -> None:
     from im.cli.output import when
 
     if json_output:
         import msgspec
 
-        typer.echo(msgspec.json.encode(row).decode())
+        typer.echo(msgspec.json.encode(line).decode())
         return
     from im.humanize import printable  # logged requests and answers hold outside text
 
-    where = row["component"] + (f"/{row['connector']}" if row["connector"] else "")
-    extra = " ".join(f"{k}={v}" for k, v in row["data"].items() if k not in ("body", "headers"))
-    typer.echo(printable(f"{when(row['at'])} {row['level'].upper():<7} {where}:"
-                         f" {row['message']}" + (f" ({extra})" if extra else "")))
-    if "body" in row["data"] and row["data"]["body"]:
-        typer.echo(printable(f"    body: {row['data']['body']}"))
+    where = line.component + (f"/{line.connector}" if line.connector else "")
+    extra = " ".join(f"{k}={v}" for k, v in line.data.items() if k not in ("body", "headers"))
+    typer.echo(printable(f"{when(line.at)} {line.level.upper():<7} {where}:"
+                         f" {line.message}" + (f" ({extra})" if extra else "")))
+    if line.data.get("body"):
+        typer.echo(printable(f"    body: {line.data['body']}"))

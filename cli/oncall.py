@@ -1,67 +1,50 @@
-"""`im oncall`: who is on call for a service, asked of the connectors that know."""
+"""`im oncall`: who is on call for a service, asked of the connectors that know.
+
+The command calls `im.app.oncall`, which chooses the connectors to ask and gives them one
+deadline, and prints the answer.
+"""
 
 
 import typer
 
-from im.runtime import Runtime
+from im.cli.context import runtime
 
 
-def add_commands(app: typer.Typer, runtime: Runtime) -> None:
-    @app.command()
-    def oncall(
-        service: str = typer.Option(..., "--service", help="The im service, e.g. api."),
-        connector: str = typer.Option(None, "--connector", help="Ask only this connector."),
-        json_output: bool = typer.Option(False, "--json", help="Print JSON."),
-    ) -> None:
-        """Show who is on call for a service now, who is next, and the escalation."""
-        from im.cli import waiting
-        from im.cli.output import print_json, when
-        from im.connectors import Connector, OncallRequest
-        from im.errors import ConnectorError, NotFoundError
-        from im.incidents import parse_service
-
-        name = parse_service(service)
-        names = [connector] if connector else [r.name for r in runtime.store.list_connectors()
-                                               if r.enabled]
-        errors = []
-        until = waiting.deadline()  # one for the command, whichever connectors it asks
-        for candidate in names:
-            instance = runtime.connector(candidate)
-            if type(instance).oncall is Connector.oncall:
-                continue  # this connector type has no on-call schedules
-            try:
-                with waiting.spinner(f"Asking {candidate}"):
-                    result = instance.oncall(OncallRequest(service=name, at=runtime.clock(),
-                                                           deadline=until))
-            except ConnectorError as error:
-                errors.append(f"{candidate}: {error}")
-                continue
-            if json_output:
-                print_json({"connector": candidate, **_asdict(result)})
-                return
-            lines = [f"Service: {result.service}"]
-            if result.current:
-                until = f" (until {when(result.current_until)[:16]})" if result.current_until \
-                    else ""
-                lines.append(f"Current On-Call: {result.current}{until}")
-            else:
-                lines.append("Current On-Call: nobody")
-            if result.next:
-                lines.append(f"Next On-Call: {result.next} ({when(result.next_from)[:16]})")
-            lines += [f"Escalation: {step}" for step in result.escalations]
-            if result.routed:
-                lines.append(f"Note: {result.routed}")
-            from im.humanize import printable  # names from the remote system
-
-            typer.echo("\n".join(printable(line) for line in lines))
-            return
-        if errors:
-            raise ConnectorError("; ".join(errors))
-        raise NotFoundError("no connector with on-call schedules is configured"
-                            " (`im connector list`)")
+def register(app: typer.Typer) -> None:
+    """Add `im oncall` to the root command line."""
+    app.command()(oncall)
 
 
-def _asdict(result: object) -> dict[str, object]:
+def oncall(
+    ctx: typer.Context,
+    service: str = typer.Option(..., "--service", help="The im service, e.g. api."),
+    connector: str = typer.Option(None, "--connector", help="Ask only this connector."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show who is on call for a service now, who is next, and the escalation."""
     import msgspec
 
-    return msgspec.structs.asdict(result)  # type: ignore[arg-type]
+    from im.app import oncall as on_call
+    from im.cli import waiting
+    from im.cli.output import print_json, when
+
+    found = on_call.lookup(runtime(ctx), service, connector=connector,
+                           deadline=waiting.deadline(), busy=waiting.spinner)
+    result = found.result
+    if json_output:
+        print_json({"connector": found.connector, **msgspec.structs.asdict(result)})
+        return
+    lines = [f"Service: {result.service}"]
+    if result.current:
+        until = f" (until {when(result.current_until)[:16]})" if result.current_until else ""
+        lines.append(f"Current On-Call: {result.current}{until}")
+    else:
+        lines.append("Current On-Call: nobody")
+    if result.next:
+        lines.append(f"Next On-Call: {result.next} ({when(result.next_from)[:16]})")
+    lines += [f"Escalation: {step}" for step in result.escalations]
+    if result.routed:
+        lines.append(f"Note: {result.routed}")
+    from im.humanize import printable  # names from the remote system
+
+    typer.echo("\n".join(printable(line) for line in lines))

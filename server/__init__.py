@@ -98,6 +98,14 @@ def create_app(runtime: Runtime, *, background: bool = False,
                "webhook": ingest, "connectors": ingest.connectors})
 
 
+def check_settings(runtime: Runtime) -> None:
+    """Refuse now, in one line, whatever create_app refuses: the settings file's `server`
+    object (the connection cap, the webhook route's networks and limits) and plugins' routes.
+    For a process that serves through others: `im serve --workers N` checks so before it
+    says it listens, as its workers each build their own app (and each would fail then)."""
+    create_app(runtime)
+
+
 def serving(app: Litestar) -> Any:
     """The ASGI app `im serve` runs: `app`, except that webhook deliveries go straight to
     their route. The route does all its checks itself (source, rate, size, signature), so

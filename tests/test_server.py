@@ -317,6 +317,30 @@ def test_im_serve_serves_tls_and_refuses_a_bad_pair_in_one_line(tmp_path, im_env
         server.wait(timeout=20)
 
 
+def test_im_serve_with_workers_refuses_bad_server_settings_before_it_listens(im_env,
+                                                                             tmp_path):
+    """The workers each build the app, which checks the `server` settings: im serve checks
+    them first, so a bad one is one line and exit 1, not a traceback from every worker
+    after "listening"."""
+    import socket
+    import subprocess
+
+    from conftest import IM
+
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    (home / "settings.json").write_text(json.dumps({"server": {"max_connections": 0}}))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = subprocess.run([IM, "serve", "--port", str(port), "--workers", "2"],
+                          env={**im_env, "IM_HOME": str(home)}, capture_output=True,
+                          text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        1, "", "Error: settings server.max_connections: must be a whole number of at least 1"
+               " (client connections per process), not 0\n")
+
+
 def test_listening_beyond_loopback_without_tls_is_warned_of(im_env):
     """Checked without serving anything: the port on all addresses is taken (bound, never
     listening), so im serve warns, then stops at the busy port."""

@@ -14,8 +14,15 @@ an assignee exists, for one, while the rule lived in the command).
   timeline; delivering what a change queued, for front ends that wait for it.
 - `im.app.sla`: the targets in force and what set them, running timers, breach checks.
 - `im.app.reports`: a report of a period, rendered in one of its formats.
-- `im.app.connectors`: connector add, update, remove, show, test, status and health; webhook
-  set-up and checks; sync with its summary; preview and replay.
+- `im.app.connectors`: connector add, update, remove, show, test, status, health and metrics;
+  webhook set-up and checks; sync with its summary; preview and replay.
+- `im.app.oncall`: who is on call for a service, asked of the connectors that keep schedules.
+- `im.app.tokens`: the HTTP API's tokens: create, list, rotate, revoke.
+- `im.app.logs`: the log lines `im serve` and the CLI recorded, filtered.
+- `im.app.database`: the database's size by table, and what is kept how long.
+
+Operations that wait on a remote system take a deadline and `busy` (`im.app.busy.Busy`), which
+a front end shows the wait with.
 
 The actor is an `im.models.Origin`: who acts (`actor`) and in which system (`system`, "im"
 for every front end; a connector's name only for what a connector applies, which never comes

@@ -1,5 +1,6 @@
 """Connector operations: add, update and remove a connector, check it, set up and check its
-webhooks, its status and health, sync it (and say what is left waiting), preview and replay.
+webhooks, its status, health and figures (`im metrics connector`), sync it (and say what is
+left waiting), preview and replay.
 
 Every front end (`im connector ...`, later the HTTP API and chat buttons) calls these with
 plain arguments (names, settings as data, a public URL) and formats what they return: the
@@ -20,12 +21,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from im.app.busy import Busy, unseen
 from im.connectors import (
     Check,
     CheckRequest,
@@ -38,7 +39,7 @@ from im.connectors import (
 )
 from im.errors import ConnectorError, ImError, InvalidInputError, NotFoundError
 from im.models import ConnectorRecord, SyncDirection
-from im.observability import ConnectorStatus
+from im.observability import ConnectorMetrics, ConnectorStatus
 from im.storage import InboxRow, OutboxRow
 from im.sync import DeliveryReport
 
@@ -52,7 +53,7 @@ __all__ = [
     "NothingToChangeError", "PublicUrlUnknownError", "Reconciled", "Replayed", "SettingChanged",
     "SyncBacklog", "SyncResult", "SyncScope", "WebhookCheck", "WebhookSetUp", "WebhooksEnabled",
     "WebhooksRemoved", "add", "backlog", "check", "check_webhooks", "deliver",
-    "disable_webhooks", "enable_webhooks", "get", "health", "list_connectors",
+    "disable_webhooks", "enable_webhooks", "get", "health", "list_connectors", "metrics",
     "new_connector_type", "preview", "queued_changes", "reconcile", "remove", "replay",
     "requeue_failed", "set_up_webhooks", "show", "status", "sync", "sync_scope",
     "tear_down_webhooks", "update", "webhook_url",
@@ -63,21 +64,6 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 QUEUED = ("pending", "delivering")
 # How long a webhook check waits for the event it sent (or the remote's ping) to be stored.
 WEBHOOK_CHECK_SECONDS = 10.0
-
-
-class Busy(Protocol):
-    """How a front end shows that an operation waits on a remote system: a context manager
-    around the wait, given what is waited for and, when known, how many steps it takes. It
-    yields a function that counts one step done."""
-
-    def __call__(self, text: str, *, total: int | None = None
-                 ) -> AbstractContextManager[Callable[[], None]]: ...
-
-
-@contextmanager
-def _unseen(text: str, *, total: int | None = None) -> Iterator[Callable[[], None]]:
-    """The default Busy: the wait is not shown."""
-    yield lambda: None
 
 
 # -- configured connectors -----------------------------------------------------------------
@@ -141,6 +127,14 @@ def status(runtime: Runtime, name: str) -> ConnectorStatus:
     return observability.status(runtime, name)
 
 
+def metrics(runtime: Runtime, name: str) -> ConnectorMetrics:
+    """Incidents linked, sync success and time, API calls and the rate limit used, webhook
+    events: the figures of the last 24 hours (`/metrics` serves the same)."""
+    from im import observability
+
+    return observability.metrics(runtime, name)
+
+
 class ConnectorHealth(msgspec.Struct, frozen=True, kw_only=True):
     """`health`: healthy, degraded or unhealthy; `checks`: what it was found from."""
 
@@ -149,7 +143,7 @@ class ConnectorHealth(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def health(runtime: Runtime, name: str, *, deadline: float | None = None,
-           busy: Busy = _unseen) -> ConnectorHealth:
+           busy: Busy = unseen) -> ConnectorHealth:
     """The connector's live checks, then what its records say (webhooks, sync, errors)."""
     from im import observability
 
@@ -225,7 +219,7 @@ def add(runtime: Runtime, type_name: str, name: str, settings: dict[str, Any]
 
 
 def update(runtime: Runtime, name: str, *, merge: dict[str, Any] | None = None,
-           values: Sequence[tuple[str, Any]] = (), busy: Busy = _unseen) -> ConnectorUpdated:
+           values: Sequence[tuple[str, Any]] = (), busy: Busy = unseen) -> ConnectorUpdated:
     """Change a connector's settings: `merge` is merged in deeply (a JSON object), then each
     (dotted path, value) of `values` is set. The result is validated as a whole, checked with
     the remote system where the connector can (an id it does not know is refused), and
@@ -283,7 +277,7 @@ def remove(runtime: Runtime, name: str) -> ConnectorRemoved:
 
 def _save(runtime: Runtime, name: str, type_name: str, data: dict[str, Any],
           created_at: datetime | None = None, before: dict[str, Any] | None = None,
-          busy: Busy = _unseen) -> tuple[ConnectorSettings, list[str]]:
+          busy: Busy = unseen) -> tuple[ConnectorSettings, list[str]]:
     """Store a connector's settings (an update when `before`, the stored ones, is given):
     the decoded settings, and the warnings of the remote check."""
     from im.connector_config import validate
@@ -423,7 +417,7 @@ class ConnectorChecked(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def check(runtime: Runtime, name: str, *, deadline: float | None = None,
-          busy: Busy = _unseen) -> ConnectorChecked:
+          busy: Busy = unseen) -> ConnectorChecked:
     """Check that a connector can reach and use its remote system."""
     connector = runtime.connector(name)
     public_url = runtime.public_url_for(name)
@@ -551,7 +545,7 @@ def _wants_webhooks(runtime: Runtime, name: str) -> bool:
     return connector.wants_webhooks and connector.subscribes_webhooks
 
 
-def set_up_webhooks(runtime: Runtime, name: str, *, busy: Busy = _unseen) -> WebhookSetUp:
+def set_up_webhooks(runtime: Runtime, name: str, *, busy: Busy = unseen) -> WebhookSetUp:
     """After adding a connector, or a change that turned webhooks or pulling on: a connector
     that pulls and sets up its remote's webhooks itself gets them now when im's public URL
     is known. The settings are saved already: a remote that fails here only leaves the
@@ -593,7 +587,7 @@ def tear_down_webhooks(runtime: Runtime, name: str) -> WebhooksRemoved:
 
 
 def enable_webhooks(runtime: Runtime, name: str, *, url: str | None = None,
-                    busy: Busy = _unseen) -> WebhooksEnabled:
+                    busy: Busy = unseen) -> WebhooksEnabled:
     """Subscribe to the remote system's events at `url` (im's public base URL; default:
     IM_PUBLIC_URL, else the last one given), and remember it. A new URL replaces the
     subscription. Raises PublicUrlUnknownError when there is none."""
@@ -812,7 +806,7 @@ def reconcile(runtime: Runtime, scope: SyncScope, *, deadline: float | None = No
 
 def sync(runtime: Runtime, name: str, *, incident: str | None = None,
          retry_failed: bool = False, deadline: float | None = None,
-         busy: Busy = _unseen) -> SyncResult:
+         busy: Busy = unseen) -> SyncResult:
     """Deliver queued changes now, then reconcile, within one `deadline`; with
     `retry_failed`, the changes refused for good are queued again first. A front end that
     reports each step as it ends calls the steps itself (requeue_failed, deliver, backlog,
