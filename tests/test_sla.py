@@ -6,6 +6,7 @@ from datetime import timedelta
 import msgspec
 
 from im import hookimpl, incidents
+from im.sla import check_breaches
 from im.connectors import ConnectorSettings
 from im.models import Action, Origin
 from im.testing import FakeConnector, FakeRemote, make_runtime, run_cli
@@ -301,3 +302,26 @@ def test_a_breach_note_refused_for_good_exits_3_once_every_breach_is_recorded(tm
         " cause, then `im connector sync f --retry-failed` sends it again\n")
     assert len([e for e in runtime.store.timeline("INC-1") if e.kind == "sla_breached"]) == 2
     assert [row.status for row in runtime.store.outbox(statuses=("failed",))] == ["failed"]
+
+
+def test_a_check_reads_the_overdue_timers_by_index_not_every_open_incident(runtime, clock):
+    """`im serve` checks every 15 s: the statements of a check search incidents through
+    incidents_sla_due (status, severity, start), never scan them, so a check with nothing
+    new due costs the same with a million incidents as with a thousand."""
+    for n in range(20):
+        incidents.declare(runtime, title=f"Incident {n}", severity="SEV-2", services=["api"])
+    clock.advance(hours=1)
+    check_breaches(runtime)
+    statements: list[str] = []
+    runtime.store.conn.set_trace_callback(statements.append)
+    try:
+        assert check_breaches(runtime) == []
+    finally:
+        runtime.store.conn.set_trace_callback(None)
+    reads = [s for s in statements if s.lstrip().startswith("SELECT") and "FROM incidents" in s]
+    assert reads
+    for sql in reads:
+        plan = " | ".join(row[3] for row in runtime.store.conn.execute(
+            "EXPLAIN QUERY PLAN " + sql))
+        assert "SCAN incidents" not in plan, (sql, plan)
+        assert "incidents_sla_due" in plan, (sql, plan)

@@ -54,6 +54,14 @@ class IncidentRepository(Protocol):
         """Incidents declared in [start, end), oldest first."""
         ...
 
+    def sla_overdue(self, *, severity: Severity, statuses: Sequence[Status], kind: str,
+                    started_before: datetime) -> list[Incident]:
+        """Incidents of `severity` in one of `statuses` whose timer (started when declared or
+        last reopened) started before then, with no breach of `kind` recorded for that start:
+        the timers of that kind overdue and not yet notified. Reads an index, not every
+        open incident: what it costs follows what is due."""
+        ...
+
     def count_by_status_and_severity(self) -> list[tuple[str, str, int]]: ...
 
 
@@ -275,10 +283,6 @@ class LogRepository(Protocol):
 
 class BreachRepository(Protocol):
     """The SLA breaches notified: one per incident, timer kind and start."""
-
-    def recorded(self, numbers: Sequence[int]) -> set[tuple[int, str, datetime]]:
-        """(number, kind, started_at) of the breaches recorded for these incidents."""
-        ...
 
     def add(self, *, number: int, kind: str, started_at: datetime, due_at: datetime,
             target_seconds: float, severity: str, detected_at: datetime) -> bool:

@@ -3,23 +3,15 @@ notified once; the timers themselves are derived from the incidents' times."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Sequence
 from datetime import datetime
 
-from im.storage.sqlite.database import parse_ts, ts
+from im.storage.sqlite.database import ts
 
 
 class SqliteBreaches:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-
-    def recorded(self, numbers: Sequence[int]) -> set[tuple[int, str, datetime]]:
-        return {(number, kind, parse_ts(started))  # type: ignore[misc]
-                for number, kind, started in self.conn.execute(
-                    "SELECT number, kind, started_at FROM sla_breaches WHERE number IN"
-                    " (SELECT value FROM json_each(?))", (json.dumps(list(numbers)),))}
 
     def add(self, *, number: int, kind: str, started_at: datetime, due_at: datetime,
             target_seconds: float, severity: str, detected_at: datetime) -> bool:

@@ -122,6 +122,17 @@ class SqliteIncidents:
         self.conn.execute(f"UPDATE incidents SET {assignments} WHERE number = ?",
                           [*values.values(), incident_number(incident_id)])
 
+    def sla_overdue(self, *, severity: Severity, statuses: Sequence[Status], kind: str,
+                    started_before: datetime) -> list[Incident]:
+        # The timer's start is written as incidents_sla_due (migration 0009) indexes it.
+        return self._select(
+            "WHERE status IN (SELECT value FROM json_each(:statuses)) AND severity = :severity"
+            " AND coalesce(reopened_at, created_at) < :before AND NOT EXISTS (SELECT 1 FROM"
+            " sla_breaches AS b WHERE b.number = incidents.number AND b.kind = :kind AND"
+            " b.started_at = coalesce(incidents.reopened_at, incidents.created_at))",
+            {"statuses": json.dumps([s.value for s in statuses]), "severity": severity.value,
+             "before": ts(started_before), "kind": kind})
+
     def declared_between(self, start: datetime, end: datetime) -> list[Incident]:
         """Stored times are UTC ISO text, so comparing text compares times; two queries
         whatever the number of incidents."""

@@ -203,4 +203,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX outbox_done ON outbox(status, done_at);
         """,
     ),
+    (
+        "0009_sla_due",
+        """
+        -- An SLA check reads the timers overdue by status, severity and when the timer
+        -- started (declared, or last reopened), not every open incident.
+        CREATE INDEX incidents_sla_due
+            ON incidents(status, severity, coalesce(reopened_at, created_at));
+        """,
+    ),
 ]
