@@ -284,7 +284,11 @@ def pagerduty_sandbox_server() -> Iterator[RunningSandbox]:
 @pytest.fixture
 def pagerduty_sandbox(pagerduty_sandbox_server: RunningSandbox) -> RunningSandbox:
     """A running sandbox, freshly reset to the demo seed."""
+    from im_pagerduty import priorities
+
     pagerduty_sandbox_server.reset()
+    # a reset sandbox is a new account at the same URL and key: its priorities are read anew
+    priorities.forget_all()
     return pagerduty_sandbox_server
 
 
