@@ -93,9 +93,47 @@ def connection_checks(connector: PagerDutyConnector, request: CheckRequest) -> l
                 checks.append(_failure("escalation_policy", error, connector,
                                        f"Escalation policy {policy_id}"))
 
+    priorities = _priority_check(connector)
+    if priorities is not None:
+        checks.append(priorities)
     if connector.wants_webhooks:  # an outbound connector ignores PagerDuty's events
         checks.append(_webhook_check(connector, request))
     return _late_in_one(checks)
+
+
+def _priority_check(connector: PagerDutyConnector) -> Check | None:
+    """Each name `priority_mapping` sets exists in PagerDuty. An account without priorities
+    passes (im then sends urgency alone), said here once rather than on every change."""
+    from im import Severity
+    from im_pagerduty.priorities import forget, listed
+    from im_pagerduty.settings import priority_names
+
+    mapping = connector.settings.custom.priority_mapping
+    wanted = [priority_names(mapping, severity)[0] for severity in Severity
+              if priority_names(mapping, severity)]
+    if not wanted:
+        return None  # the mapping is off: severity goes by urgency alone
+    forget(connector.client)  # a test reads PagerDuty as it is now
+    try:
+        found = listed(connector.client)
+    except PagerDutyError as error:
+        if error.status not in (402, 403, 404):
+            return _failure("priorities", error, connector, "Priorities")
+        found = []
+    if not found:
+        return Check(name="priorities", ok=True,
+                     detail="Priorities not enabled in PagerDuty: severity is sent as urgency"
+                            " alone")
+    names = [str(p.get("name") or "") for p in found]
+    missing = [name for name in wanted if name.lower() not in {n.lower() for n in names}]
+    if missing:
+        return Check(name="priorities", ok=False,
+                     detail=f"Priority mapping: no priority named {', '.join(missing)} in"
+                            f" PagerDuty (has: {', '.join(names)})",
+                     fix=f"im connector config {connector.name} --priority-mapping"
+                         " '{\"SEV-1\": \"NAME\", ...}' (PagerDuty's names)")
+    return Check(name="priorities", ok=True,
+                 detail=f"Priorities {', '.join(wanted)} found")
 
 
 def _late_in_one(checks: list[Check]) -> list[Check]:

@@ -48,13 +48,18 @@ from im import (
 from im_pagerduty.settings import DEFAULT_URGENCY, PagerDutySettings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from im import Severity
     from im_pagerduty.client import CallInfo, PagerDutyClient
+    from im_pagerduty.priorities import Choice
 
 CHECK_SECONDS = 5.0  # how long `im assign` waits to learn whether the user exists
 VERIFY_SECONDS = 10.0  # how long a settings change or a mapping waits to check an id
 # PagerDuty's codes for "already in that state": success for an idempotent push.
 ALREADY_RESOLVED = 1001
 ALREADY_ACKNOWLEDGED = 1002
+INVALID_PRIORITY = 1020  # a priority PagerDuty does not have (any more)
 
 
 def _ref(kind: str, remote_id: str) -> dict[str, str]:
@@ -72,6 +77,7 @@ class PagerDutyConnector(Connector):
         "from-email": "custom.from_email",
         "escalation-policy": "custom.escalation_policy_id",
         "urgency-mapping": "custom.urgency_mapping",
+        "priority-mapping": "custom.priority_mapping",
         "service-mappings": "custom.service_mappings",
         "auto-resolve": "custom.auto_resolve",
         "sync-notes": "custom.sync_notes",
@@ -321,16 +327,19 @@ class PagerDutyConnector(Connector):
         from im_pagerduty.client import PagerDutyError
 
         key = request.idempotency_key
+        unset: list[str] = []  # why no priority was set, when one was meant to be
         # A retry may follow a create whose answer was lost: look for it before creating.
         existing = self._find_by_key(key) if request.attempt > 1 else None
         if existing is None:
             body = self.map_outbound(MapOutboundRequest(incident=request.incident,
                                                         service=request.service))
             body["incident_key"] = key
+            choice = self._priority(request.incident.severity, unset)
+            if choice.ref:
+                body["priority"] = choice.ref
             try:
                 # repeatable: PagerDuty refuses a second open incident with the same key
-                incident = self.client.post("/incidents", {"incident": body},
-                                            repeatable=True)["incident"]
+                incident = self._post_incident(body, unset)
                 verb = "created"
             except PagerDutyError as error:
                 # 400: an open incident has this key already (made by an earlier attempt).
@@ -346,6 +355,7 @@ class PagerDutyConnector(Connector):
         service_id = incident.get("service", {}).get("id", self.pd_service(request.service))
         lines = [f"PagerDuty incident #{ref.remote_number} {verb} ({incident.get('urgency')}"
                  f" urgency, service {service_id}) {ref.remote_url or ''}".rstrip()]
+        lines += unset
         routed = self.routed(request.service, service_id)
         if routed:
             lines.append(routed)
@@ -353,6 +363,38 @@ class PagerDutyConnector(Connector):
         if assignee:
             lines.append(f"PagerDuty assigned {assignee}")
         return PushResult(link=ref, timeline=lines, assignee=assignee)
+
+    def _priority(self, severity: Severity, unset: list[str]) -> Choice:
+        """The priority for a severity; when there is none to set, why (in `unset`) unless
+        the account has no priorities: `connector test` says that once, not every change."""
+        from im_pagerduty.priorities import NOT_ENABLED, choose
+
+        choice = choose(self, severity)
+        if choice.why and choice.why != NOT_ENABLED:
+            unset.append(f"PagerDuty priority not set: {choice.why}")
+        return choice
+
+    def _post_incident(self, body: dict[str, Any], unset: list[str]) -> dict[str, Any]:
+        incident: dict[str, Any] = self._without_bad_priority(
+            body, unset, lambda sent: self.client.post(
+                "/incidents", {"incident": sent}, repeatable=True)["incident"])
+        return incident
+
+    def _without_bad_priority(self, body: dict[str, Any], unset: list[str],
+                              send: Callable[[dict[str, Any]], Any]) -> Any:
+        """Send; if PagerDuty refuses the priority (1020: deleted or disabled since it was
+        listed), send again without it: a change never fails for want of a priority."""
+        from im_pagerduty.client import PagerDutyError
+        from im_pagerduty.priorities import forget
+
+        try:
+            return send(body)
+        except PagerDutyError as error:
+            if error.code != INVALID_PRIORITY or "priority" not in body:
+                raise
+            forget(self.client)
+            unset.append("PagerDuty priority not set: PagerDuty refused it (Invalid Priority)")
+            return send({k: v for k, v in body.items() if k != "priority"})
 
     def _update(self, request: PushRequest, changes: dict[str, Any],
                 already: int | None = None) -> dict[str, Any] | None:
@@ -497,9 +539,17 @@ class PagerDutyConnector(Connector):
 
         severity = Severity(request.payload["severity"])
         urgency = self.settings.custom.urgency_mapping.get(severity, DEFAULT_URGENCY[severity])
-        incident = self._update(request, {"urgency": urgency})
+        unset: list[str] = []
+        changes: dict[str, Any] = {"urgency": urgency}
+        choice = self._priority(severity, unset)
+        if choice.ref:
+            changes["priority"] = choice.ref
+        incident = self._without_bad_priority(
+            changes, unset, lambda sent: self._update(request, sent))
+        sent = (f" and priority {choice.name}" if choice.ref and not unset else "")
         return PushResult(link=self._ref_only(incident) if incident else None, timeline=[
-            f"PagerDuty incident {self._number(request)} urgency set to {urgency}"])
+            f"PagerDuty incident {self._number(request)} urgency set to {urgency}{sent}",
+            *unset])
 
     def _sla_note(self, request: PushRequest) -> PushResult:
         """SLA breaches are noted in PagerDuty whatever `sync_notes` says."""

@@ -62,7 +62,7 @@ def _change(connector: PagerDutyConnector, incident: dict[str, Any], now: dateti
         remote_url=incident.get("html_url"), remote_status=incident.get("status"),
         title=incident.get("title"),
         service=keyed[1] if keyed else im_service(connector, incident.get("service") or {}),
-        severity=severity(incident), assignee=assignee,
+        severity=severity(connector, incident), assignee=assignee,
         correlation_id=keyed[0] if keyed else None, record_only=held, observed_at=now,
         text=f"{resolved_label(incident.get('incident_number'))} (auto_resolve is off)"
         if held else "",

@@ -16,6 +16,13 @@ DEFAULT_URGENCY: dict[Severity, Urgency] = {
     Severity.SEV1: "high", Severity.SEV2: "high", Severity.SEV3: "low", Severity.SEV4: "low",
 }
 
+# PagerDuty's standard priorities, most severe first: P1..P4 are SEV-1..SEV-4, and P5 (below
+# any im severity) is read as SEV-4. A list's first name is the one im sets; all are read back.
+PriorityNames = str | list[str]
+DEFAULT_PRIORITY: dict[Severity, PriorityNames] = {
+    Severity.SEV1: "P1", Severity.SEV2: "P2", Severity.SEV3: "P3", Severity.SEV4: ["P4", "P5"],
+}
+
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # its shape; `connector test` asks PagerDuty
 
 
@@ -48,6 +55,9 @@ class PagerDutyCustom(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     escalation_policy_id: Annotated[str | None, prompt(5, "Escalation Policy ID")] = None
     urgency_mapping: dict[Severity, Urgency] = msgspec.field(
         default_factory=lambda: dict(DEFAULT_URGENCY))
+    # Severity <-> PagerDuty priority name; {} sends and reads no priority (urgency only).
+    priority_mapping: dict[Severity, PriorityNames] = msgspec.field(
+        default_factory=lambda: dict(DEFAULT_PRIORITY))
     service_mappings: dict[str, str] = {}
     escalation_mappings: dict[str, str] = {}
     auto_resolve: bool = True
@@ -61,6 +71,7 @@ class PagerDutyCustom(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     def __post_init__(self) -> None:
         if not EMAIL.fullmatch(self.from_email):
             raise ValueError(f"{self.from_email!r} is not an email address - at `from_email`")
+        _check_priorities(self.priority_mapping)
         # im service names are lower case (`API` and `api` are one service): so are the keys
         for name in ("service_mappings", "escalation_mappings"):
             mapping: dict[str, str] = getattr(self, name)
@@ -73,6 +84,27 @@ class PagerDutyCustom(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
                                  f" once - at `{name}`")
             if lowered != mapping:
                 msgspec.structs.force_setattr(self, name, lowered)
+
+
+def _check_priorities(mapping: dict[Severity, PriorityNames]) -> None:
+    seen: dict[str, Severity] = {}
+    for severity, names in mapping.items():
+        for name in [names] if isinstance(names, str) else names or [""]:
+            if not name.strip():
+                raise ValueError(f"{severity.value} maps to no priority name; give one (or"
+                                 " leave the severity out) - at `priority_mapping`")
+            # PagerDuty matches a priority name whatever its case: so does im
+            other = seen.setdefault(name.strip().lower(), severity)
+            if other != severity:
+                raise ValueError(f"priority {name!r} is mapped to both {other.value} and"
+                                 f" {severity.value}; a priority reads back as one severity"
+                                 " - at `priority_mapping`")
+
+
+def priority_names(mapping: dict[Severity, PriorityNames], severity: Severity) -> list[str]:
+    """The names mapped to a severity, the one im sets first (none: im sets no priority)."""
+    names = mapping.get(severity) or []
+    return [names.strip()] if isinstance(names, str) else [name.strip() for name in names]
 
 
 class PagerDutySettings(ConnectorSettings, frozen=True, kw_only=True):

@@ -135,6 +135,12 @@ class RunningSandbox:
         result: dict[str, Any] = self._call("POST", "/clock", {"advance_seconds": seconds})
         return result
 
+    def set_priorities(self, *names: str) -> list[dict[str, Any]]:
+        """The account's priorities, most severe first (renamed, or none: not enabled)."""
+        found: list[dict[str, Any]] = self._call(
+            "PUT", "/priorities", {"priorities": list(names)})["priorities"]
+        return found
+
     def bulk_incidents(self, count: int, **options: Any) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", "/incidents/bulk", {"count": count, **options})
         return result
@@ -278,7 +284,11 @@ def pagerduty_sandbox_server() -> Iterator[RunningSandbox]:
 @pytest.fixture
 def pagerduty_sandbox(pagerduty_sandbox_server: RunningSandbox) -> RunningSandbox:
     """A running sandbox, freshly reset to the demo seed."""
+    from im_pagerduty import priorities
+
     pagerduty_sandbox_server.reset()
+    # a reset sandbox is a new account at the same URL and key: its priorities are read anew
+    priorities.forget_all()
     return pagerduty_sandbox_server
 
 

@@ -126,13 +126,11 @@ def im_service(connector: PagerDutyConnector, service: dict[str, Any]) -> str:
     return _slug(service.get("summary") or service_id)
 
 
-def severity(incident: dict[str, Any]) -> str:
-    """Priority P1..P4 when PagerDuty has one; else high urgency is SEV-2, low is SEV-3."""
-    priority = (incident.get("priority") or {}).get("summary") or ""
-    match = re.fullmatch(r"P([1-4])", priority.strip())
-    if match:
-        return f"SEV-{match.group(1)}"
-    return "SEV-2" if incident.get("urgency") == "high" else "SEV-3"
+def severity(connector: PagerDutyConnector, incident: dict[str, Any]) -> str:
+    """The priority through `priority_mapping`; else high urgency is SEV-2, low is SEV-3."""
+    from im_pagerduty.priorities import severity_of
+
+    return severity_of(connector, incident)
 
 
 def resolved_label(number: object) -> str:
@@ -171,8 +169,12 @@ def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
         verb = "delegated" if event.event_type == "incident.delegated" else "reassigned"
         text = f"{label} {verb}" + (f" to {assignee}" if assignee else "")
     elif kind == ChangeKind.UPDATED:
-        priority = (data.get("priority") or {}).get("summary") or "none"
-        text = f"{label} priority set to {priority}"
+        from im_pagerduty.priorities import mapped_severity
+
+        priority = (data.get("priority") or {}).get("summary")
+        # with the severity it reads as, when the mapping knows it (else urgency decides)
+        known = mapped_severity(connector, priority or "")
+        text = f"{label} priority set to {priority or 'none'}" + (f" ({known})" if known else "")
     elif kind == ChangeKind.TRIGGERED:
         text = f"Triggered in PagerDuty: {incident.get('title', '')}"
     return [InboundChange(
@@ -182,7 +184,7 @@ def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
         remote_status=data.get("status") if kind != ChangeKind.NOTE else None,
         title=incident.get("title") if kind != ChangeKind.NOTE else None,
         service=keyed[1] if keyed else im_service(connector, data.get("service") or {}),
-        severity=severity(data) if kind != ChangeKind.NOTE else None,
+        severity=severity(connector, data) if kind != ChangeKind.NOTE else None,
         assignee=assignee, correlation_id=keyed[0] if keyed else None, echo=echo,
         record_only=kind == ChangeKind.RESOLVED and not connector.settings.custom.auto_resolve,
     )]

@@ -98,6 +98,7 @@ def test_connection_test_prints_the_specs_lines(runtime, pd):
                   "✓ Service PXXXXXX accessible\n"
                   "✓ User ops@company.com valid\n"
                   "✓ Escalation policy PXXXXXX found\n"
+                  "✓ Priorities P1, P2, P3, P4 found\n"
                   "✓ Webhook endpoint configured\n")
     with serve(runtime) as url:
         enabled = im(runtime, "connector", "webhook", "prod-pagerduty", "--enable", "--url",

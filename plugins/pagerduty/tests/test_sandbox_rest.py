@@ -508,6 +508,24 @@ def test_include_replaces_references_with_objects(api):
 # the directory
 
 
+def test_priorities_can_be_renamed_and_turned_off_by_the_control_api(pd, api):
+    standard = api.get("/priorities").json()["priorities"]
+    assert [p["name"] for p in standard] == ["P1", "P2", "P3", "P4", "P5"]
+    # renamed by the account's admins: each keeps its id, as a rename in PagerDuty does
+    renamed = pd.set_priorities("SEV-1", "SEV-2", "SEV-3", "SEV-4")
+    assert [p["id"] for p in renamed] == [p["id"] for p in standard[:4]]
+    listed = api.get("/priorities").json()["priorities"]
+    assert [p["name"] for p in listed] == ["SEV-1", "SEV-2", "SEV-3", "SEV-4"]
+    incident = new_incident(api)
+    assert update(api, incident["id"], priority="sev-2").json()["incident"]["priority"][
+        "summary"] == "SEV-2"
+    # not enabled: none listed, and setting one is refused as PagerDuty refuses a bad one
+    pd.set_priorities()
+    assert api.get("/priorities").json()["priorities"] == []
+    refused = update(api, incident["id"], priority="SEV-1")
+    assert (refused.status_code, error_of(refused)["code"]) == (400, 1020)
+
+
 def test_services_match_the_spec_and_show_their_state(api):
     services = api.get("/services").json()["services"]
     assert {(s["id"], s["name"]) for s in services} == {

@@ -94,7 +94,7 @@ def test_the_checks_the_time_ran_out_for_say_so_in_one_line(runtime, pd, monkeyp
         f"  Fix: check base_url ({pd.url}) and the network\n"
         "✗ Not checked, no time left (PagerDuty answered slowly): Service PAPI001, Service"
         " PDAT001, Service PGEN001, Service PPAY001, Service PWEB001, User ops@company.com,"
-        " Escalation policy PXXXXXX\n")
+        " Escalation policy PXXXXXX, Priorities\n")
     # the calls made, and no more: those not made are no API errors (`im connector health`)
     assert [(path, error) for _method, path, _status, error in _calls(runtime)] == [
         ("/users", None), ("/services/PXXXXXX", f"{TIMEOUT} (GET /services/PXXXXXX)")]

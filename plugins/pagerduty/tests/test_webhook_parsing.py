@@ -98,4 +98,5 @@ def test_priority_update_from_the_docs(shared_pagerduty, connector):
             ).read_bytes()
     [change] = changes(connector, body)
     assert change.action == "updated"
-    assert change.text.endswith("priority set to P1")
+    # read through the default priority_mapping
+    assert change.text.endswith("priority set to P1 (SEV-1)") and change.severity == "SEV-1"

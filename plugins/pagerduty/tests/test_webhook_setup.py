@@ -17,6 +17,7 @@ SPEC_TEST = ("✓ Connected to PagerDuty API\n"
              "✓ Service PXXXXXX accessible\n"
              "✓ User ops@company.com valid\n"
              "✓ Escalation policy PXXXXXX found\n"
+             "✓ Priorities P1, P2, P3, P4 found\n"
              "✓ Webhook endpoint configured\n")
 
 
@@ -170,7 +171,8 @@ def test_an_outbound_connector_is_not_asked_for_webhooks_it_would_ignore(runtime
         "✓ Connected to PagerDuty API\n"
         "✓ Service PXXXXXX accessible\n"
         "✓ User ops@company.com valid\n"
-        "✓ Escalation policy PXXXXXX found\n"))
+        "✓ Escalation policy PXXXXXX found\n"
+        "✓ Priorities P1, P2, P3, P4 found\n"))
     health = im(runtime, "connector", "health", NAME)
     assert health.exit_code == 0, health.stdout
     assert "Webhook" not in health.stdout

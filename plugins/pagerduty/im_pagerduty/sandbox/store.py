@@ -62,6 +62,15 @@ class Store:
     def put_priority(self, priority: Priority) -> None:
         self.priorities[priority.id] = priority
 
+    def set_priorities(self, names: tuple[str, ...]) -> None:
+        by_rank = {p.order: p for p in self.priorities.values()}
+        self.priorities = {}
+        for order, name in enumerate(names, start=1):
+            kept = by_rank.get(order)
+            self.put_priority(Priority(
+                id=kept.id if kept else self.ids.object_id(), name=name,
+                description=kept.description if kept else name, order=order))
+
     # incidents
 
     def next_incident_number(self) -> int:

@@ -82,6 +82,11 @@ class BulkIncidents(msgspec.Struct, frozen=True, kw_only=True):
     announce: bool = False
 
 
+class PrioritiesRequest(msgspec.Struct, frozen=True, kw_only=True):
+    # Most severe first, as PagerDuty lists them; [] is an account without priorities enabled.
+    priorities: tuple[Annotated[str, msgspec.Meta(min_length=1)], ...]
+
+
 class ClockRequest(msgspec.Struct, frozen=True, kw_only=True):
     advance_seconds: Annotated[float, msgspec.Meta(ge=0)]
 
@@ -263,6 +268,19 @@ class ControlController(Controller):
             },
             201,
         )
+
+    @put("/priorities")
+    async def put_priorities(
+        self, request: Request[Any, Any, Any], sandbox: NamedDependency[Sandbox]
+    ) -> Response[bytes]:
+        """The account's priorities as its admins set them: renamed, more or fewer, or none
+        (not enabled). A priority keeps its id where its rank stays, as a rename does."""
+        wanted = await _read(request, PrioritiesRequest)
+        if len({name.lower() for name in wanted.priorities}) < len(wanted.priorities):
+            raise HTTPException(status_code=400, detail="priority names repeat")
+        sandbox.store.set_priorities(wanted.priorities)
+        ordered = sorted(sandbox.store.priorities.values(), key=lambda p: p.order)
+        return _json({"priorities": [{"id": p.id, "name": p.name} for p in ordered]})
 
     @get("/clock")
     async def get_clock(self, sandbox: NamedDependency[Sandbox]) -> Response[bytes]:
