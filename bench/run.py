@@ -29,10 +29,17 @@ from im_pagerduty import directory
 RESULTS = Path(__file__).with_name("RESULTS.md")
 # What the calls a poll makes besides listing incidents are for.
 OTHER_CALLS = {
-    "GET /users": "GET /users: the directory of users, read at most once in"
+    "GET /users": "GET /users?query=EMAIL: im's own user, looked up by e-mail, kept"
                   f" {directory.TTL_SECONDS / 60:g} minutes",
     "GET /webhook_subscriptions": "GET /webhook_subscriptions: is the subscription enabled",
 }
+
+
+def other_call(call: str) -> str:
+    if call.startswith("GET /users/"):
+        return (f"{call}: a user named by an incident, looked up by id, kept"
+                f" {directory.TTL_SECONDS / 60:g} minutes")
+    return OTHER_CALLS.get(call, call)
 
 
 def main() -> None:
@@ -177,7 +184,7 @@ def write(flow: dict, cost: dict, boot: dict, pdf: list,  # type: ignore[type-ar
         f" {inbound['older_open_calls']} of the older ones still open,"
         f" {inbound['per_incident_calls']} per-incident calls,"
         f" {len(inbound['other_calls'])} other call{'s' * (len(inbound['other_calls']) != 1)}"
-        f" ({'; '.join(OTHER_CALLS.get(c, c) for c in inbound['other_calls']) or 'none'}),"
+        f" ({'; '.join(other_call(c) for c in inbound['other_calls']) or 'none'}),"
         f" {inbound['status_429']} answers"
         f" 429; {inbound['wall_seconds']} s wall, {inbound['cpu_seconds']} s CPU of the syncing"
         " thread,"

@@ -217,34 +217,35 @@ class PagerDutyConnector(Connector):
             if not user.get("id"):
                 continue
             # never the display name: an assignee is pushed to other systems by e-mail
-            email = user.get("email") or self.user_emails.get(user["id"])
+            email = user.get("email") or self.email_of(user["id"])
             if email and email.lower() != own:
                 return str(email)
         return None
 
-    @property
-    def user_emails(self) -> dict[str, str]:
-        """PagerDuty user ids to emails: one listing, kept for a few minutes per account."""
-        from im_pagerduty.directory import user_emails
+    def email_of(self, user_id: str) -> str | None:
+        """A PagerDuty user's e-mail (im names people by e-mail), looked up by id and kept
+        for a few minutes per account."""
+        from im_pagerduty.directory import email_of
 
-        return user_emails(self.client)
+        return email_of(self.client, user_id)
 
     @property
     def own_user_id(self) -> str | None:
         """The user im acts as (the From address): events it caused are im's own echoes."""
-        email = self.settings.custom.from_email.lower()
-        return next((uid for uid, e in self.user_emails.items() if e.lower() == email), None)
+        from im_pagerduty.directory import id_of
+
+        return id_of(self.client, self.settings.custom.from_email)
 
     def user_id(self, email: str) -> str:
-        from im_pagerduty.directory import forget
+        from im_pagerduty.directory import forget, id_of
 
-        for attempt in range(2):
-            for user_id, user_email in self.user_emails.items():
-                if user_email.lower() == email.lower():
-                    return user_id
-            if attempt == 0:
-                forget(self.client)  # a user added since the last listing
-        raise ConnectorError(f"{email} is not a PagerDuty user")
+        found = id_of(self.client, email)
+        if found is None:
+            forget(self.client)  # a user added since the last look-up
+            found = id_of(self.client, email)
+        if found is None:
+            raise ConnectorError(f"{email} is not a PagerDuty user")
+        return found
 
     def check_assignee(self, request: AssigneeRequest) -> None:
         from im_pagerduty.client import PagerDutyError

@@ -20,7 +20,7 @@ HORIZON = timedelta(days=7)
 
 
 def _email(connector: PagerDutyConnector, user: dict[str, Any]) -> str:
-    return user.get("email") or connector.user_emails.get(user.get("id", ""), "") or user.get(
+    return user.get("email") or connector.email_of(user.get("id", "")) or "" or user.get(
         "summary", user.get("id", "?"))
 
 

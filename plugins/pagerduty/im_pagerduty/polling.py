@@ -57,7 +57,7 @@ def _change(connector: PagerDutyConnector, incident: dict[str, Any], now: dateti
         remote_id=incident["id"], event_id=f"poll:{incident['id']}:{incident.get('status')}",
         action=kind, occurred_at=changed,
         # people by e-mail, as webhooks name them; a service or the system by its summary
-        actor=connector.user_emails.get(by.get("id", "")) or by.get("summary") or "PagerDuty",
+        actor=connector.email_of(by.get("id", "")) or by.get("summary") or "PagerDuty",
         remote_number=str(incident.get("incident_number") or "") or None,
         remote_url=incident.get("html_url"), remote_status=incident.get("status"),
         title=incident.get("title"),

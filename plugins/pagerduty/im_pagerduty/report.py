@@ -39,7 +39,7 @@ def _person(connector: PagerDutyConnector, reference: dict[str, Any] | None) -> 
     if not reference:
         return None
     if str(reference.get("type", "")).startswith("user"):
-        return (connector.user_emails.get(reference.get("id", "")) or reference.get("email")
+        return (connector.email_of(reference.get("id", "")) or reference.get("email")
                 or reference.get("summary") or reference.get("id"))
     return reference.get("summary") or None
 

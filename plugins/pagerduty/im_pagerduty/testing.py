@@ -141,6 +141,11 @@ class RunningSandbox:
             "PUT", "/priorities", {"priorities": list(names)})["priorities"]
         return found
 
+    def bulk_users(self, count: int) -> dict[str, Any]:
+        """Add `count` users (a big account): "Bulk User N" <user.N@bulk.company.com>."""
+        result: dict[str, Any] = self._call("POST", "/users/bulk", {"count": count})
+        return result
+
     def bulk_incidents(self, count: int, **options: Any) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", "/incidents/bulk", {"count": count, **options})
         return result

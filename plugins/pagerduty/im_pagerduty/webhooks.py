@@ -193,7 +193,7 @@ def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
 def _actor(connector: PagerDutyConnector, agent: Reference | None) -> str:
     if agent is None or not agent.id:
         return "PagerDuty"
-    return connector.user_emails.get(agent.id) or agent.summary or agent.id
+    return connector.email_of(agent.id) or agent.summary or agent.id
 
 
 def _assignee(connector: PagerDutyConnector, data: dict[str, Any]) -> str | None:

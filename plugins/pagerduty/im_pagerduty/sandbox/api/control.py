@@ -17,6 +17,7 @@ from litestar.exceptions import HTTPException
 from im_pagerduty.sandbox.config import RuntimeSettings, apply_settings
 from im_pagerduty.sandbox.core import Sandbox
 from im_pagerduty.sandbox.faults import Faults
+from im_pagerduty.sandbox.model import User
 from im_pagerduty.sandbox.seed import SeedName
 from im_pagerduty.sandbox.times import format_time
 
@@ -85,6 +86,12 @@ class BulkIncidents(msgspec.Struct, frozen=True, kw_only=True):
 class PrioritiesRequest(msgspec.Struct, frozen=True, kw_only=True):
     # Most severe first, as PagerDuty lists them; [] is an account without priorities enabled.
     priorities: tuple[Annotated[str, msgspec.Meta(min_length=1)], ...]
+
+
+class BulkUsers(msgspec.Struct, frozen=True, kw_only=True):
+    # a big account: "Bulk User N" <user.N@bulk.company.com>, ids PB00001 on; they sort
+    # before the seeded users, so a listing of them all would pass the 10,000 offset cap
+    count: Annotated[int, msgspec.Meta(ge=1, le=99_999)]
 
 
 class ClockRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -281,6 +288,20 @@ class ControlController(Controller):
         sandbox.store.set_priorities(wanted.priorities)
         ordered = sorted(sandbox.store.priorities.values(), key=lambda p: p.order)
         return _json({"priorities": [{"id": p.id, "name": p.name} for p in ordered]})
+
+    @post("/users/bulk")
+    async def bulk_users(
+        self, request: Request[Any, Any, Any], sandbox: NamedDependency[Sandbox]
+    ) -> Response[bytes]:
+        wanted = await _read(request, BulkUsers)
+        store = sandbox.store
+        first = sum(1 for user_id in store.users if user_id.startswith("PB")) + 1
+        if first + wanted.count - 1 > 99_999:
+            raise HTTPException(status_code=400, detail="at most 99,999 bulk users")
+        for n in range(first, first + wanted.count):
+            store.put_user(User(id=f"PB{n:05d}", name=f"Bulk User {n}",
+                                email=f"user.{n}@bulk.company.com"))
+        return _json({"created": wanted.count, "users": len(store.users)}, 201)
 
     @get("/clock")
     async def get_clock(self, sandbox: NamedDependency[Sandbox]) -> Response[bytes]:
