@@ -1,0 +1,216 @@
+"""Merges: a responder merges PagerDuty incident A into B. PagerDuty resolves A with a merge
+resolve reason; the problem goes on under B, so im's incident stays open and follows B, by
+webhook and by polling alike."""
+
+import pytest
+
+from im.inbound import poll, process_inbox
+from im.testing import serve
+
+from .connector_kit import im, remote_incidents, runtime_with_connector, wait_for
+from .sandbox_calls import subscribe
+
+pytestmark = pytest.mark.usefixtures("quick_retries")
+
+JANE = "jane.smith@company.com"
+
+
+def ref(incident_id):
+    return {"id": incident_id, "type": "incident_reference"}
+
+
+def merge(pd, target_id, *source_ids, by=JANE):
+    with pd.client(from_email=by) as client:
+        client.put(f"/incidents/{target_id}/merge", json={
+            "source_incidents": [ref(i) for i in source_ids]}).raise_for_status()
+
+
+def set_status(pd, incident_id, status, by="john.doe@company.com"):
+    with pd.client(from_email=by) as client:
+        client.put(f"/incidents/{incident_id}", json={"incident": {
+            "type": "incident_reference", "status": status}}).raise_for_status()
+
+
+def made_in_pagerduty(pd, title="Payments time out", service="PPAY001"):
+    with pd.client(from_email=JANE) as client:
+        return client.post("/incidents", json={"incident": {
+            "type": "incident", "title": title,
+            "service": {"id": service, "type": "service_reference"}}}).json()["incident"]
+
+
+def sync_lines(runtime, incident="INC-1"):
+    return [e.text for e in runtime.store.timeline(incident)
+            if e.kind == "sync" and e.system == "prod-pagerduty"]
+
+
+def status(runtime, incident="INC-1"):
+    return runtime.store.get_incident(incident).status.value
+
+
+class Deliveries:
+    """The sandbox's real signed deliveries, caught by a receiver and handed to im's inbox
+    one by one (as `im serve` stores them), so a test chooses which im gets."""
+
+    def __init__(self, pd, receiver, runtime):
+        self.pd, self.receiver, self.runtime = pd, receiver, runtime
+        subscribe(pd.client(), receiver.url)
+
+    def latest(self, event_type, incident_id):
+        def found():
+            for webhook in reversed(self.receiver.received):
+                event = webhook.json()["event"]
+                if event["event_type"] == event_type and event["data"]["id"] == incident_id:
+                    return event["id"], webhook.body
+            return None
+
+        # the change is made before its event is queued: wait for the delivery itself
+        return wait_for(found)
+
+    def deliver(self, event_type, incident_id):
+        event_id, body = self.latest(event_type, incident_id)
+        self.runtime.store.store_inbox(connector="prod-pagerduty", delivery_id=event_id,
+                                       event_type=event_type, body=body,
+                                       at=self.runtime.clock())
+        return process_inbox(self.runtime).outcomes
+
+
+@pytest.fixture
+def runtime(tmp_path, pd):
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    yield runtime
+    runtime.store.close()
+
+
+def test_a_merge_by_webhook_moves_the_link_to_the_surviving_incident(
+        runtime, pd, pagerduty_webhook_receiver):
+    deliveries = Deliveries(pd, pagerduty_webhook_receiver, runtime)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "Checkout errors", "--service", "api")
+    [link] = runtime.store.links("INC-1")
+    survivor = made_in_pagerduty(pd)  # im never heard of it
+    merge(pd, survivor["id"], link.remote_id)
+
+    assert deliveries.deliver("incident.resolved", link.remote_id) == {"applied": 1}
+    assert status(runtime) == "open"
+    [moved] = runtime.store.links("INC-1")
+    assert (moved.service, moved.remote_id, moved.remote_number, moved.remote_url,
+            moved.remote_status) == ("api", survivor["id"], str(survivor["incident_number"]),
+                                     survivor["html_url"], "triggered")
+    line = (f"PagerDuty #{link.remote_number} merged into #{survivor['incident_number']}")
+    assert sync_lines(runtime)[-1] == line
+    [entry] = [e for e in runtime.store.timeline("INC-1") if e.text == line]
+    assert entry.actor == JANE
+    assert len(runtime.store.list_incidents()) == 1
+
+    # what responders do on the survivor now reaches INC-1
+    set_status(pd, survivor["id"], "acknowledged")
+    assert deliveries.deliver("incident.acknowledged", survivor["id"]) == {"applied": 1}
+    assert status(runtime) == "mitigated"
+    set_status(pd, survivor["id"], "resolved")
+    assert deliveries.deliver("incident.resolved", survivor["id"]) == {"applied": 1}
+    assert status(runtime) == "resolved"
+    # and a poll reading the merged incident afterwards changes nothing
+    assert "applied" not in poll(runtime, "prod-pagerduty")
+    assert status(runtime) == "resolved" and len(runtime.store.list_incidents()) == 1
+
+
+def test_a_merge_found_by_polling_moves_the_link_without_a_call_per_incident(runtime, pd):
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "Checkout errors", "--service", "api")
+    [link] = runtime.store.links("INC-1")
+    survivor = made_in_pagerduty(pd)
+    merge(pd, survivor["id"], link.remote_id)
+    pd.clear_requests()
+
+    outcomes = poll(runtime, "prod-pagerduty")
+    # the merge first (the link moves), then the survivor's own report, known by then: it
+    # does not become an im incident of its own
+    assert outcomes == {"applied": 1, "confirmed": 1}
+    assert len(runtime.store.list_incidents()) == 1 and status(runtime) == "open"
+    [moved] = runtime.store.links("INC-1")
+    assert (moved.remote_id, moved.remote_status) == (survivor["id"], "triggered")
+    assert sync_lines(runtime)[-1] == (
+        f"PagerDuty #{link.remote_number} merged into #{survivor['incident_number']}")
+    # the listings told the resolve reason: no call about a single incident
+    assert pd.requests("GET", "/incidents/*") == []
+    assert poll(runtime, "prod-pagerduty") == {"confirmed": 1, "unlinked": 1}
+
+    set_status(pd, survivor["id"], "acknowledged")
+    assert poll(runtime, "prod-pagerduty")["applied"] == 1
+    assert status(runtime) == "mitigated"
+    set_status(pd, survivor["id"], "resolved")
+    assert poll(runtime, "prod-pagerduty")["applied"] == 1
+    assert status(runtime) == "resolved"
+
+
+def test_a_merged_incident_read_on_its_own_by_a_poll_is_a_merge(runtime, pd):
+    """An incident older than the poll's listings, which left the open listing: read alone
+    (the one call a poll makes about a single incident), its resolve reason is read too."""
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "Checkout errors", "--service", "api")
+    [link] = runtime.store.links("INC-1")
+    survivor = made_in_pagerduty(pd)
+    merge(pd, survivor["id"], link.remote_id)
+    from im_pagerduty import polling
+
+    # the listings showed only the survivor (open); the merged one is read alone
+    seen = {survivor["id"]: survivor}
+    connector = runtime.connector("prod-pagerduty")
+    [change] = polling._resolved_meanwhile(connector, seen, runtime.clock(),
+                                           runtime.clock().replace(year=2000))
+    assert (change.action, change.merged_into) == ("merged", survivor["id"])
+
+
+def test_merged_into_an_incident_of_another_service_of_the_same_im_incident(tmp_path, pd):
+    """im made one PagerDuty incident per service; a responder merges one into the other (by
+    im serve's webhook): the merged one's link is kept as merged, which holds nothing open,
+    and the im incident follows the survivor to the end."""
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    with serve(runtime) as url:
+        result = im(runtime, "connector", "webhook", "prod-pagerduty", "--enable", "--url", url)
+        assert result.exit_code == 0, result.output
+
+        def settled():
+            assert pd.wait_for_webhooks(timeout=10)
+            wait_for(lambda: not runtime.store.inbox(statuses=("pending", "processing")))
+
+        im(runtime, "declare", "--sev", "SEV-1", "--title", "Checkout errors",
+           "--service", "api,db")
+        links = {link.service: link for link in runtime.store.links("INC-1")}
+        settled()
+        merge(pd, links["db"].remote_id, links["api"].remote_id)
+        settled()
+        assert status(runtime) == "open"
+        now = {link.service: link for link in runtime.store.links("INC-1")}
+        assert (now["api"].remote_id, now["api"].remote_status) == (
+            links["api"].remote_id, "merged")
+        assert sync_lines(runtime)[-1] == (
+            f"PagerDuty #{links['api'].remote_number} merged into"
+            f" #{links['db'].remote_number} (linked for db)")
+        set_status(pd, links["db"].remote_id, "acknowledged")
+        settled()
+        assert status(runtime) == "mitigated"
+        set_status(pd, links["db"].remote_id, "resolved")
+        settled()
+        assert status(runtime) == "resolved"
+        # nothing was pushed to the merged incident: the create, and no more
+        assert [r.action for r in runtime.store.outbox(connector="prod-pagerduty")] == [
+            "declare", "declare"]
+    runtime.store.close()
+
+
+def test_merged_into_an_incident_another_im_incident_follows(runtime, pd,
+                                                               pagerduty_webhook_receiver):
+    deliveries = Deliveries(pd, pagerduty_webhook_receiver, runtime)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "Checkout errors", "--service", "api")
+    [link] = runtime.store.links("INC-1")
+    survivor = made_in_pagerduty(pd)
+    assert deliveries.deliver("incident.triggered", survivor["id"]) == {"created": 1}
+    merge(pd, survivor["id"], link.remote_id)
+    assert deliveries.deliver("incident.resolved", link.remote_id) == {"recorded": 1}
+    assert status(runtime) == "open"
+    assert runtime.store.links("INC-1")[0].remote_status == "merged"
+    assert sync_lines(runtime)[-1] == (
+        f"PagerDuty #{link.remote_number} merged into #{survivor['incident_number']}"
+        " (linked to INC-2); INC-1 stays open")
+    # told again (a poll after the webhook): nothing more
+    assert poll(runtime, "prod-pagerduty").get("applied") is None
+    assert sync_lines(runtime).count(sync_lines(runtime)[-1]) == 1
+    assert [r.action for r in runtime.store.outbox(connector="prod-pagerduty")] == ["declare"]
