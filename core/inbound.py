@@ -180,6 +180,9 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
     store = runtime.store
     with store.transaction():
         links = store.links(connector=connector.name, remote_id=change.remote_id)
+        if not links and change.action == ChangeKind.MERGED and change.merged_into and (
+                store.links(connector=connector.name, remote_id=change.merged_into)):
+            return "confirmed"  # the link moved to the survivor already: told again
         if not links:
             made = _made_by_im(runtime, change)
             if made is None:

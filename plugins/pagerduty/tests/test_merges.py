@@ -131,7 +131,8 @@ def test_a_merge_found_by_polling_moves_the_link_without_a_call_per_incident(run
         f"PagerDuty #{link.remote_number} merged into #{survivor['incident_number']}")
     # the listings told the resolve reason: no call about a single incident
     assert pd.requests("GET", "/incidents/*") == []
-    assert poll(runtime, "prod-pagerduty") == {"confirmed": 1, "unlinked": 1}
+    # the merged one is listed again: told again, nothing to apply
+    assert poll(runtime, "prod-pagerduty") == {"confirmed": 2}
 
     set_status(pd, survivor["id"], "acknowledged")
     assert poll(runtime, "prod-pagerduty")["applied"] == 1
@@ -214,3 +215,17 @@ def test_merged_into_an_incident_another_im_incident_follows(runtime, pd,
     assert poll(runtime, "prod-pagerduty").get("applied") is None
     assert sync_lines(runtime).count(sync_lines(runtime)[-1]) == 1
     assert [r.action for r in runtime.store.outbox(connector="prod-pagerduty")] == ["declare"]
+
+
+def test_with_auto_resolve_off_a_merge_is_followed_all_the_same(tmp_path, pd):
+    """auto_resolve is about resolves; a merge is not one: the link follows the survivor."""
+    runtime = runtime_with_connector(tmp_path / "home", pd, auto_resolve=False)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "Checkout errors", "--service", "api")
+    [link] = runtime.store.links("INC-1")
+    survivor = made_in_pagerduty(pd)
+    merge(pd, survivor["id"], link.remote_id)
+    assert poll(runtime, "prod-pagerduty") == {"applied": 1, "confirmed": 1}
+    assert runtime.store.links("INC-1")[0].remote_id == survivor["id"]
+    assert status(runtime) == "open"
+    assert not any("auto_resolve" in line for line in sync_lines(runtime))
+    runtime.store.close()
