@@ -2,6 +2,8 @@
 resolve reason; the problem goes on under B, so im's incident stays open and follows B, by
 webhook and by polling alike."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from im.inbound import poll, process_inbox
@@ -142,21 +144,27 @@ def test_a_merge_found_by_polling_moves_the_link_without_a_call_per_incident(run
     assert status(runtime) == "resolved"
 
 
-def test_a_merged_incident_read_on_its_own_by_a_poll_is_a_merge(runtime, pd):
-    """An incident older than the poll's listings, which left the open listing: read alone
-    (the one call a poll makes about a single incident), its resolve reason is read too."""
+def test_a_merged_incident_read_on_its_own_by_a_poll_is_a_merge(tmp_path, pd):
+    """A linked incident that neither of the poll's listings shows (created before the
+    cursor, no longer open) is read alone, the one call a poll makes about a single incident:
+    its resolve reason says merge there too."""
+    # im's clock a minute ahead of PagerDuty's: the cursor (im's now) is past both incidents'
+    # creation, so only the open listing runs over them, and it shows the survivor alone
+    runtime = runtime_with_connector(tmp_path / "home", pd,
+                                     clock=lambda: datetime.now(UTC) + timedelta(minutes=1))
     im(runtime, "declare", "--sev", "SEV-2", "--title", "Checkout errors", "--service", "api")
     [link] = runtime.store.links("INC-1")
     survivor = made_in_pagerduty(pd)
     merge(pd, survivor["id"], link.remote_id)
-    from im_pagerduty import polling
+    runtime.store.set_cursor("prod-pagerduty", runtime.clock().isoformat(), at=runtime.clock())
+    pd.clear_requests()
 
-    # the listings showed only the survivor (open); the merged one is read alone
-    seen = {survivor["id"]: survivor}
-    connector = runtime.connector("prod-pagerduty")
-    [change] = polling._resolved_meanwhile(connector, seen, runtime.clock(),
-                                           runtime.clock().replace(year=2000))
-    assert (change.action, change.merged_into) == ("merged", survivor["id"])
+    assert poll(runtime, "prod-pagerduty") == {"applied": 1, "confirmed": 1}
+    assert [r["path"] for r in pd.requests("GET", "/incidents/*")] == [
+        f"/incidents/{link.remote_id}"]
+    [moved] = runtime.store.links("INC-1")
+    assert moved.remote_id == survivor["id"] and status(runtime) == "open"
+    runtime.store.close()
 
 
 def test_merged_into_an_incident_of_another_service_of_the_same_im_incident(tmp_path, pd):
