@@ -237,3 +237,25 @@ def test_with_auto_resolve_off_a_merge_is_followed_all_the_same(tmp_path, pd):
     assert status(runtime) == "open"
     assert not any("auto_resolve" in line for line in sync_lines(runtime))
     runtime.store.close()
+
+
+def test_nothing_is_pushed_to_an_incident_merged_into_another_that_im_follows(runtime, pd):
+    im(runtime, "declare", "--sev", "SEV-1", "--title", "Checkout errors",
+       "--service", "api,db")
+    links = {link.service: link for link in runtime.store.links("INC-1")}
+    merge(pd, links["db"].remote_id, links["api"].remote_id)
+    assert poll(runtime, "prod-pagerduty")["recorded"] == 1
+    pd.clear_requests()
+    result = im(runtime, "ack", "--incident", "INC-1", "--note", "Rolling back")
+    assert result.exit_code == 0, result.output
+    # the survivor is acknowledged, with the note; the merged one is asked nothing
+    paths = {r["path"] for r in pd.requests()}
+    assert f"/incidents/{links['api'].remote_id}" not in paths
+    assert f"/incidents/{links['api'].remote_id}/notes" not in paths
+    with pd.client() as client:
+        survivor = client.get(f"/incidents/{links['db'].remote_id}").json()["incident"]
+        notes = client.get(f"/incidents/{links['db'].remote_id}/notes").json()["notes"]
+    assert survivor["status"] == "acknowledged"
+    assert [n["content"] for n in notes] == ["Rolling back"]
+    assert not runtime.store.outbox(connector="prod-pagerduty",
+                                    statuses=("pending", "failed"))
