@@ -41,6 +41,9 @@ class ChangeKind(enum.StrEnum):
     NOTIFIED = "notified"
     # the remote system has no such incident (any more): sync records it, applies nothing
     MISSING = "missing"
+    # the remote incident was folded into another one (`merged_into`), which carries on the
+    # problem: sync moves the link there and never resolves the im incident for it
+    MERGED = "merged"
 
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
@@ -155,6 +158,8 @@ class InboundChange(msgspec.Struct, frozen=True, kw_only=True):
     follow. `missing` (the remote system has no such incident) is always record-only; a later
     change restores the link's status. `observed_at` is when a poll read the remote state: a
     link that im changed since (a push, a webhook) knows better, and the change is stale.
+    `merged_into` (with `merged_into_number` and `merged_into_url` where known) names the
+    remote incident a MERGED one was folded into.
     """
 
     remote_id: str
@@ -174,6 +179,9 @@ class InboundChange(msgspec.Struct, frozen=True, kw_only=True):
     echo: bool = False
     record_only: bool = False
     observed_at: datetime | None = None
+    merged_into: str | None = None
+    merged_into_number: str | None = None
+    merged_into_url: str | None = None
 
 
 class PullRequest(msgspec.Struct, frozen=True, kw_only=True):

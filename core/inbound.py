@@ -13,6 +13,13 @@ acknowledged) and processed from there; polls feed the same `apply_change`. The 
   the first acknowledgement mitigates the im incident; the im incident resolves when every
   linked remote incident is resolved (until then the timeline says how many are left); a
   reopened remote incident reopens it.
+- A remote incident merged into another (MERGED) never resolves the im incident: the problem
+  goes on under the surviving remote incident. If no im incident follows that one yet, the
+  link moves to it (same im incident, same service; its status counts as triggered until the
+  remote system says more). If it is linked already (for another service of the same im
+  incident, or to another im incident: a remote incident has one link), the merged one's link
+  is kept with the status `merged`, which holds nothing open, and the timeline says who
+  follows the survivor; the im incident stays as it is.
 - Every applied change is on the timeline with its origin (the remote actor and the
   connector's name), and goes on to the other connectors, never back to its own.
 """
@@ -173,6 +180,9 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
     store = runtime.store
     with store.transaction():
         links = store.links(connector=connector.name, remote_id=change.remote_id)
+        if not links and change.action == ChangeKind.MERGED and change.merged_into and (
+                store.links(connector=connector.name, remote_id=change.merged_into)):
+            return "confirmed"  # the link moved to the survivor already: told again
         if not links:
             made = _made_by_im(runtime, change)
             if made is None:
@@ -189,6 +199,9 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
         incident = store.get_incident(link.incident_id)
         assert incident is not None
         origin = Origin(actor=change.actor, system=connector.name)
+        if change.action == ChangeKind.MERGED:
+            # final, whoever merged: there is no later state of the merged incident to keep
+            return _merged(runtime, connector, link, incident, change)
         new_status = STATUS_AFTER.get(change.action)
         if new_status is not None:
             # im's own change coming back, maybe late: the incident and the link have it from
@@ -241,6 +254,43 @@ def _sync_line(runtime: Runtime, incident_id: str, connector: Connector,
                                    actor=change.actor, system=connector.name,
                                    data={"remote_id": change.remote_id,
                                          "action": change.action})
+
+
+def _merged(runtime: Runtime, connector: Connector, link: Link, incident: Incident,
+            change: InboundChange) -> str:
+    """A remote incident merged into another: the link follows the survivor where no link
+    does yet, else it is kept as merged (see the module's rules). The im incident's status
+    is left as it is either way."""
+    store = runtime.store
+    if link.remote_status == ChangeKind.MERGED:
+        return "confirmed"  # told again (a poll after the webhook)
+    number = f"#{link.remote_number}" if link.remote_number else link.remote_id
+    into = (f"#{change.merged_into_number}" if change.merged_into_number
+            else change.merged_into or "another incident")
+    text = change.text or f"{connector.name} incident {number} merged into {into}"
+    holder = next(iter(store.links(connector=connector.name, remote_id=change.merged_into)),
+                  None) if change.merged_into else None
+    data = {"remote_id": change.remote_id, "action": change.action,
+            "merged_into": change.merged_into}
+    if change.merged_into and holder is None:
+        store.replace_link(msgspec.structs.replace(
+            link, remote_id=change.merged_into,
+            remote_number=change.merged_into_number, remote_url=change.merged_into_url,
+            # the survivor is open (nothing merges into a resolved incident); when it last
+            # changed is unknown, so none of its own reports is taken for older
+            remote_status=STATUS_AFTER[ChangeKind.TRIGGERED], remote_updated_at=None,
+            updated_at=change.observed_at or runtime.clock()))
+        outcome = "applied"
+    else:
+        _update_link(runtime, link, change, ChangeKind.MERGED)
+        if holder is not None and holder.incident_id == incident.id:
+            text += f" (linked for {holder.service})"
+        elif holder is not None:
+            text += f" (linked to {holder.incident_id}); {incident.id} stays {incident.status}"
+        outcome = "recorded"
+    store.add_timeline(incident.id, at=runtime.clock(), kind="sync", text=text,
+                       actor=change.actor, system=connector.name, data=data)
+    return outcome
 
 
 def _resolve_still_queued(runtime: Runtime, connector: Connector, link: Link,
@@ -377,7 +427,9 @@ def _apply_status(runtime: Runtime, connector: Connector, link: Link, change: In
         if incident.status in (Status.RESOLVED, Status.CLOSED):
             return "confirmed"
         # one the remote system no longer has (missing) keeps no incident open
-        open_ = [s for s in siblings if s.remote_status not in ("resolved", "missing")]
+        # (nor one merged into another, which a link of its own follows)
+        open_ = [s for s in siblings
+                 if s.remote_status not in ("resolved", "missing", ChangeKind.MERGED)]
         if open_:
             store.add_timeline(
                 incident.id, at=runtime.clock(), kind="sync",

@@ -570,3 +570,44 @@ def test_connector_test_and_sync_take_json(runtime, fake):
     assert json.loads(again.stdout)["requeued"] == 1
     assert json.loads(again.stdout)["delivery"]["delivered"] == 1
     assert runtime.store.get_incident("INC-1").status.value == "mitigated"
+
+
+def test_a_remote_incident_merged_into_another_never_resolves_the_incident(runtime, clock):
+    """ChangeKind.MERGED, for any connector: the link follows the survivor where no link does
+    yet (its later resolve resolves the incident), else it is kept as merged, holding nothing
+    open; the im incident is never resolved by the merge itself."""
+    from im.connectors import ChangeKind, InboundChange
+    from im.inbound import apply_change
+    from im.models import Origin
+
+    add(runtime)
+    incident = incidents.declare(runtime, title="Checkout errors", severity="SEV-2",
+                                 services=["api", "db"], origin=Origin(actor="alice"))
+    deliver_outbox(runtime)
+    fake = runtime.connector("prod-fake")
+    api, db = (next(li for li in runtime.store.links(incident.id) if li.service == s)
+               for s in ("api", "db"))
+
+    def change(remote_id, action, **fields):
+        return InboundChange(remote_id=remote_id, event_id=f"{remote_id}:{action}",
+                             action=action, occurred_at=clock(), actor="bob", **fields)
+
+    # api's remote incident merged into one im does not follow: the link moves there
+    moved = change(api.remote_id, ChangeKind.MERGED, merged_into="F9", merged_into_number="9",
+                   merged_into_url="https://fake.example/F9")
+    assert apply_change(runtime, fake, moved) == "applied"
+    api_now = next(li for li in runtime.store.links(incident.id) if li.service == "api")
+    assert (api_now.remote_id, api_now.remote_number, api_now.remote_url,
+            api_now.remote_status, api_now.remote_updated_at) == (
+        "F9", "9", "https://fake.example/F9", "triggered", None)
+    assert apply_change(runtime, fake, moved) == "confirmed"  # told again
+    # db's merged into F9, which api's link follows now: kept as merged
+    assert apply_change(runtime, fake, change(db.remote_id, ChangeKind.MERGED,
+                                              merged_into="F9")) == "recorded"
+    assert runtime.store.get_incident(incident.id).status.value == "open"
+    lines = [e.text for e in runtime.store.timeline(incident.id) if e.actor == "bob"]
+    assert lines == [f"prod-fake incident #{api.remote_number} merged into #9",
+                     f"prod-fake incident #{db.remote_number} merged into F9 (linked for api)"]
+    # the survivor's resolve is the last open one: the incident resolves
+    assert apply_change(runtime, fake, change("F9", ChangeKind.RESOLVED)) == "applied"
+    assert runtime.store.get_incident(incident.id).status.value == "resolved"

@@ -89,6 +89,11 @@ class LinkRepository(Protocol):
         `link.remote_status` is None (an existing link keeps its own)."""
         ...
 
+    def replace(self, link: Link) -> None:
+        """Write an existing link whole, fields given as None included: a link that now
+        follows another remote incident keeps nothing of the one it followed."""
+        ...
+
     def find(self, incident_id: str | None = None, *, connector: str | None = None,
              remote_id: str | None = None) -> list[Link]:
         """Links matching every filter given, by incident, connector and service."""

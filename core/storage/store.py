@@ -124,6 +124,10 @@ class Store(abc.ABC):
         with self.transaction() as tx:
             tx.links.upsert(link, initial_status=initial_status)
 
+    def replace_link(self, link: Link) -> None:
+        with self.transaction() as tx:
+            tx.links.replace(link)
+
     def links(self, incident_id: str | None = None, *, connector: str | None = None,
               remote_id: str | None = None) -> list[Link]:
         return self.read().links.find(incident_id, connector=connector, remote_id=remote_id)

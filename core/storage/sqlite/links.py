@@ -50,6 +50,16 @@ class SqliteLinks:
              if link.remote_updated_at else None},
         )
 
+    def replace(self, link: Link) -> None:
+        self.conn.execute(
+            "UPDATE links SET remote_id = ?, remote_number = ?, remote_url = ?,"
+            " remote_status = ?, updated_at = ?, remote_updated_at = ?"
+            " WHERE number = ? AND connector = ? AND service = ?",
+            (link.remote_id, link.remote_number, link.remote_url, link.remote_status,
+             ts(link.updated_at or datetime.now(UTC)),
+             ts(link.remote_updated_at) if link.remote_updated_at else None,
+             incident_number(link.incident_id), link.connector, link.service))
+
     def find(self, incident_id: str | None = None, *, connector: str | None = None,
              remote_id: str | None = None) -> list[Link]:
         clauses: list[str] = []

@@ -18,6 +18,7 @@ import msgspec
 
 from im import (
     AssigneeRequest,
+    ChangeKind,
     Check,
     CheckRequest,
     Connector,
@@ -186,6 +187,9 @@ class PagerDutyConnector(Connector):
         if request.link is None:
             raise ConnectorError(f"no PagerDuty incident is linked to {request.incident.id}"
                                  f" for service {request.service}")
+        if request.link.remote_status == ChangeKind.MERGED:
+            # merged into an incident another link follows: that link carries im's changes
+            return PushResult()
         handler = {
             "ack": self._acknowledge, "resolve": self._resolve, "close": self._close,
             "reopen": self._reopen, "note": self._note, "assign": self._assign,

@@ -40,11 +40,19 @@ STATUS_KIND = {"triggered": ChangeKind.TRIGGERED, "acknowledged": ChangeKind.ACK
 
 def _change(connector: PagerDutyConnector, incident: dict[str, Any], now: datetime
             ) -> InboundChange | None:
-    from im_pagerduty.webhooks import im_service, resolved_label, severity
+    from im_pagerduty.webhooks import (
+        im_service,
+        merged_into,
+        merged_label,
+        resolved_label,
+        severity,
+    )
 
     kind = STATUS_KIND.get(incident.get("status", ""))
     if kind is None:
         return None
+    # a resolve by merge, told by the listing itself (resolve_reason): no call per incident
+    merge = merged_into(incident) if kind == ChangeKind.RESOLVED else None
     keyed = parse_idempotency_key(incident.get("incident_key"))
     assignee = connector.assignee_of(
         [a.get("assignee") or {} for a in incident.get("assignments") or []])
@@ -53,6 +61,15 @@ def _change(connector: PagerDutyConnector, incident: dict[str, Any], now: dateti
         incident.get("created_at")) or now
     # with auto_resolve off a resolve is kept on the link only, as webhooks do
     held = kind == ChangeKind.RESOLVED and not connector.settings.custom.auto_resolve
+    number = incident.get("incident_number")
+    if merge is not None:
+        return InboundChange(
+            remote_id=incident["id"], event_id=f"poll:{incident['id']}:merged",
+            action=ChangeKind.MERGED, occurred_at=changed,
+            actor=connector.user_emails.get(by.get("id", "")) or by.get("summary")
+            or "PagerDuty", text=merged_label(number, merge),
+            remote_number=str(number or "") or None, remote_url=incident.get("html_url"),
+            remote_status=incident.get("status"), observed_at=now, **merge)
     return InboundChange(
         remote_id=incident["id"], event_id=f"poll:{incident['id']}:{incident.get('status')}",
         action=kind, occurred_at=changed,
@@ -91,6 +108,9 @@ def pull(connector: PagerDutyConnector, request: PullRequest) -> PullResult:
     if request.incident is None:
         changes += _resolved_meanwhile(connector, seen, now, since - LOOKBACK)
         _check_subscription(connector)
+    # merges first: the incident one was merged into then finds the link moved to it, rather
+    # than become an im incident of its own
+    changes.sort(key=lambda change: change.action != ChangeKind.MERGED)
     return PullResult(changes=changes, cursor=now.isoformat())
 
 

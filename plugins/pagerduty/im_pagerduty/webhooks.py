@@ -139,6 +139,31 @@ def resolved_label(number: object) -> str:
         "PagerDuty incident resolved in PagerDuty")
 
 
+MERGE_REASON = "merge_resolve_reason"
+_REF_NUMBER = re.compile(r"^\[#(\d+)\]")
+
+
+def merged_into(incident: dict[str, Any]) -> dict[str, str | None] | None:
+    """The incident a resolved one was merged into, from its `resolve_reason` (webhook data and
+    REST alike; PagerDuty sets it only for merges): its id, number and URL, as the core's
+    InboundChange names them. None for any other resolve."""
+    reason = incident.get("resolve_reason") or {}
+    target = reason.get("incident") or {}
+    if reason.get("type") != MERGE_REASON or not target.get("id"):
+        return None
+    # an incident reference's summary is "[#15] title": the number people know it by
+    match = _REF_NUMBER.match(str(target.get("summary") or ""))
+    return {"merged_into": target["id"], "merged_into_number": match.group(1) if match else None,
+            "merged_into_url": target.get("html_url")}
+
+
+def merged_label(number: object, target: dict[str, str | None]) -> str:
+    """The timeline's words for a merge: "PagerDuty #12 merged into #15"."""
+    into = target["merged_into_number"]
+    return (f"PagerDuty #{number}" if number else "PagerDuty incident") + (
+        f" merged into #{into}" if into else f" merged into {target['merged_into']}")
+
+
 def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
     event = decode(body)
     if event.event_type in IGNORED:
@@ -157,7 +182,13 @@ def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
     number = incident.get("number")
     text = ""
     label = f"PagerDuty incident #{number}" if number else "PagerDuty incident"
-    if kind == ChangeKind.NOTE:
+    merge = merged_into(data) if kind == ChangeKind.RESOLVED else None
+    if merge is not None:
+        # not a resolve for im: the problem goes on under the incident it was merged into
+        # (followed whatever auto_resolve says)
+        kind = ChangeKind.MERGED
+        text = merged_label(number, merge)
+    elif kind == ChangeKind.NOTE:
         if not connector.settings.custom.sync_notes:
             return []
         text = str(data.get("content") or "")
@@ -187,6 +218,7 @@ def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
         severity=severity(connector, data) if kind != ChangeKind.NOTE else None,
         assignee=assignee, correlation_id=keyed[0] if keyed else None, echo=echo,
         record_only=kind == ChangeKind.RESOLVED and not connector.settings.custom.auto_resolve,
+        **(merge or {}),
     )]
 
 

@@ -18,6 +18,7 @@ ENDPOINTS = {
     ("GET", "/incidents/{id}/notes"),
     ("POST", "/incidents/{id}/notes"),
     ("GET", "/incidents/{id}/log_entries"),
+    ("PUT", "/incidents/{id}/merge"),
     ("GET", "/log_entries"),
     ("GET", "/log_entries/{id}"),
     ("GET", "/services"),
@@ -204,6 +205,15 @@ def test_every_endpoint_matches_the_openapi_document(
             "incidents": [{"id": second, "type": "incident_reference", "status": "acknowledged"}]
         },
     )
+    # a merge: the source is resolved with a merge resolve reason naming the target
+    merged = c.post(
+        "/incidents",
+        json={"incident": {"type": "incident", "title": "Queue slow", "service": ref(
+            "service", "PGEN001")}},
+    ).json()["incident"]["id"]
+    c.put(f"/incidents/{second}/merge", json={"source_incidents": [ref("incident", merged)]})
+    c.get(f"/incidents/{merged}")
+    c.put(f"/incidents/{incident_id}/merge", json={"source_incidents": [ref("incident", second)]})
     c.get(
         "/incidents",
         params={

@@ -577,3 +577,57 @@ def test_seed_none_is_an_empty_account_with_one_user(pd, api):
     assert [u["email"] for u in api.get("/users").json()["users"]] == ["ops@company.com"]
     assert api.get("/services").json()["services"] == []
     assert api.get("/oncalls").json()["oncalls"] == []
+
+
+# merges
+
+
+def test_merge_resolves_the_sources_with_a_merge_resolve_reason(api):
+    target = new_incident(api, "PAPI001", title="Checkout is failing")
+    source = new_incident(api, "PAPI001", title="Payments time out")
+    update(api, source["id"], status="acknowledged")
+    merged = api.put(
+        f"/incidents/{target['id']}/merge",
+        json={"source_incidents": [{"id": source["id"], "type": "incident_reference"}]},
+    )
+    assert merged.status_code == 200, merged.text
+    assert merged.json()["incident"]["id"] == target["id"]
+    assert merged.json()["incident"]["type"] == "incident_reference"
+    gone = api.get(f"/incidents/{source['id']}").json()["incident"]
+    assert gone["status"] == "resolved"
+    assert gone["resolve_reason"]["type"] == "merge_resolve_reason"
+    assert gone["resolve_reason"]["incident"]["id"] == target["id"]
+    number = target["incident_number"]
+    assert gone["resolve_reason"]["incident"]["summary"].startswith(f"[#{number}]")
+    # listings carry it too (a poll needs no call per incident to tell a merge)
+    listed = {i["id"]: i for i in api.get("/incidents", params={"statuses[]": "resolved"}).json()[
+        "incidents"]}
+    assert listed[source["id"]]["resolve_reason"]["incident"]["id"] == target["id"]
+    kept = api.get(f"/incidents/{target['id']}").json()["incident"]
+    assert kept["status"] == "triggered" and kept["resolve_reason"] is None
+    # a resolve that was not a merge has no reason
+    update(api, target["id"], status="resolved")
+    assert api.get(f"/incidents/{target['id']}").json()["incident"]["resolve_reason"] is None
+
+
+def test_merge_refuses_what_pagerduty_refuses(api):
+    target = new_incident(api, "PAPI001")
+    source = new_incident(api, "PAPI001")
+
+    def merge(into, *ids):
+        return api.put(
+            f"/incidents/{into}/merge",
+            json={"source_incidents": [{"id": i, "type": "incident_reference"} for i in ids]},
+        )
+
+    assert merge("QNOTTHERE", source["id"]).status_code == 404
+    assert merge(target["id"], "QNOTTHERE").status_code == 404
+    assert merge(target["id"], target["id"]).status_code == 400
+    assert merge(target["id"]).status_code == 400
+    update(api, target["id"], status="resolved")
+    refused = merge(target["id"], source["id"])
+    assert refused.status_code == 400 and "resolved" in str(error_of(refused))
+    assert api.get(f"/incidents/{source['id']}").json()["incident"]["status"] == "triggered"
+    assert api.put(
+        f"/incidents/{target['id']}/merge", json={"source_incidents": []}, headers={"From": ""}
+    ).status_code == 400

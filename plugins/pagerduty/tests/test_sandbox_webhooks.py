@@ -366,3 +366,28 @@ def test_a_note_too_big_for_a_complete_delivery_is_trimmed(pd, api, receiver):
     assert len(webhook.body) <= 56_320 and data["trimmed"] is True
     assert content.startswith(data["content"]) and len(data["content"]) > 40_000
     assert api.get(f"/incidents/{incident['id']}/notes").json()["notes"][0]["content"] == content
+
+
+def test_a_merge_sends_incident_resolved_with_the_merge_resolve_reason(api, receiver):
+    target = new_incident(api, "PAPI001", title="Checkout is failing")
+    source = new_incident(api, "PAPI001", title="Payments time out")
+    subscribe(api, receiver.url)
+    merged = api.put(
+        f"/incidents/{target['id']}/merge",
+        json={"source_incidents": [{"id": source["id"], "type": "incident_reference"}]},
+        headers={"From": "jane.smith@company.com"},
+    )
+    assert merged.status_code == 200, merged.text
+    (webhook,) = receiver.wait_for(1)
+    event = webhook.json()["event"]
+    assert event["event_type"] == "incident.resolved"
+    assert event["agent"]["id"] == "PUJANE1"
+    data = event["data"]
+    assert data["id"] == source["id"] and data["status"] == "resolved"
+    reason = data["resolve_reason"]
+    assert reason["type"] == "merge_resolve_reason"
+    assert reason["incident"]["id"] == target["id"]
+    assert reason["incident"]["type"] == "incident_reference"
+    assert reason["incident"]["summary"] == f"[#{target['incident_number']}] Checkout is failing"
+    # the target is left as it was: no event about it
+    assert event_types(receiver) == ["incident.resolved"]

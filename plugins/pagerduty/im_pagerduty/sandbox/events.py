@@ -54,6 +54,11 @@ class Bridge(msgspec.Struct, frozen=True, kw_only=True):
     conference_url: str | None
 
 
+class ResolveReason(msgspec.Struct, frozen=True, kw_only=True):
+    incident: Ref
+    type: str = "merge_resolve_reason"
+
+
 class IncidentData(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     type: str = "incident"
@@ -72,7 +77,7 @@ class IncidentData(msgspec.Struct, frozen=True, kw_only=True):
     priority: Ref | None
     urgency: str
     conference_bridge: Bridge | None
-    resolve_reason: None = None
+    resolve_reason: ResolveReason | None = None
     incident_type: IncidentTypeName
 
 
@@ -164,7 +169,16 @@ class EventMaker:
                 if bridge
                 else None
             ),
+            resolve_reason=self.resolve_reason(incident),
             incident_type=IncidentTypeName(name=incident.incident_type),
+        )
+
+    def resolve_reason(self, incident: Incident) -> ResolveReason | None:
+        target = self.store.incidents.get(incident.merged_into) if incident.merged_into else None
+        if target is None:
+            return None
+        return ResolveReason(
+            incident=self._ref("incident", target.id, f"[#{target.number}] {target.title}")
         )
 
     def incident_event(

@@ -532,6 +532,7 @@ class Incidents:
             updated_at=now,
             reopened_at=now,
             resolved_at=None,
+            merged_into=None,
             last_status_change_at=now,
             last_status_change_by=actor.id,
             escalation_policy_id=policy.id,
@@ -552,6 +553,50 @@ class Incidents:
         )
         self._commit(reopened, "incident.reopened", actor.id, now)
         return reopened
+
+    # merge
+
+    def merge(self, target_id: str, source_ids: list[str], actor: User) -> Incident:
+        """PUT /incidents/{id}/merge: each source incident is resolved with a merge resolve
+        reason naming the target (its `incident.resolved` event carries it), the target stays
+        as it is. PagerDuty moves the sources' alerts to the target; the sandbox has no alerts
+        to move."""
+        target = self.get(target_id)
+        if not source_ids:
+            raise errors.invalid_input("source_incidents must name at least one incident")
+        sources = []
+        for source_id in dict.fromkeys(source_ids):
+            if source_id == target_id:
+                raise errors.invalid_input("An incident cannot be merged into itself")
+            sources.append(self.get(source_id))
+        if not target.is_open:
+            raise errors.invalid_input("Open incidents cannot be merged into a resolved incident")
+        now = self.clock.now()
+        for source in sources:
+            if not source.is_open:
+                continue  # already resolved: PagerDuty has nothing to resolve
+            merged = msgspec.structs.replace(
+                source,
+                status="resolved",
+                updated_at=now,
+                resolved_at=now,
+                last_status_change_at=now,
+                last_status_change_by=actor.id,
+                assignments=(),
+                acknowledgements=(),
+                merged_into=target.id,
+            )
+            self._log(
+                merged,
+                "resolve_log_entry",
+                f"Resolved by merging into #{target.number}",
+                actor.id,
+                now,
+            )
+            self._commit(merged, "incident.resolved", actor.id, now)
+        target = msgspec.structs.replace(target, updated_at=now)
+        self.store.put_incident(target)
+        return target
 
     # notes
 

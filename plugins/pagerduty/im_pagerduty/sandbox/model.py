@@ -132,6 +132,8 @@ class Incident(msgspec.Struct, frozen=True, kw_only=True):
     conference_bridge: ConferenceBridge | None = None
     incident_type: str = "incident_default"
     first_trigger_log_entry_id: str
+    # the incident this one was merged into (PUT /incidents/{id}/merge): its resolve reason
+    merged_into: str | None = None
 
     @property
     def is_open(self) -> bool:

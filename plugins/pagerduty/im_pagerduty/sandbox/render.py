@@ -323,7 +323,7 @@ class Renderer:
                 if priority
                 else None
             ),
-            "resolve_reason": None,
+            "resolve_reason": self.resolve_reason(incident),
             "incidents_responders": [],
             "responder_requests": [],
             "urgency": incident.urgency,
@@ -341,6 +341,13 @@ class Renderer:
         if with_body:
             body["body"] = {"type": "incident_body", "details": incident.details or ""}
         return body
+
+    def resolve_reason(self, incident: Incident) -> dict[str, Any] | None:
+        """Set by PagerDuty only on an incident resolved by a merge: the incident it went into."""
+        target = self.store.incidents.get(incident.merged_into) if incident.merged_into else None
+        if target is None:
+            return None
+        return {"type": "merge_resolve_reason", "incident": self.incident_ref(target)}
 
     def pending_actions(self, incident: Incident) -> list[dict[str, Any]]:
         if incident.status != "triggered" or incident.assigned_via != "escalation_policy":

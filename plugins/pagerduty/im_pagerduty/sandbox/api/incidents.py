@@ -20,6 +20,7 @@ from im_pagerduty.sandbox.requests import (
     CreateIncidentBody,
     CreateNoteBody,
     IncidentChanges,
+    RefIn,
     UpdateIncidentBody,
 )
 
@@ -179,6 +180,21 @@ class IncidentController(Controller):
         incident = sandbox.incidents.update(incident_id, body.incident, actor)
         return json_response({"incident": sandbox.renderer().incident(incident)})
 
+    @put("/{incident_id:str}/merge")
+    async def merge_incidents(
+        self,
+        request: Request[Any, Any, Any],
+        sandbox: NamedDependency[Sandbox],
+        incident_id: FromPath[str],
+    ) -> Response[bytes]:
+        actor = requester(request, sandbox)
+        sandbox.incidents.get(incident_id)
+        body = await read_json(request, _MergeBody)
+        target = sandbox.incidents.merge(
+            incident_id, [source.id or "" for source in body.source_incidents], actor
+        )
+        return json_response({"incident": sandbox.renderer().incident_ref(target)})
+
     @get("/{incident_id:str}/notes")
     async def list_notes(
         self, sandbox: NamedDependency[Sandbox], incident_id: FromPath[str]
@@ -216,6 +232,10 @@ class IncidentController(Controller):
 
 class _BulkChange(IncidentChanges, kw_only=True):
     id: str
+
+
+class _MergeBody(msgspec.Struct, kw_only=True):
+    source_incidents: list[RefIn]
 
 
 class _BulkUpdateBody(msgspec.Struct, kw_only=True):
