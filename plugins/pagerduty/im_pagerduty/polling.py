@@ -66,7 +66,7 @@ def _change(connector: PagerDutyConnector, incident: dict[str, Any], now: dateti
         return InboundChange(
             remote_id=incident["id"], event_id=f"poll:{incident['id']}:merged",
             action=ChangeKind.MERGED, occurred_at=changed,
-            actor=connector.user_emails.get(by.get("id", "")) or by.get("summary")
+            actor=connector.email_of(by.get("id", "")) or by.get("summary")
             or "PagerDuty", text=merged_label(number, merge),
             remote_number=str(number or "") or None, remote_url=incident.get("html_url"),
             remote_status=incident.get("status"), observed_at=now, **merge)
