@@ -25,6 +25,7 @@ ENDPOINTS = {
     ("GET", "/services/{id}"),
     ("GET", "/users"),
     ("GET", "/users/{id}"),
+    ("GET", "/users/me"),
     ("GET", "/escalation_policies"),
     ("GET", "/escalation_policies/{id}"),
     ("GET", "/schedules"),
@@ -82,6 +83,7 @@ def test_every_endpoint_matches_the_openapi_document(
     c.get("/services/PAPI001", params={"include[]": "escalation_policies"})
     c.get("/users", params={"query": "jane.smith@company.com"})
     c.get("/users/PUJANE1")
+    c.get("/users/me")  # 400 with an account-level key, as PagerDuty answers it
     c.get("/escalation_policies", params={"query": "API"})
     c.get("/escalation_policies/PAPI_ESCALATION", params={"include[]": "targets"})
     c.get("/schedules")
@@ -369,3 +371,15 @@ def test_every_corrected_artefact_is_in_the_document(document):
         and "429" not in document["paths"]["/services"]["get"]["responses"]
     )
     assert len(ARTEFACTS) == 10
+
+
+def test_every_seeded_user_has_a_role_pagerduty_has(shared_pagerduty, pd):
+    """A user's account role is one of PagerDuty's (the seeded team lead once was `manager`,
+    which is a team role, not an account role)."""
+    document = json.loads((shared_pagerduty / "rest-api-v2.openapiv3.json").read_text())
+    [roles] = [part["properties"]["role"]["enum"]
+               for part in document["components"]["schemas"]["User"]["allOf"]
+               if "role" in part.get("properties", {})]
+    with pd.client() as api:
+        users = api.get("/users", params={"limit": 100}).json()["users"]
+    assert users and {user["role"] for user in users} <= set(roles), users

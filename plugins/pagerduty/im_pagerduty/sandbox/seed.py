@@ -28,7 +28,7 @@ SEEDS: tuple[SeedName, ...] = ("demo", "none")
 OPS = User(id="PUOPS01", name="Operations", email="ops@company.com", role="admin")
 JOHN = User(id="PUJOHN1", name="John Doe", email="john.doe@company.com")
 JANE = User(id="PUJANE1", name="Jane Smith", email="jane.smith@company.com")
-LEAD = User(id="PULEAD1", name="Team Lead", email="team-lead@company.com", role="manager")
+LEAD = User(id="PULEAD1", name="Team Lead", email="team-lead@company.com")
 
 PRIMARY_SCHEDULE_ID = "PSPRIM1"
 

@@ -86,6 +86,14 @@ class UserController(Controller):
         renderer = sandbox.renderer()
         return json_response(page.body("users", users, renderer.user))
 
+    @get("/me")
+    async def current_user(self) -> Response[bytes]:
+        # The sandbox's API keys are account-level keys, with which PagerDuty answers this
+        # route 400: it is for user-level keys and OAuth tokens only.
+        raise errors.invalid_input(
+            "GET /users/me needs a user-level API key or an OAuth token; this request was"
+            " made with an account-level API key")
+
     @get("/{user_id:str}")
     async def get_user(
         self, sandbox: NamedDependency[Sandbox], user_id: FromPath[str]
