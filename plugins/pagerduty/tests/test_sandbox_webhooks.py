@@ -1,6 +1,7 @@
 """Webhooks v3 as the sandbox delivers them to a real local receiver: subscriptions, signatures,
 the events each API change produces, retries, drops, disablement, secret rotation, ordering."""
 
+import json
 import hashlib
 import hmac
 
@@ -72,6 +73,10 @@ def test_subscription_secret_is_shown_once_and_headers_are_redacted(api, receive
         {"events": ["incident.triggered", "incident.triggered"]},
         {"filter": {"type": "service_reference"}},
         {"filter": {"type": "service_reference", "id": "PNOPE00"}},
+        # event types PagerDuty does not have
+        {"events": ["incident.triggered", "incident.bogus"]},
+        {"events": ["service.exploded"]},
+        {"events": ["pagey.ping"]},  # sent by the ping route, not subscribed to
     ],
 )
 def test_invalid_subscriptions_are_refused(api, receiver, change):
@@ -391,3 +396,12 @@ def test_a_merge_sends_incident_resolved_with_the_merge_resolve_reason(api, rece
     assert reason["incident"]["summary"] == f"[#{target['incident_number']}] Checkout is failing"
     # the target is left as it was: no event about it
     assert event_types(receiver) == ["incident.resolved"]
+
+
+def test_the_sandbox_knows_every_event_type_pagerduty_publishes(shared_pagerduty):
+    """The event types a subscription may name are PagerDuty's published list, no more."""
+    from im_pagerduty.sandbox.events import SUBSCRIBABLE_EVENT_TYPES
+
+    published = json.loads((shared_pagerduty / "webhooks" / "official-docs" /
+                            "event-types.json").read_text())["event_types"]
+    assert SUBSCRIBABLE_EVENT_TYPES == {entry["event_type"] for entry in published}

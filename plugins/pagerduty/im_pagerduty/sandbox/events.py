@@ -29,6 +29,22 @@ INCIDENT_EVENT_TYPES: tuple[str, ...] = (
     "incident.service_updated",
 )
 
+# Every event type a PagerDuty v3 webhook subscription may name (PagerDuty's published list);
+# a subscription naming another is refused, as PagerDuty refuses it.
+SUBSCRIBABLE_EVENT_TYPES: frozenset[str] = frozenset((
+    "incident.acknowledged", "incident.annotated", "incident.conference_bridge.updated",
+    "incident.custom_field_values.updated", "incident.delegated", "incident.escalated",
+    "incident.incident_type.changed", "incident.priority_updated", "incident.reassigned",
+    "incident.reopened", "incident.resolved", "incident.responder.added",
+    "incident.responder.replied", "incident.role.assigned", "incident.service_updated",
+    "incident.status_update_published", "incident.task.completed", "incident.task.created",
+    "incident.task.updated", "incident.triggered", "incident.unacknowledged",
+    "incident.action_invocation.created", "incident.action_invocation.terminated",
+    "incident.action_invocation.updated", "incident.workflow.started",
+    "incident.workflow.completed", "service.created", "service.custom_field_values.updated",
+    "service.deleted", "service.updated",
+))
+
 
 class Ref(msgspec.Struct, frozen=True, kw_only=True):
     """Webhook references carry the same fields as REST ones, in alphabetical order."""

@@ -12,7 +12,7 @@ from litestar.params import FromPath
 from im_pagerduty.sandbox import errors
 from im_pagerduty.sandbox.api.common import Page, Query, json_response, read_json
 from im_pagerduty.sandbox.core import Sandbox
-from im_pagerduty.sandbox.events import INCIDENT_EVENT_TYPES
+from im_pagerduty.sandbox.events import SUBSCRIBABLE_EVENT_TYPES
 from im_pagerduty.sandbox.ids import event_id
 from im_pagerduty.sandbox.model import CustomHeader, WebhookSubscription
 from im_pagerduty.sandbox.requests import CreateSubscriptionBody, FilterIn, UpdateSubscriptionBody
@@ -24,11 +24,7 @@ MAX_PER_SCOPE = 10
 def _check_events(events: list[str]) -> tuple[str, ...]:
     if not events or len(set(events)) != len(events):
         raise errors.invalid_input("events must list at least one event type, each once")
-    unknown = [
-        e
-        for e in events
-        if e not in INCIDENT_EVENT_TYPES and not e.startswith(("incident.", "service."))
-    ]
+    unknown = [e for e in events if e not in SUBSCRIBABLE_EVENT_TYPES]
     if unknown:
         raise errors.invalid_input(f"Unknown event types: {', '.join(unknown)}")
     return tuple(events)
