@@ -631,3 +631,30 @@ def test_merge_refuses_what_pagerduty_refuses(api):
     assert api.put(
         f"/incidents/{target['id']}/merge", json={"source_incidents": []}, headers={"From": ""}
     ).status_code == 400
+
+
+def test_answers_are_rendered_in_the_account_or_asked_time_zone(pd, api):
+    """PagerDuty renders REST times in the request's `time_zone`, by default the account's,
+    with its offset; webhook times stay UTC."""
+    from datetime import datetime
+
+    created = api.post("/incidents", json={"incident": {
+        "type": "incident", "title": "Zoned", "service": {"id": "PAPI001",
+                                                        "type": "service_reference"}}},
+        headers={"From": "ops@company.com"}).json()["incident"]
+    utc = created["created_at"]
+    assert utc.endswith("Z")
+    lima = api.get(f"/incidents/{created['id']}", params={"time_zone": "America/Lima"}
+                   ).json()["incident"]["created_at"]
+    assert lima.endswith("-05:00")
+    assert datetime.fromisoformat(lima) == datetime.fromisoformat(utc.replace("Z", "+00:00"))
+    pd.configure(time_zone="Asia/Kolkata")
+    try:
+        kolkata = api.get(f"/incidents/{created['id']}").json()["incident"]["created_at"]
+        assert kolkata.endswith("+05:30")
+        assert datetime.fromisoformat(kolkata) == datetime.fromisoformat(lima)
+    finally:
+        pd.configure(time_zone="UTC")
+    refused = api.get("/incidents", params={"time_zone": "Mars/Olympus_Mons"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["errors"] == ["unknown time zone 'Mars/Olympus_Mons'"]

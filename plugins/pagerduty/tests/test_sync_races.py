@@ -220,3 +220,29 @@ def test_a_poll_with_a_cursor_a_year_old_splits_its_range_and_never_stalls(tmp_p
     assert listings and all(r["status"] == 200 for r in listings), listings
     assert datetime.fromisoformat(runtime.store.get_cursor(CONNECTOR)) > year_ago + timedelta(
         days=364)
+
+
+def test_an_account_in_another_time_zone_is_read_right(tmp_path, pd):
+    """PagerDuty renders REST times in the account's time zone, with its offset (here
+    -05:00): im reads each as the instant it is, so a responder's resolve read by a poll is
+    newer than im's own ack, whose time came back from PagerDuty with that offset, and is
+    applied, not taken for stale."""
+    pd.configure(time_zone="America/Lima")
+    try:
+        runtime = runtime_with_connector(tmp_path / "home", pd)
+        im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+        im(runtime, "ack", "--incident", "INC-1")
+        [link] = runtime.store.links("INC-1")
+        assert link.remote_status == "acknowledged"
+        with _as_john(pd) as john:
+            remote = john.get(f"/incidents/{link.remote_id}").json()["incident"]
+            assert remote["created_at"].endswith("-05:00")
+            john.put(f"/incidents/{link.remote_id}", json={"incident": {
+                "type": "incident_reference", "status": "resolved"}}).raise_for_status()
+        assert poll(runtime, CONNECTOR) == {"applied": 1}
+        assert runtime.store.get_incident("INC-1").status.value == "resolved"
+        resolved_at = runtime.store.links("INC-1")[0].remote_updated_at
+        assert resolved_at is not None and resolved_at.utcoffset() is not None
+        assert abs((datetime.now(UTC) - resolved_at).total_seconds()) < 60
+    finally:
+        pd.configure(time_zone="UTC")

@@ -25,6 +25,9 @@ class SandboxConfig(msgspec.Struct, frozen=True, kw_only=True):
     webhook_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     escalation_check_seconds: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     web_url: str = "https://sandbox.pagerduty.invalid"
+    # runtime: the account's time zone, which REST answers are rendered in unless a request
+    # gives `time_zone` (webhook times are always UTC)
+    time_zone: str = "UTC"
     request_log_size: PositiveInt = 100_000
 
 
@@ -35,8 +38,13 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     rate_limit_window_seconds: PositiveInt | None = None
     webhook_retry_delays: tuple[Seconds, ...] | None = None
     webhook_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    time_zone: str | None = None
 
 
 def apply_settings(config: SandboxConfig, changes: RuntimeSettings) -> SandboxConfig:
+    from im_pagerduty.sandbox.times import zone
+
     given = {k: v for k, v in msgspec.structs.asdict(changes).items() if v is not None}
+    if "time_zone" in given:
+        zone(given["time_zone"])  # ValueError for an unknown zone
     return msgspec.structs.replace(config, **given)

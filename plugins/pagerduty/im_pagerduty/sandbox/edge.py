@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ipaddress
 from typing import Any
+from urllib.parse import parse_qs
 
 import msgspec
 
@@ -18,7 +19,7 @@ from im_pagerduty.sandbox import errors
 from im_pagerduty.sandbox.core import Sandbox
 from im_pagerduty.sandbox.faults import Injection
 from im_pagerduty.sandbox.requestlog import RequestRecord
-from im_pagerduty.sandbox.times import format_event_time
+from im_pagerduty.sandbox.times import format_event_time, rendering_zone, zone
 from im_pagerduty.sandbox.transport import current_transport
 
 Scope = dict[str, Any]
@@ -161,7 +162,17 @@ class Edge:
             if not verdict.allowed:
                 await _answer_error(send_with_headers, errors.rate_limited())
                 return
-            await self.app(scope, receive, send_with_headers)
+            asked = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("time_zone")
+            try:
+                where = zone(asked[-1] if asked else sandbox.settings.time_zone)
+            except ValueError as error:
+                await _answer_error(send_with_headers, errors.invalid_input(str(error)))
+                return
+            token = rendering_zone.set(where)
+            try:
+                await self.app(scope, receive, send_with_headers)
+            finally:
+                rendering_zone.reset(token)
         finally:
             query = scope.get("query_string", b"").decode("latin-1")
             sandbox.requests.add(

@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import contextvars
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# The time zone REST answers are rendered in: the request's `time_zone`, else the account's
+# (PagerDuty: "Time zone in which results will be rendered. This will default to the account
+# time zone."). Set per request by the sandbox's edge.
+rendering_zone: contextvars.ContextVar[tzinfo] = contextvars.ContextVar("rendering_zone",
+                                                                        default=UTC)
+
+
+def zone(name: str) -> tzinfo:
+    """An IANA time zone by name (ValueError for an unknown one)."""
+    if name in ("UTC", "Etc/UTC"):
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
 
 
 def format_time(moment: datetime) -> str:
-    """REST timestamps: whole seconds in UTC, `2015-10-06T21:30:42Z`."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """REST timestamps: whole seconds, `2015-10-06T21:30:42Z` in UTC, or with the offset of
+    the zone the answer is rendered in, `2015-10-06T15:30:42-06:00`."""
+    where = rendering_zone.get()
+    if where is UTC:
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(where).replace(microsecond=0).isoformat()
 
 
 def format_event_time(moment: datetime) -> str:

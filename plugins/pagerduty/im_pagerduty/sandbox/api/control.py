@@ -129,7 +129,11 @@ class ControlController(Controller):
         self, request: Request[Any, Any, Any], sandbox: NamedDependency[Sandbox]
     ) -> Response[bytes]:
         changes = await _read(request, RuntimeSettings)
-        sandbox.apply_settings(apply_settings(sandbox.settings, changes))
+        try:
+            settings = apply_settings(sandbox.settings, changes)
+        except ValueError as error:
+            raise HTTPException(status_code=400, detail=str(error)) from None
+        sandbox.apply_settings(settings)
         return _json(sandbox.settings)
 
     @get("/faults")
