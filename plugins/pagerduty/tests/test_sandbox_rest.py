@@ -658,3 +658,22 @@ def test_answers_are_rendered_in_the_account_or_asked_time_zone(pd, api):
     refused = api.get("/incidents", params={"time_zone": "Mars/Olympus_Mons"})
     assert refused.status_code == 400
     assert refused.json()["error"]["errors"] == ["unknown time zone 'Mars/Olympus_Mons'"]
+
+
+def test_an_operation_limit_refuses_that_operation_only(pd, api):
+    """PagerDuty limits some operations below the key's limit (PUT /incidents 500 a minute;
+    POST /incidents "human speed", no number): the sandbox's are settings. Past one, that
+    operation gets 429 with the narrower limit's headers; other calls go on."""
+    pd.configure(operation_limits={"POST /incidents": {"limit": 2, "window_seconds": 60}})
+    body = {"incident": {"type": "incident", "title": "t", "service": {
+        "id": "PAPI001", "type": "service_reference"}}}
+    headers = {"From": "ops@company.com"}
+    answers = [api.post("/incidents", json=body, headers=headers) for _ in range(3)]
+    assert [a.status_code for a in answers] == [201, 201, 429]
+    assert answers[1].headers["ratelimit-limit"] == "2"
+    assert answers[1].headers["ratelimit-remaining"] == "0"
+    assert answers[2].json()["error"]["code"] == 2020
+    listed = api.get("/incidents")
+    assert listed.status_code == 200 and listed.headers["ratelimit-limit"] == "960"
+    assert pd.configure()["operation_limits"]["POST /incidents"] == {
+        "limit": 2, "window_seconds": 60}

@@ -12,6 +12,17 @@ PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 Seconds = Annotated[float, msgspec.Meta(ge=0)]
 
 
+class OperationLimit(msgspec.Struct, frozen=True, kw_only=True):
+    limit: PositiveInt
+    window_seconds: PositiveInt
+
+
+# Limits of single operations beside the key's, by "METHOD /path". PagerDuty publishes 500 a
+# minute for PUT /incidents; POST /incidents is "heavily rate limited ... human speed" with no
+# number, so it is off unless a test sets one.
+DEFAULT_OPERATION_LIMITS = {"PUT /incidents": OperationLimit(limit=500, window_seconds=60)}
+
+
 class SandboxConfig(msgspec.Struct, frozen=True, kw_only=True):
     api_keys: tuple[str, ...]
     seed: SeedName = "demo"
@@ -28,6 +39,9 @@ class SandboxConfig(msgspec.Struct, frozen=True, kw_only=True):
     # runtime: the account's time zone, which REST answers are rendered in unless a request
     # gives `time_zone` (webhook times are always UTC)
     time_zone: str = "UTC"
+    # runtime: limits of single operations, checked after the key's
+    operation_limits: dict[str, OperationLimit] = msgspec.field(
+        default_factory=lambda: dict(DEFAULT_OPERATION_LIMITS))
     request_log_size: PositiveInt = 100_000
 
 
@@ -39,6 +53,7 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     webhook_retry_delays: tuple[Seconds, ...] | None = None
     webhook_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] | None = None
     time_zone: str | None = None
+    operation_limits: dict[str, OperationLimit] | None = None
 
 
 def apply_settings(config: SandboxConfig, changes: RuntimeSettings) -> SandboxConfig:

@@ -48,6 +48,7 @@ class Sandbox:
         self.limiter = KeyRateLimiter(
             self.settings.rate_limit, self.settings.rate_limit_window_seconds
         )
+        self.operation_limiters = _operation_limiters(self.settings)
         self.incidents = Incidents(self.store, self.clock, self._announce)
 
     async def hold(self, seconds: float) -> None:
@@ -71,9 +72,12 @@ class Sandbox:
             self.settings.rate_limit,
             self.settings.rate_limit_window_seconds,
         )
+        operations_changed = settings.operation_limits != self.settings.operation_limits
         self.settings = settings
         if limits_changed:
             self.limiter = KeyRateLimiter(settings.rate_limit, settings.rate_limit_window_seconds)
+        if operations_changed:
+            self.operation_limiters = _operation_limiters(settings)
 
     def set_faults(self, faults: Faults) -> None:
         self.faults.set(faults)
@@ -134,3 +138,8 @@ class Sandbox:
         while True:
             await asyncio.sleep(self.settings.escalation_check_seconds)
             self.incidents.escalate_due()
+
+
+def _operation_limiters(settings: SandboxConfig) -> dict[str, KeyRateLimiter]:
+    return {operation: KeyRateLimiter(limit.limit, limit.window_seconds)
+            for operation, limit in settings.operation_limits.items()}

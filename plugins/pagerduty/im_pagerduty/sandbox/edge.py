@@ -158,6 +158,12 @@ class Edge:
                 )
                 return
             verdict = await sandbox.limiter.hit(api_key)
+            operation = sandbox.operation_limiters.get(f"{scope['method']} {path}")
+            if verdict.allowed and operation is not None:
+                # the headers describe "the limit that is closest to being reached"
+                narrower = await operation.hit(api_key)
+                if not narrower.allowed or narrower.remaining < verdict.remaining:
+                    verdict = narrower
             extra_headers = verdict.headers()
             if not verdict.allowed:
                 await _answer_error(send_with_headers, errors.rate_limited())
