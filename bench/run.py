@@ -191,6 +191,19 @@ def write(flow: dict, cost: dict, boot: dict, pdf: list,  # type: ignore[type-ar
         f" {inbound['cpu_ms_per_incident']} ms CPU per synced incident (each becomes an im"
         f" incident with its timeline and link). Outcomes: {inbound['outcomes']}.",
         "",
+    ]
+    old = cost["year_old_cursor"]
+    lines += [
+        f"A poll with a cursor a year old, on an account of {old['users']:,} users and"
+        f" {old['incidents']:,} incidents made over the last year (half still open):"
+        f" {old['list_calls']} list calls (bound {old['bound']}, the year asked in parts of"
+        f" 180 days: {verdict(old['list_calls'] <= old['bound'])}),"
+        f" {old['per_incident_calls']} per-incident calls, {old['user_listings']} listings of"
+        f" users (people looked up by id: {', '.join(old['user_lookups']) or 'none'}),"
+        f" {old['status_4xx']} answers 4xx (no stall: {verdict(old['status_4xx'] == 0)}), cursor"
+        f" moved: {'yes' if old['cursor_moved'] else 'NO'}; {old['wall_seconds']} s wall."
+        f" Outcomes: {old['outcomes']}.",
+        "",
         "## CLI start-up (`bench/startup.py`)",
         "",
         f"Median wall time of {startup.RUNS} runs each, warm database, the commands run in turn"

@@ -81,7 +81,49 @@ def run(incidents: int = 10_000) -> dict[str, object]:
             "cpu_ms_per_incident": round(cpu * 1000 / incidents, 3),
             "im_incidents": len(runtime.store.list_incidents()),  # type: ignore[attr-defined]
         }
+    figures["year_old_cursor"] = year_old_cursor()
     return figures
+
+
+def year_old_cursor(incidents: int = 2_000, users: int = 20_000) -> dict[str, object]:
+    """A big, old account: 20,000 users and incidents created over the last year (half of
+    them still open), polled by a connector whose cursor is a year old (im stopped for a
+    year, a backup restored). PagerDuty lists at most 6 months at a time and at most 10,000
+    records a listing: the poll must ask in parts, read no user listing, make no call per
+    incident, and never be answered 4xx."""
+    from datetime import UTC, datetime, timedelta
+
+    with run_sandbox(rate_limit=960) as pd:
+        runtime = _runtime(Path(tempfile.mkdtemp(prefix="im-bench-")), pd)
+        pd.bulk_users(users)
+        for status in ("resolved", "triggered"):
+            pd.bulk_incidents(incidents // 2, status=status, span_seconds=364 * 86400,
+                              service_id="PAPI001")
+        year_ago = datetime.now(UTC) - timedelta(days=365)
+        runtime.store.set_cursor("bench", year_ago.isoformat(),  # type: ignore[attr-defined]
+                                 at=year_ago)
+        pd.clear_requests()
+        cpu, wall = time.thread_time(), time.perf_counter()
+        outcomes = poll(runtime, "bench")
+        cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+        calls = _calls(pd)
+        lists = [c for c in calls if c["path"] == "/incidents" and c["method"] == "GET"]
+        return {
+            "users": users, "incidents": incidents, "outcomes": outcomes,
+            "list_calls": len(lists),
+            # 100 a page, plus one more page per 180-day part of the year (2 or 3 parts)
+            "bound": math.ceil(incidents / 100) + 3,
+            "per_incident_calls": sum(1 for c in calls
+                                      if str(c["path"]).startswith("/incidents/")),
+            "user_listings": sum(1 for c in calls if c["path"] == "/users"
+                                 and "query=" not in str(c.get("query", ""))),
+            "user_lookups": sorted({f"{c['method']} {c['path']}" for c in calls
+                                    if str(c["path"]).startswith("/users")}),
+            "status_4xx": sum(1 for c in calls if 400 <= int(c.get("status") or 0) < 500),
+            "cursor_moved": runtime.store.get_cursor("bench")  # type: ignore[attr-defined]
+            > year_ago.isoformat(),
+            "wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
+        }
 
 
 if __name__ == "__main__":
