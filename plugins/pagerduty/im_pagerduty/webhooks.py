@@ -240,6 +240,9 @@ def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
         severity=severity(connector, data) if whole else None,
         assignee=assignee, correlation_id=keyed[0] if keyed else None, echo=echo,
         record_only=kind == ChangeKind.RESOLVED and not connector.settings.custom.auto_resolve,
+        # a move in PagerDuty: the link follows the service mapping to the im service
+        moved_to_service=im_service(connector, data.get("service") or {})
+        if event.event_type == "incident.service_updated" else None,
         **(merge or {}),
     )]
 

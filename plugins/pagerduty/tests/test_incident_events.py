@@ -81,6 +81,10 @@ def test_bridge_type_service_responders_and_status_updates_reach_the_timeline(li
         ("sync", john, f"PagerDuty responder requested: {jane}: Join the bridge"),
         ("sync", jane, f"PagerDuty responder {jane} joined"),
     ]
+    # the move took the link to the im service Payments Service maps back to
+    [link] = runtime.store.links("INC-1")
+    assert (link.service, link.remote_id) == ("payments", remote["id"])
+    assert runtime.store.get_incident("INC-1").services == ["payments"]
     # each told once, and nothing of it went back to PagerDuty
     assert [r.action for r in runtime.store.outbox(connector="prod-pagerduty")] == ["declare"]
 
