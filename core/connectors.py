@@ -159,7 +159,9 @@ class InboundChange(msgspec.Struct, frozen=True, kw_only=True):
     change restores the link's status. `observed_at` is when a poll read the remote state: a
     link that im changed since (a push, a webhook) knows better, and the change is stale.
     `merged_into` (with `merged_into_number` and `merged_into_url` where known) names the
-    remote incident a MERGED one was folded into.
+    remote incident a MERGED one was folded into. `moved_to_service` (with an UPDATED change)
+    is the im service the remote incident belongs to since someone moved it to another
+    service in the remote system: the link follows it.
     """
 
     remote_id: str
@@ -182,6 +184,7 @@ class InboundChange(msgspec.Struct, frozen=True, kw_only=True):
     merged_into: str | None = None
     merged_into_number: str | None = None
     merged_into_url: str | None = None
+    moved_to_service: str | None = None
 
 
 class PullRequest(msgspec.Struct, frozen=True, kw_only=True):

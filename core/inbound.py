@@ -228,6 +228,8 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
             return _apply_status(runtime, connector, link, change, origin)
         if change.echo:
             return "confirmed"
+        if change.action == ChangeKind.UPDATED and change.moved_to_service:
+            return _moved(runtime, connector, link, incident, change)
         if change.action == ChangeKind.NOTE:
             if change.text:
                 incidents.add_note(runtime, incident.id, change.text, origin=origin)
@@ -254,6 +256,40 @@ def _sync_line(runtime: Runtime, incident_id: str, connector: Connector,
                                    actor=change.actor, system=connector.name,
                                    data={"remote_id": change.remote_id,
                                          "action": change.action})
+
+
+def _moved(runtime: Runtime, connector: Connector, link: Link, incident: Incident,
+           change: InboundChange) -> str:
+    """A remote incident moved to another service in the remote system: its link is for that
+    service from now on, and so are the changes still to push to it. The incident takes the
+    new service in place of the old one, unless another link still follows the old one (then
+    it gains the new one). When the incident follows another remote incident for that
+    service already, the link stays where it is; the timeline says so."""
+    store = runtime.store
+    to = str(change.moved_to_service)
+    text = change.text or f"{connector.name} incident moved to {to}"
+    if to == link.service:
+        _sync_line(runtime, incident.id, connector, change, text)
+        return "applied"
+    links = store.links(incident.id)
+    if any(other.connector == connector.name and other.service == to for other in links):
+        _sync_line(runtime, incident.id, connector, change,
+                   f"{text}; im follows another {connector.name} incident for {to}, so this"
+                   f" one stays linked for {link.service}")
+        return "recorded"
+    now = runtime.clock()
+    shared = any(other.service == link.service for other in links if other != link)
+    services = [s for s in incident.services if shared or s != link.service]
+    if to not in services:
+        services.append(to)
+    with store.transaction() as tx:
+        tx.links.move(link, to)
+        tx.outbox.move_service(connector=connector.name, incident_id=incident.id,
+                               service=link.service, to=to)
+        if services != incident.services:
+            tx.incidents.set_services(incident.id, now, services)
+    _sync_line(runtime, incident.id, connector, change, text)
+    return "applied"
 
 
 def _merged(runtime: Runtime, connector: Connector, link: Link, incident: Incident,

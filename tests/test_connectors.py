@@ -611,3 +611,42 @@ def test_a_remote_incident_merged_into_another_never_resolves_the_incident(runti
     # the survivor's resolve is the last open one: the incident resolves
     assert apply_change(runtime, fake, change("F9", ChangeKind.RESOLVED)) == "applied"
     assert runtime.store.get_incident(incident.id).status.value == "resolved"
+
+
+def test_a_remote_incident_moved_to_another_service_takes_its_link_there(runtime, clock):
+    """InboundChange.moved_to_service, for any connector: the link, the changes still to push
+    to it and the incident's service follow the move; a move to a service the incident
+    follows another remote incident for leaves the link where it is."""
+    from im.connectors import ChangeKind, InboundChange
+    from im.inbound import apply_change
+    from im.models import Origin
+
+    add(runtime)
+    incident = incidents.declare(runtime, title="Checkout errors", severity="SEV-2",
+                                 services=["api", "db"], origin=Origin(actor="alice"))
+    deliver_outbox(runtime)
+    fake = runtime.connector("prod-fake")
+    api, db = (next(li for li in runtime.store.links(incident.id) if li.service == s)
+               for s in ("api", "db"))
+    incidents.add_note(runtime, incident.id, "still queued", origin=Origin(actor="alice"))
+
+    def moved(remote_id, to):
+        return InboundChange(remote_id=remote_id, event_id=f"{remote_id}:{to}",
+                             action=ChangeKind.UPDATED, occurred_at=clock(), actor="bob",
+                             text=f"moved to {to}", moved_to_service=to)
+
+    assert apply_change(runtime, fake, moved(api.remote_id, "payments")) == "applied"
+    assert sorted((li.service, li.remote_id) for li in runtime.store.links(incident.id)) == [
+        ("db", db.remote_id), ("payments", api.remote_id)]
+    assert runtime.store.get_incident(incident.id).services == ["db", "payments"]
+    queued = runtime.store.outbox(connector="prod-fake", statuses=("pending",))
+    assert sorted(r.service for r in queued) == ["db", "payments"]
+    # db's remote incident moved to payments too: im follows api's there, db's stays
+    assert apply_change(runtime, fake, moved(db.remote_id, "payments")) == "recorded"
+    assert sorted(li.service for li in runtime.store.links(incident.id)) == ["db", "payments"]
+    lines = [e.text for e in runtime.store.timeline(incident.id) if e.actor == "bob"]
+    assert lines == ["moved to payments", "moved to payments; im follows another prod-fake"
+                     " incident for payments, so this one stays linked for db"]
+    # the queued note reaches the remote incident where it is now
+    deliver_outbox(runtime)
+    assert runtime.store.outbox(connector="prod-fake", statuses=("pending", "failed")) == []

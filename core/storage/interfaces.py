@@ -45,6 +45,10 @@ class IncidentRepository(Protocol):
         stored in lower case)."""
         ...
 
+    def set_services(self, incident_id: str, at: datetime, services: Sequence[str]) -> None:
+        """Replace an incident's services (in this order) and set its updated_at."""
+        ...
+
     def update(self, incident_id: str, at: datetime, **changes: Any) -> None:
         """Set fields of an incident (status, severity, assignee and the *_at times) and
         its updated_at."""
@@ -94,6 +98,10 @@ class LinkRepository(Protocol):
         follows another remote incident keeps nothing of the one it followed."""
         ...
 
+    def move(self, link: Link, service: str) -> None:
+        """The link of `link`'s incident, connector and service is now for `service`."""
+        ...
+
     def find(self, incident_id: str | None = None, *, connector: str | None = None,
              remote_id: str | None = None) -> list[Link]:
         """Links matching every filter given, by incident, connector and service."""
@@ -118,6 +126,12 @@ class OutboxRepository(Protocol):
     def add(self, *, connector: str, incident_id: str, service: str, action: str,
             payload: dict[str, Any], at: datetime) -> None:
         """Queue a change, due at once; in the transaction that makes the local change."""
+        ...
+
+    def move_service(self, *, connector: str, incident_id: str, service: str,
+                     to: str) -> None:
+        """The changes of an incident still to push to a connector for `service` are for
+        `to` (the remote incident they change is now there); one being pushed is left."""
         ...
 
     def claim_next(self, *, now: datetime, lease_seconds: float,

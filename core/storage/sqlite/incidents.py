@@ -111,6 +111,15 @@ class SqliteIncidents:
         suffix = "ORDER BY number DESC" + (f" LIMIT {int(limit)}" if limit else "")
         return self._select(where, params, suffix)
 
+    def set_services(self, incident_id: str, at: datetime, services: Sequence[str]) -> None:
+        number = incident_number(incident_id)
+        self.conn.execute("DELETE FROM incident_services WHERE number = ?", (number,))
+        self.conn.executemany(
+            "INSERT INTO incident_services (number, position, service) VALUES (?, ?, ?)",
+            [(number, i, service) for i, service in enumerate(services)])
+        self.conn.execute("UPDATE incidents SET updated_at = ? WHERE number = ?",
+                          (ts(at), number))
+
     def update(self, incident_id: str, at: datetime, **changes: Any) -> None:
         """Datetimes are stored in the stored time format."""
         unknown = set(changes) - _UPDATABLE

@@ -60,6 +60,11 @@ class SqliteLinks:
              ts(link.remote_updated_at) if link.remote_updated_at else None,
              incident_number(link.incident_id), link.connector, link.service))
 
+    def move(self, link: Link, service: str) -> None:
+        self.conn.execute(
+            "UPDATE links SET service = ? WHERE number = ? AND connector = ? AND service = ?",
+            (service, incident_number(link.incident_id), link.connector, link.service))
+
     def find(self, incident_id: str | None = None, *, connector: str | None = None,
              remote_id: str | None = None) -> list[Link]:
         clauses: list[str] = []

@@ -132,6 +132,12 @@ class SqliteOutbox:
         return [_row(row) for row in self.conn.execute(
             f"SELECT {_COLUMNS} FROM outbox {where} ORDER BY id", params)]
 
+    def move_service(self, *, connector: str, incident_id: str, service: str,
+                     to: str) -> None:
+        self.conn.execute(f"UPDATE outbox SET service = ? WHERE connector = ? AND number = ?"
+                          f" AND service = ? AND status = '{PENDING}'",
+                          (to, connector, incident_number(incident_id), service))
+
     def discard_queued(self, connector: str) -> None:
         self.conn.execute("DELETE FROM outbox WHERE connector = ? AND status IN"
                           f" ('{PENDING}', '{DELIVERING}')", (connector,))

@@ -106,6 +106,15 @@ def subscribe(connector: PagerDutyConnector, url: str) -> WebhookSetupResult:
             lines.append(f"Re-enabled PagerDuty webhook subscription {existing['id']}")
         else:
             lines.append(f"PagerDuty webhook subscription {existing['id']} is active")
+        missing = [e for e in EVENT_TYPES if e not in (existing.get("events") or [])]
+        if missing:
+            # made by an earlier im that handled fewer event types: without this, the events
+            # it handles since never come (the events it asked for, and any added, are kept)
+            events = [*(existing.get("events") or []), *missing]
+            connector.client.put(f"/webhook_subscriptions/{existing['id']}", {
+                "webhook_subscription": {"events": events}})
+            lines.append(f"Added {len(missing)} incident event types to PagerDuty webhook"
+                         f" subscription {existing['id']}")
         connector.runtime.update_connector_settings(connector.name, {"enable_webhook": True})
     else:
         created = connector.client.post("/webhook_subscriptions", {"webhook_subscription": {

@@ -141,6 +141,16 @@ class RunningSandbox:
             "PUT", "/priorities", {"priorities": list(names)})["priorities"]
         return found
 
+    def responder(self, incident_id: str, user_id: str, state: str = "pending",
+                  message: str = "", requester_id: str | None = None) -> dict[str, Any]:
+        """A responder request to `user_id` (pending) or that user's answer (joined or
+        declined), with its `incident.responder.added` or `.replied` webhook."""
+        body = {"user_id": user_id, "state": state, "message": message}
+        if requester_id:
+            body["requester_id"] = requester_id
+        result: dict[str, Any] = self._call("POST", f"/incidents/{incident_id}/responders", body)
+        return result
+
     def bulk_users(self, count: int) -> dict[str, Any]:
         """Add `count` users (a big account): "Bulk User N" <user.N@bulk.company.com>."""
         result: dict[str, Any] = self._call("POST", "/users/bulk", {"count": count})

@@ -29,6 +29,9 @@ EVENT_TYPES = [
     "incident.triggered", "incident.acknowledged", "incident.unacknowledged",
     "incident.escalated", "incident.reassigned", "incident.delegated", "incident.resolved",
     "incident.reopened", "incident.annotated", "incident.priority_updated",
+    "incident.conference_bridge.updated", "incident.incident_type.changed",
+    "incident.service_updated", "incident.responder.added", "incident.responder.replied",
+    "incident.status_update_published",
 ]
 KIND = {
     "incident.triggered": ChangeKind.TRIGGERED, "incident.acknowledged": ChangeKind.ACKNOWLEDGED,
@@ -36,6 +39,19 @@ KIND = {
     "incident.reopened": ChangeKind.REOPENED, "incident.escalated": ChangeKind.ESCALATED,
     "incident.reassigned": ChangeKind.ASSIGNED, "incident.delegated": ChangeKind.ASSIGNED,
     "incident.priority_updated": ChangeKind.UPDATED, "incident.annotated": ChangeKind.NOTE,
+    # a timeline line each; a status update is what responders told stakeholders: a note
+    "incident.conference_bridge.updated": ChangeKind.UPDATED,
+    "incident.incident_type.changed": ChangeKind.UPDATED,
+    "incident.service_updated": ChangeKind.UPDATED,
+    "incident.responder.added": ChangeKind.UPDATED,
+    "incident.responder.replied": ChangeKind.UPDATED,
+    "incident.status_update_published": ChangeKind.NOTE,
+}
+# Events whose data is not the incident but names it (`data.incident`, a reference): notes,
+# bridges, responder requests and status updates.
+ABOUT_INCIDENT = {
+    "incident.annotated", "incident.conference_bridge.updated", "incident.responder.added",
+    "incident.responder.replied", "incident.status_update_published",
 }
 IGNORED = {"pagey.ping"}
 
@@ -172,13 +188,14 @@ def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
     if kind is None:
         raise UnhandledEventError(f"PagerDuty event type {event.event_type} is not handled")
     data = event.data
-    incident = data.get("incident") if kind == ChangeKind.NOTE else data
+    whole = event.event_type not in ABOUT_INCIDENT  # data is the incident itself
+    incident = data if whole else data.get("incident")
     if not isinstance(incident, dict) or not incident.get("id"):
         raise ValueError(f"{event.event_type} event {event.id} names no incident")
     actor = _actor(connector, event.agent)
     echo = bool(event.agent and event.agent.id and event.agent.id == connector.own_user_id)
     keyed = parse_idempotency_key(incident.get("incident_key"))
-    assignee = _assignee(connector, data) if kind != ChangeKind.NOTE else None
+    assignee = _assignee(connector, data) if whole else None
     number = incident.get("number")
     text = ""
     label = f"PagerDuty incident #{number}" if number else "PagerDuty incident"
@@ -191,7 +208,12 @@ def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
     elif kind == ChangeKind.NOTE:
         if not connector.settings.custom.sync_notes:
             return []
-        text = str(data.get("content") or "")
+        if event.event_type == "incident.status_update_published":
+            text = f"Status update in PagerDuty: {data.get('message') or ''}"
+        else:
+            text = _note_text(connector, incident["id"], data)
+    elif event.event_type in ACTIVITY:
+        text = ACTIVITY[event.event_type](connector, label, data)
     elif kind == ChangeKind.RESOLVED and not connector.settings.custom.auto_resolve:
         text = f"{resolved_label(number)} (auto_resolve is off)"
     elif kind == ChangeKind.ESCALATED:
@@ -212,14 +234,67 @@ def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
         remote_id=incident["id"], event_id=event.id, action=kind,
         occurred_at=event.occurred_at, actor=actor, text=text,
         remote_number=str(number) if number else None, remote_url=incident.get("html_url"),
-        remote_status=data.get("status") if kind != ChangeKind.NOTE else None,
-        title=incident.get("title") if kind != ChangeKind.NOTE else None,
+        remote_status=data.get("status") if whole else None,
+        title=incident.get("title") if whole else None,
         service=keyed[1] if keyed else im_service(connector, data.get("service") or {}),
-        severity=severity(connector, data) if kind != ChangeKind.NOTE else None,
+        severity=severity(connector, data) if whole else None,
         assignee=assignee, correlation_id=keyed[0] if keyed else None, echo=echo,
         record_only=kind == ChangeKind.RESOLVED and not connector.settings.custom.auto_resolve,
+        # a move in PagerDuty: the link follows the service mapping to the im service
+        moved_to_service=im_service(connector, data.get("service") or {})
+        if event.event_type == "incident.service_updated" else None,
         **(merge or {}),
     )]
+
+
+def _note_text(connector: PagerDutyConnector, incident_id: str, data: dict[str, Any]) -> str:
+    """A note's content; one PagerDuty trimmed to fit the webhook (`trimmed`) is read whole
+    from the incident's notes (one call), so the timeline never keeps a cut note."""
+    content = str(data.get("content") or "")
+    if not data.get("trimmed"):
+        return content
+    notes = connector.client.get(f"/incidents/{incident_id}/notes").get("notes") or []
+    note = next((n for n in notes if n.get("id") == data.get("id")), None)
+    return str(note.get("content") or content) if note else content
+
+
+def _bridge_text(connector: PagerDutyConnector, label: str, data: dict[str, Any]) -> str:
+    numbers = [str(n.get("number")) for n in data.get("conference_numbers") or []
+               if n.get("number")]
+    where = ", ".join([*([data["conference_url"]] if data.get("conference_url") else []),
+                       *numbers])
+    return "PagerDuty conference bridge " + (f"set: {where}" if where else "removed")
+
+
+def _type_text(connector: PagerDutyConnector, label: str, data: dict[str, Any]) -> str:
+    name = (data.get("incident_type") or {}).get("name") or "none"
+    return f"{label} incident type changed to {name}"
+
+
+def _service_text(connector: PagerDutyConnector, label: str, data: dict[str, Any]) -> str:
+    service = data.get("service") or {}
+    name = service.get("summary") or service.get("id") or "another service"
+    return f"{label} moved to PagerDuty service {name} ({im_service(connector, service)})"
+
+
+def _responder_text(connector: PagerDutyConnector, label: str, data: dict[str, Any]) -> str:
+    user = data.get("user") or {}
+    who = (connector.email_of(user["id"]) if user.get("id") else None) or user.get(
+        "summary") or "someone"
+    message = f": {data['message']}" if data.get("message") else ""
+    state = data.get("state") or "pending"
+    if state == "pending":
+        return f"PagerDuty responder requested: {who}{message}"
+    return f"PagerDuty responder {who} {state}"
+
+
+ACTIVITY = {
+    "incident.conference_bridge.updated": _bridge_text,
+    "incident.incident_type.changed": _type_text,
+    "incident.service_updated": _service_text,
+    "incident.responder.added": _responder_text,
+    "incident.responder.replied": _responder_text,
+}
 
 
 def _actor(connector: PagerDutyConnector, agent: Reference | None) -> str:

@@ -165,7 +165,7 @@ def test_a_subscription_whose_creation_answer_was_lost_is_replaced_not_doubled(
     assert enabled.stdout.splitlines()[:2] == [
         f"Deleted PagerDuty webhook subscription {orphan['id']} (im never received its"
         " signing secret)",
-        f"Created PagerDuty webhook subscription {made} for 10 incident event types"]
+        f"Created PagerDuty webhook subscription {made} for 16 incident event types"]
     with pd.client() as api:
         left = api.get("/webhook_subscriptions").json()["webhook_subscriptions"]
     assert sorted(s["id"] for s in left) == sorted([made, someone_elses["id"]])

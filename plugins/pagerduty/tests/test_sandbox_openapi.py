@@ -18,6 +18,7 @@ ENDPOINTS = {
     ("GET", "/incidents/{id}/notes"),
     ("POST", "/incidents/{id}/notes"),
     ("GET", "/incidents/{id}/log_entries"),
+    ("POST", "/incidents/{id}/status_updates"),
     ("PUT", "/incidents/{id}/merge"),
     ("GET", "/log_entries"),
     ("GET", "/log_entries/{id}"),
@@ -182,6 +183,7 @@ def test_every_endpoint_matches_the_openapi_document(
     assert len(openapi.refused_requests) == 1
     c.post(f"/incidents/{incident_id}/notes", json={"note": {"content": "Rolled back the release"}})
     c.get(f"/incidents/{incident_id}/notes")
+    c.post(f"/incidents/{incident_id}/status_updates", json={"message": "Rolling back"})
     c.put(
         f"/incidents/{incident_id}",
         json={"incident": {"type": "incident", "status": "resolved", "resolution": "Rolled back"}},

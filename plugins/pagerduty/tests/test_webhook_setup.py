@@ -63,7 +63,7 @@ def test_the_specs_order_sets_up_webhooks_when_the_public_url_is_known(runtime, 
         made = subscription_id(runtime)
         assert added.stdout == (
             f"Added connector {NAME} (pagerduty, bidirectional)\n"
-            f"Created PagerDuty webhook subscription {made} for 10 incident event types\n"
+            f"Created PagerDuty webhook subscription {made} for 16 incident event types\n"
             f"Webhook URL will be: {url}/connectors/{NAME}/webhook\n"
             f"Check it with: im connector test {NAME}\n")
         assert subscriptions(pd) == [(made, f"{url}/connectors/{NAME}/webhook")]
@@ -86,7 +86,7 @@ def test_a_url_given_earlier_to_webhook_enable_is_known_to_the_next_add(runtime,
         assert added.exit_code == 0, added.output
         made = subscription_id(runtime)
         assert added.stdout.splitlines()[1:3] == [
-            f"Created PagerDuty webhook subscription {made} for 10 incident event types",
+            f"Created PagerDuty webhook subscription {made} for 16 incident event types",
             f"Webhook URL will be: {url}/connectors/{NAME}/webhook"]
         tested = im(runtime, "connector", "test", NAME)
         assert (tested.exit_code, tested.stdout) == (0, SPEC_TEST)
@@ -124,7 +124,7 @@ def test_an_update_that_turns_pulling_on_sets_up_webhooks(runtime, pd, monkeypat
         made = subscription_id(runtime)
         assert (updated.exit_code, updated.stdout) == (0, (
             f'Updated {NAME}: sync_direction = "bidirectional"\n'
-            f"Created PagerDuty webhook subscription {made} for 10 incident event types\n"
+            f"Created PagerDuty webhook subscription {made} for 16 incident event types\n"
             f"Webhook URL will be: {url}/connectors/{NAME}/webhook\n"))
         assert subscriptions(pd) == [(made, f"{url}/connectors/{NAME}/webhook")]
         # a change that does not touch webhooks or the direction asks PagerDuty nothing
@@ -186,7 +186,7 @@ def test_enabling_webhooks_on_an_outbound_connector_warns_they_are_ignored(runti
         enabled = im(runtime, "connector", "webhook", NAME, "--enable", "--url", url)
     made = subscription_id(runtime)
     assert (enabled.exit_code, enabled.stdout) == (0, (
-        f"Created PagerDuty webhook subscription {made} for 10 incident event types\n"
+        f"Created PagerDuty webhook subscription {made} for 16 incident event types\n"
         f"Webhook URL will be: {url}/connectors/{NAME}/webhook\n"
         f"! {NAME} is outbound: it ignores the events webhooks bring until its direction"
         f" changes; run: im connector update {NAME} --sync-direction bidirectional\n"))
@@ -211,7 +211,7 @@ def test_a_new_url_leaves_one_subscription_and_deletes_the_old_one(runtime, pd):
         moved = im(runtime, "connector", "webhook", NAME, "--enable", "--url", new_url)
         new = subscription_id(runtime)
         assert (moved.exit_code, moved.stdout) == (0, (
-            f"Created PagerDuty webhook subscription {new} for 10 incident event types\n"
+            f"Created PagerDuty webhook subscription {new} for 16 incident event types\n"
             f"Deleted PagerDuty webhook subscription {old} (it delivered to"
             f" {old_url}/connectors/{NAME}/webhook)\n"
             f"Webhook URL will be: {new_url}/connectors/{NAME}/webhook\n"))
@@ -222,6 +222,29 @@ def test_a_new_url_leaves_one_subscription_and_deletes_the_old_one(runtime, pd):
         again = im(runtime, "connector", "webhook", NAME, "--enable", "--url", new_url)
         assert again.stdout.splitlines()[0] == f"PagerDuty webhook subscription {new} is active"
         assert subscriptions(pd) == [(new, f"{new_url}/connectors/{NAME}/webhook")]
+
+
+def test_enable_adds_the_event_types_an_earlier_im_did_not_ask_for(runtime, pd):
+    im(runtime, "connector", "add", "pagerduty", NAME, "--config", spec_config(pd))
+    with serve(runtime) as url:
+        im(runtime, "connector", "webhook", NAME, "--enable", "--url", url)
+        made = subscription_id(runtime)
+        older = ["incident.triggered", "incident.acknowledged", "incident.resolved"]
+        with pd.client() as api:
+            api.put(f"/webhook_subscriptions/{made}", json={
+                "webhook_subscription": {"events": older}}).raise_for_status()
+        again = im(runtime, "connector", "webhook", NAME, "--enable", "--url", url)
+        assert again.stdout.splitlines()[:2] == [
+            f"PagerDuty webhook subscription {made} is active",
+            f"Added 13 incident event types to PagerDuty webhook subscription {made}"]
+        with pd.client() as api:
+            events = api.get(f"/webhook_subscriptions/{made}").json()[
+                "webhook_subscription"]["events"]
+        assert len(events) == 16 and events[:3] == older
+        assert "incident.status_update_published" in events
+        # all there now: nothing to add
+        third = im(runtime, "connector", "webhook", NAME, "--enable", "--url", url)
+        assert "Added" not in third.stdout
 
 
 def test_disable_removes_every_subscription_the_connector_made(runtime, pd):

@@ -11,7 +11,7 @@ from im_pagerduty.sandbox.delivery import Target, WebhookDeliveries
 from im_pagerduty.sandbox.events import EventMaker
 from im_pagerduty.sandbox.faults import Faults, FaultSwitch
 from im_pagerduty.sandbox.ids import event_id
-from im_pagerduty.sandbox.incidents import Announcement, IncidentChanged, Incidents
+from im_pagerduty.sandbox.incidents import Activity, Announcement, IncidentChanged, Incidents
 from im_pagerduty.sandbox.links import Links
 from im_pagerduty.sandbox.ratelimit import KeyRateLimiter
 from im_pagerduty.sandbox.render import Renderer
@@ -109,6 +109,8 @@ class Sandbox:
                 announcement.agent_user_id,
                 announcement.at,
             )
+        elif isinstance(announcement, Activity):
+            event = maker.activity_event(event_id(), announcement)
         else:
             event = maker.note_event(event_id(), announcement.note, incident, announcement.at)
         service = self.store.services.get(incident.service_id)

@@ -7,11 +7,15 @@ taken when the change happened; a retried delivery sends the same bytes.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from im_pagerduty.sandbox.links import Links
 from im_pagerduty.sandbox.model import Incident, Note
+
+if TYPE_CHECKING:
+    from im_pagerduty.sandbox.incidents import Activity
 from im_pagerduty.sandbox.store import Store
 from im_pagerduty.sandbox.times import format_event_time, format_time
 
@@ -27,6 +31,11 @@ INCIDENT_EVENT_TYPES: tuple[str, ...] = (
     "incident.resolved",
     "incident.reopened",
     "incident.service_updated",
+    "incident.incident_type.changed",
+    "incident.conference_bridge.updated",
+    "incident.responder.added",
+    "incident.responder.replied",
+    "incident.status_update_published",
 )
 
 # Every event type a PagerDuty v3 webhook subscription may name (PagerDuty's published list);
@@ -105,6 +114,36 @@ class NoteData(msgspec.Struct, frozen=True, kw_only=True):
     type: str = "incident_note"
 
 
+class ConferenceNumber(msgspec.Struct, frozen=True, kw_only=True):
+    label: str
+    number: str
+
+
+class BridgeData(msgspec.Struct, frozen=True, kw_only=True):
+    incident: Ref
+    conference_numbers: list[ConferenceNumber]
+    conference_url: str | None
+    type: str = "incident_conference_bridge"
+
+
+class ResponderData(msgspec.Struct, frozen=True, kw_only=True):
+    incident: Ref
+    user: Ref
+    # the policy a request went to; a request to one user (all the sandbox makes) has none
+    escalation_policy: Ref | None = None
+    message: str
+    state: str
+    type: str = "incident_responder"
+
+
+class StatusUpdateData(msgspec.Struct, frozen=True, kw_only=True):
+    incident: Ref
+    id: str
+    message: str
+    trimmed: bool = False
+    type: str = "incident_status_update"
+
+
 class PingData(msgspec.Struct, frozen=True, kw_only=True):
     message: str = "Hello from your friend Pagey!"
     type: str = "ping"
@@ -117,7 +156,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     occurred_at: str
     agent: Ref | PingAgent | None
     client: None = None
-    data: IncidentData | NoteData | PingData
+    data: IncidentData | NoteData | BridgeData | ResponderData | StatusUpdateData | PingData
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True):
@@ -236,6 +275,37 @@ class EventMaker:
             return whole
         # Every character dropped removes at least one byte of the body.
         return event(note.content[: len(note.content) - overflow], True)
+
+    def activity_event(self, event_id: str, activity: Activity) -> Event:
+        incident = activity.incident
+        ref = self._ref("incident", incident.id, incident.title)
+        detail = activity.detail
+        data: BridgeData | ResponderData | StatusUpdateData
+        if activity.event_type == "incident.conference_bridge.updated":
+            bridge = incident.conference_bridge
+            number = bridge.conference_number if bridge else None
+            data = BridgeData(
+                incident=ref,
+                conference_numbers=[ConferenceNumber(label="", number=number)] if number else [],
+                conference_url=bridge.conference_url if bridge else None,
+            )
+        elif activity.event_type == "incident.status_update_published":
+            data = StatusUpdateData(incident=ref, id=detail["id"], message=detail["message"])
+        else:
+            data = ResponderData(
+                incident=ref,
+                user=self.user_ref(detail["user_id"]),
+                message=detail["message"],
+                state=detail["state"],
+            )
+        return Event(
+            id=event_id,
+            event_type=activity.event_type,
+            resource_type="incident",
+            occurred_at=format_event_time(activity.at),
+            agent=self.agent(activity.agent_user_id, incident.service_id),
+            data=data,
+        )
 
     def ping_event(self, event_id: str, agent_user_id: str, at: datetime) -> Event:
         return Event(

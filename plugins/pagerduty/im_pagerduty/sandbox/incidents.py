@@ -55,7 +55,18 @@ class NoteAdded(msgspec.Struct, frozen=True, kw_only=True):
     at: datetime
 
 
-Announcement = IncidentChanged | NoteAdded
+class Activity(msgspec.Struct, frozen=True, kw_only=True):
+    """An event about an incident whose data is not the incident: a conference bridge, a
+    responder request or a status update (`detail` carries what the event's data names)."""
+
+    event_type: str
+    incident: Incident
+    agent_user_id: str | None
+    at: datetime
+    detail: dict[str, str] = {}
+
+
+Announcement = IncidentChanged | NoteAdded | Activity
 
 
 class Incidents:
@@ -365,9 +376,25 @@ class Incidents:
         if changes.title is not None and changes.title != incident.title:
             incident = change(incident, None, title=changes.title)
         if changes.conference_bridge is not None:
-            incident = change(incident, None, conference_bridge=_bridge(changes.conference_bridge))
-        if changes.incident_type is not None and changes.incident_type.name:
-            incident = change(incident, None, incident_type=changes.incident_type.name)
+            bridge = _bridge(changes.conference_bridge)
+            if bridge != incident.conference_bridge:
+                incident = change(incident, None, conference_bridge=bridge)
+                self.announce(
+                    Activity(
+                        event_type="incident.conference_bridge.updated",
+                        incident=incident,
+                        agent_user_id=actor_id,
+                        at=now,
+                    )
+                )
+        if (
+            changes.incident_type is not None
+            and changes.incident_type.name
+            and changes.incident_type.name != incident.incident_type
+        ):
+            incident = change(
+                incident, "incident.incident_type.changed", incident_type=changes.incident_type.name
+            )
         if changes.urgency is not None and changes.urgency != incident.urgency:
             incident = change(incident, None, urgency=changes.urgency)
             self._log(
@@ -616,6 +643,43 @@ class Incidents:
         self._log(incident, "annotate_log_entry", "Note added", actor.id, now, note=content)
         self.announce(NoteAdded(note=note, incident=incident, at=now))
         return note
+
+    # status updates and responders
+
+    def add_status_update(self, incident_id: str, message: str, actor: User) -> dict[str, str]:
+        incident = self.get(incident_id)
+        if not message.strip():
+            raise errors.invalid_input("Message cannot be empty")
+        now = self.clock.now()
+        update = {"id": self.store.ids.object_id(), "message": message}
+        self._log(incident, "annotate_log_entry", "Status update published", actor.id, now)
+        self.announce(
+            Activity(
+                event_type="incident.status_update_published",
+                incident=incident,
+                agent_user_id=actor.id,
+                at=now,
+                detail=update,
+            )
+        )
+        return update
+
+    def responder(
+        self, incident_id: str, user: User, requester: User, message: str, state: str
+    ) -> None:
+        """A responder request to `user` (state pending: responder.added) or their answer to
+        it (joined or declined: responder.replied, the responder as the agent)."""
+        incident = self.get(incident_id)
+        added = state == "pending"
+        self.announce(
+            Activity(
+                event_type="incident.responder.added" if added else "incident.responder.replied",
+                incident=incident,
+                agent_user_id=requester.id if added else user.id,
+                at=self.clock.now(),
+                detail={"user_id": user.id, "message": message, "state": state},
+            )
+        )
 
     # time
 

@@ -79,6 +79,12 @@ class CreateNoteBody(msgspec.Struct, kw_only=True):
     note: NoteIn
 
 
+class StatusUpdateBody(msgspec.Struct, kw_only=True):
+    message: str
+    subject: str | None = None
+    html_message: str | None = None
+
+
 class CustomHeaderIn(msgspec.Struct, kw_only=True):
     name: str
     value: str

@@ -94,6 +94,15 @@ class BulkUsers(msgspec.Struct, frozen=True, kw_only=True):
     count: Annotated[int, msgspec.Meta(ge=1, le=99_999)]
 
 
+class ResponderRequest(msgspec.Struct, frozen=True, kw_only=True):
+    # PagerDuty's own route (POST /incidents/{id}/responder_requests) is not served; this
+    # stands for a request to `user_id` (pending) and for that user's answer to it
+    user_id: str
+    requester_id: str | None = None
+    message: str = ""
+    state: Literal["pending", "joined", "declined"] = "pending"
+
+
 class ClockRequest(msgspec.Struct, frozen=True, kw_only=True):
     advance_seconds: Annotated[float, msgspec.Meta(ge=0)]
 
@@ -279,6 +288,27 @@ class ControlController(Controller):
             },
             201,
         )
+
+    @post("/incidents/{incident_id:str}/responders")
+    async def responder(
+        self,
+        request: Request[Any, Any, Any],
+        sandbox: NamedDependency[Sandbox],
+        incident_id: FromPath[str],
+    ) -> Response[bytes]:
+        """A responder request (`incident.responder.added`) or its answer
+        (`incident.responder.replied`), with the webhook PagerDuty sends for it."""
+        wanted = await _read(request, ResponderRequest)
+        if incident_id not in sandbox.store.incidents:
+            raise HTTPException(status_code=404, detail=f"no incident {incident_id}")
+        users = sandbox.store.users
+        requester_id = wanted.requester_id or sandbox.account_owner_id
+        if wanted.user_id not in users or requester_id not in users:
+            raise HTTPException(status_code=400, detail="no such user")
+        sandbox.incidents.responder(
+            incident_id, users[wanted.user_id], users[requester_id], wanted.message, wanted.state
+        )
+        return _json({"incident": incident_id, "user": wanted.user_id, "state": wanted.state})
 
     @put("/priorities")
     async def put_priorities(

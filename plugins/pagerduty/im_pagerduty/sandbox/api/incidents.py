@@ -21,8 +21,10 @@ from im_pagerduty.sandbox.requests import (
     CreateNoteBody,
     IncidentChanges,
     RefIn,
+    StatusUpdateBody,
     UpdateIncidentBody,
 )
+from im_pagerduty.sandbox.times import format_time
 
 STATUSES = frozenset({"triggered", "acknowledged", "resolved"})
 DEFAULT_RANGE = timedelta(days=30)
@@ -216,6 +218,29 @@ class IncidentController(Controller):
         body = await read_json(request, CreateNoteBody)
         note = sandbox.incidents.add_note(incident_id, body.note.content, actor)
         return json_response({"note": sandbox.renderer().note(note)}, 200)
+
+    @post("/{incident_id:str}/status_updates")
+    async def create_status_update(
+        self,
+        request: Request[Any, Any, Any],
+        sandbox: NamedDependency[Sandbox],
+        incident_id: FromPath[str],
+    ) -> Response[bytes]:
+        actor = requester(request, sandbox)
+        sandbox.incidents.get(incident_id)
+        body = await read_json(request, StatusUpdateBody)
+        update = sandbox.incidents.add_status_update(incident_id, body.message, actor)
+        sender = sandbox.event_maker().user_ref(actor.id)
+        return json_response(
+            {
+                "status_update": {
+                    **update,
+                    "created_at": format_time(sandbox.clock.now()),
+                    "sender": msgspec.to_builtins(sender),
+                }
+            },
+            200,
+        )
 
     @get("/{incident_id:str}/log_entries")
     async def list_log_entries(
