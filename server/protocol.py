@@ -41,6 +41,8 @@ DEFAULT_MAX_CONNECTIONS = 1000
 # the connectors' outgoing connections, the workers' control socket
 RESERVED_FILES = 64
 SWEEP_SECONDS = 0.5
+# an answer the client does not read (its socket buffer full) holds the connection this long
+SEND_SECONDS = 30.0
 CAP_LOG_SECONDS = 60.0  # at the cap: one warning a minute at most, with the counts
 log = logging.getLogger("im.server")
 _REFUSAL = (b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
@@ -65,6 +67,7 @@ class Connections:
         self.count = 0
         self.waiting: dict[BoundedHttpProtocol, None] = {}
         self.reading: dict[BoundedHttpProtocol, None] = {}
+        self.members: set[BoundedHttpProtocol] = set()
         self.evicted = 0  # waiting connections closed to make room
         self.turned_away = 0  # new connections closed, none waiting
         self._told = (0.0, 0, 0)  # when the last warning was logged, and the counts then
@@ -99,6 +102,17 @@ class Connections:
             late.append(connection)
         for connection in late:
             connection._body_too_slow()
+        # A client that does not read its answers (pipelined requests, a large answer) is
+        # "at work" and never made room for anyone: cut it off once its answers have waited
+        # SEND_SECONDS for it to read them.
+        for connection in list(self.members):
+            if connection._not_read():
+                if connection._stalled_since is None:
+                    connection._stalled_since = now
+                elif now - connection._stalled_since > SEND_SECONDS:
+                    connection.transport.abort()
+            else:
+                connection._stalled_since = None
         if self.count:
             self.watch(loop)
 
@@ -159,6 +173,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         # keep-alive timeout ends that)
         self._head_since: float | None = None
         self._body_since = 0.0
+        self._stalled_since: float | None = None
+        self._body_in_read = 0  # body bytes the parser gave out of the read being parsed
+        self._begun_in_read = 0  # requests begun in the read being parsed
         self._counted = False
         self._table = Connections(0)  # this server's, from connection_made on
 
@@ -166,6 +183,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         table = self._table = connections(self.server_state)
         table.count += 1
+        table.members.add(self)
         self._counted = True
         self._head_since = self.loop.time()
         table.waiting[self] = None
@@ -185,21 +203,34 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if self._counted:
             self._counted = False
             self._table.count -= 1
+            self._table.members.discard(self)
             self._table.waiting.pop(self, None)
             self._table.reading.pop(self, None)
         super().connection_lost(exc)
 
     def _drop(self) -> None:
-        """Close without an answer (a client that has not sent a request is owed none)."""
+        """Cut the connection off without an answer (a client that has not sent a request is
+        owed none). Aborted, not closed: a close waits for unsent bytes to drain, which a
+        client that reads nothing never lets happen, and the place would stay taken."""
         self._refused = True
         self._table.waiting.pop(self, None)
-        if not self.transport.is_closing():
-            self.transport.close()
+        self.transport.abort()
+
+    def _not_read(self) -> bool:
+        """Whether answers wait for the client to read them (its buffer full)."""
+        return bool(self.flow is not None and self.flow.write_paused) or (
+            self.transport.is_closing() and self.transport.get_write_buffer_size() > 0)
 
     def _head_too_slow(self) -> None:
         self._drop()  # no answer: a client this slow is not waiting for one
 
     def _body_too_slow(self) -> None:
+        if self.flow is not None and self.flow.read_paused:
+            # im has not read what came yet (uvicorn stopped reading): not the client's delay
+            self._body_since = self.loop.time()
+            self._table.reading.pop(self, None)
+            self._table.reading[self] = None
+            return
         self._table.reading.pop(self, None)
         if self.transport.is_closing():
             return
@@ -212,23 +243,46 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
+        head = 0  # this read's bytes of the head being waited for
         if self._in_head:
-            # only the head's own bytes count: a read often holds the head and the body's start
-            end = data.find(b"\r\n\r\n")
-            head = len(data) if end < 0 else end + 4  # this read's bytes of the head
-            if end < 0 and self._tail:  # the end may span this read and the last
-                spanning = (self._tail + data[:3]).find(b"\r\n\r\n")
-                if spanning >= 0:
-                    head = spanning + 4 - len(self._tail)
+            if self._head_since is None:  # a byte (a blank line) on an idle kept-alive one
+                self._head_since = self.loop.time()
+            # the head's end may span this read and the last: look for it in both
+            seen = self._tail + data
+            end = seen.find(b"\r\n\r\n")
+            head = len(data) if end < 0 else max(0, end + 4 - len(self._tail))
             self._head_bytes += head
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._refuse()
                 return
-            self._tail = data[-3:] if len(data) >= 3 else (self._tail + data)[-3:]
+            self._tail = seen[-3:]
+        self._body_in_read = self._begun_in_read = 0
         super().data_received(data)
+        if self._in_head and self._begun_in_read and not self._refused:
+            # Requests ended in this read and the next began in it (pipelined): what is
+            # neither the first head nor a body is the next heads', each within the bound.
+            rest = len(data) - head - self._body_in_read
+            if rest > MAX_HEAD_BYTES * self._begun_in_read:
+                self._refuse()
+                return
+            # of which the head still arriving: at most what follows the last blank line
+            last = data.rfind(b"\r\n\r\n")
+            after = len(data) - (last + 4) if last >= 0 else rest
+            self._head_bytes, self._tail = min(rest, after), data[-3:]
+
+    def on_body(self, body: bytes) -> None:
+        self._body_in_read += len(body)
+        super().on_body(body)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:  # a chunked body's trailers: buffered whole, never bounded
+            self._refuse()
+            raise ValueError("trailers")  # stops the parser; answered already
+        super().on_header(name, value)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._begun_in_read += 1
         if self._head_since is None:  # a kept-alive connection's next request
             self._head_since = self.loop.time()
 
@@ -241,8 +295,11 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._in_head = False
         self._head_since = None
         self._table.waiting.pop(self, None)  # at work: never evicted for a newcomer
-        self._body_since = self.loop.time()
-        self._table.reading[self] = None
+        previous = self.cycle
+        if previous is None or previous.response_complete:
+            # (a pipelined request waits for the answer before it: its body is not late)
+            self._body_since = self.loop.time()
+            self._table.reading[self] = None
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:

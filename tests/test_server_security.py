@@ -488,3 +488,101 @@ def test_a_head_whose_end_spans_two_reads_is_told_from_the_body_after_it(tmp_pat
         answer = _read_until_closed(sender)
         assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]  # not signed: refused as such
     runtime.store.close()
+
+
+def test_clients_that_never_read_their_answers_do_not_keep_the_cap_full(tmp_path,
+                                                                        monkeypatch):
+    """`max_connections: 3`, and three clients that pipeline thousands of requests and never
+    read the answers: their answers fill their buffers, which a close never drains. Once
+    they have waited SEND_SECONDS they are cut off, and a newcomer is answered again (it
+    was turned away for good)."""
+    import socket
+
+    from im.server import create_app, protocol
+
+    monkeypatch.setattr(protocol, "SEND_SECONDS", 1.0)
+    runtime = with_fake_connector(tmp_path, {"max_connections": 3})
+    flood = b"GET /health/live HTTP/1.1\r\nHost: a\r\n\r\n" * 20_000
+    with serve_app(create_app(runtime)) as url:
+        stuck = []
+        for _ in range(3):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(_connect(url).getpeername())
+            sock.settimeout(2)
+            try:
+                sock.sendall(flood)
+            except (TimeoutError, OSError):
+                pass  # the server stopped reading: its answers wait for us
+            stuck.append(sock)
+        try:
+            deadline, answered = time.monotonic() + 15, False
+            while time.monotonic() < deadline and not answered:
+                try:
+                    answered = httpx.get(f"{url}/health/live", timeout=1).status_code == 200
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            assert answered, "the stuck readers kept every place"
+        finally:
+            for sock in stuck:
+                sock.close()
+    runtime.store.close()
+
+
+@pytest.mark.parametrize("request_bytes", [
+    # a chunked body's trailers: headers after the body, once buffered whole
+    b"POST /connectors/f/webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"2\r\n{}\r\n0\r\nX-Pad: " + b"a" * 100_000 + b"\r\n\r\n",
+    # a second, pipelined request whose head arrives in the read that ends the first
+    b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\nGET /health/live HTTP/1.1\r\nX-Pad: "
+    + b"a" * 100_000 + b"\r\n\r\n",
+], ids=["trailers", "pipelined-head"])
+def test_no_head_escapes_the_bound_by_coming_after_a_body_or_another_request(
+        tmp_path, request_bytes):
+    from im.server import create_app
+
+    runtime = with_fake_connector(tmp_path, {})
+    with serve_app(create_app(runtime)) as url:
+        answer = _raw_request(url, request_bytes)
+        assert b"HTTP/1.1 431 " in answer, answer[:300]
+        assert httpx.get(f"{url}/health/live").json() == {"status": "ok"}
+    runtime.store.close()
+
+
+def test_a_split_blank_line_then_a_body_holding_a_blank_line_is_an_ordinary_request(tmp_path):
+    """The head's blank line cut between two reads, and a 20 KB body that itself holds a
+    blank line: only the head counts (the body's blank line was once taken for the head's
+    end, and 20 KB of body for head)."""
+    import socket
+
+    from im.server import create_app
+
+    runtime = with_fake_connector(tmp_path, {})
+    body = b"x" * 20_000 + b"\r\n\r\n" + b"y" * 100
+    with serve_app(create_app(runtime)) as url, _connect(url) as sender:
+        sender.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for part in (b"POST /connectors/f/webhook HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r" % len(body),
+                     b"\n" + body):
+            sender.sendall(part)
+            time.sleep(0.1)
+        answer = _read_until_closed(sender)
+        assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
+    runtime.store.close()
+
+
+def test_a_blank_line_on_an_idle_kept_alive_connection_starts_the_head_clock(
+        tmp_path, monkeypatch):
+    from im.server import create_app, protocol
+
+    monkeypatch.setattr(protocol, "HEAD_SECONDS", 0.5)
+    runtime = with_fake_connector(tmp_path, {})
+    with serve_app(create_app(runtime)) as url, _connect(url) as client:
+        client.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        client.settimeout(2)
+        assert client.recv(65536).startswith(b"HTTP/1.1 200 ")
+        started = time.monotonic()
+        client.sendall(b"\r\n")  # cancels the keep-alive timer; begins no request
+        assert _read_until_closed(client, limit=5) == b""
+        assert time.monotonic() - started < 4, "the connection was held"
+    runtime.store.close()
