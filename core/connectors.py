@@ -137,6 +137,10 @@ class PushRequest(msgspec.Struct, frozen=True, kw_only=True):
     # retryable ConnectorError instead, and the change stays queued. Requests that read
     # (PullRequest, CheckRequest, OncallRequest) carry the same deadline.
     deadline: float | None = None
+    # When the change was queued (its outbox row made). A connector that must tell whether an
+    # earlier attempt got through (a remote action without an idempotency key) can leave out
+    # what is older: changes delivered long ago may have been forgotten (retention).
+    queued_at: datetime | None = None
 
 
 class PushResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import logging
 import time
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
     from im_pagerduty.priorities import Choice
 
 CHECK_SECONDS = 5.0  # how long `im assign` waits to learn whether the user exists
+# how far PagerDuty's clock may be behind im's, telling this change's note from older ones
+NOTE_CLOCK_SKEW = timedelta(minutes=5)
 VERIFY_SECONDS = 10.0  # how long a settings change or a mapping waits to check an id
 # PagerDuty's codes for "already in that state": success for an idempotent push.
 ALREADY_RESOLVED = 1001
@@ -434,13 +437,22 @@ class PagerDutyConnector(Connector):
         assert request.link is not None
         path = f"/incidents/{request.link.remote_id}/notes"
         if request.attempt > 1:
+            from im_pagerduty.client import parse_time
+
             own = self.own_user_id  # a responder's note with the same words is not im's
+            # Only what is recent enough to be this change's doing, or a delivered change's
+            # still on record: changes delivered long ago are forgotten (retention), and their
+            # notes would stand for this one, which would then never be posted.
+            since = (request.queued_at - NOTE_CLOCK_SKEW) if request.queued_at else None
             posted = sum(1 for existing in self.client.get(path).get("notes", [])
-                         if existing.get("content") == note and (
-                             own is None or (existing.get("user") or {}).get("id") == own))
+                         if existing.get("content") == note
+                         and (own is None or (existing.get("user") or {}).get("id") == own)
+                         and (since is None or (parse_time(existing.get("created_at"))
+                                                or since) >= since))
             delivered = sum(1 for row in self.runtime.store.outbox(
                 connector=self.name, incident_id=request.incident.id, statuses=("done",))
-                if row.service == request.service and row.payload.get("note") == note)
+                if row.service == request.service and row.payload.get("note") == note
+                and (since is None or row.created_at >= since))
             if posted > delivered:
                 return
         self.client.post(path, {"note": {"content": note}})

@@ -246,3 +246,35 @@ def test_an_account_in_another_time_zone_is_read_right(tmp_path, pd):
         assert abs((datetime.now(UTC) - resolved_at).total_seconds()) < 60
     finally:
         pd.configure(time_zone="UTC")
+
+
+def test_a_note_said_again_a_month_later_is_posted_though_the_first_was_forgotten(
+        tmp_path, pd, quick_retries):
+    """Delivered changes are forgotten after `retention.outbox_days`; the same words noted
+    again a month later, whose first attempt failed, must still be posted on the retry: the
+    month-old note on the PagerDuty incident is not this change's (it was taken for it, and
+    the new note never reached PagerDuty)."""
+    from datetime import timedelta
+
+    from im import housekeeping
+
+    clock = FakeClock(datetime.now(UTC))
+    runtime = runtime_with_connector(tmp_path / "home", pd, clock=clock)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    [link] = runtime.store.links("INC-1")
+    incidents.add_note(runtime, "INC-1", "Still investigating")
+    incidents.add_note(runtime, "INC-1", "Replica lag checked")  # the latest, which stays
+    assert deliver_outbox(runtime).delivered == 2
+    clock.advance(days=31)
+    pd.advance_clock(31 * 86400)
+    assert housekeeping.purge(runtime)["outbox"] >= 1
+    assert not [r for r in runtime.store.outbox()
+                if r.payload.get("note") == "Still investigating"]
+    incidents.add_note(runtime, "INC-1", "Still investigating")
+    pd.set_faults(burst_5xx=2)  # the first attempt fails (and its quick retry)
+    assert deliver_outbox(runtime).retrying == 1
+    pd.clear_faults()
+    assert deliver_outbox(runtime, due_only=False).delivered == 1
+    with pd.client() as api:
+        notes = api.get(f"/incidents/{link.remote_id}/notes").json()["notes"]
+    assert [n["content"] for n in notes].count("Still investigating") == 2
