@@ -60,13 +60,17 @@ class BackgroundWork:
     def __init__(self, runtime: Runtime, *, interval: float = 1.0) -> None:
         from im.housekeeping import retention
         from im.inbound import poll, process_inbox
-        from im.sync import deliver_outbox
+        from im.sync import OUTBOX_LEASE_SECONDS, deliver_outbox
 
         retention(runtime.settings)  # a bad setting is refused at start, not an hour later
         self.runtime = runtime
         self._polled: dict[str, float] = {}
         self._poll = poll
-        self.outbox = Loop("outbox", interval, lambda: deliver_outbox(runtime))
+        # Each pass ends well inside a claim's lease: a connector waiting out a remote rate
+        # limit (up to a minute each) must not hold a row past it, or another process would
+        # take the row meanwhile and deliver it twice. What is left waits for the next pass.
+        self.outbox = Loop("outbox", interval, lambda: deliver_outbox(
+            runtime, budget=OUTBOX_LEASE_SECONDS / 2))
         self.busy: Callable[[], bool] = lambda: False
         self._process_inbox = process_inbox
         self.inbox = Loop("inbox", interval, self._drain_inbox)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import random
 import threading
 import time
@@ -99,12 +100,13 @@ class _Budget:
                     self.blocked_until = 0.0
 
     def observe(self, headers: httpx.Headers) -> None:
-        remaining, reset = headers.get("ratelimit-remaining"), headers.get("ratelimit-reset")
+        remaining, reset = headers.get("ratelimit-remaining"), _reset_seconds(
+            headers.get("ratelimit-reset"))
         if remaining is not None and reset is not None:
             try:
                 if int(remaining) <= 0:
                     with self.lock:
-                        self.blocked_until = time.monotonic() + float(reset)
+                        self.blocked_until = time.monotonic() + reset
             except ValueError:
                 pass
 
@@ -136,12 +138,20 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("ratelimit-reset")
+def _reset_seconds(value: str | None) -> float | None:
+    """A `ratelimit-reset` as seconds to wait, between 0 and a minute (a negative, infinite or
+    NaN value from a broken proxy would make sleep() fail or block the key for good)."""
     try:
-        return float(value) if value is not None else None
+        seconds = float(value) if value is not None else None
     except ValueError:
         return None
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RATE_LIMIT_RESET)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    return _reset_seconds(response.headers.get("ratelimit-reset"))
 
 
 def _error(response: httpx.Response) -> PagerDutyError:

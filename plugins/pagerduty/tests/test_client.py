@@ -214,3 +214,14 @@ def test_a_callers_deadline_is_not_waited_past_for_the_rate_limit(client, httpx_
     assert raised.value.unsent and raised.value.retryable
     assert "no time left to call PagerDuty (GET /users)" in str(raised.value)
     assert slept == [] and len(httpx_mock.get_requests()) == 1
+
+
+@pytest.mark.parametrize("reset", ["-5", "nan", "inf", "1e9"])
+def test_a_nonsensical_reset_is_kept_within_a_minute(client, httpx_mock, slept, reset):
+    """A proxy may send any `ratelimit-reset`: it never makes sleep() fail (negative, NaN)
+    nor blocks the key for longer than PagerDuty's minute (inf, huge)."""
+    httpx_mock.add_response(url=f"{BASE}/users", status_code=429,
+                            headers={"ratelimit-reset": reset})
+    httpx_mock.add_response(url=f"{BASE}/users", json={"users": []})
+    assert client.get("/users") == {"users": []}
+    assert len(slept) == 1 and 0 <= slept[0] <= 60.25

@@ -17,7 +17,7 @@ from im_pagerduty.sandbox.model import Incident, Note
 if TYPE_CHECKING:
     from im_pagerduty.sandbox.incidents import Activity
 from im_pagerduty.sandbox.store import Store
-from im_pagerduty.sandbox.times import format_event_time, format_time
+from im_pagerduty.sandbox.times import format_event_time, format_utc_time
 
 INCIDENT_EVENT_TYPES: tuple[str, ...] = (
     "incident.triggered",
@@ -204,8 +204,8 @@ class EventMaker:
             number=incident.number,
             status=incident.status,
             incident_key=incident.incident_key,
-            created_at=format_time(incident.created_at),
-            reopened_at=format_time(incident.reopened_at)
+            created_at=format_utc_time(incident.created_at),
+            reopened_at=format_utc_time(incident.reopened_at)
             if incident.reopened_at
             else msgspec.UNSET,
             title=incident.title,

@@ -19,8 +19,13 @@ def zone(name: str) -> tzinfo:
         return UTC
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, a long name
         raise ValueError(f"unknown time zone {name!r}") from None
+
+
+def format_utc_time(moment: datetime) -> str:
+    """Webhook payloads' REST-style times: always UTC, whatever zone a request renders in."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def format_time(moment: datetime) -> str:
