@@ -136,7 +136,8 @@ def write(flow: dict, cost: dict, boot: dict, pdf: list,  # type: ignore[type-ar
         "",
         "`im serve` on uvicorn's httptools protocol as it comes (the stack before issue #16:"
         " no bound on a request's head, its time or the connections) and with im's bounds (as"
-        " shipped), in ABBA order so that drift in the machine's load falls on both alike; then"
+        " shipped), twice in ABBA order so that drift in the machine's load falls on both alike;"
+        " then"
         " on uvicorn's h11 protocol, which bounds a head's size itself (through"
         " `bench/serve_as.py`). CPU per request is that of the `im serve` process during the"
         " burst, the applying of events in the background included, divided by the requests"
