@@ -284,3 +284,33 @@ def test_a_database_another_process_is_making_is_waited_for_not_refused(tmp_path
         store.close()
     finally:
         assert maker.wait(timeout=60) == 0, maker.stderr.read()
+
+
+def test_connector_figures_read_indexes_not_every_row_the_connector_had(tmp_path):
+    """`im metrics connector`, `im connector status` and /metrics ask for a connector's
+    figures: incidents linked, the last day's deliveries and calls, what is queued. Each
+    statement searches an index (never a scan, never a sort of every row), so their cost
+    follows the day's activity, not the years of history."""
+    from im import observability
+    from im.testing import FakePlugin, make_runtime, run_cli
+
+    runtime = make_runtime(tmp_path / "home", plugins=[FakePlugin()])
+    result = run_cli(runtime, ["connector", "add", "fake", "f", "--config",
+                               '{"api_key": "k"}'])
+    assert result.exit_code == 0, result.output
+    statements: list[str] = []
+    runtime.store.conn.set_trace_callback(statements.append)
+    try:
+        observability.metrics(runtime, "f")
+        observability.status(runtime, "f")
+    finally:
+        runtime.store.conn.set_trace_callback(None)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT") and any(
+        f"FROM {table}" in s for table in ("links", "outbox", "calls", "inbox"))]
+    assert len(reads) >= 5
+    for sql in reads:
+        plan = " | ".join(row[3] for row in runtime.store.conn.execute(
+            "EXPLAIN QUERY PLAN " + sql))
+        assert " SCAN " not in f" {plan} " and not plan.startswith("SCAN"), (sql, plan)
+        assert "TEMP B-TREE" not in plan, (sql, plan)
+    runtime.store.close()

@@ -34,8 +34,9 @@ class SqliteCalls:
         return row[0] if row else None
 
     def latest_rate_limit(self, connector: str) -> int | None:
+        # newest first in the index's order (connector, at): no sort of every call
         row = self.conn.execute("SELECT rate_limit FROM calls WHERE connector = ? AND"
-                                " rate_limit IS NOT NULL ORDER BY id DESC LIMIT 1",
+                                " rate_limit IS NOT NULL ORDER BY at DESC LIMIT 1",
                                 (connector,)).fetchone()
         return row[0] if row else None
 

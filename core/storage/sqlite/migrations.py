@@ -212,4 +212,19 @@ MIGRATIONS: list[tuple[str, str]] = [
             ON incidents(status, severity, coalesce(reopened_at, created_at));
         """,
     ),
+    (
+        "0010_connector_figures",
+        """
+        -- `im metrics connector`, `im connector status` and /metrics read a connector's
+        -- figures by these, not by every row it ever had: incidents linked (a count of
+        -- distinct numbers, in index order), the last day's deliveries, and the rows still
+        -- to deliver or failed.
+        CREATE INDEX links_connector_number ON links(connector, number);
+        CREATE INDEX outbox_connector_created ON outbox(connector, created_at);
+        CREATE INDEX outbox_connector_status ON outbox(connector, status);
+        -- its latest error (status): only rows that have one, newest first
+        CREATE INDEX outbox_connector_errors
+            ON outbox(connector, coalesce(done_at, next_attempt_at)) WHERE last_error IS NOT NULL;
+        """,
+    ),
 ]

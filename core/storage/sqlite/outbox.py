@@ -145,12 +145,14 @@ class SqliteOutbox:
     def queued_waiting_and_failed(self, connector: str, *,
                                   waiting_since: datetime | None = None
                                   ) -> tuple[int, int, int]:
-        """One pass over the connector's rows."""
+        """One pass over the connector's rows still to deliver or failed, through
+        outbox_connector_status: delivered ones, nearly all of them, are not read."""
         row = self.conn.execute(
             f"SELECT count(*) FILTER (WHERE status IN ('{PENDING}', '{DELIVERING}')),"
             f" count(*) FILTER (WHERE status IN ('{PENDING}', '{DELIVERING}')"
             f" AND created_at < :old), count(*) FILTER (WHERE status = '{FAILED}')"
-            " FROM outbox WHERE connector = :c",
+            f" FROM outbox WHERE connector = :c AND status IN ('{PENDING}', '{DELIVERING}',"
+            f" '{FAILED}')",
             {"c": connector, "old": ts(waiting_since) if waiting_since else ""}).fetchone()
         return int(row[0]), int(row[1]), int(row[2])
 
