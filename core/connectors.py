@@ -44,6 +44,9 @@ class ChangeKind(enum.StrEnum):
     # the remote incident was folded into another one (`merged_into`), which carries on the
     # problem: sync moves the link there and never resolves the im incident for it
     MERGED = "merged"
+    # the remote incident's severity changed (its priority, say): `severity` is the im
+    # severity it reads as, None when it reads as none (the timeline line only)
+    SEVERITY = "severity"
 
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")

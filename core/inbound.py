@@ -230,6 +230,8 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
             return "confirmed"
         if change.action == ChangeKind.UPDATED and change.moved_to_service:
             return _moved(runtime, connector, link, incident, change)
+        if change.action == ChangeKind.SEVERITY:
+            return _severity(runtime, connector, incident, change, origin)
         if change.action == ChangeKind.NOTE:
             if change.text:
                 incidents.add_note(runtime, incident.id, change.text, origin=origin)
@@ -256,6 +258,29 @@ def _sync_line(runtime: Runtime, incident_id: str, connector: Connector,
                                    actor=change.actor, system=connector.name,
                                    data={"remote_id": change.remote_id,
                                          "action": change.action})
+
+
+def _severity(runtime: Runtime, connector: Connector, incident: Incident,
+              change: InboundChange, origin: Origin) -> str:
+    """The remote incident's severity changed: the im incident takes it (and the other
+    connectors are told), unless the severity was changed after the remote change happened,
+    in im or through another connector (a late delivery): the later change stands. The remote change's own words (the priority
+    it was given) are on the timeline either way."""
+    store = runtime.store
+    severity = change.severity
+    if severity is None or severity == incident.severity:
+        _sync_line(runtime, incident.id, connector, change, change.text)
+        return "applied" if severity is None else "confirmed"
+    changed_in_im = store.read().timeline.last_at(
+        incident.id, incidents.KINDS[Action.SEVERITY], other_than=connector.name)
+    if changed_in_im is not None and changed_in_im > change.occurred_at:
+        _sync_line(runtime, incident.id, connector, change,
+                   f"{change.text}; {incident.id} stays {incident.severity.value}, set"
+                   f" later" if change.text else "")
+        return "stale"
+    _sync_line(runtime, incident.id, connector, change, change.text)
+    incidents.set_severity(runtime, incident.id, severity, origin=origin)
+    return "applied"
 
 
 def _moved(runtime: Runtime, connector: Connector, link: Link, incident: Incident,

@@ -552,9 +552,9 @@ class PagerDutyConnector(Connector):
         return PushResult(timeline=lines)
 
     def _severity(self, request: PushRequest) -> PushResult:
-        from im import Severity
-
-        severity = Severity(request.payload["severity"])
+        # the severity the incident has now: a later change (made in PagerDuty while this
+        # one was queued, say) is not undone by an older one delivered after it
+        severity = request.incident.severity
         urgency = self.settings.custom.urgency_mapping.get(severity, DEFAULT_URGENCY[severity])
         unset: list[str] = []
         changes: dict[str, Any] = {"urgency": urgency}

@@ -38,7 +38,7 @@ KIND = {
     "incident.unacknowledged": ChangeKind.UNACKNOWLEDGED, "incident.resolved": ChangeKind.RESOLVED,
     "incident.reopened": ChangeKind.REOPENED, "incident.escalated": ChangeKind.ESCALATED,
     "incident.reassigned": ChangeKind.ASSIGNED, "incident.delegated": ChangeKind.ASSIGNED,
-    "incident.priority_updated": ChangeKind.UPDATED, "incident.annotated": ChangeKind.NOTE,
+    "incident.priority_updated": ChangeKind.SEVERITY, "incident.annotated": ChangeKind.NOTE,
     # a timeline line each; a status update is what responders told stakeholders: a note
     "incident.conference_bridge.updated": ChangeKind.UPDATED,
     "incident.incident_type.changed": ChangeKind.UPDATED,
@@ -198,6 +198,7 @@ def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
     assignee = _assignee(connector, data) if whole else None
     number = incident.get("number")
     text = ""
+    known: str | None = None
     label = f"PagerDuty incident #{number}" if number else "PagerDuty incident"
     merge = merged_into(data) if kind == ChangeKind.RESOLVED else None
     if merge is not None:
@@ -221,11 +222,12 @@ def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
     elif kind == ChangeKind.ASSIGNED:
         verb = "delegated" if event.event_type == "incident.delegated" else "reassigned"
         text = f"{label} {verb}" + (f" to {assignee}" if assignee else "")
-    elif kind == ChangeKind.UPDATED:
+    elif kind == ChangeKind.SEVERITY:
         from im_pagerduty.priorities import mapped_severity
 
         priority = (data.get("priority") or {}).get("summary")
-        # with the severity it reads as, when the mapping knows it (else urgency decides)
+        # with the severity it reads as, when the mapping knows it: the im incident takes
+        # that severity; a priority the mapping does not know (or none) changes nothing
         known = mapped_severity(connector, priority or "")
         text = f"{label} priority set to {priority or 'none'}" + (f" ({known})" if known else "")
     elif kind == ChangeKind.TRIGGERED:
@@ -237,7 +239,8 @@ def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
         remote_status=data.get("status") if whole else None,
         title=incident.get("title") if whole else None,
         service=keyed[1] if keyed else im_service(connector, data.get("service") or {}),
-        severity=severity(connector, data) if whole else None,
+        severity=(known if kind == ChangeKind.SEVERITY else severity(connector, data))
+        if whole else None,
         assignee=assignee, correlation_id=keyed[0] if keyed else None, echo=echo,
         record_only=kind == ChangeKind.RESOLVED and not connector.settings.custom.auto_resolve,
         # a move in PagerDuty: the link follows the service mapping to the im service

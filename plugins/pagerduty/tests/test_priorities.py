@@ -2,6 +2,8 @@
 priorities (P5 included), priorities an account's admins renamed, and an account without
 priorities enabled."""
 
+import time
+
 import pytest
 
 from .connector_kit import im, remote_incidents, runtime_with_connector
@@ -161,4 +163,91 @@ def test_a_priority_listing_pagerduty_cannot_answer_queues_the_change(tmp_path, 
     assert synced.stdout.startswith("prod-pagerduty: 1 delivered, 0 queued for retry, 0 failed")
     [remote] = remote_incidents(api)
     assert remote["priority"]["summary"] == "P1"
+    runtime.store.close()
+
+
+def _apply_webhooks(runtime, receiver, count):
+    """Apply the next `count` deliveries as im serve would: through the connector, in order."""
+    from im import WebhookRequest
+    from im.inbound import apply_change
+
+    connector = runtime.connector("prod-pagerduty")
+    outcomes = []
+    for webhook in receiver.wait_for(count)[-count:]:
+        for change in connector.webhook_changes(WebhookRequest(headers={}, body=webhook.body)):
+            outcomes.append(apply_change(runtime, connector, change))
+    return outcomes
+
+
+def _set_priority(pd, remote_id, name):
+    with as_john(pd) as john:
+        john.put(f"/incidents/{remote_id}", json={"incident": {
+            "type": "incident_reference", "priority": name}}).raise_for_status()
+
+
+def test_a_priority_changed_in_pagerduty_changes_the_im_severity(
+        tmp_path, pd, api, pagerduty_webhook_receiver):
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    im(runtime, "declare", "--sev", "SEV-3", "--title", "Checkout slow", "--service", "db")
+    link = runtime.store.links("INC-1")[0]
+    subscribe(api, pagerduty_webhook_receiver.url, events=["incident.priority_updated"])
+    _set_priority(pd, link.remote_id, "P1")
+    assert _apply_webhooks(runtime, pagerduty_webhook_receiver, 1) == ["applied"]
+    incident = runtime.store.get_incident("INC-1")
+    assert incident.severity.value == "SEV-1"
+    last = runtime.store.timeline("INC-1")[-2:]
+    assert [(e.text, e.actor, e.system) for e in last] == [
+        (f"PagerDuty incident #{link.remote_number} priority set to P1 (SEV-1)",
+         "john.doe@company.com", "prod-pagerduty"),
+        ("Severity changed from SEV-3 to SEV-1", "john.doe@company.com", "prod-pagerduty")]
+    # not sent back to PagerDuty, which has it
+    assert [r.action for r in runtime.store.outbox()].count("severity") == 0
+    # a priority the mapping does not know changes nothing but the timeline
+    pd.set_priorities("P1", "P2", "P3", "P4", "P5", "Unmapped")
+    _set_priority(pd, link.remote_id, "Unmapped")
+    assert _apply_webhooks(runtime, pagerduty_webhook_receiver, 1) == ["applied"]
+    assert runtime.store.get_incident("INC-1").severity.value == "SEV-1"
+    assert runtime.store.timeline("INC-1")[-1].text == (
+        f"PagerDuty incident #{link.remote_number} priority set to Unmapped")
+    runtime.store.close()
+
+
+def test_a_late_priority_change_does_not_undo_a_later_severity_change_in_im(
+        tmp_path, pd, api, pagerduty_webhook_receiver):
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    im(runtime, "declare", "--sev", "SEV-3", "--title", "Checkout slow", "--service", "db")
+    link = runtime.store.links("INC-1")[0]
+    subscribe(api, pagerduty_webhook_receiver.url, events=["incident.priority_updated"])
+    _set_priority(pd, link.remote_id, "P1")
+    pagerduty_webhook_receiver.wait_for(1)
+    time.sleep(0.01)  # im's change comes after the responder's, by both clocks
+    changed = im(runtime, "severity", "--incident", "INC-1", "--sev", "SEV-2")
+    assert changed.exit_code == 0, changed.output
+    # the responder's P1 arrives late, then im's own P2 comes back
+    assert _apply_webhooks(runtime, pagerduty_webhook_receiver, 2) == ["stale", "confirmed"]
+    assert runtime.store.get_incident("INC-1").severity.value == "SEV-2"
+    assert priority_of(api, link.remote_id) == "P2"
+    assert (f"PagerDuty incident #{link.remote_number} priority set to P1 (SEV-1); INC-1 stays"
+            " SEV-2, set later") in [e.text for e in runtime.store.timeline("INC-1")]
+    runtime.store.close()
+
+
+def test_a_queued_severity_change_sends_the_severity_the_incident_has_when_delivered(
+        tmp_path, pd, api, pagerduty_webhook_receiver):
+    from im import incidents
+    from im.sync import deliver_outbox
+
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    im(runtime, "declare", "--sev", "SEV-3", "--title", "Checkout slow", "--service", "db")
+    link = runtime.store.links("INC-1")[0]
+    subscribe(api, pagerduty_webhook_receiver.url, events=["incident.priority_updated"])
+    incidents.set_severity(runtime, "INC-1", "SEV-2")  # queued, not delivered yet
+    time.sleep(0.01)
+    _set_priority(pd, link.remote_id, "P1")  # then a responder raises it in PagerDuty
+    assert _apply_webhooks(runtime, pagerduty_webhook_receiver, 1) == ["applied"]
+    assert runtime.store.get_incident("INC-1").severity.value == "SEV-1"
+    deliver_outbox(runtime)
+    # the queued change did not take PagerDuty back to P2: both sides say SEV-1 / P1
+    assert priority_of(api, link.remote_id) == "P1"
+    assert {r.status for r in runtime.store.outbox()} == {"done"}
     runtime.store.close()

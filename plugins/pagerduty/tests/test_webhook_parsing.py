@@ -100,6 +100,6 @@ def test_priority_update_from_the_docs(shared_pagerduty, connector):
     body = (shared_pagerduty / "webhooks" / "official-docs" / "incident.priority_updated.json"
             ).read_bytes()
     [change] = changes(connector, body)
-    assert change.action == "updated"
+    assert change.action == "severity"
     # read through the default priority_mapping
     assert change.text.endswith("priority set to P1 (SEV-1)") and change.severity == "SEV-1"
