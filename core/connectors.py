@@ -211,6 +211,11 @@ class WebhookRequest(msgspec.Struct, frozen=True, kw_only=True):
     headers: dict[str, str]
     body: bytes
     client: str | None = None
+    # as PushRequest.deadline, for reading a stored event (`webhook_changes`), which may ask the
+    # remote system (who an actor is): the event is held for a while only (INBOX_LEASE_SECONDS),
+    # so a connector must not wait past it; a retryable ConnectorError leaves the event and the
+    # ones after it for a later pass
+    deadline: float | None = None
 
 
 class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True):

@@ -27,6 +27,7 @@ acknowledged) and processed from there; polls feed the same `apply_change`. The 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -101,13 +102,17 @@ def process_inbox(runtime: Runtime, *, connector: str | None = None,
                                  connector=connector, limit=size)
         if not rows:
             break
-        # Reading the events may ask the remote system (a user's e-mail): outside any lock.
+        # Reading the events may ask the remote system (a user's e-mail): outside any lock,
+        # and done within half the lease, so that no other process takes these events over
+        # while this one still waits (a rate limit's reset can be a minute)
+        deadline = time.monotonic() + INBOX_LEASE_SECONDS / 2
         prepared: list[tuple[Any, Connector | None, list[InboundChange], Exception | None]] = []
         for index, row in enumerate(rows):
             try:
                 instance = instances.get(row.connector) or runtime.connector(row.connector)
                 instances[row.connector] = instance
-                changes = instance.webhook_changes(WebhookRequest(headers={}, body=row.body))
+                changes = instance.webhook_changes(WebhookRequest(headers={}, body=row.body,
+                                                                  deadline=deadline))
                 future = _future_dated(changes, runtime.clock())
                 if future is not None:
                     prepared.append((row, None, [], future))

@@ -609,7 +609,11 @@ class PagerDutyConnector(Connector):
     def webhook_changes(self, request: WebhookRequest) -> list[InboundChange]:
         from im_pagerduty.webhooks import changes
 
-        return changes(self, request.body)
+        if request.deadline is None:
+            return changes(self, request.body)
+        # who an actor is may be asked of PagerDuty: no longer than the caller can wait
+        with self.client.until(request.deadline):
+            return changes(self, request.body)
 
     def webhook_subscribe(self, request: WebhookSetupRequest) -> WebhookSetupResult:
         from im_pagerduty.subscriptions import subscribe
