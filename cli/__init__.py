@@ -291,10 +291,39 @@ def make_app(runtime: Runtime) -> typer.Typer:
     # A broken plugin must not take the core commands down with it (`im ack` at 3 a.m.).
     from im.plugins import call_each
 
-    for plugin, error in call_each(runtime.pm, "register_commands", lambda _plugin: {"cli": app, "runtime": runtime}):
+    for refusal in runtime.pm.refused.values():
+        typer.echo(f"Warning: {refusal}", err=True)
+    known = command_paths(app)
+
+    def added(plugin: str) -> None:
+        nonlocal known
+        now = command_paths(app)
+        new = now - known
+        for path in sorted(new):  # a new group is one entry, not each of its commands
+            if not any(path.startswith(f"{group} ") for group in new):
+                runtime.pm.contributed(plugin, "commands", f"im {path}")
+        known = now
+
+    for plugin, error in call_each(runtime.pm, "register_commands",
+                                   lambda _plugin: {"cli": app, "runtime": runtime},
+                                   after=added):
         typer.echo(f"Warning: plugin {plugin} could not add its commands:"
                    f" {type(error).__name__}: {error}", err=True)
     return app
+
+
+def command_paths(cli: typer.Typer, prefix: str = "") -> set[str]:
+    """Every command and group of a Typer, as the words that call it ("connector add")."""
+    found: set[str] = set()
+    for info in cli.registered_commands:
+        name = info.name or (info.callback.__name__.replace("_", "-") if info.callback else "")
+        if name:
+            found.add(f"{prefix}{name}")
+    for group in cli.registered_groups:
+        if group.name and group.typer_instance is not None:
+            found.add(f"{prefix}{group.name}")
+            found |= command_paths(group.typer_instance, f"{prefix}{group.name} ")
+    return found
 
 
 def command_group(cli: typer.Typer, name: str) -> typer.Typer:

@@ -1,4 +1,5 @@
-"""`im plugins`: what is installed, as JSON (im.plugins describes it; nothing here decides)."""
+"""`im plugins`: what is installed and what each plugin adds (im.plugins describes it;
+nothing here decides)."""
 
 
 import typer
@@ -11,9 +12,34 @@ def register(app: typer.Typer) -> None:
     app.command("plugins")(plugins)
 
 
-def plugins(ctx: typer.Context) -> None:
-    """List installed plugins with their versions and hooks, as JSON."""
+def plugins(ctx: typer.Context,
+            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List installed plugins: version, SDK, and the connector types, commands and routes
+    each adds."""
     from im.cli.output import print_json
-    from im.plugins import describe_plugins
+    from im.plugins import SDK_VERSION, describe_plugins, plugin_routes
 
-    print_json(describe_plugins(runtime(ctx).pm))
+    current = runtime(ctx)
+    current.connector_types  # noqa: B018 (asks register_connectors, which notes the types)
+    plugin_routes(current.pm, current)
+    described = describe_plugins(current.pm)
+    if as_json:
+        print_json({"sdk": SDK_VERSION, "plugins": described})
+        return
+    typer.echo(f"im SDK {SDK_VERSION}")
+    if not described:
+        typer.echo("No plugins installed.")
+    for entry in described:
+        typer.echo("")
+        if "refused" in entry:
+            typer.echo(f"{entry['name']}: refused")
+            typer.echo(f"  {entry['refused']}")
+            continue
+        distribution = " ".join(str(entry[k]) for k in ("distribution", "version") if k in entry)
+        sdk = f"SDK {entry['sdk']}" if entry.get("sdk") else "SDK not declared"
+        typer.echo(f"{entry['name']}" + (f" ({distribution})" if distribution else "")
+                   + f", {sdk}")
+        for kind, label in (("connector_types", "connector types"), ("commands", "commands"),
+                            ("routes", "routes"), ("hooks", "hooks")):
+            items = entry.get(kind) or []
+            typer.echo(f"  {label}: {', '.join(map(str, items)) if items else 'none'}")

@@ -43,10 +43,13 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("command_group", "run_command"), "im.cli"),
     **dict.fromkeys(("print_json", "table"), "im.cli.output"),
     **dict.fromkeys(("deadline", "spinner"), "im.cli.waiting"),
+    # for a plugin's routes (register_routes): the API's token check, as a Litestar guard
+    "api_token_guard": "im.server.api",
+    "SDK_VERSION": "im.plugins",
 }
 
 __all__ = [
-    "Action", "AssigneeRequest", "ChangeKind", "Check", "CheckRequest", "Connector",
+    "Action", "SDK_VERSION", "AssigneeRequest", "ChangeKind", "Check", "CheckRequest", "Connector",
     "ConnectorError", "ConnectorSettings", "ImError", "InboundChange", "Incident",
     "InvalidInputError", "Link", "MapOutboundRequest", "NotFoundError", "OncallRequest",
     "OncallResult", "Origin", "PullRequest", "PullResult", "PushRequest", "PushResult",
@@ -54,7 +57,8 @@ __all__ = [
     "RemoteRef", "Runtime", "SettingsCheckRequest", "SettingsCheckResult", "Severity",
     "SlaPolicyRequest", "Status", "SyncDirection", "TimelineEvent", "TransitionError",
     "UnhandledEventError", "WebhookEvent", "WebhookRequest", "WebhookSetupRequest",
-    "WebhookSetupResult", "WebhookTestEvent", "WebhookTestRequest", "command_group",
+    "WebhookSetupResult", "WebhookTestEvent", "WebhookTestRequest", "api_token_guard",
+    "command_group",
     "deadline", "hookimpl", "idempotency_key", "is_loopback", "keep_logs_in", "parse_duration",
     "parse_idempotency_key", "parse_service", "parse_sla_target", "print_json", "prompt",
     "redact_body", "redact_headers", "run_command", "secret", "spinner", "table",
@@ -80,6 +84,8 @@ if TYPE_CHECKING:  # what type checkers and editors see: the plain imports
     from im.cli import command_group, run_command
     from im.cli.output import print_json, table
     from im.cli.waiting import deadline, spinner
+    from im.plugins import SDK_VERSION
+    from im.server.api import api_token_guard
     from im.connectors import (
         AssigneeRequest,
         ChangeKind,

@@ -35,12 +35,16 @@ def register_commands(cli: Any, runtime: Any) -> None:
 
 
 @hookspec
-def register_routes(register: Any) -> None:
+def register_routes(register: Any, runtime: Any) -> None:
     """Add HTTP routes to `im serve`.
 
-    Called once when the server app is built. Call `register(handler)` with Litestar route
-    handlers, controllers or routers. Paths must not collide with the core's (`/health`,
-    `/metrics`, `/api/...`, `/connectors/{name}/webhook`). Return nothing.
+    Called once when the server app is built (and by `im plugins`, which lists the routes).
+    Call `register(handler)` with Litestar route handlers, controllers or routers. `runtime`
+    is the `im.Runtime` the server runs against. Paths must not collide with the core's
+    (`/health`, `/metrics`, `/api/...`, `/connectors/{name}/webhook`). A route open to the
+    internet is open to anyone: protect one with the API tokens by giving it
+    `guards=[im.api_token_guard(runtime)]`. An exception stops `im serve` with a line naming
+    the plugin. Return nothing.
     """
 
 

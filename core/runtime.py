@@ -153,6 +153,7 @@ class Runtime:
                               f" {owners[type_name]} and {plugin}")
             found[type_name] = connector_class
             owners[type_name] = plugin
+            self.pm.contributed(plugin, "connector_types", type_name)
 
         from im.plugins import call_each
 

@@ -66,7 +66,9 @@ def create_app(runtime: Runtime, *, background: bool = False,
     handlers: list[Any] = [health.router(runtime, readiness, metrics,
                                          metrics_token=metrics_token),
                            webhook, api.router(runtime, after_change)]
-    runtime.pm.hook.register_routes(register=handlers.append)
+    from im.plugins import plugin_routes
+
+    handlers += plugin_routes(runtime.pm, runtime)
 
     def start() -> None:
         ingest.start()

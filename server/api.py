@@ -63,10 +63,13 @@ class SeverityBody(msgspec.Struct, kw_only=True):
     severity: str
 
 
-def bearer(runtime: Runtime) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler],
-                                          None]:
-    """The guard of every route: a valid API token, and a read-only one for reads only.
-    (Guards take no dependencies, and a router's `opt` is deep-copied: hence a closure.)"""
+def api_token_guard(runtime: Runtime) -> Callable[
+        [ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]:
+    """The guard of every API route, for plugin routes too (`im.api_token_guard`, given to
+    Litestar's `guards=`): a valid API token (`Authorization: Bearer TOKEN`, 401 without
+    one), and a read-only token for GET and HEAD only (403). Tokens are looked up on every
+    request, so a revoked one stops working at once. (Guards take no dependencies, and a
+    router's `opt` is deep-copied: hence a closure over the runtime.)"""
 
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         token = authenticate(runtime.store, connection.headers.get("authorization"))
@@ -188,7 +191,7 @@ def router(runtime: Runtime, after_change: AfterChange) -> Router:
     """The API's routes with their guard and dependencies. `after_change` is called after
     every change (im serve wakes its delivery of queued changes)."""
     adopt_legacy(runtime.store, runtime.clock())  # an earlier im's token keeps working
-    return Router(path="/", route_handlers=[IncidentsController], guards=[bearer(runtime)],
+    return Router(path="/", route_handlers=[IncidentsController], guards=[api_token_guard(runtime)],
                   dependencies={
                       "runtime": Provide(lambda: runtime, use_cache=True,
                                          sync_to_thread=False),

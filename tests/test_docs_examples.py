@@ -28,7 +28,7 @@ EXAMPLE = REPO / "docs" / "examples" / "im_jsonl.py"
 DOC_HOME = "/tmp/im-demo"
 TIME = re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\b")
 CORRELATION_ID = re.compile(r"(?<=\bim-)[0-9a-f]{32}(?=-)")
-# Needs the plugin pip-installed (the entry point and its distribution); not run here.
+# Needs the plugin installed (the entry point and its distribution): run by its own test.
 NOT_RUN_HERE = {"IM_LOAD_PLUGINS=jsonl im plugins"}
 FAKE_TIME = f"{FakeClock().now:%Y-%m-%dT%H:%M:%SZ}"  # FakeClock's start
 
@@ -281,3 +281,28 @@ def test_the_examples_of_testing_plugins_pass(tmp_path):
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert re.search(rf"\b{tests} passed\b", result.stdout), result.stdout[-2000:]
+
+
+def test_the_example_plugin_installed_is_listed_as_the_page_shows(tmp_path):
+    """`IM_LOAD_PLUGINS=jsonl im plugins`, with the example installed as a distribution
+    (its module and a dist-info with the entry point, as pip leaves them)."""
+    import os
+    import shutil
+    import subprocess
+
+    from conftest import IM
+
+    site = tmp_path / "site"
+    info = site / "im_jsonl-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    shutil.copy(EXAMPLE, site / "im_jsonl.py")
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: im-jsonl\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[im.plugins]\njsonl = im_jsonl\n")
+    [expected] = [output for command, output in transcripts(WRITING.read_text())
+                  if command in NOT_RUN_HERE]
+    env = {**os.environ, "IM_HOME": str(tmp_path / "home"), "PYTHONPATH": str(site),
+           "IM_LOAD_PLUGINS": "jsonl"}
+    result = subprocess.run([IM, "plugins"], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == expected

@@ -21,6 +21,10 @@ import msgspec
 if TYPE_CHECKING:
     from typing import BinaryIO
 
+# The im plugin SDK this plugin is built for: an im whose SDK has another major version, or an
+# older minor one, refuses to load it and says so in one line (`im plugins` shows both).
+IM_SDK = "1.0"
+
 # The status an incident has after each action: lines say it, whenever they are written.
 STATUS_AFTER = {"ack": "mitigated", "unack": "open", "resolve": "resolved", "close": "closed",
                 "reopen": "open"}

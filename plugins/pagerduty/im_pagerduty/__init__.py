@@ -6,6 +6,8 @@ the sandbox server) are imported inside the hooks and commands that use them.
 
 from im import hookimpl
 
+IM_SDK = "1.0"  # the im plugin SDK this plugin is built for (see `im plugins`)
+
 
 @hookimpl
 def register_connectors(register):
