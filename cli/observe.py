@@ -123,7 +123,9 @@ def metrics_connector(ctx: typer.Context,
         f"Sync Success Rate: {success}",
         f"Average Sync Time: {average}",
         f"API Calls (24h): {figures.api_calls_24h:,}",
-        f"Rate Limit Usage: {percent(figures.rate_limit_usage)}",
+        "Rate Limit Usage: " + (percent(figures.rate_limit_usage)
+                                if figures.rate_limit_usage is not None
+                                else "unknown (the connector does not know its limit)"),
         f"Webhook Events (24h): {figures.webhook_events_24h:,}",
     ]))
 

@@ -49,6 +49,40 @@ class ChangeKind(enum.StrEnum):
     SEVERITY = "severity"
 
 
+class RemoteStatus(enum.StrEnum):
+    """The state of a remote incident, in im's words, whatever the remote system calls it: a
+    connector translates its own (a paging tool's `triggered` is OPEN, an alert tool's `closed`
+    is RESOLVED) where it hands a status to im (RemoteRef, InboundChange, RemoteIncidentReport,
+    which refuse any other word). The core's rules read only these."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    # the remote system has no such incident (any more): im's finding, set by the core
+    MISSING = "missing"
+    # folded into another remote incident (a MERGED change): set by the core
+    MERGED = "merged"
+
+
+def remote_status(value: object, *, field: str = "remote_status") -> RemoteStatus | None:
+    """`value` as a RemoteStatus (None stays None); any other word is refused, naming it and
+    the words im knows."""
+    if value is None or isinstance(value, RemoteStatus):
+        return value
+    try:
+        return RemoteStatus(value)
+    except ValueError:
+        known = ", ".join(s.value for s in RemoteStatus)
+        raise ValueError(f"{field} {value!r} is not one of im's remote states ({known}):"
+                         " translate the remote system's word (see im.RemoteStatus)") from None
+
+
+def _checked_status(struct: msgspec.Struct, field: str = "remote_status") -> None:
+    status = remote_status(getattr(struct, field), field=field)
+    if status is not getattr(struct, field):
+        msgspec.structs.force_setattr(struct, field, status)
+
+
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -121,8 +155,11 @@ class RemoteRef(msgspec.Struct, frozen=True, kw_only=True):
     remote_id: str
     remote_number: str | None = None
     remote_url: str | None = None
-    remote_status: str | None = None
+    remote_status: RemoteStatus | None = None
     remote_updated_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _checked_status(self)
 
 
 class PushRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -179,7 +216,7 @@ class InboundChange(msgspec.Struct, frozen=True, kw_only=True):
     text: str = ""
     remote_number: str | None = None
     remote_url: str | None = None
-    remote_status: str | None = None
+    remote_status: RemoteStatus | None = None
     title: str | None = None
     service: str | None = None
     severity: str | None = None
@@ -192,6 +229,9 @@ class InboundChange(msgspec.Struct, frozen=True, kw_only=True):
     merged_into_number: str | None = None
     merged_into_url: str | None = None
     moved_to_service: str | None = None
+
+    def __post_init__(self) -> None:
+        _checked_status(self)
 
 
 class PullRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -288,10 +328,13 @@ class RemoteIncidentReport(msgspec.Struct, frozen=True, kw_only=True):
     remote_id: str
     number: str | None = None
     url: str | None = None
-    status: str | None = None
+    status: RemoteStatus | None = None
     title: str | None = None
     created_at: datetime | None = None
     events: list[RemoteEvent] = []
+
+    def __post_init__(self) -> None:
+        _checked_status(self, "status")
 
 
 class SlaPolicyRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -315,13 +358,16 @@ class CheckRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 class Check(msgspec.Struct, frozen=True, kw_only=True):
     """One line of `im connector test` or `health`: what was checked, and the fix if it failed.
-    `label` titles the line in `health` ("API Connectivity")."""
+    `label` titles the line in `health` ("API Connectivity"); `critical`, see below."""
 
     name: str
     ok: bool
     detail: str
     fix: str | None = None
     label: str = ""
+    # the connector cannot work at all while this fails (the remote unreachable, credentials
+    # refused): `health` says unhealthy, where another failed check makes it degraded
+    critical: bool = False
 
 
 class SettingsCheckRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -363,13 +409,16 @@ class Connector:
 
     `options` maps the option names of `im connector config/update` (without dashes) to the
     settings path they set, such as `{"service-id": "custom.service_id"}`: the connector owns
-    its vocabulary and the core stays generic.
+    its vocabulary and the core stays generic. `rate_limit_per_minute` is the remote API's
+    documented request limit, the measure of `Rate Limit Usage` until a call records the
+    limit the remote system gives (`runtime.record_call(rate_limit=...)`); None: unknown.
     """
 
     type: ClassVar[str]
     Settings: ClassVar[type[ConnectorSettings]] = ConnectorSettings
     description: ClassVar[str] = ""
     options: ClassVar[dict[str, str]] = {}
+    rate_limit_per_minute: ClassVar[int | None] = None
 
     def __init__(self, name: str, settings: ConnectorSettings, runtime: Runtime) -> None:
         self.name = name

@@ -35,7 +35,7 @@ import msgspec
 
 from im import incidents
 from im.humanize import duration
-from im.connectors import ChangeKind, Connector, InboundChange, WebhookRequest
+from im.connectors import ChangeKind, Connector, InboundChange, RemoteStatus, WebhookRequest
 from im.errors import ConnectorError, ImError
 from im.models import Action, Incident, Link, Origin, Status
 from im.storage import InboxStatus, OutboxStatus
@@ -56,9 +56,11 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 INBOX_LEASE_SECONDS = 20.0
 
 # The remote status each kind of change leaves behind.
-STATUS_AFTER = {ChangeKind.TRIGGERED: "triggered", ChangeKind.ACKNOWLEDGED: "acknowledged",
-                ChangeKind.UNACKNOWLEDGED: "triggered", ChangeKind.RESOLVED: "resolved",
-                ChangeKind.REOPENED: "triggered", ChangeKind.MISSING: "missing"}
+STATUS_AFTER = {ChangeKind.TRIGGERED: RemoteStatus.OPEN,
+                ChangeKind.ACKNOWLEDGED: RemoteStatus.ACKNOWLEDGED,
+                ChangeKind.UNACKNOWLEDGED: RemoteStatus.OPEN,
+                ChangeKind.RESOLVED: RemoteStatus.RESOLVED,
+                ChangeKind.REOPENED: RemoteStatus.OPEN, ChangeKind.MISSING: RemoteStatus.MISSING}
 
 
 class FutureEventError(ImError):
@@ -269,8 +271,8 @@ def _severity(runtime: Runtime, connector: Connector, incident: Incident,
               change: InboundChange, origin: Origin) -> str:
     """The remote incident's severity changed: the im incident takes it (and the other
     connectors are told), unless the severity was changed after the remote change happened,
-    in im or through another connector (a late delivery): the later change stands. The remote change's own words (the priority
-    it was given) are on the timeline either way."""
+    in im or through another connector (a late delivery): the later change stands. The
+    remote change's own words (the priority it was given) are on the timeline either way."""
     store = runtime.store
     severity = change.severity
     if severity is None or severity == incident.severity:
@@ -328,7 +330,7 @@ def _merged(runtime: Runtime, connector: Connector, link: Link, incident: Incide
     does yet, else it is kept as merged (see the module's rules). The im incident's status
     is left as it is either way."""
     store = runtime.store
-    if link.remote_status == ChangeKind.MERGED:
+    if link.remote_status == RemoteStatus.MERGED:
         return "confirmed"  # told again (a poll after the webhook)
     number = f"#{link.remote_number}" if link.remote_number else link.remote_id
     into = (f"#{change.merged_into_number}" if change.merged_into_number
@@ -348,7 +350,7 @@ def _merged(runtime: Runtime, connector: Connector, link: Link, incident: Incide
             updated_at=change.observed_at or runtime.clock()))
         outcome = "applied"
     else:
-        _update_link(runtime, link, change, ChangeKind.MERGED)
+        _update_link(runtime, link, change, RemoteStatus.MERGED)
         if holder is not None and holder.incident_id == incident.id:
             text += f" (linked for {holder.service})"
         elif holder is not None:
@@ -364,7 +366,7 @@ def _resolve_still_queued(runtime: Runtime, connector: Connector, link: Link,
     """What to say when a missing remote incident is seen again, open as it was, while im's
     own resolve for it (made since) is still to be delivered: that resolve stands. None
     otherwise: the change applies as any other."""
-    if not (link.remote_status == ChangeKind.MISSING and change.action == ChangeKind.TRIGGERED
+    if not (link.remote_status == RemoteStatus.MISSING and change.action == ChangeKind.TRIGGERED
             and incident.status in (Status.RESOLVED, Status.CLOSED)):
         return None
     waiting = [row for row in runtime.store.outbox(
@@ -495,7 +497,8 @@ def _apply_status(runtime: Runtime, connector: Connector, link: Link, change: In
         # one the remote system no longer has (missing) keeps no incident open
         # (nor one merged into another, which a link of its own follows)
         open_ = [s for s in siblings
-                 if s.remote_status not in ("resolved", "missing", ChangeKind.MERGED)]
+                 if s.remote_status not in (RemoteStatus.RESOLVED, RemoteStatus.MISSING,
+                                            RemoteStatus.MERGED)]
         if open_:
             store.add_timeline(
                 incident.id, at=runtime.clock(), kind="sync",
@@ -513,11 +516,11 @@ def _apply_status(runtime: Runtime, connector: Connector, link: Link, change: In
                              origin=origin)
         return "applied"
     if incident.status is Status.MITIGATED and change.action == ChangeKind.UNACKNOWLEDGED and (
-            not any(s.remote_status == "acknowledged" for s in siblings)):
+            not any(s.remote_status == RemoteStatus.ACKNOWLEDGED for s in siblings)):
         incidents.transition(runtime, incident.id, Action.UNACK, note=change.text,
                              origin=origin)
         return "applied"
-    if link.remote_status == "resolved" and len(siblings) > 1:  # one of several reopened
+    if link.remote_status == RemoteStatus.RESOLVED and len(siblings) > 1:  # one of several reopened
         store.add_timeline(incident.id, at=runtime.clock(), kind="sync",
                            text=f"{connector.name} incident {number} ({link.service}) reopened",
                            actor=change.actor, system=connector.name)

@@ -78,7 +78,7 @@ class Link(msgspec.Struct, frozen=True, kw_only=True):
     remote_id: str
     remote_number: str | None = None
     remote_url: str | None = None
-    remote_status: str | None = None
+    remote_status: str | None = None  # an im.RemoteStatus value
     updated_at: datetime | None = None
     remote_updated_at: datetime | None = None
 

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from im.runtime import Runtime
 
 DAY = timedelta(hours=24)
-DEFAULT_RATE_LIMIT = 960  # requests per minute, when the remote has not said
 
 
 class ConnectorStatus(msgspec.Struct, kw_only=True):
@@ -45,8 +44,10 @@ class ConnectorMetrics(msgspec.Struct, kw_only=True):
     average_sync_seconds: float | None
     api_calls_24h: int
     api_errors_24h: int
-    rate_limit_usage: float
-    rate_limit: int
+    # calls in the last minute over the limit; None when no limit is known (see
+    # Connector.rate_limit_per_minute)
+    rate_limit_usage: float | None
+    rate_limit: int | None
     webhook_events_24h: int
     outbox_done_24h: int
     outbox_attempts_24h: int
@@ -81,7 +82,7 @@ def status(runtime: Runtime, name: str) -> ConnectorStatus:
 
 
 def metrics(runtime: Runtime, name: str) -> ConnectorMetrics:
-    runtime.connector(name)  # a clear error for an unknown connector
+    connector = runtime.connector(name)  # a clear error for an unknown connector
     now = runtime.clock()
     since = now - DAY
     reads = runtime.store.read()
@@ -89,13 +90,14 @@ def metrics(runtime: Runtime, name: str) -> ConnectorMetrics:
     done, attempts, average = reads.outbox.delivery_figures_since(name, since)
     calls, call_errors = reads.calls.counts_since(name, since)
     last_minute, _ = reads.calls.counts_since(name, now - timedelta(minutes=1))
-    limit = reads.calls.latest_rate_limit(name) or DEFAULT_RATE_LIMIT
+    limit = reads.calls.latest_rate_limit(name) or type(connector).rate_limit_per_minute
     events = reads.inbox.received_count(name, since=since)
     return ConnectorMetrics(
         name=name, total_incidents=total,
         sync_success_rate=(done / attempts) if attempts else None,
         average_sync_seconds=average, api_calls_24h=calls, api_errors_24h=call_errors,
-        rate_limit_usage=last_minute / limit, rate_limit=limit, webhook_events_24h=events,
+        rate_limit_usage=last_minute / limit if limit else None, rate_limit=limit or None,
+        webhook_events_24h=events,
         outbox_done_24h=done, outbox_attempts_24h=attempts)
 
 
@@ -156,8 +158,7 @@ def health(runtime: Runtime, name: str, *, deadline: float | None = None
     rate = figures.api_errors_24h / figures.api_calls_24h if figures.api_calls_24h else 0.0
     checks.append(Check(name="errors", label="Error Rate", ok=rate < 0.05,
                         detail=f"{percent(rate)} ({figures.api_errors_24h} errors in 24h)"))
-    critical = {"api", "auth"}
-    if any(not c.ok and c.name in critical for c in checks):
+    if any(not c.ok and c.critical for c in checks):
         verdict = "unhealthy"
     elif all(c.ok for c in checks):
         verdict = "healthy"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from im.connectors import Connector, PushRequest, idempotency_key
+from im.connectors import Connector, PushRequest, RemoteStatus, idempotency_key
 from im.errors import ConnectorError, ImError
 from im.models import Link
 from im.storage import OutboxRow
@@ -128,7 +128,8 @@ def _deliver(runtime: Runtime, connector: Connector, row: OutboxRow,
             store.upsert_link(Link(incident_id=incident.id, connector=connector.name,
                                    service=row.service, updated_at=now,
                                    **msgspec.structs.asdict(result.link)),
-                              initial_status="triggered" if row.action == "declare" else None)
+                              initial_status=RemoteStatus.OPEN if row.action == "declare"
+                              else None)
         # the line that names whom the remote system assigned (else the last) carries it as
         # data, for reports: who was paged must not depend on a connector's wording
         naming = next((i for i, line in enumerate(result.timeline)

@@ -28,6 +28,7 @@ from im.connectors import (
     PushRequest,
     PushResult,
     RemoteRef,
+    RemoteStatus,
     prompt,
 )
 from im.errors import ConnectorError
@@ -143,21 +144,22 @@ class FakeConnector(Connector):
             if remote_id is None:
                 remote_id = f"F{next(remote._numbers)}"
                 remote.by_key[request.idempotency_key] = remote_id
-                remote.incidents[remote_id] = {"status": "triggered", "notes": [],
+                remote.incidents[remote_id] = {"status": "open", "notes": [],
                                                "title": request.incident.title,
                                                "service": request.service}
             number = remote_id[1:]
             return PushResult(
                 link=RemoteRef(remote_id=remote_id, remote_number=number,
                                remote_url=f"https://fake.example/{remote_id}",
-                               remote_status="triggered"),
+                               remote_status=RemoteStatus.OPEN),
                 timeline=[f"Fake incident #{number} created ({request.service})"],
             )
         if request.link is None:
             raise ConnectorError("no remote incident linked yet", retryable=True)
         remote_incident = remote.incidents[request.link.remote_id]
-        status = {"ack": "acknowledged", "resolve": "resolved", "close": "resolved",
-                  "reopen": "triggered", "unack": "triggered"}.get(request.action)
+        status = {"ack": RemoteStatus.ACKNOWLEDGED, "resolve": RemoteStatus.RESOLVED,
+                  "close": RemoteStatus.RESOLVED, "reopen": RemoteStatus.OPEN,
+                  "unack": RemoteStatus.OPEN}.get(request.action)
         if status:
             remote_incident["status"] = status
         if request.payload.get("note"):
@@ -169,9 +171,9 @@ class FakeConnector(Connector):
 
     def test(self, request: CheckRequest) -> list[Check]:
         if not self.remote.reachable:
-            return [Check(name="api", ok=False, detail="Cannot reach the fake API",
+            return [Check(name="api", critical=True, ok=False, detail="Cannot reach the fake API",
                           fix="Start the fake API")]
-        return [Check(name="api", ok=True, detail="Connected to the fake API")]
+        return [Check(name="api", critical=True, ok=True, detail="Connected to the fake API")]
 
 
 class FakePlugin:

@@ -3,6 +3,9 @@
 import json
 import os
 import stat
+from datetime import UTC, datetime
+
+import pytest
 
 from im import incidents
 from im.errors import ConnectorError
@@ -167,8 +170,8 @@ def test_declare_pushes_one_remote_incident_per_service(runtime, fake):
     ]
     links = runtime.store.links("INC-1")
     assert [(l.service, l.remote_id, l.remote_status) for l in links] == [
-        ("api", "F2", "triggered"), ("database", "F1", "triggered"),
-        ("payments", "F3", "triggered")]
+        ("api", "F2", "open"), ("database", "F1", "open"),
+        ("payments", "F3", "open")]
     im(runtime, "ack", "--incident", "INC-1", "--note", "Investigating")
     assert {r["status"] for r in fake.remote.incidents.values()} == {"acknowledged"}
     assert all(r["notes"] == ["Investigating"] for r in fake.remote.incidents.values())
@@ -307,7 +310,7 @@ def test_retry_after_a_lost_answer_links_the_existing_remote_incident(runtime, f
     # The remote made the incident but the answer was lost: the row is claimed, never finished.
     row = runtime.store.claim_outbox(now=clock.now, lease_seconds=60)
     fake.remote.by_key["im-" + runtime.store.get_incident("INC-1").correlation_id + "-db"] = "F9"
-    fake.remote.incidents["F9"] = {"status": "triggered", "notes": []}
+    fake.remote.incidents["F9"] = {"status": "open", "notes": []}
     assert deliver_outbox(runtime).delivered == 0  # still leased to the lost worker
     clock.advance(seconds=61)
     report = deliver_outbox(runtime)
@@ -544,13 +547,13 @@ def test_connector_test_and_sync_take_json(runtime, fake):
     assert (ok.exit_code, json.loads(ok.stdout)) == (0, {
         "connector": "prod-fake", "ok": True, "warnings": [],
         "checks": [{"name": "api", "ok": True, "detail": "Connected to the fake API",
-                    "fix": None, "label": ""}]})
+                    "fix": None, "label": "", "critical": True}]})
     fake.remote.reachable = False
     failed = im(runtime, "connector", "test", "prod-fake", "--json")
     assert failed.exit_code == 1
     assert json.loads(failed.stdout)["checks"] == [
         {"name": "api", "ok": False, "detail": "Cannot reach the fake API",
-         "fix": "Start the fake API", "label": ""}]
+         "fix": "Start the fake API", "label": "", "critical": True}]
     fake.remote.failures.append(ConnectorError("API timed out", retryable=True))
     im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
     synced = im(runtime, "connector", "sync", "prod-fake", "--json")
@@ -599,7 +602,7 @@ def test_a_remote_incident_merged_into_another_never_resolves_the_incident(runti
     api_now = next(li for li in runtime.store.links(incident.id) if li.service == "api")
     assert (api_now.remote_id, api_now.remote_number, api_now.remote_url,
             api_now.remote_status, api_now.remote_updated_at) == (
-        "F9", "9", "https://fake.example/F9", "triggered", None)
+        "F9", "9", "https://fake.example/F9", "open", None)
     assert apply_change(runtime, fake, moved) == "confirmed"  # told again
     # db's merged into F9, which api's link follows now: kept as merged
     assert apply_change(runtime, fake, change(db.remote_id, ChangeKind.MERGED,
@@ -650,3 +653,95 @@ def test_a_remote_incident_moved_to_another_service_takes_its_link_there(runtime
     # the queued note reaches the remote incident where it is now
     deliver_outbox(runtime)
     assert runtime.store.outbox(connector="prod-fake", statuses=("pending", "failed")) == []
+
+
+def _ref(status):
+    from im import RemoteRef
+
+    return RemoteRef(remote_id="R1", remote_status=status).remote_status
+
+
+def _change(status):
+    from im import ChangeKind, InboundChange
+
+    return InboundChange(remote_id="R1", event_id="e1", action=ChangeKind.ACKNOWLEDGED,
+                         occurred_at=datetime.now(UTC), actor="x",
+                         remote_status=status).remote_status
+
+
+def _report(status):
+    from im import RemoteIncidentReport
+
+    return RemoteIncidentReport(remote_id="R1", status=status).status
+
+
+@pytest.mark.parametrize("make", [_ref, _change, _report])
+def test_a_remote_state_is_im_word_or_refused_where_a_connector_hands_it_over(make):
+    from im import RemoteStatus
+
+    assert make("acknowledged") is RemoteStatus.ACKNOWLEDGED
+    assert make(None) is None
+    with pytest.raises(ValueError, match=r"'closed' is not one of im's remote states \(open,"
+                       r" acknowledged, resolved, missing, merged\): translate the remote"
+                       r" system's word \(see im.RemoteStatus\)"):
+        make("closed")
+    with pytest.raises(ValueError, match="'triggered' is not one of im's remote states"):
+        make("triggered")
+
+
+def test_links_stored_with_the_old_word_for_open_read_as_open(tmp_path):
+    import sqlite3
+
+    from im import Link
+    from im.storage.sqlite import SqliteStore
+    from im.testing import make_runtime
+
+    runtime = make_runtime(tmp_path)
+    incidents.declare(runtime, title="Disk full", severity="SEV-2", services=["api", "db"])
+    for service, remote_id, status in (("api", "Q1", "open"), ("db", "Q2", "acknowledged")):
+        runtime.store.upsert_link(Link(incident_id="INC-1", connector="pd", service=service,
+                                       remote_id=remote_id, remote_status=status))
+    runtime.store.close()
+    conn = sqlite3.connect(tmp_path / "im.db")
+    with conn:  # as an earlier im left it: an open remote incident in the remote's own word
+        conn.execute("UPDATE links SET remote_status = 'triggered' WHERE remote_id = 'Q1'")
+        conn.execute("DELETE FROM migrations WHERE name = '0013_remote_states'")
+    conn.close()
+    store = SqliteStore(tmp_path / "im.db")
+    assert sorted((link.remote_id, link.remote_status) for link in store.links("INC-1")) == [
+        ("Q1", "open"), ("Q2", "acknowledged")]
+    store.close()
+
+
+@pytest.mark.parametrize(("checks", "verdict"), [
+    # what the connector marks critical decides, not what it names its checks
+    ([("reach", True, False)], "unhealthy"),
+    ([("api", False, False)], "degraded"),
+    ([("auth", False, False), ("reach", True, True)], "degraded"),
+])
+def test_health_is_unhealthy_when_a_critical_check_fails(runtime, fake, monkeypatch, checks,
+                                                          verdict):
+    from im import Check
+    from im.observability import health
+    from im.testing import FakeConnector
+
+    add(runtime)
+    monkeypatch.setattr(FakeConnector, "test", lambda self, request: [
+        Check(name=name, critical=critical, ok=ok, detail=name)
+        for name, critical, ok in checks])
+    assert health(runtime, "prod-fake")[0] == verdict
+
+
+def test_rate_limit_usage_is_unknown_until_the_connector_knows_its_limit(runtime, fake,
+                                                                          monkeypatch):
+    from im.testing import FakeConnector
+
+    add(runtime)
+    im(runtime, "declare", "--sev", "SEV-3", "--title", "Slow", "--service", "api")
+    shown = im(runtime, "metrics", "connector", "prod-fake").stdout.splitlines()
+    assert "Rate Limit Usage: unknown (the connector does not know its limit)" in shown
+    monkeypatch.setattr(FakeConnector, "rate_limit_per_minute", 60)
+    runtime.record_call("prod-fake", method="GET", path="/x", status=200,
+                        duration=0.001)
+    shown = im(runtime, "metrics", "connector", "prod-fake").stdout.splitlines()
+    assert "Rate Limit Usage: 1.7%" in shown  # one call in the last minute, of 60

@@ -205,7 +205,7 @@ def august(runtime, clock, paging):
             event(at(10, 8, 45), "resolved")], "resolved"),
         described(runtime, i6, "web", [
             event(at(15, 6), "triggered", targets=["frank@example.com"]),
-            event(at(15, 6), "notified", targets=["frank@example.com"])], "triggered"),
+            event(at(15, 6), "notified", targets=["frank@example.com"])], "open"),
         described(runtime, i7, "api", [
             event(at(20, 10), "triggered", targets=["carol@example.com"]),
             event(at(20, 10, 45), "resolved", actor="carol@example.com")], "resolved"),

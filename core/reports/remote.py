@@ -27,6 +27,7 @@ from im.connectors import (  # noqa: E402, F401
     RemoteEvent,
     RemoteIncidentReport,
     RemoteIncidentRequest,
+    RemoteStatus,
 )
 
 # Events that change who holds the incident (notifications go to whoever holds it).
@@ -58,7 +59,7 @@ def summarize(link: Link, described: RemoteIncidentReport, *, connector_type: st
         elif event.kind in (ChangeKind.TRIGGERED, ChangeKind.REOPENED) and resolved_at is not None:
             resolved_at = None  # reopened: only the final resolution counts
     status = described.status or link.remote_status
-    if status is not None and status != "resolved":
+    if status is not None and status != RemoteStatus.RESOLVED:
         resolved_at = None
     paged: list[str] = []
     holders: list[str] = []
@@ -94,9 +95,10 @@ def is_complete(remote: RemoteIncident) -> bool:
     told = any(e.targets and e.actor is not None for e in remote.events)
     if not (remote.number and remote.url and remote.created_at and told):
         return False
-    if remote.status in ("acknowledged", "resolved") and remote.acknowledged_at is None:
+    if remote.status in (RemoteStatus.ACKNOWLEDGED, RemoteStatus.RESOLVED) and (
+            remote.acknowledged_at is None):
         return False
-    return not (remote.status == "resolved" and remote.resolved_at is None)
+    return not (remote.status == RemoteStatus.RESOLVED and remote.resolved_at is None)
 
 
 # -- what im's links and timeline know -----------------------------------------------------
@@ -118,7 +120,7 @@ def stored_events(link: Link, timeline: Sequence[TimelineEvent]) -> list[RemoteE
             kind = {"declare": ChangeKind.TRIGGERED, "ack": ChangeKind.ACKNOWLEDGED,
                     "reopen": ChangeKind.REOPENED, "resolve": ChangeKind.RESOLVED,
                     "close": ChangeKind.RESOLVED}.get(str(action), ChangeKind.UPDATED)
-            if kind == ChangeKind.RESOLVED and link.remote_status != "resolved":
+            if kind == ChangeKind.RESOLVED and link.remote_status != RemoteStatus.RESOLVED:
                 # the connector kept it open (or we cannot tell it resolved)
                 kind = ChangeKind.UPDATED
             assigned = event.data.get("remote_assignee")

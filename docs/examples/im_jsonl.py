@@ -28,6 +28,9 @@ IM_SDK = "1.0"
 # The status an incident has after each action: lines say it, whenever they are written.
 STATUS_AFTER = {"ack": "mitigated", "unack": "open", "resolve": "resolved", "close": "closed",
                 "reopen": "open"}
+# The file's words in im's (im.RemoteStatus), which are all the core reads of a remote state.
+REMOTE_STATUS = {"open": im.RemoteStatus.OPEN, "mitigated": im.RemoteStatus.ACKNOWLEDGED,
+                 "resolved": im.RemoteStatus.RESOLVED, "closed": im.RemoteStatus.RESOLVED}
 
 
 class JsonlSettings(im.ConnectorSettings, frozen=True, kw_only=True):
@@ -69,7 +72,7 @@ class JsonlConnector(im.Connector):
             said = "" if new else ", written by an earlier attempt"
             return im.PushResult(
                 link=im.RemoteRef(remote_id=str(number), remote_number=str(number),
-                                  remote_status="open"),
+                                  remote_status=im.RemoteStatus.OPEN),
                 timeline=[f"Line {number} of {self.settings.path}: declare ({service}){said}"])
         if request.link is None:
             # An incident's rows come in order, so its declare failed for good (or it was
@@ -84,7 +87,8 @@ class JsonlConnector(im.Connector):
         entry.update({key: value for key, value in request.payload.items() if value})
         number, _ = self._append(entry)
         return im.PushResult(
-            link=im.RemoteRef(remote_id=request.link.remote_id, remote_status=status),
+            link=im.RemoteRef(remote_id=request.link.remote_id,
+                              remote_status=REMOTE_STATUS.get(status or "")),
             timeline=[f"Line {number} of {self.settings.path}: {request.action} ({service})"])
 
     def _append(self, entry: dict[str, Any], *, key: str | None = None) -> tuple[int, bool]:

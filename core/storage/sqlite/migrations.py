@@ -227,4 +227,12 @@ MIGRATIONS: list[tuple[str, str]] = [
             ON outbox(connector, coalesce(done_at, next_attempt_at)) WHERE last_error IS NOT NULL;
         """,
     ),
+    (
+        "0013_remote_states",
+        """
+        -- Links keep a remote incident's state in im's words (im.RemoteStatus), whatever
+        -- the remote system calls it: an open one was stored in the first connector's word.
+        UPDATE links SET remote_status = 'open' WHERE remote_status = 'triggered';
+        """,
+    ),
 ]

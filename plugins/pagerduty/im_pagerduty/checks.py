@@ -16,20 +16,22 @@ LATE = ": not checked, no time left"
 
 def _failure(name: str, error: PagerDutyError, connector: PagerDutyConnector,
              what: str) -> Check:
+    critical = name == "api"  # nothing else can work without it
     if error.out_of_time:  # earlier answers were slow: this one was not asked
-        return Check(name=name, ok=False, detail=f"{what}{LATE}")
+        return Check(name=name, critical=critical, ok=False, detail=f"{what}{LATE}")
     if error.status == 401:
-        return Check(name=name, ok=False,
+        return Check(name=name, critical=critical, ok=False,
                      detail=f"{what}: PagerDuty rejected the API key (401 Unauthorized)",
                      fix="check the key (Account Settings → API Access Keys, admin role) and"
                          f" run: im connector update {connector.name} --api-key - (the key on standard input)")
     if error.status == 403:
-        return Check(name=name, ok=False, detail=f"{what}: access denied (403)",
+        return Check(name=name, critical=critical, ok=False,
+                     detail=f"{what}: access denied (403)",
                      fix="use an API key with admin permissions")
     if error.status is None:
-        return Check(name=name, ok=False, detail=f"{what}: {error}",
+        return Check(name=name, critical=critical, ok=False, detail=f"{what}: {error}",
                      fix=f"check base_url ({connector.settings.base_url}) and the network")
-    return Check(name=name, ok=False, detail=f"{what}: {error}")
+    return Check(name=name, critical=critical, ok=False, detail=f"{what}: {error}")
 
 
 def connection_checks(connector: PagerDutyConnector, request: CheckRequest) -> list[Check]:
@@ -41,7 +43,8 @@ def connection_checks(connector: PagerDutyConnector, request: CheckRequest) -> l
     except PagerDutyError as error:
         # Nothing else can work without a connection and a valid key.
         return [_failure("api", error, connector, "Cannot use the PagerDuty API")]
-    checks.append(Check(name="api", ok=True, detail="Connected to PagerDuty API"))
+    checks.append(Check(name="api", critical=True, ok=True,
+                        detail="Connected to PagerDuty API"))
 
     services = [custom.service_id] + sorted(
         set(custom.service_mappings.values()) - {custom.service_id})
@@ -200,17 +203,18 @@ def health_checks(connector: PagerDutyConnector, request: CheckRequest) -> list[
     except PagerDutyError as error:
         elapsed = round((time.perf_counter() - started) * 1000)
         if error.status in (401, 403):
-            return [Check(name="api", label="API Connectivity", ok=True,
+            return [Check(name="api", critical=True, label="API Connectivity", ok=True,
                           detail=f"Connected ({elapsed}ms response time)"),
-                    Check(name="auth", label="Authentication", ok=False,
+                    Check(name="auth", critical=True, label="Authentication", ok=False,
                           detail=f"API key refused ({error.status})",
                           fix=f"im connector update {connector.name} --api-key - (the key on standard input)")]
-        return [Check(name="api", label="API Connectivity", ok=False, detail=str(error),
-                      fix=f"check base_url ({connector.settings.base_url}) and the network")]
+        return [Check(name="api", critical=True, label="API Connectivity", ok=False,
+                      detail=str(error), fix=f"check base_url ({connector.settings.base_url}) and the network")]
     elapsed = round((time.perf_counter() - started) * 1000)
-    checks = [Check(name="api", label="API Connectivity", ok=True,
+    checks = [Check(name="api", critical=True, label="API Connectivity", ok=True,
                     detail=f"Connected ({elapsed}ms response time)"),
-              Check(name="auth", label="Authentication", ok=True, detail="Valid API key")]
+              Check(name="auth", critical=True, label="Authentication", ok=True,
+                    detail="Valid API key")]
     try:
         client.get(f"/services/{custom.service_id}")
         checks.append(Check(name="service", label="Service Access", ok=True,

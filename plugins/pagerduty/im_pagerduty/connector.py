@@ -37,6 +37,7 @@ from im import (
     RemoteIncidentReport,
     RemoteIncidentRequest,
     RemoteRef,
+    RemoteStatus,
     SettingsCheckRequest,
     SettingsCheckResult,
     SlaPolicyRequest,
@@ -74,6 +75,7 @@ class PagerDutyConnector(Connector):
     type = "pagerduty"
     Settings = PagerDutySettings
     description = "PagerDuty: incidents, notes, assignments, on-call and webhooks"
+    rate_limit_per_minute = 960  # REST API v2, per key, until an answer says its own
     options = {
         "api-key": "api_key",
         "base-url": "base_url",
@@ -190,7 +192,7 @@ class PagerDutyConnector(Connector):
         if request.link is None:
             raise ConnectorError(f"no PagerDuty incident is linked to {request.incident.id}"
                                  f" for service {request.service}")
-        if request.link.remote_status == ChangeKind.MERGED:
+        if request.link.remote_status == RemoteStatus.MERGED:
             # merged into an incident another link follows: that link carries im's changes
             return PushResult()
         handler = {
@@ -204,11 +206,12 @@ class PagerDutyConnector(Connector):
 
     def _ref_of(self, incident: dict[str, Any]) -> RemoteRef:
         from im_pagerduty.client import parse_time
+        from im_pagerduty.webhooks import state
 
         return RemoteRef(remote_id=incident["id"],
                          remote_number=str(incident.get("incident_number", "")) or None,
                          remote_url=incident.get("html_url"),
-                         remote_status=incident.get("status"),
+                         remote_status=state(incident.get("status")),
                          remote_updated_at=parse_time(incident.get("last_status_change_at")))
 
     def _assignee(self, incident: dict[str, Any]) -> str | None:
@@ -463,6 +466,7 @@ class PagerDutyConnector(Connector):
         nothing of when: the incident is read, so that an event from before that change which
         arrives late is seen as older (a retry after a lost answer meets this)."""
         from im_pagerduty.client import PagerDutyError
+        from im_pagerduty.webhooks import state
 
         number = self._number(request)
         if incident is None:
@@ -474,7 +478,8 @@ class PagerDutyConnector(Connector):
                 incident = None
             line = f"PagerDuty incident {number} was already {status}"
             if not incident or incident.get("status") != status:
-                return RemoteRef(remote_id=request.link.remote_id, remote_status=status), [line]
+                return RemoteRef(remote_id=request.link.remote_id,
+                                 remote_status=state(status)), [line]
             return self._ref_of(incident), [line]
         return self._ref_of(incident), [f"PagerDuty incident {number} {verb}"]
 
@@ -517,7 +522,7 @@ class PagerDutyConnector(Connector):
 
     def _close(self, request: PushRequest) -> PushResult:
         # Closing is final in im; PagerDuty only knows resolved (the spec's mapping).
-        if request.link is not None and request.link.remote_status == "resolved":
+        if request.link is not None and request.link.remote_status == RemoteStatus.RESOLVED:
             return PushResult()
         incident = self._update(request, {"status": "resolved"}, ALREADY_RESOLVED)
         ref, lines = self._state(request, incident, "resolved", "resolved (im incident closed)")

@@ -23,7 +23,14 @@ import random
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from im import ChangeKind, InboundChange, PullRequest, PullResult, parse_idempotency_key
+from im import (
+    ChangeKind,
+    InboundChange,
+    PullRequest,
+    PullResult,
+    RemoteStatus,
+    parse_idempotency_key,
+)
 from im_pagerduty.client import parse_time
 
 if TYPE_CHECKING:
@@ -46,6 +53,7 @@ def _change(connector: PagerDutyConnector, incident: dict[str, Any], now: dateti
         merged_label,
         resolved_label,
         severity,
+        state,
     )
 
     kind = STATUS_KIND.get(incident.get("status", ""))
@@ -69,14 +77,14 @@ def _change(connector: PagerDutyConnector, incident: dict[str, Any], now: dateti
             actor=connector.email_of(by.get("id", "")) or by.get("summary")
             or "PagerDuty", text=merged_label(number, merge),
             remote_number=str(number or "") or None, remote_url=incident.get("html_url"),
-            remote_status=incident.get("status"), observed_at=now, **merge)
+            remote_status=state(incident.get("status")), observed_at=now, **merge)
     return InboundChange(
         remote_id=incident["id"], event_id=f"poll:{incident['id']}:{incident.get('status')}",
         action=kind, occurred_at=changed,
         # people by e-mail, as webhooks name them; a service or the system by its summary
         actor=connector.email_of(by.get("id", "")) or by.get("summary") or "PagerDuty",
         remote_number=str(incident.get("incident_number") or "") or None,
-        remote_url=incident.get("html_url"), remote_status=incident.get("status"),
+        remote_url=incident.get("html_url"), remote_status=state(incident.get("status")),
         title=incident.get("title"),
         service=keyed[1] if keyed else im_service(connector, incident.get("service") or {}),
         severity=severity(connector, incident), assignee=assignee,
@@ -160,7 +168,8 @@ def _resolved_meanwhile(connector: PagerDutyConnector, seen: dict[str, dict[str,
     changes = []
     missing = []
     for link in store.links(connector=connector.name):
-        if link.remote_status not in ("triggered", "acknowledged") or link.remote_id in seen:
+        if link.remote_status not in (RemoteStatus.OPEN, RemoteStatus.ACKNOWLEDGED) or (
+                link.remote_id in seen):
             continue
         incident = store.get_incident(link.incident_id)
         if incident is None or incident.created_at < horizon:

@@ -69,6 +69,8 @@ def describe_remote(connector: PagerDutyConnector,
                     request: RemoteIncidentRequest) -> RemoteIncidentReport:
     """GET /incidents/{id} and every page of /incidents/{id}/log_entries. PagerDutyError (a
     ConnectorError, retryable or not) reaches the caller, who reports from stored data."""
+    from im_pagerduty.webhooks import state
+
     remote_id = request.link.remote_id
     client = connector.client
     incident = client.get(f"/incidents/{remote_id}").get("incident") or {}
@@ -84,6 +86,6 @@ def describe_remote(connector: PagerDutyConnector,
     return RemoteIncidentReport(
         remote_id=incident.get("id") or remote_id,
         number=str(number) if number is not None else None, url=incident.get("html_url"),
-        status=incident.get("status"), title=incident.get("title"),
+        status=state(incident.get("status")), title=incident.get("title"),
         created_at=_time(incident.get("created_at")),
         events=events)

@@ -13,6 +13,7 @@ import msgspec
 from im import (
     ChangeKind,
     InboundChange,
+    RemoteStatus,
     UnhandledEventError,
     WebhookEvent,
     parse_idempotency_key,
@@ -133,6 +134,17 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:63] or "default"
 
 
+# PagerDuty's incident states in im's words (im.RemoteStatus): what im keeps on a link
+STATES = {"triggered": RemoteStatus.OPEN, "acknowledged": RemoteStatus.ACKNOWLEDGED,
+          "resolved": RemoteStatus.RESOLVED}
+
+
+def state(status: object) -> RemoteStatus | None:
+    """A PagerDuty incident status as im's remote state; None for none (or a word PagerDuty
+    may add one day, which im does not guess at)."""
+    return STATES.get(str(status)) if status else None
+
+
 def im_service(connector: PagerDutyConnector, service: dict[str, Any]) -> str:
     """The im service of a PagerDuty service: the mapping back, else a name made from it."""
     service_id = service.get("id", "")
@@ -236,7 +248,7 @@ def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
         remote_id=incident["id"], event_id=event.id, action=kind,
         occurred_at=event.occurred_at, actor=actor, text=text,
         remote_number=str(number) if number else None, remote_url=incident.get("html_url"),
-        remote_status=data.get("status") if whole else None,
+        remote_status=state(data.get("status")) if whole else None,
         title=incident.get("title") if whole else None,
         service=keyed[1] if keyed else im_service(connector, data.get("service") or {}),
         severity=(known if kind == ChangeKind.SEVERITY else severity(connector, data))

@@ -96,7 +96,7 @@ def test_a_merge_by_webhook_moves_the_link_to_the_surviving_incident(
     [moved] = runtime.store.links("INC-1")
     assert (moved.service, moved.remote_id, moved.remote_number, moved.remote_url,
             moved.remote_status) == ("api", survivor["id"], str(survivor["incident_number"]),
-                                     survivor["html_url"], "triggered")
+                                     survivor["html_url"], "open")
     line = (f"PagerDuty #{link.remote_number} merged into #{survivor['incident_number']}")
     assert sync_lines(runtime)[-1] == line
     [entry] = [e for e in runtime.store.timeline("INC-1") if e.text == line]
@@ -128,7 +128,7 @@ def test_a_merge_found_by_polling_moves_the_link_without_a_call_per_incident(run
     assert outcomes == {"applied": 1, "confirmed": 1}
     assert len(runtime.store.list_incidents()) == 1 and status(runtime) == "open"
     [moved] = runtime.store.links("INC-1")
-    assert (moved.remote_id, moved.remote_status) == (survivor["id"], "triggered")
+    assert (moved.remote_id, moved.remote_status) == (survivor["id"], "open")
     assert sync_lines(runtime)[-1] == (
         f"PagerDuty #{link.remote_number} merged into #{survivor['incident_number']}")
     # the listings told the resolve reason: no call about a single incident

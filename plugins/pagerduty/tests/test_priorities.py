@@ -166,14 +166,16 @@ def test_a_priority_listing_pagerduty_cannot_answer_queues_the_change(tmp_path, 
     runtime.store.close()
 
 
-def _apply_webhooks(runtime, receiver, count):
-    """Apply the next `count` deliveries as im serve would: through the connector, in order."""
+def _apply_webhooks(runtime, receiver, count, *, total=None):
+    """Apply deliveries `total - count` to `total` (of all the receiver got) as im serve would:
+    through the connector, in order."""
     from im import WebhookRequest
     from im.inbound import apply_change
 
     connector = runtime.connector("prod-pagerduty")
     outcomes = []
-    for webhook in receiver.wait_for(count)[-count:]:
+    total = total or count
+    for webhook in receiver.wait_for(total)[total - count:total]:
         for change in connector.webhook_changes(WebhookRequest(headers={}, body=webhook.body)):
             outcomes.append(apply_change(runtime, connector, change))
     return outcomes
@@ -205,7 +207,7 @@ def test_a_priority_changed_in_pagerduty_changes_the_im_severity(
     # a priority the mapping does not know changes nothing but the timeline
     pd.set_priorities("P1", "P2", "P3", "P4", "P5", "Unmapped")
     _set_priority(pd, link.remote_id, "Unmapped")
-    assert _apply_webhooks(runtime, pagerduty_webhook_receiver, 1) == ["applied"]
+    assert _apply_webhooks(runtime, pagerduty_webhook_receiver, 1, total=2) == ["applied"]
     assert runtime.store.get_incident("INC-1").severity.value == "SEV-1"
     assert runtime.store.timeline("INC-1")[-1].text == (
         f"PagerDuty incident #{link.remote_number} priority set to Unmapped")

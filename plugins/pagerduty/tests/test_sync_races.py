@@ -52,7 +52,7 @@ def test_a_severity_change_does_not_hide_a_responders_acknowledgement(tmp_path, 
     [link] = runtime.store.links("INC-1")
     _set_status(pd, link.remote_id, "acknowledged")  # its webhook has not come in yet
     assert im(runtime, "severity", "--incident", "INC-1", "--sev", "SEV-1").exit_code == 0
-    assert runtime.store.links("INC-1")[0].remote_status == "triggered"
+    assert runtime.store.links("INC-1")[0].remote_status == "open"
     assert poll(runtime, CONNECTOR) == {"applied": 1}
     assert runtime.store.get_incident("INC-1").status.value == "mitigated"
 
@@ -86,7 +86,7 @@ def _declared_then_missing(home, pd):
 def test_an_incident_marked_missing_is_restored_when_a_listing_shows_it(tmp_path, pd):
     runtime, _, _ = _declared_then_missing(tmp_path / "home", pd)
     assert poll(runtime, CONNECTOR) == {"confirmed": 1}
-    assert runtime.store.links("INC-1")[0].remote_status == "triggered"
+    assert runtime.store.links("INC-1")[0].remote_status == "open"
 
 
 def test_a_missing_linked_incident_does_not_keep_the_im_incident_open(tmp_path, pd):
@@ -174,7 +174,7 @@ def test_an_incident_seen_again_does_not_reopen_what_im_resolved_meanwhile(tmp_p
     assert runtime.store.timeline("INC-1")[-1].text == (
         f"{CONNECTOR} incident #{link.remote_number} (db) found again, open; im's resolve for"
         " it is queued")
-    assert runtime.store.links("INC-1")[0].remote_status == "triggered"
+    assert runtime.store.links("INC-1")[0].remote_status == "open"
     assert deliver_outbox(runtime, due_only=False).delivered == 1
     assert _remote(pd, link.remote_id)["status"] == "resolved"
 
@@ -198,7 +198,7 @@ def test_an_incident_seen_again_open_reopens_one_resolved_without_it(tmp_path, p
     assert poll(runtime, CONNECTOR)["applied"] == 1  # api, listed again, still open
     assert runtime.store.get_incident("INC-1").status.value == "open"
     links = {link.service: link for link in runtime.store.links("INC-1")}
-    assert links["api"].remote_status == "triggered"
+    assert links["api"].remote_status == "open"
 
 
 def test_a_poll_with_a_cursor_a_year_old_splits_its_range_and_never_stalls(tmp_path, pd):

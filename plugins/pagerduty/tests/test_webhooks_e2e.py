@@ -107,7 +107,7 @@ def test_an_incident_triggered_in_pagerduty_becomes_an_im_incident(live, pd):
     assert incident.created_by == "jane.smith@company.com"
     [link] = runtime.store.links(incident.id)
     assert (link.connector, link.service, link.remote_status) == (
-        "prod-pagerduty", "payments", "triggered")
+        "prod-pagerduty", "payments", "open")
     # an incident that came from PagerDuty is not created there again
     assert runtime.store.outbox(connector="prod-pagerduty") == []
 
