@@ -88,6 +88,13 @@ def test_an_answer_in_pagerdutys_app_comes_with_pagerduty_as_the_client(
       "responder_request_targets": [target("user", "PNOBODY")]}, 400,
      {"message": "Invalid Input Provided", "code": 2001, "errors": ["User PNOBODY not found"]}),
     ({"requester_id": "PUOPS01", "message": "x",
+      "responder_request_targets": [{"responder_request_target": {"type": "user_reference"}}]},
+     400, {"message": "Invalid Input Provided", "code": 2001,
+           "errors": ["A responder request target needs an id"]}),
+    ({"requester_id": "PUOPS01", "message": "x",
+      "responder_request_targets": [target("escalation_policy", "PNOPE00")]}, 400,
+     {"message": "Escalation Policy Not Found", "code": 1014}),
+    ({"requester_id": "PUOPS01", "message": "x",
       "responder_request_targets": [target("schedule", "PSPRIM1")]}, 400,
      {"message": "Invalid Input Provided", "code": 2001, "errors": [
          "A responder request target must be a user or an escalation policy"]}),

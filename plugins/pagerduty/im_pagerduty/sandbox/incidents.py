@@ -692,6 +692,8 @@ class Incidents:
         policies: dict[str, EscalationPolicy] = {}
         for ref in targets:
             kind = (ref.type or "").removesuffix("_reference")
+            if kind in ("user", "escalation_policy") and not ref.id:
+                raise errors.invalid_input("A responder request target needs an id")
             if kind == "user":
                 if (ref.id or "") not in store.users:
                     raise errors.invalid_input(f"User {ref.id} not found")
