@@ -141,13 +141,11 @@ class RunningSandbox:
             "PUT", "/priorities", {"priorities": list(names)})["priorities"]
         return found
 
-    def responder(self, incident_id: str, user_id: str, state: str = "pending",
-                  message: str = "", requester_id: str | None = None) -> dict[str, Any]:
-        """A responder request to `user_id` (pending) or that user's answer (joined or
-        declined), with its `incident.responder.added` or `.replied` webhook."""
-        body = {"user_id": user_id, "state": state, "message": message}
-        if requester_id:
-            body["requester_id"] = requester_id
+    def responder_reply(self, incident_id: str, user_id: str, state: str) -> dict[str, Any]:
+        """A requested responder joins or declines in PagerDuty's app, with the
+        `incident.responder.replied` webhook (PagerDuty's REST API has no route for it; a
+        request is made with PagerDuty's own POST /incidents/{id}/responder_requests)."""
+        body = {"user_id": user_id, "state": state}
         result: dict[str, Any] = self._call("POST", f"/incidents/{incident_id}/responders", body)
         return result
 

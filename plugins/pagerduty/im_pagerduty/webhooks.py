@@ -90,6 +90,9 @@ class Event(msgspec.Struct):
     occurred_at: datetime
     resource_type: str = ""
     agent: Reference | None = None
+    # where the event was triggered: {"name": "PagerDuty"} or null in PagerDuty's samples;
+    # read loosely (see client_name), an unexpected shape never costs the event
+    client: Any = None
     data: dict[str, Any] = {}
 
 
@@ -192,6 +195,21 @@ def merged_label(number: object, target: dict[str, str | None]) -> str:
         f" merged into #{into}" if into else f" merged into {target['merged_into']}")
 
 
+# The `client` of a change made in PagerDuty's own web UI or app: nothing to add for a reader.
+OWN_CLIENT = "PagerDuty"
+
+
+def client_name(event: Event) -> str | None:
+    """The name of the client the event was triggered through, other than PagerDuty's own app:
+    an integration a responder acted through (None for PagerDuty itself, or no client)."""
+    client = event.client
+    name = client.get("name") if isinstance(client, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        return None
+    name = " ".join(name.split())[:80]
+    return None if name.casefold() == OWN_CLIENT.casefold() else name
+
+
 def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
     event = decode(body)
     if event.event_type in IGNORED:
@@ -244,6 +262,9 @@ def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
         text = f"{label} priority set to {priority or 'none'}" + (f" ({known})" if known else "")
     elif kind == ChangeKind.TRIGGERED:
         text = f"Triggered in PagerDuty: {incident.get('title', '')}"
+    via = client_name(event)
+    if via and kind != ChangeKind.NOTE:  # a note's words stay as written
+        text = f"{text} (via {via})" if text else f"via {via}"
     return [InboundChange(
         remote_id=incident["id"], event_id=event.id, action=kind,
         occurred_at=event.occurred_at, actor=actor, text=text,

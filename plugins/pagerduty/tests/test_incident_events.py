@@ -65,8 +65,12 @@ def test_bridge_type_service_responders_and_status_updates_reach_the_timeline(li
             "id": "PPAY001", "type": "service_reference"}}}).raise_for_status()
         john.post(f"{path}/status_updates",
                   json={"message": "Payments degraded; fix rolling out"}).raise_for_status()
-    pd.responder(remote["id"], "PUJANE1", message="Join the bridge", requester_id="PUJOHN1")
-    pd.responder(remote["id"], "PUJANE1", state="joined")
+    with pd.client() as api:
+        api.post(f"/incidents/{remote['id']}/responder_requests", json={
+            "requester_id": "PUJOHN1", "message": "Join the bridge",
+            "responder_request_targets": [{"responder_request_target": {
+                "id": "PUJANE1", "type": "user_reference"}}]}).raise_for_status()
+    pd.responder_reply(remote["id"], "PUJANE1", "joined")
     settled(pd, runtime)
     assert runtime.store.inbox(statuses=("quarantined",)) == []
     john, jane = "john.doe@company.com", "jane.smith@company.com"

@@ -37,8 +37,12 @@ def test_each_change_sends_its_event_with_the_documented_data(
     posted = api.post(f"{path}/status_updates", json={"message": "Fix rolling out"})
     assert posted.status_code == 200
     assert posted.json()["status_update"]["message"] == "Fix rolling out"
-    pd.responder(incident["id"], "PUJANE1", message="Join us", requester_id="PUJOHN1")
-    pd.responder(incident["id"], "PUJANE1", state="declined")
+    requested = api.post(f"{path}/responder_requests", json={
+        "requester_id": "PUJOHN1", "message": "Join us",
+        "responder_request_targets": [{"responder_request_target": {
+            "id": "PUJANE1", "type": "user_reference"}}]})
+    assert requested.status_code == 200, requested.text
+    pd.responder_reply(incident["id"], "PUJANE1", "declined")
     receiver.wait_for(6)
     assert pd.wait_for_webhooks(timeout=10)
     received = [w.json()["event"] for w in receiver.received]

@@ -20,6 +20,7 @@ ENDPOINTS = {
     ("GET", "/incidents/{id}/log_entries"),
     ("POST", "/incidents/{id}/status_updates"),
     ("PUT", "/incidents/{id}/merge"),
+    ("POST", "/incidents/{id}/responder_requests"),
     ("GET", "/log_entries"),
     ("GET", "/log_entries/{id}"),
     ("GET", "/services"),
@@ -184,6 +185,35 @@ def test_every_endpoint_matches_the_openapi_document(
     c.post(f"/incidents/{incident_id}/notes", json={"note": {"content": "Rolled back the release"}})
     c.get(f"/incidents/{incident_id}/notes")
     c.post(f"/incidents/{incident_id}/status_updates", json={"message": "Rolling back"})
+    # responders: a user and an escalation policy, then the incident that lists them
+    asked = c.post(
+        f"/incidents/{incident_id}/responder_requests",
+        json={
+            "requester_id": "PUJOHN1",
+            "message": "Please join the bridge",
+            "responder_request_targets": [
+                {"responder_request_target": ref("user", "PUJANE1")},
+                {"responder_request_target": ref("escalation_policy", "PAPI_ESCALATION")},
+            ],
+        },
+    )
+    shown = c.get(f"/incidents/{incident_id}").json()["incident"]
+    assert asked.status_code == 200 and len(shown["incidents_responders"]) == 2
+    with openapi.invalid_requests():
+        c.post(
+            f"/incidents/{incident_id}/responder_requests",
+            json={"message": "no requester", "responder_request_targets": []},
+        )
+    assert len(openapi.refused_requests) == 2
+    unknown_user = c.post(
+        f"/incidents/{incident_id}/responder_requests",
+        json={
+            "requester_id": "PUJOHN1",
+            "message": "x",
+            "responder_request_targets": [{"responder_request_target": ref("user", "PNOBODY")}],
+        },
+    )
+    assert unknown_user.status_code == 400
     c.put(
         f"/incidents/{incident_id}",
         json={"incident": {"type": "incident", "status": "resolved", "resolution": "Rolled back"}},
@@ -272,6 +302,15 @@ def test_every_endpoint_matches_the_openapi_document(
 
     # errors the API answers with
     c.get("/incidents/QNOTTHERE")
+    unknown_incident = c.post(
+        "/incidents/QNOTTHERE/responder_requests",
+        json={
+            "requester_id": "PUJOHN1",
+            "message": "x",
+            "responder_request_targets": [{"responder_request_target": ref("user", "PUJANE1")}],
+        },
+    )
+    assert unknown_incident.json()["error"]["message"] == "Incident Not Found"
     c.put(
         "/incidents/QNOTTHERE",
         json={"incident": {"type": "incident_reference", "status": "resolved"}},

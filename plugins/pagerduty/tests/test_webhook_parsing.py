@@ -103,3 +103,41 @@ def test_priority_update_from_the_docs(shared_pagerduty, connector):
     assert change.action == "severity"
     # read through the default priority_mapping
     assert change.text.endswith("priority set to P1 (SEV-1)") and change.severity == "SEV-1"
+
+
+def _with_client(body: bytes, client) -> bytes:
+    raw = json.loads(body)
+    raw["event"]["client"] = client
+    return json.dumps(raw).encode()
+
+
+def test_a_change_made_through_an_integration_says_which(shared_pagerduty, connector):
+    """`client` names where the event was triggered; PagerDuty's own app adds nothing for a
+    reader, another client (an integration a responder acted through) is named."""
+    docs = shared_pagerduty / "webhooks" / "official-docs"
+    priority = (docs / "incident.priority_updated.json").read_bytes()
+    [change] = changes(connector, _with_client(priority, {"name": "Slack"}))
+    assert change.text == "PagerDuty incident #2 priority set to P1 (SEV-1) (via Slack)"
+    [change] = changes(connector, priority)  # the sample's own client: PagerDuty
+    assert change.text == "PagerDuty incident #2 priority set to P1 (SEV-1)"
+    captured = shared_pagerduty / "webhooks" / "captured"
+    ack = (captured / "incident.acknowledged.raw.json").read_bytes()
+    [change] = changes(connector, _with_client(ack, {"name": "Slack"}))
+    assert (change.action, change.text) == ("acknowledged", "via Slack")
+    # a note's words stay as written
+    note = (captured / "incident.annotated.raw.json").read_bytes()
+    [change] = changes(connector, _with_client(note, {"name": "Slack"}))
+    assert change.text == "Resolution Note: I'm resolving it"
+
+
+@pytest.mark.parametrize("client", [
+    None, {"name": "PagerDuty"}, {"name": "pagerduty"}, {}, {"name": None}, {"name": 5},
+    {"name": "  "}, "Slack", ["Slack"],
+])
+def test_any_client_shape_is_read_and_names_nothing_it_cannot(shared_pagerduty, connector,
+                                                              client):
+    ack = (shared_pagerduty / "webhooks" / "captured" / "incident.acknowledged.raw.json"
+           ).read_bytes()
+    [change] = changes(connector, _with_client(ack, client))
+    assert (change.action, change.text, change.actor) == (
+        "acknowledged", "", "ben@example.com")

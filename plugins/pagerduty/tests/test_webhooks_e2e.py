@@ -555,3 +555,37 @@ def test_a_source_over_the_rate_limit_is_told_to_retry_and_nothing_of_it_is_stor
         text = client.get("/metrics").text
         assert (f'im_webhook_requests_total{{connector="prod-pagerduty",'
                 f'outcome="rate_limited"}} {float(len(refused))}') in text
+
+
+def test_a_change_made_through_an_integration_names_it_on_the_timeline(tmp_path, pd):
+    """An event whose `client` is an integration (not PagerDuty's own app) says which on the
+    timeline line it writes; one made in PagerDuty itself reads as before."""
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    [link] = runtime.store.links("INC-1")
+    jane = {"id": "PUJANE1", "type": "user_reference", "summary": "Jane Smith"}
+
+    def event(event_id, event_type, status, client, **data):
+        body = json.loads(_incident_event(event_id, event_type, runtime.clock(), link, status,
+                                          agent=jane))
+        body["event"]["client"] = client
+        body["event"]["data"].update(data)
+        return json.dumps(body).encode()
+
+    p1 = {"id": "PPRIO01", "type": "priority_reference", "summary": "P1"}
+    assert _deliver_event(runtime, "EPRIO", "incident.priority_updated", event(
+        "EPRIO", "incident.priority_updated", "triggered", {"name": "Slack"}, priority=p1)) == {
+        "applied": 1}
+    assert _deliver_event(runtime, "EACK", "incident.acknowledged", event(
+        "EACK", "incident.acknowledged", "acknowledged", {"name": "Slack"})) == {"applied": 1}
+    p2 = {"id": "PPRIO02", "type": "priority_reference", "summary": "P2"}
+    assert _deliver_event(runtime, "EPRIO2", "incident.priority_updated", event(
+        "EPRIO2", "incident.priority_updated", "acknowledged", {"name": "PagerDuty"},
+        priority=p2)) == {"applied": 1}
+    lines = [(e.actor, e.text) for e in runtime.store.timeline("INC-1")
+             if e.system == "prod-pagerduty" and e.actor == "jane.smith@company.com"]
+    assert lines == [
+        ("jane.smith@company.com", "PagerDuty incident #1 priority set to P1 (SEV-1) (via Slack)"),
+        ("jane.smith@company.com", "Acknowledged by jane.smith@company.com: via Slack"),
+        ("jane.smith@company.com", "PagerDuty incident #1 priority set to P2 (SEV-2)"),
+    ]

@@ -129,7 +129,7 @@ class BridgeData(msgspec.Struct, frozen=True, kw_only=True):
 class ResponderData(msgspec.Struct, frozen=True, kw_only=True):
     incident: Ref
     user: Ref
-    # the policy a request went to; a request to one user (all the sandbox makes) has none
+    # the policy a request went to; a request to one user has none
     escalation_policy: Ref | None = None
     message: str
     state: str
@@ -149,13 +149,20 @@ class PingData(msgspec.Struct, frozen=True, kw_only=True):
     type: str = "ping"
 
 
+class Client(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the event was triggered: `{"name": "PagerDuty"}` in the documented sample (a user's
+    change in PagerDuty); null in every captured delivery."""
+
+    name: str
+
+
 class Event(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     event_type: str
     resource_type: str
     occurred_at: str
     agent: Ref | PingAgent | None
-    client: None = None
+    client: Client | None = None
     data: IncidentData | NoteData | BridgeData | ResponderData | StatusUpdateData | PingData
 
 
@@ -292,9 +299,14 @@ class EventMaker:
         elif activity.event_type == "incident.status_update_published":
             data = StatusUpdateData(incident=ref, id=detail["id"], message=detail["message"])
         else:
+            policy_id = detail.get("escalation_policy_id")
+            policy = self.store.escalation_policies.get(policy_id) if policy_id else None
             data = ResponderData(
                 incident=ref,
                 user=self.user_ref(detail["user_id"]),
+                escalation_policy=self._ref("escalation_policy", policy.id, policy.name)
+                if policy
+                else None,
                 message=detail["message"],
                 state=detail["state"],
             )
@@ -304,6 +316,7 @@ class EventMaker:
             resource_type="incident",
             occurred_at=format_event_time(activity.at),
             agent=self.agent(activity.agent_user_id, incident.service_id),
+            client=Client(name=activity.client) if activity.client else None,
             data=data,
         )
 

@@ -26,6 +26,9 @@ from im_pagerduty.sandbox.model import (
     LogEntry,
     LogEntryType,
     Note,
+    Responder,
+    ResponderRequestRecord,
+    ResponderTarget,
     User,
 )
 from im_pagerduty.sandbox.oncall import assignees_at
@@ -38,6 +41,9 @@ from im_pagerduty.sandbox.requests import (
 )
 from im_pagerduty.sandbox.store import Store
 from im_pagerduty.sandbox.times import Clock
+
+# The `client` of an event a user causes in PagerDuty's own web UI or app.
+WEB_CLIENT = "PagerDuty"
 
 DUPLICATE_KEY = "Open incident with matching dedup key already exists on this service"
 
@@ -64,6 +70,8 @@ class Activity(msgspec.Struct, frozen=True, kw_only=True):
     agent_user_id: str | None
     at: datetime
     detail: dict[str, str] = {}
+    # where it was done (the event's `client`): None through the REST API
+    client: str | None = None
 
 
 Announcement = IncidentChanged | NoteAdded | Activity
@@ -664,22 +672,105 @@ class Incidents:
         )
         return update
 
-    def responder(
-        self, incident_id: str, user: User, requester: User, message: str, state: str
-    ) -> None:
-        """A responder request to `user` (state pending: responder.added) or their answer to
-        it (joined or declined: responder.replied, the responder as the agent)."""
+    def request_responders(
+        self, incident_id: str, requester_id: str, message: str, targets: list[RefIn]
+    ) -> ResponderRequestRecord:
+        """POST /incidents/{id}/responder_requests: each target user, or whoever is on call at
+        the first level of each target escalation policy, becomes a pending responder, with an
+        `incident.responder.added` event each (the requester as the agent)."""
+        store = self.store
         incident = self.get(incident_id)
-        added = state == "pending"
+        requester = store.users.get(requester_id)
+        if requester is None:
+            raise errors.requester_not_found()
+        if not targets:
+            raise errors.invalid_input("responder_request_targets must name at least one target")
+        if not incident.is_open:
+            raise errors.incident_already_resolved()
+        now = self.clock.now()
+        resolved: list[ResponderTarget] = []
+        policies: dict[str, EscalationPolicy] = {}
+        for ref in targets:
+            kind = (ref.type or "").removesuffix("_reference")
+            if kind in ("user", "escalation_policy") and not ref.id:
+                raise errors.invalid_input("A responder request target needs an id")
+            if kind == "user":
+                if (ref.id or "") not in store.users:
+                    raise errors.invalid_input(f"User {ref.id} not found")
+                resolved.append(ResponderTarget(kind="user", id=ref.id or "",
+                                                user_ids=(ref.id or "",)))
+            elif kind == "escalation_policy":
+                policy = self._policy(ref)
+                policies[policy.id] = policy
+                resolved.append(ResponderTarget(
+                    kind="escalation_policy", id=policy.id,
+                    user_ids=tuple(assignees_at(store, policy, 1, now))))
+            else:
+                raise errors.invalid_input(
+                    "A responder request target must be a user or an escalation policy")
+        record = ResponderRequestRecord(
+            id=store.ids.object_id(), requester_id=requester.id, requested_at=now,
+            message=message, targets=tuple(resolved))
+        responders = {r.user_id: r for r in incident.responders}
+        reached: list[tuple[str, str | None]] = []  # (user, policy), each user once
+        for target in resolved:
+            policy_id = target.id if target.kind == "escalation_policy" else None
+            for user_id in target.user_ids:
+                if any(user_id == seen for seen, _ in reached):
+                    continue
+                reached.append((user_id, policy_id))
+                responders[user_id] = Responder(
+                    user_id=user_id, message=message, requester_id=requester.id,
+                    requested_at=now, updated_at=now,
+                    escalation_policy_names=(policies[policy_id].name,) if policy_id else (),
+                    escalation_policy_id=policy_id)
+        incident = msgspec.structs.replace(
+            incident, updated_at=now,
+            responder_requests=(*incident.responder_requests, record),
+            responders=tuple(responders.values()))
+        store.put_incident(incident)
+        for user_id, policy_id in reached:
+            self.announce(
+                Activity(
+                    event_type="incident.responder.added",
+                    incident=incident,
+                    agent_user_id=requester.id,
+                    at=now,
+                    detail={"user_id": user_id, "message": message, "state": "pending",
+                            "escalation_policy_id": policy_id or ""},
+                )
+            )
+        return record
+
+    def responder_reply(
+        self, incident_id: str, user_id: str, state: Literal["joined", "declined"]
+    ) -> Responder:
+        """A requested responder accepts or declines in PagerDuty's app or web UI (the REST
+        API has no route for it): `incident.responder.replied`, the responder as the agent
+        and PagerDuty as the client."""
+        incident = self.get(incident_id)
+        responder = next((r for r in incident.responders if r.user_id == user_id), None)
+        if responder is None:
+            raise errors.invalid_input(f"User {user_id} was not requested as a responder")
+        now = self.clock.now()
+        answered = msgspec.structs.replace(responder, state=state, updated_at=now)
+        incident = msgspec.structs.replace(
+            incident, updated_at=now,
+            responders=tuple(answered if r.user_id == user_id else r
+                             for r in incident.responders))
+        self.store.put_incident(incident)
         self.announce(
             Activity(
-                event_type="incident.responder.added" if added else "incident.responder.replied",
+                event_type="incident.responder.replied",
                 incident=incident,
-                agent_user_id=requester.id if added else user.id,
-                at=self.clock.now(),
-                detail={"user_id": user.id, "message": message, "state": state},
+                agent_user_id=user_id,
+                at=now,
+                detail={"user_id": user_id, "message": responder.message, "state": state,
+                        "escalation_policy_id": responder.escalation_policy_id or ""},
+                client=WEB_CLIENT,
             )
         )
+        return answered
 
     # time
 

@@ -107,6 +107,35 @@ class ConferenceBridge(msgspec.Struct, frozen=True, kw_only=True):
     conference_url: str | None = None
 
 
+class Responder(msgspec.Struct, frozen=True, kw_only=True):
+    """A user asked to help on an incident (POST /incidents/{id}/responder_requests) and
+    where their answer stands: pending, joined or declined."""
+
+    user_id: str
+    state: Literal["pending", "joined", "declined"] = "pending"
+    message: str
+    requester_id: str
+    requested_at: datetime
+    updated_at: datetime
+    # names of the escalation policies the user was requested through, if any
+    escalation_policy_names: tuple[str, ...] = ()
+    escalation_policy_id: str | None = None
+
+
+class ResponderTarget(msgspec.Struct, frozen=True, kw_only=True):
+    kind: Literal["user", "escalation_policy"]
+    id: str
+    user_ids: tuple[str, ...]  # the users the target reached
+
+
+class ResponderRequestRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    requester_id: str
+    requested_at: datetime
+    message: str
+    targets: tuple[ResponderTarget, ...]
+
+
 class Incident(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     number: int
@@ -134,6 +163,9 @@ class Incident(msgspec.Struct, frozen=True, kw_only=True):
     first_trigger_log_entry_id: str
     # the incident this one was merged into (PUT /incidents/{id}/merge): its resolve reason
     merged_into: str | None = None
+    # responder requests made on the incident, and the responders they reached
+    responder_requests: tuple[ResponderRequestRecord, ...] = ()
+    responders: tuple[Responder, ...] = ()
 
     @property
     def is_open(self) -> bool:

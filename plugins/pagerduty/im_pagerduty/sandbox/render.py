@@ -16,6 +16,8 @@ from im_pagerduty.sandbox.model import (
     LogEntry,
     Note,
     Priority,
+    Responder,
+    ResponderRequestRecord,
     Schedule,
     Service,
     User,
@@ -324,8 +326,10 @@ class Renderer:
                 else None
             ),
             "resolve_reason": self.resolve_reason(incident),
-            "incidents_responders": [],
-            "responder_requests": [],
+            "incidents_responders": [self.responder(incident, r) for r in incident.responders],
+            "responder_requests": [
+                self.responder_request(incident, r) for r in incident.responder_requests
+            ],
             "urgency": incident.urgency,
         }
         if "conference_bridge" in include:
@@ -341,6 +345,51 @@ class Renderer:
         if with_body:
             body["body"] = {"type": "incident_body", "details": incident.details or ""}
         return body
+
+    def responder(self, incident: Incident, responder: Responder) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "state": responder.state,
+            "user": self.user_ref(responder.user_id),
+            "incident": self.incident_ref(incident),
+            "updated_at": format_time(responder.updated_at),
+            "message": responder.message,
+            "requester": self.user_ref(responder.requester_id),
+            "requested_at": format_time(responder.requested_at),
+        }
+        if responder.escalation_policy_names:
+            body["escalation_policy_requests"] = list(responder.escalation_policy_names)
+        return body
+
+    def responder_request(
+        self, incident: Incident, record: ResponderRequestRecord
+    ) -> dict[str, Any]:
+        """As PagerDuty's example answer shows it: each target wrapped, with the responders it
+        reached (their state as it is now)."""
+        current = {r.user_id: r for r in incident.responders}
+        targets = []
+        for target in record.targets:
+            if target.kind == "user":
+                user = self.store.users.get(target.id)
+                summary = user.name if user else target.id
+            else:
+                policy = self.store.escalation_policies.get(target.id)
+                summary = policy.name if policy else target.id
+            targets.append({"responder_request_target": {
+                "type": target.kind,
+                "id": target.id,
+                "summary": summary,
+                "incidents_responders": [
+                    self.responder(incident, current[u]) for u in target.user_ids if u in current
+                ],
+            }})
+        return {
+            "id": record.id,
+            "incident": self.incident_ref(incident),
+            "requester": self.user_ref(record.requester_id),
+            "requested_at": format_time(record.requested_at),
+            "message": record.message,
+            "responder_request_targets": targets,
+        }
 
     def resolve_reason(self, incident: Incident) -> dict[str, Any] | None:
         """Set by PagerDuty only on an incident resolved by a merge: the incident it went into."""

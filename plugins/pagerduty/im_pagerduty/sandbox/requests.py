@@ -85,6 +85,26 @@ class StatusUpdateBody(msgspec.Struct, kw_only=True):
     html_message: str | None = None
 
 
+class ResponderTargetIn(msgspec.Struct, kw_only=True):
+    """One of `responder_request_targets`: wrapped (`{"responder_request_target": {id, type}}`,
+    as the document's example and PagerDuty's clients send it) or bare (`{id, type}`, as the
+    document's schema reads)."""
+
+    responder_request_target: RefIn | None = None
+    id: str | None = None
+    type: str | None = None
+
+    @property
+    def ref(self) -> RefIn:
+        return self.responder_request_target or RefIn(id=self.id, type=self.type)
+
+
+class ResponderRequestBody(msgspec.Struct, kw_only=True):
+    requester_id: str
+    message: str
+    responder_request_targets: list[ResponderTargetIn]
+
+
 class CustomHeaderIn(msgspec.Struct, kw_only=True):
     name: str
     value: str

@@ -16,6 +16,7 @@ from litestar.exceptions import HTTPException
 
 from im_pagerduty.sandbox.config import RuntimeSettings, apply_settings
 from im_pagerduty.sandbox.core import Sandbox
+from im_pagerduty.sandbox.errors import PagerDutyError
 from im_pagerduty.sandbox.faults import Faults
 from im_pagerduty.sandbox.model import User
 from im_pagerduty.sandbox.seed import SeedName
@@ -94,13 +95,10 @@ class BulkUsers(msgspec.Struct, frozen=True, kw_only=True):
     count: Annotated[int, msgspec.Meta(ge=1, le=99_999)]
 
 
-class ResponderRequest(msgspec.Struct, frozen=True, kw_only=True):
-    # PagerDuty's own route (POST /incidents/{id}/responder_requests) is not served; this
-    # stands for a request to `user_id` (pending) and for that user's answer to it
+class ResponderReply(msgspec.Struct, frozen=True, kw_only=True):
+    # a requested responder's answer, given in PagerDuty's app or web UI
     user_id: str
-    requester_id: str | None = None
-    message: str = ""
-    state: Literal["pending", "joined", "declined"] = "pending"
+    state: Literal["joined", "declined"]
 
 
 class ClockRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -290,25 +288,27 @@ class ControlController(Controller):
         )
 
     @post("/incidents/{incident_id:str}/responders")
-    async def responder(
+    async def responder_reply(
         self,
         request: Request[Any, Any, Any],
         sandbox: NamedDependency[Sandbox],
         incident_id: FromPath[str],
     ) -> Response[bytes]:
-        """A responder request (`incident.responder.added`) or its answer
-        (`incident.responder.replied`), with the webhook PagerDuty sends for it."""
-        wanted = await _read(request, ResponderRequest)
+        """A requested responder joins or declines (`incident.responder.replied`, with
+        `client` PagerDuty: the answer is given in PagerDuty's app or web UI). PagerDuty's REST
+        API has no route for a reply, so this stands for it; the request itself is PagerDuty's
+        own `POST /incidents/{id}/responder_requests`."""
+        wanted = await _read(request, ResponderReply)
         if incident_id not in sandbox.store.incidents:
             raise HTTPException(status_code=404, detail=f"no incident {incident_id}")
-        users = sandbox.store.users
-        requester_id = wanted.requester_id or sandbox.account_owner_id
-        if wanted.user_id not in users or requester_id not in users:
-            raise HTTPException(status_code=400, detail="no such user")
-        sandbox.incidents.responder(
-            incident_id, users[wanted.user_id], users[requester_id], wanted.message, wanted.state
-        )
-        return _json({"incident": incident_id, "user": wanted.user_id, "state": wanted.state})
+        try:
+            responder = sandbox.incidents.responder_reply(
+                incident_id, wanted.user_id, wanted.state
+            )
+        except PagerDutyError as error:
+            raise HTTPException(status_code=400, detail="; ".join(error.errors)) from None
+        return _json({"incident": incident_id, "user": responder.user_id,
+                      "state": responder.state})
 
     @put("/priorities")
     async def put_priorities(

@@ -21,6 +21,7 @@ from im_pagerduty.sandbox.requests import (
     CreateNoteBody,
     IncidentChanges,
     RefIn,
+    ResponderRequestBody,
     StatusUpdateBody,
     UpdateIncidentBody,
 )
@@ -240,6 +241,28 @@ class IncidentController(Controller):
                 }
             },
             200,
+        )
+
+    @post("/{incident_id:str}/responder_requests")
+    async def create_responder_request(
+        self,
+        request: Request[Any, Any, Any],
+        sandbox: NamedDependency[Sandbox],
+        incident_id: FromPath[str],
+    ) -> Response[bytes]:
+        """The requester is the body's `requester_id`; the document names no `From` header
+        for this operation, so one is not required (an account key's `From` is ignored)."""
+        sandbox.incidents.get(incident_id)
+        body = await read_json(request, ResponderRequestBody)
+        record = sandbox.incidents.request_responders(
+            incident_id,
+            body.requester_id,
+            body.message,
+            [target.ref for target in body.responder_request_targets],
+        )
+        incident = sandbox.incidents.get(incident_id)
+        return json_response(
+            {"responder_request": sandbox.renderer().responder_request(incident, record)}, 200
         )
 
     @get("/{incident_id:str}/log_entries")
