@@ -110,6 +110,13 @@ class LinkRepository(Protocol):
     def of_incidents_declared_between(self, start: datetime, end: datetime
                                       ) -> dict[str, list[Link]]: ...
 
+    def open_links(self, connector: str, *, declared_since: datetime) -> list[Link]:
+        """The connector's links whose remote incident im believes open (triggered or
+        acknowledged), of im incidents declared since then, by incident and service. Reads
+        those links only (an index of the open ones), never every link the connector made:
+        what a poll costs follows what is open, not the years of resolved history."""
+        ...
+
     def linked_connectors(self) -> set[str]:
         """Names of the connectors with links, removed connectors' included."""
         ...

@@ -227,4 +227,13 @@ MIGRATIONS: list[tuple[str, str]] = [
             ON outbox(connector, coalesce(done_at, next_attempt_at)) WHERE last_error IS NOT NULL;
         """,
     ),
+    (
+        "0012_cost_follows_changes",
+        """
+        -- A poll reads the links whose remote incident im believes open, not every link the
+        -- connector ever made (nearly all of them resolved long ago).
+        CREATE INDEX links_open ON links(connector, number, service)
+            WHERE remote_status IN ('triggered', 'acknowledged');
+        """,
+    ),
 ]
