@@ -111,11 +111,12 @@ class SqliteLinks:
 
     def incidents_linked(self, connector: str, *, updated_since: datetime | None = None
                          ) -> int:
-        if updated_since is None:
-            row = self.conn.execute("SELECT count(DISTINCT number) FROM links"
-                                    " WHERE connector = ?", (connector,)).fetchone()
-        else:
-            row = self.conn.execute("SELECT count(DISTINCT number) FROM links WHERE"
-                                    " connector = ? AND updated_at >= ?",
-                                    (connector, ts(updated_since))).fetchone()
+        if updated_since is None:  # kept as links change (triggers of migration 0012)
+            row = self.conn.execute("SELECT n FROM linked_incidents WHERE connector = ?",
+                                    (connector,)).fetchone()
+            return int(row[0]) if row else 0
+        # the links updated since then only, through links_connector_updated
+        row = self.conn.execute("SELECT count(DISTINCT number) FROM links WHERE"
+                                " connector = ? AND updated_at >= ?",
+                                (connector, ts(updated_since))).fetchone()
         return int(row[0])
