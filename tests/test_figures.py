@@ -317,3 +317,49 @@ def test_a_metrics_scrape_costs_the_same_over_five_times_the_history(home_with_h
                                if line.startswith("im_connector_") and "incidents" not in line]
     assert 'im_connector_incidents{connector="f"} 501.0' in after
     assert steps_after == steps_before, (steps_before, steps_after)
+
+
+def test_the_connectors_with_links_are_told_without_reading_the_links(tmp_path, clock):
+    """`im report --include-all` asks which connectors have links, removed ones included:
+    from the kept counts, not a pass over every link."""
+    store = SqliteStore(tmp_path / "im.db")
+    for n, connector in enumerate(("pd", "pd", "jira")):
+        made = store.insert_incident(title="x", description="", severity=Severity.SEV2,
+                                     services=["api"], fields={}, correlation_id=f"c{n}",
+                                     created_by="t", at=clock.now)
+        store.upsert_link(Link(incident_id=made.id, connector=connector, service="api",
+                               remote_id=f"R{n}"))
+    store.delete_connector("jira")
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        assert store.read().links.linked_connectors() == {"pd", "jira"}
+    finally:
+        store.conn.set_trace_callback(None)
+    for sql in statements:
+        plan = [row[3] for row in store.conn.execute("EXPLAIN QUERY PLAN " + sql)]
+        assert not any(line.split()[1] in BIG_TABLES for line in plan), (sql, plan)
+    store.close()
+
+
+def test_a_migration_merged_after_a_later_one_ran_is_applied_then(tmp_path, monkeypatch):
+    """A migration numbered before one a database ran already (merged later from another
+    branch) is applied on the next start, and the kept counts go on being kept."""
+    import im.storage.sqlite.migrations as migrations
+
+    store = SqliteStore(tmp_path / "im.db")
+    store.close()
+    late = ("0011_merged_later", "CREATE TABLE merged_later (x INTEGER);")
+    position = [name for name, _ in MIGRATIONS].index("0012_cost_follows_changes")
+    monkeypatch.setattr(migrations, "MIGRATIONS",
+                        [*MIGRATIONS[:position], late, *MIGRATIONS[position:]])
+    again = SqliteStore(tmp_path / "im.db")
+    assert sorted(again.applied_migrations()) == sorted(
+        name for name, _ in migrations.MIGRATIONS)
+    again.conn.execute("SELECT count(*) FROM merged_later").fetchone()
+    again.insert_incident(title="x", description="", severity=Severity.SEV2, services=["api"],
+                          fields={}, correlation_id="c", created_by="t",
+                          at=datetime.now(UTC))
+    kept, real = _kept(again.conn)
+    assert kept == real and kept["incident_counts"] == [("open", "SEV-2", 1)]
+    again.close()
