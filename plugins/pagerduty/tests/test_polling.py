@@ -114,3 +114,46 @@ def test_an_open_link_of_an_incident_older_than_the_listing_range_is_not_read_by
     assert pd.requests("GET", "/incidents/*") == []
     assert clock() - runtime.store.get_incident("INC-1").created_at > timedelta(days=180)
     runtime.store.close()
+
+
+def test_incidents_linked_stays_a_real_count_through_merges_polls_and_removal(tmp_path, pd):
+    """The count of incidents linked that /metrics and `im metrics connector` read is kept
+    as links change: it equals a real count of the links after incidents are declared for
+    two services, a link follows the incident its own was merged into, another is kept as
+    merged, a poll makes a new incident, and the connector is removed (links stay)."""
+    import sqlite3
+
+    from im import observability
+    from im.app.connectors import remove
+
+    from .test_merges import made_in_pagerduty, merge
+
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+
+    def kept_and_real():
+        kept = runtime.store.read().links.incidents_linked("prod-pagerduty")
+        with sqlite3.connect(f"file:{tmp_path / 'home' / 'im.db'}?mode=ro", uri=True) as db:
+            real = db.execute("SELECT count(DISTINCT number) FROM links"
+                              " WHERE connector = 'prod-pagerduty'").fetchone()[0]
+        return kept, real
+
+    im(runtime, "declare", "--sev", "SEV-1", "--title", "two", "--service", "api,db")
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "one", "--service", "api")
+    assert kept_and_real() == (2, 2)
+    assert observability.metrics(runtime, "prod-pagerduty").total_incidents == 2
+    both = {link.service: link for link in runtime.store.links("INC-1")}
+    [single] = runtime.store.links("INC-2")
+    survivor = made_in_pagerduty(pd)
+    merge(pd, survivor["id"], single.remote_id)  # INC-2 follows the survivor
+    merge(pd, both["db"].remote_id, both["api"].remote_id)  # INC-1's api link kept as merged
+    made_in_pagerduty(pd, title="Search is slow", service="PAPI001")  # becomes INC-3
+    poll(runtime, "prod-pagerduty")
+    [moved] = runtime.store.links("INC-2")
+    assert moved.remote_id == survivor["id"]
+    assert {link.remote_status for link in runtime.store.links("INC-1")} == {
+        "merged", "triggered"}
+    assert kept_and_real() == (3, 3)
+    assert observability.metrics(runtime, "prod-pagerduty").total_incidents == 3
+    remove(runtime, "prod-pagerduty")
+    assert kept_and_real() == (3, 3)
+    runtime.store.close()
