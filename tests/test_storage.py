@@ -289,8 +289,9 @@ def test_a_database_another_process_is_making_is_waited_for_not_refused(tmp_path
 def test_connector_figures_read_indexes_not_every_row_the_connector_had(tmp_path):
     """`im metrics connector`, `im connector status` and /metrics ask for a connector's
     figures: incidents linked, the last day's deliveries and calls, what is queued. Each
-    statement searches an index (never a scan, never a sort of every row), so their cost
-    follows the day's activity, not the years of history."""
+    statement searches an index (never a scan, never a sort of every row: only the day's
+    links are sorted, to count the incidents synced), so their cost follows the day's
+    activity, not the years of history."""
     from im import observability
     from im.testing import FakePlugin, make_runtime, run_cli
 
@@ -312,5 +313,56 @@ def test_connector_figures_read_indexes_not_every_row_the_connector_had(tmp_path
         plan = " | ".join(row[3] for row in runtime.store.conn.execute(
             "EXPLAIN QUERY PLAN " + sql))
         assert " SCAN " not in f" {plan} " and not plan.startswith("SCAN"), (sql, plan)
-        assert "TEMP B-TREE" not in plan, (sql, plan)
+        # the incidents synced in the day are told apart among the day's links only
+        assert "TEMP B-TREE" not in plan or plan == (
+            "USE TEMP B-TREE FOR count(DISTINCT) | SEARCH links USING COVERING INDEX"
+            " links_connector_updated (connector=? AND updated_at>?)"), (sql, plan)
     runtime.store.close()
+
+
+def _incident(store, clock, n):
+    from im.models import Severity
+
+    return store.insert_incident(title=f"i{n}", description="", severity=Severity("SEV-2"),
+                                 services=["api"], fields={}, correlation_id=f"c{n}",
+                                 created_by="t", at=clock.now)
+
+
+def test_a_poll_reads_the_open_links_of_the_window_through_an_index(tmp_path, clock):
+    """The links a poll checks against the remote's open listing: those im believes open
+    (open, acknowledged), of incidents declared since the horizon, of that connector;
+    read through links_open (only open links are in it), never every link made."""
+    from datetime import timedelta
+
+    from im.models import Link
+
+    store = SqliteStore(tmp_path / "im.db")
+    old = _incident(store, clock, 0)  # declared before the horizon
+    store.upsert_link(Link(incident_id=old.id, connector="pd", service="api", remote_id="R0",
+                           remote_status="open"))
+    horizon = clock.advance(days=1)
+    statuses = ["open", "acknowledged", "resolved", "merged", "missing", None]
+    for n, status in enumerate(statuses, start=1):
+        incident = _incident(store, clock, n)
+        store.upsert_link(Link(incident_id=incident.id, connector="pd", service="api",
+                               remote_id=f"R{n}", remote_status=status))
+        store.upsert_link(Link(incident_id=incident.id, connector="other", service="api",
+                               remote_id=f"O{n}", remote_status="open"))
+    # an open one for a second service of a resolved one's incident
+    store.upsert_link(Link(incident_id="INC-4", connector="pd", service="db",
+                           remote_id="R4b", remote_status="acknowledged"))
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        found = store.open_links("pd", declared_since=horizon - timedelta(seconds=1))
+    finally:
+        store.conn.set_trace_callback(None)
+    assert [(link.incident_id, link.service, link.remote_id, link.remote_status)
+            for link in found] == [("INC-2", "api", "R1", "open"),
+                                   ("INC-3", "api", "R2", "acknowledged"),
+                                   ("INC-4", "db", "R4b", "acknowledged")]
+    [sql] = [s for s in statements if "FROM links" in s]
+    plan = [row[3] for row in store.conn.execute("EXPLAIN QUERY PLAN " + sql)]
+    assert plan == ["SEARCH links USING INDEX links_open (connector=?)",
+                    "SEARCH incidents USING INTEGER PRIMARY KEY (rowid=?)"], plan
+    store.close()

@@ -66,7 +66,10 @@ class IncidentRepository(Protocol):
         open incident: what it costs follows what is due."""
         ...
 
-    def count_by_status_and_severity(self) -> list[tuple[str, str, int]]: ...
+    def count_by_status_and_severity(self) -> list[tuple[str, str, int]]:
+        """(status, severity, how many) of every pair there is. /metrics asks on each
+        scrape: a count kept as incidents change, not a count of every incident."""
+        ...
 
 
 class TimelineRepository(Protocol):
@@ -116,13 +119,22 @@ class LinkRepository(Protocol):
     def of_incidents_declared_between(self, start: datetime, end: datetime
                                       ) -> dict[str, list[Link]]: ...
 
+    def open_links(self, connector: str, *, declared_since: datetime) -> list[Link]:
+        """The connector's links whose remote incident im believes open (open or
+        acknowledged), of im incidents declared since then, by incident and service. Reads
+        those links only (an index of the open ones), never every link the connector made:
+        what a poll costs follows what is open, not the years of resolved history."""
+        ...
+
     def linked_connectors(self) -> set[str]:
         """Names of the connectors with links, removed connectors' included."""
         ...
 
     def incidents_linked(self, connector: str, *, updated_since: datetime | None = None
                          ) -> int:
-        """How many incidents have a link of this connector (updated since then)."""
+        """How many incidents have a link of this connector (updated since then). The total
+        is a count kept as links are made, moved or removed (it costs the same whatever the
+        history); since a time, only the links updated since are read."""
         ...
 
 
@@ -195,7 +207,10 @@ class OutboxRepository(Protocol):
         """The latest delivery error of a connector and when (its retry or its failure)."""
         ...
 
-    def count_by_connector_and_status(self) -> list[tuple[str, str, int]]: ...
+    def count_by_connector_and_status(self) -> list[tuple[str, str, int]]:
+        """(connector, status, how many) of every pair there is: a count kept as rows
+        change (/metrics asks on each scrape), not a count of every row."""
+        ...
 
 
 class InboxRepository(Protocol):
@@ -236,7 +251,10 @@ class InboxRepository(Protocol):
 
     def last_processed_at(self, connector: str) -> datetime | None: ...
 
-    def count_by_connector_and_status(self) -> list[tuple[str, str, int]]: ...
+    def count_by_connector_and_status(self) -> list[tuple[str, str, int]]:
+        """(connector, status, how many) of every pair there is: a count kept as rows
+        change (/metrics asks on each scrape), not a count of every row."""
+        ...
 
 
 class ConnectorRepository(Protocol):

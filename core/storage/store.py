@@ -132,6 +132,10 @@ class Store(abc.ABC):
               remote_id: str | None = None) -> list[Link]:
         return self.read().links.find(incident_id, connector=connector, remote_id=remote_id)
 
+    def open_links(self, connector: str, *, declared_since: datetime) -> list[Link]:
+        """See LinkRepository.open_links."""
+        return self.read().links.open_links(connector, declared_since=declared_since)
+
     def get_cursor(self, connector: str) -> str | None:
         return self.read().cursors.get(connector)
 

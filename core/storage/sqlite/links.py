@@ -11,8 +11,12 @@ from im.models import Link, incident_number
 from im.storage.sqlite.incidents import DECLARED_IN_PERIOD
 from im.storage.sqlite.database import incident_id, parse_ts, ts
 
+# A remote incident im believes open: the condition of the partial index links_open.
+OPEN_REMOTE = "remote_status IN ('open', 'acknowledged')"
 _COLUMNS = ("number, connector, service, remote_id, remote_number, remote_url, remote_status,"
             " updated_at, remote_updated_at")
+
+_QUALIFIED = ", ".join(f"links.{column.strip()}" for column in _COLUMNS.split(","))
 
 
 def _link(row: Sequence[Any]) -> Link:
@@ -92,16 +96,29 @@ class SqliteLinks:
             found.setdefault(link.incident_id, []).append(link)
         return found
 
+    def open_links(self, connector: str, *, declared_since: datetime) -> list[Link]:
+        # links_open holds only the open links (its WHERE is this one's, word for word, so
+        # the planner can use it); each is joined to its incident by number
+        return [_link(row) for row in self.conn.execute(
+            f"SELECT {_QUALIFIED}"
+            f" FROM links JOIN incidents ON incidents.number = links.number"
+            f" WHERE links.connector = :connector AND {OPEN_REMOTE}"
+            " AND incidents.created_at >= :since ORDER BY links.number, links.service",
+            {"connector": connector, "since": ts(declared_since)})]
+
     def linked_connectors(self) -> set[str]:
-        return {row[0] for row in self.conn.execute("SELECT DISTINCT connector FROM links")}
+        # kept as links change (migration 0012): not a pass over every link
+        return {row[0] for row in self.conn.execute(
+            "SELECT connector FROM linked_incidents WHERE n > 0")}
 
     def incidents_linked(self, connector: str, *, updated_since: datetime | None = None
                          ) -> int:
-        if updated_since is None:
-            row = self.conn.execute("SELECT count(DISTINCT number) FROM links"
-                                    " WHERE connector = ?", (connector,)).fetchone()
-        else:
-            row = self.conn.execute("SELECT count(DISTINCT number) FROM links WHERE"
-                                    " connector = ? AND updated_at >= ?",
-                                    (connector, ts(updated_since))).fetchone()
+        if updated_since is None:  # kept as links change (triggers of migration 0012)
+            row = self.conn.execute("SELECT n FROM linked_incidents WHERE connector = ?",
+                                    (connector,)).fetchone()
+            return int(row[0]) if row else 0
+        # the links updated since then only, through links_connector_updated
+        row = self.conn.execute("SELECT count(DISTINCT number) FROM links WHERE"
+                                " connector = ? AND updated_at >= ?",
+                                (connector, ts(updated_since))).fetchone()
         return int(row[0])

@@ -228,6 +228,137 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "0012_cost_follows_changes",
+        """
+        -- A poll reads the links whose remote incident im believes open, not every link the
+        -- connector ever made (nearly all of them resolved long ago).
+        CREATE INDEX links_open ON links(connector, number, service)
+            WHERE remote_status IN ('open', 'acknowledged');
+
+        -- /metrics, `im metrics connector` and `im connector status` cost the same whatever
+        -- the history: the counts of whole tables are kept as rows change, by the triggers
+        -- below (in the transaction of the change, whichever code makes it), and started
+        -- here from the rows there are; the other figures read an index for their time
+        -- range, or the newest entry of one.
+        CREATE TABLE incident_counts (
+            status TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (status, severity)
+        ) WITHOUT ROWID;
+        INSERT INTO incident_counts (status, severity, n)
+            SELECT status, severity, count(*) FROM incidents GROUP BY status, severity;
+        CREATE TRIGGER incident_counts_insert AFTER INSERT ON incidents BEGIN
+            INSERT INTO incident_counts (status, severity, n) VALUES (NEW.status, NEW.severity, 1)
+                ON CONFLICT (status, severity) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER incident_counts_update AFTER UPDATE OF status, severity ON incidents
+            WHEN OLD.status IS NOT NEW.status OR OLD.severity IS NOT NEW.severity BEGIN
+            UPDATE incident_counts SET n = n - 1
+                WHERE status = OLD.status AND severity = OLD.severity;
+            INSERT INTO incident_counts (status, severity, n) VALUES (NEW.status, NEW.severity, 1)
+                ON CONFLICT (status, severity) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER incident_counts_delete AFTER DELETE ON incidents BEGIN
+            UPDATE incident_counts SET n = n - 1
+                WHERE status = OLD.status AND severity = OLD.severity;
+        END;
+
+        -- incidents linked to each connector (an incident with links for two services
+        -- counts once): a link changes the count when it is its incident's first or last
+        -- of that connector
+        CREATE TABLE linked_incidents (
+            connector TEXT PRIMARY KEY,
+            n INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        INSERT INTO linked_incidents (connector, n)
+            SELECT connector, count(DISTINCT number) FROM links GROUP BY connector;
+        CREATE TRIGGER linked_incidents_insert AFTER INSERT ON links
+            WHEN NOT EXISTS (SELECT 1 FROM links WHERE number = NEW.number
+                             AND connector = NEW.connector AND service <> NEW.service) BEGIN
+            INSERT INTO linked_incidents (connector, n) VALUES (NEW.connector, 1)
+                ON CONFLICT (connector) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER linked_incidents_update AFTER UPDATE OF number, connector ON links
+            WHEN OLD.number IS NOT NEW.number OR OLD.connector IS NOT NEW.connector BEGIN
+            UPDATE linked_incidents SET n = n - 1 WHERE connector = OLD.connector
+                AND NOT EXISTS (SELECT 1 FROM links WHERE number = OLD.number
+                                AND connector = OLD.connector);
+            INSERT INTO linked_incidents (connector, n) SELECT NEW.connector, 1
+                WHERE NOT EXISTS (SELECT 1 FROM links WHERE number = NEW.number
+                                  AND connector = NEW.connector AND service <> NEW.service)
+                ON CONFLICT (connector) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER linked_incidents_delete AFTER DELETE ON links
+            WHEN NOT EXISTS (SELECT 1 FROM links WHERE number = OLD.number
+                             AND connector = OLD.connector) BEGIN
+            UPDATE linked_incidents SET n = n - 1 WHERE connector = OLD.connector;
+        END;
+
+        CREATE TABLE outbox_counts (
+            connector TEXT NOT NULL,
+            status TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (connector, status)
+        ) WITHOUT ROWID;
+        INSERT INTO outbox_counts (connector, status, n)
+            SELECT connector, status, count(*) FROM outbox GROUP BY connector, status;
+        CREATE TRIGGER outbox_counts_insert AFTER INSERT ON outbox BEGIN
+            INSERT INTO outbox_counts (connector, status, n) VALUES (NEW.connector, NEW.status, 1)
+                ON CONFLICT (connector, status) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER outbox_counts_update AFTER UPDATE OF connector, status ON outbox
+            WHEN OLD.connector IS NOT NEW.connector OR OLD.status IS NOT NEW.status BEGIN
+            UPDATE outbox_counts SET n = n - 1
+                WHERE connector = OLD.connector AND status = OLD.status;
+            INSERT INTO outbox_counts (connector, status, n) VALUES (NEW.connector, NEW.status, 1)
+                ON CONFLICT (connector, status) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER outbox_counts_delete AFTER DELETE ON outbox BEGIN
+            UPDATE outbox_counts SET n = n - 1
+                WHERE connector = OLD.connector AND status = OLD.status;
+        END;
+
+        CREATE TABLE inbox_counts (
+            connector TEXT NOT NULL,
+            status TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (connector, status)
+        ) WITHOUT ROWID;
+        INSERT INTO inbox_counts (connector, status, n)
+            SELECT connector, status, count(*) FROM inbox GROUP BY connector, status;
+        CREATE TRIGGER inbox_counts_insert AFTER INSERT ON inbox BEGIN
+            INSERT INTO inbox_counts (connector, status, n) VALUES (NEW.connector, NEW.status, 1)
+                ON CONFLICT (connector, status) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER inbox_counts_update AFTER UPDATE OF connector, status ON inbox
+            WHEN OLD.connector IS NOT NEW.connector OR OLD.status IS NOT NEW.status BEGIN
+            UPDATE inbox_counts SET n = n - 1
+                WHERE connector = OLD.connector AND status = OLD.status;
+            INSERT INTO inbox_counts (connector, status, n) VALUES (NEW.connector, NEW.status, 1)
+                ON CONFLICT (connector, status) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER inbox_counts_delete AFTER DELETE ON inbox BEGIN
+            UPDATE inbox_counts SET n = n - 1
+                WHERE connector = OLD.connector AND status = OLD.status;
+        END;
+
+        -- incidents synced in the last day: the links updated since then, in number order
+        CREATE INDEX links_connector_updated ON links(connector, updated_at, number);
+        -- changes waiting long: the queued ones made before then (this index starts with the
+        -- columns of outbox_connector_status, which it replaces)
+        DROP INDEX outbox_connector_status;
+        CREATE INDEX outbox_connector_status ON outbox(connector, status, created_at);
+        -- the last delivery and the last event processed: the newest entry of these
+        CREATE INDEX outbox_delivered ON outbox(connector, done_at) WHERE status = 'done';
+        CREATE INDEX inbox_processed ON inbox(connector, processed_at) WHERE status = 'done';
+        -- the latest rate limit and the latest error: the newest call that has one, however
+        -- many calls came since
+        CREATE INDEX calls_rate_limits ON calls(connector, at) WHERE rate_limit IS NOT NULL;
+        CREATE INDEX calls_errors ON calls(connector, at) WHERE error IS NOT NULL;
+        """,
+    ),
+    (
         "0013_remote_states",
         """
         -- Links keep a remote incident's state in im's words (im.RemoteStatus), whatever

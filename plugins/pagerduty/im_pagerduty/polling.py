@@ -23,14 +23,7 @@ import random
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from im import (
-    ChangeKind,
-    InboundChange,
-    PullRequest,
-    PullResult,
-    RemoteStatus,
-    parse_idempotency_key,
-)
+from im import ChangeKind, InboundChange, PullRequest, PullResult, parse_idempotency_key
 from im_pagerduty.client import parse_time
 
 if TYPE_CHECKING:
@@ -166,15 +159,10 @@ def _resolved_meanwhile(connector: PagerDutyConnector, seen: dict[str, dict[str,
 
     store = connector.runtime.store
     changes = []
-    missing = []
-    for link in store.links(connector=connector.name):
-        if link.remote_status not in (RemoteStatus.OPEN, RemoteStatus.ACKNOWLEDGED) or (
-                link.remote_id in seen):
-            continue
-        incident = store.get_incident(link.incident_id)
-        if incident is None or incident.created_at < horizon:
-            continue
-        missing.append(link)
+    # only the links im believes open, of incidents the listings could have shown: never
+    # every link the connector made (nearly all resolved long ago)
+    missing = [link for link in store.open_links(connector.name, declared_since=horizon)
+               if link.remote_id not in seen]
     if len(missing) > CONFIRM_MAX:  # others get their turn in later polls
         missing = random.sample(missing, CONFIRM_MAX)
     for link in missing:

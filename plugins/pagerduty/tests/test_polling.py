@@ -1,0 +1,159 @@
+"""What a poll reads of im's own records: the links it can learn something about (those
+im believes open, and those the listings name), never every link the connector ever made."""
+
+from datetime import UTC, datetime
+
+import msgspec
+
+from im.inbound import poll
+from im.models import Link, Severity
+from im.testing import FakeClock
+
+from .connector_kit import im, runtime_with_connector
+
+RESOLVED_LONG_AGO = 300
+
+
+def test_a_poll_over_years_of_resolved_links_reads_only_the_open_ones(tmp_path, pd,
+                                                                       monkeypatch):
+    """A home whose connector linked hundreds of incidents, all resolved but two: a poll
+    reads those two (one of which PagerDuty resolved meanwhile, read by itself and applied),
+    and none of the resolved links."""
+    import im.storage.sqlite.links as stored_links
+
+    clock = FakeClock(datetime.now(UTC))
+    runtime = runtime_with_connector(tmp_path / "home", pd, clock=clock)
+    for title in ("still open", "resolved in PagerDuty"):
+        im(runtime, "declare", "--sev", "SEV-1", "--title", title, "--service", "db")
+    open_link = runtime.store.links("INC-1")[0]
+    resolved = runtime.store.links("INC-2")[0]
+    with pd.client(from_email="john.doe@company.com") as john:
+        john.put(f"/incidents/{resolved.remote_id}", json={"incident": {
+            "type": "incident_reference", "status": "resolved"}}).raise_for_status()
+    # the history: incidents of the last months, their PagerDuty incidents resolved
+    store = runtime.store
+    for n in range(RESOLVED_LONG_AGO):
+        old = store.insert_incident(title=f"old {n}", description="", severity=Severity.SEV3,
+                                    services=["db"], fields={}, correlation_id=f"old-{n}",
+                                    created_by="alice", at=clock())
+        store.upsert_link(Link(incident_id=old.id, connector="prod-pagerduty", service="db",
+                               remote_id=f"QOLD{n:05}", remote_number=str(1000 + n),
+                               remote_status="resolved", updated_at=clock()))
+    # an hour later, both created before the cursor: only the open listing shows INC-1
+    store.set_cursor("prod-pagerduty", clock.advance(hours=1).isoformat(), at=clock())
+    read: list[str] = []
+    link_of_row = stored_links._link
+
+    def counted(row):
+        link = link_of_row(row)
+        read.append(link.remote_id)
+        return link
+
+    monkeypatch.setattr(stored_links, "_link", counted)
+    pd.clear_requests()
+    assert poll(runtime, "prod-pagerduty") == {"applied": 1, "confirmed": 1}
+    assert store.get_incident("INC-2").status.value == "resolved"
+    assert store.get_incident("INC-1").status.value == "open"
+    assert [r["path"] for r in pd.requests("GET", "/incidents/*")] == [
+        f"/incidents/{resolved.remote_id}"]
+    # what the store gave: the two open links (each maybe more than once), nothing else
+    assert set(read) == {open_link.remote_id, resolved.remote_id}, sorted(set(read))[:5]
+    runtime.store.close()
+
+
+def test_the_links_a_poll_reads_do_not_grow_with_resolved_history(tmp_path, pd, monkeypatch):
+    """The same poll over 10 and over 300 resolved links reads the same number of links."""
+    import im.storage.sqlite.links as stored_links
+
+    counts = []
+    for size in (10, RESOLVED_LONG_AGO):
+        clock = FakeClock(datetime.now(UTC))
+        runtime = runtime_with_connector(tmp_path / f"home{size}", pd, clock=clock)
+        im(runtime, "declare", "--sev", "SEV-1", "--title", "open", "--service", "db")
+        store = runtime.store
+        for n in range(size):
+            old = store.insert_incident(title=f"old {n}", description="",
+                                        severity=Severity.SEV3, services=["db"], fields={},
+                                        correlation_id=f"old-{size}-{n}", created_by="alice",
+                                        at=clock())
+            store.upsert_link(Link(incident_id=old.id, connector="prod-pagerduty",
+                                   service="db", remote_id=f"Q{size}X{n:05}",
+                                   remote_status="resolved", updated_at=clock()))
+        store.set_cursor("prod-pagerduty", clock.advance(hours=1).isoformat(), at=clock())
+        read = []
+        link_of_row = stored_links._link
+        monkeypatch.setattr(stored_links, "_link",
+                            lambda row, of=link_of_row, into=read: into.append(1) or of(row))
+        poll(runtime, "prod-pagerduty")
+        monkeypatch.setattr(stored_links, "_link", link_of_row)
+        counts.append(len(read))
+        # its own PagerDuty incident resolved for the next home's listing to stay the same
+        [link] = store.links("INC-1")
+        with pd.client(from_email="john.doe@company.com") as john:
+            john.put(f"/incidents/{link.remote_id}", json={"incident": {
+                "type": "incident_reference", "status": "resolved"}}).raise_for_status()
+        store.close()
+    assert counts[0] == counts[1] and counts[0] > 0, counts
+
+
+def test_an_open_link_of_an_incident_older_than_the_listing_range_is_not_read_by_itself(
+        tmp_path, pd):
+    """The horizon still holds: an open link of an incident declared before PagerDuty's
+    listing range (6 months) is not asked about one by one."""
+    from datetime import timedelta
+
+    clock = FakeClock(datetime.now(UTC))
+    runtime = runtime_with_connector(tmp_path / "home", pd, clock=clock)
+    im(runtime, "declare", "--sev", "SEV-1", "--title", "x", "--service", "db")
+    [link] = runtime.store.links("INC-1")
+    runtime.store.upsert_link(msgspec.structs.replace(link, remote_id="QNOTLISTED"))
+    runtime.store.set_cursor("prod-pagerduty",
+                             clock.advance(days=200).isoformat(), at=clock())
+    pd.clear_requests()
+    poll(runtime, "prod-pagerduty")
+    assert pd.requests("GET", "/incidents/*") == []
+    assert clock() - runtime.store.get_incident("INC-1").created_at > timedelta(days=180)
+    runtime.store.close()
+
+
+def test_incidents_linked_stays_a_real_count_through_merges_polls_and_removal(tmp_path, pd):
+    """The count of incidents linked that /metrics and `im metrics connector` read is kept
+    as links change: it equals a real count of the links after incidents are declared for
+    two services, a link follows the incident its own was merged into, another is kept as
+    merged, a poll makes a new incident, and the connector is removed (links stay)."""
+    import sqlite3
+
+    from im import observability
+    from im.app.connectors import remove
+
+    from .test_merges import made_in_pagerduty, merge
+
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+
+    def kept_and_real():
+        kept = runtime.store.read().links.incidents_linked("prod-pagerduty")
+        with sqlite3.connect(f"file:{tmp_path / 'home' / 'im.db'}?mode=ro", uri=True) as db:
+            real = db.execute("SELECT count(DISTINCT number) FROM links"
+                              " WHERE connector = 'prod-pagerduty'").fetchone()[0]
+        return kept, real
+
+    im(runtime, "declare", "--sev", "SEV-1", "--title", "two", "--service", "api,db")
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "one", "--service", "api")
+    assert kept_and_real() == (2, 2)
+    assert observability.metrics(runtime, "prod-pagerduty").total_incidents == 2
+    both = {link.service: link for link in runtime.store.links("INC-1")}
+    [single] = runtime.store.links("INC-2")
+    survivor = made_in_pagerduty(pd)
+    merge(pd, survivor["id"], single.remote_id)  # INC-2 follows the survivor
+    merge(pd, both["db"].remote_id, both["api"].remote_id)  # INC-1's api link kept as merged
+    made_in_pagerduty(pd, title="Search is slow", service="PAPI001")  # becomes INC-3
+    poll(runtime, "prod-pagerduty")
+    [moved] = runtime.store.links("INC-2")
+    assert moved.remote_id == survivor["id"]
+    assert {link.remote_status for link in runtime.store.links("INC-1")} == {
+        "merged", "open"}
+    assert kept_and_real() == (3, 3)
+    assert observability.metrics(runtime, "prod-pagerduty").total_incidents == 3
+    remove(runtime, "prod-pagerduty")
+    assert kept_and_real() == (3, 3)
+    runtime.store.close()
