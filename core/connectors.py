@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import msgspec
 
@@ -412,6 +412,10 @@ class Connector:
     its vocabulary and the core stays generic. `rate_limit_per_minute` is the remote API's
     documented request limit, the measure of `Rate Limit Usage` until a call records the
     limit the remote system gives (`runtime.record_call(rate_limit=...)`); None: unknown.
+    `remote_incident_per` says how im incidents map to remote ones: "service" (one remote
+    incident for each service of the im incident: every change is pushed once per service,
+    and the incident resolves when all of them are) or "incident" (one remote incident for
+    the im incident, made for its first service: every change is pushed once).
     """
 
     type: ClassVar[str]
@@ -419,6 +423,7 @@ class Connector:
     description: ClassVar[str] = ""
     options: ClassVar[dict[str, str]] = {}
     rate_limit_per_minute: ClassVar[int | None] = None
+    remote_incident_per: ClassVar[Literal["service", "incident"]] = "service"
 
     def __init__(self, name: str, settings: ConnectorSettings, runtime: Runtime) -> None:
         self.name = name

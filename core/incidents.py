@@ -116,10 +116,11 @@ def _enqueue(runtime: Runtime, tx: UnitOfWork, incident: Incident, action: Actio
 
 def enqueue_all(runtime: Runtime, tx: UnitOfWork, incident: Incident, action: str,
                 payload: dict[str, Any], *, system: str) -> int:
-    """One outbox row per outbound connector and service, in the caller's transaction. A
-    change never goes back to the connector (`system`) it came from, and a connector follows
-    the incidents declared since it was added: one declared before never reached it, so its
-    later changes have nothing there to change."""
+    """One outbox row per outbound connector and service (one per connector for a connector
+    with one remote incident per im incident: for the service its link has, else the first),
+    in the caller's transaction. A change never goes back to the connector (`system`) it came
+    from, and a connector follows the incidents declared since it was added: one declared
+    before never reached it, so its later changes have nothing there to change."""
     queued = 0
     for record in tx.connectors.all():
         if not record.enabled or record.name == system:
@@ -128,11 +129,20 @@ def enqueue_all(runtime: Runtime, tx: UnitOfWork, incident: Incident, action: st
             continue
         if not record.sync_direction.pushes:
             continue
-        for service in incident.services:
+        services = incident.services
+        if _one_per_incident(runtime, record.type):
+            linked = tx.links.find(incident.id, connector=record.name)
+            services = [linked[0].service] if linked else incident.services[:1]
+        for service in services:
             tx.outbox.add(connector=record.name, incident_id=incident.id, service=service,
                           action=action, payload=payload, at=runtime.clock())
             queued += 1
     return queued
+
+
+def _one_per_incident(runtime: Runtime, type_name: str) -> bool:
+    connector_class = runtime.connector_types.get(type_name)
+    return connector_class is not None and connector_class.remote_incident_per == "incident"
 
 
 def _record(runtime: Runtime, incident_id: str, action: Action, text: str, origin: Origin,

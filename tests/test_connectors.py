@@ -745,3 +745,32 @@ def test_rate_limit_usage_is_unknown_until_the_connector_knows_its_limit(runtime
                         duration=0.001)
     shown = im(runtime, "metrics", "connector", "prod-fake").stdout.splitlines()
     assert "Rate Limit Usage: 1.7%" in shown  # one call in the last minute, of 60
+
+
+def test_a_connector_with_one_remote_incident_per_incident_gets_each_change_once(tmp_path,
+                                                                                  clock):
+    from im import hookimpl
+    from im.testing import FakeConnector, FakeRemote, make_runtime
+
+    remote = FakeRemote()
+
+    class OnePerIncident:
+        @hookimpl
+        def register_connectors(self, register):
+            register(type("Ticketing", (FakeConnector,), {
+                "type": "fake", "remote": remote, "remote_incident_per": "incident"}))
+
+    runtime = make_runtime(tmp_path / "home", plugins=[OnePerIncident()], clock=clock)
+    add(runtime)
+    declared = im(runtime, "declare", "--sev", "SEV-1", "--title", "Region down",
+                  "--service", "api,db,web")
+    assert declared.stdout.splitlines()[1:] == ["  prod-fake: Fake incident #1 created (api)"]
+    for command in (("ack", "--incident", "INC-1"), ("note", "--incident", "INC-1", "Failing over"),
+                    ("resolve", "--incident", "INC-1")):
+        assert im(runtime, *command).exit_code == 0
+    assert remote.calls == [("declare", "INC-1", "api"), ("ack", "INC-1", "api"),
+                            ("note", "INC-1", "api"), ("resolve", "INC-1", "api")]
+    [link] = runtime.store.links("INC-1")
+    assert (link.service, link.remote_status) == ("api", "resolved")
+    assert runtime.store.get_incident("INC-1").status.value == "resolved"
+    runtime.store.close()
