@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable
 from datetime import datetime
 from functools import cached_property
@@ -38,6 +39,13 @@ def _login_name() -> str:
     import getpass
 
     return getpass.getuser()
+
+
+def debug_variable(type_name: str) -> str:
+    """The environment variable that turns a connector type's debug switches on: its name in
+    capitals, with any character a shell variable cannot have as `_` (`acme-ops` is
+    `ACME_OPS_DEBUG`)."""
+    return re.sub(r"[^A-Z0-9_]", "_", type_name.upper()) + "_DEBUG"
 
 
 class Runtime:
@@ -195,11 +203,12 @@ class Runtime:
 
     def _debug_overrides(self, type_name: str, settings: dict[str, Any]) -> dict[str, Any]:
         """Debug switches from outside the stored settings: the settings file's
-        `connectors.<type>` section and the `<TYPE>_DEBUG=true` environment variable."""
+        `connectors.<type>` section and the `<TYPE>_DEBUG=true` environment variable (see
+        debug_variable)."""
         overrides = {key: value for key, value in
                      (self.settings.get("connectors", {}).get(type_name) or {}).items()
                      if key in ("debug", "log_requests", "log_responses")}
-        if os.environ.get(f"{type_name.upper()}_DEBUG", "").lower() in ("1", "true", "yes"):
+        if os.environ.get(debug_variable(type_name), "").lower() in ("1", "true", "yes"):
             overrides.update(debug=True, log_requests=True, log_responses=True)
         return {**settings, **overrides} if overrides else settings
 

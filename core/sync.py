@@ -121,6 +121,20 @@ def _deliver(runtime: Runtime, connector: Connector, row: OutboxRow,
         _retry(runtime, row, ConnectorError(f"{type(error).__name__}: {error}",
                                             retryable=True), report)
         return
+    if result.link is not None:
+        # a remote incident follows one im incident and service: a connector that gives the
+        # id of one linked elsewhere has a bug the operator must see (the change is set
+        # aside, not retried for ever, and nothing is linked twice)
+        holder = next((other for other in store.links(connector=connector.name,
+                                                      remote_id=result.link.remote_id)
+                       if (other.incident_id, other.service) != (incident.id, row.service)),
+                      None)
+        if holder is not None:
+            _retry(runtime, row, ConnectorError(
+                f"connector {connector.name} gave remote incident {result.link.remote_id} for"
+                f" {incident.id} ({row.service}), but it is linked to {holder.incident_id}"
+                f" ({holder.service}) already: a connector's remote ids must be unique"), report)
+            return
     now = runtime.clock()
     with store.transaction():
         if result.link is not None:

@@ -774,3 +774,40 @@ def test_a_connector_with_one_remote_incident_per_incident_gets_each_change_once
     assert (link.service, link.remote_status) == ("api", "resolved")
     assert runtime.store.get_incident("INC-1").status.value == "resolved"
     runtime.store.close()
+
+
+def test_a_hyphenated_connector_type_has_a_debug_variable_a_shell_can_set(tmp_path, monkeypatch):
+    from im import hookimpl
+    from im.runtime import debug_variable
+    from im.testing import FakeConnector, make_runtime
+
+    class Acme:
+        @hookimpl
+        def register_connectors(self, register):
+            register(type("AcmeOps", (FakeConnector,), {"type": "acme-ops"}))
+
+    assert debug_variable("acme-ops") == "ACME_OPS_DEBUG"
+    runtime = make_runtime(tmp_path / "home", plugins=[Acme()])
+    assert not runtime.build_connector("x", "acme-ops", {"api_key": "k"}).settings.debug
+    monkeypatch.setenv("ACME_OPS_DEBUG", "true")
+    settings = runtime.build_connector("x", "acme-ops", {"api_key": "k"}).settings
+    assert (settings.debug, settings.log_requests, settings.log_responses) == (True, True, True)
+    runtime.store.close()
+
+
+def test_a_connector_giving_a_remote_id_linked_elsewhere_is_told_in_words(runtime, fake):
+    add(runtime)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "First", "--service", "api")
+    fake.remote.by_key.clear()  # a buggy connector: its next create reuses an id
+    fake.remote._numbers = iter(range(1, 10))
+    second = im(runtime, "declare", "--sev", "SEV-2", "--title", "Second", "--service", "db")
+    assert second.exit_code == 3, second.output  # the declare stands; its push is set aside
+    assert second.stderr.splitlines()[0] == (
+        "  ! prod-fake INC-2 declare: connector prod-fake gave remote incident F1 for INC-2 (db),"
+        " but it is linked to INC-1 (api) already: a connector's remote ids must be unique")
+    [failed] = [r for r in runtime.store.outbox() if r.incident_id == "INC-2"]
+    assert failed.status == "failed"
+    assert failed.last_error == (
+        "connector prod-fake gave remote incident F1 for INC-2 (db), but it is linked to INC-1"
+        " (api) already: a connector's remote ids must be unique")
+    assert [link.incident_id for link in runtime.store.links(connector="prod-fake")] == ["INC-1"]
