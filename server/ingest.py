@@ -256,7 +256,10 @@ class WebhookIngest:
         if self._allowed is not None and client not in self._allowed:
             return None, self.refuse(client, "forbidden", label, 403,
                                      "source address not allowed")
-        if connector is None or not connector.settings.enable_webhook:
+        # an outbound connector applies nothing that comes in: its webhooks would be stored
+        # and never read, so they are refused like a connector's whose webhooks are off
+        if connector is None or not connector.settings.enable_webhook or (
+                not connector.settings.sync_direction.pulls):
             return None, self.refuse(client, "not_found", label, 404,
                                      "no webhook for this connector")
         return connector, None

@@ -332,3 +332,16 @@ def _live(url):
         return httpx.get(f"{url}/health/live", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_an_outbound_connector_refuses_webhooks_it_would_never_apply(tmp_path, pd):
+    """An outbound connector applies nothing that comes in: its deliveries are refused (404,
+    as for webhooks turned off), not stored to be ignored for ever."""
+    runtime = secured_runtime(tmp_path, pd, {})
+    runtime.update_connector_settings("prod-pagerduty", {"sync_direction": "outbound"})
+    body, signed = ping("01OUTBOUND")
+    with serve(runtime, background=False) as url, httpx.Client(base_url=url) as client:
+        answer = client.post(ENDPOINT, content=body, headers=signed)
+    assert (answer.status_code, answer.json()) == (404, {"error": "no webhook for this connector"})
+    assert runtime.store.inbox() == []
+    runtime.store.close()
