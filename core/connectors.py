@@ -358,7 +358,7 @@ class CheckRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 class Check(msgspec.Struct, frozen=True, kw_only=True):
     """One line of `im connector test` or `health`: what was checked, and the fix if it failed.
-    `label` titles the line in `health` ("API Connectivity"); `critical`, see below."""
+    `label` titles the line in `health` ("API Connectivity"); `critical` decides its verdict."""
 
     name: str
     ok: bool
@@ -416,6 +416,17 @@ class Connector:
     incident for each service of the im incident: every change is pushed once per service,
     and the incident resolves when all of them are) or "incident" (one remote incident for
     the im incident, made for its first service: every change is pushed once).
+
+    What the core gives a connector: `self.runtime.record_call(self.name, method=, path=,
+    status=, duration=, error=, rate_limit=, rate_remaining=)` records each call to the
+    remote system (without it `im connector status`, `metrics` and `health` show no calls
+    and no error rate); log through `logging.getLogger(f"im.connector.{self.name}")` (kept
+    by `im logs --connector NAME`), with secrets masked by `im.redact_headers` and
+    `im.redact_body`; `self.settings.debug`, `log_requests` and `log_responses` say what to
+    trace (also set by the `connectors.<type>` section of the settings file and the
+    `<TYPE>_DEBUG=true` environment variable). A remote id is one remote incident: the core
+    links it to one im incident and service, and sets aside a change whose answer names a
+    remote incident linked elsewhere.
     """
 
     type: ClassVar[str]
@@ -469,17 +480,26 @@ class Connector:
                 and self.settings.sync_direction.pulls)
 
     def verify_webhook(self, request: WebhookRequest) -> bool:
-        """True when the delivery is authentic (signature checked over the raw body)."""
+        """True when the delivery is authentic (signature checked over the raw body).
+        `request.headers` are the delivery's, names lower-cased; `request.body` the raw
+        bytes; `request.client` the sender's address. Called by `im serve` for each
+        delivery to `POST /connectors/NAME/webhook` of a connector that pulls and has
+        webhooks on (others are refused 404 before their body is read); False is a 401."""
         raise self._unsupported("webhooks")
 
     def parse_webhook(self, request: WebhookRequest) -> WebhookEvent:
-        """The envelope of an authentic delivery; raise ValueError when it cannot be read."""
+        """The envelope of an authentic delivery, to store it (raise ValueError when it
+        cannot be read: a 400). Its `delivery_id` deduplicates: a delivery with an id
+        already stored is answered 202 and dropped."""
         raise self._unsupported("webhooks")
 
     def webhook_changes(self, request: WebhookRequest) -> list[InboundChange]:
         """The changes an authentic, stored delivery carries (may be none). Raise
         `im.UnhandledEventError` for event types it does not handle, ValueError for
-        bodies it cannot read: either way the event is quarantined for replay, not lost."""
+        bodies it cannot read: either way the event is quarantined for replay, not lost.
+        Only the body is stored: `request.headers` is empty here, so read everything from
+        `request.body`. `request.deadline` bounds any call made to read it (a user look-up):
+        past it, raise a retryable ConnectorError and the event waits for a later pass."""
         raise self._unsupported("webhooks")
 
     def webhook_subscribe(self, request: WebhookSetupRequest) -> WebhookSetupResult:
@@ -487,6 +507,8 @@ class Connector:
         raise self._unsupported("webhook subscriptions")
 
     def webhook_unsubscribe(self, request: WebhookSetupRequest) -> WebhookSetupResult:
+        """Stop the remote system's deliveries to `request.url` (`im connector webhook NAME
+        --disable`, and `im connector remove`)."""
         raise self._unsupported("webhook subscriptions")
 
     def webhook_test_event(self, request: WebhookTestRequest) -> WebhookTestEvent:
@@ -535,4 +557,5 @@ class Connector:
 
     # on-call
     def oncall(self, request: OncallRequest) -> OncallResult:
+        """Who is on call for `request.service` now and next (`im oncall --service NAME`)."""
         raise self._unsupported("on-call look-ups")

@@ -185,3 +185,23 @@ def test_cli_reference_is_up_to_date(tmp_path, monkeypatch):
     monkeypatch.setenv("IM_HOME", str(tmp_path))
     current = (REPO / "docs" / "cli.md").read_text()
     assert render() == current, "docs/cli.md is stale: python -m im.cli.docs > docs/cli.md"
+
+
+def test_connector_reference_is_up_to_date():
+    """docs/connector-reference.md is what `python -m im.sdk_docs` prints: every Connector
+    method with its exact signature, every struct with its fields, from the code."""
+    from im.sdk_docs import STRUCTS, render
+
+    current = (REPO / "docs" / "connector-reference.md").read_text()
+    assert render() == current, (
+        "docs/connector-reference.md is stale: python -m im.sdk_docs > docs/connector-reference.md")
+    import im
+    from im.connectors import Connector
+
+    for name, member in vars(Connector).items():  # every public method is in it
+        if inspect.isfunction(member) and not name.startswith("_"):
+            assert f"### `{name}(" in current, name
+    exported = {name for name in im.__all__ if isinstance(getattr(im, name), type)
+                and hasattr(getattr(im, name), "__struct_fields__")
+                and getattr(im, name).__module__ == "im.connectors"}
+    assert exported <= set(STRUCTS), f"structs missing from the reference: {exported - set(STRUCTS)}"
