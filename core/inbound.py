@@ -15,7 +15,7 @@ acknowledged) and processed from there; polls feed the same `apply_change`. The 
   reopened remote incident reopens it.
 - A remote incident merged into another (MERGED) never resolves the im incident: the problem
   goes on under the surviving remote incident. If no im incident follows that one yet, the
-  link moves to it (same im incident, same service; its status counts as triggered until the
+  link moves to it (same im incident, same service; its status counts as open until the
   remote system says more). If it is linked already (for another service of the same im
   incident, or to another im incident: a remote incident has one link), the merged one's link
   is kept with the status `merged`, which holds nothing open, and the timeline says who
@@ -433,7 +433,7 @@ def _made_by_im(runtime: Runtime, change: InboundChange) -> Incident | None:
 
 def _first_link(runtime: Runtime, connector: Connector, incident: Incident,
                 change: InboundChange) -> Link:
-    """The link of a remote incident im created, as im created it (triggered): the change is
+    """The link of a remote incident im created, as im created it (open): the change is
     then applied like any other, so a responder's acknowledgement that came first is not
     lost."""
     link = Link(incident_id=incident.id, connector=connector.name, service=str(change.service),

@@ -306,3 +306,61 @@ def test_the_example_plugin_installed_is_listed_as_the_page_shows(tmp_path):
                             timeout=60)
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == expected
+
+
+def test_the_receiving_webhooks_example_works_against_a_real_server(tmp_path):
+    """The two ```python blocks of writing-plugins.md's "Receiving webhooks": the connector,
+    registered as a plugin, and the signed delivery, sent to a real `im serve` (its date made
+    the clock's, so that the delivery stays inside the replay window)."""
+    from datetime import UTC, datetime
+
+    import httpx
+
+    import im
+    from im import hookimpl
+    from im.inbound import process_inbox
+    from im.testing import serve
+
+    chapter = WRITING.read_text().split("## Receiving webhooks", 1)[1].split("\n## ", 1)[0]
+    connector_code, delivery_code = re.findall(r"^```python\n(.*?)^```$", chapter, re.S | re.M)
+    module: dict = {"__name__": "acme_example"}
+    exec(compile(connector_code, "acme_example", "exec"), module)  # noqa: S102
+
+    class Acme(module["AcmeConnector"]):
+        def push(self, request):  # a create makes alert A-17 (the example has no push)
+            return im.PushResult(link=im.RemoteRef(remote_id="A-17",
+                                                   remote_status=im.RemoteStatus.OPEN))
+
+    class Plugin:
+        @hookimpl
+        def register_connectors(self, register):
+            register(Acme)
+
+    runtime = make_runtime(tmp_path / "home", plugins=[Plugin()])
+    added = run_cli(runtime, ["connector", "add", "acme", "acme-prod", "--config", json.dumps(
+        {"webhook_secret": "s3cret", "sync_direction": "bidirectional"})])
+    assert added.exit_code == 0, added.output
+    run_cli(runtime, ["declare", "--sev", "SEV-2", "--title", "Queue stuck", "--service", "jobs"])
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    with serve(runtime, background=False) as url:
+        answers = []
+
+        class Http:
+            @staticmethod
+            def post(address, **kwargs):
+                answer = httpx.post(address.replace("http://127.0.0.1:8080", url), **kwargs)
+                answers.append((answer.status_code, answer.json()))
+                return answer
+
+        exec(compile(delivery_code.replace("2026-12-06T03:00:00+00:00", now), "delivery",  # noqa: S102
+                     "exec"), {**module, "httpx": Http})
+        forged = httpx.post(f"{url}/connectors/acme-prod/webhook", content=b'{"id": "x"}',
+                            headers={"X-Acme-Signature": "sha256=00"})
+    assert answers == [(202, {"status": "accepted"})]
+    assert forged.status_code == 401
+    assert process_inbox(runtime).outcomes == {"applied": 1}
+    incident = runtime.store.get_incident("INC-1")
+    assert incident.status.value == "mitigated"
+    [ack] = [e for e in runtime.store.timeline("INC-1") if e.kind == "acknowledged"]
+    assert (ack.actor, ack.system) == ("jane@company.com", "acme-prod")
+    runtime.store.close()
