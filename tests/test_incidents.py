@@ -98,12 +98,12 @@ def test_severity_spellings():
 def test_notes_and_assignment_keep_origin(runtime):
     incidents.declare(runtime, title="x", severity="SEV-3", services=["web"])
     incidents.add_note(runtime, "INC-1", "Status update",
-                       origin=Origin(actor="john.doe@company.com", system="prod-pagerduty"))
+                       origin=Origin(actor="john.doe@company.com", system="prod-paging"))
     incident = incidents.assign(runtime, "INC-1", "jane.smith@company.com")
     assert incident.assignee == "jane.smith@company.com"
     note, assigned = runtime.store.timeline("INC-1")[1:]
     assert (note.text, note.actor, note.system) == (
-        "Status update", "john.doe@company.com", "prod-pagerduty")
+        "Status update", "john.doe@company.com", "prod-paging")
     assert assigned.data == {"assignee": "jane.smith@company.com", "previous": None}
 
 

@@ -87,10 +87,10 @@ def test_breach_is_notified_once_everywhere(tmp_path, clock):
 
 def test_acks_from_either_side_stop_the_timer_and_reopen_restarts(runtime, clock):
     incidents.declare(runtime, title="x", severity="SEV-3", services=["web"],
-                      origin=Origin(actor="john", system="prod-pagerduty"))
+                      origin=Origin(actor="john", system="prod-paging"))
     clock.advance(minutes=30)
     incidents.transition(runtime, "INC-1", Action.ACK,
-                         origin=Origin(actor="john", system="prod-pagerduty"))
+                         origin=Origin(actor="john", system="prod-paging"))
     clock.advance(hours=1)
     incidents.transition(runtime, "INC-1", Action.RESOLVE)
     assert "No SLA timers running" in im(runtime, "sla").stdout
@@ -127,7 +127,7 @@ def test_policy_from_settings_file_and_bad_policies(tmp_path, clock):
 
 
 def test_oversized_or_zero_targets_are_refused_by_name(tmp_path, clock):
-    """A connector's targets (a connector such as PagerDuty's refuses them already where they
+    """A connector's targets (a paging connector refuses them already where they
     are configured; this one does not) and the settings file's: every command that reads the
     targets names the field, never an overflow."""
     runtime = make_runtime(tmp_path, plugins=[PagingPlugin()], clock=clock)
