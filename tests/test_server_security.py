@@ -20,7 +20,8 @@ def with_fake_connector(tmp_path, server_settings):
     (home / "settings.json").write_text(json.dumps({"server": server_settings}))
     runtime = make_runtime(home, plugins=[FakePlugin()])
     result = run_cli(runtime, ["connector", "add", "fake", "f", "--config",
-                               '{"api_key": "k", "enable_webhook": true}'])
+                               '{"api_key": "k", "enable_webhook": true,'
+                               ' "sync_direction": "bidirectional"}'])
     assert result.exit_code == 0, result.output
     return runtime
 

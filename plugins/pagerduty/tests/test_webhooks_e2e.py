@@ -586,6 +586,8 @@ def test_a_change_made_through_an_integration_names_it_on_the_timeline(tmp_path,
              if e.system == "prod-pagerduty" and e.actor == "jane.smith@company.com"]
     assert lines == [
         ("jane.smith@company.com", "PagerDuty incident #1 priority set to P1 (SEV-1) (via Slack)"),
+        ("jane.smith@company.com", "Severity changed from SEV-2 to SEV-1"),
         ("jane.smith@company.com", "Acknowledged by jane.smith@company.com: via Slack"),
         ("jane.smith@company.com", "PagerDuty incident #1 priority set to P2 (SEV-2)"),
+        ("jane.smith@company.com", "Severity changed from SEV-1 to SEV-2"),
     ]
