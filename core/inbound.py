@@ -97,11 +97,14 @@ def process_inbox(runtime: Runtime, *, connector: str | None = None,
     store = runtime.store
     report = InboxReport()
     instances: dict[str, Connector] = {}
+    # connectors whose remote system asked to wait (a rate limit, an outage) during this call:
+    # their events are left for a later pass, in order; the others' go on being applied
+    waiting: set[str] = set()
     while limit is None or report.processed + report.quarantined < limit:
         size = batch if limit is None else min(batch, limit - report.processed
                                                - report.quarantined)
         rows = store.claim_inbox(now=runtime.clock(), lease_seconds=INBOX_LEASE_SECONDS,
-                                 connector=connector, limit=size)
+                                 connector=connector, limit=size, exclude=sorted(waiting))
         if not rows:
             break
         # Reading the events may ask the remote system (a user's e-mail): outside any lock,
@@ -109,7 +112,11 @@ def process_inbox(runtime: Runtime, *, connector: str | None = None,
         # while this one still waits (a rate limit's reset can be a minute)
         deadline = time.monotonic() + INBOX_LEASE_SECONDS / 2
         prepared: list[tuple[Any, Connector | None, list[InboundChange], Exception | None]] = []
-        for index, row in enumerate(rows):
+        held: list[int] = []
+        for row in rows:
+            if row.connector in waiting:  # behind an event of its connector that waits
+                held.append(row.id)
+                continue
             try:
                 instance = instances.get(row.connector) or runtime.connector(row.connector)
                 instances[row.connector] = instance
@@ -124,18 +131,16 @@ def process_inbox(runtime: Runtime, *, connector: str | None = None,
                 if not error.retryable:
                     prepared.append((row, None, [], error))
                     continue
-                # The remote system is briefly unavailable: this event and the ones after it
-                # wait for a later pass (in order), they are not quarantined.
+                # The remote system is briefly unavailable: this event and the later ones of
+                # its connector wait for a later pass (in order), they are not quarantined
                 log.warning("event %s of %s waits: %s", row.delivery_id, row.connector, error,
                             extra={"connector": row.connector})
-                store.release_inbox([later.id for later in rows[index:]])
-                rows = rows[:index]
-                stop = True
-                break
+                waiting.add(row.connector)
+                held.append(row.id)
             except Exception as error:
                 prepared.append((row, None, [], error))
-        else:
-            stop = False
+        if held:
+            store.release_inbox(held)
         with store.transaction():
             for row, instance, changes, error in prepared:
                 if error is None and instance is not None:
@@ -166,8 +171,6 @@ def process_inbox(runtime: Runtime, *, connector: str | None = None,
                 store.finish_inbox(row.id, at=runtime.clock(),
                                    status=InboxStatus.QUARANTINED, error=reason)
                 report.quarantined += 1
-        if stop:
-            break
     return report
 
 

@@ -811,3 +811,42 @@ def test_a_connector_giving_a_remote_id_linked_elsewhere_is_told_in_words(runtim
         "connector prod-fake gave remote incident F1 for INC-2 (db), but it is linked to INC-1"
         " (api) already: a connector's remote ids must be unique")
     assert [link.incident_id for link in runtime.store.links(connector="prod-fake")] == ["INC-1"]
+
+
+def test_a_connector_waiting_on_its_remote_does_not_hold_back_the_others_events(tmp_path,
+                                                                                  clock):
+    """An event whose reading must wait (the remote system's rate limit) leaves the later
+    events of its connector for a later pass, in order; other connectors' events are applied
+    in the same pass."""
+    from im import ConnectorError, hookimpl
+    from im.inbound import process_inbox
+    from im.testing import FakeConnector, make_runtime
+
+    class Hooked(FakeConnector):
+        type = "hooked"
+
+        def webhook_changes(self, request):
+            if json.loads(request.body)["wait"]:
+                raise ConnectorError("rate limited for a minute", retryable=True)
+            return []
+
+    class Plugin:
+        @hookimpl
+        def register_connectors(self, register):
+            register(Hooked)
+
+    runtime = make_runtime(tmp_path / "home", plugins=[Plugin()], clock=clock)
+    for name in ("slow", "fast"):
+        added = im(runtime, "connector", "add", "hooked", name, "--config",
+                   '{"api_key": "k", "sync_direction": "bidirectional"}')
+        assert added.exit_code == 0, added.output
+    for n, (name, wait) in enumerate([("slow", True), ("fast", False), ("slow", False),
+                                      ("fast", False)]):
+        runtime.store.store_inbox(connector=name, delivery_id=f"e{n}", event_type="x",
+                                  body=json.dumps({"wait": wait}).encode(), at=clock.now)
+    report = process_inbox(runtime)
+    assert (report.processed, report.quarantined) == (2, 0)
+    assert [(row.connector, row.delivery_id, row.status) for row in runtime.store.inbox()] == [
+        ("slow", "e0", "pending"), ("fast", "e1", "done"), ("slow", "e2", "pending"),
+        ("fast", "e3", "done")]
+    runtime.store.close()

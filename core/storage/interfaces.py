@@ -223,9 +223,9 @@ class InboxRepository(Protocol):
         ...
 
     def claim(self, *, now: datetime, lease_seconds: float, connector: str | None = None,
-              limit: int = 1) -> list[InboxRow]:
+              limit: int = 1, exclude: Sequence[str] = ()) -> list[InboxRow]:
         """Claim up to `limit` of the oldest pending events (or ones whose claim's lease ran
-        out), oldest first."""
+        out), oldest first; none of the connectors in `exclude`."""
         ...
 
     def release(self, row_ids: Sequence[int]) -> None: ...

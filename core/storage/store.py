@@ -204,12 +204,13 @@ class Store(abc.ABC):
             return tx.inbox.add_many(events)
 
     def claim_inbox(self, *, now: datetime, lease_seconds: float,
-                    connector: str | None = None, limit: int = 1) -> list[InboxRow]:
+                    connector: str | None = None, limit: int = 1,
+                    exclude: Sequence[str] = ()) -> list[InboxRow]:
         """Claim up to `limit` of the oldest pending events (or ones whose claim's lease ran
-        out), oldest first."""
+        out), oldest first; none of the connectors in `exclude`."""
         with self.transaction() as tx:
             return tx.inbox.claim(now=now, lease_seconds=lease_seconds, connector=connector,
-                                  limit=limit)
+                                  limit=limit, exclude=exclude)
 
     def release_inbox(self, row_ids: Sequence[int]) -> None:
         """Give claimed events back, untouched, to be processed on a later pass."""

@@ -65,13 +65,17 @@ class SqliteInbox:
         return new
 
     def claim(self, *, now: datetime, lease_seconds: float, connector: str | None = None,
-              limit: int = 1) -> list[InboxRow]:
+              limit: int = 1, exclude: Sequence[str] = ()) -> list[InboxRow]:
         params: dict[str, Any] = {"now": ts(now), "limit": limit,
                                   "lease": lease_end(now, lease_seconds)}
         extra = ""
         if connector is not None:
             extra = " AND connector = :connector"
             params["connector"] = connector
+        if exclude:  # connectors waiting this pass out: a few names, never one per row
+            names = {f"x{n}": name for n, name in enumerate(exclude)}
+            extra += f" AND connector NOT IN ({', '.join(':' + key for key in names)})"
+            params.update(names)
         # Two index-ordered reads of `limit` rows each, merged: one query with OR would
         # sort every pending row on each claim, which a burst of webhooks makes many.
         rows = sorted(self.conn.execute(
