@@ -37,7 +37,7 @@ from im import incidents
 from im.humanize import duration
 from im.connectors import ChangeKind, Connector, InboundChange, RemoteStatus, WebhookRequest
 from im.errors import ConnectorError, ImError
-from im.models import Action, Incident, Link, Origin, Status
+from im.models import Action, Incident, Link, Origin, Status, TimelineEvent
 from im.storage import InboxStatus, OutboxStatus
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, 
         if change.action == ChangeKind.UPDATED and change.moved_to_service:
             return _moved(runtime, connector, link, incident, change)
         if change.action == ChangeKind.SEVERITY:
-            return _severity(runtime, connector, incident, change, origin)
+            return _severity(runtime, connector, link, incident, change, origin)
         if change.action == ChangeKind.NOTE:
             if change.text:
                 incidents.add_note(runtime, incident.id, change.text, origin=origin)
@@ -270,27 +270,56 @@ def _sync_line(runtime: Runtime, incident_id: str, connector: Connector,
                                          "action": change.action})
 
 
-def _severity(runtime: Runtime, connector: Connector, incident: Incident,
+def _severity(runtime: Runtime, connector: Connector, link: Link, incident: Incident,
               change: InboundChange, origin: Origin) -> str:
-    """The remote incident's severity changed: the im incident takes it (and the other
-    connectors are told), unless the severity was changed after the remote change happened,
-    in im or through another connector (a late delivery): the later change stands. The
-    remote change's own words (the priority it was given) are on the timeline either way."""
-    store = runtime.store
+    """The remote incident's severity changed: the im incident takes it, and the other
+    connectors and this connector's remote incidents of the other services are told. A change
+    older than the severity's latest (a late or replayed delivery, from any system) is stale:
+    the later one stands. The remote change's own words (the priority it was given) are on
+    the timeline either way, with when it happened there, which later changes are measured
+    against."""
     severity = change.severity
-    if severity is None or severity == incident.severity:
-        _sync_line(runtime, incident.id, connector, change, change.text)
-        return "applied" if severity is None else "confirmed"
-    changed_in_im = store.read().timeline.last_at(
-        incident.id, incidents.KINDS[Action.SEVERITY], other_than=connector.name)
-    if changed_in_im is not None and changed_in_im > change.occurred_at:
-        _sync_line(runtime, incident.id, connector, change,
-                   f"{change.text}; {incident.id} stays {incident.severity.value}, set"
-                   f" later" if change.text else "")
+    settled = _severity_settled_at(runtime.store.timeline(incident.id))
+    if settled is not None and change.occurred_at < settled:
+        if change.text:
+            _sync_line(runtime, incident.id, connector, change,
+                       f"{change.text}; {incident.id} stays {incident.severity.value},"
+                       " set later")
         return "stale"
-    _sync_line(runtime, incident.id, connector, change, change.text)
-    incidents.set_severity(runtime, incident.id, severity, origin=origin)
+    when = {"remote_at": change.occurred_at.isoformat()}
+    if change.text:
+        runtime.store.add_timeline(incident.id, at=runtime.clock(), kind="sync",
+                                   text=change.text, actor=change.actor, system=connector.name,
+                                   data={"remote_id": change.remote_id,
+                                         "action": change.action, **when})
+    if severity is None or severity == incident.severity:
+        return "applied" if severity is None else "confirmed"
+    incidents.set_severity(runtime, incident.id, severity, origin=origin,
+                           origin_service=link.service, data=when)
     return "applied"
+
+
+def _severity_settled_at(events: list[TimelineEvent]) -> datetime | None:
+    """When the incident's severity was last settled: an im change at its time, a remote one
+    at the time it happened there (kept as `remote_at`)."""
+    latest: datetime | None = None
+    for event in events:
+        if event.kind == incidents.KINDS[Action.SEVERITY]:
+            when = _time(event.data.get("remote_at")) or event.at
+        elif event.kind == "sync" and event.data.get("action") == ChangeKind.SEVERITY:
+            when = _time(event.data.get("remote_at"))
+        else:
+            continue
+        if when is not None and (latest is None or when > latest):
+            latest = when
+    return latest
+
+
+def _time(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _moved(runtime: Runtime, connector: Connector, link: Link, incident: Incident,

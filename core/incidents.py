@@ -8,6 +8,7 @@ remote outage never fails or loses a local change.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Sequence
@@ -19,6 +20,8 @@ from im.models import TRANSITIONS, Action, Incident, Origin, Severity, Status, T
 if TYPE_CHECKING:
     from im.runtime import Runtime
     from im.storage import UnitOfWork
+
+log = logging.getLogger("im.incidents")
 
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 FIELD_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
@@ -110,20 +113,25 @@ def get(runtime: Runtime, incident_id: str) -> Incident:
 
 
 def _enqueue(runtime: Runtime, tx: UnitOfWork, incident: Incident, action: Action,
-             payload: dict[str, Any], origin: Origin) -> int:
-    return enqueue_all(runtime, tx, incident, action.value, payload, system=origin.system)
+             payload: dict[str, Any], origin: Origin, origin_service: str | None = None) -> int:
+    return enqueue_all(runtime, tx, incident, action.value, payload, system=origin.system,
+                       origin_service=origin_service)
 
 
 def enqueue_all(runtime: Runtime, tx: UnitOfWork, incident: Incident, action: str,
-                payload: dict[str, Any], *, system: str) -> int:
+                payload: dict[str, Any], *, system: str,
+                origin_service: str | None = None) -> int:
     """One outbox row per outbound connector and service (one per connector for a connector
     with one remote incident per im incident: for the service its link has, else the first),
     in the caller's transaction. A change never goes back to the connector (`system`) it came
     from, and a connector follows the incidents declared since it was added: one declared
-    before never reached it, so its later changes have nothing there to change."""
+    before never reached it, so its later changes have nothing there to change. With
+    `origin_service`, the change came from that service's remote incident of connector
+    `system`: the connector's remote incidents of the incident's other services get it too
+    (a severity changed on one of them is every one's)."""
     queued = 0
     for record in tx.connectors.all():
-        if not record.enabled or record.name == system:
+        if not record.enabled or (record.name == system and origin_service is None):
             continue
         if action != Action.DECLARE.value and record.created_at > incident.created_at:
             continue
@@ -133,6 +141,8 @@ def enqueue_all(runtime: Runtime, tx: UnitOfWork, incident: Incident, action: st
         if _one_per_incident(runtime, record.type):
             linked = tx.links.find(incident.id, connector=record.name)
             services = [linked[0].service] if linked else incident.services[:1]
+        if record.name == system:  # never back to the remote incident it came from
+            services = [service for service in services if service != origin_service]
         for service in services:
             tx.outbox.add(connector=record.name, incident_id=incident.id, service=service,
                           action=action, payload=payload, at=runtime.clock())
@@ -141,13 +151,21 @@ def enqueue_all(runtime: Runtime, tx: UnitOfWork, incident: Incident, action: st
 
 
 def _one_per_incident(runtime: Runtime, type_name: str) -> bool:
-    connector_class = runtime.connector_types.get(type_name)
+    """Whether the connector type keeps one remote incident per im incident. A plugin that
+    cannot register its types never stops a change from being saved: its connectors are
+    taken as one per service, and their delivery says what is wrong."""
+    try:
+        connector_class = runtime.connector_types.get(type_name)
+    except Exception as error:
+        log.warning("connector types could not be read (%s: %s); changes are queued for"
+                    " each service", type(error).__name__, error)
+        return False
     return connector_class is not None and connector_class.remote_incident_per == "incident"
 
 
 def _record(runtime: Runtime, incident_id: str, action: Action, text: str, origin: Origin,
             data: dict[str, Any], changes: dict[str, Any], payload: dict[str, Any],
-            push: bool) -> tuple[Incident, TimelineEvent]:
+            push: bool, origin_service: str | None = None) -> tuple[Incident, TimelineEvent]:
     now = runtime.clock()
     with runtime.store.transaction() as tx:
         if changes:
@@ -157,7 +175,7 @@ def _record(runtime: Runtime, incident_id: str, action: Action, text: str, origi
         incident = tx.incidents.get(incident_id)
         assert incident is not None
         if push:
-            _enqueue(runtime, tx, incident, action, payload, origin)
+            _enqueue(runtime, tx, incident, action, payload, origin, origin_service)
         _announce(runtime, tx, incident, event)
     return incident, event
 
@@ -269,8 +287,13 @@ def assign(runtime: Runtime, incident_id: str, assignee: str, *, origin: Origin 
 
 
 def set_severity(runtime: Runtime, incident_id: str, severity: Severity | str, *,
-                 origin: Origin | None = None, push: bool = True) -> Incident:
-    """Change the severity; running SLA timers take the new severity's targets."""
+                 origin: Origin | None = None, push: bool = True,
+                 origin_service: str | None = None,
+                 data: dict[str, Any] | None = None) -> Incident:
+    """Change the severity; running SLA timers take the new severity's targets. A change
+    from a remote incident (`origin_service` of the connector `origin.system`) goes to that
+    connector's remote incidents of the other services too; `data` is kept on the timeline
+    line."""
     severity = severity if isinstance(severity, Severity) else parse_severity(severity)
     incident = get(runtime, incident_id)
     if severity is incident.severity:
@@ -279,6 +302,7 @@ def set_severity(runtime: Runtime, incident_id: str, severity: Severity | str, *
     incident, _ = _record(
         runtime, incident.id, Action.SEVERITY,
         f"Severity changed from {incident.severity.value} to {severity.value}", origin,
-        {"from": incident.severity.value, "to": severity.value},
-        {"severity": severity.value}, {"severity": severity.value}, push)
+        {"from": incident.severity.value, "to": severity.value, **(data or {})},
+        {"severity": severity.value}, {"severity": severity.value}, push,
+        origin_service=origin_service)
     return incident

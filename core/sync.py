@@ -82,6 +82,10 @@ def deliver_outbox(runtime: Runtime, *, connector: str | None = None,
                     instances[row.connector] = runtime.connector(row.connector)
                 except ImError as error:
                     instances[row.connector] = error
+                except Exception as error:  # a plugin that fails to load: said, kept queued
+                    instances[row.connector] = ImError(
+                        f"connector {row.connector} cannot be used: a plugin failed to load"
+                        f" ({type(error).__name__}: {error})")
             instance = instances[row.connector]
             if isinstance(instance, ImError):
                 _retry(runtime, row, ConnectorError(str(instance), retryable=True), report)

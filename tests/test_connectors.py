@@ -850,3 +850,29 @@ def test_a_connector_waiting_on_its_remote_does_not_hold_back_the_others_events(
         ("slow", "e0", "pending"), ("fast", "e1", "done"), ("slow", "e2", "pending"),
         ("fast", "e3", "done")]
     runtime.store.close()
+
+
+def test_a_plugin_that_cannot_register_its_types_never_stops_a_change_being_saved(tmp_path,
+                                                                                    clock):
+    from im import hookimpl
+    from im.testing import FakePlugin, make_runtime
+
+    home = tmp_path / "home"
+    runtime = make_runtime(home, plugins=[FakePlugin()], clock=clock)
+    add(runtime)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "Disk full", "--service", "db")
+    runtime.store.close()
+
+    class Broken:
+        @hookimpl
+        def register_connectors(self, register):
+            raise ImportError("No module named 'acme_client'")
+
+    runtime = make_runtime(home, plugins=[FakePlugin(), Broken()], clock=clock)
+    im(runtime, "ack", "--incident", "INC-1")
+    assert runtime.store.get_incident("INC-1").status.value == "mitigated"
+    [waiting] = [r for r in runtime.store.outbox() if r.status != "done"]
+    assert (waiting.action, waiting.status, waiting.last_error) == (
+        "ack", "pending", "connector prod-fake cannot be used: a plugin failed to load"
+        " (ImportError: No module named 'acme_client')")
+    runtime.store.close()

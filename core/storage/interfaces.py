@@ -80,12 +80,6 @@ class TimelineRepository(Protocol):
         """An incident's events in the order they happened."""
         ...
 
-    def last_at(self, incident_id: str, kind: str, *, other_than: str | None = None
-                ) -> datetime | None:
-        """When the incident's latest event of `kind` happened, if it has one; with
-        `other_than`, the latest that did not come from that system."""
-        ...
-
     def of_incidents_declared_between(self, start: datetime, end: datetime
                                       ) -> dict[str, list[TimelineEvent]]:
         """The events of the incidents declared in [start, end), by incident id (incidents

@@ -39,13 +39,6 @@ class SqliteTimeline:
             )
         ]
 
-    def last_at(self, incident_id: str, kind: str, *, other_than: str | None = None
-                ) -> datetime | None:
-        row = self.conn.execute(
-            "SELECT max(at) FROM timeline WHERE number = ? AND kind = ?"
-            " AND system IS NOT ?", (incident_number(incident_id), kind, other_than)).fetchone()
-        return parse_ts(row[0]) if row and row[0] else None
-
     def of_incidents_declared_between(self, start: datetime, end: datetime
                                       ) -> dict[str, list[TimelineEvent]]:
         found: dict[str, list[TimelineEvent]] = {}

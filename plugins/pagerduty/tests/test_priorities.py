@@ -253,3 +253,48 @@ def test_a_queued_severity_change_sends_the_severity_the_incident_has_when_deliv
     assert priority_of(api, link.remote_id) == "P1"
     assert {r.status for r in runtime.store.outbox()} == {"done"}
     runtime.store.close()
+
+
+def test_priority_changes_delivered_out_of_order_leave_the_latest(
+        tmp_path, pd, api, pagerduty_webhook_receiver):
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "Checkout slow", "--service", "db")
+    link = runtime.store.links("INC-1")[0]
+    subscribe(api, pagerduty_webhook_receiver.url, events=["incident.priority_updated"])
+    _set_priority(pd, link.remote_id, "P1")
+    pagerduty_webhook_receiver.wait_for(1)
+    time.sleep(0.01)
+    _set_priority(pd, link.remote_id, "P3")
+    p1, p3 = pagerduty_webhook_receiver.wait_for(2)[:2]
+    from im import WebhookRequest
+    from im.inbound import apply_change
+
+    connector = runtime.connector("prod-pagerduty")
+    outcomes = [apply_change(runtime, connector, change) for webhook in (p3, p1)
+                for change in connector.webhook_changes(WebhookRequest(headers={},
+                                                                       body=webhook.body))]
+    # the later P3 came first; the P1 from before it is old news, as PagerDuty says P3
+    assert outcomes == ["applied", "stale"]
+    assert runtime.store.get_incident("INC-1").severity.value == "SEV-3"
+    assert priority_of(api, link.remote_id) == "P3"
+    runtime.store.close()
+
+
+def test_a_priority_changed_on_one_of_several_pagerduty_incidents_reaches_the_others(
+        tmp_path, pd, api, pagerduty_webhook_receiver):
+    from im.sync import deliver_outbox
+
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    im(runtime, "declare", "--sev", "SEV-3", "--title", "Region down", "--service", "api,db")
+    links = {link.service: link for link in runtime.store.links("INC-1")}
+    subscribe(api, pagerduty_webhook_receiver.url, events=["incident.priority_updated"])
+    _set_priority(pd, links["api"].remote_id, "P1")
+    assert _apply_webhooks(runtime, pagerduty_webhook_receiver, 1) == ["applied"]
+    queued = [(r.service, r.action) for r in runtime.store.outbox() if r.status == "pending"]
+    assert queued == [("db", "severity")]  # not back to the one it came from
+    deliver_outbox(runtime)
+    assert priority_of(api, links["db"].remote_id) == "P1"
+    # im's own change comes back from the other incident as an echo: nothing more to do
+    assert _apply_webhooks(runtime, pagerduty_webhook_receiver, 1, total=2) == ["confirmed"]
+    assert runtime.store.get_incident("INC-1").severity.value == "SEV-1"
+    runtime.store.close()
