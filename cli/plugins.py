@@ -19,9 +19,16 @@ def plugins(ctx: typer.Context,
     from im.cli.output import print_json
     from im.plugins import SDK_VERSION, describe_plugins, plugin_routes
 
+    from im.errors import ImError
+
     current = runtime(ctx)
-    current.connector_types  # noqa: B018 (asks register_connectors, which notes the types)
-    plugin_routes(current.pm, current)
+    # what each plugin adds is noted as the hooks are called; one that fails is said, and
+    # the others are listed all the same
+    for ask in (lambda: current.connector_types, lambda: plugin_routes(current.pm, current)):
+        try:
+            ask()
+        except ImError as error:
+            typer.echo(f"Warning: {error}", err=True)
     described = describe_plugins(current.pm)
     if as_json:
         print_json({"sdk": SDK_VERSION, "plugins": described})

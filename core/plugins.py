@@ -47,9 +47,10 @@ class PluginManager(pluggy.PluginManager):
 
 
 def _sdk(version: object) -> tuple[int, int] | None:
-    """(major, minor) of an SDK version such as "1.0" (or "1"), None when it is not one."""
+    """(major, minor) of an SDK version such as "1.0" (or "1", or "1.0.2"), None when it is
+    not one."""
     parts = str(version).strip().split(".")
-    if not 1 <= len(parts) <= 2 or not all(p.isdigit() and len(p) <= 4 for p in parts):
+    if not 1 <= len(parts) <= 3 or not all(p.isdigit() and len(p) <= 4 for p in parts):
         return None
     return int(parts[0]), int(parts[1]) if len(parts) == 2 else 0
 
@@ -101,8 +102,11 @@ def get_plugin_manager(*, load_entrypoints: bool = True,
                 refusal = sdk_refusal(plugin, label)
                 if refusal is None:
                     pm.register(plugin, name=entry_point.name)
+                    # (an `optionalhook` is pluggy's way to offer a hook a newer im may have)
                     unknown = sorted(caller.name for caller in pm.get_hookcallers(plugin) or []
-                                     if not caller.has_spec())
+                                     if not caller.has_spec() and not all(
+                                         impl.optionalhook for impl in caller.get_hookimpls()
+                                         if impl.plugin is plugin))
                     if unknown:
                         pm.unregister(name=entry_point.name)
                         refusal = (f"plugin {label} implements {', '.join(unknown)}, which im"

@@ -168,7 +168,11 @@ class Runtime:
         failures = call_each(self.pm, "register_connectors", lambda plugin: {
             "register": lambda cls: register(cls, plugin=plugin)})
         if failures:  # a broken connector plugin is an error, not a missing type
-            raise failures[0][1]
+            plugin, error = failures[0]
+            if isinstance(error, ImError):
+                raise error
+            raise ImError(f"plugin {plugin} could not register its connector types:"
+                          f" {type(error).__name__}: {error}") from error
         return found
 
     def connector_type(self, type_name: str) -> type[Connector]:

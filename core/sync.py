@@ -13,14 +13,14 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import msgspec
 
-from im.connectors import Connector, PushRequest, RemoteStatus, idempotency_key
+from im.connectors import Connector, PushRequest, PushResult, RemoteStatus, idempotency_key
 from im.errors import ConnectorError, ImError
-from im.models import Link
+from im.models import Incident, Link
 from im.storage import OutboxRow
 
 if TYPE_CHECKING:
@@ -125,23 +125,41 @@ def _deliver(runtime: Runtime, connector: Connector, row: OutboxRow,
         _retry(runtime, row, ConnectorError(f"{type(error).__name__}: {error}",
                                             retryable=True), report)
         return
-    if result.link is not None:
+    now = runtime.clock()
+    try:
+        _record_delivery(runtime, connector, row, incident, result, now)
+    except _LinkedElsewhere as conflict:
         # a remote incident follows one im incident and service: a connector that gives the
         # id of one linked elsewhere has a bug the operator must see (the change is set
         # aside, not retried for ever, and nothing is linked twice)
-        holder = next((other for other in store.links(connector=connector.name,
-                                                      remote_id=result.link.remote_id)
-                       if (other.incident_id, other.service) != (incident.id, row.service)),
-                      None)
-        if holder is not None:
-            _retry(runtime, row, ConnectorError(
-                f"connector {connector.name} gave remote incident {result.link.remote_id} for"
-                f" {incident.id} ({row.service}), but it is linked to {holder.incident_id}"
-                f" ({holder.service}) already: a connector's remote ids must be unique"), report)
-            return
-    now = runtime.clock()
+        assert result.link is not None
+        _retry(runtime, row, ConnectorError(
+            f"connector {connector.name} gave remote incident {result.link.remote_id} for"
+            f" {incident.id} ({row.service}), but it is linked to {conflict.holder.incident_id}"
+            f" ({conflict.holder.service}) already: a connector's remote ids must be unique"),
+            report)
+        return
+    report.delivered += 1
+
+
+class _LinkedElsewhere(Exception):
+    def __init__(self, holder: Link) -> None:
+        self.holder = holder
+
+
+def _record_delivery(runtime: Runtime, connector: Connector, row: OutboxRow,
+                     incident: Incident, result: PushResult, now: datetime) -> None:
+    """The link, the timeline lines and the row's `done`, in one transaction (checked there:
+    the remote incident linked to no other incident and service)."""
+    store = runtime.store
     with store.transaction():
         if result.link is not None:
+            holder = next((other for other in store.links(connector=connector.name,
+                                                          remote_id=result.link.remote_id)
+                           if (other.incident_id, other.service)
+                           != (incident.id, row.service)), None)
+            if holder is not None:
+                raise _LinkedElsewhere(holder)
             # a remote incident a create made (or found) is open until the remote says more
             store.upsert_link(Link(incident_id=incident.id, connector=connector.name,
                                    service=row.service, updated_at=now,
@@ -162,7 +180,6 @@ def _deliver(runtime: Runtime, connector: Connector, row: OutboxRow,
         if result.assignee and result.assignee != incident.assignee:
             store.update_incident(incident.id, now, assignee=result.assignee)
         store.finish_outbox(row.id, at=now)
-    report.delivered += 1
 
 
 def _retry(runtime: Runtime, row: OutboxRow, error: ConnectorError,

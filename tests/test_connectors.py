@@ -864,6 +864,8 @@ def test_a_plugin_that_cannot_register_its_types_never_stops_a_change_being_save
     runtime.store.close()
 
     class Broken:
+        __name__ = "acme"
+
         @hookimpl
         def register_connectors(self, register):
             raise ImportError("No module named 'acme_client'")
@@ -873,6 +875,6 @@ def test_a_plugin_that_cannot_register_its_types_never_stops_a_change_being_save
     assert runtime.store.get_incident("INC-1").status.value == "mitigated"
     [waiting] = [r for r in runtime.store.outbox() if r.status != "done"]
     assert (waiting.action, waiting.status, waiting.last_error) == (
-        "ack", "pending", "connector prod-fake cannot be used: a plugin failed to load"
-        " (ImportError: No module named 'acme_client')")
+        "ack", "pending", "plugin acme could not register its connector types: ImportError: No"
+        " module named 'acme_client'")
     runtime.store.close()

@@ -189,7 +189,9 @@ def test_a_plugin_that_cannot_work_with_this_im_is_refused_in_one_line(tmp_path,
     _install(site, "acme-broken", 'import a_module_nobody_has\n')
     _install(site, "acme-typo", 'from im import hookimpl\n\n\n@hookimpl\n'
                                 'def register_conectors(register):\n    pass\n')
-    _install(site, "acme-fine", 'IM_SDK = "1.0"\n')
+    _install(site, "acme-fine", 'IM_SDK = "1.0.2"\nfrom im import hookimpl\n\n\n'
+                                '@hookimpl(optionalhook=True)\ndef a_hook_of_a_later_im():\n'
+                                '    pass\n')
     im_env.pop("IM_LOAD_PLUGINS", None)
     im_env["PYTHONPATH"] = str(site)
     result = subprocess.run([IM, "list"], env=im_env, capture_output=True, text=True)
@@ -209,5 +211,31 @@ def test_a_plugin_that_cannot_work_with_this_im_is_refused_in_one_line(tmp_path,
     by_name = {p["name"]: p for p in listed["plugins"]}
     assert sorted(n for n, p in by_name.items() if "refused" in p) == [
         "acme-broken", "acme-newer", "acme-next", "acme-typo"]
-    assert by_name["acme-fine"]["sdk"] == "1.0" and "refused" not in by_name["acme-fine"]
+    assert by_name["acme-fine"]["sdk"] == "1.0.2" and "refused" not in by_name["acme-fine"]
     assert by_name["pagerduty"]["connector_types"] == ["pagerduty"]
+
+
+def test_im_plugins_lists_the_others_when_one_fails_in_its_hooks(tmp_path):
+    from im.testing import run_cli
+
+    class Broken:
+        __name__ = "broken"
+
+        @hookimpl
+        def register_connectors(self, register):
+            raise ImportError("No module named 'acme_client'")
+
+        @hookimpl
+        def register_routes(self, register):
+            raise RuntimeError("routes unavailable")
+
+    runtime = make_runtime(tmp_path, plugins=[AcmePlugin(), Broken()])
+    result = run_cli(runtime, ["plugins", "--json"])
+    assert result.exit_code == 0
+    assert result.stderr.splitlines() == [
+        "Warning: plugin broken could not register its connector types: ImportError: No module"
+        " named 'acme_client'",
+        "Warning: plugin broken could not add its routes: RuntimeError: routes unavailable"]
+    listed = {p["name"]: p for p in json.loads(result.stdout)["plugins"]}
+    assert listed["acme"]["routes"] == ["GET /acme/incidents", "POST /acme/ping"]
+    assert listed["broken"]["hooks"] == ["register_connectors", "register_routes"]

@@ -613,3 +613,13 @@ def test_report_uses_the_sla_targets_of_im_sla_and_says_what_set_each(tmp_path, 
                                       "resolve_seconds": 4.0, "source": "settings file"}
     [entry] = data["incidents"]
     assert (entry["ack_sla"], entry["resolve_sla"]) == ("breached", "breached")
+
+
+def test_a_remote_state_stored_in_a_connectors_own_word_is_reported_as_unknown(august):
+    import msgspec
+
+    stored = link(august, "INC-2", "api")
+    august.store.replace_link(msgspec.structs.replace(stored, remote_status="closed"))
+    data = report_json(august, "--include", "ops", "--no-fetch")
+    inc2 = next(r for i in data["incidents"] if i["id"] == "INC-2" for r in i["remote"])
+    assert inc2["status"] is None

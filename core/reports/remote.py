@@ -58,7 +58,7 @@ def summarize(link: Link, described: RemoteIncidentReport, *, connector_type: st
             resolved_at = resolved_at or event.at
         elif event.kind in (ChangeKind.TRIGGERED, ChangeKind.REOPENED) and resolved_at is not None:
             resolved_at = None  # reopened: only the final resolution counts
-    status = described.status or link.remote_status
+    status = described.status or known_state(link.remote_status)
     if status is not None and status != RemoteStatus.RESOLVED:
         resolved_at = None
     paged: list[str] = []
@@ -185,10 +185,16 @@ def _concerns(event: TimelineEvent, link: Link, owners: dict[int, str]) -> bool:
         remote_id is None or remote_id == link.remote_id)
 
 
+def known_state(value: str | None) -> RemoteStatus | None:
+    """A stored link's state; one an earlier connector kept in its own word is unknown, not an
+    error (the core never read those words)."""
+    return RemoteStatus(value) if value in set(RemoteStatus) else None
+
+
 def from_stored(link: Link, timeline: Sequence[TimelineEvent],
                 connector_type: str | None) -> RemoteIncident:
     described = RemoteIncidentReport(remote_id=link.remote_id, number=link.remote_number,
-                                     url=link.remote_url, status=link.remote_status,
+                                     url=link.remote_url, status=known_state(link.remote_status),
                                      events=stored_events(link, timeline))
     return summarize(link, described, connector_type=connector_type, source="stored")
 
