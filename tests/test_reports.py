@@ -645,3 +645,43 @@ def written(runtime, tmp_path, fmt, *options):
 ])
 def test_json_and_csv_are_the_documents_they_were(august, tmp_path, name, fmt, options):
     assert written(august, tmp_path, fmt, *options) == golden(name)
+
+
+@pytest.mark.parametrize(("name", "fmt", "options"), [
+    ("august.json", "json", ()),
+    ("august-included.json", "json", ("--include-paging",)),
+    ("august-included.csv", "csv", ("--include-paging",)),
+])
+def test_a_report_read_in_batches_smaller_than_the_period_is_whole_and_in_order(
+        august, tmp_path, monkeypatch, name, fmt, options):
+    # 7 incidents in the period, read 2 at a time: 4 batches, the last one short.
+    from im.reports import build
+
+    monkeypatch.setattr(build, "BATCH", 2)
+    assert written(august, tmp_path, fmt, *options) == golden(name)
+
+
+def test_the_period_is_read_through_an_index_a_page_at_a_time(august):
+    """Every read of a report follows the period's pages: the incidents by an index range in
+    the report's order (no scan of every incident ever declared, no sort), their services,
+    timelines and links by the page's numbers."""
+    from im.reports import build
+
+    statements = []
+    august.store.conn.set_trace_callback(statements.append)
+    build_report(august, parse_period(*(day.isoformat() for day in (START.date(),
+                                                                     NOW.date()))))
+    august.store.conn.set_trace_callback(None)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT") and any(
+        f"FROM {table} " in s for table in ("incidents", "incident_services", "timeline",
+                                            "links"))]
+    pages = [s for s in reads if "FROM incidents WHERE created_at" in s]
+    assert len(pages) == 1 and build.BATCH > 8  # one short page holds the 8 incidents
+    for sql in reads:
+        plan = " | ".join(row[3] for row in august.store.conn.execute(
+            "EXPLAIN QUERY PLAN " + sql))
+        for table in ("incidents", "incident_services", "timeline", "links"):
+            assert f"SCAN {table}" not in plan, (sql, plan)
+        if sql in pages:
+            assert "USING INDEX incidents_created" in plan, (sql, plan)
+            assert "TEMP B-TREE" not in plan, (sql, plan)

@@ -9,6 +9,7 @@ import time
 import pytest
 import sqlite_utils
 
+from im.models import Severity
 from im.storage.sqlite import SqliteStore
 from im.storage.sqlite.migrations import MIGRATIONS
 
@@ -314,3 +315,30 @@ def test_connector_figures_read_indexes_not_every_row_the_connector_had(tmp_path
         assert " SCAN " not in f" {plan} " and not plan.startswith("SCAN"), (sql, plan)
         assert "TEMP B-TREE" not in plan, (sql, plan)
     runtime.store.close()
+
+
+def test_the_incidents_declared_in_a_period_come_in_pages_whole_and_in_order(tmp_path):
+    """Pages follow the declared time, then the number (incidents declared at the same
+    moment, as bulk imports make them), each after the last one's key: none twice, none
+    left out, the last page short or the one before it full."""
+    from datetime import UTC, datetime, timedelta
+
+    store = SqliteStore(tmp_path / "im.db")
+    start = datetime.now(UTC).replace(microsecond=0)
+    declared = [start + timedelta(minutes=minutes) for minutes in (5, 0, 1, 1, 1, 3, 9, 10)]
+    with store.transaction() as tx:
+        ids = [tx.incidents.add(title=f"t{n}", description="", severity=Severity.SEV3,
+                                services=["db"], fields={}, correlation_id=f"c{n}",
+                                created_by="alice", at=at).id
+               for n, at in enumerate(declared)]
+        tx.timeline.add(ids[2], at=declared[2], kind="note", text="n", actor="a", system="im")
+    end = start + timedelta(minutes=10)  # the last incident is declared at the end: outside
+    expected = [i for _, i in sorted((at, n) for n, at in enumerate(declared) if at < end)]
+    for size in (1, 2, 3, 7, 100):
+        batches = list(store.declared_in_batches(start, end, size=size))
+        assert [len(b) for b in batches] == [size] * (7 // size) + (
+            [7 % size] if 7 % size else []), size
+        assert [ids.index(i.id) for b in batches for i, _, _ in b] == expected
+        timelines = {i.id: [e.text for e in t] for b in batches for i, t, _ in b}
+        assert timelines[ids[2]] == ["n"] and timelines[ids[3]] == []
+    store.close()

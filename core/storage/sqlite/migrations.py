@@ -227,4 +227,13 @@ MIGRATIONS: list[tuple[str, str]] = [
             ON outbox(connector, coalesce(done_at, next_attempt_at)) WHERE last_error IS NOT NULL;
         """,
     ),
+    (
+        "0011_incidents_created",
+        """
+        -- Reports read the incidents declared in a period, page by page in (created_at,
+        -- number) order: an index range in that order (the number is the rowid every index
+        -- ends with), not every incident ever declared and a sort.
+        CREATE INDEX incidents_created ON incidents(created_at);
+        """,
+    ),
 ]
