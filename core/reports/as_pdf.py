@@ -6,7 +6,9 @@ incident."""
 from __future__ import annotations
 
 import io
-from typing import Any
+import itertools
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
 
 from reportlab.lib import colors  # type: ignore[import-untyped]
@@ -31,7 +33,7 @@ from reportlab.platypus import TableStyle  # type: ignore[import-untyped]
 
 from im.humanize import printable
 from im.reports.charts import all_charts, incidents_per_day, response_by_severity
-from im.reports.model import Report
+from im.reports.model import IncidentEntry, Report
 from im.reports.tables import (
     COMPLIANCE,
     EMPTY,
@@ -39,6 +41,7 @@ from im.reports.tables import (
     Table,
     escalations_table,
     incident_facts,
+    incident_row,
     incidents_table,
     key_figures,
     remote_logs,
@@ -125,7 +128,7 @@ class Heading(Paragraph):  # type: ignore[misc]
 
 
 class ReportDocument(BaseDocTemplate):  # type: ignore[misc]
-    def __init__(self, buffer: io.BytesIO, report: Report) -> None:
+    def __init__(self, buffer: IO[bytes], report: Report) -> None:
         super().__init__(
             buffer, pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN + 8,
             bottomMargin=MARGIN, title=f"{report.title}: {report.period}",
@@ -234,17 +237,22 @@ class _Continued(Flowable):  # type: ignore[misc]
         self._table.drawOn(canvas, x, y, _sW)
 
 
+def _layout(headers: list[str], weights: list[float] | None, width: float
+            ) -> tuple[list[float], list[float], list[Any] | None]:
+    weights = weights or [1.0] * len(headers)
+    widths = [width * w / sum(weights) for w in weights]
+    inner = [w - 6 for w in widths]  # less the cell's left and right padding
+    header = ([Paragraph(_text(h), STYLES["head"]) for h in headers] if any(headers)
+              else None)
+    return widths, inner, header
+
+
 def table(data: Table, width: float) -> list[Any]:
     """The flowables of a table: splat them into a story (`*table(...)`)."""
     if not data.rows:
         return [Paragraph(_text(data.empty), STYLES["body"])]
-    with_header = any(data.headers)
-    weights = data.widths or [1.0] * len(data.headers)
-    widths = [width * w / sum(weights) for w in weights]
-    inner = [w - 6 for w in widths]  # less the cell's left and right padding
-    header = ([Paragraph(_text(h), STYLES["head"]) for h in data.headers] if with_header
-              else None)
-    label_column = not with_header
+    widths, inner, header = _layout(data.headers, data.widths, width)
+    label_column = header is None
     chunks: list[Any] = []
     for start in range(0, len(data.rows), CHUNK_ROWS):
         rows = [[_table_cell(c, inner[i]) for i, c in enumerate(row)]
@@ -252,6 +260,52 @@ def table(data: Table, width: float) -> list[Any]:
         chunks.append(_chunk(header, rows, widths, label_column) if start == 0
                       else _Continued(header, rows, widths, label_column))
     return [KeepTogether(chunks)] if len(data.rows) <= SHORT_TABLE else chunks
+
+
+def _long_table(headers: list[str], weights: list[float], rows: Iterable[list[str]],
+                width: float) -> Iterator[Any]:
+    """A table of rows that come one at a time (a report's incidents): laid out a chunk
+    (CHUNK_ROWS) at a time as the page layout asks for them, as `table` lays out a list."""
+    widths, inner, header = _layout(headers, weights, width)
+    chunk: list[list[Any]] = []
+    first = True
+    for row in rows:
+        chunk.append([_table_cell(c, inner[i]) for i, c in enumerate(row)])
+        if len(chunk) == CHUNK_ROWS:
+            yield (_chunk(header, chunk, widths, False) if first
+                   else _Continued(header, chunk, widths, False))
+            chunk, first = [], False
+    if chunk:
+        yield (_chunk(header, chunk, widths, False) if first
+               else _Continued(header, chunk, widths, False))
+
+
+class _Story(list):  # type: ignore[type-arg]
+    """A story whose flowables are made as the layout reaches them: reportlab takes a list
+    and reads a few flowables ahead of the one it places (those kept with the next), so this
+    list holds those few and fills up from `more` whenever it is read."""
+
+    AHEAD = 32
+
+    def __init__(self, more: Iterator[Any]) -> None:
+        super().__init__()
+        self._more: Iterator[Any] | None = more
+
+    def _fill(self, wanted: int) -> None:
+        while self._more is not None and list.__len__(self) < wanted:
+            try:
+                self.append(next(self._more))
+            except StopIteration:
+                self._more = None
+
+    def __len__(self) -> int:
+        self._fill(self.AHEAD)
+        return list.__len__(self)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, int) and index >= 0:
+            self._fill(max(index + 1, self.AHEAD))
+        return list.__getitem__(self, index)
 
 
 def _title_page(report: Report, width: float) -> list[Any]:
@@ -275,7 +329,34 @@ def _title_page(report: Report, width: float) -> list[Any]:
 
 def render_pdf(report: Report) -> bytes:
     buffer = io.BytesIO()
-    doc = ReportDocument(buffer, report)
+    write_pdf(report, report.incidents, buffer)
+    return buffer.getvalue()
+
+
+def _incident_rows(entries: Iterable[IncidentEntry]) -> Iterator[list[str]]:
+    for entry in entries:
+        yield incident_row(entry)
+
+
+def _timelines(entries: Iterable[IncidentEntry], width: float) -> Iterator[Any]:
+    for entry in entries:
+        yield from [CondPageBreak(120),
+                    Heading(f"{entry.id}: {entry.title}", 1, f"incident-{entry.id}"),
+                    *table(incident_facts(entry), width * 0.75)]
+        if entry.remote:
+            yield from [Paragraph("Linked remote incidents", STYLES["h3"]),
+                        *table(remote_table(entry), width)]
+        yield from [Paragraph("Timeline", STYLES["h3"]), *table(timeline_table(entry), width)]
+        for title, log in remote_logs(entry):
+            yield from [Paragraph(_text(title), STYLES["h3"]), *table(log, width)]
+        yield Spacer(1, 8)
+
+
+def write_pdf(report: Report, entries: Iterable[IncidentEntry], out: IO[bytes]) -> None:
+    """The PDF of `report` whose incidents are `entries` (read twice, for the table of
+    incidents and for their timelines): the figures and charts first, then the incidents
+    laid out as the pages reach them, never all at once."""
+    doc = ReportDocument(out, report)
     width = doc.width
     story: list[Any] = _title_page(report, width)
     story += [NextPageTemplate("body"), PageBreak()]
@@ -310,20 +391,17 @@ def render_pdf(report: Report) -> bytes:
               Heading("Responders", 1, "responders"), *table(responders_table(report), width),
               Heading("Escalations", 1, "escalations"),
               *table(escalations_table(report), width)]
-    story += [PageBreak(), Heading("Incidents", 0, "incidents"),
-              *table(incidents_table(report), width)]
-    if report.incidents:
-        story += [PageBreak(), Heading("Incident timelines", 0, "timelines")]
-    for entry in report.incidents:
-        story += [CondPageBreak(120),
-                  Heading(f"{entry.id}: {entry.title}", 1, f"incident-{entry.id}"),
-                  *table(incident_facts(entry), width * 0.75)]
-        if entry.remote:
-            story += [Paragraph("Linked remote incidents", STYLES["h3"]),
-                      *table(remote_table(entry), width)]
-        story += [Paragraph("Timeline", STYLES["h3"]), *table(timeline_table(entry), width)]
-        for title, log in remote_logs(entry):
-            story += [Paragraph(_text(title), STYLES["h3"]), *table(log, width)]
-        story.append(Spacer(1, 8))
-    doc.build(story)
-    return buffer.getvalue()
+    story += [PageBreak(), Heading("Incidents", 0, "incidents")]
+    count = report.summary.incidents
+    listed = incidents_table([])
+    if count <= SHORT_TABLE:  # a short table moves to the next page whole, as `table` does
+        story += table(incidents_table(list(entries)), width)
+        more: Iterator[Any] = iter(())
+    else:
+        more = _long_table(listed.headers, listed.widths or [], _incident_rows(entries),
+                           width)
+    if count:
+        more = itertools.chain(more, [PageBreak(), Heading("Incident timelines", 0,
+                                                           "timelines")],
+                               _timelines(entries, width))
+    doc.build(_Story(itertools.chain(story, more)))
