@@ -140,3 +140,28 @@ def test_many_incidents_read_in_batches_are_each_laid_out_once_in_order(runtime,
     assert titles == [f"{i}: Incident number {n:03d}" for n, i in enumerate(ids, 1)]
     whole = as_pdf.render_pdf(build_report(runtime, parse_period(start, end)))
     assert (tmp_path / "report.pdf").read_bytes() == whole
+
+
+def test_past_so_many_incidents_the_pdf_lists_them_all_and_says_where_the_timelines_are(
+        runtime, clock, tmp_path, monkeypatch):
+    from im.reports import as_pdf
+
+    monkeypatch.setattr(as_pdf, "TIMELINES", 4)
+    first = clock.now.date()
+    for number in range(1, 31):
+        clock.advance(minutes=30)
+        incidents.declare(runtime, title=f"Incident number {number:03d}", severity="SEV-3",
+                          services=["web"], origin=Origin(actor="alice"))
+    reader = pdf(runtime, tmp_path, start=first.isoformat(), end=clock.now.date().isoformat())
+    pages = texts(reader)
+    note = ("This PDF lists all 30 incidents but shows the timelines of the first 4 only; the"
+            " JSON report (im report --format json) holds every incident's timeline.")
+    assert note in " ".join(pages[0].split())
+    listed = [int(n) for text in pages if "Declared\nTTA" in text
+              for n in re.findall(r"Incident number (\d+)", text)]
+    assert listed == list(range(1, 31))
+    titles = [t for t in outline_titles(reader.outline) if t.startswith("INC-")]
+    assert titles == [f"INC-{n}: Incident number {n:03d}" for n in range(1, 5)]
+    timelines = "\n".join(pages[[i for i, t in enumerate(pages)
+                                 if "Incident timelines" in t][-1]:])
+    assert note in " ".join(timelines.split())

@@ -308,6 +308,21 @@ class _Story(list):  # type: ignore[type-arg]
         return list.__getitem__(self, index)
 
 
+# The PDF lays out the timelines of this many incidents (the first of the period): past a
+# few hundred pages nobody reads them there, and each costs reportlab milliseconds (100,000
+# would take minutes). The JSON report holds every incident's.
+TIMELINES = 1000
+
+
+def _timelines_note(report: Report) -> str | None:
+    count = report.summary.incidents
+    if count <= TIMELINES:
+        return None
+    return (f"This PDF lists all {count:,} incidents but shows the timelines of the first"
+            f" {TIMELINES:,} only; the JSON report (im report --format json) holds every"
+            " incident's timeline.")
+
+
 def _title_page(report: Report, width: float) -> list[Any]:
     story: list[Any] = [
         Spacer(1, 40),
@@ -318,7 +333,8 @@ def _title_page(report: Report, width: float) -> list[Any]:
     story.append(Spacer(1, 10))
     if report.empty:
         story.append(Paragraph(_text(EMPTY), STYLES["empty"]))
-    story += [Paragraph(_text(f"Note: {note}"), STYLES["note"]) for note in report.notes]
+    notes = [*report.notes, *filter(None, [_timelines_note(report)])]
+    story += [Paragraph(_text(f"Note: {note}"), STYLES["note"]) for note in notes]
     story += [Paragraph("Key figures", STYLES["h2"]), *table(key_figures(report), width * 0.7)]
     contents = ["Charts", "Response times", "SLA compliance", "On-call effectiveness",
                 "Incidents", "Incident timelines"]
@@ -355,7 +371,8 @@ def _timelines(entries: Iterable[IncidentEntry], width: float) -> Iterator[Any]:
 def write_pdf(report: Report, entries: Iterable[IncidentEntry], out: IO[bytes]) -> None:
     """The PDF of `report` whose incidents are `entries` (read twice, for the table of
     incidents and for their timelines): the figures and charts first, then the incidents
-    laid out as the pages reach them, never all at once."""
+    laid out as the pages reach them, never all at once; the timelines of the first
+    TIMELINES incidents."""
     doc = ReportDocument(out, report)
     width = doc.width
     story: list[Any] = _title_page(report, width)
@@ -401,7 +418,9 @@ def write_pdf(report: Report, entries: Iterable[IncidentEntry], out: IO[bytes]) 
         more = _long_table(listed.headers, listed.widths or [], _incident_rows(entries),
                            width)
     if count:
-        more = itertools.chain(more, [PageBreak(), Heading("Incident timelines", 0,
-                                                           "timelines")],
-                               _timelines(entries, width))
+        note = _timelines_note(report)
+        more = itertools.chain(
+            more, [PageBreak(), Heading("Incident timelines", 0, "timelines")],
+            [Paragraph(_text(note), STYLES["body"])] if note else [],
+            _timelines(itertools.islice(entries, TIMELINES), width))
     doc.build(_Story(itertools.chain(story, more)))
