@@ -262,22 +262,118 @@ def table(data: Table, width: float) -> list[Any]:
     return [KeepTogether(chunks)] if len(data.rows) <= SHORT_TABLE else chunks
 
 
+_PAD_TOP, _PAD_BOTTOM, _PAD_SIDE = 2, 3, 3  # a cell's padding, as _chunk styles a table's
+_MOST_LINES = 12  # a cell wraps to this many lines at most; the rest ends in "..."
+
+
+def _lines(text: str, font: str, size: float, width: float) -> list[str]:
+    from reportlab.lib.utils import simpleSplit  # type: ignore[import-untyped]
+
+    text = printable(text)
+    # No Helvetica glyph is wider than the font size: a short text fits without measuring.
+    if "\n" not in text and (len(text) * size <= width
+                             or stringWidth(text, font, size) <= width):
+        return [text]
+    lines = simpleSplit(text, font, size, width) or [""]
+    return lines if len(lines) <= _MOST_LINES else [*lines[:_MOST_LINES - 1], "..."]
+
+
+class _Rows(Flowable):  # type: ignore[misc]
+    """Rows of a long list of plain text (a period's incidents) drawn straight on the canvas,
+    laid out as `table` lays out a table (the same grid, fonts, padding and header, repeated
+    at the top of each page; text wraps within its cell) at a fraction of a reportlab Table's
+    cost, which at 100,000 rows was most of the PDF's time. `first`: the list's first rows,
+    under its header wherever they land; the others show the header only at a page's top."""
+
+    def __init__(self, header: list[list[str]], rows: list[list[list[str]]],
+                 widths: list[float], first: bool) -> None:
+        super().__init__()
+        self._header, self._rows, self._widths, self._first = header, rows, widths, first
+        self._heights = [self._height(row, STYLES["cell"].leading) for row in rows]
+        self._header_height = self._height(header, STYLES["head"].leading)
+        self._with_header = first
+
+    @staticmethod
+    def _height(row: list[list[str]], leading: float) -> float:
+        return max(len(lines) for lines in row) * leading + _PAD_TOP + _PAD_BOTTOM
+
+    def _shows_header(self) -> bool:
+        frame = getattr(self, "_frame", None)  # set by the frame that places it
+        return self._first or bool(frame is not None and frame._atTop)
+
+    def wrap(self, available_width: float, available_height: float) -> tuple[float, float]:
+        self._with_header = self._shows_header()
+        self.width = sum(self._widths)
+        self.height = sum(self._heights) + (self._header_height if self._with_header else 0)
+        return self.width, self.height
+
+    def split(self, available_width: float, available_height: float) -> list[Any]:
+        with_header = self._shows_header()
+        used = self._header_height if with_header else 0
+        fit = 0
+        for height in self._heights:
+            if used + height > available_height:
+                break
+            used += height
+            fit += 1
+        if fit == 0:
+            if not with_header or self._first:  # on to the next page, header and all
+                return []
+            fit = 1  # a row taller than a page: drawn past its bottom rather than lost
+        head = _Rows(self._header, self._rows[:fit], self._widths, self._first)
+        head._first = with_header  # shown as it was measured here
+        return [head, _Rows(self._header, self._rows[fit:], self._widths, False)]
+
+    def draw(self) -> None:
+        canv = self.canv
+        cell, head = STYLES["cell"], STYLES["head"]
+        rows = [(self._header, self._header_height, head)] if self._with_header else []
+        rows += [(row, height, cell) for row, height in zip(self._rows, self._heights,
+                                                            strict=True)]
+        lefts = list(itertools.accumulate([0.0, *self._widths]))
+        top = self.height
+        if self._with_header:
+            canv.setFillColor(HEADER_FILL)
+            canv.rect(0, top - self._header_height, self.width, self._header_height,
+                      stroke=0, fill=1)
+        canv.setFillColor(colors.black)
+        text = canv.beginText()
+        y = top
+        for row, height, style in rows:
+            text.setFont(style.fontName, style.fontSize, style.leading)
+            for left, lines in zip(lefts, row, strict=False):
+                baseline = y - _PAD_TOP - style.fontSize
+                for line in lines:
+                    text.setTextOrigin(left + _PAD_SIDE, baseline)
+                    # the text alone: textOut would measure it to move a cursor not used
+                    text._textOut(line)
+                    baseline -= style.leading
+            y -= height
+        canv.drawText(text)
+        canv.setStrokeColor(GRID)
+        canv.setLineWidth(0.4)
+        edges = list(itertools.accumulate([top, *(-h for _, h, _ in rows)]))
+        canv.lines([(0, e, self.width, e) for e in edges]
+                   + [(x, top, x, edges[-1]) for x in lefts])
+
+
 def _long_table(headers: list[str], weights: list[float], rows: Iterable[list[str]],
                 width: float) -> Iterator[Any]:
     """A table of rows that come one at a time (a report's incidents): laid out a chunk
-    (CHUNK_ROWS) at a time as the page layout asks for them, as `table` lays out a list."""
-    widths, inner, header = _layout(headers, weights, width)
-    chunk: list[list[Any]] = []
+    (CHUNK_ROWS) at a time as the page layout asks for them, drawn as _Rows."""
+    widths, inner, _ = _layout(headers, weights, width)
+    cell, head = STYLES["cell"], STYLES["head"]
+    header = [_lines(h, head.fontName, head.fontSize, inner[i]) for i, h in enumerate(headers)]
+    chunk: list[list[list[str]]] = []
     first = True
     for row in rows:
-        chunk.append([_table_cell(c, inner[i]) for i, c in enumerate(row)])
+        chunk.append([_lines(c, cell.fontName, cell.fontSize, inner[i])
+                      for i, c in enumerate(row)])
         if len(chunk) == CHUNK_ROWS:
-            yield (_chunk(header, chunk, widths, False) if first
-                   else _Continued(header, chunk, widths, False))
+            yield _Rows(header, chunk, widths, first)
             chunk, first = [], False
     if chunk:
-        yield (_chunk(header, chunk, widths, False) if first
-               else _Continued(header, chunk, widths, False))
+        yield _Rows(header, chunk, widths, first)
 
 
 class _Story(list):  # type: ignore[type-arg]
