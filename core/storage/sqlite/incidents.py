@@ -141,14 +141,18 @@ class SqliteIncidents:
     def declared_page(self, start: datetime, end: datetime, *,
                       after: tuple[datetime, str] | None, limit: int) -> list[Incident]:
         """Stored times are UTC ISO text, so comparing text compares times. The page starts
-        after the key (created_at, number) of the last incident of the page before: an
-        index range (incidents_created, migration 0011), never an OFFSET, so each page costs
-        the same however far into the period it is."""
+        after the key (created_at, number) of the last incident of the page before: the
+        index range (incidents_created, migration 0011) starts at that incident's time, so
+        each page costs the same however far into the period it is (a row value
+        `(created_at, number) > (?, ?)` beside `created_at >= :start` was read from the
+        period's start at every page, and no OFFSET either)."""
         params: dict[str, Any] = {"start": ts(start), "end": ts(end), "limit": int(limit)}
         keyset = ""
         if after is not None:
-            params["after_at"], params["after_number"] = ts(after[0]), incident_number(after[1])
-            keyset = " AND (created_at, number) > (:after_at, :after_number)"
+            params["start"] = max(params["start"], ts(after[0]))
+            params["after_number"] = incident_number(after[1])
+            # incidents declared at that same moment come after it by number
+            keyset = " AND (created_at > :start OR number > :after_number)"
         return self._select(
             "WHERE created_at >= :start AND created_at < :end" + keyset, params,
             "ORDER BY created_at, number LIMIT :limit")
