@@ -73,23 +73,27 @@ def report(
             raise InvalidInputError(f"{what}: {extra} (`im report --help` lists the"
                                     " options)")
         wanted.append(match.group(1))
-    made = reports.make_report(runtime, period=period, format=fmt, include=wanted,
-                               include_all=include_all, fetch=not no_fetch)
-
-    target = output or made.filename
+    target = output or reports.default_filename(period, fmt)
+    options = {"period": period, "format": fmt, "include": wanted,
+               "include_all": include_all, "fetch": not no_fetch}
     if target == "-":
-        sys.stdout.buffer.write(made.data)
+        # Written as it comes: a report's size follows its period, not im's memory.
+        made = reports.write_report(runtime, sys.stdout.buffer, **options)
         sys.stdout.flush()
         where, say = "standard output", lambda text: typer.echo(text, err=True)
     else:
         path = Path(target).expanduser()
         partial = path.with_name(f".{path.name}.partial")
         try:
-            partial.write_bytes(made.data)
+            with partial.open("wb") as out:
+                made = reports.write_report(runtime, out, **options)
             partial.replace(path)  # never leave half a report under the real name
         except OSError as error:
             partial.unlink(missing_ok=True)
             raise ImError(f"cannot write {path}: {error.strerror or error}") from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         where, say = str(path), typer.echo
     for note in made.report.notes:
         typer.echo(f"Warning: {note}", err=True)

@@ -107,3 +107,63 @@ def test_the_default_pdf_file(runtime, tmp_path, monkeypatch):
                              " declared from 2025-08-01 to 2025-08-31\n")
     data = (tmp_path / "im-report-2025-08-01-to-2025-08-31.pdf").read_bytes()
     assert data.startswith(b"%PDF-") and len(pypdf.PdfReader(io.BytesIO(data)).pages) >= 2
+
+
+def test_many_incidents_read_in_batches_are_each_laid_out_once_in_order(runtime, clock,
+                                                                       tmp_path, monkeypatch):
+    """The PDF's incidents come from the store a batch at a time and are laid out as the
+    pages reach them: the table of incidents (in chunks, its header on each page) and the
+    timelines hold every incident once, oldest first, and the document is the one laid out
+    from the whole report in memory."""
+    from reportlab import rl_config
+
+    from im.reports import as_pdf, build, build_report, parse_period
+
+    monkeypatch.setattr(build, "BATCH", 7)
+    monkeypatch.setattr(as_pdf, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(rl_config, "invariant", 1)  # no creation time or random id
+    first = clock.now.date()
+    ids = []
+    for number in range(1, 91):
+        clock.advance(minutes=30)
+        ids.append(incidents.declare(runtime, title=f"Incident number {number:03d}",
+                                     severity="SEV-3", services=["web"],
+                                     origin=Origin(actor="alice")).id)
+    start, end = first.isoformat(), clock.now.date().isoformat()
+    reader = pdf(runtime, tmp_path, start=start, end=end)
+    pages = texts(reader)
+    header = "ID Severity Status Title Services Declared TTA TTR Ack SLA Resolve SLA\n"
+    listed = [text for text in pages if header in text]
+    assert len(listed) >= 2  # the table of incidents runs over pages, its header on each
+    in_table = [n for text in listed for n in re.findall(r"Incident number (\d+)", text)]
+    assert [int(n) for n in in_table] == list(range(1, 91))
+    assert "INC-3 SEV-3 open Incident number 003 web" in listed[0]  # a row reads as a line
+    titles = [t for t in outline_titles(reader.outline) if t.startswith("INC-")]
+    assert titles == [f"{i}: Incident number {n:03d}" for n, i in enumerate(ids, 1)]
+    whole = as_pdf.render_pdf(build_report(runtime, parse_period(start, end)))
+    assert (tmp_path / "report.pdf").read_bytes() == whole
+
+
+def test_past_so_many_incidents_the_pdf_lists_them_all_and_says_where_the_timelines_are(
+        runtime, clock, tmp_path, monkeypatch):
+    from im.reports import as_pdf
+
+    monkeypatch.setattr(as_pdf, "TIMELINES", 4)
+    first = clock.now.date()
+    for number in range(1, 31):
+        clock.advance(minutes=30)
+        incidents.declare(runtime, title=f"Incident number {number:03d}", severity="SEV-3",
+                          services=["web"], origin=Origin(actor="alice"))
+    reader = pdf(runtime, tmp_path, start=first.isoformat(), end=clock.now.date().isoformat())
+    pages = texts(reader)
+    note = ("This PDF lists all 30 incidents but shows the timelines of the first 4 only; the"
+            " JSON report (im report --format json) holds every incident's timeline.")
+    assert note in " ".join(pages[0].split())
+    listed = [int(n) for text in pages if "Declared TTA TTR" in text
+              for n in re.findall(r"Incident number (\d+)", text)]
+    assert listed == list(range(1, 31))
+    titles = [t for t in outline_titles(reader.outline) if t.startswith("INC-")]
+    assert titles == [f"INC-{n}: Incident number {n:03d}" for n in range(1, 5)]
+    timelines = "\n".join(pages[[i for i, t in enumerate(pages)
+                                 if "Incident timelines" in t][-1]:])
+    assert note in " ".join(timelines.split())

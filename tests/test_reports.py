@@ -24,6 +24,7 @@ import json
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -623,3 +624,74 @@ def test_a_remote_state_stored_in_a_connectors_own_word_is_reported_as_unknown(a
     data = report_json(august, "--include", "ops", "--no-fetch")
     inc2 = next(r for i in data["incidents"] if i["id"] == "INC-2" for r in i["remote"])
     assert inc2["status"] is None
+
+
+# -- the documents, byte for byte ----------------------------------------------------------
+
+GOLDEN = Path(__file__).parent / "data" / "reports"
+
+
+def golden(name):
+    """A document as im wrote it when reports were built whole in memory (the version in its
+    `generator` is today's)."""
+    from im import __version__
+
+    return (GOLDEN / name).read_bytes().replace(b'"generator": "im 0.1.0"',
+                                                f'"generator": "im {__version__}"'.encode())
+
+
+def written(runtime, tmp_path, fmt, *options):
+    path = tmp_path / f"written.{fmt}"
+    result = im(runtime, "report", "--start", "2025-08-01", "--end", "2025-08-31",
+                "--format", fmt, "-o", str(path), *options)
+    assert result.exit_code == 0, result.output
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(("name", "fmt", "options"), [
+    ("august.json", "json", ()),
+    ("august-included.json", "json", ("--include-paging",)),
+    ("august-included.csv", "csv", ("--include-paging",)),
+])
+def test_json_and_csv_are_the_documents_they_were(august, tmp_path, name, fmt, options):
+    assert written(august, tmp_path, fmt, *options) == golden(name)
+
+
+@pytest.mark.parametrize(("name", "fmt", "options"), [
+    ("august.json", "json", ()),
+    ("august-included.json", "json", ("--include-paging",)),
+    ("august-included.csv", "csv", ("--include-paging",)),
+])
+def test_a_report_read_in_batches_smaller_than_the_period_is_whole_and_in_order(
+        august, tmp_path, monkeypatch, name, fmt, options):
+    # 7 incidents in the period, read 2 at a time: 4 batches, the last one short.
+    from im.reports import build
+
+    monkeypatch.setattr(build, "BATCH", 2)
+    assert written(august, tmp_path, fmt, *options) == golden(name)
+
+
+def test_the_period_is_read_through_an_index_a_page_at_a_time(august):
+    """Every read of a report follows the period's pages: the incidents by an index range in
+    the report's order (no scan of every incident ever declared, no sort), their services,
+    timelines and links by the page's numbers."""
+    from im.reports import build
+
+    statements = []
+    august.store.conn.set_trace_callback(statements.append)
+    build_report(august, parse_period(*(day.isoformat() for day in (START.date(),
+                                                                     NOW.date()))))
+    august.store.conn.set_trace_callback(None)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT") and any(
+        f"FROM {table} " in s for table in ("incidents", "incident_services", "timeline",
+                                            "links"))]
+    pages = [s for s in reads if "FROM incidents WHERE created_at" in s]
+    assert len(pages) == 1 and build.BATCH > 8  # one short page holds the 8 incidents
+    for sql in reads:
+        plan = " | ".join(row[3] for row in august.store.conn.execute(
+            "EXPLAIN QUERY PLAN " + sql))
+        for table in ("incidents", "incident_services", "timeline", "links"):
+            assert f"SCAN {table}" not in plan, (sql, plan)
+        if sql in pages:
+            assert "USING INDEX incidents_created" in plan, (sql, plan)
+            assert "TEMP B-TREE" not in plan, (sql, plan)

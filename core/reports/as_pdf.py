@@ -6,7 +6,9 @@ incident."""
 from __future__ import annotations
 
 import io
-from typing import Any
+import itertools
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
 
 from reportlab.lib import colors  # type: ignore[import-untyped]
@@ -31,7 +33,7 @@ from reportlab.platypus import TableStyle  # type: ignore[import-untyped]
 
 from im.humanize import printable
 from im.reports.charts import all_charts, incidents_per_day, response_by_severity
-from im.reports.model import Report
+from im.reports.model import IncidentEntry, Report
 from im.reports.tables import (
     COMPLIANCE,
     EMPTY,
@@ -39,6 +41,7 @@ from im.reports.tables import (
     Table,
     escalations_table,
     incident_facts,
+    incident_row,
     incidents_table,
     key_figures,
     remote_logs,
@@ -125,7 +128,7 @@ class Heading(Paragraph):  # type: ignore[misc]
 
 
 class ReportDocument(BaseDocTemplate):  # type: ignore[misc]
-    def __init__(self, buffer: io.BytesIO, report: Report) -> None:
+    def __init__(self, buffer: IO[bytes], report: Report) -> None:
         super().__init__(
             buffer, pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN + 8,
             bottomMargin=MARGIN, title=f"{report.title}: {report.period}",
@@ -234,17 +237,22 @@ class _Continued(Flowable):  # type: ignore[misc]
         self._table.drawOn(canvas, x, y, _sW)
 
 
+def _layout(headers: list[str], weights: list[float] | None, width: float
+            ) -> tuple[list[float], list[float], list[Any] | None]:
+    weights = weights or [1.0] * len(headers)
+    widths = [width * w / sum(weights) for w in weights]
+    inner = [w - 6 for w in widths]  # less the cell's left and right padding
+    header = ([Paragraph(_text(h), STYLES["head"]) for h in headers] if any(headers)
+              else None)
+    return widths, inner, header
+
+
 def table(data: Table, width: float) -> list[Any]:
     """The flowables of a table: splat them into a story (`*table(...)`)."""
     if not data.rows:
         return [Paragraph(_text(data.empty), STYLES["body"])]
-    with_header = any(data.headers)
-    weights = data.widths or [1.0] * len(data.headers)
-    widths = [width * w / sum(weights) for w in weights]
-    inner = [w - 6 for w in widths]  # less the cell's left and right padding
-    header = ([Paragraph(_text(h), STYLES["head"]) for h in data.headers] if with_header
-              else None)
-    label_column = not with_header
+    widths, inner, header = _layout(data.headers, data.widths, width)
+    label_column = header is None
     chunks: list[Any] = []
     for start in range(0, len(data.rows), CHUNK_ROWS):
         rows = [[_table_cell(c, inner[i]) for i, c in enumerate(row)]
@@ -252,6 +260,163 @@ def table(data: Table, width: float) -> list[Any]:
         chunks.append(_chunk(header, rows, widths, label_column) if start == 0
                       else _Continued(header, rows, widths, label_column))
     return [KeepTogether(chunks)] if len(data.rows) <= SHORT_TABLE else chunks
+
+
+_PAD_TOP, _PAD_BOTTOM, _PAD_SIDE = 2, 3, 3  # a cell's padding, as _chunk styles a table's
+_MOST_LINES = 12  # a cell wraps to this many lines at most; the rest ends in "..."
+
+
+def _lines(text: str, font: str, size: float, width: float) -> list[str]:
+    from reportlab.lib.utils import simpleSplit  # type: ignore[import-untyped]
+
+    text = printable(text)
+    # No Helvetica glyph is wider than the font size: a short text fits without measuring.
+    if "\n" not in text and (len(text) * size <= width
+                             or stringWidth(text, font, size) <= width):
+        return [text]
+    lines = simpleSplit(text, font, size, width) or [""]
+    return lines if len(lines) <= _MOST_LINES else [*lines[:_MOST_LINES - 1], "..."]
+
+
+class _Rows(Flowable):  # type: ignore[misc]
+    """Rows of a long list of plain text (a period's incidents) drawn straight on the canvas,
+    laid out as `table` lays out a table (the same grid, fonts, padding and header, repeated
+    at the top of each page; text wraps within its cell) at a fraction of a reportlab Table's
+    cost, which at 100,000 rows was most of the PDF's time. `first`: the list's first rows,
+    under its header wherever they land; the others show the header only at a page's top."""
+
+    def __init__(self, header: list[list[str]], rows: list[list[list[str]]],
+                 widths: list[float], first: bool) -> None:
+        super().__init__()
+        self._header, self._rows, self._widths, self._first = header, rows, widths, first
+        self._heights = [self._height(row, STYLES["cell"].leading) for row in rows]
+        self._header_height = self._height(header, STYLES["head"].leading)
+        self._with_header = first
+
+    @staticmethod
+    def _height(row: list[list[str]], leading: float) -> float:
+        return max(len(lines) for lines in row) * leading + _PAD_TOP + _PAD_BOTTOM
+
+    def _shows_header(self) -> bool:
+        frame = getattr(self, "_frame", None)  # set by the frame that places it
+        return self._first or bool(frame is not None and frame._atTop)
+
+    def wrap(self, available_width: float, available_height: float) -> tuple[float, float]:
+        self._with_header = self._shows_header()
+        self.width = sum(self._widths)
+        self.height = sum(self._heights) + (self._header_height if self._with_header else 0)
+        return self.width, self.height
+
+    def split(self, available_width: float, available_height: float) -> list[Any]:
+        with_header = self._shows_header()
+        used = self._header_height if with_header else 0
+        fit = 0
+        for height in self._heights:
+            if used + height > available_height:
+                break
+            used += height
+            fit += 1
+        if fit == 0:
+            if not with_header or self._first:  # on to the next page, header and all
+                return []
+            fit = 1  # a row taller than a page: drawn past its bottom rather than lost
+        head = _Rows(self._header, self._rows[:fit], self._widths, self._first)
+        head._first = with_header  # shown as it was measured here
+        return [head, _Rows(self._header, self._rows[fit:], self._widths, False)]
+
+    def draw(self) -> None:
+        canv = self.canv
+        cell, head = STYLES["cell"], STYLES["head"]
+        rows = [(self._header, self._header_height, head)] if self._with_header else []
+        rows += [(row, height, cell) for row, height in zip(self._rows, self._heights,
+                                                            strict=True)]
+        lefts = list(itertools.accumulate([0.0, *self._widths]))
+        top = self.height
+        if self._with_header:
+            canv.setFillColor(HEADER_FILL)
+            canv.rect(0, top - self._header_height, self.width, self._header_height,
+                      stroke=0, fill=1)
+        canv.setFillColor(colors.black)
+        text = canv.beginText()
+        y = top
+        for row, height, style in rows:
+            text.setFont(style.fontName, style.fontSize, style.leading)
+            for left, lines in zip(lefts, row, strict=False):
+                baseline = y - _PAD_TOP - style.fontSize
+                for line in lines:
+                    text.setTextOrigin(left + _PAD_SIDE, baseline)
+                    # the text alone: textOut would measure it to move a cursor not used
+                    text._textOut(line)
+                    baseline -= style.leading
+            y -= height
+        canv.drawText(text)
+        canv.setStrokeColor(GRID)
+        canv.setLineWidth(0.4)
+        edges = list(itertools.accumulate([top, *(-h for _, h, _ in rows)]))
+        canv.lines([(0, e, self.width, e) for e in edges]
+                   + [(x, top, x, edges[-1]) for x in lefts])
+
+
+def _long_table(headers: list[str], weights: list[float], rows: Iterable[list[str]],
+                width: float) -> Iterator[Any]:
+    """A table of rows that come one at a time (a report's incidents): laid out a chunk
+    (CHUNK_ROWS) at a time as the page layout asks for them, drawn as _Rows."""
+    widths, inner, _ = _layout(headers, weights, width)
+    cell, head = STYLES["cell"], STYLES["head"]
+    header = [_lines(h, head.fontName, head.fontSize, inner[i]) for i, h in enumerate(headers)]
+    chunk: list[list[list[str]]] = []
+    first = True
+    for row in rows:
+        chunk.append([_lines(c, cell.fontName, cell.fontSize, inner[i])
+                      for i, c in enumerate(row)])
+        if len(chunk) == CHUNK_ROWS:
+            yield _Rows(header, chunk, widths, first)
+            chunk, first = [], False
+    if chunk:
+        yield _Rows(header, chunk, widths, first)
+
+
+class _Story(list):  # type: ignore[type-arg]
+    """A story whose flowables are made as the layout reaches them: reportlab takes a list
+    and reads a few flowables ahead of the one it places (those kept with the next), so this
+    list holds those few and fills up from `more` whenever it is read."""
+
+    AHEAD = 32
+
+    def __init__(self, more: Iterator[Any]) -> None:
+        super().__init__()
+        self._more: Iterator[Any] | None = more
+
+    def _fill(self, wanted: int) -> None:
+        while self._more is not None and list.__len__(self) < wanted:
+            try:
+                self.append(next(self._more))
+            except StopIteration:
+                self._more = None
+
+    def __len__(self) -> int:
+        self._fill(self.AHEAD)
+        return list.__len__(self)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, int) and index >= 0:
+            self._fill(max(index + 1, self.AHEAD))
+        return list.__getitem__(self, index)
+
+
+# The PDF lays out the timelines of this many incidents (the first of the period): past a
+# few hundred pages nobody reads them there, and each costs reportlab milliseconds (100,000
+# would take minutes). The JSON report holds every incident's.
+TIMELINES = 1000
+
+
+def _timelines_note(report: Report) -> str | None:
+    count = report.summary.incidents
+    if count <= TIMELINES:
+        return None
+    return (f"This PDF lists all {count:,} incidents but shows the timelines of the first"
+            f" {TIMELINES:,} only; the JSON report (im report --format json) holds every"
+            " incident's timeline.")
 
 
 def _title_page(report: Report, width: float) -> list[Any]:
@@ -264,7 +429,8 @@ def _title_page(report: Report, width: float) -> list[Any]:
     story.append(Spacer(1, 10))
     if report.empty:
         story.append(Paragraph(_text(EMPTY), STYLES["empty"]))
-    story += [Paragraph(_text(f"Note: {note}"), STYLES["note"]) for note in report.notes]
+    notes = [*report.notes, *filter(None, [_timelines_note(report)])]
+    story += [Paragraph(_text(f"Note: {note}"), STYLES["note"]) for note in notes]
     story += [Paragraph("Key figures", STYLES["h2"]), *table(key_figures(report), width * 0.7)]
     contents = ["Charts", "Response times", "SLA compliance", "On-call effectiveness",
                 "Incidents", "Incident timelines"]
@@ -275,7 +441,35 @@ def _title_page(report: Report, width: float) -> list[Any]:
 
 def render_pdf(report: Report) -> bytes:
     buffer = io.BytesIO()
-    doc = ReportDocument(buffer, report)
+    write_pdf(report, report.incidents, buffer)
+    return buffer.getvalue()
+
+
+def _incident_rows(entries: Iterable[IncidentEntry]) -> Iterator[list[str]]:
+    for entry in entries:
+        yield incident_row(entry)
+
+
+def _timelines(entries: Iterable[IncidentEntry], width: float) -> Iterator[Any]:
+    for entry in entries:
+        yield from [CondPageBreak(120),
+                    Heading(f"{entry.id}: {entry.title}", 1, f"incident-{entry.id}"),
+                    *table(incident_facts(entry), width * 0.75)]
+        if entry.remote:
+            yield from [Paragraph("Linked remote incidents", STYLES["h3"]),
+                        *table(remote_table(entry), width)]
+        yield from [Paragraph("Timeline", STYLES["h3"]), *table(timeline_table(entry), width)]
+        for title, log in remote_logs(entry):
+            yield from [Paragraph(_text(title), STYLES["h3"]), *table(log, width)]
+        yield Spacer(1, 8)
+
+
+def write_pdf(report: Report, entries: Iterable[IncidentEntry], out: IO[bytes]) -> None:
+    """The PDF of `report` whose incidents are `entries` (read twice, for the table of
+    incidents and for their timelines): the figures and charts first, then the incidents
+    laid out as the pages reach them, never all at once; the timelines of the first
+    TIMELINES incidents."""
+    doc = ReportDocument(out, report)
     width = doc.width
     story: list[Any] = _title_page(report, width)
     story += [NextPageTemplate("body"), PageBreak()]
@@ -310,20 +504,19 @@ def render_pdf(report: Report) -> bytes:
               Heading("Responders", 1, "responders"), *table(responders_table(report), width),
               Heading("Escalations", 1, "escalations"),
               *table(escalations_table(report), width)]
-    story += [PageBreak(), Heading("Incidents", 0, "incidents"),
-              *table(incidents_table(report), width)]
-    if report.incidents:
-        story += [PageBreak(), Heading("Incident timelines", 0, "timelines")]
-    for entry in report.incidents:
-        story += [CondPageBreak(120),
-                  Heading(f"{entry.id}: {entry.title}", 1, f"incident-{entry.id}"),
-                  *table(incident_facts(entry), width * 0.75)]
-        if entry.remote:
-            story += [Paragraph("Linked remote incidents", STYLES["h3"]),
-                      *table(remote_table(entry), width)]
-        story += [Paragraph("Timeline", STYLES["h3"]), *table(timeline_table(entry), width)]
-        for title, log in remote_logs(entry):
-            story += [Paragraph(_text(title), STYLES["h3"]), *table(log, width)]
-        story.append(Spacer(1, 8))
-    doc.build(story)
-    return buffer.getvalue()
+    story += [PageBreak(), Heading("Incidents", 0, "incidents")]
+    count = report.summary.incidents
+    listed = incidents_table([])
+    if count <= SHORT_TABLE:  # a short table moves to the next page whole, as `table` does
+        story += table(incidents_table(list(entries)), width)
+        more: Iterator[Any] = iter(())
+    else:
+        more = _long_table(listed.headers, listed.widths or [], _incident_rows(entries),
+                           width)
+    if count:
+        note = _timelines_note(report)
+        more = itertools.chain(
+            more, [PageBreak(), Heading("Incident timelines", 0, "timelines")],
+            [Paragraph(_text(note), STYLES["body"])] if note else [],
+            _timelines(itertools.islice(entries, TIMELINES), width))
+    doc.build(_Story(itertools.chain(story, more)))

@@ -4,15 +4,24 @@ every figure from them."""
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from array import array
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from im.connectors import ChangeKind, Connector
 from im.errors import ConnectorError, ImError, InvalidInputError, NotFoundError
 from im.models import Incident, Link, Severity, Status, TimelineEvent
-from im.reports.figures import UNMEASURED, compliance, seconds_between, sla_state, stats
+from im.reports.figures import (
+    BREACHED,
+    MET,
+    PENDING,
+    UNMEASURED,
+    seconds_between,
+    sla_state,
+    stats,
+)
 from im.reports.model import (
     DayCount,
     Escalation,
@@ -29,7 +38,6 @@ from im.reports.model import (
     TimelineEntry,
 )
 from im.reports.period import Period
-from im.reports.queries import incidents_declared
 from im.reports.remote import (
     RemoteIncidentReport,
     RemoteIncidentRequest,
@@ -270,141 +278,244 @@ def _incident_entry(incident: Incident, timeline: Sequence[TimelineEvent],
 # -- aggregates ----------------------------------------------------------------------------
 
 
-def _response_rows(groups: dict[str, list[IncidentEntry]], included: Sequence[str]
-                   ) -> list[ResponseRow]:
-    rows = []
-    for group, entries in groups.items():
-        rows.append(ResponseRow(
-            group=group, measured_in="im", incidents=len(entries),
-            acknowledge=stats(e.time_to_acknowledge_seconds for e in entries),
-            resolve=stats(e.time_to_resolve_seconds for e in entries)))
-        for name in included:
-            times = [t for e in entries for t in e.remote_times if t.connector == name]
-            if times:
-                rows.append(ResponseRow(
-                    group=group, measured_in=name, incidents=len(times),
-                    acknowledge=stats(t.time_to_acknowledge_seconds for t in times),
-                    resolve=stats(t.time_to_resolve_seconds for t in times)))
-    return rows
+def _compliance(states: Counter[str]) -> tuple[int, int, int, float | None]:
+    """compliance() of states counted as they came."""
+    met, breached, pending = states[MET], states[BREACHED], states[PENDING]
+    percent = round(100 * met / (met + breached), 2) if met + breached else None
+    return met, breached, pending, percent
 
 
-def _sla_row(severity: str, measured_in: str, ack: list[str], resolve: list[str]) -> SlaRow:
-    ack_met, ack_breached, ack_pending, ack_percent = compliance(ack)
-    res_met, res_breached, res_pending, res_percent = compliance(resolve)
-    return SlaRow(severity=severity, measured_in=measured_in, incidents=len(ack),
+def _sla_row(severity: str, measured_in: str, count: int, ack: Counter[str],
+             resolve: Counter[str]) -> SlaRow:
+    ack_met, ack_breached, ack_pending, ack_percent = _compliance(ack)
+    res_met, res_breached, res_pending, res_percent = _compliance(resolve)
+    return SlaRow(severity=severity, measured_in=measured_in, incidents=count,
                   ack_met=ack_met, ack_breached=ack_breached, ack_pending=ack_pending,
                   ack_compliance_percent=ack_percent, resolve_met=res_met,
                   resolve_breached=res_breached, resolve_pending=res_pending,
                   resolve_compliance_percent=res_percent)
 
 
-def _sla_rows(groups: dict[str, list[IncidentEntry]], included: Sequence[str]
-              ) -> list[SlaRow]:
-    rows = []
-    for group, entries in groups.items():
-        rows.append(_sla_row(group, "im", [e.ack_sla for e in entries],
-                             [e.resolve_sla for e in entries]))
-        for name in included:
-            times = [t for e in entries for t in e.remote_times
-                     if t.connector == name and t.ack_sla != UNMEASURED]
-            if times:
-                rows.append(_sla_row(group, name, [t.ack_sla for t in times],
-                                     [t.resolve_sla for t in times]))
-    return rows
+def _durations() -> array[float]:
+    return array("d")
 
 
-def _responders(entries: Sequence[IncidentEntry]) -> list[ResponderRow]:
-    acks: dict[str, list[float]] = defaultdict(list)
-    paged: dict[str, int] = defaultdict(int)
-    escalated_away: dict[str, int] = defaultdict(int)
-    for entry in entries:
+class _Measured:
+    """The response times and SLA states of a group's incidents measured in one system, as
+    they come: durations packed as doubles (8 bytes each, for the percentiles), states
+    counted."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.acknowledge, self.resolve = _durations(), _durations()
+        self.slas = 0  # how many had their SLA measured (a remote one may not)
+        self.ack_states: Counter[str] = Counter()
+        self.resolve_states: Counter[str] = Counter()
+
+    def add(self, tta: float | None, ttr: float | None, ack_sla: str, resolve_sla: str,
+            sla: bool = True) -> None:
+        self.count += 1
+        if tta is not None:
+            self.acknowledge.append(tta)
+        if ttr is not None:
+            self.resolve.append(ttr)
+        if sla:
+            self.slas += 1
+            self.ack_states[ack_sla] += 1
+            self.resolve_states[resolve_sla] += 1
+
+    def response_row(self, group: str, measured_in: str) -> ResponseRow:
+        return ResponseRow(group=group, measured_in=measured_in, incidents=self.count,
+                           acknowledge=stats(self.acknowledge), resolve=stats(self.resolve))
+
+    def sla_row(self, group: str, measured_in: str) -> SlaRow:
+        return _sla_row(group, measured_in, self.slas, self.ack_states, self.resolve_states)
+
+
+class _Group:
+    """A group of incidents (a severity, a service, or all): measured in im, and in each
+    included connector's system."""
+
+    def __init__(self, included: Sequence[str]) -> None:
+        self.im = _Measured()
+        self.remote = {name: _Measured() for name in included}
+
+    def add(self, entry: IncidentEntry) -> None:
+        self.im.add(entry.time_to_acknowledge_seconds, entry.time_to_resolve_seconds,
+                    entry.ack_sla, entry.resolve_sla)
+        for times in entry.remote_times:
+            measured = self.remote.get(times.connector)
+            if measured is not None:
+                measured.add(times.time_to_acknowledge_seconds, times.time_to_resolve_seconds,
+                             times.ack_sla, times.resolve_sla, times.ack_sla != UNMEASURED)
+
+    def response_rows(self, group: str) -> list[ResponseRow]:
+        return [self.im.response_row(group, "im")] + [
+            measured.response_row(group, name) for name, measured in self.remote.items()
+            if measured.count]
+
+    def sla_rows(self, group: str) -> list[SlaRow]:
+        return [self.im.sla_row(group, "im")] + [
+            measured.sla_row(group, name) for name, measured in self.remote.items()
+            if measured.slas]
+
+
+class Figures:
+    """Every figure of a report, accumulated one incident entry at a time: what it holds
+    follows the number of groups, responders, days and escalations, never keeps an entry."""
+
+    def __init__(self, period: Period, included: Sequence[str]) -> None:
+        self.period = period
+        self.included = list(included)
+        self.by_severity = {s.value: _Group(included) for s in Severity}
+        self.all = _Group(included)
+        self.by_service: dict[str, _Group] = {}
+        self.statuses = {s.value: 0 for s in Status}
+        self.days: Counter[tuple[date, str]] = Counter()
+        self.escalations: list[Escalation] = []
+        self.linked: Counter[str] = Counter()
+        self.fetched: Counter[str] = Counter()
+        self.acks: dict[str, array[float]] = defaultdict(_durations)
+        self.acknowledgements: Counter[str] = Counter()
+        self.paged: Counter[str] = Counter()
+        self.escalated_away: Counter[str] = Counter()
+
+    def add(self, entry: IncidentEntry) -> None:
+        self.by_severity[entry.severity].add(entry)
+        self.all.add(entry)
+        for service in entry.services:
+            if service not in self.by_service:
+                self.by_service[service] = _Group(self.included)
+            self.by_service[service].add(entry)
+        self.statuses[entry.status] += 1
+        self.days[(entry.declared_at.date(), entry.severity)] += 1
+        self.escalations += entry.escalations
+        for remote in entry.remote:
+            self.linked[remote.connector] += 1
+            if remote.source == "fetched":
+                self.fetched[remote.connector] += 1
         if entry.acknowledged_by and entry.time_to_acknowledge_seconds is not None:
-            acks[entry.acknowledged_by].append(entry.time_to_acknowledge_seconds)
+            self.acknowledgements[entry.acknowledged_by] += 1
+            self.acks[entry.acknowledged_by].append(entry.time_to_acknowledge_seconds)
         for person in entry.paged:
-            paged[person] += 1
+            self.paged[person] += 1
         for escalation in entry.escalations:
             for person in escalation.from_:
-                escalated_away[person] += 1
-    people = set(acks) | set(paged) | set(escalated_away)
-    rows = [ResponderRow(responder=person, acknowledgements=len(acks.get(person, [])),
-                         acknowledge=stats(acks.get(person, [])), paged=paged.get(person, 0),
-                         escalated_away=escalated_away.get(person, 0)) for person in people]
-    return sorted(rows, key=lambda r: (-r.acknowledgements, -r.paged, r.responder))
+                self.escalated_away[person] += 1
+
+    def _responders(self) -> list[ResponderRow]:
+        people = set(self.acknowledgements) | set(self.paged) | set(self.escalated_away)
+        rows = [ResponderRow(responder=person, acknowledgements=self.acknowledgements[person],
+                             acknowledge=stats(self.acks.get(person, ())),
+                             paged=self.paged[person],
+                             escalated_away=self.escalated_away[person]) for person in people]
+        return sorted(rows, key=lambda r: (-r.acknowledgements, -r.paged, r.responder))
+
+    def _daily(self) -> list[DayCount]:
+        daily = []
+        for day in self.period.days():
+            counts = {s.value: self.days.get((day, s.value), 0) for s in Severity}
+            daily.append(DayCount(day=day, by_severity=counts, total=sum(counts.values())))
+        return daily
+
+    def report(self, *, title: str, generated_at: datetime, generator: str,
+               connector_types: dict[str, str | None], targets: list[SlaTarget],
+               notes: list[str], incidents: list[IncidentEntry]) -> Report:
+        """The report of the entries added; `incidents` is what its list of incidents holds
+        (none when they are written as they come, see im.reports.stream)."""
+        with_all = {**self.by_severity, ALL: self.all}
+        sla_rows = [row for group, g in with_all.items() for row in g.sla_rows(group)]
+        overall = next(r for r in sla_rows if r.severity == ALL and r.measured_in == "im")
+        escalations = sorted(self.escalations, key=lambda e: (e.at, e.incident_id))
+        everything = self.all.im
+        summary = Summary(
+            incidents=everything.count,
+            by_severity={k: g.im.count for k, g in self.by_severity.items()},
+            by_status=dict(self.statuses), acknowledged=len(everything.acknowledge),
+            resolved=len(everything.resolve),
+            unresolved=everything.count - len(everything.resolve),
+            acknowledge=stats(everything.acknowledge), resolve=stats(everything.resolve),
+            ack_compliance_percent=overall.ack_compliance_percent,
+            resolve_compliance_percent=overall.resolve_compliance_percent,
+            escalations=len(escalations), linked_remote_incidents=sum(self.linked.values()))
+        return Report(
+            title=title, period_start=self.period.start, period_end=self.period.end,
+            generated_at=generated_at, generator=generator,
+            included=[IncludedConnector(name=name, type=connector_types[name],
+                                        linked=self.linked[name], fetched=self.fetched[name])
+                      for name in self.included],
+            sla_targets=targets, summary=summary, daily=self._daily(),
+            response_by_severity=[row for group, g in with_all.items()
+                                  for row in g.response_rows(group)],
+            response_by_service=[row for group, g in sorted(self.by_service.items())
+                                 for row in g.response_rows(group)],
+            sla=sla_rows, responders=self._responders(), escalations=escalations,
+            incidents=incidents, notes=notes)
+
+
+# How many incidents a report reads from the store at a time (with their timelines and
+# links): what it holds at once, whatever the period.
+BATCH = 500
+
+
+class ReportRun:
+    """One report being made: `entries()` yields the period's incidents, oldest first, read
+    from the store a batch at a time, and adds each to the figures; once they are all
+    through, `report()` is the report (with its notes on connectors that could not be
+    asked). A writer that lets each entry go holds one batch, whatever the period."""
+
+    def __init__(self, runtime: Runtime, period: Period, *, connectors: Sequence[str] = (),
+                 fetch: bool = True, title: str = "Incident report") -> None:
+        self.runtime = runtime
+        self.period = period
+        self.title = title
+        self.now = runtime.clock()
+        self.targets, self.notes = sla_targets(runtime)
+        self.target_of = {t.severity: t for t in self.targets}
+        records = {r.name: r for r in runtime.store.list_connectors()}
+        self.included = list(connectors)
+        self.connector_types = {name: records[name].type if name in records else None
+                                for name in self.included}
+        self.fetcher = _Fetcher(runtime) if fetch and self.included else None
+        self.figures = Figures(period, self.included)
+        self._done = False
+
+    def entries(self) -> Iterator[IncidentEntry]:
+        if self._done:
+            raise RuntimeError("a report's entries are read once")
+        store = self.runtime.store
+        for batch in store.declared_in_batches(self.period.start_at, self.period.end_at,
+                                               size=BATCH):
+            for incident, timeline, links in batch:
+                remote = _remote_incidents(incident, links, timeline, self.connector_types,
+                                           self.fetcher) if self.included else []
+                entry = _incident_entry(incident, timeline, remote,
+                                        self.target_of[incident.severity.value], self.now,
+                                        self.included)
+                self.figures.add(entry)
+                yield entry
+        if self.fetcher is not None:
+            self.notes += self.fetcher.notes()
+        self._done = True
+
+    def report(self, incidents: list[IncidentEntry] | None = None) -> Report:
+        """The report, once every entry has been read; `incidents` is what its list of
+        incidents holds."""
+        from im import __version__
+
+        if not self._done:
+            raise RuntimeError("the report's entries have not all been read")
+        return self.figures.report(
+            title=self.title, generated_at=self.now, generator=f"im {__version__}",
+            connector_types=self.connector_types, targets=self.targets, notes=self.notes,
+            incidents=incidents or [])
 
 
 def build_report(runtime: Runtime, period: Period, *, connectors: Sequence[str] = (),
                  fetch: bool = True, title: str = "Incident report") -> Report:
     """The report of the incidents declared in `period`, with the linked remote incidents of
-    the `connectors` named (completed by asking them when `fetch`)."""
-    from im import __version__
-
-    store = runtime.store
-    now = runtime.clock()
-    data = incidents_declared(store, period.start_at, period.end_at)
-    targets, notes = sla_targets(runtime)
-    target_of = {t.severity: t for t in targets}
-    records = {r.name: r for r in store.list_connectors()}
-    included = list(connectors)
-    connector_types = {name: records[name].type if name in records else None
-                       for name in included}
-    fetcher = _Fetcher(runtime) if fetch and included else None
-
-    entries = []
-    for incident in data.incidents:
-        timeline = data.timelines[incident.id]
-        remote = _remote_incidents(incident, data.links[incident.id], timeline,
-                                   connector_types, fetcher) if included else []
-        entries.append(_incident_entry(incident, timeline, remote,
-                                       target_of[incident.severity.value], now, included))
-    if fetcher is not None:
-        notes += fetcher.notes()
-
-    by_severity: dict[str, list[IncidentEntry]] = {s.value: [] for s in Severity}
-    by_service: dict[str, list[IncidentEntry]] = defaultdict(list)
-    for entry in entries:
-        by_severity[entry.severity].append(entry)
-        for service in entry.services:
-            by_service[service].append(entry)
-    with_all = {**by_severity, ALL: entries}
-
-    daily = []
-    for day in period.days():
-        counts = {s.value: 0 for s in Severity}
-        for entry in entries:
-            if entry.declared_at.date() == day:
-                counts[entry.severity] += 1
-        daily.append(DayCount(day=day, by_severity=counts, total=sum(counts.values())))
-
-    sla_rows = _sla_rows(with_all, included)
-    overall = next(r for r in sla_rows if r.severity == ALL and r.measured_in == "im")
-    escalations = sorted((e for entry in entries for e in entry.escalations),
-                         key=lambda e: (e.at, e.incident_id))
-    statuses = {s.value: 0 for s in Status}
-    for entry in entries:
-        statuses[entry.status] += 1
-    resolved = sum(1 for e in entries if e.time_to_resolve_seconds is not None)
-    summary = Summary(
-        incidents=len(entries), by_severity={k: len(v) for k, v in by_severity.items()},
-        by_status=statuses,
-        acknowledged=sum(1 for e in entries if e.time_to_acknowledge_seconds is not None),
-        resolved=resolved, unresolved=len(entries) - resolved,
-        acknowledge=stats(e.time_to_acknowledge_seconds for e in entries),
-        resolve=stats(e.time_to_resolve_seconds for e in entries),
-        ack_compliance_percent=overall.ack_compliance_percent,
-        resolve_compliance_percent=overall.resolve_compliance_percent,
-        escalations=len(escalations),
-        linked_remote_incidents=sum(len(e.remote) for e in entries))
-    return Report(
-        title=title, period_start=period.start, period_end=period.end, generated_at=now,
-        generator=f"im {__version__}",
-        included=[IncludedConnector(
-            name=name, type=connector_types[name],
-            linked=sum(1 for e in entries for r in e.remote if r.connector == name),
-            fetched=sum(1 for e in entries for r in e.remote
-                        if r.connector == name and r.source == "fetched"))
-            for name in included],
-        sla_targets=targets, summary=summary, daily=daily,
-        response_by_severity=_response_rows(with_all, included),
-        response_by_service=_response_rows(dict(sorted(by_service.items())), included),
-        sla=sla_rows, responders=_responders(entries), escalations=escalations,
-        incidents=entries, notes=notes)
+    the `connectors` named (completed by asking them when `fetch`), every incident in it:
+    in memory. `im.reports.stream` writes one without holding its incidents."""
+    run = ReportRun(runtime, period, connectors=connectors, fetch=fetch, title=title)
+    entries = list(run.entries())
+    return run.report(entries)

@@ -204,7 +204,7 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def empty(self) -> bool:
-        return not self.incidents
+        return not self.summary.incidents
 
     @property
     def period(self) -> str:

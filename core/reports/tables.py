@@ -171,13 +171,18 @@ def daily_table(report: Report) -> Table:
                  empty="No incidents on any day.")
 
 
-def incidents_table(report: Report) -> Table:
+def incident_row(e: IncidentEntry) -> list[str]:
+    return [e.id, e.severity, e.status, e.title, ", ".join(e.services), when(e.declared_at),
+            duration(e.time_to_acknowledge_seconds), duration(e.time_to_resolve_seconds),
+            sla(e.ack_sla), sla(e.resolve_sla)]
+
+
+def incidents_table(report: Report | Sequence[IncidentEntry]) -> Table:
+    entries = report.incidents if isinstance(report, Report) else report
     return Table(
         headers=["ID", "Severity", "Status", "Title", "Services", "Declared", "TTA", "TTR",
                  "Ack SLA", "Resolve SLA"],
-        rows=[[e.id, e.severity, e.status, e.title, ", ".join(e.services), when(e.declared_at),
-               duration(e.time_to_acknowledge_seconds), duration(e.time_to_resolve_seconds),
-               sla(e.ack_sla), sla(e.resolve_sla)] for e in report.incidents],
+        rows=[incident_row(e) for e in entries],
         widths=[0.8, 0.8, 0.9, 3, 1.3, 1.4, 0.7, 0.7, 0.8, 0.9], empty=EMPTY)
 
 

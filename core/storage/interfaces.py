@@ -22,6 +22,8 @@ from im.storage.records import InboxRow, InboxStatus, OutboxRow, OutboxStatus
 
 # (connector, delivery id, event type, raw body, received at): an event as a webhook brings it
 InboundEventRow = tuple[str, str, str, bytes, datetime]
+# an incident declared in a report's period, with its timeline and links
+DeclaredIncident = tuple[Incident, list[TimelineEvent], list[Link]]
 
 
 class IncidentRepository(Protocol):
@@ -54,8 +56,12 @@ class IncidentRepository(Protocol):
         its updated_at."""
         ...
 
-    def declared_between(self, start: datetime, end: datetime) -> list[Incident]:
-        """Incidents declared in [start, end), oldest first."""
+    def declared_page(self, start: datetime, end: datetime, *,
+                      after: tuple[datetime, str] | None, limit: int) -> list[Incident]:
+        """Up to `limit` incidents declared in [start, end), oldest first (by declared time,
+        then number), starting after `after` (the declared time and id of the last incident
+        of the page before; None for the first page). Reads an index range: what a page
+        costs follows its size, not how much history there is."""
         ...
 
     def sla_overdue(self, *, severity: Severity, statuses: Sequence[Status], kind: str,
@@ -80,10 +86,9 @@ class TimelineRepository(Protocol):
         """An incident's events in the order they happened."""
         ...
 
-    def of_incidents_declared_between(self, start: datetime, end: datetime
-                                      ) -> dict[str, list[TimelineEvent]]:
-        """The events of the incidents declared in [start, end), by incident id (incidents
-        without events are left out)."""
+    def of_incidents(self, incident_ids: Sequence[str]) -> dict[str, list[TimelineEvent]]:
+        """The events of these incidents, each's in the order they happened, by incident id
+        (incidents without events are left out)."""
         ...
 
 
@@ -110,8 +115,10 @@ class LinkRepository(Protocol):
         """Links matching every filter given, by incident, connector and service."""
         ...
 
-    def of_incidents_declared_between(self, start: datetime, end: datetime
-                                      ) -> dict[str, list[Link]]: ...
+    def of_incidents(self, incident_ids: Sequence[str]) -> dict[str, list[Link]]:
+        """The links of these incidents, by incident id (incidents without links are left
+        out), each's by connector and service."""
+        ...
 
     def open_links(self, connector: str, *, declared_since: datetime) -> list[Link]:
         """The connector's links whose remote incident im believes open (open or

@@ -18,14 +18,15 @@ them for nothing.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from im.models import ConnectorRecord, Incident, Link, Severity, Status, TimelineEvent
-    from im.storage.interfaces import InboundEventRow, Repositories, UnitOfWork
+    from im.storage.interfaces import (DeclaredIncident, InboundEventRow, Repositories,
+                                       UnitOfWork)
     from im.storage.records import (DatabaseSize, InboxRow, InboxStatus, OutboxRow,
                                     OutboxStatus)
 
@@ -93,6 +94,29 @@ class Store(abc.ABC):
 
     def timeline(self, incident_id: str) -> list[TimelineEvent]:
         return self.read().timeline.of_incident(incident_id)
+
+    def declared_in_batches(self, start: datetime, end: datetime, *, size: int
+                            ) -> Iterator[list[DeclaredIncident]]:
+        """The incidents declared in [start, end), oldest first, `size` at a time, each with
+        its timeline and links: three reads a batch, each of one page (keyset pagination on
+        the declared time and number, no OFFSET; one parameter for the batch's ids), so a
+        caller that lets each batch go holds one batch whatever the period."""
+        if size < 1:
+            raise ValueError("a batch holds at least one incident")
+        reads = self.read()
+        after: tuple[datetime, str] | None = None
+        while True:  # ends at the first short page; each starts after the last one's key
+            page = reads.incidents.declared_page(start, end, after=after, limit=size)
+            if not page:
+                return
+            ids = [incident.id for incident in page]
+            timelines = reads.timeline.of_incidents(ids)
+            links = reads.links.of_incidents(ids)
+            yield [(incident, timelines.get(incident.id, []), links.get(incident.id, []))
+                   for incident in page]
+            if len(page) < size:
+                return
+            after = (page[-1].created_at, page[-1].id)
 
     # -- connectors and links --------------------------------------------------------------
 

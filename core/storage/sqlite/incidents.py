@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -19,9 +18,6 @@ _COLUMNS = (
 # What update() may set: the fields of an incident that change after it is declared.
 _UPDATABLE = frozenset(("title", "description", "severity", "status", "assignee", "fields",
                         "mitigated_at", "resolved_at", "closed_at", "reopened_at"))
-# The numbers of the incidents declared in a period (reports; the timeline and links too).
-DECLARED_IN_PERIOD = ("SELECT number FROM incidents"
-                      " WHERE created_at >= :start AND created_at < :end")
 
 
 def _incident(row: Sequence[Any], services: list[str]) -> Incident:
@@ -142,18 +138,24 @@ class SqliteIncidents:
             {"statuses": json.dumps([s.value for s in statuses]), "severity": severity.value,
              "before": ts(started_before), "kind": kind})
 
-    def declared_between(self, start: datetime, end: datetime) -> list[Incident]:
-        """Stored times are UTC ISO text, so comparing text compares times; two queries
-        whatever the number of incidents."""
-        params = {"start": ts(start), "end": ts(end)}
-        services: dict[int, list[str]] = defaultdict(list)
-        for number, service in self.conn.execute(
-                "SELECT number, service FROM incident_services"
-                f" WHERE number IN ({DECLARED_IN_PERIOD}) ORDER BY number, position", params):
-            services[number].append(service)
-        return [_incident(row, services[row[0]]) for row in self.conn.execute(
-            f"SELECT {_COLUMNS} FROM incidents WHERE created_at >= :start AND created_at < :end"
-            " ORDER BY created_at, number", params)]
+    def declared_page(self, start: datetime, end: datetime, *,
+                      after: tuple[datetime, str] | None, limit: int) -> list[Incident]:
+        """Stored times are UTC ISO text, so comparing text compares times. The page starts
+        after the key (created_at, number) of the last incident of the page before: the
+        index range (incidents_created, migration 0011) starts at that incident's time, so
+        each page costs the same however far into the period it is (a row value
+        `(created_at, number) > (?, ?)` beside `created_at >= :start` was read from the
+        period's start at every page, and no OFFSET either)."""
+        params: dict[str, Any] = {"start": ts(start), "end": ts(end), "limit": int(limit)}
+        keyset = ""
+        if after is not None:
+            params["start"] = max(params["start"], ts(after[0]))
+            params["after_number"] = incident_number(after[1])
+            # incidents declared at that same moment come after it by number
+            keyset = " AND (created_at > :start OR number > :after_number)"
+        return self._select(
+            "WHERE created_at >= :start AND created_at < :end" + keyset, params,
+            "ORDER BY created_at, number LIMIT :limit")
 
     def count_by_status_and_severity(self) -> list[tuple[str, str, int]]:
         return self.conn.execute(

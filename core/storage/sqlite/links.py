@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from im.models import Link, incident_number
-from im.storage.sqlite.incidents import DECLARED_IN_PERIOD
 from im.storage.sqlite.database import incident_id, parse_ts, ts
 
 # A remote incident im believes open: the condition of the partial index links_open.
@@ -86,12 +86,12 @@ class SqliteLinks:
         return [_link(row) for row in self.conn.execute(
             f"SELECT {_COLUMNS} FROM links {where} ORDER BY number, connector, service", params)]
 
-    def of_incidents_declared_between(self, start: datetime, end: datetime
-                                      ) -> dict[str, list[Link]]:
+    def of_incidents(self, incident_ids: Sequence[str]) -> dict[str, list[Link]]:
         found: dict[str, list[Link]] = {}
         for row in self.conn.execute(
-                f"SELECT {_COLUMNS} FROM links WHERE number IN ({DECLARED_IN_PERIOD})"
-                " ORDER BY number, connector, service", {"start": ts(start), "end": ts(end)}):
+                f"SELECT {_COLUMNS} FROM links WHERE number IN (SELECT value FROM json_each(?))"
+                " ORDER BY number, connector, service",
+                (json.dumps([incident_number(i) for i in incident_ids]),)):
             link = _link(row)
             found.setdefault(link.incident_id, []).append(link)
         return found

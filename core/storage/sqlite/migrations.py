@@ -228,6 +228,15 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "0011_incidents_created",
+        """
+        -- Reports read the incidents declared in a period, page by page in (created_at,
+        -- number) order: an index range in that order (the number is the rowid every index
+        -- ends with), not every incident ever declared and a sort.
+        CREATE INDEX incidents_created ON incidents(created_at);
+        """,
+    ),
+    (
         "0012_cost_follows_changes",
         """
         -- A poll reads the links whose remote incident im believes open, not every link the

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from im.models import TimelineEvent, incident_number
-from im.storage.sqlite.incidents import DECLARED_IN_PERIOD
 from im.storage.sqlite.database import incident_id, parse_ts, ts
 
 
@@ -39,13 +39,13 @@ class SqliteTimeline:
             )
         ]
 
-    def of_incidents_declared_between(self, start: datetime, end: datetime
-                                      ) -> dict[str, list[TimelineEvent]]:
+    def of_incidents(self, incident_ids: Sequence[str]) -> dict[str, list[TimelineEvent]]:
+        # One parameter whatever the count (SQLite limits a statement's parameters).
         found: dict[str, list[TimelineEvent]] = {}
         for row in self.conn.execute(
                 "SELECT id, number, at, kind, text, actor, system, data FROM timeline"
-                f" WHERE number IN ({DECLARED_IN_PERIOD}) ORDER BY number, at, id",
-                {"start": ts(start), "end": ts(end)}):
+                " WHERE number IN (SELECT value FROM json_each(?)) ORDER BY number, at, id",
+                (json.dumps([incident_number(i) for i in incident_ids]),)):
             incident = incident_id(row[1])
             found.setdefault(incident, []).append(TimelineEvent(
                 id=row[0], incident_id=incident, at=parse_ts(row[2]),  # type: ignore[arg-type]
