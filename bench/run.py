@@ -283,8 +283,8 @@ def scale_section(sizes: list[int], results: dict) -> list[str]:  # type: ignore
         " load moves wall time by more than 2 x); peak memory is the child's. `GET /metrics`"
         " is scraped from a real `im serve`. Growth per 10x: the largest size's figure to the"
         " smallest's, per tenfold size (1.00 x: flat; 10 x: in step with the history)."
-        " 100,000 incidents: `./bench/run --scale-sizes 1000,10000,100000` or `.venv/bin/python bench/scale.py`"
-        " (`--sizes ...,1000000` for a million).",
+        " 100,000 incidents: `./bench/run --scale-sizes 1000,10000,100000` or"
+        " `.venv/bin/python bench/scale.py` (`--sizes ...,1000000` for a million).",
         "",
         *scale.markdown(sizes, results),
         "",
