@@ -94,6 +94,9 @@ def ensure_home(size: int) -> dict[str, Any]:
         return figures
     HOMES.mkdir(exist_ok=True)
     (HOMES / ".gitignore").write_text("*\n")
+    for stale in HOMES.glob("v*-*"):  # homes of an older shape are never used again
+        if not stale.name.startswith(f"v{VERSION}-"):
+            shutil.rmtree(stale, ignore_errors=True)
     building = path.with_name(path.name + ".building")
     shutil.rmtree(building, ignore_errors=True)
     print(f"building a home of {size:,} incidents...", file=sys.stderr)
@@ -527,6 +530,8 @@ def ms(seconds: float) -> str:
 
 
 def shown_time(figures: dict[str, Any]) -> str:
+    if figures.get("error") == "not run":
+        return "not run"
     if figures.get("seconds") is None:
         return f"failed ({figures.get('error', '?')})"[:80].replace("|", "/").replace("\n", " ")
     runs = figures["runs"]
