@@ -310,9 +310,10 @@ class ConnectorClient:
                                       status=status, retryable=True, retry_after=hint,
                                       response=response)
         if status >= 500:
+            said = f": {message or response.reason_phrase}" if (
+                message or response.reason_phrase) else ""
             return ConnectorHTTPError(
-                f"{self.system} answered {status}: {message or response.reason_phrase}",
-                status=status, retryable=True, retry_after=hint, response=response)
+                f"{self.system} answered {status}{said}", status=status, retryable=True, retry_after=hint, response=response)
         if 300 <= status < 400 and not message and response.headers.get("location"):
             said = f": redirected to {response.headers['location']} (check the base URL)"
         return ConnectorHTTPError(f"{self.system} refused the request ({status}){said}",

@@ -81,7 +81,8 @@ class Remote:
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
         self.thread.start()
 
     def close(self) -> None:
@@ -304,15 +305,19 @@ def test_an_hourly_limit_is_recorded_per_minute(runtime, remote):
 
 def test_a_post_is_not_sent_again_after_a_timeout(runtime, remote, waits):
     remote.answers = [Remote.HANG]
-    client = acme(runtime, remote.url, timeout=0.3, sleep=waits, monotonic=waits.monotonic)
+    client = acme(runtime, remote.url, settings={"debug": True}, timeout=0.3, sleep=waits,
+                  monotonic=waits.monotonic)
     with pytest.raises(im.ConnectorError) as raised:
         client.post("/incidents", {"title": "x"})
     assert str(raised.value) == "Acme did not answer in time (POST /incidents)"
     assert raised.value.retryable is True  # the outbox tries again, the connector checks first
     assert len(remote.received) == 1 and waits.slept == []
-    # recorded as the user reads it
+    # recorded, and logged, as the user reads it
     assert calls(runtime) == [("POST", "/incidents", None,
                                "Acme did not answer in time (POST /incidents)", None, None)]
+    assert [row["message"] for row in connector_logs(runtime)] == [
+        "Acme request POST /incidents",
+        "Acme request POST /incidents failed: Acme did not answer in time (POST /incidents)"]
 
 
 def test_a_post_is_sent_again_after_a_connection_that_never_opened(runtime, waits):
