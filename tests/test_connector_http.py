@@ -493,6 +493,7 @@ def test_a_push_out_of_time_stays_queued(runtime, remote, waits):
      " the base URL)", False),
     (408, {}, None, "Acme did not answer in time (GET /users)", True),
     (500, {}, {"detail": "boom"}, "Acme answered 500: boom", True),
+    (599, {}, None, "Acme answered 599", True),  # no reason phrase either
 ])
 def test_failed_answers_read_as_the_user_needs(runtime, remote, waits, status, headers, body,
                                                message, retryable):
