@@ -69,12 +69,20 @@ class ConnectorHTTPError(ConnectorError):
 
 def connector_client(connector: Connector, *, base_url: str,
                      headers: dict[str, str] | None = None, timeout: float = 10.0,
-                     **options: Any) -> ConnectorClient:
-    """An HTTP client for `connector` to call `base_url` with: see ConnectorClient for the
-    options (`system`, `max_attempts`, `max_wait`, `max_retry_after`, `rate_limit_window`,
-    `error_message`, `transport`, `sleep`, `monotonic`)."""
-    return ConnectorClient(connector, base_url=base_url, headers=headers, timeout=timeout,
-                           **options)
+                     system: str | None = None, max_attempts: int = 4, max_wait: float = 30.0,
+                     max_retry_after: float = 60.0, rate_limit_window: float = 60.0,
+                     error_message: Callable[[httpx.Response], str | None] | None = None,
+                     transport: httpx.BaseTransport | None = None,
+                     sleep: Callable[[float], None] = time.sleep,
+                     monotonic: Callable[[], float] = time.monotonic) -> ConnectorClient:
+    """An HTTP client for `connector` to call `base_url` with, sending `headers` (its
+    credentials) on every call, each attempt waiting at most `timeout` seconds for an answer:
+    see ConnectorClient for the other options."""
+    return ConnectorClient(
+        connector, base_url=base_url, headers=headers, timeout=timeout, system=system,
+        max_attempts=max_attempts, max_wait=max_wait, max_retry_after=max_retry_after,
+        rate_limit_window=rate_limit_window, error_message=error_message,
+        transport=transport, sleep=sleep, monotonic=monotonic)
 
 
 class ConnectorClient:

@@ -520,3 +520,53 @@ def test_request_returns_the_response_and_empty_bodies_are_none(runtime, remote)
     assert client.delete("/incidents/7") is None
     assert [(r.method, r.path) for r in remote.received] == [("PUT", "/incidents/7"),
                                                              ("DELETE", "/incidents/7")]
+
+
+# -- the docs ----------------------------------------------------------------------------------
+
+
+def _shown_parameters(section, name):
+    """(parameter, default text or None) of `name(...)` as the page writes it."""
+    start = section.index(f"\n{name}(") + len(name) + 2
+    depth, end = 1, start
+    while depth:  # bounded by the section's length: index() raises past its end
+        depth += {"(": 1, ")": -1, "[": 1, "]": -1}.get(section[end], 0)
+        end += 1
+    parts, depth, current = [], 0, ""
+    for char in section[start:end - 1]:
+        depth += {"(": 1, ")": -1, "[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    shown = []
+    for part in (p.strip() for p in parts):
+        if part and part != "*":
+            head, _, default = part.partition("=")
+            shown.append((head.split(":")[0].strip(), default.strip() or None))
+    return shown
+
+
+def test_writing_plugins_shows_the_client_s_signatures():
+    import ast
+    import inspect
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "writing-plugins.md").read_text()
+    section = page.split("\n## Calling an HTTP API\n", 1)[1].split("\n## ", 1)[0]
+    functions = {"im.connector_client": im.connector_client,
+                 **{f"client.{name}": getattr(im.ConnectorClient, name)
+                    for name in ("get", "post", "put", "patch", "delete", "request", "until")}}
+    for name, function in functions.items():
+        parameters = [p for p in inspect.signature(function).parameters.values()
+                      if p.name != "self"]
+        shown = _shown_parameters(section, name)
+        assert [p for p, _ in shown] == [p.name for p in parameters], name
+        for (_, default), parameter in zip(shown, parameters, strict=True):
+            try:
+                value = ast.literal_eval(default) if default else inspect.Parameter.empty
+            except ValueError:  # time.sleep, time.monotonic
+                value = eval(default, {"time": time})
+            assert value == parameter.default, (name, parameter.name)
