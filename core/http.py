@@ -306,7 +306,12 @@ class ConnectorClient:
 
     def _error(self, response: httpx.Response, where: str) -> ConnectorHTTPError:
         status = response.status_code
-        message = _one_line(self.error_message(response))
+        try:
+            message = _one_line(self.error_message(response))
+        except Exception:  # a connector's reading of a body it did not expect
+            self.log.warning("%s: error_message could not read a %s answer to %s",
+                             self.system, status, where, exc_info=True)
+            message = _one_line(remote_message(response))
         said = f": {message}" if message else ""
         hint = retry_after(response.headers, status)
         if status == 429:

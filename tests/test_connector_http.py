@@ -505,6 +505,32 @@ def test_failed_answers_read_as_the_user_needs(runtime, remote, waits, status, h
         message, retryable, status)
 
 
+def test_a_connector_reads_its_api_s_own_error_body(runtime, remote):
+    def fault(response):
+        return response.json()["fault"]["text"]
+
+    remote.answers = [(400, {}, {"fault": {"text": "unknown service"}}),
+                      (400, {}, {"message": "not the shape it expects"})]
+    with acme(runtime, remote.url, error_message=fault) as client:
+        for expected in ("Acme refused the request (400): unknown service",
+                         # its reading fails: the default one is used, and it is logged
+                         "Acme refused the request (400): not the shape it expects"):
+            with pytest.raises(im.ConnectorHTTPError) as raised:
+                client.get("/services/api")
+            assert str(raised.value) == expected
+    assert client.http.is_closed
+
+
+def test_an_inner_until_cannot_extend_an_outer_one(runtime, remote, waits):
+    client = acme(runtime, remote.url, sleep=waits, monotonic=waits.monotonic)
+    with client.until(waits.now - 1), client.until(waits.now + 100), pytest.raises(
+            im.ConnectorHTTPError, match="^no time left to call Acme"):
+        client.get("/users")
+    with client.until(waits.now + 100), client.until(None):
+        assert client.get("/users") == {"ok": True}
+    assert len(remote.received) == 1
+
+
 def test_a_body_that_is_not_json_is_an_error(runtime, remote):
     remote.answers = [(200, {"Content-Type": "text/html"}, b"<html>login</html>")]
     with pytest.raises(im.ConnectorHTTPError) as raised:
