@@ -282,6 +282,13 @@ class ConnectorClient:
                 unsent=isinstance(error, httpx.ConnectTimeout | httpx.PoolTimeout))
             self._failed(request, where, started, failure)
             raise failure from error
+        except httpx.UnsupportedProtocol as error:
+            # the base URL is wrong (no http:// or https://): trying again cannot help
+            failure = ConnectorHTTPError(
+                f"cannot call {self.system} at {self.base_url} ({where}): the base URL must"
+                " start with http:// or https://", unsent=True)
+            self._failed(request, where, started, failure)
+            raise failure from error
         except httpx.ConnectError as error:
             failure = ConnectorHTTPError(
                 f"cannot reach {self.system} at {self.base_url} ({where}): {error}",

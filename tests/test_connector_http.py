@@ -531,6 +531,17 @@ def test_an_inner_until_cannot_extend_an_outer_one(runtime, remote, waits):
     assert len(remote.received) == 1
 
 
+def test_a_base_url_without_its_scheme_is_a_final_error(runtime, remote, waits):
+    address = remote.url.removeprefix("http://")
+    client = acme(runtime, address, sleep=waits, monotonic=waits.monotonic)
+    with pytest.raises(im.ConnectorHTTPError) as raised:
+        client.get("/users")
+    assert str(raised.value) == (
+        f"cannot call Acme at {address} (GET /users): the base URL must start with http:// or"
+        " https://")
+    assert raised.value.retryable is False and waits.slept == []
+
+
 def test_a_body_that_is_not_json_is_an_error(runtime, remote):
     remote.answers = [(200, {"Content-Type": "text/html"}, b"<html>login</html>")]
     with pytest.raises(im.ConnectorHTTPError) as raised:
