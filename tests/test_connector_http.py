@@ -250,16 +250,25 @@ def test_without_the_switches_nothing_is_logged(runtime, remote):
 
 def test_log_requests_logs_every_call_with_request_bodies_only(runtime, remote):
     client = acme(runtime, remote.url, settings={"log_requests": True})
-    client.get("/users", params={"query": "ann", "api_key": SECRET})
+    client.put("/users/ann", {"name": "Ann"}, params={"notify": "no", "api_key": SECRET})
     rows = connector_logs(runtime)
-    assert [row["message"] for row in rows] == ["Acme request GET /users",
-                                                "Acme response 200 GET /users"]
+    assert [row["message"] for row in rows] == ["Acme request PUT /users/ann",
+                                                "Acme response 200 PUT /users/ann"]
     request, response = (row["data"] for row in rows)
     # a secret in the query string is masked too
-    assert request["url"] == f"{remote.url}/users?query=ann&api_key=%2A%2A%2A"
-    assert request["body"] == ""
-    assert "body" not in response
-    assert remote.received[0].path == f"/users?query=ann&api_key={SECRET}"
+    assert request["url"] == f"{remote.url}/users/ann?notify=no&api_key=%2A%2A%2A"
+    assert json.loads(request["body"]) == {"name": "Ann"}
+    assert response["status"] == 200 and "body" not in response
+    assert remote.received[0].path == f"/users/ann?notify=no&api_key={SECRET}"
+
+
+def test_log_responses_logs_every_call_with_answer_bodies_only(runtime, remote):
+    remote.answers = [(200, {}, {"name": "Ann"})]
+    client = acme(runtime, remote.url, settings={"log_responses": True})
+    client.put("/users/ann", {"name": "Ann"})
+    request, response = (row["data"] for row in connector_logs(runtime))
+    assert "body" not in request
+    assert json.loads(response["body"]) == {"name": "Ann"}
 
 
 # -- recorded calls: what status, metrics and health read -------------------------------------
