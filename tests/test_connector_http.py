@@ -433,6 +433,15 @@ def test_the_rate_limit_reset_is_waited_for_within_the_deadline(runtime, remote,
     assert waits.slept == [4.0]
 
 
+def test_a_reset_given_as_a_unix_time_is_read_as_the_time_until_it(runtime, remote, waits):
+    reset = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 5)}
+    remote.answers = [(429, reset, None), (200, {}, {"ok": True})]
+    client = acme(runtime, remote.url, sleep=waits, monotonic=waits.monotonic)
+    assert client.get("/users") == {"ok": True}
+    [slept] = waits.slept
+    assert 3 < slept <= 5
+
+
 def test_a_retry_after_date_is_read_as_the_time_until_it(runtime, remote, waits):
     later = email.utils.formatdate(time.time() + 120, usegmt=True)
     remote.answers = [(503, {"Retry-After": later}, None)]
