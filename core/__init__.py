@@ -52,7 +52,8 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "Action", "SDK_VERSION", "AssigneeRequest", "ChangeKind", "Check", "CheckRequest",
-    "Connector", "ConnectorClient", "ConnectorError", "ConnectorHTTPError", "ConnectorSettings", "ImError", "InboundChange", "Incident",
+    "Connector", "ConnectorClient", "ConnectorError", "ConnectorHTTPError", "ConnectorSettings",
+    "ImError", "InboundChange", "Incident",
     "InvalidInputError", "Link", "MapOutboundRequest", "NotFoundError", "OncallRequest",
     "OncallResult", "Origin", "PullRequest", "PullResult", "PushRequest", "PushResult",
     "RemoteAccount", "RemoteEvent", "RemoteIncidentReport", "RemoteIncidentRequest",

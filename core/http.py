@@ -330,10 +330,10 @@ class ConnectorClient:
                                       status=status, retryable=True, retry_after=hint,
                                       response=response)
         if status >= 500:
-            said = f": {message or response.reason_phrase}" if (
-                message or response.reason_phrase) else ""
-            return ConnectorHTTPError(
-                f"{self.system} answered {status}{said}", status=status, retryable=True, retry_after=hint, response=response)
+            detail = message or response.reason_phrase
+            said = f": {detail}" if detail else ""
+            return ConnectorHTTPError(f"{self.system} answered {status}{said}", status=status,
+                                      retryable=True, retry_after=hint, response=response)
         if 300 <= status < 400 and not message and response.headers.get("location"):
             said = f": redirected to {response.headers['location']} (check the base URL)"
         return ConnectorHTTPError(f"{self.system} refused the request ({status}){said}",
