@@ -38,6 +38,8 @@ _EXPORTS: dict[str, str] = {
     # what a connector logs: secrets masked; and where im keeps its log records
     **dict.fromkeys(("redact_body", "redact_headers"), "im.redact"),
     "keep_logs_in": "im.logs",
+    # calling an HTTP API: logged, recorded, bounded by the deadline and retried by im's rules
+    **dict.fromkeys(("ConnectorClient", "ConnectorHTTPError", "connector_client"), "im.http"),
     # for a plugin's commands (register_commands): the command line's own helpers. They live
     # in im.cli, loaded only when a plugin asks for one: the core never imports Typer.
     **dict.fromkeys(("command_group", "run_command"), "im.cli"),
@@ -50,7 +52,8 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "Action", "SDK_VERSION", "AssigneeRequest", "ChangeKind", "Check", "CheckRequest",
-    "Connector", "ConnectorError", "ConnectorSettings", "ImError", "InboundChange", "Incident",
+    "Connector", "ConnectorClient", "ConnectorError", "ConnectorHTTPError", "ConnectorSettings",
+    "ImError", "InboundChange", "Incident",
     "InvalidInputError", "Link", "MapOutboundRequest", "NotFoundError", "OncallRequest",
     "OncallResult", "Origin", "PullRequest", "PullResult", "PushRequest", "PushResult",
     "RemoteAccount", "RemoteEvent", "RemoteIncidentReport", "RemoteIncidentRequest",
@@ -58,7 +61,8 @@ __all__ = [
     "Severity", "SlaPolicyRequest", "Status", "SyncDirection", "TimelineEvent",
     "TransitionError", "UnhandledEventError", "WebhookEvent", "WebhookRequest",
     "WebhookSetupRequest", "WebhookSetupResult", "WebhookTestEvent", "WebhookTestRequest",
-    "api_token_guard", "command_group", "deadline", "hookimpl", "idempotency_key",
+    "api_token_guard", "command_group", "connector_client", "deadline", "hookimpl",
+    "idempotency_key",
     "is_loopback", "keep_logs_in", "parse_duration", "parse_idempotency_key", "parse_service",
     "parse_sla_target", "print_json", "prompt", "redact_body", "redact_headers", "run_command",
     "secret", "spinner", "table",
@@ -131,6 +135,7 @@ if TYPE_CHECKING:  # what type checkers and editors see: the plain imports
         UnhandledEventError,
     )
     from im.hookspecs import hookimpl
+    from im.http import ConnectorClient, ConnectorHTTPError, connector_client
     from im.incidents import parse_service
     from im.logs import keep_logs_in
     from im.models import (

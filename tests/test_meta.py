@@ -12,7 +12,7 @@ from im import hookspecs
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("httpx", "litestar", "sqlite_utils", "uvicorn", "limits", "tenacity", "im.server",
-         "im_pagerduty.client", "im_pagerduty.connector", "im_pagerduty.sandbox")
+         "im.http", "im_pagerduty.client", "im_pagerduty.connector", "im_pagerduty.sandbox")
 VENDORS = re.compile(r"pagerduty|opsgenie|slack|jira|servicenow|victorops", re.IGNORECASE)
 
 
