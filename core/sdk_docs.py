@@ -27,9 +27,10 @@ STRUCTS = (
     "OncallRequest", "OncallResult", "RemoteAccount",
 )
 ENUMS = ("RemoteStatus", "ChangeKind", "SyncDirection")
-ERRORS = ("ImError", "ConnectorError", "InvalidInputError", "NotFoundError",
-          "UnhandledEventError")
-FUNCTIONS = ("idempotency_key", "parse_idempotency_key", "parse_duration", "prompt", "secret")
+ERRORS = ("ImError", "ConnectorError", "ConnectorHTTPError", "InvalidInputError",
+          "NotFoundError", "UnhandledEventError")
+FUNCTIONS = ("connector_client", "idempotency_key", "parse_idempotency_key", "parse_duration",
+             "prompt", "secret")
 
 
 def _doc(obj: Any) -> str:
