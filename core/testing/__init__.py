@@ -16,22 +16,28 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
 from im.connectors import (
+    ChangeKind,
     Check,
     CheckRequest,
     Connector,
     ConnectorSettings,
+    InboundChange,
     PushRequest,
     PushResult,
     RemoteRef,
     RemoteStatus,
     prompt,
+    WebhookEvent,
+    WebhookRequest,
+    parse_idempotency_key,
+    secret,
 )
-from im.errors import ConnectorError
+from im.errors import ConnectorError, UnhandledEventError
 from im.hookspecs import hookimpl
 from im.plugins import get_plugin_manager
 from im.runtime import Runtime
@@ -101,7 +107,15 @@ def http_client(runtime: Runtime) -> Iterator[Any]:
 
 class FakeRemote:
     """The remote system a FakeConnector talks to: it records every call, keeps incidents
-    by id and by idempotency key, and fails on demand (`remote.failures.append(error)`)."""
+    by id and by idempotency key, and fails on demand (`remote.failures.append(error)` fails
+    the next push; `remote.fault = "down"` (or "server_error", "refused", "lost_answer",
+    "slow") fails every push until it is set back to None). Every change it makes is also a
+    signed webhook delivery in `remote.sent` (for FakeWebhookConnector), made by `actor`:
+    im's own user (`OWN_USER`) for pushes, a responder for `remote.change(...)`."""
+
+    OWN_USER = "im-bot@fake.example"
+    SECRET = "fake-webhook-secret"
+    SIGNATURE_HEADER = "x-fake-signature"
 
     def __init__(self) -> None:
         self.incidents: dict[str, dict[str, Any]] = {}
@@ -109,7 +123,49 @@ class FakeRemote:
         self.calls: list[tuple[str, str, str]] = []
         self.failures: list[Exception] = []
         self.reachable = True
+        self.fault: str | None = None
+        self.slow_seconds = 3.0
+        # keys of the changes made (the fake API takes an idempotency key on every write)
+        self.done: set[str] = set()
+        self.sent: list[tuple[dict[str, str], bytes]] = []
         self._numbers = itertools.count(1)
+        self._events = itertools.count(1)
+        self._last = datetime.min.replace(tzinfo=UTC)
+
+    def now(self) -> datetime:
+        """The remote's own clock: the wall clock, never twice the same instant."""
+        now = max(datetime.now(UTC), self._last + timedelta(microseconds=1))
+        self._last = now
+        return now
+
+    def sign(self, body: bytes) -> dict[str, str]:
+        import hashlib
+        import hmac
+
+        return {self.SIGNATURE_HEADER: hmac.new(self.SECRET.encode(), body,
+                                                hashlib.sha256).hexdigest(),
+                "content-type": "application/json"}
+
+    def emit(self, remote_id: str, event_type: str, actor: str, text: str = "") -> None:
+        incident = self.incidents[remote_id]
+        body = msgspec.json.encode({
+            "id": f"E{next(self._events)}", "type": event_type, "incident": remote_id,
+            "key": incident.get("key"), "service": incident.get("service"),
+            "title": incident.get("title"), "status": incident.get("status"),
+            "at": self.now().isoformat(), "actor": actor, "text": text})
+        self.sent.append((self.sign(body), body))
+
+    def change(self, remote_id: str, status: str | None = None, note: str | None = None,
+               actor: str = "responder@fake.example") -> None:
+        """A responder changes a remote incident (its status, or a note), as in the remote's
+        own app: the webhook goes out."""
+        incident = self.incidents[remote_id]
+        if status is not None:
+            incident["status"] = status
+            self.emit(remote_id, f"incident.{status}", actor)
+        if note is not None:
+            incident["notes"].append(note)
+            self.emit(remote_id, "incident.note", actor, note)
 
 
 class FakeCustom(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -122,6 +178,7 @@ class FakeSettings(ConnectorSettings, frozen=True, kw_only=True):
     base_url: Annotated[str, prompt(2, "API Base URL")] = "https://fake.example"
     verify_tls: Annotated[bool, prompt(4, "Verify TLS certificates")] = True
     custom: FakeCustom = FakeCustom()
+    webhook_secret: Annotated[str, secret()] = ""
 
 
 class FakeConnector(Connector):
@@ -139,6 +196,7 @@ class FakeConnector(Connector):
         if remote.failures:
             failure = remote.failures.pop(0)
             raise failure
+        self._meet_fault(request)
         if request.action == "declare":
             remote_id = remote.by_key.get(request.idempotency_key)
             if remote_id is None:
@@ -146,8 +204,11 @@ class FakeConnector(Connector):
                 remote.by_key[request.idempotency_key] = remote_id
                 remote.incidents[remote_id] = {"status": "open", "notes": [],
                                                "title": request.incident.title,
-                                               "service": request.service}
+                                               "service": request.service,
+                                               "key": request.idempotency_key}
+                remote.emit(remote_id, "incident.open", remote.OWN_USER)
             number = remote_id[1:]
+            self._lose_answer()
             return PushResult(
                 link=RemoteRef(remote_id=remote_id, remote_number=number,
                                remote_url=f"https://fake.example/{remote_id}",
@@ -160,14 +221,47 @@ class FakeConnector(Connector):
         status = {"ack": RemoteStatus.ACKNOWLEDGED, "resolve": RemoteStatus.RESOLVED,
                   "close": RemoteStatus.RESOLVED, "reopen": RemoteStatus.OPEN,
                   "unack": RemoteStatus.OPEN}.get(request.action)
-        if status:
-            remote_incident["status"] = status
-        if request.payload.get("note"):
-            remote_incident["notes"].append(request.payload["note"])
+        # the fake API takes an idempotency key on every write: a retried change is made once
+        key = (f"{request.idempotency_key}/{request.action}/{request.queued_at}/"
+               f"{msgspec.json.encode(request.payload).decode()}")
+        if key not in remote.done:
+            remote.done.add(key)
+            if status:
+                remote_incident["status"] = status
+                remote.emit(request.link.remote_id, f"incident.{status}", remote.OWN_USER)
+            if request.payload.get("note"):
+                remote_incident["notes"].append(request.payload["note"])
+                remote.emit(request.link.remote_id, "incident.note", remote.OWN_USER,
+                            request.payload["note"])
+        self._lose_answer()
         return PushResult(
             link=RemoteRef(remote_id=request.link.remote_id, remote_status=status),
             timeline=[f"Fake incident #{request.link.remote_number} {request.action} synced"],
         )
+
+    def _meet_fault(self, request: PushRequest) -> None:
+        """The outage `remote.fault` sets, as a careful connector reports it."""
+        import time
+
+        fault = self.remote.fault
+        if fault == "down":
+            raise ConnectorError("cannot reach the fake API: connection refused",
+                                 retryable=True)
+        if fault == "server_error":
+            raise ConnectorError("the fake API answered 503: Service Unavailable",
+                                 retryable=True)
+        if fault == "refused":
+            raise ConnectorError("the fake API answered 400: the incident is invalid")
+        if fault == "slow":
+            wait = self.remote.slow_seconds
+            if request.deadline is not None and time.monotonic() + wait > request.deadline:
+                raise ConnectorError("the fake API would answer after the deadline",
+                                     retryable=True)
+            time.sleep(wait)
+
+    def _lose_answer(self) -> None:
+        if self.remote.fault == "lost_answer":
+            raise ConnectorError("no answer from the fake API (timed out)", retryable=True)
 
     def test(self, request: CheckRequest) -> list[Check]:
         if not self.remote.reachable:
@@ -176,15 +270,65 @@ class FakeConnector(Connector):
         return [Check(name="api", critical=True, ok=True, detail="Connected to the fake API")]
 
 
-class FakePlugin:
-    """A plugin that registers `FakeConnector` bound to its own `FakeRemote`."""
+class FakeWebhookConnector(FakeConnector):
+    """A FakeConnector that also takes its remote's signed webhooks (`webhook_secret` set to
+    `FakeRemote.SECRET`), recognising im's own changes by the user it acts as."""
 
-    def __init__(self, remote: FakeRemote | None = None) -> None:
+    KINDS: ClassVar[dict[str, ChangeKind]] = {
+        "incident.open": ChangeKind.TRIGGERED, "incident.acknowledged": ChangeKind.ACKNOWLEDGED,
+        "incident.resolved": ChangeKind.RESOLVED, "incident.note": ChangeKind.NOTE}
+
+    def verify_webhook(self, request: WebhookRequest) -> bool:
+        import hmac
+
+        secret = self.settings.webhook_secret  # type: ignore[attr-defined]
+        offered = request.headers.get(FakeRemote.SIGNATURE_HEADER, "")
+        if not secret or not offered:
+            return False
+        return hmac.compare_digest(offered, self.remote.sign(request.body)[
+            FakeRemote.SIGNATURE_HEADER]) and secret == FakeRemote.SECRET
+
+    def _event(self, body: bytes) -> dict[str, Any]:
+        try:
+            event = msgspec.json.decode(body)
+        except msgspec.DecodeError as error:
+            raise ValueError(f"not a fake webhook: {error}") from None
+        if not isinstance(event, dict) or not all(k in event for k in ("id", "type", "at")):
+            raise ValueError("not a fake webhook: no id, type or at")
+        return event
+
+    def parse_webhook(self, request: WebhookRequest) -> WebhookEvent:
+        event = self._event(request.body)
+        return WebhookEvent(delivery_id=event["id"], event_type=event["type"],
+                            occurred_at=datetime.fromisoformat(event["at"]))
+
+    def webhook_changes(self, request: WebhookRequest) -> list[InboundChange]:
+        event = self._event(request.body)
+        kind = self.KINDS.get(event["type"])
+        if kind is None:
+            raise UnhandledEventError(f"fake event type {event['type']} is not handled")
+        keyed = parse_idempotency_key(event.get("key"))
+        return [InboundChange(
+            remote_id=event["incident"], event_id=event["id"], action=kind,
+            occurred_at=datetime.fromisoformat(event["at"]), actor=event["actor"],
+            text=event.get("text") or "", remote_status=event.get("status"),
+            title=event.get("title"), service=keyed[1] if keyed else event.get("service"),
+            correlation_id=keyed[0] if keyed else None,
+            echo=event["actor"] == FakeRemote.OWN_USER)]
+
+
+class FakePlugin:
+    """A plugin that registers `FakeConnector` (or the `connector` class given, such as
+    `FakeWebhookConnector`) bound to its own `FakeRemote`."""
+
+    def __init__(self, remote: FakeRemote | None = None, *,
+                 connector: type[FakeConnector] = FakeConnector) -> None:
         self.remote = remote or FakeRemote()
+        self.connector = connector
 
     @hookimpl
     def register_connectors(self, register: Any) -> None:
-        register(type("FakeConnector", (FakeConnector,), {"remote": self.remote}))
+        register(type(self.connector.__name__, (self.connector,), {"remote": self.remote}))
 
 
 @contextmanager
