@@ -774,3 +774,9 @@ class FakeRemoteAdapter(RemoteAdapter):
         return msgspec.json.encode({
             "id": "E-new", "type": "incident.teleported", "incident": remote_id,
             "at": self.fake.now().isoformat(), "actor": "responder@fake.example"})
+
+
+def rules_markdown() -> str:
+    """The rules as docs/testing-plugins.md lists them: one line each, from their docstrings."""
+    return "".join(f"- `{rule.__name__}`: {' '.join((rule.__doc__ or '').split())}\n"
+                   for rule in RULES)
