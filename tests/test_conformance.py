@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from im import RemoteStatus
 from im.testing import FakePlugin, FakeWebhookConnector
 from im.testing.conformance import (
     ConnectorContract,

@@ -366,10 +366,9 @@ def _outage_queues(kit: Kit, fault: Fault, words: str) -> None:
     _delivered(kit, incident, f"changes queued during an outage ({words})")
     made = kit.remote_ids() - before
     assert len(made) == 1, f"the outage's create, delivered later, made {len(made)} incidents"
-    notes = kit.remote_incident(made.pop()).notes
-    assert notes.count("Written during the outage") == 1, (
-        f"a note queued during an outage reached the remote {notes.count('Written during the outage')}"
-        " time(s), not once")
+    count = kit.remote_incident(made.pop()).notes.count("Written during the outage")
+    assert count == 1, (
+        f"a note queued during an outage reached the remote {count} time(s), not once")
 
 
 @rule
