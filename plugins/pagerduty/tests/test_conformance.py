@@ -10,7 +10,14 @@ import pytest
 
 import im_pagerduty
 from im import ChangeKind
-from im.testing.conformance import ConnectorContract, Delivery, Fault, RemoteAdapter, RemoteIncident
+from im.testing.conformance import (
+    ConnectorContract,
+    Delivery,
+    Fault,
+    RemoteAdapter,
+    RemoteIncident,
+    a_create_retried_after_a_lost_answer_makes_no_second_incident,
+)
 from im_pagerduty.connector import PagerDutyConnector
 from im_pagerduty.webhooks import sign, state
 
@@ -19,6 +26,7 @@ from .sandbox_calls import subscribe
 
 RESPONDER = "john.doe@company.com"
 SLOW_MS = 3000
+LATE_MS = 1500
 
 
 class PagerDutySandbox(RemoteAdapter):
@@ -48,8 +56,11 @@ class PagerDutySandbox(RemoteAdapter):
         elif fault == Fault.SERVER_ERROR:
             self.pd.set_faults(error_rate=1.0, error_status=503)
         elif fault == Fault.LOST_ANSWER:
-            # done at once, answered after the client gave up (its timeout is 0.5 s here)
-            self.pd.set_faults(late_answer_rate=1.0, late_answer_ms=1500)
+            # the create done at once, answered after the client gave up (its timeout is
+            # 0.5 s here); not the calls before it (priorities), which would stop the push
+            # before the create
+            self.pd.set_faults(late_answer_rate=1.0, late_answer_ms=LATE_MS, paths=("/incidents",))
+            self._slow_until = time.monotonic() + LATE_MS / 1000
         elif fault == Fault.SLOW:
             self.pd.set_faults(latency_ms=SLOW_MS)
             self._slow_until = time.monotonic() + SLOW_MS / 1000
@@ -111,3 +122,11 @@ class TestPagerDutyConnector(ConnectorContract):
     def settings(self, remote):
         settings = config(remote.pd, webhook_secrets=[remote.secret])
         return {**settings, "enable_webhook": True}
+
+    def test_the_lost_answer_is_a_create_made_and_answered_too_late(self, kit):
+        """The kit's lost answer is the real thing here: the sandbox made the incident and
+        answered after the client gave up; the retry found it by its incident_key."""
+        a_create_retried_after_a_lost_answer_makes_no_second_incident(kit)
+        creates = kit.remote.pd.requests(method="POST", path="/incidents")
+        assert [r["fault"] for r in creates] == ["late_answer"]
+        assert kit.remote.pd.requests(method="GET", path="/incidents")
