@@ -175,6 +175,8 @@ BROKEN = {
                          r" \['third', 'second', 'first'\]"),
     "a_retried_note_is_posted_once": (
         NotesTwice, "a note retried after a crash is on the remote 2 times"),
+    "a_note_whose_answer_was_lost_is_posted_once": (
+        NotesTwice, "a note retried after a lost answer is on the remote 2 times"),
     "resolving_resolves_every_remote_incident": (
         ResolvesOnlyTheFirst, r"resolving INC-1 left its remote incident F2 \(payments\) open"),
     "a_push_keeps_to_its_deadline": (

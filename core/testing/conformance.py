@@ -445,6 +445,29 @@ def a_retried_note_is_posted_once(kit: Kit) -> None:
 
 
 @rule
+def a_note_whose_answer_was_lost_is_posted_once(kit: Kit) -> None:
+    """A note whose answer was lost (the remote posted it, then timed out) stays queued, and
+    its retry does not post it again."""
+    kit.needs(Fault.LOST_ANSWER)
+    incident = kit.declare()
+    kit.remote.fail(Fault.LOST_ANSWER)
+    kit.im("note", "Failing over to the replica", "--incident", incident)
+    kit.remote.recover()
+    [row] = kit.rows(incident, "note")
+    assert row.status == "pending", (
+        f"a note whose answer was lost was {row.status}, not kept queued: a timeout is"
+        " retryable (ConnectorError(..., retryable=True))")
+    kit.deliver()
+    _delivered(kit, incident, "a note retried after a lost answer")
+    [link] = kit.links(incident)
+    count = kit.remote_incident(link.remote_id).notes.count("Failing over to the replica")
+    assert count == 1, (
+        f"a note retried after a lost answer is on the remote {count} times: a retry"
+        " (PushRequest.attempt > 1) must find the note an earlier attempt posted (the"
+        " remote's idempotency key, or the notes posted since PushRequest.queued_at)")
+
+
+@rule
 def resolving_resolves_every_remote_incident(kit: Kit) -> None:
     """Resolving an incident with several remote incidents (one per service) resolves each
     of them."""

@@ -17,6 +17,7 @@ from im.testing.conformance import (
     RemoteAdapter,
     RemoteIncident,
     a_create_retried_after_a_lost_answer_makes_no_second_incident,
+    a_note_whose_answer_was_lost_is_posted_once,
 )
 from im_pagerduty.connector import PagerDutyConnector
 from im_pagerduty.webhooks import sign, state
@@ -130,3 +131,8 @@ class TestPagerDutyConnector(ConnectorContract):
         creates = kit.remote.pd.requests(method="POST", path="/incidents")
         assert [r["fault"] for r in creates] == ["late_answer"]
         assert kit.remote.pd.requests(method="GET", path="/incidents")
+
+    def test_the_lost_note_answer_is_a_note_posted_and_answered_too_late(self, kit):
+        a_note_whose_answer_was_lost_is_posted_once(kit)
+        notes = kit.remote.pd.requests(method="POST", path="/incidents/*")
+        assert [r["fault"] for r in notes] == ["late_answer"]
