@@ -7,7 +7,7 @@ import uuid
 import msgspec
 import pytest
 
-from im import ConnectorError, PushResult, RemoteRef
+from im import ConnectorError, PullResult, PushResult, RemoteRef
 from im.testing import FakePlugin, FakeWebhookConnector
 from im.testing.conformance import RULES, FakeRemoteAdapter, make_kit
 
@@ -156,6 +156,36 @@ class NamesTheFirstRemoteIncident(FakeWebhookConnector):
         return fixed
 
 
+class ForgetsTheKey(FakeWebhookConnector):
+    """Reads no idempotency key off a remote incident, by webhook or poll."""
+
+    def webhook_changes(self, request):
+        return [msgspec.structs.replace(c, correlation_id=None)
+                for c in super().webhook_changes(request)]
+
+    def pull(self, request):
+        result = super().pull(request)
+        return msgspec.structs.replace(result, changes=[
+            msgspec.structs.replace(c, correlation_id=None) for c in result.changes])
+
+
+class PullsNothing(FakeWebhookConnector):
+    def pull(self, request):
+        return PullResult(cursor=request.cursor)
+
+
+class ListsEverythingOpenNow(FakeWebhookConnector):
+    """Reports every remote incident open, as of now, whatever its state."""
+
+    def pull(self, request):
+        result = super().pull(request)
+        now = self.runtime.clock()
+        return msgspec.structs.replace(result, changes=[
+            msgspec.structs.replace(c, action="triggered", remote_status="open",
+                                    occurred_at=now, observed_at=None)
+            for c in result.changes])
+
+
 BROKEN = {
     "declare_makes_and_links_the_remote_incident": (
         LinksNothing, "the links im stored are not the remote incidents the declare made"),
@@ -204,6 +234,16 @@ BROKEN = {
     "an_incident_resolves_when_each_remote_incident_is_resolved": (
         NamesTheFirstRemoteIncident, "both remote incidents of INC-1 were resolved and it is"
                                      " open"),
+    "a_webhook_links_the_incident_a_lost_answer_made": (
+        ForgetsTheKey, r"a remote incident im created, whose answer was lost, became another im"
+                       r" incident \(INC-2\) when its webhook told of it"),
+    "a_poll_brings_a_responders_change": (
+        PullsNothing, "a responder acknowledged the remote incident, a poll came, and INC-1 is"
+                      " open, not mitigated"),
+    "a_poll_links_the_incident_a_lost_answer_made": (
+        ForgetsTheKey, r"became another im incident \(INC-2\) when a poll told of it"),
+    "a_poll_takes_ims_own_changes_for_known": (
+        ListsEverythingOpenNow, "a poll reporting im's own changes applied them again"),
 }
 
 

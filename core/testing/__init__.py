@@ -27,6 +27,8 @@ from im.connectors import (
     Connector,
     ConnectorSettings,
     InboundChange,
+    PullRequest,
+    PullResult,
     PushRequest,
     PushResult,
     RemoteRef,
@@ -148,11 +150,14 @@ class FakeRemote:
 
     def emit(self, remote_id: str, event_type: str, actor: str, text: str = "") -> None:
         incident = self.incidents[remote_id]
+        at = self.now()
+        if event_type != "incident.note":  # what a listing of incidents says of each
+            incident["changed_at"], incident["changed_by"] = at, actor
         body = msgspec.json.encode({
             "id": f"E{next(self._events)}", "type": event_type, "incident": remote_id,
             "key": incident.get("key"), "service": incident.get("service"),
             "title": incident.get("title"), "status": incident.get("status"),
-            "at": self.now().isoformat(), "actor": actor, "text": text})
+            "at": at.isoformat(), "actor": actor, "text": text})
         self.sent.append((self.sign(body), body))
 
     def change(self, remote_id: str, status: str | None = None, note: str | None = None,
@@ -315,6 +320,27 @@ class FakeWebhookConnector(FakeConnector):
             title=event.get("title"), service=keyed[1] if keyed else event.get("service"),
             correlation_id=keyed[0] if keyed else None,
             echo=event["actor"] == FakeRemote.OWN_USER)]
+
+
+    def pull(self, request: PullRequest) -> PullResult:
+        """Every remote incident's state now, as a listing of the remote's incidents says it
+        (a real remote would list only those changed since the cursor)."""
+        now = self.runtime.clock()
+        changes = []
+        for remote_id, incident in self.remote.incidents.items():
+            action = {"open": ChangeKind.TRIGGERED, "acknowledged": ChangeKind.ACKNOWLEDGED,
+                      "resolved": ChangeKind.RESOLVED}.get(str(incident.get("status")))
+            if action is None:
+                continue
+            keyed = parse_idempotency_key(incident.get("key"))
+            changes.append(InboundChange(
+                remote_id=remote_id, event_id=f"poll:{remote_id}:{incident.get('status')}",
+                action=action, occurred_at=incident.get("changed_at") or now,
+                observed_at=now, actor=incident.get("changed_by") or "fake",
+                remote_status=incident.get("status"), title=incident.get("title"),
+                service=keyed[1] if keyed else incident.get("service"),
+                correlation_id=keyed[0] if keyed else None))
+        return PullResult(changes=changes, cursor=now.isoformat())
 
 
 class FakePlugin:

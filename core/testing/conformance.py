@@ -22,10 +22,10 @@ rule it is and what to do:
         def settings(self, remote):
             return {"api_key": "k", "base_url": remote.url}
 
-A rule needs what it tests: the outbound rules run for a connector that pushes, the inbound
+A rule needs what it tests: the outbound rules run for a connector that pushes, the webhook
 ones only for one that takes webhooks and pulls (it overrides `verify_webhook`; its
-`sync_direction` pulls); a rule that needs a fault your adapter cannot make (`faults`) is
-skipped with a one-line reason. The rules are plain functions (`RULES`), each taking a `Kit`:
+`sync_direction` pulls), the polling ones for one that overrides `pull`; a rule that needs a
+fault your adapter cannot make (`faults`) is skipped with a one-line reason. The rules are plain functions (`RULES`), each taking a `Kit`:
 a test can also run one against a connector of its own making.
 """
 
@@ -37,7 +37,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -158,6 +158,21 @@ class Kit:
         if not connector.settings.enable_webhook:
             pytest.skip(f"{self.name} has enable_webhook off: turn it on to run the inbound"
                         " rules")
+
+    def needs_pull(self) -> None:
+        connector = self.connector
+        if type(connector).pull is Connector.pull:
+            pytest.skip(f"{connector.type} does not poll (it does not override pull): a"
+                        " polling rule")
+        if not connector.settings.sync_direction.pulls:
+            pytest.skip(f"{self.name} is configured {connector.settings.sync_direction.value}:"
+                        " set a sync_direction that pulls to run the polling rules")
+
+    def poll(self) -> dict[str, int]:
+        """Poll the connector as `im serve` does; how many changes had each outcome."""
+        from im.inbound import poll
+
+        return poll(self.runtime, self.name, deadline=time.monotonic() + 10)
 
     @property
     def per_service(self) -> bool:
@@ -696,14 +711,115 @@ def an_incident_resolves_when_each_remote_incident_is_resolved(kit: Kit) -> None
         " must name its own remote incident (InboundChange.remote_id)")
 
 
+@rule
+def a_webhook_links_the_incident_a_lost_answer_made(kit: Kit) -> None:
+    """A remote incident im created whose answer was lost is linked to its im incident when
+    its webhook comes (by the idempotency key it carries), never made a second im incident."""
+    kit.needs_inbound()
+    kit.needs(Fault.LOST_ANSWER)
+    kit.remote.fail(Fault.LOST_ANSWER)
+    incident = kit.declare()
+    kit.remote.recover()
+    kit.flush()
+    _linked_once(kit, incident, "its webhook")
+
+
+def _linked_once(kit: Kit, incident: str, how: str) -> None:
+    made = [i.id for i in kit.runtime.store.list_incidents()]
+    assert made == [incident], (
+        f"a remote incident im created, whose answer was lost, became another im incident"
+        f" ({', '.join(i for i in made if i != incident)}) when {how} told of it: set"
+        " InboundChange.correlation_id (and service) from the idempotency key the remote"
+        " incident carries (im.parse_idempotency_key)")
+    assert kit.links(incident), (
+        f"{how} told of the remote incident {incident}'s create made, and im did not link it:"
+        " set InboundChange.correlation_id from the idempotency key it carries")
+    kit.deliver()
+    _delivered(kit, incident, "a create retried after its remote incident was linked")
+    assert len(kit.links(incident)) == 1
+
+
+@rule
+def a_poll_brings_a_responders_change(kit: Kit) -> None:
+    """A poll finds what a responder changed in the remote (the safety net for a webhook
+    that never came)."""
+    kit.needs_pull()
+    incident = kit.declare()
+    [link] = kit.links(incident)
+    kit.responder(link.remote_id, ChangeKind.ACKNOWLEDGED)
+    kit.poll()
+    status = kit.runtime.store.get_incident(incident).status.value
+    assert status == "mitigated", (
+        f"a responder acknowledged the remote incident, a poll came, and {incident} is"
+        f" {status}, not mitigated: pull must report the remote incident's state")
+    kit.responder(link.remote_id, ChangeKind.RESOLVED)
+    kit.poll()
+    status = kit.runtime.store.get_incident(incident).status.value
+    assert status == "resolved", (
+        f"a responder resolved the remote incident, a poll came, and {incident} is {status}")
+
+
+@rule
+def a_poll_links_the_incident_a_lost_answer_made(kit: Kit) -> None:
+    """A remote incident im created whose answer was lost is linked to its im incident by a
+    poll (by the idempotency key it carries), never made a second im incident."""
+    kit.needs_pull()
+    kit.needs(Fault.LOST_ANSWER)
+    kit.remote.fail(Fault.LOST_ANSWER)
+    incident = kit.declare()
+    kit.remote.recover()
+    kit.poll()
+    _linked_once(kit, incident, "a poll")
+
+
+@rule
+def a_poll_takes_ims_own_changes_for_known(kit: Kit) -> None:
+    """A poll reporting what im itself did (its create, ack and resolve) changes nothing and
+    makes no im incident."""
+    kit.needs_pull()
+    incident = kit.declare()
+    kit.im("ack", "--incident", incident)
+    kit.im("resolve", "--incident", incident)
+    _delivered(kit, incident, "im's own changes")
+    before = len(kit.runtime.store.timeline(incident))
+    outcomes = kit.poll()
+    assert [i.id for i in kit.runtime.store.list_incidents()] == [incident], (
+        f"a poll made an im incident of a remote incident im made ({outcomes}): set"
+        " InboundChange.correlation_id from the idempotency key, and report the state im's"
+        " link already has")
+    changed = [e.text for e in kit.runtime.store.timeline(incident)[before:]]
+    assert kit.runtime.store.get_incident(incident).status.value == "resolved" and not [
+        o for o in outcomes if o in ("applied", "created")], (
+        f"a poll reporting im's own changes applied them again ({outcomes}; {changed}):"
+        " report the remote state with when it changed (occurred_at) and when the poll read"
+        " it (observed_at)")
+
+
 # -- running the rules ----------------------------------------------------------------------
+
+
+class MovingClock(FakeClock):
+    """The wall clock, which a rule can move on (`advance`) past a lease: a remote's own
+    times (its events, what a poll lists) then make sense to im."""
+
+    def __init__(self) -> None:
+        super().__init__(datetime.now(UTC))
+        self._offset = self.now - datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        self.now = datetime.now(UTC) + self._offset
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self._offset += timedelta(**delta)
+        return self()
 
 
 def make_kit(home: Path, *, connector_type: str, settings: dict[str, Any],
              plugins: Sequence[object], remote: RemoteAdapter, name: str = "under-test",
              services: Sequence[str] = ("api", "payments")) -> Kit:
     """An im on `home` with the connector added as `im connector add` adds it."""
-    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    clock = MovingClock()
     runtime = make_runtime(home, plugins=plugins, clock=clock, user="alice")
     result = run_cli(runtime, ["connector", "add", connector_type, name, "--config",
                                json.dumps(settings)])
