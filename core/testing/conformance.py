@@ -25,8 +25,9 @@ rule it is and what to do:
 A rule needs what it tests: the outbound rules run for a connector that pushes, the webhook
 ones only for one that takes webhooks and pulls (it overrides `verify_webhook`; its
 `sync_direction` pulls), the polling ones for one that overrides `pull`; a rule that needs a
-fault your adapter cannot make (`faults`) is skipped with a one-line reason. The rules are plain functions (`RULES`), each taking a `Kit`:
-a test can also run one against a connector of its own making.
+fault your adapter cannot make (`faults`) is skipped with a one-line reason. The rules are
+plain functions (`RULES`), each taking a `Kit`: a test can also run one against a connector
+of its own making.
 """
 
 from __future__ import annotations
