@@ -31,7 +31,7 @@ LATE_MS = 1500
 
 
 class PagerDutySandbox(RemoteAdapter):
-    faults = frozenset({Fault.DOWN, Fault.SERVER_ERROR, Fault.LOST_ANSWER, Fault.SLOW})
+    faults = frozenset(Fault)
 
     def __init__(self, pd, receiver):
         self.pd = pd
@@ -56,6 +56,8 @@ class PagerDutySandbox(RemoteAdapter):
             self.pd.set_faults(drop_rate=1.0)
         elif fault == Fault.SERVER_ERROR:
             self.pd.set_faults(error_rate=1.0, error_status=503)
+        elif fault == Fault.REFUSED:
+            self.pd.set_faults(refuse_rate=1.0, paths=("/incidents",))
         elif fault == Fault.LOST_ANSWER:
             # the create done at once, answered after the client gave up (its timeout is
             # 0.5 s here); not the calls before it (priorities), which would stop the push
