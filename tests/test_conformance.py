@@ -23,6 +23,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "im_jsonl.
 
 class TestFakeConnector(ConnectorContract):
     connector_type = "fake"
+    assignee = "alex@example.com"
 
     @pytest.fixture
     def remote(self):

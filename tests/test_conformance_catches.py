@@ -186,6 +186,23 @@ class ListsEverythingOpenNow(FakeWebhookConnector):
             for c in result.changes])
 
 
+class RefusesWhatItDoesNotKnow(FakeWebhookConnector):
+    def push(self, request):
+        if request.action not in ("declare", "note", "ack", "resolve", "close", "reopen"):
+            raise ConnectorError(f"{request.action} is not supported")
+        return super().push(request)
+
+
+class PollsPatiently(FakeWebhookConnector):
+    """Waits for a slow remote, whatever the deadline."""
+
+    def pull(self, request):
+        if self.remote.fault == "slow":
+            time.sleep(self.remote.slow_seconds)
+            self.remote.fault = None
+        return super().pull(request)
+
+
 BROKEN = {
     "declare_makes_and_links_the_remote_incident": (
         LinksNothing, "the links im stored are not the remote incidents the declare made"),
@@ -244,6 +261,10 @@ BROKEN = {
         ForgetsTheKey, r"became another im incident \(INC-2\) when a poll told of it"),
     "a_poll_takes_ims_own_changes_for_known": (
         ListsEverythingOpenNow, "a poll reporting im's own changes applied them again"),
+    "every_kind_of_change_is_delivered": (
+        RefusesWhatItDoesNotKnow, "im's severity of INC-1 was failed"),
+    "a_poll_keeps_to_its_deadline": (
+        PollsPatiently, "a poll waited 3.0 s for a slow remote though its deadline was 1 s"),
 }
 
 

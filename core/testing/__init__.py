@@ -244,7 +244,7 @@ class FakeConnector(Connector):
             timeline=[f"Fake incident #{request.link.remote_number} {request.action} synced"],
         )
 
-    def _meet_fault(self, request: PushRequest) -> None:
+    def _meet_fault(self, request: PushRequest | PullRequest) -> None:
         """The outage `remote.fault` sets, as a careful connector reports it."""
         import time
 
@@ -325,6 +325,7 @@ class FakeWebhookConnector(FakeConnector):
     def pull(self, request: PullRequest) -> PullResult:
         """Every remote incident's state now, as a listing of the remote's incidents says it
         (a real remote would list only those changed since the cursor)."""
+        self._meet_fault(request)
         now = self.runtime.clock()
         changes = []
         for remote_id, incident in self.remote.incidents.items():

@@ -46,6 +46,7 @@ import msgspec
 import pytest
 
 from im.connectors import ChangeKind, Connector, RemoteStatus
+from im.errors import ConnectorError
 from im.models import Link
 from im.runtime import Runtime
 from im.testing import (
@@ -130,12 +131,14 @@ class Kit:
     configured, and the adapter to its remote (`remote`)."""
 
     def __init__(self, runtime: Runtime, name: str, remote: RemoteAdapter, clock: FakeClock,
-                 services: Sequence[str] = ("api", "payments")) -> None:
+                 services: Sequence[str] = ("api", "payments"),
+                 assignee: str | None = None) -> None:
         self.runtime = runtime
         self.name = name
         self.remote = remote
         self.clock = clock
         self.services = list(services)
+        self.assignee = assignee
 
     # what the connector can do
 
@@ -539,6 +542,59 @@ def the_link_says_the_remote_state_in_ims_words(kit: Kit) -> None:
             " PushResult.link (RemoteRef(remote_status=im.RemoteStatus...))")
 
 
+@rule
+def every_kind_of_change_is_delivered(kit: Kit) -> None:
+    """Every kind of change im makes is delivered (note, ack, severity, assign, resolve,
+    reopen, close), and so is one a later im may add: a connector with nothing to do for one
+    does nothing, it never fails it."""
+    from im import incidents
+
+    incident = kit.declare()
+    kit.im("note", "Checking the replicas", "--incident", incident)
+    kit.im("ack", "--incident", incident)
+    kit.im("severity", "--incident", incident, "--sev", "SEV-1")
+    if kit.assignee:
+        kit.im("assign", "--incident", incident, "--to", kit.assignee)
+    kit.im("resolve", "--incident", incident, "--note", "Failed over")
+    kit.im("reopen", "--incident", incident)
+    kit.im("close", "--incident", incident)
+    store = kit.runtime.store
+    with store.transaction() as tx:  # an action of a later im
+        incidents.enqueue_all(kit.runtime, tx, incidents.get(kit.runtime, incident),
+                              "postmortem", {"note": "Written up"}, system="")
+    kit.deliver()
+    for row in kit.rows(incident):
+        assert row.status == "done", (
+            f"im's {row.action} of {incident} was {row.status} ({row.last_error}): deliver"
+            " every action; for one the remote has nothing for (or one you do not know yet),"
+            " return PushResult() rather than raise")
+
+
+@rule
+def a_poll_keeps_to_its_deadline(kit: Kit) -> None:
+    """A poll does not wait past its deadline for a slow remote: it gives up in time, with
+    a retryable ConnectorError."""
+    from im.inbound import poll
+
+    kit.needs_pull()
+    kit.needs(Fault.SLOW)
+    kit.declare()
+    kit.remote.fail(Fault.SLOW)
+    started = time.monotonic()
+    try:
+        poll(kit.runtime, kit.name, deadline=started + 1.0)
+    except ConnectorError as error:
+        assert error.retryable, (
+            f"a poll that ran out of time raised a final error ({error}): raise"
+            " ConnectorError(..., retryable=True)")
+    finally:
+        took = time.monotonic() - started
+        kit.remote.recover()
+    assert took < 2.5, (
+        f"a poll waited {took:.1f} s for a slow remote though its deadline was 1 s away: give"
+        " up at PullRequest.deadline with ConnectorError(..., retryable=True)")
+
+
 # -- inbound --------------------------------------------------------------------------------
 
 
@@ -818,14 +874,14 @@ class MovingClock(FakeClock):
 
 def make_kit(home: Path, *, connector_type: str, settings: dict[str, Any],
              plugins: Sequence[object], remote: RemoteAdapter, name: str = "under-test",
-             services: Sequence[str] = ("api", "payments")) -> Kit:
+             services: Sequence[str] = ("api", "payments"), assignee: str | None = None) -> Kit:
     """An im on `home` with the connector added as `im connector add` adds it."""
     clock = MovingClock()
     runtime = make_runtime(home, plugins=plugins, clock=clock, user="alice")
     result = run_cli(runtime, ["connector", "add", connector_type, name, "--config",
                                json.dumps(settings)])
     assert result.exit_code == 0, f"im connector add failed: {result.output}"
-    return Kit(runtime, name, remote, clock, services)
+    return Kit(runtime, name, remote, clock, services, assignee)
 
 
 class ConnectorContract:
@@ -833,10 +889,12 @@ class ConnectorContract:
 
     Set `connector_type`; give a `remote` fixture (a RemoteAdapter), `plugins(remote)` (the
     plugins im loads: your module) and `settings(remote)` (what `im connector add` is given).
-    `services` are the im services incidents are declared on (two are used)."""
+    `services` are the im services incidents are declared on (two are used); `assignee`, a
+    person the remote knows, whom `im assign` assigns (None: no assignment is made)."""
 
     connector_type: ClassVar[str]
     services: ClassVar[Sequence[str]] = ("api", "payments")
+    assignee: ClassVar[str | None] = None
 
     def plugins(self, remote: RemoteAdapter) -> Sequence[object]:
         raise NotImplementedError
@@ -852,7 +910,7 @@ class ConnectorContract:
     def kit(self, tmp_path: Path, remote: RemoteAdapter) -> Iterator[Kit]:
         kit = make_kit(tmp_path / "home", connector_type=self.connector_type,
                        settings=self.settings(remote), plugins=self.plugins(remote),
-                       remote=remote, services=self.services)
+                       remote=remote, services=self.services, assignee=self.assignee)
         yield kit
         kit.runtime.store.close()
 

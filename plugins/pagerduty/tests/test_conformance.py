@@ -111,6 +111,7 @@ class PagerDutySandbox(RemoteAdapter):
 
 class TestPagerDutyConnector(ConnectorContract):
     connector_type = "pagerduty"
+    assignee = RESPONDER
 
     @pytest.fixture
     def remote(self, pd, pagerduty_webhook_receiver, monkeypatch):
