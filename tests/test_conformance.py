@@ -98,3 +98,12 @@ class TestJsonlConnector(ConnectorContract):
 
     def settings(self, remote):
         return {"path": "mirror/incidents.jsonl"}
+
+
+class OnePerIncident(FakeWebhookConnector):
+    remote_incident_per = "incident"
+
+
+class TestFakeConnectorWithOneRemoteIncidentPerIncident(TestFakeConnector):
+    def plugins(self, remote):
+        return [FakePlugin(remote.fake, connector=OnePerIncident)]
