@@ -148,19 +148,20 @@ class Kit:
 
     def needs(self, fault: Fault) -> None:
         if fault not in self.remote.faults:
-            pytest.skip(f"the fake remote cannot be made to fail this way ({fault.value});"
-                        " add it to the adapter's faults to run this rule")
+            pytest.skip(f"the remote's adapter cannot make this outage ({fault.value}): add"
+                        f" Fault.{fault.name} to its faults, and make it in fail(), to run"
+                        " this rule")
 
     def needs_inbound(self) -> None:
         connector = self.connector
         if type(connector).verify_webhook is Connector.verify_webhook:
             pytest.skip(f"{connector.type} takes no webhooks (it does not override"
-                        " verify_webhook): an inbound rule")
+                        " verify_webhook): a webhook rule")
         if not connector.settings.sync_direction.pulls:
             pytest.skip(f"{self.name} is configured {connector.settings.sync_direction.value}:"
-                        " set a sync_direction that pulls to run the inbound rules")
+                        " set a sync_direction that pulls to run the webhook rules")
         if not connector.settings.enable_webhook:
-            pytest.skip(f"{self.name} has enable_webhook off: turn it on to run the inbound"
+            pytest.skip(f"{self.name} has enable_webhook off: turn it on to run the webhook"
                         " rules")
 
     def needs_pull(self) -> None:
