@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from im.testing import OUTBOX_LEASE_SECONDS, FakeClock, FakePlugin, make_runtime, run_cli
+from im.testing.conformance import RULES, rules_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 WRITING = REPO / "docs" / "writing-plugins.md"
@@ -275,12 +276,25 @@ def test_the_examples_of_testing_plugins_pass(tmp_path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(block)
         tests += len(re.findall(r"^def test_", block, re.M))
+        # a subclass of the conformance kit's ConnectorContract has a test per rule
+        tests += len(RULES) * len(re.findall(r"^class \w+\(ConnectorContract\):", block, re.M))
     env = {**os.environ, "PYTHONPATH": str(EXAMPLE.parent)}
     env.pop("IM_LOAD_PLUGINS", None)
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert re.search(rf"\b{tests} passed\b", result.stdout), result.stdout[-2000:]
+    # the rules a connector cannot run are skipped, each saying why
+    counts = dict((word, int(n)) for n, word in re.findall(r"\b(\d+) (passed|skipped)\b",
+                                                           result.stdout))
+    assert counts.get("passed", 0) + counts.get("skipped", 0) == tests, result.stdout[-2000:]
+    assert counts.get("passed", 0) >= tests - len(RULES), result.stdout[-2000:]
+
+
+def test_testing_plugins_lists_the_rules_of_the_conformance_kit():
+    """The list of rules in docs/testing-plugins.md is made from the rules' docstrings."""
+    assert rules_markdown() in TESTING.read_text(), (
+        "docs/testing-plugins.md's list of rules differs from the kit's: paste in"
+        " im.testing.conformance.rules_markdown()")
 
 
 def test_the_example_plugin_installed_is_listed_as_the_page_shows(tmp_path):

@@ -19,6 +19,7 @@ import im
 import msgspec
 
 if TYPE_CHECKING:
+    from datetime import datetime
     from typing import BinaryIO
 
 # The im plugin SDK this plugin is built for: an im whose SDK has another major version, or an
@@ -85,15 +86,23 @@ class JsonlConnector(im.Connector):
             entry["status"] = status
         # The payload: {"note": ...} for transitions and notes, {"assignee": ...}, ...
         entry.update({key: value for key, value in request.payload.items() if value})
-        number, _ = self._append(entry)
+        # A retry (after a crash) finds the line an earlier attempt wrote: the incident's
+        # changes come in order, so it is the last line of that incident and service.
+        since = request.queued_at if request.attempt > 1 else None
+        number, new = self._append(entry, written_since=since)
+        said = "" if new else ", written by an earlier attempt"
         return im.PushResult(
             link=im.RemoteRef(remote_id=request.link.remote_id,
                               remote_status=REMOTE_STATUS.get(status or "")),
-            timeline=[f"Line {number} of {self.settings.path}: {request.action} ({service})"])
+            timeline=[f"Line {number} of {self.settings.path}: {request.action}"
+                      f" ({service}){said}"])
 
-    def _append(self, entry: dict[str, Any], *, key: str | None = None) -> tuple[int, bool]:
+    def _append(self, entry: dict[str, Any], *, key: str | None = None,
+                written_since: datetime | None = None) -> tuple[int, bool]:
         """Append `entry` as the next line: (its number, True). With `key`, when a line
-        already carries that key: (that line's number, False), and nothing is written."""
+        already carries that key: (that line's number, False), and nothing is written; so too
+        with `written_since` when the last line of the entry's incident and service is the
+        same entry, written since then."""
         import fcntl  # POSIX only: imported here so that importing the plugin never fails
 
         try:
@@ -107,6 +116,11 @@ class JsonlConnector(im.Connector):
                     for number, raw in enumerate(lines, 1):
                         if needle in raw:
                             return number, False
+                if written_since is not None:
+                    found = self._last_of(lines, entry)
+                    since = f"{written_since:%Y-%m-%dT%H:%M:%SZ}"  # as lines say times
+                    if found is not None and found[1]["at"] >= since:
+                        return found[0], False
                 number = len(lines) + 1
                 now = self.runtime.clock()
                 line = {"line": number, "at": f"{now:%Y-%m-%dT%H:%M:%SZ}", **entry}
@@ -120,6 +134,21 @@ class JsonlConnector(im.Connector):
             # the core keeps the row queued and tries again with backoff.
             raise im.ConnectorError(f"cannot write {self.file}: {error.strerror}",
                                     retryable=True) from error
+
+    @staticmethod
+    def _last_of(lines: list[bytes], entry: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+        """The last line of `entry`'s incident and service, if it says what `entry` says:
+        (its number, the line)."""
+        for number in range(len(lines), 0, -1):
+            try:
+                line = msgspec.json.decode(lines[number - 1])
+            except msgspec.DecodeError:
+                continue
+            if (line.get("incident"), line.get("service")) == (entry["incident"],
+                                                               entry["service"]):
+                said = {k: v for k, v in line.items() if k not in ("line", "at")}
+                return (number, line) if said == entry else None
+        return None
 
     @staticmethod
     def _lines(handle: BinaryIO) -> list[bytes]:

@@ -200,3 +200,19 @@ def test_control_api_is_loopback_only():
     assert _is_loopback(("127.0.0.1", 5000)) and _is_loopback(("::1", 5000))
     assert not _is_loopback(("192.0.2.10", 5000))
     assert not _is_loopback(None)
+
+
+def test_refuse_rate_answers_a_final_400_and_does_nothing(pd, api):
+    pd.set_faults(refuse_rate=1.0, paths=("/incidents",))
+    refused = api.post("/incidents", json={"incident": {
+        "type": "incident", "title": "Refused",
+        "service": {"id": "PXXXXXX", "type": "service_reference"}}})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == 2001
+    assert api.get("/services").status_code == 200  # only the paths given
+    pd.clear_faults()
+    titles = [i["title"] for i in api.get("/incidents", params={"date_range": "all"}).json()[
+        "incidents"]]
+    assert "Refused" not in titles
+    assert [r["fault"] for r in pd.requests(method="POST", path="/incidents")] == [
+        "client_error 400"]

@@ -205,6 +205,10 @@ class Edge:
                     while (await receive())["type"] != "http.disconnect":
                         pass
             return
+        if injection.kind == "client_error":
+            await _answer_error(send, errors.invalid_input("refused by the sandbox's faults"
+                                                           " (refuse_rate)"))
+            return
         if injection.kind == "rate_limit":
             if injection.headers:
                 settings = self.sandbox.settings

@@ -31,6 +31,9 @@ class Faults(msgspec.Struct, frozen=True, kw_only=True):
     # a client that gives up sooner cannot know that the change was made.
     late_answer_rate: Rate = 0.0
     late_answer_ms: Annotated[float, msgspec.Meta(ge=0, le=60_000)] = 1_000.0
+    # That share of requests is refused as PagerDuty refuses what it will not carry out
+    # (400 Invalid Input Provided): a client error, which trying again does not fix.
+    refuse_rate: Rate = 0.0
     # Path prefixes the API faults apply to; empty means every API path.
     paths: tuple[str, ...] = ()
     webhooks: Literal["deliver", "paused", "failing"] = "deliver"
@@ -39,7 +42,7 @@ class Faults(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Injection(msgspec.Struct, frozen=True, kw_only=True):
-    kind: Literal["drop", "server_error", "rate_limit"]
+    kind: Literal["drop", "server_error", "rate_limit", "client_error"]
     status: int = 0
     headers: bool = True
 
@@ -89,4 +92,6 @@ class FaultSwitch:
             return Injection(kind="server_error", status=faults.burst_status)
         if faults.error_rate and self._random.random() < faults.error_rate:
             return Injection(kind="server_error", status=faults.error_status)
+        if faults.refuse_rate and self._random.random() < faults.refuse_rate:
+            return Injection(kind="client_error", status=400)
         return None
