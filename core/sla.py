@@ -209,9 +209,10 @@ def check_breaches(runtime: Runtime, each: Callable[[Incident, Timer], None] | N
     """Record and notify every breach not notified yet; returns the new ones. `each` is
     called after each one is recorded (to deliver its notes before the next is queued).
 
-    Asks the store only for the timers overdue and not yet notified, by severity and kind
-    (an index): with nothing new due it reads nothing and writes nothing, however many
-    incidents are open (`im serve` runs it every 15 s)."""
+    Asks the store only for the timers overdue and not yet notified, by severity and kind,
+    through indexes that hold only the incidents whose running timer was not breached: with
+    nothing new due it reads nothing and writes nothing, however many incidents are open or
+    were breached long ago (`im serve` runs it every 15 s)."""
     now = runtime.clock()
     targets, _ = policy(runtime)
     reads = runtime.store.read()

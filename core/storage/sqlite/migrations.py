@@ -375,4 +375,33 @@ MIGRATIONS: list[tuple[str, str]] = [
         UPDATE links SET remote_status = 'open' WHERE remote_status = 'triggered';
         """,
     ),
+    (
+        "0014_sla_unbreached",
+        """
+        -- A check (every 15 s) reads only the timers overdue and not yet breached: each
+        -- incident says which of its timers was breached (by the start of the timer, which a
+        -- reopen moves), and a partial index holds only the incidents whose running timer
+        -- was not, so the breaches recorded long ago are not read again at every check.
+        ALTER TABLE incidents ADD COLUMN ack_breached_start TEXT;
+        ALTER TABLE incidents ADD COLUMN resolve_breached_start TEXT;
+        UPDATE incidents SET ack_breached_start = coalesce(reopened_at, created_at)
+            WHERE EXISTS (SELECT 1 FROM sla_breaches AS b WHERE b.number = incidents.number
+                          AND b.kind = 'ack'
+                          AND b.started_at = coalesce(incidents.reopened_at,
+                                                      incidents.created_at));
+        UPDATE incidents SET resolve_breached_start = coalesce(reopened_at, created_at)
+            WHERE EXISTS (SELECT 1 FROM sla_breaches AS b WHERE b.number = incidents.number
+                          AND b.kind = 'resolve'
+                          AND b.started_at = coalesce(incidents.reopened_at,
+                                                      incidents.created_at));
+        CREATE INDEX incidents_ack_due ON incidents(severity, coalesce(reopened_at, created_at))
+            WHERE status = 'open'
+            AND ack_breached_start IS NOT coalesce(reopened_at, created_at);
+        CREATE INDEX incidents_resolve_due
+            ON incidents(severity, coalesce(reopened_at, created_at))
+            WHERE status IN ('open', 'mitigated')
+            AND resolve_breached_start IS NOT coalesce(reopened_at, created_at);
+        DROP INDEX incidents_sla_due;
+        """,
+    ),
 ]
