@@ -187,6 +187,13 @@ def test_the_new_plugin_installs_is_listed_and_passes_the_conformance_kit(tmp_pa
                                 timeout=60)
     assert "\nacme (im-acme 0.1.0), SDK 1.0\n  connector types: acme\n" in everything.stdout
 
+    # im imports it on every run: the hooks' module loads nothing heavy
+    imported = subprocess.run([sys.executable, "-c", "import sys, im_acme; print(sorted(m for m"
+                               " in ('httpx', 'im_acme.connector', 'litestar') if m in"
+                               " sys.modules))"], env=env, capture_output=True, text=True,
+                              timeout=60)
+    assert (imported.returncode, imported.stdout) == (0, "[]\n"), imported.stderr
+
     # its own suite, from its folder, against the installed plugin
     suite = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"],
                            cwd=plugin, env=env, capture_output=True, text=True, timeout=300)
