@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
 NAME = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
-# template file (under im/templates/plugin, without .tmpl) -> where it goes in im-NAME/
+# the templates' folder that becomes the plugin's package, im_MODULE/
 PACKAGE = "package/"
 
 
@@ -77,7 +81,7 @@ def render(name: str) -> dict[str, str]:
     root = files("im") / "templates" / "plugin"
     found: dict[str, str] = {}
 
-    def walk(folder, prefix: str) -> None:  # type: ignore[no-untyped-def]
+    def walk(folder: Traversable, prefix: str) -> None:
         for entry in sorted(folder.iterdir(), key=lambda e: e.name):
             if entry.is_dir():
                 if entry.name != "__pycache__":
