@@ -259,7 +259,18 @@ def command(app: typer.Typer) -> Any:
 
 
 def make_app(runtime: Runtime) -> typer.Typer:
-    from im.cli import connectors, db, incidents, observe, oncall, plugins, report, serve, sla
+    from im.cli import (
+        connectors,
+        db,
+        incidents,
+        observe,
+        oncall,
+        plugin_new,
+        plugins,
+        report,
+        serve,
+        sla,
+    )
 
     # Every command finds the runtime as its context's `obj` (inherited from the root's).
     app = typer.Typer(help=HELP, cls=Group, no_args_is_help=True, add_completion=False,
@@ -288,6 +299,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
     db.register(app)
     serve.register(app)
     plugins.register(app)
+    plugin_new.register(app)
     # A broken plugin must not take the core commands down with it (`im ack` at 3 a.m.).
     from im.plugins import call_each
 
