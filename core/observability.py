@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from im.connectors import Check, CheckRequest, parse_duration
+from im.errors import ImError
 from im.humanize import ago, percent
 from im.models import SyncDirection
 
 if TYPE_CHECKING:
     from im.runtime import Runtime
+    from im.models import ConnectorRecord
 
 DAY = timedelta(hours=24)
 
@@ -75,10 +77,19 @@ def status(runtime: Runtime, name: str) -> ConnectorStatus:
         direction=record.sync_direction,
         last_sync=runtime.store.last_sync(name), incidents_synced_24h=synced,
         sync_errors_24h=errors + reads.inbox.quarantined_count(name, received_since=since),
-        webhook_enabled=bool(record.settings.get("enable_webhook", True)), queued=queued,
+        webhook_enabled=_webhooks_on(runtime, record), queued=queued,
         failed=failed, quarantined=quarantined,
         last_error=last_error[0] if last_error else None,
         last_error_at=last_error[1] if last_error else None)
+
+
+def _webhooks_on(runtime: Runtime, record: ConnectorRecord) -> bool:
+    """`enable_webhook` as the connector reads it: its type may default it otherwise than
+    the core's settings do (a stored setting is read as given when the type is missing)."""
+    try:
+        return bool(runtime.connector(record.name).settings.enable_webhook)
+    except ImError:
+        return bool(record.settings.get("enable_webhook", True))
 
 
 def metrics(runtime: Runtime, name: str) -> ConnectorMetrics:

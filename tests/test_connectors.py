@@ -878,3 +878,27 @@ def test_a_plugin_that_cannot_register_its_types_never_stops_a_change_being_save
         "ack", "pending", "plugin acme could not register its connector types: ImportError: No"
         " module named 'acme_client'")
     runtime.store.close()
+
+
+def test_status_says_webhooks_are_off_when_the_connector_type_turns_them_off_by_default(
+        tmp_path, clock):
+    from im import ConnectorSettings, hookimpl
+    from im.testing import FakeConnector, make_runtime
+
+    class QuietSettings(ConnectorSettings, frozen=True, kw_only=True):
+        api_key: str
+        enable_webhook: bool = False
+
+    class Quiet:
+        @hookimpl
+        def register_connectors(self, register):
+            register(type("Quiet", (FakeConnector,), {"type": "quiet",
+                                                      "Settings": QuietSettings}))
+
+    runtime = make_runtime(tmp_path / "home", plugins=[Quiet()], clock=clock)
+    added = im(runtime, "connector", "add", "quiet", "q", "--config",
+               '{"api_key": "k", "sync_direction": "bidirectional"}')
+    assert added.exit_code == 0, added.output
+    status = json.loads(im(runtime, "connector", "status", "q", "--json").stdout)
+    assert status["webhook_enabled"] is False
+    runtime.store.close()
