@@ -568,7 +568,9 @@ def every_kind_of_change_is_delivered(kit: Kit) -> None:
         assert row.status == "done", (
             f"im's {row.action} of {incident} was {row.status} ({row.last_error}): deliver"
             " every action; for one the remote has nothing for (or one you do not know yet),"
-            " return PushResult() rather than raise")
+            " return PushResult() rather than raise; one the remote refused means the push"
+            " sent what it does not take (a state or field in the wrong words): fix the push,"
+            " do not hide the refusal")
 
 
 @rule
