@@ -28,7 +28,8 @@ class ChangeKind(enum.StrEnum):
     it: the `action` of an InboundChange (what sync applies) and the `kind` of a RemoteEvent
     (what reports read). A connector translates its own words into these."""
 
-    TRIGGERED = "triggered"
+    # the remote incident was opened (created, triggered: whatever the remote system calls it)
+    OPENED = "opened"
     ACKNOWLEDGED = "acknowledged"
     UNACKNOWLEDGED = "unacknowledged"
     RESOLVED = "resolved"
@@ -47,6 +48,12 @@ class ChangeKind(enum.StrEnum):
     # the remote incident's severity changed (its priority, say): `severity` is the im
     # severity it reads as, None when it reads as none (the timeline line only)
     SEVERITY = "severity"
+    # the name and word of SDK versions before 1.0 for OPENED, still understood
+    TRIGGERED = "opened"
+
+    @classmethod
+    def _missing_(cls, value: object) -> ChangeKind | None:
+        return cls.OPENED if value == "triggered" else None
 
 
 class RemoteStatus(enum.StrEnum):
@@ -81,6 +88,18 @@ def _checked_status(struct: msgspec.Struct, field: str = "remote_status") -> Non
     status = remote_status(getattr(struct, field), field=field)
     if status is not getattr(struct, field):
         msgspec.structs.force_setattr(struct, field, status)
+
+
+def _checked_kind(struct: msgspec.Struct, field: str) -> None:
+    value = getattr(struct, field)
+    if isinstance(value, ChangeKind):
+        return
+    try:
+        kind = ChangeKind(value)
+    except ValueError:
+        known = ", ".join(k.value for k in ChangeKind)
+        raise ValueError(f"{field} {value!r} is not one of im's change kinds ({known})") from None
+    msgspec.structs.force_setattr(struct, field, kind)
 
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
@@ -232,6 +251,7 @@ class InboundChange(msgspec.Struct, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         _checked_status(self)
+        _checked_kind(self, "action")
 
 
 class PullRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -319,6 +339,9 @@ class RemoteEvent(msgspec.Struct, frozen=True, kw_only=True):
     text: str = ""
     actor: str | None = None
     targets: list[str] = []
+
+    def __post_init__(self) -> None:
+        _checked_kind(self, "kind")
 
 
 class RemoteIncidentReport(msgspec.Struct, frozen=True, kw_only=True):

@@ -56,7 +56,7 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 INBOX_LEASE_SECONDS = 20.0
 
 # The remote status each kind of change leaves behind.
-STATUS_AFTER = {ChangeKind.TRIGGERED: RemoteStatus.OPEN,
+STATUS_AFTER = {ChangeKind.OPENED: RemoteStatus.OPEN,
                 ChangeKind.ACKNOWLEDGED: RemoteStatus.ACKNOWLEDGED,
                 ChangeKind.UNACKNOWLEDGED: RemoteStatus.OPEN,
                 ChangeKind.RESOLVED: RemoteStatus.RESOLVED,
@@ -378,7 +378,7 @@ def _merged(runtime: Runtime, connector: Connector, link: Link, incident: Incide
             remote_number=change.merged_into_number, remote_url=change.merged_into_url,
             # the survivor is open (nothing merges into a resolved incident); when it last
             # changed is unknown, so none of its own reports is taken for older
-            remote_status=STATUS_AFTER[ChangeKind.TRIGGERED], remote_updated_at=None,
+            remote_status=STATUS_AFTER[ChangeKind.OPENED], remote_updated_at=None,
             updated_at=change.observed_at or runtime.clock()))
         outcome = "applied"
     else:
@@ -398,7 +398,7 @@ def _resolve_still_queued(runtime: Runtime, connector: Connector, link: Link,
     """What to say when a missing remote incident is seen again, open as it was, while im's
     own resolve for it (made since) is still to be delivered: that resolve stands. None
     otherwise: the change applies as any other."""
-    if not (link.remote_status == RemoteStatus.MISSING and change.action == ChangeKind.TRIGGERED
+    if not (link.remote_status == RemoteStatus.MISSING and change.action == ChangeKind.OPENED
             and incident.status in (Status.RESOLVED, Status.CLOSED)):
         return None
     waiting = [row for row in runtime.store.outbox(
@@ -470,7 +470,7 @@ def _first_link(runtime: Runtime, connector: Connector, incident: Incident,
     lost."""
     link = Link(incident_id=incident.id, connector=connector.name, service=str(change.service),
                 remote_id=change.remote_id, remote_number=change.remote_number,
-                remote_url=change.remote_url, remote_status=STATUS_AFTER[ChangeKind.TRIGGERED],
+                remote_url=change.remote_url, remote_status=STATUS_AFTER[ChangeKind.OPENED],
                 # made from this report: not newer than it
                 updated_at=change.observed_at or runtime.clock())
     runtime.store.upsert_link(link)
@@ -482,7 +482,7 @@ def _unlinked(runtime: Runtime, connector: Connector, change: InboundChange,
     """A remote incident im has no link to and did not create: a new one becomes an im
     incident."""
     store = runtime.store
-    if change.action not in (ChangeKind.TRIGGERED, ChangeKind.ACKNOWLEDGED) or not change.title:
+    if change.action not in (ChangeKind.OPENED, ChangeKind.ACKNOWLEDGED) or not change.title:
         return "unlinked"
     origin = Origin(actor=change.actor, system=connector.name)
     service = change.service or "default"

@@ -902,3 +902,16 @@ def test_status_says_webhooks_are_off_when_the_connector_type_turns_them_off_by_
     status = json.loads(im(runtime, "connector", "status", "q", "--json").stdout)
     assert status["webhook_enabled"] is False
     runtime.store.close()
+
+
+def test_a_change_kind_is_im_word_and_the_former_word_for_opened_still_reads():
+    from im import ChangeKind, InboundChange, RemoteEvent
+
+    now = datetime.now(UTC)
+    change = InboundChange(remote_id="R1", event_id="e1", action="triggered",
+                           occurred_at=now, actor="x")
+    assert change.action is ChangeKind.OPENED is ChangeKind.TRIGGERED
+    assert RemoteEvent(at=now, kind="opened").kind is ChangeKind.OPENED
+    with pytest.raises(ValueError, match="action 'fired' is not one of im's change kinds"):
+        InboundChange(remote_id="R1", event_id="e1", action="fired", occurred_at=now,
+                      actor="x")

@@ -54,7 +54,7 @@ log = logging.getLogger("im.reports")
 
 ALL = "All"
 FIRST_RESPONSES = ("acknowledged", "resolved", "closed")
-PAGING_KINDS = (ChangeKind.TRIGGERED, ChangeKind.NOTIFIED, ChangeKind.ASSIGNED,
+PAGING_KINDS = (ChangeKind.OPENED, ChangeKind.NOTIFIED, ChangeKind.ASSIGNED,
                 ChangeKind.ESCALATED)
 _SAME_MOMENT = timedelta(seconds=2)
 

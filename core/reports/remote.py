@@ -31,7 +31,7 @@ from im.connectors import (  # noqa: E402, F401
 )
 
 # Events that change who holds the incident (notifications go to whoever holds it).
-_HOLDERS = (ChangeKind.TRIGGERED, ChangeKind.ASSIGNED, ChangeKind.ESCALATED)
+_HOLDERS = (ChangeKind.OPENED, ChangeKind.ASSIGNED, ChangeKind.ESCALATED)
 # An escalation recorded by inbound sync is followed by the assignment it made, at once.
 _SAME_MOMENT = timedelta(seconds=2)
 
@@ -48,7 +48,7 @@ def summarize(link: Link, described: RemoteIncidentReport, *, connector_type: st
 
     events = sorted(described.events, key=lambda e: e.at)
     created = described.created_at or next(
-        (e.at for e in events if e.kind == ChangeKind.TRIGGERED), None)
+        (e.at for e in events if e.kind == ChangeKind.OPENED), None)
     # The first response: an acknowledgement, or a resolution nobody acknowledged before.
     first_ack = next((e for e in events
                       if e.kind in (ChangeKind.ACKNOWLEDGED, ChangeKind.RESOLVED)), None)
@@ -56,7 +56,7 @@ def summarize(link: Link, described: RemoteIncidentReport, *, connector_type: st
     for event in events:
         if event.kind == ChangeKind.RESOLVED:
             resolved_at = resolved_at or event.at
-        elif event.kind in (ChangeKind.TRIGGERED, ChangeKind.REOPENED) and resolved_at is not None:
+        elif event.kind in (ChangeKind.OPENED, ChangeKind.REOPENED) and resolved_at is not None:
             resolved_at = None  # reopened: only the final resolution counts
     status = described.status or known_state(link.remote_status)
     if status is not None and status != RemoteStatus.RESOLVED:
@@ -117,7 +117,7 @@ def stored_events(link: Link, timeline: Sequence[TimelineEvent]) -> list[RemoteE
             continue
         action = event.data.get("action")
         if event.kind == "sync":
-            kind = {"declare": ChangeKind.TRIGGERED, "ack": ChangeKind.ACKNOWLEDGED,
+            kind = {"declare": ChangeKind.OPENED, "ack": ChangeKind.ACKNOWLEDGED,
                     "reopen": ChangeKind.REOPENED, "resolve": ChangeKind.RESOLVED,
                     "close": ChangeKind.RESOLVED}.get(str(action), ChangeKind.UPDATED)
             if kind == ChangeKind.RESOLVED and link.remote_status != RemoteStatus.RESOLVED:
@@ -130,7 +130,7 @@ def stored_events(link: Link, timeline: Sequence[TimelineEvent]) -> list[RemoteE
                 continue
             events.append(RemoteEvent(at=event.at, kind=kind, text=event.text))
         elif event.kind == "declared":  # created from the remote incident: it came first
-            events.append(RemoteEvent(at=event.at, kind=ChangeKind.TRIGGERED, text=event.text,
+            events.append(RemoteEvent(at=event.at, kind=ChangeKind.OPENED, text=event.text,
                                       actor=event.actor))
         elif event.kind in (ChangeKind.ACKNOWLEDGED, ChangeKind.UNACKNOWLEDGED,
                             ChangeKind.RESOLVED, ChangeKind.REOPENED, ChangeKind.NOTE):

@@ -280,7 +280,7 @@ class FakeWebhookConnector(FakeConnector):
     `FakeRemote.SECRET`), recognising im's own changes by the user it acts as."""
 
     KINDS: ClassVar[dict[str, ChangeKind]] = {
-        "incident.open": ChangeKind.TRIGGERED, "incident.acknowledged": ChangeKind.ACKNOWLEDGED,
+        "incident.open": ChangeKind.OPENED, "incident.acknowledged": ChangeKind.ACKNOWLEDGED,
         "incident.resolved": ChangeKind.RESOLVED, "incident.note": ChangeKind.NOTE}
 
     def verify_webhook(self, request: WebhookRequest) -> bool:
@@ -329,7 +329,7 @@ class FakeWebhookConnector(FakeConnector):
         now = self.runtime.clock()
         changes = []
         for remote_id, incident in self.remote.incidents.items():
-            action = {"open": ChangeKind.TRIGGERED, "acknowledged": ChangeKind.ACKNOWLEDGED,
+            action = {"open": ChangeKind.OPENED, "acknowledged": ChangeKind.ACKNOWLEDGED,
                       "resolved": ChangeKind.RESOLVED}.get(str(incident.get("status")))
             if action is None:
                 continue

@@ -34,7 +34,7 @@ log = logging.getLogger("im.sync")
 OVERLAP = timedelta(seconds=30)  # re-read the cursor's edge: applying twice is harmless
 FIRST_POLL = timedelta(hours=24)
 LOOKBACK = timedelta(days=180)  # PagerDuty lists at most 6 months at a time
-STATUS_KIND = {"triggered": ChangeKind.TRIGGERED, "acknowledged": ChangeKind.ACKNOWLEDGED,
+STATUS_KIND = {"triggered": ChangeKind.OPENED, "acknowledged": ChangeKind.ACKNOWLEDGED,
                "resolved": ChangeKind.RESOLVED}
 
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 # PagerDuty log entry types and what each is in im's words; others are "updated".
 KINDS = {
-    "trigger_log_entry": ChangeKind.TRIGGERED,
+    "trigger_log_entry": ChangeKind.OPENED,
     "notify_log_entry": ChangeKind.NOTIFIED,
     "assign_log_entry": ChangeKind.ASSIGNED,
     "delegate_log_entry": ChangeKind.ASSIGNED,
@@ -26,7 +26,7 @@ KINDS = {
     "resolve_log_entry": ChangeKind.RESOLVED,
     "annotate_log_entry": ChangeKind.NOTE,
 }
-_ORDER = {ChangeKind.TRIGGERED: 0, ChangeKind.RESOLVED: 2}
+_ORDER = {ChangeKind.OPENED: 0, ChangeKind.RESOLVED: 2}
 
 
 def _time(value: str | None) -> datetime | None:

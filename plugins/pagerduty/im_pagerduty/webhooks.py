@@ -35,7 +35,7 @@ EVENT_TYPES = [
     "incident.status_update_published",
 ]
 KIND = {
-    "incident.triggered": ChangeKind.TRIGGERED, "incident.acknowledged": ChangeKind.ACKNOWLEDGED,
+    "incident.triggered": ChangeKind.OPENED, "incident.acknowledged": ChangeKind.ACKNOWLEDGED,
     "incident.unacknowledged": ChangeKind.UNACKNOWLEDGED, "incident.resolved": ChangeKind.RESOLVED,
     "incident.reopened": ChangeKind.REOPENED, "incident.escalated": ChangeKind.ESCALATED,
     "incident.reassigned": ChangeKind.ASSIGNED, "incident.delegated": ChangeKind.ASSIGNED,
@@ -260,7 +260,7 @@ def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
         # that severity; a priority the mapping does not know (or none) changes nothing
         known = mapped_severity(connector, priority or "")
         text = f"{label} priority set to {priority or 'none'}" + (f" ({known})" if known else "")
-    elif kind == ChangeKind.TRIGGERED:
+    elif kind == ChangeKind.OPENED:
         text = f"Triggered in PagerDuty: {incident.get('title', '')}"
     via = client_name(event)
     if via and kind != ChangeKind.NOTE:  # a note's words stay as written

@@ -44,7 +44,7 @@ def test_describe_remote_reads_the_incident_and_its_log(runtime, pd):
     events = described.events
     assert [e.at for e in events] == sorted(e.at for e in events)
     kinds = [e.kind for e in events]
-    assert kinds[0] == "triggered" and kinds[-1] == "resolved"
+    assert kinds[0] == "opened" and kinds[-1] == "resolved"
     assigned = next(e for e in events if e.kind == "assigned")
     assert assigned.targets == ["john.doe@company.com"]
     escalated = next(e for e in events if e.kind == "escalated")

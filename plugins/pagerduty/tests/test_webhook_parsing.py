@@ -60,7 +60,7 @@ def connector(tmp_path):
 
 
 @pytest.mark.parametrize("name, kind, status", [
-    ("incident.triggered", "triggered", "open"),
+    ("incident.triggered", "opened", "open"),
     ("incident.acknowledged", "acknowledged", "acknowledged"),
     ("incident.resolved", "resolved", "resolved"),
     ("incident.annotated", "note", None),

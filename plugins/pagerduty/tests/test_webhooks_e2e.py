@@ -308,7 +308,7 @@ def test_a_poll_read_before_im_resolved_does_not_reopen_the_incident(tmp_path, p
     im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
     connector = runtime.connector("prod-pagerduty")
     read_before = connector.pull(PullRequest(cursor=runtime.store.get_cursor("prod-pagerduty")))
-    assert [c.action for c in read_before.changes] == ["triggered"]
+    assert [c.action for c in read_before.changes] == ["opened"]
     for step in ("ack", "resolve"):
         assert im(runtime, step, "--incident", "INC-1").exit_code == 0
     [link] = runtime.store.links("INC-1")
