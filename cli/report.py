@@ -83,6 +83,9 @@ def report(
         where, say = "standard output", lambda text: typer.echo(text, err=True)
     else:
         path = Path(target).expanduser()
+        if not path.name or path.is_dir():
+            raise ImError(f"cannot write {target}: it is a folder; give a file name (such as"
+                          f" {reports.default_filename(period, fmt)})")
         partial = path.with_name(f".{path.name}.partial")
         try:
             with partial.open("wb") as out:

@@ -695,3 +695,12 @@ def test_the_period_is_read_through_an_index_a_page_at_a_time(august):
         if sql in pages:
             assert "USING INDEX incidents_created" in plan, (sql, plan)
             assert "TEMP B-TREE" not in plan, (sql, plan)
+
+
+@pytest.mark.parametrize("folder", [".", "..", "/"])
+def test_a_folder_as_the_output_is_refused_in_one_line(august, folder):
+    result = im(august, "report", "--start", "2025-08-01", "--end", "2025-08-31", "--format",
+                "json", "--output", folder)
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (f"Error: cannot write {folder}: it is a folder; give a file name"
+                             " (such as im-report-2025-08-01-to-2025-08-31.json)\n")
