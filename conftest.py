@@ -33,3 +33,86 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(
             f"FAILED: {count} tests skipped for want of ../shared, which IM_REQUIRE_SHARED=1 "
             "says is there", red=True)
+
+
+# -- the suite against PostgreSQL ---------------------------------------------------------------
+#
+# IM_TEST_DATABASE=postgresql://USER@HOST:PORT/postgres (set by .ci/run, which starts a
+# throwaway cluster) runs every test on a PostgreSQL database of its own, made from a migrated
+# template, and named to the test's processes (the `im` commands and `im serve` a test starts
+# included) by IM_DATABASE_URL. A test of what only SQLite does is marked `sqlite_only` and
+# skips there, saying so.
+
+SQLITE_ONLY_SKIP = "SQLite's own behaviour (a file on disk), not a store's"
+
+
+def _test_database() -> str | None:
+    return os.environ.get("IM_TEST_DATABASE") or None
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only: a test of the SQLite store's own file,"
+                            " skipped where the suite runs against PostgreSQL")
+
+
+def pytest_collection_modifyitems(config, items):
+    if _test_database() is None:
+        return
+    skip = pytest.mark.skip(reason=SQLITE_ONLY_SKIP)
+    for item in items:
+        if "sqlite_only" in item.keywords:
+            item.add_marker(skip)
+
+
+def _with_database(url: str, name: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def _postgres_template():
+    """A migrated, empty im database that each test's database is copied from."""
+    url = _test_database()
+    if url is None:
+        yield None
+        return
+    import psycopg
+
+    from im.storage.postgres import PostgresStore
+
+    name = f"im_template_{os.getpid()}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    store = PostgresStore(_with_database(url, name))
+    store.applied_migrations()  # migrates
+    store.close()
+    yield name
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(autouse=True)
+def _postgres_database(request, monkeypatch, _postgres_template):
+    """Where IM_TEST_DATABASE is set: this test's own database, named by IM_DATABASE_URL."""
+    url = _test_database()
+    if url is None or "sqlite_only" in request.keywords:
+        yield
+        return
+    import psycopg
+
+    from im.storage.postgres import database
+
+    name = f"im_test_{os.getpid()}_{_postgres_database.count}"
+    _postgres_database.count += 1
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_postgres_template}"')
+    monkeypatch.setenv("IM_DATABASE_URL", _with_database(url, name))
+    yield
+    database.close_all()
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+_postgres_database.count = 0

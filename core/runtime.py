@@ -48,6 +48,16 @@ def debug_variable(type_name: str) -> str:
     return re.sub(r"[^A-Z0-9_]", "_", type_name.upper()) + "_DEBUG"
 
 
+def open_postgres(url: str) -> Store:
+    """The PostgreSQL store at `url`; a clear error where its driver is not installed."""
+    try:
+        from im.storage.postgres import PostgresStore
+    except ImportError:
+        raise InvalidInputError("a postgresql:// database needs im's postgres extra:"
+                                " pip install 'im[postgres]'") from None
+    return PostgresStore(url)
+
+
 class Runtime:
     def __init__(self, home: Path | None = None, *, pm: PluginManager | None = None,
                  clock: Callable[[], datetime] = utcnow, user: str | None = None) -> None:
@@ -66,8 +76,27 @@ class Runtime:
 
         return get_plugin_manager()
 
+    @property
+    def database_url(self) -> str | None:
+        """The PostgreSQL database im keeps its data in: IM_DATABASE_URL or the settings'
+        `database_url`; None for the SQLite file in the home folder (the default)."""
+        value = os.environ.get("IM_DATABASE_URL") or self.settings.get("database_url")
+        if not value:
+            return None
+        value = str(value)
+        if not value.startswith(("postgresql://", "postgres://")):
+            where = ("IM_DATABASE_URL" if os.environ.get("IM_DATABASE_URL")
+                     else "settings database_url")
+            raise InvalidInputError(f"{where}: im keeps its data in SQLite (leave it unset)"
+                                    " or PostgreSQL (postgresql://USER@HOST/DATABASE); not"
+                                    f" {value.split('://')[0]!r}")
+        return value
+
     @cached_property
     def store(self) -> Store:
+        url = self.database_url
+        if url is not None:
+            return open_postgres(url)
         from im.storage.sqlite import SqliteStore
 
         self.make_home()

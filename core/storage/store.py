@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 
 class Store(abc.ABC):
+    # which engine: "sqlite" or "postgresql" (for `im db status` and the test kit's sql())
+    kind: str = ""
+
     # -- what an implementation provides ---------------------------------------------------
 
     @abc.abstractmethod

@@ -70,6 +70,27 @@ def make_runtime(home: Path, *, plugins: Sequence[object] = (), load_entrypoints
     return Runtime(home, **kwargs)
 
 
+def sql(runtime: Runtime, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    """The rows a query returns on the runtime's database, for a test that checks what is
+    stored (or sets up a state no command makes). Parameters are `?` on either store (SQLite,
+    or PostgreSQL where IM_DATABASE_URL names one); write the SQL both understand. Times come
+    back as each store keeps them: ISO text on SQLite, datetimes on PostgreSQL (`stored_time`
+    reads either)."""
+    store = runtime.store
+    if store.kind == "postgresql":
+        with store.transaction() as tx:
+            return list(tx.conn.execute(query.replace("%", "%%").replace("?", "%s"), params))  # type: ignore[attr-defined]
+    with store.transaction() as tx:
+        return tx.conn.execute(query, params).fetchall()  # type: ignore[attr-defined]
+
+
+def stored_time(value: Any) -> datetime | None:
+    """A time as `sql()` returned it, from either store."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
 class CliResult(msgspec.Struct, kw_only=True):
     exit_code: int
     stdout: str

@@ -219,6 +219,7 @@ class SqliteStore(Store):
     """im's database in one SQLite file (`$IM_HOME/im.db`): one connection per thread, made
     and migrated on first use."""
 
+    kind = "sqlite"
     _write_locks: dict[str, _WriterLock] = {}
     _write_locks_guard = threading.Lock()
 

@@ -1,0 +1,7 @@
+"""The PostgreSQL store (`IM_DATABASE_URL=postgresql://...`), for several `im serve` replicas on
+one database. Needs the `postgres` extra: `pip install 'im[postgres]'` (psycopg 3 and its
+pool)."""
+
+from im.storage.postgres.database import PostgresStore
+
+__all__ = ["PostgresStore"]

@@ -1,0 +1,453 @@
+"""The PostgreSQL store: a connection pool, migrations, transactions and the unit of work, for
+teams that run several `im serve` replicas on one database. The repositories (repositories.py)
+run the queries on the connection of the unit of work they belong to.
+
+Connections come from a psycopg pool, opened on first use in each process (a forked worker
+opens its own). Outside a transaction each statement borrows a connection for itself and sees
+the latest commit; a transaction keeps one connection until it ends.
+
+Concurrency. Every write transaction first takes one advisory lock of the database
+(`pg_advisory_xact_lock`), so writes are applied one at a time across the cluster, as the
+SQLite store applies them one at a time across processes: the lifecycle and sync rules (read
+an incident's state, then change it) were written for that, and a write transaction holds it
+for milliseconds. Queued work is claimed with `FOR UPDATE SKIP LOCKED` and a lease, so a
+replica that dies mid-delivery has its claims taken over when the lease runs out. Readers
+never wait.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from im.errors import StorageError
+from im.storage.store import Store
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+    from im.storage.postgres import repositories as repos
+    from im.storage.records import DatabaseSize
+
+# Advisory lock keys of im (a namespace of its own: the bytes "im.d" and a number).
+WRITERS = 0x696D2E64_00000001  # every write transaction
+MIGRATIONS_LOCK = 0x696D2E64_00000002  # whoever migrates the schema
+# keys of the work that runs once in the cluster: `leader_key(name)`
+_LEADER_BASE = 0x696D2E64_00010000
+# NOTIFY channel of work stored for the cluster to do (an event received, a change queued)
+CHANNEL = "im_work"
+
+
+def leader_key(name: str) -> int:
+    """The advisory lock key of a duty that one replica runs at a time (`poll:pd`)."""
+    import zlib
+
+    return _LEADER_BASE + zlib.crc32(name.encode())
+
+
+def redacted_url(url: str) -> str:
+    """The URL without its password, for output and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = (parts.username or "") + ":***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[1]}"))
+
+
+class _Result:
+    """A statement's rows, read whole, and how many rows it changed: what the repositories
+    ask of a cursor, whether the statement ran in a transaction or on a borrowed
+    connection."""
+
+    __slots__ = ("rows", "rowcount")
+
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int) -> None:
+        self.rows = rows
+        self.rowcount = rowcount
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.rows)
+
+
+class _Executor:
+    """Runs statements on this thread's transaction's connection, or on one borrowed from the
+    pool for the statement."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+
+    def execute(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None
+                ) -> _Result:
+        conn = self._store._tx_conn()
+        if conn is not None:
+            return _run(conn, query, params)
+        with self._store.pool.connection() as borrowed:
+            return _run(borrowed, query, params)
+
+    def executemany(self, query: str, params: Sequence[Sequence[Any] | dict[str, Any]]
+                    ) -> None:
+        if not params:
+            return
+        conn = self._store._tx_conn()
+        if conn is not None:
+            conn.cursor().executemany(query, params)
+            return
+        with self._store.pool.connection() as borrowed, borrowed.transaction():
+            borrowed.cursor().executemany(query, params)
+
+
+def _run(conn: psycopg.Connection, query: str,
+         params: Sequence[Any] | dict[str, Any] | None) -> _Result:
+    cursor = conn.execute(query, params)
+    rows = cursor.fetchall() if cursor.description is not None else []
+    return _Result(rows, cursor.rowcount)
+
+
+class PostgresUnitOfWork:
+    """The repositories of this thread: inside `PostgresStore.transaction()` they share its
+    transaction; outside, each statement sees the latest commit."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self.conn = _Executor(store)
+
+    def savepoint(self):  # type: ignore[no-untyped-def]
+        return self._store.savepoint()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self._store.after_commit(callback)
+
+    @cached_property
+    def _repos(self):  # type: ignore[no-untyped-def]
+        from im.storage.postgres import repositories
+
+        return repositories
+
+    @cached_property
+    def incidents(self) -> repos.PostgresIncidents:
+        return self._repos.PostgresIncidents(self.conn)
+
+    @cached_property
+    def timeline(self) -> repos.PostgresTimeline:
+        return self._repos.PostgresTimeline(self.conn)
+
+    @cached_property
+    def links(self) -> repos.PostgresLinks:
+        return self._repos.PostgresLinks(self.conn)
+
+    @cached_property
+    def outbox(self) -> repos.PostgresOutbox:
+        return self._repos.PostgresOutbox(self.conn)
+
+    @cached_property
+    def inbox(self) -> repos.PostgresInbox:
+        return self._repos.PostgresInbox(self.conn)
+
+    @cached_property
+    def connectors(self) -> repos.PostgresConnectors:
+        return self._repos.PostgresConnectors(self.conn)
+
+    @cached_property
+    def cursors(self) -> repos.PostgresCursors:
+        return self._repos.PostgresCursors(self.conn)
+
+    @cached_property
+    def calls(self) -> repos.PostgresCalls:
+        return self._repos.PostgresCalls(self.conn)
+
+    @cached_property
+    def logs(self) -> repos.PostgresLogs:
+        return self._repos.PostgresLogs(self.conn)
+
+    @cached_property
+    def breaches(self) -> repos.PostgresBreaches:
+        return self._repos.PostgresBreaches(self.conn)
+
+    @cached_property
+    def tokens(self) -> repos.PostgresTokens:
+        return self._repos.PostgresTokens(self.conn)
+
+    @cached_property
+    def meta(self) -> repos.PostgresMeta:
+        return self._repos.PostgresMeta(self.conn)
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    conn.execute("SET TIME ZONE 'UTC'")
+
+
+_OPEN: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
+
+
+def close_all() -> None:
+    """Close the pools of every store of this process (the test suite, between tests)."""
+    for store in list(_OPEN):
+        store.close()
+
+
+class PostgresStore(Store):
+    """im's database on a PostgreSQL server (`IM_DATABASE_URL=postgresql://...`)."""
+
+    kind = "postgresql"
+
+    def __init__(self, url: str, *, max_connections: int = 20) -> None:
+        self.url = url
+        self.location = redacted_url(url)
+        self.max_connections = max_connections
+        self._local = threading.local()
+        self._pool: ConnectionPool | None = None
+        self._pool_pid = 0
+        self._pool_guard = threading.Lock()
+        self._migrated = False
+        self._uow = PostgresUnitOfWork(self)
+        _OPEN.add(self)
+
+    # -- connections -----------------------------------------------------------------------
+
+    @property
+    def pool(self) -> ConnectionPool:
+        pool = self._pool
+        if pool is not None and self._pool_pid == os.getpid():
+            return pool
+        with self._pool_guard:
+            if self._pool is None or self._pool_pid != os.getpid():
+                self._pool = self._open_pool()
+                self._pool_pid = os.getpid()
+            return self._pool
+
+    def _open_pool(self) -> ConnectionPool:
+        import psycopg
+        from psycopg_pool import ConnectionPool, PoolTimeout
+
+        pool = ConnectionPool(self.url, min_size=1, max_size=self.max_connections,
+                              kwargs={"autocommit": True}, configure=_configure, open=False,
+                              timeout=30, name="im")
+        try:
+            pool.open(wait=True, timeout=15)
+        except (PoolTimeout, psycopg.Error) as error:
+            pool.close()
+            raise StorageError(f"cannot connect to the database at {self.location}:"
+                               f" {_reason(error)}") from None
+        if not self._migrated:
+            try:
+                self._migrate(pool)
+            except BaseException:
+                pool.close()
+                raise
+            self._migrated = True
+        return pool
+
+    def _tx_conn(self) -> psycopg.Connection | None:
+        return getattr(self._local, "conn", None)
+
+    def close(self) -> None:
+        """Close the pool (another is opened when next needed)."""
+        with self._pool_guard:
+            pool, self._pool = self._pool, None
+        if pool is not None and self._pool_pid == os.getpid():
+            pool.close()
+
+    # -- transactions ----------------------------------------------------------------------
+
+    def read(self) -> PostgresUnitOfWork:
+        return self._uow
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresUnitOfWork]:
+        """A write transaction, in turn with every other writer of the database (the
+        writers' advisory lock). A nested call joins the outer transaction."""
+        if self._tx_conn() is not None:
+            yield self._uow
+            return
+        self._local.after_commit = []
+        with self.pool.connection() as conn:
+            self._local.conn = conn
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITERS,))
+                    yield self._uow
+            except BaseException:
+                self._local.after_commit = []
+                raise
+            finally:
+                self._local.conn = None
+        callbacks, self._local.after_commit = self._local.after_commit, []
+        for callback in callbacks:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        if self._tx_conn() is not None:
+            self._local.after_commit.append(callback)
+        else:
+            callback()
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        conn = self._tx_conn()
+        if conn is None:
+            raise RuntimeError("savepoint() outside a transaction")
+        with conn.transaction():
+            yield
+
+    # -- work for the cluster --------------------------------------------------------------
+
+    def notify(self) -> None:
+        """Tell every replica listening that work was stored (at commit, if in a
+        transaction)."""
+        self.read().conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+
+    def listener(self) -> PostgresListener:
+        """A connection of its own that waits for `notify()` from any replica."""
+        return PostgresListener(self.url)
+
+    def leadership(self, name: str) -> Leadership:
+        """The right to run one duty (`poll:pd`) in the cluster: see Leadership."""
+        return Leadership(self.url, leader_key(name))
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def _migrate(self, pool: ConnectionPool) -> None:
+        from im.storage.postgres.migrations import MIGRATIONS
+
+        with pool.connection() as conn:
+            applied = self._applied(conn)
+            if {name for name, _ in MIGRATIONS} <= set(applied):
+                return
+            with conn.transaction():
+                # replicas starting at once: one migrates, the others wait, then find it done
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATIONS_LOCK,))
+                applied = self._applied(conn)
+                if not applied:
+                    self._check_empty(conn)
+                    conn.execute("CREATE TABLE IF NOT EXISTS migrations ("
+                                 " name text PRIMARY KEY, applied_at timestamptz NOT NULL)")
+                for name, script in MIGRATIONS:
+                    if name in applied:
+                        continue
+                    conn.execute(script)  # type: ignore[arg-type]
+                    conn.execute("INSERT INTO migrations (name, applied_at) VALUES (%s, %s)",
+                                 (name, datetime.now(UTC)))
+
+    def _applied(self, conn: psycopg.Connection) -> list[str]:
+        exists = conn.execute("SELECT to_regclass('migrations') IS NOT NULL").fetchone()
+        if not exists or not exists[0]:
+            return []
+        return [row[0] for row in conn.execute("SELECT name FROM migrations ORDER BY name")]
+
+    def _check_empty(self, conn: psycopg.Connection) -> None:
+        """A database that holds another program's tables is refused, never mixed with
+        im's."""
+        row = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema ="
+            " current_schema() AND table_name <> 'migrations'").fetchone()
+        if row and row[0]:
+            raise StorageError(f"the database at {self.location} holds tables of another"
+                               " program (not im's); im leaves it as it is: give im a"
+                               " database of its own (CREATE DATABASE im)")
+
+    def applied_migrations(self) -> list[str]:
+        with self.pool.connection() as conn:
+            return self._applied(conn)
+
+    def size(self) -> DatabaseSize:
+        from im.storage.records import DatabaseSize, TableSize
+
+        execute = self.read().conn.execute
+        tables = [(name, int(size)) for name, size in execute(
+            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN"
+            " pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND"
+            " n.nspname = current_schema() ORDER BY c.relname")]
+        sizes = [TableSize(name=name, rows=int(execute(
+            f'SELECT count(*) FROM "{name}"').rows[0][0]), bytes=size)
+            for name, size in tables]
+        total = execute("SELECT pg_database_size(current_database())").rows[0][0]
+        return DatabaseSize(location=self.location, bytes=int(total), log_bytes=0,
+                            tables=sizes)
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+class PostgresListener:
+    """A connection that LISTENs on im's channel: `wait(timeout)` returns when any replica
+    stored work (True) or the time ran out (False)."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self._conn = psycopg.connect(url, autocommit=True)
+        self._conn.execute(f"LISTEN {CHANNEL}")
+
+    def wait(self, timeout: float) -> bool:
+        got = False
+        for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+            got = True
+        return got
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class Leadership:
+    """One duty's advisory lock, held on a connection of its own: `acquire()` takes it if no
+    replica holds it (without waiting); the server that dies loses it with its connection,
+    and another replica takes it at its next try. `held()` checks the connection is alive."""
+
+    def __init__(self, url: str, key: int) -> None:
+        self.url = url
+        self.key = key
+        self._conn: psycopg.Connection | None = None
+
+    def acquire(self) -> bool:
+        import psycopg
+
+        if self.held():
+            return True
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+        except psycopg.Error:
+            self.release()
+            return False
+        return bool(row and row[0])
+
+    def held(self) -> bool:
+        import psycopg
+
+        if self._conn is None or self._conn.closed:
+            return False
+        try:
+            row = self._conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND"
+                " pid = pg_backend_pid() AND objid = %s AND classid = %s",
+                (self.key & 0xFFFFFFFF, self.key >> 32)).fetchone()
+        except psycopg.Error:
+            self.release()
+            return False
+        return bool(row and row[0])
+
+    def release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - a broken connection is released all the same
+                pass
