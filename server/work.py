@@ -1,7 +1,14 @@
 """The background work of `im serve`: outbox delivery, inbox processing and polling.
 
-Each runs in a thread of its own (the store is synchronous SQLite), wakes on a timer or when
-there is new work, and never lets one failure stop the loop.
+Each runs in a thread of its own (the stores are synchronous), wakes on a timer or when there
+is new work, and never lets one failure stop the loop.
+
+Several servers on one database (PostgreSQL): every server delivers the outbox and applies the
+inbox (rows are claimed with a lease, so each is done once), and hears of work another server
+stored (its store's listener), so an event received by one is applied at once by whichever is
+free. The duties that must run once in the cluster (polling, SLA checks, housekeeping) run in
+the server that holds the duty's leadership; when it dies, another takes the duty at its next
+try, within a few seconds.
 """
 
 from __future__ import annotations
@@ -21,6 +28,10 @@ BUSY_BATCH = 20  # events applied per write transaction while webhooks pour in
 # (the cores and the database's one writer are shared); the backlog is applied at full speed
 # once the burst is over.
 BUSY_SHARE = 0.25
+SLA_INTERVAL = 15.0
+HOUSEKEEPING_INTERVAL = 3600.0
+# how often a server of a cluster tries to take a duty no server holds (one that died)
+LEADER_RETRY = 2.0
 
 
 class Loop:
@@ -75,18 +86,86 @@ class BackgroundWork:
         self._process_inbox = process_inbox
         self.inbox = Loop("inbox", interval, self._drain_inbox)
         self.poller = Loop("poller", interval, self._poll_due)
-        self.sla = Loop("sla", 15.0, self._check_sla)
-        self.housekeeping = Loop("housekeeping", 3600.0, self._housekeeping)
+        store = runtime.store
+        self._leaderships = {duty: store.leadership(duty)
+                             for duty in ("poll", "sla", "housekeeping")}
+        self.clustered = any(lease is not None for lease in self._leaderships.values())
+        self.leading: set[str] = set()
+        # SLA checks every 15 s and housekeeping hourly; in a cluster, every server asks every
+        # few seconds whether the duty is its own (so one that died is replaced at once)
+        self.sla = Loop("sla", SLA_INTERVAL if not self.clustered else LEADER_RETRY,
+                        self._check_sla)
+        self._last_sla = 0.0
+        self._last_housekeeping = 0.0
+        self.housekeeping = Loop("housekeeping",
+                                 HOUSEKEEPING_INTERVAL if not self.clustered else LEADER_RETRY,
+                                 self._housekeeping)
         self.loops = [self.outbox, self.inbox, self.poller, self.sla, self.housekeeping]
+        self.listening: threading.Thread | None = None
+        self._listener_stop = threading.Event()
+        if self.clustered:
+            self.listening = threading.Thread(target=self._listen, name="im-listen",
+                                              daemon=True)
 
     def start(self) -> None:
         for loop in self.loops:
             loop.thread.start()
+        if self.listening is not None:
+            self.listening.start()
 
     def stop(self) -> None:
+        self._listener_stop.set()
         for loop in self.loops:
             loop.stop()
+        for lease in self._leaderships.values():
+            if lease is not None:
+                lease.release()
+        if self.listening is not None:
+            self.listening.join(timeout=10)
         self.runtime.store.close()
+
+    def _leads(self, duty: str) -> bool:
+        """Whether this server runs `duty` now: always with one server; in a cluster, while
+        it holds the duty's leadership."""
+        lease = self._leaderships.get(duty)
+        if lease is None:
+            return True
+        held = lease.acquire()
+        if held and duty not in self.leading:
+            log.info("this server now runs %s for the cluster", duty)
+            self.leading.add(duty)
+        elif not held and duty in self.leading:
+            log.warning("this server no longer runs %s for the cluster", duty)
+            self.leading.discard(duty)
+        return held
+
+    def _listen(self) -> None:
+        """Wake the inbox and outbox loops when any server of the cluster stored work."""
+        listener = None
+        while not self._listener_stop.is_set():
+            try:
+                if listener is None:
+                    listener = self.runtime.store.listener()
+                    if listener is None:
+                        return
+                    # what was stored while this server was not listening
+                    self.inbox.wake.set()
+                    self.outbox.wake.set()
+                for kind in listener.wait(timeout=1.0):
+                    {"inbox": self.inbox, "outbox": self.outbox}.get(
+                        kind, self.outbox).wake.set()
+            except Exception as error:
+                log.warning("listening for the cluster's work failed (%s: %s); retrying",
+                            type(error).__name__, error)
+                if listener is not None:
+                    try:
+                        listener.close()
+                    except Exception:  # noqa: BLE001 - a broken connection is dropped anyway
+                        pass
+                listener = None
+                self._listener_stop.wait(LEADER_RETRY)
+        if listener is not None:
+            listener.close()
 
     def _drain_inbox(self) -> None:
         """Apply stored events. While webhooks pour in, work in small batches with pauses:
@@ -104,6 +183,12 @@ class BackgroundWork:
     def _housekeeping(self) -> None:
         from im.housekeeping import purge
 
+        if not self._leads("housekeeping"):
+            return
+        if self.clustered and time.monotonic() - self._last_housekeeping < (
+                HOUSEKEEPING_INTERVAL) and self._last_housekeeping:
+            return
+        self._last_housekeeping = time.monotonic()
         purged = purge(self.runtime)
         if any(purged.values()):
             log.info("housekeeping removed %s", purged)
@@ -111,10 +196,18 @@ class BackgroundWork:
     def _check_sla(self) -> None:
         from im.sla import check_breaches
 
+        if not self._leads("sla"):
+            return
+        if self.clustered and time.monotonic() - self._last_sla < SLA_INTERVAL:
+            return
+        self._last_sla = time.monotonic()
         if check_breaches(self.runtime):
             self.outbox.wake.set()
 
     def _poll_due(self) -> None:
+        if not self._leads("poll"):
+            self._polled.clear()  # the leader polls; if this server takes over, it polls at once
+            return
         now = time.monotonic()
         for record in self.runtime.store.list_connectors():
             if not record.enabled or not record.sync_direction.pulls:

@@ -21,7 +21,7 @@ import abc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from im.models import ConnectorRecord, Incident, Link, Severity, Status, TimelineEvent
@@ -29,6 +29,24 @@ if TYPE_CHECKING:
                                        UnitOfWork)
     from im.storage.records import (DatabaseSize, InboxRow, InboxStatus, OutboxRow,
                                     OutboxStatus)
+
+
+class Leadership(Protocol):
+    def acquire(self) -> bool:
+        """Take the duty if no server holds it, without waiting; True while this one holds
+        it (a server that dies loses it, and another takes it at its next try)."""
+        ...
+
+    def release(self) -> None: ...
+
+
+class Listener(Protocol):
+    def wait(self, timeout: float) -> set[str]:
+        """What kinds of work ("inbox", "outbox") some server stored since the last wait,
+        waiting up to `timeout` seconds for the first; empty when the time ran out."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class Store(abc.ABC):
@@ -61,6 +79,19 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def applied_migrations(self) -> list[str]: ...
+
+    # -- several servers on one database (a store that has them says so) -------------------
+
+    def leadership(self, duty: str) -> Leadership | None:
+        """The right to run `duty` (polling, SLA checks, housekeeping) in one server of the
+        cluster at a time; None where the store has one host (every server runs its
+        duties)."""
+        return None
+
+    def listener(self) -> Listener | None:
+        """A wait for work that another server stored (an event received, a change queued);
+        None where the store cannot tell."""
+        return None
 
     # -- incidents and their timeline ------------------------------------------------------
 

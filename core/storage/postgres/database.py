@@ -42,7 +42,7 @@ WRITERS = 0x696D2E64_00000001  # every write transaction
 MIGRATIONS_LOCK = 0x696D2E64_00000002  # whoever migrates the schema
 # keys of the work that runs once in the cluster: `leader_key(name)`
 _LEADER_BASE = 0x696D2E64_00010000
-# NOTIFY channel of work stored for the cluster to do (an event received, a change queued)
+# the channel of work stored for the servers to do (an event received, a change queued)
 CHANNEL = "im_work"
 
 
@@ -51,6 +51,11 @@ def leader_key(name: str) -> int:
     import zlib
 
     return _LEADER_BASE + zlib.crc32(name.encode())
+
+
+# a leader's connection whose peer vanished is found dead within about 20 s
+_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 5,
+              "keepalives_count": 3}
 
 
 def redacted_url(url: str) -> str:
@@ -304,20 +309,15 @@ class PostgresStore(Store):
         with conn.transaction():
             yield
 
-    # -- work for the cluster --------------------------------------------------------------
-
-    def notify(self) -> None:
-        """Tell every replica listening that work was stored (at commit, if in a
-        transaction)."""
-        self.read().conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+    # -- several servers on one database -----------------------------------------------------
 
     def listener(self) -> PostgresListener:
-        """A connection of its own that waits for `notify()` from any replica."""
+        """A connection of its own that hears of work any server stores (the repositories
+        NOTIFY in the transaction that stores it, so it is heard once committed)."""
         return PostgresListener(self.url)
 
-    def leadership(self, name: str) -> Leadership:
-        """The right to run one duty (`poll:pd`) in the cluster: see Leadership."""
-        return Leadership(self.url, leader_key(name))
+    def leadership(self, duty: str) -> Leadership:
+        return Leadership(self.url, leader_key(duty))
 
     # -- schema ----------------------------------------------------------------------------
 
@@ -386,65 +386,63 @@ def _reason(error: BaseException) -> str:
 
 
 class PostgresListener:
-    """A connection that LISTENs on im's channel: `wait(timeout)` returns when any replica
-    stored work (True) or the time ran out (False)."""
+    """A connection that LISTENs on im's channel (see `notify_sql`)."""
 
     def __init__(self, url: str) -> None:
         import psycopg
 
-        self._conn = psycopg.connect(url, autocommit=True)
+        self._conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
         self._conn.execute(f"LISTEN {CHANNEL}")
 
-    def wait(self, timeout: float) -> bool:
-        got = False
-        for _ in self._conn.notifies(timeout=timeout, stop_after=1):
-            got = True
-        return got
+    def wait(self, timeout: float) -> set[str]:
+        kinds: set[str] = set()
+        for notice in self._conn.notifies(timeout=timeout, stop_after=1):
+            kinds.add(notice.payload)
+        return kinds
 
     def close(self) -> None:
         self._conn.close()
 
 
+def notify_sql(kind: str) -> str:
+    """The statement that tells every listening server of work of this kind ("inbox",
+    "outbox"), when the transaction that runs it commits (PostgreSQL sends one notice per
+    kind and transaction however many rows it stored)."""
+    return f"SELECT pg_notify('{CHANNEL}', '{kind}')"
+
+
 class Leadership:
     """One duty's advisory lock, held on a connection of its own: `acquire()` takes it if no
-    replica holds it (without waiting); the server that dies loses it with its connection,
-    and another replica takes it at its next try. `held()` checks the connection is alive."""
+    server holds it (without waiting), or checks that this one's connection still holds it.
+    A server that dies loses it with its connection (TCP keepalives bound how long a dead
+    peer's connection lingers), and another server takes it at its next try."""
 
     def __init__(self, url: str, key: int) -> None:
         self.url = url
         self.key = key
         self._conn: psycopg.Connection | None = None
+        self._held = False
 
     def acquire(self) -> bool:
         import psycopg
 
-        if self.held():
-            return True
         try:
+            if self._conn is not None and not self._conn.closed and self._held:
+                # still connected: still ours (a session's advisory lock ends with it)
+                self._conn.execute("SELECT 1")
+                return True
             if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10,
+                                             **_KEEPALIVE)
             row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
         except psycopg.Error:
             self.release()
             return False
-        return bool(row and row[0])
-
-    def held(self) -> bool:
-        import psycopg
-
-        if self._conn is None or self._conn.closed:
-            return False
-        try:
-            row = self._conn.execute(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND"
-                " pid = pg_backend_pid() AND objid = %s AND classid = %s",
-                (self.key & 0xFFFFFFFF, self.key >> 32)).fetchone()
-        except psycopg.Error:
-            self.release()
-            return False
-        return bool(row and row[0])
+        self._held = bool(row and row[0])
+        return self._held
 
     def release(self) -> None:
+        self._held = False
         conn, self._conn = self._conn, None
         if conn is not None and not conn.closed:
             try:

@@ -17,6 +17,7 @@ from psycopg.types.json import Json
 
 from im.models import (ConnectorRecord, Incident, Link, Severity, Status, TimelineEvent,
                        incident_number)
+from im.storage.postgres.database import notify_sql
 from im.storage.records import InboxRow, InboxStatus, OutboxRow, OutboxStatus
 
 if TYPE_CHECKING:
@@ -336,6 +337,7 @@ class PostgresOutbox(_Repository):
             "INSERT INTO outbox (connector, number, service, action, payload, next_attempt_at,"
             " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
             (connector, incident_number(incident_id), service, action, Json(payload), at, at))
+        self.conn.execute(notify_sql("outbox"))  # every server hears of it once committed
 
     def claim_next(self, *, now: datetime, lease_seconds: float,
                    connector: str | None = None, incident_id: str | None = None,
@@ -511,6 +513,8 @@ class PostgresInbox(_Repository):
             " RETURNING connector, delivery_id",
             ([e[0] for e in events], [e[1] for e in events], [e[2] for e in events],
              [bytes(e[3]) for e in events], [e[4] for e in events]))}
+        if inserted:
+            self.conn.execute(notify_sql("inbox"))  # every server hears of it once committed
         new: list[bool] = []
         for event in events:
             key = (event[0], event[1])
