@@ -80,7 +80,9 @@ class Runtime:
     def database_url(self) -> str | None:
         """The PostgreSQL database im keeps its data in: IM_DATABASE_URL or the settings'
         `database_url`; None for the SQLite file in the home folder (the default)."""
-        value = os.environ.get("IM_DATABASE_URL") or self.settings.get("database_url")
+        # read afresh, not kept: opening the store must not fix the settings before a caller
+        # has written them
+        value = os.environ.get("IM_DATABASE_URL") or self._read_settings().get("database_url")
         if not value:
             return None
         value = str(value)
@@ -116,6 +118,9 @@ class Runtime:
     @cached_property
     def settings(self) -> dict[str, Any]:
         """`$IM_HOME/settings.json`, such as `{"user": ..., "connectors": {"TYPE": {...}}}`."""
+        return self._read_settings()
+
+    def _read_settings(self) -> dict[str, Any]:
         path = self.home / "settings.json"
         if not path.exists():
             return {}
