@@ -17,22 +17,41 @@ def _required() -> bool:
     return os.environ.get("IM_REQUIRE_SHARED") == "1"
 
 
+# A test that needs a PostgreSQL server skips where none is given (IM_TEST_DATABASE), with a
+# reason that starts with this; IM_REQUIRE_POSTGRES=1 (.ci/run's PostgreSQL pass) fails the run
+# if one skipped there.
+POSTGRES_SKIP = "needs PostgreSQL"
+
+
+def _skips(stats, reason: str) -> int:
+    return sum(1 for report in stats.get("skipped", []) if reason in str(report.longrepr))
+
+
 def _shared_skips(stats) -> int:
-    return sum(1 for report in stats.get("skipped", []) if SHARED_SKIP in str(report.longrepr))
+    return _skips(stats, SHARED_SKIP)
+
+
+def _missing(stats) -> list[str]:
+    """What this run was told is there, and skipped tests for want of."""
+    missing = []
+    if _required() and _skips(stats, SHARED_SKIP):
+        missing.append(f"{_skips(stats, SHARED_SKIP)} tests skipped for want of ../shared,"
+                       " which IM_REQUIRE_SHARED=1 says is there")
+    if os.environ.get("IM_REQUIRE_POSTGRES") == "1" and _skips(stats, POSTGRES_SKIP):
+        missing.append(f"{_skips(stats, POSTGRES_SKIP)} tests skipped for want of PostgreSQL,"
+                       " which IM_REQUIRE_POSTGRES=1 says is there")
+    return missing
 
 
 def pytest_sessionfinish(session, exitstatus):
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if _required() and reporter and _shared_skips(reporter.stats) and exitstatus == 0:
+    if reporter and _missing(reporter.stats) and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    count = _shared_skips(terminalreporter.stats)
-    if _required() and count:
-        terminalreporter.write_line(
-            f"FAILED: {count} tests skipped for want of ../shared, which IM_REQUIRE_SHARED=1 "
-            "says is there", red=True)
+    for line in _missing(terminalreporter.stats):
+        terminalreporter.write_line(f"FAILED: {line}", red=True)
 
 
 # -- the suite against PostgreSQL ---------------------------------------------------------------

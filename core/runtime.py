@@ -262,6 +262,13 @@ class Runtime:
         except Exception:  # telemetry never fails the call it describes
             log.exception("could not record a call of %s", connector)
 
+    def shared_rate_limits(self) -> Any:
+        """Where a connector keeps its remote API's rate-limit budget so that every im process
+        on the database spends the same one: a `limits` storage for a
+        `limits.strategies.FixedWindowRateLimiter` where several servers share a database
+        (PostgreSQL), else None (each process keeps its own, in memory)."""
+        return self.store.shared_rate_limits()
+
     def update_connector_settings(self, name: str, changes: dict[str, Any]) -> None:
         """Set settings of a connector by dotted path, validated like every change."""
         from im.connector_config import set_path, validate

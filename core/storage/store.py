@@ -88,6 +88,12 @@ class Store(abc.ABC):
         duties)."""
         return None
 
+    def shared_rate_limits(self) -> Any:
+        """A `limits` storage that every process on this database shares (give it to a
+        `limits.strategies.FixedWindowRateLimiter`), so a cluster of servers spends one
+        budget per remote account; None where processes keep their own budgets (one host)."""
+        return None
+
     def listener(self) -> Listener | None:
         """A wait for work that another server stored (an event received, a change queued);
         None where the store cannot tell."""

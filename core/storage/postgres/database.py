@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
     from im.storage.postgres import repositories as repos
+    from im.storage.postgres.ratelimits import PostgresRateStorage
     from im.storage.records import DatabaseSize
 
 # Advisory lock keys of im (a namespace of its own: the bytes "im.d" and a number).
@@ -220,6 +221,7 @@ class PostgresStore(Store):
         self._pool_guard = threading.Lock()
         self._migrated = False
         self._uow = PostgresUnitOfWork(self)
+        self._rate_limits: PostgresRateStorage | None = None
         _OPEN.add(self)
 
     # -- connections -----------------------------------------------------------------------
@@ -239,6 +241,13 @@ class PostgresStore(Store):
         import psycopg
         from psycopg_pool import ConnectionPool, PoolTimeout
 
+        try:
+            # one connection first: a refused or misspelt database is said at once, where the
+            # pool would retry in the background until its timeout
+            psycopg.connect(self.url, connect_timeout=10).close()
+        except psycopg.Error as error:
+            raise StorageError(f"cannot connect to the database at {self.location}:"
+                               f" {_reason(error)}") from None
         pool = ConnectionPool(self.url, min_size=1, max_size=self.max_connections,
                               kwargs={"autocommit": True}, configure=_configure, open=False,
                               timeout=30, name="im")
@@ -315,6 +324,13 @@ class PostgresStore(Store):
         """A connection of its own that hears of work any server stores (the repositories
         NOTIFY in the transaction that stores it, so it is heard once committed)."""
         return PostgresListener(self.url)
+
+    def shared_rate_limits(self) -> PostgresRateStorage:
+        if self._rate_limits is None:
+            from im.storage.postgres.ratelimits import PostgresRateStorage
+
+            self._rate_limits = PostgresRateStorage(self)
+        return self._rate_limits
 
     def leadership(self, duty: str) -> Leadership:
         return Leadership(self.url, leader_key(duty))

@@ -296,4 +296,17 @@ MIGRATIONS: list[tuple[str, str]] = [
             EXECUTE FUNCTION queue_counts('inbox_counts');
         """,
     ),
+    (
+        "0002_rate_windows",
+        """
+        -- Rate-limit budgets shared by every server and command on this database: a count
+        -- per key (a remote account and its limit) in a fixed window, in epoch seconds of
+        -- the database server's clock.
+        CREATE TABLE rate_windows (
+            key text PRIMARY KEY,
+            n bigint NOT NULL,
+            expires_at double precision NOT NULL
+        );
+        """,
+    ),
 ]

@@ -20,7 +20,7 @@ import msgspec
 import tenacity
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
 from im import ConnectorError
 
@@ -69,13 +69,16 @@ class PagerDutyError(ConnectorError):
 
 
 class _Budget:
-    """Requests left for one API key: a moving window here, and PagerDuty's own count
-    (`ratelimit-remaining` / `ratelimit-reset` on successful answers), which also covers other
-    processes using the key. A 429's reset is waited out by the retry itself."""
+    """Requests left for one API key: a moving window in this process, or a window every
+    process on the database shares (`Runtime.shared_rate_limits`, several servers on
+    PostgreSQL), and PagerDuty's own count (`ratelimit-remaining` / `ratelimit-reset` on
+    successful answers), which also covers other programs using the key. A 429's reset is
+    waited out by the retry itself."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, shared: Any = None) -> None:
         self.item = RateLimitItemPerMinute(per_minute)
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.limiter = (MovingWindowRateLimiter(MemoryStorage()) if shared is None
+                        else FixedWindowRateLimiter(shared))
         self.blocked_until = 0.0
         self.lock = threading.Lock()
 
@@ -115,13 +118,15 @@ _budgets: dict[str, _Budget] = {}
 _budgets_lock = threading.Lock()
 
 
-def _budget_for(api_key: str, per_minute: int) -> tuple[_Budget, str]:
+def _budget_for(api_key: str, per_minute: int, shared: Any = None) -> tuple[_Budget, str]:
     key_id = hashlib.sha256(api_key.encode()).hexdigest()[:16]
     with _budgets_lock:
-        budget = _budgets.get(key_id)
+        budget = _budgets.get(key_id) if shared is None else None
         if budget is None:
-            budget = _budgets[key_id] = _Budget(per_minute)
-    return budget, key_id
+            budget = _Budget(per_minute, shared)
+            if shared is None:
+                _budgets[key_id] = budget
+    return budget, f"pagerduty:{key_id}" if shared is not None else key_id
 
 
 # The longest range of creation times PagerDuty lists at once is 6 months; 180 days is
@@ -179,6 +184,7 @@ class PagerDutyClient:
     def __init__(self, base_url: str, api_key: str, *, from_email: str | None = None,
                  timeout: float = 10.0, max_attempts: int = 4, max_wait: float = 30.0,
                  rate_limit: int = DEFAULT_RATE_LIMIT, transport: httpx.BaseTransport | None = None,
+                 shared_rate_limits: Any = None,
                  on_call: Callable[[CallInfo], None] | None = None,
                  trace: Callable[[str, dict[str, Any]], None] | None = None,
                  trace_bodies: tuple[bool, bool] = (False, False),
@@ -192,7 +198,7 @@ class PagerDutyClient:
         self.on_call = on_call
         self.trace = trace
         self.trace_requests, self.trace_responses = trace_bodies
-        self.budget, self.key_id = _budget_for(api_key, rate_limit)
+        self.budget, self.key_id = _budget_for(api_key, rate_limit, shared_rate_limits)
         self._until = threading.local()  # a caller's deadline, per thread (see until())
         self.http = httpx.Client(
             base_url=self.base_url, timeout=timeout, transport=transport,

@@ -105,6 +105,8 @@ class PagerDutyConnector(Connector):
         tracing = settings.debug or settings.log_requests or settings.log_responses
         options: dict[str, Any] = {
             "on_call": self._record_call,
+            # one budget per API key for every im process on the database (several servers)
+            "shared_rate_limits": self.runtime.shared_rate_limits(),
             "trace": self._trace if tracing else None,
             "trace_bodies": (settings.debug or settings.log_requests,
                              settings.debug or settings.log_responses),

@@ -1,0 +1,225 @@
+"""What the PostgreSQL store does for several servers on one database: claims that never give a
+row to two servers, migrations that run once when servers start together, duties held by one
+server at a time, wake-ups heard by the others, and rate-limit budgets they share. Each "server"
+here is a store of its own (its own pool and connections), as each `im serve` process has.
+
+Runs where a PostgreSQL server is given (IM_TEST_DATABASE; .ci/run starts one)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from im.errors import StorageError
+from im.models import Severity
+
+if not os.environ.get("IM_TEST_DATABASE"):
+    pytest.skip("needs PostgreSQL: set IM_TEST_DATABASE (.ci/run does)",
+                allow_module_level=True)
+
+from im.storage.postgres import PostgresStore  # noqa: E402  (psycopg is there)
+
+
+@pytest.fixture
+def url() -> str:
+    return os.environ["IM_DATABASE_URL"]  # this test's own database (conftest.py)
+
+
+@pytest.fixture
+def servers(url):
+    made: list[PostgresStore] = []
+
+    def server() -> PostgresStore:
+        made.append(PostgresStore(url))
+        return made[-1]
+
+    yield server
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def empty_database():
+    """A database with nothing in it, not even im's schema."""
+    admin_url = os.environ["IM_TEST_DATABASE"]
+    name = f"im_empty_{os.getpid()}_{time.monotonic_ns()}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def declare(store: PostgresStore, n: int, clock_now) -> list[str]:
+    ids = []
+    with store.transaction() as tx:
+        for i in range(n):
+            incident = tx.incidents.add(title=f"incident {i}", description="",
+                                        severity=Severity.SEV2, services=["api"], fields={},
+                                        correlation_id=f"c{i}", created_by="alice",
+                                        at=clock_now)
+            tx.outbox.add(connector="remote", incident_id=incident.id, service="api",
+                          action="declare", payload={}, at=clock_now)
+            ids.append(incident.id)
+    return ids
+
+
+def test_servers_claiming_at_once_never_get_the_same_change(servers, clock):
+    stores = [servers(), servers()]
+    declare(stores[0], 40, clock.now)
+    claimed: list[tuple[int, int]] = []
+    guard = threading.Lock()
+
+    def claim_all(store: PostgresStore, worker: int) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            row = store.claim_outbox(now=clock.now, lease_seconds=120)
+            if row is None:
+                return
+            with guard:
+                claimed.append((row.id, worker))
+            store.finish_outbox(row.id, at=clock.now)
+
+    threads = [threading.Thread(target=claim_all, args=(stores[i % 2], i)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    ids = [row_id for row_id, _ in claimed]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 40
+    assert {row.status for row in stores[0].outbox()} == {"done"}
+
+
+def test_a_change_claimed_by_a_server_that_died_is_taken_over_after_its_lease(servers, clock):
+    first, second = servers(), servers()
+    declare(first, 1, clock.now)
+    claimed = first.claim_outbox(now=clock.now, lease_seconds=120)
+    assert claimed is not None
+    first.close()  # the server is gone; its claim stays until the lease runs out
+    assert second.claim_outbox(now=clock.now + timedelta(seconds=119), lease_seconds=120) is None
+    again = second.claim_outbox(now=clock.now + timedelta(seconds=121), lease_seconds=120)
+    assert again is not None and again.id == claimed.id and again.attempts == 2
+
+
+def test_changes_of_one_incident_go_in_order_across_servers(servers, clock):
+    first, second = servers(), servers()
+    [incident] = declare(first, 1, clock.now)
+    with first.transaction() as tx:
+        tx.outbox.add(connector="remote", incident_id=incident, service="api", action="ack",
+                      payload={}, at=clock.now)
+    declared = first.claim_outbox(now=clock.now, lease_seconds=120)
+    assert declared is not None and declared.action == "declare"
+    # the ack waits while its incident's declare is being delivered, on whichever server
+    assert second.claim_outbox(now=clock.now, lease_seconds=120) is None
+    first.finish_outbox(declared.id, at=clock.now)
+    acked = second.claim_outbox(now=clock.now, lease_seconds=120)
+    assert acked is not None and acked.action == "ack"
+
+
+def test_a_delivery_received_by_two_servers_is_stored_once(servers, clock):
+    first, second = servers(), servers()
+    assert first.store_inbox_many([("remote", "d1", "x", b"{}", clock.now)]) == [True]
+    assert second.store_inbox_many([("remote", "d1", "x", b"{}", clock.now),
+                                    ("remote", "d2", "x", b"{}", clock.now),
+                                    ("remote", "d2", "x", b"{}", clock.now)]) == [
+        False, True, False]
+    assert [row.delivery_id for row in first.inbox()] == ["d1", "d2"]
+
+
+def test_servers_starting_together_migrate_once(empty_database):
+    stores = [PostgresStore(empty_database) for _ in range(3)]
+    errors: list[BaseException] = []
+
+    def start(store: PostgresStore) -> None:
+        try:
+            store.applied_migrations()
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=start, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        assert errors == []
+        from im.storage.postgres.migrations import MIGRATIONS
+
+        assert stores[0].applied_migrations() == [name for name, _ in MIGRATIONS]
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_a_database_of_another_program_is_left_as_it_is(empty_database):
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE orders (id int)")
+    store = PostgresStore(empty_database)
+    with pytest.raises(StorageError, match="holds tables of another program"):
+        store.applied_migrations()
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        tables = [row[0] for row in conn.execute(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = 'public'")]
+    assert tables == ["orders"]
+
+
+def test_an_unreachable_database_is_one_clear_error():
+    store = PostgresStore("postgresql://im:secret@127.0.0.1:1/im")
+    with pytest.raises(StorageError) as error:
+        store.applied_migrations()
+    message = str(error.value)
+    assert message.startswith("cannot connect to the database at postgresql://im:***@127.0.0.1:1/im")
+    assert "secret" not in message and "\n" not in message
+
+
+def test_one_server_at_a_time_holds_a_duty_and_another_takes_it_when_it_dies(servers):
+    first, second = servers(), servers()
+    lead, other = first.leadership("poll:pd"), second.leadership("poll:pd")
+    assert lead.acquire() is True
+    assert other.acquire() is False
+    assert lead.acquire() is True  # still its own
+    assert second.leadership("sla").acquire() is True  # another duty is another lock
+    lead._conn.close()  # the server's connection dies with it
+    deadline = time.monotonic() + 10  # the database server ends that session a moment later
+    while not other.acquire() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert other.acquire() is True
+    assert lead.acquire() is False
+
+
+def test_work_stored_by_one_server_wakes_the_others_once_committed(servers, clock):
+    first, second = servers(), servers()
+    listener = second.listener()
+    try:
+        assert listener.wait(timeout=0.2) == set()
+        with first.transaction():
+            first.store_inbox_many([("remote", "d1", "x", b"{}", clock.now)])
+            assert listener.wait(timeout=0.3) == set()  # not before the commit
+        assert listener.wait(timeout=5) == {"inbox"}
+        declare(first, 1, clock.now)
+        assert listener.wait(timeout=5) == {"outbox"}
+        # a duplicate stores nothing, and wakes nobody
+        first.store_inbox_many([("remote", "d1", "x", b"{}", clock.now)])
+        assert listener.wait(timeout=0.3) == set()
+    finally:
+        listener.close()
+
+
+def test_servers_spend_one_rate_limit_budget(servers):
+    from limits import RateLimitItemPerMinute
+    from limits.strategies import FixedWindowRateLimiter
+
+    item = RateLimitItemPerMinute(5)
+    one, two = (FixedWindowRateLimiter(servers().shared_rate_limits()) for _ in range(2))
+    hits = [limiter.hit(item, "pagerduty:key") for limiter in (one, two, one, two, one, two)]
+    assert hits == [True, True, True, True, True, False]
+    reset, remaining = two.get_window_stats(item, "pagerduty:key")
+    assert remaining == 0 and 0 < reset - time.time() <= 60
+    assert one.hit(item, "another key") is True
