@@ -149,11 +149,13 @@ def process_inbox(runtime: Runtime, *, connector: str | None = None,
                             outcomes = []
                             touched: list[str] = []
                             for change in changes:
-                                outcome = apply_change(runtime, instance, change,
-                                                       touched=touched)
-                                outcomes.append(outcome)
-                                report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
-                            store.finish_inbox(row.id, at=runtime.clock())
+                                outcomes.append(apply_change(runtime, instance, change,
+                                                             touched=touched))
+                            if not store.finish_inbox(row.id, at=runtime.clock(),
+                                                      attempt=row.attempts):
+                                raise _TakenOver
+                        for outcome in outcomes:
+                            report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
                         report.processed += 1
                         # the incident named, so that `im logs --filter INC-4` finds it
                         webhook_log.info("%s %s: %s%s", row.event_type, row.delivery_id,
@@ -162,16 +164,33 @@ def process_inbox(runtime: Runtime, *, connector: str | None = None,
                                          if touched else "",
                                          extra={"connector": row.connector})
                         continue
+                    except _TakenOver:
+                        _taken_over(row)
+                        continue
                     except Exception as failure:
                         error = failure
                 # quarantine it: acknowledged events are never lost
                 reason = f"{type(error).__name__}: {error}"
+                if not store.finish_inbox(row.id, at=runtime.clock(),
+                                          status=InboxStatus.QUARANTINED, error=reason,
+                                          attempt=row.attempts):
+                    _taken_over(row)
+                    continue
                 log.warning("event %s of %s quarantined: %s", row.delivery_id, row.connector,
                             reason, extra={"connector": row.connector})
-                store.finish_inbox(row.id, at=runtime.clock(),
-                                   status=InboxStatus.QUARANTINED, error=reason)
                 report.quarantined += 1
     return report
+
+
+class _TakenOver(Exception):
+    """This worker's claim of an event ran out and another worker claimed it since: what this
+    one applied of it is undone, and the other applies it (once)."""
+
+
+def _taken_over(row: Any) -> None:
+    log.warning("event %s of %s was taken over by another worker after this one's claim ran"
+                " out: applied there, not here", row.delivery_id, row.connector,
+                extra={"connector": row.connector})
 
 
 def apply_change(runtime: Runtime, connector: Connector, change: InboundChange, *,

@@ -139,6 +139,9 @@ def _deliver(runtime: Runtime, connector: Connector, row: OutboxRow,
             f" ({conflict.holder.service}) already: a connector's remote ids must be unique"),
             report)
         return
+    except _TakenOver:
+        _taken_over(row)
+        return
     report.delivered += 1
 
 
@@ -179,7 +182,19 @@ def _record_delivery(runtime: Runtime, connector: Connector, row: OutboxRow,
                                actor=connector.name, system=connector.name, data=data)
         if result.assignee and result.assignee != incident.assignee:
             store.update_incident(incident.id, now, assignee=result.assignee)
-        store.finish_outbox(row.id, at=now)
+        if not store.finish_outbox(row.id, at=now, attempt=row.attempts):
+            raise _TakenOver  # undoes this transaction: the other worker records it
+
+
+class _TakenOver(Exception):
+    """This worker's claim of a change ran out (a delivery slower than the lease) and another
+    worker claimed it since: that one records the delivery; this one records nothing."""
+
+
+def _taken_over(row: OutboxRow) -> None:
+    log.warning("%s of %s was taken over by another worker after this one's claim ran out:"
+                " recorded there, not here", row.action, row.incident_id,
+                extra={"connector": row.connector})
 
 
 def _retry(runtime: Runtime, row: OutboxRow, error: ConnectorError,
@@ -189,14 +204,19 @@ def _retry(runtime: Runtime, row: OutboxRow, error: ConnectorError,
     report.errors.append(f"{row.connector} {row.incident_id} {row.action}: {message}")
     if error.retryable and row.attempts < MAX_ATTEMPTS:
         delay = backoff(row.attempts, error.retry_after)
-        runtime.store.retry_outbox(row.id, error=message,
-                                   next_attempt_at=now + timedelta(seconds=delay))
+        if not runtime.store.retry_outbox(row.id, error=message, attempt=row.attempts,
+                                          next_attempt_at=now + timedelta(seconds=delay)):
+            _taken_over(row)
+            return
         report.retrying += 1
         log.warning("%s of %s not delivered (attempt %d): %s; tried again in %.0f s",
                     row.action, row.incident_id, row.attempts, message, delay,
                     extra={"connector": row.connector})
     else:
-        runtime.store.fail_outbox(row.id, error=message, at=now)
+        if not runtime.store.fail_outbox(row.id, error=message, at=now,
+                                         attempt=row.attempts):
+            _taken_over(row)
+            return
         report.failed += 1
         log.error("%s of %s set aside after %d attempt(s): %s; `im connector sync %s"
                   " --retry-failed` tries it again", row.action, row.incident_id, row.attempts,

@@ -159,15 +159,21 @@ class OutboxRepository(Protocol):
         """Claim the next deliverable row (see Store.claim_outbox), or None."""
         ...
 
-    def finish(self, row_id: int, *, at: datetime) -> None: ...
+    def finish(self, row_id: int, *, at: datetime, attempt: int | None = None) -> bool:
+        """Delivered. With `attempt` (the claim's, `OutboxRow.attempts`), only if that claim
+        still holds it: False if its lease ran out and another worker claimed it since (who
+        then records the delivery); finish, retry and fail all say so."""
+        ...
 
-    def retry(self, row_id: int, *, error: str, next_attempt_at: datetime) -> None: ...
+    def retry(self, row_id: int, *, error: str, next_attempt_at: datetime,
+              attempt: int | None = None) -> bool: ...
 
     def release(self, row_id: int, *, at: datetime) -> None:
         """A claimed row back in line, due at once (a finished one is left as it is)."""
         ...
 
-    def fail(self, row_id: int, *, error: str, at: datetime) -> None: ...
+    def fail(self, row_id: int, *, error: str, at: datetime,
+             attempt: int | None = None) -> bool: ...
 
     def requeue_failed(self, *, connector: str, at: datetime,
                        incident_id: str | None = None) -> int:
@@ -232,8 +238,11 @@ class InboxRepository(Protocol):
     def release(self, row_ids: Sequence[int]) -> None: ...
 
     def finish(self, row_id: int, *, at: datetime,
-               status: InboxStatus | str = InboxStatus.DONE, error: str | None = None) -> None:
-        """Done, or quarantined with why."""
+               status: InboxStatus | str = InboxStatus.DONE, error: str | None = None,
+               attempt: int | None = None) -> bool:
+        """Done, or quarantined with why. With `attempt` (the claim's, `InboxRow.attempts`),
+        only if that claim still holds it: False if its lease ran out and another worker
+        claimed the event since (who then applies it)."""
         ...
 
     def requeue_quarantined(self, *, connector: str, ids: Sequence[int] = ()) -> int: ...

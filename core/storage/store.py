@@ -223,13 +223,15 @@ class Store(abc.ABC):
                                         connector=connector, incident_id=incident_id,
                                         due_only=due_only, exclude=exclude)
 
-    def finish_outbox(self, row_id: int, *, at: datetime) -> None:
+    def finish_outbox(self, row_id: int, *, at: datetime, attempt: int | None = None) -> bool:
         with self.transaction() as tx:
-            tx.outbox.finish(row_id, at=at)
+            return tx.outbox.finish(row_id, at=at, attempt=attempt)
 
-    def retry_outbox(self, row_id: int, *, error: str, next_attempt_at: datetime) -> None:
+    def retry_outbox(self, row_id: int, *, error: str, next_attempt_at: datetime,
+                     attempt: int | None = None) -> bool:
         with self.transaction() as tx:
-            tx.outbox.retry(row_id, error=error, next_attempt_at=next_attempt_at)
+            return tx.outbox.retry(row_id, error=error, next_attempt_at=next_attempt_at,
+                                   attempt=attempt)
 
     def release_outbox(self, row_id: int, *, at: datetime) -> None:
         """Give a claimed row back, due at once (its delivery was interrupted); a row already
@@ -238,9 +240,10 @@ class Store(abc.ABC):
         with self.transaction() as tx:
             tx.outbox.release(row_id, at=at)
 
-    def fail_outbox(self, row_id: int, *, error: str, at: datetime) -> None:
+    def fail_outbox(self, row_id: int, *, error: str, at: datetime,
+                    attempt: int | None = None) -> bool:
         with self.transaction() as tx:
-            tx.outbox.fail(row_id, error=error, at=at)
+            return tx.outbox.fail(row_id, error=error, at=at, attempt=attempt)
 
     def requeue_failed_outbox(self, *, connector: str, at: datetime,
                               incident_id: str | None = None) -> int:
@@ -282,10 +285,11 @@ class Store(abc.ABC):
             tx.inbox.release(row_ids)
 
     def finish_inbox(self, row_id: int, *, at: datetime, status: InboxStatus | str = "done",
-                     error: str | None = None) -> None:
-        """Mark a claimed event processed (`done`) or set aside (`quarantined`, with why)."""
+                     error: str | None = None, attempt: int | None = None) -> bool:
+        """Mark a claimed event processed (`done`) or set aside (`quarantined`, with why);
+        with `attempt`, only while that claim holds it (see InboxRepository.finish)."""
         with self.transaction() as tx:
-            tx.inbox.finish(row_id, at=at, status=status, error=error)
+            return tx.inbox.finish(row_id, at=at, status=status, error=error, attempt=attempt)
 
     def requeue_inbox(self, *, connector: str, ids: Sequence[int] = ()) -> int:
         """Put quarantined events back in line (all of a connector's, or these ids)."""

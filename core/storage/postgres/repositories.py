@@ -317,6 +317,9 @@ _OUTBOX = ("id, connector, number, service, action, payload, status, attempts,"
 _OUT_PENDING, _OUT_DELIVERING = OutboxStatus.PENDING.value, OutboxStatus.DELIVERING.value
 _OUT_DONE, _OUT_FAILED = OutboxStatus.DONE.value, OutboxStatus.FAILED.value
 _OUT_STATUS = {status.value: status for status in OutboxStatus}
+# a claim's own update: only while that claim holds the row (its attempt), when one is given
+_OUT_HELD = (f" AND (%s::integer IS NULL OR (status = '{_OUT_DELIVERING}'"
+             " AND attempts = %s::integer))")
 
 
 def _outbox_row(row: Sequence[Any]) -> OutboxRow:
@@ -377,23 +380,29 @@ class PostgresOutbox(_Repository):
                                        attempts=claimed.attempts + 1,
                                        lease_until=params["lease"])
 
-    def finish(self, row_id: int, *, at: datetime) -> None:
-        self.conn.execute(f"UPDATE outbox SET status = '{_OUT_DONE}', done_at = %s,"
-                          " lease_until = NULL, last_error = NULL WHERE id = %s", (at, row_id))
+    def finish(self, row_id: int, *, at: datetime, attempt: int | None = None) -> bool:
+        return self.conn.execute(f"UPDATE outbox SET status = '{_OUT_DONE}', done_at = %s,"
+                                 " lease_until = NULL, last_error = NULL WHERE id = %s"
+                                 + _OUT_HELD, (at, row_id, attempt, attempt)).rowcount == 1
 
-    def retry(self, row_id: int, *, error: str, next_attempt_at: datetime) -> None:
-        self.conn.execute(f"UPDATE outbox SET status = '{_OUT_PENDING}', lease_until = NULL,"
-                          " last_error = %s, next_attempt_at = %s WHERE id = %s",
-                          (error, next_attempt_at, row_id))
+    def retry(self, row_id: int, *, error: str, next_attempt_at: datetime,
+              attempt: int | None = None) -> bool:
+        return self.conn.execute(
+            f"UPDATE outbox SET status = '{_OUT_PENDING}', lease_until = NULL,"
+            " last_error = %s, next_attempt_at = %s WHERE id = %s" + _OUT_HELD,
+            (error, next_attempt_at, row_id, attempt, attempt)).rowcount == 1
 
     def release(self, row_id: int, *, at: datetime) -> None:
         self.conn.execute(f"UPDATE outbox SET status = '{_OUT_PENDING}', lease_until = NULL,"
                           f" next_attempt_at = %s WHERE id = %s AND status = '{_OUT_DELIVERING}'",
                           (at, row_id))
 
-    def fail(self, row_id: int, *, error: str, at: datetime) -> None:
-        self.conn.execute(f"UPDATE outbox SET status = '{_OUT_FAILED}', lease_until = NULL,"
-                          " last_error = %s, done_at = %s WHERE id = %s", (error, at, row_id))
+    def fail(self, row_id: int, *, error: str, at: datetime,
+             attempt: int | None = None) -> bool:
+        return self.conn.execute(
+            f"UPDATE outbox SET status = '{_OUT_FAILED}', lease_until = NULL,"
+            " last_error = %s, done_at = %s WHERE id = %s" + _OUT_HELD,
+            (error, at, row_id, attempt, attempt)).rowcount == 1
 
     def requeue_failed(self, *, connector: str, at: datetime,
                        incident_id: str | None = None) -> int:
@@ -555,9 +564,14 @@ class PostgresInbox(_Repository):
                               " WHERE id = ANY(%s)", (list(row_ids),))
 
     def finish(self, row_id: int, *, at: datetime,
-               status: InboxStatus | str = InboxStatus.DONE, error: str | None = None) -> None:
-        self.conn.execute("UPDATE inbox SET status = %s, error = %s, processed_at = %s,"
-                          " lease_until = NULL WHERE id = %s", (str(status), error, at, row_id))
+               status: InboxStatus | str = InboxStatus.DONE, error: str | None = None,
+               attempt: int | None = None) -> bool:
+        # with an attempt, only while that claim holds the event
+        return self.conn.execute(
+            "UPDATE inbox SET status = %s, error = %s, processed_at = %s, lease_until = NULL"
+            f" WHERE id = %s AND (%s::integer IS NULL OR (status = '{_IN_PROCESSING}'"
+            " AND attempts = %s::integer))",
+            (str(status), error, at, row_id, attempt, attempt)).rowcount == 1
 
     def requeue_quarantined(self, *, connector: str, ids: Sequence[int] = ()) -> int:
         extra = " AND id = ANY(%s)" if ids else ""

@@ -96,9 +96,13 @@ class SqliteInbox:
                               " WHERE id = ?", [(row_id,) for row_id in row_ids])
 
     def finish(self, row_id: int, *, at: datetime,
-               status: InboxStatus | str = InboxStatus.DONE, error: str | None = None) -> None:
-        self.conn.execute("UPDATE inbox SET status = ?, error = ?, processed_at = ?,"
-                          " lease_until = NULL WHERE id = ?", (status, error, ts(at), row_id))
+               status: InboxStatus | str = InboxStatus.DONE, error: str | None = None,
+               attempt: int | None = None) -> bool:
+        # with an attempt, only while that claim holds the event
+        return self.conn.execute(
+            "UPDATE inbox SET status = ?, error = ?, processed_at = ?, lease_until = NULL"
+            f" WHERE id = ? AND (? IS NULL OR (status = '{PROCESSING}' AND attempts = ?))",
+            (status, error, ts(at), row_id, attempt, attempt)).rowcount == 1
 
     def requeue_quarantined(self, *, connector: str, ids: Sequence[int] = ()) -> int:
         extra = f" AND id IN ({','.join(str(int(i)) for i in ids)})" if ids else ""

@@ -22,6 +22,8 @@ _COLUMNS = ("id, connector, number, service, action, payload, status, attempts,"
             " next_attempt_at, last_error, created_at, lease_until")
 PENDING, DELIVERING = OutboxStatus.PENDING.value, OutboxStatus.DELIVERING.value
 DONE, FAILED = OutboxStatus.DONE.value, OutboxStatus.FAILED.value
+# a claim's own update: only while that claim holds the row (its attempt), when one is given
+_HELD = f" AND (? IS NULL OR (status = '{DELIVERING}' AND attempts = ?))"
 # a dict lookup per row read: calling the enum costs a microsecond each
 _STATUS = {status.value: status for status in OutboxStatus}
 
@@ -84,24 +86,28 @@ class SqliteOutbox:
                                        attempts=claimed.attempts + 1,
                                        lease_until=parse_ts(params["lease"]))
 
-    def finish(self, row_id: int, *, at: datetime) -> None:
-        self.conn.execute(f"UPDATE outbox SET status = '{DONE}', done_at = ?,"
-                          " lease_until = NULL, last_error = NULL WHERE id = ?",
-                          (ts(at), row_id))
+    def finish(self, row_id: int, *, at: datetime, attempt: int | None = None) -> bool:
+        return self.conn.execute(f"UPDATE outbox SET status = '{DONE}', done_at = ?,"
+                                 " lease_until = NULL, last_error = NULL WHERE id = ?"
+                                 + _HELD, (ts(at), row_id, attempt, attempt)).rowcount == 1
 
-    def retry(self, row_id: int, *, error: str, next_attempt_at: datetime) -> None:
-        self.conn.execute(f"UPDATE outbox SET status = '{PENDING}', lease_until = NULL,"
-                          " last_error = ?, next_attempt_at = ? WHERE id = ?",
-                          (error, ts(next_attempt_at), row_id))
+    def retry(self, row_id: int, *, error: str, next_attempt_at: datetime,
+              attempt: int | None = None) -> bool:
+        return self.conn.execute(f"UPDATE outbox SET status = '{PENDING}', lease_until = NULL,"
+                                 " last_error = ?, next_attempt_at = ? WHERE id = ?" + _HELD,
+                                 (error, ts(next_attempt_at), row_id, attempt,
+                                  attempt)).rowcount == 1
 
     def release(self, row_id: int, *, at: datetime) -> None:
         self.conn.execute(f"UPDATE outbox SET status = '{PENDING}', lease_until = NULL,"
                           f" next_attempt_at = ? WHERE id = ? AND status = '{DELIVERING}'",
                           (ts(at), row_id))
 
-    def fail(self, row_id: int, *, error: str, at: datetime) -> None:
-        self.conn.execute(f"UPDATE outbox SET status = '{FAILED}', lease_until = NULL,"
-                          " last_error = ?, done_at = ? WHERE id = ?", (error, ts(at), row_id))
+    def fail(self, row_id: int, *, error: str, at: datetime,
+             attempt: int | None = None) -> bool:
+        return self.conn.execute(f"UPDATE outbox SET status = '{FAILED}', lease_until = NULL,"
+                                 " last_error = ?, done_at = ? WHERE id = ?" + _HELD,
+                                 (error, ts(at), row_id, attempt, attempt)).rowcount == 1
 
     def requeue_failed(self, *, connector: str, at: datetime,
                        incident_id: str | None = None) -> int:
