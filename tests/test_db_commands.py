@@ -303,3 +303,21 @@ def test_db_copy_reads_in_batches_and_keeps_every_row(sqlite_home, empty_databas
         batches = [len(b) for b in export.rows("timeline", ["id"], 1000)]
     assert batches == [1000, 1000, 501]
     assert im_rows(empty_database)["timeline"] == 2501
+
+
+def test_a_copy_whose_counts_differ_is_undone(sqlite_home, empty_database, runtime,
+                                              monkeypatch):
+    from im.storage.sqlite.export import SqliteExport
+
+    run_cli(runtime, ["declare", "--sev", "SEV-2", "--title", "First", "--service", "api"])
+    counted = SqliteExport.count
+    # the source counts a timeline row more than was read (as if one had been lost on the way)
+    monkeypatch.setattr(SqliteExport, "count", lambda self, table: counted(self, table) + (
+        table == "timeline"))
+    result = run_cli(runtime, ["db", "copy", "--to", empty_database])
+    assert result.exit_code == 1
+    assert "timeline           2       1           DIFFERS\n" in result.stdout
+    assert "incidents          1       1\n" in result.stdout
+    assert result.stderr == (f"Error: the copy differs from the SQLite database (timeline): it"
+                             f" was undone, {empty_database} is as empty as before.\n")
+    assert set(im_rows(empty_database).values()) == {0}
