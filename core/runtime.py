@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from im.connectors import Connector
     from im.plugins import PluginManager
     from im.storage import Store
+    from im.storage.postgres import PostgresStore
 
 log = logging.getLogger("im")
 
@@ -48,7 +49,7 @@ def debug_variable(type_name: str) -> str:
     return re.sub(r"[^A-Z0-9_]", "_", type_name.upper()) + "_DEBUG"
 
 
-def open_postgres(url: str) -> Store:
+def open_postgres(url: str) -> PostgresStore:
     """The PostgreSQL store at `url`; a clear error where its driver is not installed."""
     try:
         from im.storage.postgres import PostgresStore

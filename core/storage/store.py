@@ -52,6 +52,8 @@ class Listener(Protocol):
 class Store(abc.ABC):
     # which engine: "sqlite" or "postgresql" (for `im db status` and the test kit's sql())
     kind: str = ""
+    # where: a file's path, or a server's database by its URL without the password
+    location: str = ""
 
     # -- what an implementation provides ---------------------------------------------------
 
@@ -78,7 +80,19 @@ class Store(abc.ABC):
         """Close this thread's connection (another is opened when next needed)."""
 
     @abc.abstractmethod
-    def applied_migrations(self) -> list[str]: ...
+    def applied_migrations(self) -> list[str]:
+        """The names of the migrations the database has had, in order (opening the store
+        applies the pending ones first)."""
+
+    @abc.abstractmethod
+    def known_migrations(self) -> list[str]:
+        """The names of the migrations this version of im has for this store, in order."""
+
+    @abc.abstractmethod
+    def migrate(self) -> list[str]:
+        """Apply the pending migrations (as the first use of the store does anyway) and
+        return the names of those this store applied: none where the database was up to
+        date when it was opened."""
 
     # -- several servers on one database (a store that has them says so) -------------------
 

@@ -220,6 +220,7 @@ class PostgresStore(Store):
         self._pool_pid = 0
         self._pool_guard = threading.Lock()
         self._migrated = False
+        self._applied_now: list[str] = []
         self._uow = PostgresUnitOfWork(self)
         self._rate_limits: PostgresRateStorage | None = None
         _OPEN.add(self)
@@ -348,6 +349,7 @@ class PostgresStore(Store):
                 # replicas starting at once: one migrates, the others wait, then find it done
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATIONS_LOCK,))
                 applied = self._applied(conn)
+                done: list[str] = []
                 if not applied:
                     self._check_empty(conn)
                     conn.execute("CREATE TABLE IF NOT EXISTS migrations ("
@@ -358,6 +360,8 @@ class PostgresStore(Store):
                     conn.execute(script)  # type: ignore[arg-type]
                     conn.execute("INSERT INTO migrations (name, applied_at) VALUES (%s, %s)",
                                  (name, datetime.now(UTC)))
+                    done.append(name)
+            self._applied_now = done
 
     def _applied(self, conn: psycopg.Connection) -> list[str]:
         exists = conn.execute("SELECT to_regclass('migrations') IS NOT NULL").fetchone()
@@ -379,6 +383,15 @@ class PostgresStore(Store):
     def applied_migrations(self) -> list[str]:
         with self.pool.connection() as conn:
             return self._applied(conn)
+
+    def known_migrations(self) -> list[str]:
+        from im.storage.postgres.migrations import MIGRATIONS
+
+        return [name for name, _ in MIGRATIONS]
+
+    def migrate(self) -> list[str]:
+        self.pool  # noqa: B018 - opening the pool migrates
+        return list(self._applied_now)
 
     def size(self) -> DatabaseSize:
         from im.storage.records import DatabaseSize, TableSize

@@ -225,8 +225,10 @@ class SqliteStore(Store):
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.location = str(path)
         self._local = threading.local()
         self._migrated = False
+        self._applied_now: list[str] = []
         with SqliteStore._write_locks_guard:
             key = str(path.resolve())
             if key not in SqliteStore._write_locks:
@@ -400,6 +402,7 @@ class SqliteStore(Store):
         import sqlite_utils
 
         db = sqlite_utils.Database(conn)
+        done: list[str] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             db["migrations"].create(  # type: ignore[union-attr]
@@ -416,10 +419,12 @@ class SqliteStore(Store):
                     "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
                     (name, ts(datetime.now(UTC))),
                 )
+                done.append(name)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        self._applied_now = done
 
     def size(self) -> DatabaseSize:
         from im.storage.records import DatabaseSize, TableSize
@@ -447,4 +452,13 @@ class SqliteStore(Store):
 
     def applied_migrations(self) -> list[str]:
         return [row[0] for row in self.conn.execute("SELECT name FROM migrations ORDER BY name")]
+
+    def known_migrations(self) -> list[str]:
+        from im.storage.sqlite.migrations import MIGRATIONS
+
+        return [name for name, _ in MIGRATIONS]
+
+    def migrate(self) -> list[str]:
+        self.conn  # noqa: B018 - the first connection migrates
+        return list(self._applied_now)
 
