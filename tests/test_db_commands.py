@@ -19,7 +19,7 @@ from im.sync import deliver_outbox
 from im.testing import make_runtime, run_cli, sql
 
 SERVER = os.environ.get("IM_TEST_DATABASE") or None
-NO_SERVER = "no PostgreSQL server: set IM_TEST_DATABASE=postgresql://USER@HOST:PORT/postgres"
+NO_SERVER = "needs PostgreSQL: set IM_TEST_DATABASE=postgresql://USER@HOST:PORT/postgres"
 LATEST = MIGRATIONS[-1][0]
 CONFIG = json.dumps({"api_key": "k-123456", "sync_direction": "bidirectional"})
 _numbers = itertools.count()

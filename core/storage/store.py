@@ -94,6 +94,12 @@ class Store(abc.ABC):
         return the names of those this store applied: none where the database was up to
         date when it was opened."""
 
+    @abc.abstractmethod
+    def rows(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one SQL statement with `?` parameters, whichever the store, in a
+        transaction of its own: for tests (`im.testing.sql`) that check what is stored. im's
+        own code asks the repositories."""
+
     # -- several servers on one database (a store that has them says so) -------------------
 
     def leadership(self, duty: str) -> Leadership | None:

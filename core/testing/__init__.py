@@ -76,12 +76,7 @@ def sql(runtime: Runtime, query: str, *params: Any) -> list[tuple[Any, ...]]:
     or PostgreSQL where IM_DATABASE_URL names one); write the SQL both understand. Times come
     back as each store keeps them: ISO text on SQLite, datetimes on PostgreSQL (`stored_time`
     reads either)."""
-    store = runtime.store
-    if store.kind == "postgresql":
-        with store.transaction() as tx:
-            return list(tx.conn.execute(query.replace("%", "%%").replace("?", "%s"), params))  # type: ignore[attr-defined]
-    with store.transaction() as tx:
-        return tx.conn.execute(query, params).fetchall()  # type: ignore[attr-defined]
+    return runtime.store.rows(query, params)
 
 
 def stored_time(value: Any) -> datetime | None:

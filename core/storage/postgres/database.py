@@ -380,6 +380,11 @@ class PostgresStore(Store):
                                " program (not im's); im leaves it as it is: give im a"
                                " database of its own (CREATE DATABASE im)")
 
+    def rows(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.transaction() as tx:
+            return tx.conn.execute(query.replace("%", "%%").replace("?", "%s"),
+                                   tuple(params)).rows
+
     def applied_migrations(self) -> list[str]:
         with self.pool.connection() as conn:
             return self._applied(conn)

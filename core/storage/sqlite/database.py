@@ -18,12 +18,12 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from im.errors import StorageError
 from im.storage.store import Store
@@ -449,6 +449,10 @@ class SqliteStore(Store):
         log_bytes = wal.stat().st_size if wal.exists() else 0
         return DatabaseSize(location=str(self.path), bytes=self.path.stat().st_size + log_bytes,
                             log_bytes=log_bytes, tables=sizes)
+
+    def rows(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.transaction() as tx:
+            return tx.conn.execute(query, tuple(params)).fetchall()
 
     def applied_migrations(self) -> list[str]:
         return [row[0] for row in self.conn.execute("SELECT name FROM migrations ORDER BY name")]
