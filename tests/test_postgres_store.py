@@ -223,3 +223,20 @@ def test_servers_spend_one_rate_limit_budget(servers):
     reset, remaining = two.get_window_stats(item, "pagerduty:key")
     assert remaining == 0 and 0 < reset - time.time() <= 60
     assert one.hit(item, "another key") is True
+
+
+def test_incidents_linked_are_counted_right_whatever_the_statement(servers, clock):
+    """The count /metrics reads is kept by a trigger: right when one statement writes or
+    removes several links of an incident (a copy, a cleanup), as when each is written alone."""
+    store = servers()
+    declare(store, 2, clock.now)
+    store.rows("INSERT INTO links (number, connector, service, remote_id, updated_at)"
+               " SELECT n, 'remote', s, 'R' || n || s, now() FROM"
+               " (VALUES (1, 'api'), (1, 'db'), (2, 'api')) AS v(n, s)")
+    assert store.read().links.incidents_linked("remote") == 2
+    store.rows("UPDATE links SET number = 2 WHERE number = 1 AND service = 'db'")
+    assert store.read().links.incidents_linked("remote") == 2
+    store.rows("DELETE FROM links WHERE number = 2")
+    assert store.read().links.incidents_linked("remote") == 1
+    store.rows("DELETE FROM links")
+    assert store.read().links.incidents_linked("remote") == 0

@@ -119,25 +119,12 @@ def _copy_table(conn: psycopg.Connection, source: Source, table: str, types: dic
     convert = [_converter(types[name]) for name in columns]
     names = ", ".join(f'"{name}"' for name in columns)
     count = 0
-    if table in _ROW_BY_ROW:
-        insert = (f'INSERT INTO "{table}" ({names}) VALUES'
-                  f' ({", ".join(["%s"] * len(columns))})')
-        for batch in source.rows(table, columns, batch_size):
-            conn.cursor().executemany(insert, [_converted(convert, row) for row in batch])
-            count += len(batch)
-        return count
     with conn.cursor().copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
         for batch in source.rows(table, columns, batch_size):
             for row in batch:
                 copy.write_row(_converted(convert, row))
             count += len(batch)
     return count
-
-
-# Written one statement a row, as the store writes them: the trigger keeping linked_incidents
-# looks for the link's siblings, and a statement's AFTER ROW triggers run at its end, when all
-# its rows are in (a COPY of an incident's two links would count the incident for neither).
-_ROW_BY_ROW = {"links"}
 
 
 def _converted(convert: list[Callable[[Any], Any]], row: tuple[Any, ...]) -> list[Any]:

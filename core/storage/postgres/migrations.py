@@ -198,6 +198,15 @@ MIGRATIONS: list[tuple[str, str]] = [
             created_at timestamptz NOT NULL
         );
 
+        -- Rate-limit budgets shared by every server and command on this database: a count
+        -- per key (a remote account and its limit) in a fixed window, in epoch seconds of
+        -- the database server's clock.
+        CREATE TABLE rate_windows (
+            key text PRIMARY KEY,
+            n bigint NOT NULL,
+            expires_at double precision NOT NULL
+        );
+
         -- Counts kept as rows change, in the transaction of the change, whichever code
         -- makes it: what /metrics and the connector figures read.
         CREATE TABLE incident_counts (
@@ -228,7 +237,10 @@ MIGRATIONS: list[tuple[str, str]] = [
 
         -- incidents linked to each connector (an incident with links for two services
         -- counts once): a link changes the count when it is its incident's first or last
-        -- of that connector
+        -- of that connector. BEFORE each row, not after: a statement that writes several
+        -- links runs AFTER ROW triggers once all its rows are written, where each would see
+        -- the others; BEFORE a row, the rows the statement wrote earlier are seen, and not
+        -- the later ones.
         CREATE TABLE linked_incidents (
             connector text PRIMARY KEY,
             n bigint NOT NULL
@@ -237,20 +249,23 @@ MIGRATIONS: list[tuple[str, str]] = [
         BEGIN
             IF TG_OP IN ('UPDATE', 'DELETE') AND NOT EXISTS (
                     SELECT 1 FROM links WHERE number = OLD.number
-                    AND connector = OLD.connector) THEN
+                    AND connector = OLD.connector AND service <> OLD.service) THEN
                 UPDATE linked_incidents SET n = n - 1 WHERE connector = OLD.connector;
             END IF;
             IF TG_OP IN ('INSERT', 'UPDATE') AND NOT EXISTS (
                     SELECT 1 FROM links WHERE number = NEW.number
-                    AND connector = NEW.connector AND service <> NEW.service) THEN
+                    AND connector = NEW.connector) THEN
                 INSERT INTO linked_incidents (connector, n) VALUES (NEW.connector, 1)
                     ON CONFLICT (connector) DO UPDATE SET n = linked_incidents.n + 1;
             END IF;
-            RETURN NULL;
+            IF TG_OP = 'DELETE' THEN
+                RETURN OLD;
+            END IF;
+            RETURN NEW;
         END $$;
-        CREATE TRIGGER linked_incidents_insert AFTER INSERT OR DELETE ON links
+        CREATE TRIGGER linked_incidents_insert BEFORE INSERT OR DELETE ON links
             FOR EACH ROW EXECUTE FUNCTION linked_incidents();
-        CREATE TRIGGER linked_incidents_update AFTER UPDATE OF number, connector ON links
+        CREATE TRIGGER linked_incidents_update BEFORE UPDATE OF number, connector ON links
             FOR EACH ROW WHEN (OLD.number IS DISTINCT FROM NEW.number
                                OR OLD.connector IS DISTINCT FROM NEW.connector)
             EXECUTE FUNCTION linked_incidents();
@@ -294,19 +309,6 @@ MIGRATIONS: list[tuple[str, str]] = [
             FOR EACH ROW WHEN (OLD.connector IS DISTINCT FROM NEW.connector
                                OR OLD.status IS DISTINCT FROM NEW.status)
             EXECUTE FUNCTION queue_counts('inbox_counts');
-        """,
-    ),
-    (
-        "0002_rate_windows",
-        """
-        -- Rate-limit budgets shared by every server and command on this database: a count
-        -- per key (a remote account and its limit) in a fixed window, in epoch seconds of
-        -- the database server's clock.
-        CREATE TABLE rate_windows (
-            key text PRIMARY KEY,
-            n bigint NOT NULL,
-            expires_at double precision NOT NULL
-        );
         """,
     ),
 ]
