@@ -447,7 +447,11 @@ class Connector:
     by `im logs --connector NAME`), with secrets masked by `im.redact_headers` and
     `im.redact_body`; `self.settings.debug`, `log_requests` and `log_responses` say what to
     trace (also set by the `connectors.<type>` section of the settings file and the
-    `<TYPE>_DEBUG=true` environment variable). A remote id is one remote incident: the core
+    `<TYPE>_DEBUG=true` environment variable). `self.runtime.shared_rate_limits()` is where
+    to count the remote API's rate limit so that every im process on the database spends one
+    budget (several `im serve` on PostgreSQL): a `limits` storage for
+    `limits.strategies.FixedWindowRateLimiter`, or None where each process keeps its own.
+    A remote id is one remote incident: the core
     links it to one im incident and service, and sets aside a change whose answer names a
     remote incident linked elsewhere.
     """
