@@ -240,3 +240,34 @@ def test_incidents_linked_are_counted_right_whatever_the_statement(servers, cloc
     assert store.read().links.incidents_linked("remote") == 1
     store.rows("DELETE FROM links")
     assert store.read().links.incidents_linked("remote") == 0
+
+
+def test_a_server_stores_a_delivery_while_another_is_in_the_middle_of_a_write(servers, clock):
+    """Answering a sender never waits for another server applying a batch of events (which
+    holds the writers' lock): storing deliveries, call records and log lines does not take
+    it."""
+    first, second = servers(), servers()
+    holding, release = threading.Event(), threading.Event()
+
+    def long_write() -> None:
+        with first.transaction():
+            holding.set()
+            release.wait(timeout=20)
+
+    writer = threading.Thread(target=long_write)
+    writer.start()
+    try:
+        assert holding.wait(timeout=10)
+        started = time.monotonic()
+        assert second.store_inbox_many([("remote", "d1", "x", b"{}", clock.now)]) == [True]
+        second.record_call(connector="remote", at=clock.now, method="GET", path="/x",
+                           status=200, duration_ms=5.0, error=None)
+        second.add_logs([{"at": clock.now, "level": "INFO", "levelno": 20,
+                          "component": "im.webhook", "connector": "remote",
+                          "message": "stored", "data": {}}])
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+        writer.join(timeout=30)
+    assert waited < 5, f"storing waited {waited:.1f} s for the other server's write"
+    assert [row.delivery_id for row in first.inbox()] == ["d1"]

@@ -66,6 +66,13 @@ class Store(abc.ABC):
         """Repositories for reading: those of this thread's open transaction, if there is one,
         else ones whose every read sees the latest commit. Write through `transaction()`."""
 
+    def independent_write(self) -> AbstractContextManager[UnitOfWork]:
+        """A write transaction for rows that no rule reads before it writes (an event
+        received, a call or a log line recorded), whose uniqueness the database's keys keep:
+        where the store can, it does not wait for other writers (see the PostgreSQL store);
+        else a transaction()."""
+        return self.transaction()
+
     @abc.abstractmethod
     def savepoint(self) -> AbstractContextManager[None]:
         """Inside a transaction: undo only this block if it raises."""
@@ -287,7 +294,7 @@ class Store(abc.ABC):
     def store_inbox_many(self, events: Sequence[InboundEventRow]) -> list[bool]:
         """Store (connector, delivery id, event type, body, received at) events in one
         transaction (one fsync for all); for each, whether it was new."""
-        with self.transaction() as tx:
+        with self.independent_write() as tx:
             return tx.inbox.add_many(events)
 
     def claim_inbox(self, *, now: datetime, lease_seconds: float,
@@ -325,14 +332,14 @@ class Store(abc.ABC):
     def record_call(self, *, connector: str, at: datetime, method: str, path: str,
                     status: int | None, duration_ms: float, error: str | None,
                     rate_limit: int | None = None, rate_remaining: int | None = None) -> None:
-        with self.transaction() as tx:
+        with self.independent_write() as tx:
             tx.calls.add(connector=connector, at=at, method=method, path=path, status=status,
                          duration_ms=duration_ms, error=error, rate_limit=rate_limit,
                          rate_remaining=rate_remaining)
 
     def add_logs(self, entries: Sequence[dict[str, Any]]) -> None:
         """Store log entries (at, level, levelno, component, connector, message, data)."""
-        with self.transaction() as tx:
+        with self.independent_write() as tx:
             tx.logs.add_many(entries)
 
     def logs(self, *, since: datetime | None = None, min_level: int = 0,

@@ -21,7 +21,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -282,10 +282,20 @@ class PostgresStore(Store):
     def read(self) -> PostgresUnitOfWork:
         return self._uow
 
-    @contextmanager
-    def transaction(self) -> Iterator[PostgresUnitOfWork]:
+    def transaction(self) -> AbstractContextManager[PostgresUnitOfWork]:
         """A write transaction, in turn with every other writer of the database (the
         writers' advisory lock). A nested call joins the outer transaction."""
+        return self._transaction(in_turn=True)
+
+    def independent_write(self) -> AbstractContextManager[PostgresUnitOfWork]:
+        """A transaction that does not wait for the writers' lock: for rows no rule reads
+        before writing them, kept unique by the database's keys (webhook deliveries, call
+        records, log lines). A server answering senders never waits for another applying a
+        batch of events."""
+        return self._transaction(in_turn=False)
+
+    @contextmanager
+    def _transaction(self, *, in_turn: bool) -> Iterator[PostgresUnitOfWork]:
         if self._tx_conn() is not None:
             yield self._uow
             return
@@ -294,7 +304,8 @@ class PostgresStore(Store):
             self._local.conn = conn
             try:
                 with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITERS,))
+                    if in_turn:
+                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITERS,))
                     yield self._uow
             except BaseException:
                 self._local.after_commit = []
