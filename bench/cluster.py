@@ -33,14 +33,14 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from common import BIN, REPO, WrkResult, ensure_wrk, free_port, wait_up
-from ingest import SCRIPT, prepare_home, signed_events, tree_peak_rss_mib
+from ingest import SCRIPT, prepare_home, signed_events, tree_cpu_seconds, tree_peak_rss_mib
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADING = "## Several `im serve` on one PostgreSQL database (`bench/cluster.py`)"
 # (store, replicas), in this order
 CONFIGURATIONS = (("sqlite", 1), ("postgres", 1), ("postgres", 2), ("postgres", 3))
 EVENTS = 200_000  # split among the replicas: none sends another's, none runs out in 10 s
-DRAIN_SECONDS = 240  # the bound on waiting for the replicas to apply the burst
+DRAIN_SECONDS = 300  # the bound on waiting for the replicas to apply the burst
 THREADS = 2  # wrk threads per wrk process
 DELIVERY = re.compile(r"01BENCH(\d{10})$")
 
@@ -204,8 +204,8 @@ def baseline(shares: list[Path], connections: int, seconds: int) -> dict[str, fl
 
 
 def replicas_run(store: str, replicas: int, shares: list[Path], work: Path,
-                 database_url: str | None, connections: int,
-                 seconds: int) -> dict[str, object]:
+                 database_url: str | None, connections: int, seconds: int,
+                 server: int | None = None) -> dict[str, object]:
     """`replicas` x `im serve` on one database, the same prepared data, driven by wrk."""
     label = f"{store}-{replicas}"
     home = work / f"home-{label}"
@@ -235,7 +235,11 @@ def replicas_run(store: str, replicas: int, shares: list[Path], work: Path,
         for port in ports:
             wait_up(f"http://127.0.0.1:{port}/health", timeout=60)
         time.sleep(1)  # every replica's background work up (duties elected, listening)
+        cpu = sum(tree_cpu_seconds(one.pid) for one in servers)
+        database_cpu = tree_cpu_seconds(server) if server else 0.0
         burst = combined(wrk_at_once(ports, shares, connections, seconds))
+        cpu = sum(tree_cpu_seconds(one.pid) for one in servers) - cpu
+        database_cpu = tree_cpu_seconds(server) - database_cpu if server else 0.0
         left = db.backlog()
         started = time.monotonic()
         while time.monotonic() - started < DRAIN_SECONDS:
@@ -243,12 +247,20 @@ def replicas_run(store: str, replicas: int, shares: list[Path], work: Path,
                 drained = time.monotonic() - started
                 break
             time.sleep(0.5)
-        peaks = [tree_peak_rss_mib(server.pid) for server in servers]
-        alive = sum(1 for server in servers if server.poll() is None)
+        peaks = [tree_peak_rss_mib(one.pid) for one in servers]
+        alive = sum(1 for one in servers if one.poll() is None)
     finally:
         stop(servers)
     return {**burst, **check(db, shares, replicas, int(burst["ok"])),
             "replicas": replicas, "store": store, "peak_rss_mib": peaks,
+            # the replicas' CPU during the burst (PostgreSQL's own not counted), the applying
+            # of events in the background included, per request answered; and as a share of
+            # the burst's wall time (2.0: both cores all the time)
+            "cpu_us_per_request": cpu / max(1, int(burst["requests"])) * 1e6,
+            "cpu_cores_busy": cpu / seconds,
+            # PostgreSQL's processes, where the server runs here
+            "database_cpu_us_per_request": database_cpu / max(1, int(burst["requests"])) * 1e6,
+            "database_cores_busy": database_cpu / seconds,
             "servers_alive_at_end": alive, "backlog_after_burst": left,
             "backlog_applied_seconds": drained, **log_errors(logs)}
 
@@ -299,6 +311,7 @@ def log_errors(logs: list[Path]) -> dict[str, object]:
 
 def ingest_all(admin_url: str, work: Path, connections: int,
                seconds: int) -> list[dict[str, object]]:
+    server = postmaster(admin_url)
     events = work / "events.tsv"
     signed_events(events, EVENTS)
     runs = []
@@ -310,7 +323,8 @@ def ingest_all(admin_url: str, work: Path, connections: int,
             entry = replicas_run(store, replicas, shares, work, None, connections, seconds)
         else:
             with fresh_database(admin_url, f"im_bench_{replicas}") as url:
-                entry = replicas_run(store, replicas, shares, work, url, connections, seconds)
+                entry = replicas_run(store, replicas, shares, work, url, connections, seconds,
+                                     server)
         entry["baseline"] = base
         entry["durable_rate"] = entry["ok_rate"]
         entry["ratio_to_baseline"] = float(entry["ok_rate"]) / base["rate"]  # type: ignore[arg-type]
@@ -336,6 +350,22 @@ def sync_both(admin_url: str, incidents: int) -> list[dict[str, object]]:
 
 def load() -> str:
     return Path("/proc/loadavg").read_text().split()[0]
+
+
+def postmaster(admin_url: str) -> int | None:
+    """The PostgreSQL server's main process, where it runs on this machine (its backends are
+    its children): the parent of this connection's backend."""
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as db:
+        backend = db.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+        try:
+            for line in Path(f"/proc/{backend}/status").read_text().splitlines():
+                if line.startswith("PPid:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+    return None
 
 
 def postgres_version(admin_url: str) -> str:
@@ -391,14 +421,16 @@ def markdown(result: dict) -> list[str]:  # type: ignore[type-arg]
         " events with SKIP LOCKED; at most"
         f" {result['drain_limit']} s), and the database is checked: every event answered 2xx"
         " stored once (inbox rows, unique by delivery id) and applied once (a timeline note"
-        " each, by its text). On 2 cores, replicas share the same CPU and PostgreSQL takes"
+        " each, by its text). CPU per request: that of the replicas' processes (the applying"
+        " of events in the background included) and of PostgreSQL's during the burst, per"
+        " request answered. On 2 cores, replicas share the same CPU and PostgreSQL takes"
         " its part of it: they cannot add throughput here; the figures show what a replica"
         " costs and that nothing is lost.",
         "",
         "| store | replicas | bare Litestar | `im serve`, durable | p50 | p99 | to bare Litestar"
-        " | peak RSS per replica | left after the burst | applied in | lost | duplicated"
-        " | applied twice |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " | CPU per request: `im serve` + PostgreSQL | peak RSS per replica | left after the"
+        " burst | applied in | lost | duplicated | applied twice |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["runs"]:
         drained = r["backlog_applied_seconds"]
@@ -406,6 +438,7 @@ def markdown(result: dict) -> list[str]:  # type: ignore[type-arg]
             f"| {names[r['store']]} | {r['replicas']} | {r['baseline']['rate']:,.0f}/s"
             f" | {r['durable_rate']:,.0f}/s | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms"
             f" | {r['ratio_to_baseline']:.2f}"
+            f" | {r['cpu_us_per_request']:.0f} + {r['database_cpu_us_per_request']:.0f} µs"
             f" | {', '.join(f'{p:.0f}' for p in r['peak_rss_mib'])} MiB"
             f" | {r['backlog_after_burst']:,}"
             f" | {f'{drained:.0f} s' if drained is not None else 'NOT within the bound'}"
@@ -418,7 +451,9 @@ def markdown(result: dict) -> list[str]:  # type: ignore[type-arg]
             f" ({r['distinct_deliveries']:,} distinct delivery ids); applied"
             f" {r['applied_notes']:,} notes, {r['not_applied']:,} stored events without one"
             f" ({r['backlog_at_check']:,} still to apply when checked); gaps in a wrk"
-            f" thread's sequence before its last stored event: {r['gaps']}; socket errors:"
+            f" thread's sequence before its last stored event: {r['gaps']}; cores busy during"
+            f" the burst: {r['cpu_cores_busy']:.2f} in `im serve`,"
+            f" {r['database_cores_busy']:.2f} in PostgreSQL; socket errors:"
             f" {r['socket_errors']}; servers' logs: {r['log_errors']} lines with Traceback or"
             f" ERROR; servers up at the end: {r['servers_alive_at_end']} of {r['replicas']}.")
     by = {(r["store"], r["replicas"]): r for r in result["runs"]}
