@@ -268,8 +268,10 @@ def replicas_run(store: str, replicas: int, shares: list[Path], work: Path,
 def check(db: Database, shares: list[Path], replicas: int, ok: int) -> dict[str, int]:
     """Stored once, applied once: inbox rows by delivery id, timeline notes by their text (each
     event's note is its own, "bench note N"). Gaps: events missing before the last one stored
-    in a wrk thread's sequence (each thread posts its events in order; at most one per
-    connection may be left unanswered in flight when wrk stops)."""
+    in a wrk thread's sequence (each thread posts its events in order; one per connection at
+    most may be left unanswered in flight when wrk stops, and wrk calls the script's request()
+    once on its first thread to check it, so the first event of each wrk's share is never
+    sent: one gap per replica is expected)."""
     stored, distinct = db.rows("SELECT count(*), count(DISTINCT delivery_id) FROM inbox")[0]
     left = db.backlog()
     notes, distinct_notes = db.rows("SELECT count(*), count(DISTINCT text) FROM timeline"
@@ -451,7 +453,9 @@ def markdown(result: dict) -> list[str]:  # type: ignore[type-arg]
             f" ({r['distinct_deliveries']:,} distinct delivery ids); applied"
             f" {r['applied_notes']:,} notes, {r['not_applied']:,} stored events without one"
             f" ({r['backlog_at_check']:,} still to apply when checked); gaps in a wrk"
-            f" thread's sequence before its last stored event: {r['gaps']}; cores busy during"
+            f" thread's sequence before its last stored event: {r['gaps']} ({r['replicas']}"
+            " expected: wrk calls the script once to check it, which takes each wrk's first"
+            " event, never sent); cores busy during"
             f" the burst: {r['cpu_cores_busy']:.2f} in `im serve`,"
             f" {r['database_cores_busy']:.2f} in PostgreSQL; socket errors:"
             f" {r['socket_errors']}; servers' logs: {r['log_errors']} lines with Traceback or"
