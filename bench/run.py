@@ -5,6 +5,10 @@
                            (the scale benchmark on a home of 100,000 incidents too: building
                            it takes a few minutes the first time, its PDF report about ten;
                            IM_BENCH_SCALE_SIZES=... does the same)
+    ./bench/run --cluster  (ingest with 1, 2 and 3 `im serve` on one PostgreSQL database, and
+                           the inbound sync on it: bench/cluster.py, 6 to 12 minutes more;
+                           IM_BENCH_CLUSTER=1 does the same; without it, the section of an
+                           earlier run is kept as it is)
 
 Each benchmark is bounded in time and compares against a baseline measured in the same run,
 because absolute times on shared machines drift. Targets (2 cores): ingest >= 5,000 durable
@@ -26,6 +30,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import cluster
 import ingest
 import report_json
 import report_pdf
@@ -61,6 +66,11 @@ def main() -> None:
                         default=os.environ.get("IM_BENCH_SCALE_SIZES") or SCALE_SIZES,
                         help="homes of the scale benchmark, in incidents, comma-separated"
                              f" (default {SCALE_SIZES}; or IM_BENCH_SCALE_SIZES)")
+    parser.add_argument("--cluster", action="store_true",
+                        default=os.environ.get("IM_BENCH_CLUSTER", "") not in ("", "0"),
+                        help="also ingest with 1, 2 and 3 im serve on one PostgreSQL database,"
+                             " and the inbound sync on it (bench/cluster.py, 6 to 12 minutes"
+                             " more; or IM_BENCH_CLUSTER=1)")
     options = parser.parse_args()
     sizes = sorted(int(s.replace("_", "")) for s in options.scale_sizes.split(",") if s.strip())
     started = time.monotonic()
@@ -84,7 +94,16 @@ def main() -> None:
           " at 1,000 and 10,000, homes cached in bench/.homes/)...", file=sys.stderr)
     grown = scale.run(tuple(sizes))
     print("\n".join(scale.markdown(sizes, grown)))
-    write(flow, cost, boot, pdf, reports, (sizes, grown), time.monotonic() - started)
+    if options.cluster:
+        print("several im serve on one PostgreSQL database, and the inbound sync on it (6 to 12"
+              " minutes)...", file=sys.stderr)
+        shared = cluster.markdown(cluster.run())
+        print("\n".join(shared))
+    else:  # the section of an earlier run, as it is
+        earlier = cluster.section(RESULTS.read_text()) if RESULTS.exists() else None
+        shared = earlier.splitlines() if earlier else []
+    write(flow, cost, boot, pdf, reports, (sizes, grown), time.monotonic() - started,
+          shared)
     print(f"wrote {RESULTS}", file=sys.stderr)
 
 
@@ -94,7 +113,7 @@ def verdict(ok: bool) -> str:
 
 def write(flow: dict, cost: dict, boot: dict, pdf: list,  # type: ignore[type-arg]
           reports: list, grown: tuple,  # type: ignore[type-arg]
-          seconds: float) -> None:
+          seconds: float, shared: list[str]) -> None:
     inbound = cost["inbound"]
     base = boot[startup.BASELINE]
     lines = [
@@ -282,6 +301,8 @@ def write(flow: dict, cost: dict, boot: dict, pdf: list,  # type: ignore[type-ar
         "",
     ]
     lines += scale_section(*grown)
+    # several servers on one PostgreSQL database (--cluster), its own date and machine state
+    lines += [*shared, ""] if shared else []
     RESULTS.write_text("\n".join(lines))
 
 

@@ -52,6 +52,14 @@ def run(incidents: int = 10_000) -> dict[str, object]:
             figures[label] = {"calls": len(calls),
                               "by_path": sorted({f"{c['method']} {c['path']}" for c in calls})}
 
+    figures["inbound"] = inbound(incidents)
+    figures["year_old_cursor"] = year_old_cursor()
+    return figures
+
+
+def inbound(incidents: int = 10_000) -> dict[str, object]:
+    """One poll of a PagerDuty account holding `incidents` incidents, into a new home (on
+    the store IM_DATABASE_URL names, else SQLite)."""
     # inbound: a PagerDuty account of its own holding the 10,000 incidents (made within the
     # last hour), so that the poll's listing holds exactly N
     with run_sandbox(rate_limit=960) as pd:
@@ -67,7 +75,7 @@ def run(incidents: int = 10_000) -> dict[str, object]:
         # the listing of incidents created before the poll's window that are open now
         older = [c for c in lists if "statuses" in str(c.get("query", ""))]
         per_incident = [c for c in calls if str(c["path"]).startswith("/incidents/")]
-        figures["inbound"] = {
+        return {
             "incidents": incidents, "outcomes": outcomes,
             # the issue's bound: ceil(N/100) list calls plus one per 10,000-record window
             "list_calls": len(lists),
@@ -81,8 +89,6 @@ def run(incidents: int = 10_000) -> dict[str, object]:
             "cpu_ms_per_incident": round(cpu * 1000 / incidents, 3),
             "im_incidents": len(runtime.store.list_incidents()),  # type: ignore[attr-defined]
         }
-    figures["year_old_cursor"] = year_old_cursor()
-    return figures
 
 
 def year_old_cursor(incidents: int = 2_000, users: int = 20_000) -> dict[str, object]:
