@@ -1,0 +1,419 @@
+"""Three `im serve` replicas on one PostgreSQL database, against the PagerDuty sandbox.
+
+Each replica is the real executable on a port of its own, with an IM_HOME of its own (empty:
+the connector is configured once, in the shared database) and the same IM_DATABASE_URL. The
+tests send PagerDuty's signed deliveries to any replica, kill replicas with SIGKILL in the
+middle of the work, and check what users care about: every acknowledged event stored and
+applied once, every im incident with exactly one PagerDuty incident per service, nothing
+delivered twice, and the cluster's singleton duties (polling) moving to a survivor.
+
+Runs only against PostgreSQL (IM_TEST_DATABASE, set by .ci/run): SQLite is one server's store.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+if not os.environ.get("IM_TEST_DATABASE"):
+    pytest.skip("needs PostgreSQL: set IM_TEST_DATABASE (.ci/run does)", allow_module_level=True)
+
+from im import incidents  # noqa: E402
+from im.models import Action, utcnow  # noqa: E402
+from im.sync import deliver_outbox  # noqa: E402
+from im.testing import sql  # noqa: E402
+
+from .connector_kit import im, runtime_with_connector, wait_for  # noqa: E402
+from .test_crash_safety import (  # noqa: E402,F401  (no_server_left_behind: a fixture)
+    IM,
+    STARTED,
+    _up,
+    free_port,
+    no_server_left_behind,
+)
+from .test_reliability_crash import assert_one_remote_incident_per_service  # noqa: E402
+
+CONNECTOR = "prod-pagerduty"
+WEBHOOK = f"/connectors/{CONNECTOR}/webhook"
+SERVICES = ["api", "db", "web", "payments"]
+PD_STATUS = {"open": "triggered", "mitigated": "acknowledged", "resolved": "resolved"}
+POLL_LEADER = "this server now runs poll for the cluster"
+
+pytestmark = pytest.mark.usefixtures("quick_retries")
+
+
+# -- the replicas --------------------------------------------------------------------------
+
+
+def launch(home: Path, log_level: str) -> subprocess.Popen:
+    """`im serve` in a process group of its own, its IM_HOME empty: all it knows is in the
+    database IM_DATABASE_URL names (inherited from the test's environment)."""
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = open(home.parent / f"{home.name}-{port}.log", "wb")
+    process = subprocess.Popen([IM, "serve", "--port", str(port), "--log-level", log_level],
+                               env={**os.environ, "IM_HOME": str(home)},
+                               stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    STARTED.append(process)
+    process.log_path = log.name  # type: ignore[attr-defined]
+    process.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    process.port = port  # type: ignore[attr-defined]
+    return process
+
+
+def start_replicas(tmp_path: Path, *, log_level: str = "warning") -> list[subprocess.Popen]:
+    """Three replicas, started together (none gets a head start on queued work)."""
+    replicas = [launch(tmp_path / f"replica-{name}", log_level) for name in "abc"]
+    for replica in replicas:
+        answers: list[str] = []
+        wait_for(lambda: _up(replica.port, answers) or replica.poll() is not None, timeout=60)
+        assert replica.poll() is None, log_of(replica)[-3000:]
+    return replicas
+
+
+def log_of(replica: subprocess.Popen) -> str:
+    return Path(replica.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
+
+
+def kill(replica: subprocess.Popen) -> None:
+    """SIGKILL to the replica and anything it started, as a power cut would."""
+    os.killpg(replica.pid, signal.SIGKILL)
+    replica.wait(timeout=10)
+    assert replica.returncode == -signal.SIGKILL
+
+
+def stop_all(replicas: list[subprocess.Popen]) -> None:
+    """SIGTERM to the live ones: a graceful stop, with no traceback logged by any replica."""
+    live = [r for r in replicas if r.poll() is None]
+    for replica in live:
+        replica.send_signal(signal.SIGTERM)
+    for replica in live:
+        replica.wait(timeout=30)
+        assert replica.returncode in (0, -signal.SIGTERM), log_of(replica)[-3000:]
+    for replica in replicas:
+        assert "Traceback" not in log_of(replica), log_of(replica)[-3000:]
+
+
+# -- PagerDuty's deliveries ----------------------------------------------------------------
+
+
+def responders_work(tmp_path: Path, pd: Any, receiver: Any, n_incidents: int = 10,
+                    notes: int = 13) -> tuple[Any, dict[str, str], dict[str, list[str]], list]:
+    """im declares incidents (pushed to PagerDuty); John acknowledges each in PagerDuty, adds
+    notes, resolves two in three. The sandbox's signed deliveries of all of it are caught by
+    `receiver` (the webhook subscription im made points there), for the test to send to the
+    replicas as it likes. Polling is off: webhooks are the only way in.
+
+    Returns the runtime, each incident's expected status, its notes and the deliveries (one
+    per event)."""
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    runtime.update_connector_settings(CONNECTOR, {"sync_interval": "0s"})
+    base = receiver.url.removesuffix("/webhook")
+    result = im(runtime, "connector", "webhook", CONNECTOR, "--enable", "--url", base)
+    assert result.exit_code == 0, result.output
+    declared = [incidents.declare(runtime, title=f"outage {n}", severity="SEV-2",
+                                  services=[SERVICES[n % len(SERVICES)]])
+                for n in range(n_incidents)]
+    report = deliver_outbox(runtime)
+    assert report.delivered == n_incidents, report
+    plans: dict[str, str] = {}
+    written: dict[str, list[str]] = {}
+    with pd.client(from_email="john.doe@company.com") as john:
+        for n, incident in enumerate(declared):
+            [link] = runtime.store.links(incident.id)
+            path = f"/incidents/{link.remote_id}"
+            john.put(path, json={"incident": {"type": "incident_reference",
+                                              "status": "acknowledged"}}).raise_for_status()
+            written[incident.id] = [f"{incident.id}: finding {k}" for k in range(notes)]
+            for text in written[incident.id]:
+                john.post(f"{path}/notes", json={"note": {"content": text}}).raise_for_status()
+            plans[incident.id] = "mitigated"
+            if n % 3:
+                john.put(path, json={"incident": {"type": "incident_reference",
+                                                  "status": "resolved"}}).raise_for_status()
+                plans[incident.id] = "resolved"
+    assert pd.wait_for_webhooks(timeout=30)
+    by_event: dict[str, Any] = {}
+    for delivery in receiver.received:
+        if delivery.path.endswith(WEBHOOK):
+            by_event.setdefault(delivery.json()["event"]["id"], delivery)
+    deliveries = list(by_event.values())
+    kinds = Counter(d.json()["event"]["event_type"] for d in deliveries)
+    assert kinds["incident.annotated"] == n_incidents * notes, kinds
+    return runtime, plans, written, deliveries
+
+
+def forward(delivery: Any, replica: subprocess.Popen) -> tuple[int | None, str | None]:
+    """Send one of the sandbox's deliveries, as it was signed, to a replica: its status and
+    what it said (accepted, duplicate), or (None, None) when the connection failed."""
+    headers = {k: v for k, v in delivery.headers.items()
+               if k.startswith(("x-", "webhook-", "content-type", "user-agent"))}
+    try:
+        answer = httpx.post(replica.url + WEBHOOK, content=delivery.body,  # type: ignore[attr-defined]
+                            headers=headers, timeout=10)
+    except httpx.HTTPError:
+        return None, None
+    said = answer.json().get("status") if answer.status_code == 202 else None
+    return answer.status_code, said
+
+
+def event_id(delivery: Any) -> str:
+    return delivery.json()["event"]["id"]
+
+
+def everything_applied(runtime: Any, deliveries: list, timeout: float = 60) -> None:
+    try:
+        wait_for(lambda: len(runtime.store.inbox(statuses=("done",))) == len(deliveries),
+                 timeout=timeout, interval=0.2)
+    except AssertionError:
+        raise AssertionError(str(Counter((r.status, r.error) for r in runtime.store.inbox())))
+
+
+def assert_applied_once(runtime: Any, pd: Any, plans: dict[str, str],
+                        written: dict[str, list[str]], deliveries: list) -> None:
+    """Each event stored once and done; each incident in the state its events say, in both
+    systems; each note once on its timeline; no timeline line twice; nothing sent back."""
+    stored = sql(runtime, "SELECT delivery_id, COUNT(*), MIN(status) FROM inbox"
+                 " WHERE connector = ? GROUP BY delivery_id", CONNECTOR)
+    assert {row[0] for row in stored} == {event_id(d) for d in deliveries}
+    assert {(row[1], row[2]) for row in stored} == {(1, "done")}
+    with pd.client() as api:
+        for incident_id, plan in plans.items():
+            incident = runtime.store.get_incident(incident_id)
+            timeline = runtime.store.timeline(incident_id)
+            assert incident.status.value == plan, [(e.kind, e.text) for e in timeline]
+            [link] = runtime.store.links(incident_id)
+            remote = api.get(f"/incidents/{link.remote_id}").json()["incident"]
+            assert remote["status"] == PD_STATUS[plan]
+            notes = [e.text for e in timeline if e.kind == "note"]
+            assert sorted(notes) == sorted(written[incident_id])
+            lines = Counter((e.kind, e.text) for e in timeline)
+            assert [line for line, count in lines.items() if count > 1] == [], incident_id
+            assert [r.action for r in runtime.store.outbox(incident_id=incident_id)] == [
+                "declare"]
+
+
+# -- 1. webhooks answered by any replica ---------------------------------------------------
+
+
+def test_webhooks_spread_over_three_replicas_are_stored_and_applied_once(
+        tmp_path, pd, pagerduty_webhook_receiver):
+    runtime, plans, written, deliveries = responders_work(tmp_path, pd,
+                                                          pagerduty_webhook_receiver)
+    replicas = start_replicas(tmp_path)
+    started = time.monotonic()
+    # round robin; every fifth delivered at once to the next replica as well
+    sends = [(n, replicas[n % 3]) for n in range(len(deliveries))]
+    sends += [(n, replicas[(n + 1) % 3]) for n in range(0, len(deliveries), 5)]
+    random.Random(3).shuffle(sends)
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda send: (send[0], *forward(deliveries[send[0]], send[1])),
+                                sends))
+    assert {status for _, status, _ in answers} == {202}, Counter(a[1] for a in answers)
+    said: dict[int, list[str]] = {}
+    for n, _, what in answers:
+        said.setdefault(n, []).append(what)
+    # a delivery sent to two replicas is stored by one of them; the other says so
+    assert {tuple(sorted(what)) for what in said.values()} == {
+        ("accepted",), ("accepted", "duplicate")}
+    assert sum(len(what) == 2 for what in said.values()) == len(range(0, len(deliveries), 5))
+    everything_applied(runtime, deliveries)
+    elapsed = time.monotonic() - started
+    assert_applied_once(runtime, pd, plans, written, deliveries)
+    stop_all(replicas)
+    print(f"\n{len(deliveries)} events, {len(sends)} deliveries, all applied in {elapsed:.1f} s")
+
+
+# -- 2. a replica killed in the middle of the stream ---------------------------------------
+
+
+def test_sigkill_of_a_replica_mid_stream_loses_and_duplicates_nothing(
+        tmp_path, pd, pagerduty_webhook_receiver):
+    runtime, plans, written, deliveries = responders_work(tmp_path, pd,
+                                                          pagerduty_webhook_receiver)
+    replicas = start_replicas(tmp_path)
+    victim = replicas[1]
+    attempts: list[tuple[int, int, int | None, str | None]] = []
+
+    def send(n: int) -> bool:
+        """PagerDuty's sender: on a failure, the delivery is retried (here, at once, to the
+        next replica), until one acknowledges it."""
+        for attempt in range(6):
+            index = (n + attempt) % 3
+            status, said = forward(deliveries[n], replicas[index])
+            attempts.append((n, index, status, said))
+            if status is not None and 200 <= status < 300:
+                return True
+            time.sleep(0.05)
+        return False
+
+    with ThreadPoolExecutor(12) as pool:
+        futures = [pool.submit(send, n) for n in range(len(deliveries))]
+        wait_for(lambda: sum(1 for a in attempts if a[1] == 1 and a[2] == 202) >= 15,
+                 timeout=30, interval=0.001)
+        kill(victim)
+        sent = [future.result() for future in futures]
+    assert all(sent)
+    by_victim = {n for n, index, status, _ in attempts if index == 1 and status == 202}
+    failed_on_victim = {n for n, index, status, _ in attempts if index == 1 and status is None}
+    assert by_victim and failed_on_victim, (len(by_victim), len(failed_on_victim))
+    # what the killed replica acknowledged was durable: stored, and applied by the others
+    # (those it had claimed once their lease, im.inbound's INBOX_LEASE_SECONDS, ran out)
+    stored = {r.delivery_id for r in runtime.store.inbox()}
+    assert {event_id(deliveries[n]) for n in by_victim} <= stored
+    everything_applied(runtime, deliveries, timeout=60)
+    assert_applied_once(runtime, pd, plans, written, deliveries)
+    stop_all([r for r in replicas if r is not victim])
+    retried_as_duplicates = sum(1 for a in attempts if a[3] == "duplicate")
+    print(f"\n{len(deliveries)} events; the killed replica acknowledged {len(by_victim)},"
+          f" failed {len(failed_on_victim)} (retried elsewhere, {retried_as_duplicates}"
+          " found already stored)")
+
+
+# -- 3. a replica killed in the middle of outbox delivery ----------------------------------
+
+
+def outbox_counts(runtime: Any) -> Counter[str]:
+    return Counter(dict(sql(runtime, "SELECT status, COUNT(*) FROM outbox GROUP BY status")))
+
+
+def test_sigkill_of_a_replica_mid_delivery_creates_and_applies_everything_once(tmp_path, pd):
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    runtime.update_connector_settings(CONNECTOR, {"sync_interval": "0s"})
+    pd.configure(rate_limit=100_000)
+    replicas = start_replicas(tmp_path)
+    victim = replicas[0]
+    # PagerDuty is slow: changes queue up faster than they are delivered
+    pd.set_faults(latency_ms=80)
+    rng = random.Random(17)
+    plans: dict[str, str] = {}
+    for n in range(60):
+        incident = incidents.declare(runtime, title=f"incident {n}", severity="SEV-3",
+                                     services=rng.sample(SERVICES, rng.choice([1, 2, 3])))
+        plans[incident.id] = rng.choice(["open", "mitigated", "resolved"])
+        if plans[incident.id] != "open":
+            incidents.transition(runtime, incident.id, Action.ACK)
+        if plans[incident.id] == "resolved":
+            incidents.transition(runtime, incident.id, Action.RESOLVE)
+    total = len(runtime.store.outbox())
+    wait_for(lambda: outbox_counts(runtime)["done"] >= total // 3, timeout=60, interval=0.005)
+    at_kill = outbox_counts(runtime)
+    kill(victim)
+    assert 0 < at_kill["done"] < total, at_kill
+
+    # the two others deliver everything but the killed one's claim (and what follows it for
+    # the same incident): a claim stays with its holder until its lease runs out
+    def left_over() -> list[tuple[int, str]] | None:
+        rows = runtime.store.outbox(statuses=("pending", "delivering"))
+        claimed = {r.incident_id for r in rows if r.status == "delivering"}
+        if any(r.incident_id not in claimed for r in rows):
+            return None
+        return sorted((r.id, r.status) for r in rows)
+
+    deadline = time.monotonic() + 60
+    while True:
+        assert time.monotonic() < deadline, outbox_counts(runtime)
+        before = left_over()
+        time.sleep(2.5)  # more than the replicas' outbox loop's interval, and many deliveries
+        if before is not None and left_over() == before:
+            break
+    stuck = [row_id for row_id, status in before if status == "delivering"]
+    assert len(stuck) <= 1, before  # a replica delivers one row at a time
+    leases = sql(runtime, "SELECT lease_until FROM outbox WHERE status = 'delivering'")
+    assert all(lease > utcnow() + timedelta(seconds=60) for (lease,) in leases), leases
+    # ... and once it has run out (moved into the past here rather than waited for, two
+    # minutes), the survivors take the claim over and deliver the rest
+    sql(runtime, "UPDATE outbox SET lease_until = ? WHERE status = 'delivering'",
+        utcnow() - timedelta(seconds=1))
+    wait_for(lambda: outbox_counts(runtime)["done"] == total, timeout=30, interval=0.1)
+    pd.clear_faults()
+    stop_all(replicas[1:])
+
+    remote = assert_one_remote_incident_per_service(runtime, pd)
+    statuses = {i["id"]: i["status"] for i in remote}
+    for incident_id, plan in plans.items():
+        timeline = runtime.store.timeline(incident_id)
+        assert runtime.store.get_incident(incident_id).status.value == plan
+        for link in runtime.store.links(incident_id):
+            assert statuses[link.remote_id] == PD_STATUS[plan], (incident_id, link.service)
+        lines = Counter((e.kind, e.text) for e in timeline)
+        assert [line for line, count in lines.items() if count > 1] == [], incident_id
+    # each create reached PagerDuty once (a replayed one links the incident it finds)
+    creates = [r for r in pd.requests(method="POST", path="/incidents") if r["status"] == 201]
+    assert len(creates) == len(remote)
+    # each status change reached PagerDuty once per linked incident, but for the one the
+    # killed replica may have made before it died (repeated by the survivor: idempotent)
+    changes = Counter(r["path"] for r in pd.requests(method="PUT", path="/incidents/*")
+                      if r["status"] and r["status"] < 300)
+    expected = Counter()
+    for incident_id, plan in plans.items():
+        for link in runtime.store.links(incident_id):
+            expected[f"/incidents/{link.remote_id}"] = {"open": 0, "mitigated": 1,
+                                                        "resolved": 2}[plan]
+    extra = {path: changes[path] - expected[path] for path in changes
+             if changes[path] != expected[path]}
+    assert sum(extra.values()) <= len(stuck) and min(extra.values(), default=0) >= 0, extra
+    print(f"\nat the kill: {dict(at_kill)} of {total} rows; the killed replica's claims: "
+          f"{len(stuck)}; repeated calls: {extra}")
+
+
+# -- 4. singleton duties move --------------------------------------------------------------
+
+
+def poll_rounds(pd: Any, since: datetime) -> list[datetime]:
+    """When the cluster polled: the sandbox's listings of incidents, grouped into rounds (the
+    calls of one poll come within a moment of each other)."""
+    times = sorted(datetime.fromisoformat(r["at"].replace("Z", "+00:00"))
+                   for r in pd.requests(method="GET", path="/incidents"))
+    rounds: list[datetime] = []
+    for at in times:
+        if at < since:
+            continue
+        if not rounds or (at - rounds[-1]).total_seconds() > 0.7:
+            rounds.append(at)
+    return rounds
+
+
+def test_polling_runs_in_one_replica_and_moves_when_it_dies(tmp_path, pd):
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    runtime.update_connector_settings(CONNECTOR, {"sync_interval": "2s"})
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    replicas = start_replicas(tmp_path, log_level="info")
+
+    def leaders(among: list[subprocess.Popen]) -> list[subprocess.Popen]:
+        return [r for r in among if POLL_LEADER in log_of(r)]
+
+    [leader] = wait_for(lambda: leaders(replicas), timeout=15)
+    window = 9.0
+    since = utcnow()
+    time.sleep(window)
+    assert leaders(replicas) == [leader]
+    before = poll_rounds(pd, since)
+    # every 2 s, and a pass of the poller's loop (1 s) late at most: 3 to 5 rounds in 9 s,
+    # where three pollers would make three times as many
+    assert 3 <= len(before) <= 5, before
+
+    kill(leader)
+    killed_at = time.monotonic()
+    survivors = [r for r in replicas if r is not leader]
+    [successor] = wait_for(lambda: leaders(survivors), timeout=15, interval=0.1)
+    took_over = time.monotonic() - killed_at
+    since = utcnow()
+    time.sleep(window)
+    assert leaders(survivors) == [successor]
+    after = poll_rounds(pd, since)
+    assert 3 <= len(after) <= 5, after
+    stop_all(survivors)
+    print(f"\npoll rounds in {window:.0f} s: {len(before)} before the kill, {len(after)} after;"
+          f" taken over in {took_over:.1f} s")
