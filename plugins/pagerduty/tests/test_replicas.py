@@ -399,18 +399,21 @@ def test_sigkill_of_a_replica_mid_delivery_creates_and_applies_everything_once(t
 # -- 4. singleton duties move --------------------------------------------------------------
 
 
-def poll_rounds(pd: Any, since: datetime) -> list[datetime]:
-    """When the cluster polled: the sandbox's listings of incidents, grouped into rounds (the
-    calls of one poll come within a moment of each other)."""
-    times = sorted(datetime.fromisoformat(r["at"].replace("Z", "+00:00"))
-                   for r in pd.requests(method="GET", path="/incidents"))
-    rounds: list[datetime] = []
-    for at in times:
-        if at < since:
-            continue
-        if not rounds or (at - rounds[-1]).total_seconds() > 0.7:
-            rounds.append(at)
-    return rounds
+def polls(pd: Any, since: datetime) -> list[datetime]:
+    """When the cluster polled PagerDuty since `since`: each poll lists the incidents created
+    since its cursor (sorted by creation: one such listing a poll), then the open ones."""
+    return sorted(datetime.fromisoformat(r["at"].replace("Z", "+00:00"))
+                  for r in pd.requests(method="GET", path="/incidents")
+                  if "sort_by=created_at" in r["query"]
+                  and datetime.fromisoformat(r["at"].replace("Z", "+00:00")) >= since)
+
+
+def assert_once_per_interval(times: list[datetime], window: float) -> None:
+    """sync_interval 2s, checked by the poller's loop every second: a poll every 2 to 3 s,
+    never two within the interval (three pollers would make three times as many)."""
+    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
+    assert window / 3 - 1 <= len(times) <= window / 2 + 1, times
+    assert min(gaps) >= 1.9, gaps
 
 
 def test_polling_runs_in_one_replica_and_moves_when_it_dies(tmp_path, pd):
@@ -427,10 +430,8 @@ def test_polling_runs_in_one_replica_and_moves_when_it_dies(tmp_path, pd):
     since = utcnow()
     time.sleep(window)
     assert leaders(replicas) == [leader]
-    before = poll_rounds(pd, since)
-    # every 2 s, and a pass of the poller's loop (1 s) late at most: 3 to 5 rounds in 9 s,
-    # where three pollers would make three times as many
-    assert 3 <= len(before) <= 5, before
+    before = polls(pd, since)
+    assert_once_per_interval(before, window)
 
     kill(leader)
     killed_at = time.monotonic()
@@ -440,8 +441,8 @@ def test_polling_runs_in_one_replica_and_moves_when_it_dies(tmp_path, pd):
     since = utcnow()
     time.sleep(window)
     assert leaders(survivors) == [successor]
-    after = poll_rounds(pd, since)
-    assert 3 <= len(after) <= 5, after
+    after = polls(pd, since)
+    assert_once_per_interval(after, window)
     stop_all(survivors)
-    print(f"\npoll rounds in {window:.0f} s: {len(before)} before the kill, {len(after)} after;"
+    print(f"\npolls in {window:.0f} s: {len(before)} before the kill, {len(after)} after;"
           f" taken over in {took_over:.1f} s")
