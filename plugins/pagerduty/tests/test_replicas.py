@@ -286,9 +286,10 @@ def test_sigkill_of_a_replica_mid_stream_loses_and_duplicates_nothing(
     assert_applied_once(runtime, pd, plans, written, deliveries)
     stop_all([r for r in replicas if r is not victim])
     retried_as_duplicates = sum(1 for a in attempts if a[3] == "duplicate")
+    taken_over = sql(runtime, "SELECT COUNT(*) FROM inbox WHERE attempts > 1")[0][0]
     print(f"\n{len(deliveries)} events; the killed replica acknowledged {len(by_victim)},"
           f" failed {len(failed_on_victim)} (retried elsewhere, {retried_as_duplicates}"
-          " found already stored)")
+          f" found already stored); {taken_over} taken over after the killed one's lease")
 
 
 # -- 3. a replica killed in the middle of outbox delivery ----------------------------------
@@ -446,3 +447,183 @@ def test_polling_runs_in_one_replica_and_moves_when_it_dies(tmp_path, pd):
     stop_all(survivors)
     print(f"\npolls in {window:.0f} s: {len(before)} before the kill, {len(after)} after;"
           f" taken over in {took_over:.1f} s")
+
+
+# -- 5. the fault run, with three replicas behind a load balancer --------------------------
+
+
+class RoundRobin:
+    """A load balancer on loopback in front of the replicas: each request goes to the next
+    replica; one that refuses the connection (dead) is skipped, as a balancer's health
+    check would; one that fails mid-request is answered 502 (the sender retries)."""
+
+    def __init__(self, replicas: list[subprocess.Popen]) -> None:
+        import itertools
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        turn = itertools.cycle(range(len(replicas)))
+        lock = threading.Lock()
+        self.sent: Counter[int] = Counter()
+        balancer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "content-length", "connection")}
+                status, content = 502, b""
+                for _ in range(len(replicas)):
+                    with lock:
+                        index = next(turn)
+                    try:
+                        answer = httpx.post(replicas[index].url + self.path,  # type: ignore[attr-defined]
+                                            content=body, headers=headers, timeout=30)
+                    except httpx.ConnectError:
+                        continue
+                    except httpx.HTTPError:
+                        break
+                    balancer.sent[index] += 1
+                    status, content = answer.status_code, answer.content
+                    break
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_faults_with_three_replicas_leave_both_systems_in_agreement(tmp_path, pd, monkeypatch):
+    """test_reliability_faults' soak (N_INCIDENTS, default 200): im and a responder work on
+    both sides through 5xx bursts, 429 storms, dropped connections, late answers and
+    duplicated webhooks; PagerDuty's webhooks reach three replicas through a load balancer,
+    the replicas deliver the outbox alongside the CLI. In the notes phase one replica is
+    killed with SIGKILL. Once settled, both systems agree as with one server."""
+    from im_pagerduty import client as pd_client
+    from im_pagerduty.connector import PagerDutyConnector
+
+    from .test_reliability_faults import (
+        CLIENT_TIMEOUT,
+        LATE_MS,
+        N_INCIDENTS,
+        Plan,
+        Responder,
+        check_agreement,
+        im_step,
+        remote_ids,
+        settle,
+    )
+
+    monkeypatch.setattr(PagerDutyConnector, "client_options", {
+        "max_attempts": 2, "sleep": lambda _s: None, "timeout": CLIENT_TIMEOUT,
+        "rate_limit": 1_000_000})
+    monkeypatch.setattr(pd_client, "_budgets", {})
+    pd.configure(rate_limit=1_000_000)
+    started = time.monotonic()
+    rng = random.Random(20261206)
+    plans = [Plan(n, rng) for n in range(N_INCIDENTS)]
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    john = Responder(pd)
+    replicas = start_replicas(tmp_path)
+    balancer = RoundRobin(replicas)
+    timings: dict[str, float] = {}
+    try:
+        enabled = im(runtime, "connector", "webhook", CONNECTOR, "--enable", "--url",
+                     balancer.url)
+        assert enabled.exit_code == 0, enabled.output
+
+        phase = time.monotonic()
+        pd.set_faults(burst_5xx=40, drop_connections=15, error_rate=0.1,
+                      late_answer_rate=0.03, late_answer_ms=LATE_MS, seed=1)
+        for plan in plans:
+            if plan.origin == "pd":
+                plan.remote_id = john.trigger(f"PagerDuty incident {plan.n}",
+                                              plan.pd_service)["id"]
+            elif plan.origin == "im-cli":
+                result = im(runtime, "declare", "--sev", "SEV-2", "--title",
+                            f"im incident {plan.n}", "--service", ",".join(plan.services))
+                assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+                plan.incident_id = result.stdout.split(":")[0].removeprefix("Declared ")
+            else:
+                plan.incident_id = incidents.declare(
+                    runtime, title=f"im incident {plan.n}", severity="SEV-3",
+                    services=plan.services).id
+        settle(pd, runtime, timeout=120)
+        for plan in plans:
+            if plan.origin == "pd":
+                [link] = runtime.store.links(connector=CONNECTOR, remote_id=plan.remote_id)
+                plan.incident_id = link.incident_id
+        timings["declare"] = time.monotonic() - phase
+
+        phase = time.monotonic()
+        pd.set_faults(storm_429=60, storm_429_headers=True, storm_429_reset_seconds=1,
+                      error_rate=0.05, seed=2)
+        for plan in plans:
+            if plan.ack == "im":
+                im_step(runtime, plan, "ack", plan.ack_note)
+            elif plan.ack == "pd":
+                for remote_id in remote_ids(runtime, plan):
+                    john.set_status(remote_id, "acknowledged")
+        settle(pd, runtime, timeout=120, use_cli=True)
+        timings["ack"] = time.monotonic() - phase
+
+        # notes from both sides, every webhook delivered twice; half-way, a replica dies
+        phase = time.monotonic()
+        pd.set_faults(storm_429=60, storm_429_headers=False, drop_rate=0.05,
+                      late_answer_rate=0.03, late_answer_ms=LATE_MS,
+                      webhook_duplicates=True, seed=3)
+        for n, plan in enumerate(plans):
+            if n == len(plans) // 2:
+                kill(replicas[2])
+            targets = remote_ids(runtime, plan)
+            for k in range(max(len(plan.im_notes), len(plan.pd_notes))):
+                if k < len(plan.im_notes):
+                    im_step(runtime, plan, "note", plan.im_notes[k])
+                if k < len(plan.pd_notes):
+                    john.note(rng.choice(targets), plan.pd_notes[k])
+        # what the killed replica had claimed waits for its lease (the inbox's, 20 s; the
+        # outbox's, two minutes, is moved into the past rather than waited for)
+        sql(runtime, "UPDATE outbox SET lease_until = ? WHERE status = 'delivering'"
+            " AND lease_until > ?", utcnow() - timedelta(seconds=1),
+            utcnow() + timedelta(seconds=60))
+        settle(pd, runtime, timeout=120)
+        timings["notes"] = time.monotonic() - phase
+
+        phase = time.monotonic()
+        pd.set_faults(latency_ms=2, error_rate=0.1, drop_rate=0.05, seed=4)
+        for plan in plans:
+            if plan.resolve == "im":
+                im_step(runtime, plan, "resolve", plan.resolve_note)
+            elif plan.resolve == "pd":
+                for remote_id in remote_ids(runtime, plan):
+                    john.set_status(remote_id, "resolved")
+        settle(pd, runtime, timeout=120)
+        timings["resolve"] = time.monotonic() - phase
+        stop_all(replicas[:2])
+    finally:
+        balancer.close()
+
+    faults_met = Counter(r["fault"].split()[0] for r in pd.requests() if r["fault"])
+    check_agreement(runtime, pd, plans, john)
+    assert faults_met["server_error"] and faults_met["rate_limit"] and faults_met["drop"]
+    # the replicas did the work: each received its share of the webhooks
+    assert all(balancer.sent[index] for index in range(3)), balancer.sent
+    print(f"\n{N_INCIDENTS} incidents in {time.monotonic() - started:.1f}s;"
+          f" phases {({k: round(v, 1) for k, v in timings.items()})};"
+          f" faults met {dict(faults_met)}; webhooks per replica {dict(balancer.sent)}")
+    runtime.store.close()
