@@ -248,6 +248,26 @@ def test_webhooks_spread_over_three_replicas_are_stored_and_applied_once(
 # -- 2. a replica killed in the middle of the stream ---------------------------------------
 
 
+def claims_of_a_stopped(victim: subprocess.Popen, runtime: Any, tries: int = 10) -> set[int]:
+    """Freeze `victim` (SIGSTOP) at a moment it holds claimed events, and return them: the
+    rows still processing a moment later, when the others have finished theirs. Tried a few
+    times (SIGCONT in between); empty if it never held any."""
+    def processing() -> set[int]:
+        return {r.id for r in runtime.store.inbox(statuses=("processing",))}
+
+    for _ in range(tries):
+        os.killpg(victim.pid, signal.SIGSTOP)
+        time.sleep(0.5)
+        first = processing()
+        time.sleep(0.5)
+        held = first & processing()
+        if held:
+            return held
+        os.killpg(victim.pid, signal.SIGCONT)
+        time.sleep(0.1)
+    return set()
+
+
 def test_sigkill_of_a_replica_mid_stream_loses_and_duplicates_nothing(
         tmp_path, pd, pagerduty_webhook_receiver):
     runtime, plans, written, deliveries = responders_work(tmp_path, pd,
@@ -272,6 +292,7 @@ def test_sigkill_of_a_replica_mid_stream_loses_and_duplicates_nothing(
         futures = [pool.submit(send, n) for n in range(len(deliveries))]
         wait_for(lambda: sum(1 for a in attempts if a[1] == 1 and a[2] == 202) >= 15,
                  timeout=30, interval=0.001)
+        held = claims_of_a_stopped(victim, runtime)
         kill(victim)
         sent = [future.result() for future in futures]
     assert all(sent)
@@ -279,6 +300,7 @@ def test_sigkill_of_a_replica_mid_stream_loses_and_duplicates_nothing(
     failed_on_victim = {n for n, index, status, _ in attempts if index == 1 and status is None}
     assert by_victim and failed_on_victim, (len(by_victim), len(failed_on_victim))
     # what the killed replica acknowledged was durable: stored, and applied by the others
+    # (among them the events it had claimed, and never applied)
     # (those it had claimed once their lease, im.inbound's INBOX_LEASE_SECONDS, ran out)
     stored = {r.delivery_id for r in runtime.store.inbox()}
     assert {event_id(deliveries[n]) for n in by_victim} <= stored
@@ -286,10 +308,12 @@ def test_sigkill_of_a_replica_mid_stream_loses_and_duplicates_nothing(
     assert_applied_once(runtime, pd, plans, written, deliveries)
     stop_all([r for r in replicas if r is not victim])
     retried_as_duplicates = sum(1 for a in attempts if a[3] == "duplicate")
-    taken_over = sql(runtime, "SELECT COUNT(*) FROM inbox WHERE attempts > 1")[0][0]
+    taken_over = {row_id for (row_id,) in sql(runtime, "SELECT id FROM inbox WHERE attempts > 1")}
+    assert held and held <= taken_over, (held, taken_over)
     print(f"\n{len(deliveries)} events; the killed replica acknowledged {len(by_victim)},"
           f" failed {len(failed_on_victim)} (retried elsewhere, {retried_as_duplicates}"
-          f" found already stored); {taken_over} taken over after the killed one's lease")
+          f" found already stored); it held {len(held)} claims when killed; {len(taken_over)} events"
+          " taken over after a lease")
 
 
 # -- 3. a replica killed in the middle of outbox delivery ----------------------------------
