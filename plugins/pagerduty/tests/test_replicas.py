@@ -51,7 +51,7 @@ CONNECTOR = "prod-pagerduty"
 WEBHOOK = f"/connectors/{CONNECTOR}/webhook"
 SERVICES = ["api", "db", "web", "payments"]
 PD_STATUS = {"open": "triggered", "mitigated": "acknowledged", "resolved": "resolved"}
-POLL_LEADER = "this server now runs poll for the cluster"
+DUTIES = ("poll", "sla", "housekeeping")  # each run by one replica of the cluster
 
 pytestmark = pytest.mark.usefixtures("quick_retries")
 
@@ -470,14 +470,21 @@ def test_polling_runs_in_one_replica_and_moves_when_it_dies(tmp_path, pd):
     im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
     replicas = start_replicas(tmp_path, log_level="info")
 
-    def leaders(among: list[subprocess.Popen]) -> list[subprocess.Popen]:
-        return [r for r in among if POLL_LEADER in log_of(r)]
+    def leaders(among: list[subprocess.Popen], duty: str = "poll") -> list[subprocess.Popen]:
+        """The replicas that run `duty` now (said so last in their log)."""
+        now_runs = f"this server now runs {duty} for the cluster"
+        no_longer = f"this server no longer runs {duty} for the cluster"
+        return [r for r in among if log_of(r).rfind(now_runs) > log_of(r).rfind(no_longer)]
+
+    def one_of_each(among: list[subprocess.Popen]) -> bool:
+        return all(len(leaders(among, duty)) == 1 for duty in DUTIES)
 
     [leader] = wait_for(lambda: leaders(replicas), timeout=15)
+    wait_for(lambda: one_of_each(replicas), timeout=15)
     window = 9.0
     since = utcnow()
     time.sleep(window)
-    assert leaders(replicas) == [leader]
+    assert leaders(replicas) == [leader] and one_of_each(replicas)
     before = polls(pd, since)
     assert_once_per_interval(before, window)
 
@@ -486,9 +493,11 @@ def test_polling_runs_in_one_replica_and_moves_when_it_dies(tmp_path, pd):
     survivors = [r for r in replicas if r is not leader]
     [successor] = wait_for(lambda: leaders(survivors), timeout=15, interval=0.1)
     took_over = time.monotonic() - killed_at
+    # the other duties the killed replica ran (SLA checks, housekeeping) moved as well
+    wait_for(lambda: one_of_each(survivors), timeout=15, interval=0.1)
     since = utcnow()
     time.sleep(window)
-    assert leaders(survivors) == [successor]
+    assert leaders(survivors) == [successor] and one_of_each(survivors)
     after = polls(pd, since)
     assert_once_per_interval(after, window)
     stop_all(survivors)
