@@ -683,3 +683,43 @@ def test_faults_with_three_replicas_leave_both_systems_in_agreement(tmp_path, pd
           f" phases {({k: round(v, 1) for k, v in timings.items()})};"
           f" faults met {dict(faults_met)}; webhooks per replica {dict(balancer.sent)}")
     runtime.store.close()
+
+
+# -- a replica frozen, not dead -------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "a replica frozen (SIGSTOP, a VM pause) inside a write transaction keeps the cluster's"
+    " write lock (pg_advisory_xact_lock) with its connection open: every other replica's"
+    " writes, storing a webhook included, wait for it without bound (no"
+    " idle_in_transaction_session_timeout or lock_timeout; TCP keepalives are answered by"
+    " the frozen process's kernel)"))
+def test_a_frozen_replica_does_not_stop_the_others_storing_webhooks(
+        tmp_path, pd, pagerduty_webhook_receiver):
+    runtime, plans, written, deliveries = responders_work(tmp_path, pd,
+                                                          pagerduty_webhook_receiver)
+    replicas = start_replicas(tmp_path)
+    frozen, other = replicas[0], replicas[1]
+    # the stream to the one to freeze keeps it writing; freeze it while it holds the lock
+    stream = iter(deliveries[:-1])
+    with ThreadPoolExecutor(4) as pool:
+        sending = [pool.submit(lambda: [forward(d, frozen) for d in stream]) for _ in range(4)]
+        for _ in range(200):
+            os.killpg(frozen.pid, signal.SIGSTOP)
+            if not writes_go_through():
+                break
+            os.killpg(frozen.pid, signal.SIGCONT)
+            time.sleep(0.003)
+        else:
+            pytest.fail("never froze the replica while it held the write lock")
+        try:
+            # another replica, alive and well, is sent the last event
+            started = time.monotonic()
+            status, _ = forward(deliveries[-1], other)
+            answered_in = time.monotonic() - started
+        finally:
+            kill(frozen)  # its senders' connections fail, and they stop
+            for future in sending:
+                future.result()
+    stop_all(replicas[1:])
+    assert status == 202 and answered_in < 9, (status, answered_in)
