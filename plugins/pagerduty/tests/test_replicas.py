@@ -544,10 +544,13 @@ class RoundRobin:
                     balancer.sent[index] += 1
                     status, content = answer.status_code, answer.content
                     break
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(content)))
+                    self.end_headers()
+                    self.wfile.write(content)
+                except OSError:
+                    pass  # the sender gave up waiting (it retries)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None
