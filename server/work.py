@@ -101,6 +101,11 @@ class BackgroundWork:
                                  HOUSEKEEPING_INTERVAL if not self.clustered else LEADER_RETRY,
                                  self._housekeeping)
         self.loops = [self.outbox, self.inbox, self.poller, self.sla, self.housekeeping]
+        if self.clustered:
+            # the duties this server holds say so every few seconds, whatever their loops are
+            # doing (a long poll): a server that stops saying so loses them
+            self.heartbeat = Loop("heartbeat", LEADER_RETRY, self._beat)
+            self.loops.append(self.heartbeat)
         self.listening: threading.Thread | None = None
         self._listener_stop = threading.Event()
         if self.clustered:
@@ -138,6 +143,10 @@ class BackgroundWork:
             log.warning("this server no longer runs %s for the cluster", duty)
             self.leading.discard(duty)
         return held
+
+    def _beat(self) -> None:
+        for duty in list(self.leading):
+            self._leads(duty)
 
     def _listen(self) -> None:
         """Wake the inbox and outbox loops when any server of the cluster stored work."""

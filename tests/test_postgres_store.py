@@ -271,3 +271,38 @@ def test_a_server_stores_a_delivery_while_another_is_in_the_middle_of_a_write(se
         writer.join(timeout=30)
     assert waited < 5, f"storing waited {waited:.1f} s for the other server's write"
     assert [row.delivery_id for row in first.inbox()] == ["d1"]
+
+
+def test_a_server_frozen_in_a_write_holds_the_others_up_only_so_long(servers, clock,
+                                                                      monkeypatch):
+    """A server frozen (SIGSTOP, a paused VM) inside a write transaction would hold the
+    writers' lock, and every other server's writes, for as long as it stays frozen: the
+    database ends a transaction idle that long (30 s; 1 s here), and the others go on."""
+    from im.storage.postgres import database
+
+    monkeypatch.setattr(database, "IDLE_IN_TRANSACTION", "1s")
+    frozen, other = servers(), servers()
+    holding, resumed = threading.Event(), []
+
+    def freeze_in_a_write() -> None:
+        try:
+            with frozen.transaction() as tx:
+                tx.meta.set("written by", "the frozen server")
+                holding.set()
+                time.sleep(3)  # frozen: not a statement sent
+                tx.meta.set("still", "there")
+        except Exception as error:  # noqa: BLE001 - what the frozen server meets on waking
+            resumed.append(error)
+
+    thread = threading.Thread(target=freeze_in_a_write)
+    thread.start()
+    assert holding.wait(timeout=10)
+    started = time.monotonic()
+    with other.transaction() as tx:
+        tx.meta.set("written by", "another server")
+    waited = time.monotonic() - started
+    thread.join(timeout=30)
+    assert waited < 2.5, waited
+    assert other.get_meta("written by") == "another server"
+    assert other.get_meta("still") is None  # nothing of the frozen server's transaction
+    assert resumed and isinstance(resumed[0], psycopg.Error)

@@ -193,8 +193,21 @@ class PostgresUnitOfWork:
         return self._repos.PostgresMeta(self.conn)
 
 
+# A transaction left open between statements longer than this is ended by the database: a
+# server frozen (SIGSTOP, a paused VM) while it holds the writers' lock would otherwise hold
+# every other server's writes for as long as it stays frozen. im's transactions never wait on
+# anything outside the database between two statements.
+IDLE_IN_TRANSACTION = "30s"
+# The database's side of a connection whose peer vanished (a host lost: no FIN, no RST) is
+# found dead after about 10 + 3 x 5 s of silence, rather than the OS's two hours.
+_SERVER_KEEPALIVE = ("SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5;"
+                     " SET tcp_keepalives_count = 3")
+
+
 def _configure(conn: psycopg.Connection) -> None:
     conn.execute("SET TIME ZONE 'UTC'")
+    conn.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'")
+    conn.execute(_SERVER_KEEPALIVE)
 
 
 _OPEN: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
@@ -456,11 +469,18 @@ def notify_sql(kind: str) -> str:
     return f"SELECT pg_notify('{CHANNEL}', '{kind}')"
 
 
+# how long the holder of a duty may say nothing before the database ends its session (and
+# the duty goes to another server); holders beat every few seconds
+HEARTBEAT_TIMEOUT = 10
+
+
 class Leadership:
     """One duty's advisory lock, held on a connection of its own: `acquire()` takes it if no
-    server holds it (without waiting), or checks that this one's connection still holds it.
-    A server that dies loses it with its connection (TCP keepalives bound how long a dead
-    peer's connection lingers), and another server takes it at its next try."""
+    server holds it (without waiting), or checks that this one's connection still holds it
+    (the holder's heartbeat: call it every few seconds while the duty runs). A server that
+    dies loses it with its connection, and another server takes it at its next try: at once
+    when its process ends, within HEARTBEAT_TIMEOUT when its host or its link is lost or it
+    is frozen (the database ends a session whose holder said nothing for that long)."""
 
     def __init__(self, url: str, key: int) -> None:
         self.url = url
@@ -479,6 +499,12 @@ class Leadership:
             if self._conn is None or self._conn.closed:
                 self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10,
                                              **_KEEPALIVE)
+                self._conn.execute(_SERVER_KEEPALIVE)
+                try:  # PostgreSQL 14 and newer; older ones rely on the keepalives alone
+                    self._conn.execute(
+                        f"SET idle_session_timeout = '{HEARTBEAT_TIMEOUT}s'")
+                except psycopg.errors.UndefinedObject:
+                    pass
             row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
         except psycopg.Error:
             self.release()
