@@ -307,9 +307,13 @@ def test_sigkill_of_a_replica_mid_stream_loses_and_duplicates_nothing(
     victim = replicas[1]
     attempts: list[tuple[int, int, int | None, str | None]] = []
 
+    started = time.monotonic()
+
     def send(n: int) -> bool:
         """PagerDuty's sender: on a failure, the delivery is retried (here, at once, to the
-        next replica), until one acknowledges it."""
+        next replica), until one acknowledges it. The stream is spread over about 8 s, so
+        that it goes on while the replica is frozen and killed."""
+        time.sleep(max(0.0, started + n * 0.05 - time.monotonic()))
         for attempt in range(6):
             index = (n + attempt) % 3
             status, said = forward(deliveries[n], replicas[index])
