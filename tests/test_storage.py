@@ -1,4 +1,5 @@
-"""The SQLite store: migrations, WAL, permissions, and concurrent writers."""
+"""The store: migrations, concurrent writers and readers, and the reads' indexes; and the
+SQLite store's own file (WAL, the application_id mark, query plans), which only it has."""
 
 import sqlite3
 import subprocess
@@ -11,25 +12,53 @@ import sqlite_utils
 
 from im.models import Severity
 from im.storage.sqlite import SqliteStore
-from im.storage.sqlite.migrations import MIGRATIONS
+from im.testing import make_runtime, sql
 
 from conftest import IM
 
 
+def _store(home):
+    """The store a runtime on `home` opens: SQLite's file `home/im.db`, or the test's
+    PostgreSQL database where the suite runs against PostgreSQL."""
+    return make_runtime(home).store
+
+
+def _migrations(store):
+    if store.kind == "postgresql":
+        from im.storage.postgres.migrations import MIGRATIONS
+    else:
+        from im.storage.sqlite.migrations import MIGRATIONS
+    return [name for name, _ in MIGRATIONS]
+
+
 def test_migrations_are_recorded_and_run_once(tmp_path):
-    store = SqliteStore(tmp_path / "im.db")
-    assert store.applied_migrations() == [name for name, _ in MIGRATIONS]
+    runtime = make_runtime(tmp_path)
+    store = runtime.store
+    assert store.applied_migrations() == _migrations(store)
     store.close()
-    again = SqliteStore(tmp_path / "im.db")
-    assert again.applied_migrations() == [name for name, _ in MIGRATIONS]
-    db = sqlite_utils.Database(tmp_path / "im.db")
+    again = make_runtime(tmp_path)
+    assert again.store.applied_migrations() == _migrations(again.store)
+    if again.store.kind == "postgresql":
+        tables = {row[0] for row in sql(again, "SELECT table_name FROM information_schema.tables"
+                                               " WHERE table_schema = current_schema()")}
+    else:
+        tables = {row[0] for row in sql(again, "SELECT name FROM sqlite_master"
+                                               " WHERE type = 'table'")}
     assert {"incidents", "incident_services", "timeline", "connectors", "links", "outbox",
-            "inbox", "sync_cursors", "meta", "migrations"} <= set(db.table_names())
+            "inbox", "sync_cursors", "meta", "migrations"} <= tables
+
+
+@pytest.mark.sqlite_only
+def test_the_sqlite_file_is_in_wal_mode(tmp_path):
+    store = SqliteStore(tmp_path / "im.db")
+    store.applied_migrations()
+    store.close()
+    db = sqlite_utils.Database(tmp_path / "im.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_inbox_deduplicates_and_claims(tmp_path, clock):
-    store = SqliteStore(tmp_path / "im.db")
+    store = _store(tmp_path)
     assert store.store_inbox(connector="pd", delivery_id="e1", event_type="incident.triggered",
                              body=b"{}", at=clock.now)
     assert not store.store_inbox(connector="pd", delivery_id="e1", event_type="x", body=b"{}",
@@ -47,6 +76,7 @@ def test_inbox_deduplicates_and_claims(tmp_path, clock):
     assert [r.status for r in store.inbox()] == ["done", "processing"]
 
 
+@pytest.mark.sqlite_only
 def test_the_webhook_hot_path_reads_the_inbox_by_index(tmp_path, clock):
     """Storing and claiming events must cost the same with a week of events kept as with
     none: every read they make searches an index, none scans the table or sorts all rows."""
@@ -90,10 +120,10 @@ def test_two_writer_processes_and_the_cli_at_once(tmp_path, im_env):
     for writer in writers:
         assert writer.wait(timeout=120) == 0, writer.stderr.read()
     assert all(r.returncode == 0 for r in cli), [r.stderr for r in cli]
-    db = sqlite_utils.Database(home / "im.db")
-    assert db["incidents"].count == 125
-    assert db["timeline"].count == 245
-    numbers = [r["number"] for r in db.query("SELECT number FROM incidents ORDER BY number")]
+    runtime = make_runtime(home)
+    assert sql(runtime, "SELECT count(*) FROM incidents") == [(125,)]
+    assert sql(runtime, "SELECT count(*) FROM timeline") == [(245,)]
+    numbers = [r[0] for r in sql(runtime, "SELECT number FROM incidents ORDER BY number")]
     assert numbers == list(range(1, 126))
 
 
@@ -105,7 +135,7 @@ def test_a_log_flush_returns_only_once_a_batch_being_written_is_committed(tmp_pa
 
     from im.logs import StoreHandler
 
-    store = SqliteStore(tmp_path / "im.db")
+    store = _store(tmp_path)
     writing, release = threading.Event(), threading.Event()
     real_add_logs = store.add_logs
 
@@ -141,7 +171,7 @@ def test_logging_shutdown_while_the_flush_thread_writes_does_not_hang(tmp_path):
 
     from im.logs import StoreHandler
 
-    store = SqliteStore(tmp_path / "im.db")
+    store = _store(tmp_path)
     handler = StoreHandler(store)
     handler.emit(logging.makeLogRecord({"name": "im.sync", "msg": "last words", "levelno": 30,
                                         "levelname": "WARNING"}))
@@ -165,6 +195,7 @@ def test_logging_shutdown_while_the_flush_thread_writes_does_not_hang(tmp_path):
     assert [row["message"] for row in store.logs(min_level=0)] == ["last words"]
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("content, says", [
     (b"", "is empty (0 bytes), so not an im database; im leaves it as it is: restore it from a"
           " backup, or remove it to start afresh"),
@@ -195,6 +226,7 @@ def test_an_existing_file_that_is_not_an_im_database_is_refused_untouched(im_env
     assert not (home / "im.db-wal").exists() or content == "other-app"
 
 
+@pytest.mark.sqlite_only
 def test_a_database_made_before_the_mark_is_still_opened(tmp_path):
     """im databases made before im marked its files (application_id 0) open as before."""
     from im.storage.sqlite import APPLICATION_ID, SqliteStore
@@ -208,15 +240,15 @@ def test_a_database_made_before_the_mark_is_still_opened(tmp_path):
 
 
 def test_a_reader_does_not_wait_for_another_process_writing(tmp_path, im_env):
-    """WAL lets `im list` read while another process holds the writers' lock in a write
-    transaction: opening an existing database takes no lock."""
+    """WAL (or PostgreSQL's snapshots) lets `im list` read while another process holds the
+    writers' lock in a write transaction: opening an existing database takes no lock."""
     home = tmp_path / "home"
-    SqliteStore(home / "im.db").close()
+    _store(home).close()
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys
         from pathlib import Path
-        from im.storage.sqlite import SqliteStore
-        store = SqliteStore(Path({str(home / "im.db")!r}))
+        from im.testing import make_runtime
+        store = make_runtime(Path({str(home)!r})).store
         with store.transaction():
             print("holding", flush=True)
             sys.stdin.readline()  # until the test has read
@@ -231,6 +263,7 @@ def test_a_reader_does_not_wait_for_another_process_writing(tmp_path, im_env):
         holder.communicate("done\n", timeout=30)
 
 
+@pytest.mark.sqlite_only
 def test_filters_read_through_indexes(tmp_path):
     """A service filter (case-insensitive, for names stored before they were lower-cased) and
     the connector's latest call each read through an index, whatever the history's size."""
@@ -245,6 +278,7 @@ def test_filters_read_through_indexes(tmp_path):
     store.close()
 
 
+@pytest.mark.sqlite_only
 def test_a_database_another_process_is_making_is_waited_for_not_refused(tmp_path):
     """Two processes starting on a new IM_HOME at once: the second must wait for the first to
     finish making the database, whatever step the first is at, never take the half-made file
@@ -287,6 +321,7 @@ def test_a_database_another_process_is_making_is_waited_for_not_refused(tmp_path
         assert maker.wait(timeout=60) == 0, maker.stderr.read()
 
 
+@pytest.mark.sqlite_only
 def test_connector_figures_read_indexes_not_every_row_the_connector_had(tmp_path):
     """`im metrics connector`, `im connector status` and /metrics ask for a connector's
     figures: incidents linked, the last day's deliveries and calls, what is queued. Each
@@ -332,12 +367,13 @@ def _incident(store, clock, n):
 def test_a_poll_reads_the_open_links_of_the_window_through_an_index(tmp_path, clock):
     """The links a poll checks against the remote's open listing: those im believes open
     (open, acknowledged), of incidents declared since the horizon, of that connector;
-    read through links_open (only open links are in it), never every link made."""
+    read through links_open (only open links are in it), never every link made (the plan is
+    SQLite's; the links found are checked on either store)."""
     from datetime import timedelta
 
     from im.models import Link
 
-    store = SqliteStore(tmp_path / "im.db")
+    store = _store(tmp_path)
     old = _incident(store, clock, 0)  # declared before the horizon
     store.upsert_link(Link(incident_id=old.id, connector="pd", service="api", remote_id="R0",
                            remote_status="open"))
@@ -353,15 +389,19 @@ def test_a_poll_reads_the_open_links_of_the_window_through_an_index(tmp_path, cl
     store.upsert_link(Link(incident_id="INC-4", connector="pd", service="db",
                            remote_id="R4b", remote_status="acknowledged"))
     statements: list[str] = []
-    store.conn.set_trace_callback(statements.append)
+    if store.kind == "sqlite":
+        store.conn.set_trace_callback(statements.append)
     try:
         found = store.open_links("pd", declared_since=horizon - timedelta(seconds=1))
     finally:
-        store.conn.set_trace_callback(None)
+        if store.kind == "sqlite":
+            store.conn.set_trace_callback(None)
     assert [(link.incident_id, link.service, link.remote_id, link.remote_status)
             for link in found] == [("INC-2", "api", "R1", "open"),
                                    ("INC-3", "api", "R2", "acknowledged"),
                                    ("INC-4", "db", "R4b", "acknowledged")]
+    if store.kind != "sqlite":
+        return
     [sql] = [s for s in statements if "FROM links" in s]
     plan = [row[3] for row in store.conn.execute("EXPLAIN QUERY PLAN " + sql)]
     assert plan == ["SEARCH links USING INDEX links_open (connector=?)",
@@ -374,7 +414,7 @@ def test_the_incidents_declared_in_a_period_come_in_pages_whole_and_in_order(tmp
     left out, the last page short or the one before it full."""
     from datetime import UTC, datetime, timedelta
 
-    store = SqliteStore(tmp_path / "im.db")
+    store = _store(tmp_path)
     start = datetime.now(UTC).replace(microsecond=0)
     declared = [start + timedelta(minutes=minutes) for minutes in (5, 0, 1, 1, 1, 3, 9, 10)]
     with store.transaction() as tx:
@@ -395,6 +435,7 @@ def test_the_incidents_declared_in_a_period_come_in_pages_whole_and_in_order(tmp
     store.close()
 
 
+@pytest.mark.sqlite_only
 def test_a_page_deep_into_a_long_period_reads_no_more_than_the_first(tmp_path):
     """What a page of a report's incidents costs, counted in SQLite's steps (not timed):
     the same for the page after 2,990 incidents as for the first, never a read of every
