@@ -4,6 +4,7 @@ import json
 from datetime import timedelta
 
 import msgspec
+import pytest
 
 from im import hookimpl, incidents
 from im.sla import check_breaches
@@ -232,6 +233,7 @@ def test_each_breach_is_followed_by_its_own_notes(tmp_path, clock):
     assert len(texts) == 2 and remote["notes"] == texts
 
 
+@pytest.mark.sqlite_only
 def test_a_check_with_nothing_new_due_writes_nothing(runtime, clock):
     """Breaches recorded by an earlier check are not written again: no write transaction."""
     for n in range(3):
@@ -247,6 +249,7 @@ def test_a_check_with_nothing_new_due_writes_nothing(runtime, clock):
     assert [s for s in statements if s.startswith(("BEGIN", "INSERT", "UPDATE"))] == []
 
 
+@pytest.mark.sqlite_only
 def test_sla_check_with_more_open_incidents_than_sqlites_default_variable_limit(runtime, clock):
     """SQLite's default limit is 32,766 parameters a statement; im reads every open incident
     at once, so no statement may take one parameter per incident."""
@@ -304,6 +307,7 @@ def test_a_breach_note_refused_for_good_exits_3_once_every_breach_is_recorded(tm
     assert [row.status for row in runtime.store.outbox(statuses=("failed",))] == ["failed"]
 
 
+@pytest.mark.sqlite_only
 def test_a_check_reads_the_overdue_timers_by_index_not_every_open_incident(runtime, clock):
     """`im serve` checks every 15 s: the statements of a check search incidents through
     incidents_ack_due and incidents_resolve_due (severity, start, of the incidents whose
@@ -343,6 +347,7 @@ def _check_steps(runtime):
     return steps[0]
 
 
+@pytest.mark.sqlite_only
 def test_a_check_with_nothing_new_due_does_not_read_the_breaches_of_long_ago(tmp_path, clock):
     """Open incidents whose timers were breached long ago (and notified) are not read again by
     every check: one with 200 of them costs what one with 5 does."""
@@ -361,6 +366,7 @@ def test_a_check_with_nothing_new_due_does_not_read_the_breaches_of_long_ago(tmp
     assert costs[1] <= costs[0] * 1.2, costs
 
 
+@pytest.mark.sqlite_only
 def test_breaches_recorded_before_the_upgrade_are_not_read_again(tmp_path, clock):
     import sqlite3
 
