@@ -50,6 +50,7 @@ def test_delivered_changes_past_their_keeping_time_are_forgotten_the_latest_kept
     runtime.store.close()
 
 
+@pytest.mark.sqlite_only
 def test_the_purge_finds_delivered_changes_by_index(runtime):
     statements: list[str] = []
     runtime.store.conn.set_trace_callback(statements.append)
