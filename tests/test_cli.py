@@ -5,7 +5,7 @@ import subprocess
 from datetime import timedelta
 
 from im import hookimpl
-from im.testing import run_cli
+from im.testing import run_cli, sql
 
 from conftest import IM
 
@@ -326,8 +326,8 @@ def test_incidents_stored_with_a_capitalised_service_are_found_by_it(runtime):
     """Service names are lower-cased where they enter im; incidents saved before that, with
     `API`, are still found by `--service api` (and by `API`)."""
     im(runtime, "declare", "--sev", "SEV-2", "--title", "Old one", "--service", "api")
-    with runtime.store.transaction() as tx:  # as an earlier version stored it
-        tx.conn.execute("UPDATE incident_services SET service = 'API' WHERE number = 1")
+    # as an earlier version stored it
+    sql(runtime, "UPDATE incident_services SET service = 'API' WHERE number = 1")
     im(runtime, "declare", "--sev", "SEV-3", "--title", "Other", "--service", "web")
     for given in ("api", "API"):
         listed = json.loads(im(runtime, "list", "--service", given, "--json").stdout)

@@ -18,7 +18,7 @@ import pytest
 
 import im
 from im.logs import install
-from im.testing import FakeClock, make_runtime, run_cli
+from im.testing import FakeClock, make_runtime, run_cli, sql
 
 SECRET = "s3cr3t-api-key-123"
 
@@ -199,9 +199,9 @@ def acme(runtime, url, *, settings=None, **options):
 
 
 def calls(runtime):
-    return runtime.store.conn.execute(
-        "SELECT method, path, status, error, rate_limit, rate_remaining FROM calls"
-        " ORDER BY id").fetchall()
+    return [tuple(row) for row in sql(
+        runtime, "SELECT method, path, status, error, rate_limit, rate_remaining FROM calls"
+        " ORDER BY id")]
 
 
 def connector_logs(runtime):

@@ -7,6 +7,7 @@ import pytest
 from im import incidents
 from im.errors import InvalidInputError, NotFoundError, TransitionError
 from im.models import Action, Origin, Severity, Status
+from im.testing import sql
 
 
 def test_declare_writes_incident_services_and_timeline(runtime, clock):
@@ -17,8 +18,7 @@ def test_declare_writes_incident_services_and_timeline(runtime, clock):
     assert incident.services == ["database", "api", "payments"]
     assert incident.status is Status.OPEN
     assert incident.created_at == clock.now
-    rows = runtime.store.conn.execute(
-        "SELECT service FROM incident_services ORDER BY position").fetchall()
+    rows = sql(runtime, "SELECT service FROM incident_services ORDER BY position")
     assert [r[0] for r in rows] == ["database", "api", "payments"]
     [event] = runtime.store.timeline("INC-1")
     assert (event.kind, event.actor, event.system) == ("declared", "alice", "im")
@@ -127,8 +127,8 @@ def test_service_names_are_one_whatever_their_case(runtime):
     assert declared.stdout == "Declared INC-1: SEV-2 a (api, web)\n"
     incidents.declare(runtime, title="b", severity="SEV-3", services=["Api"])
     assert runtime.store.get_incident("INC-2").services == ["api"]
-    rows = runtime.store.conn.execute(
-        "SELECT number, service FROM incident_services ORDER BY number, position").fetchall()
+    rows = sql(runtime,
+               "SELECT number, service FROM incident_services ORDER BY number, position")
     assert [tuple(row) for row in rows] == [(1, "api"), (1, "web"), (2, "api")]
     for spelling in ("api", "API", "Api"):
         assert [i.id for i in runtime.store.list_incidents(

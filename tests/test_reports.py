@@ -671,6 +671,7 @@ def test_a_report_read_in_batches_smaller_than_the_period_is_whole_and_in_order(
     assert written(august, tmp_path, fmt, *options) == golden(name)
 
 
+@pytest.mark.sqlite_only
 def test_the_period_is_read_through_an_index_a_page_at_a_time(august):
     """Every read of a report follows the period's pages: the incidents by an index range in
     the report's order (no scan of every incident ever declared, no sort), their services,
