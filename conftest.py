@@ -135,3 +135,35 @@ def _postgres_database(request, monkeypatch, _postgres_template):
 
 
 _postgres_database.count = 0
+
+
+@pytest.fixture
+def new_database(monkeypatch, _postgres_template):
+    """For a test of several homes, each as new: where the suite runs against PostgreSQL, a
+    call gives the runtimes made after it a new database of their own (IM_DATABASE_URL), as a
+    new IM_HOME gives SQLite a new file; on SQLite it does nothing."""
+    url = _test_database()
+    made: list[str] = []
+
+    def make() -> None:
+        if url is None:
+            return
+        import psycopg
+
+        name = f"im_test_{os.getpid()}_{_postgres_database.count}"
+        _postgres_database.count += 1
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_postgres_template}"')
+        made.append(name)
+        monkeypatch.setenv("IM_DATABASE_URL", _with_database(url, name))
+
+    yield make
+    if made:
+        import psycopg
+
+        from im.storage.postgres import database
+
+        database.close_all()
+        with psycopg.connect(url, autocommit=True) as admin:
+            for name in made:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

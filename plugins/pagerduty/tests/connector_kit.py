@@ -5,7 +5,7 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 
-from im.testing import make_runtime, run_cli
+from im.testing import make_runtime, run_cli, sql
 
 MAPPINGS = {"api": "PAPI001", "db": "PDAT001", "database": "PDAT001", "web": "PWEB001",
             "payments": "PPAY001", "default": "PGEN001"}
@@ -31,6 +31,22 @@ def runtime_with_connector(home, pd, *, name="prod-pagerduty", clock=None, **cus
                                json.dumps(config(pd, **custom))])
     assert result.exit_code == 0, result.output
     return runtime
+
+
+_READERS: dict = {}
+
+
+def stored(home, query, *params):
+    """The rows a query returns on the database of the im on `home` (an `im serve` or CLI run
+    of the test's): its SQLite file, or the test's PostgreSQL database (IM_DATABASE_URL, which
+    those processes inherit). One runtime per home reads, however often a test polls."""
+    import os
+
+    key = (str(home), os.environ.get("IM_DATABASE_URL"))
+    runtime = _READERS.get(key)
+    if runtime is None:
+        runtime = _READERS[key] = make_runtime(home)
+    return [tuple(row) for row in sql(runtime, query, *params)]
 
 
 def im(runtime, *args, input=None):

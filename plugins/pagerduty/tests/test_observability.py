@@ -8,7 +8,7 @@ import pytest
 
 from im.logs import install
 
-from .connector_kit import im, runtime_with_connector
+from .connector_kit import im, runtime_with_connector, stored
 
 
 pytestmark = pytest.mark.usefixtures("quick_retries")
@@ -29,7 +29,7 @@ def test_status_and_metrics_count_what_happened(runtime, pd):
     pd.set_faults(burst_5xx=2)
     im(runtime, "declare", "--sev", "SEV-3", "--title", "y", "--service", "web")
     pd.set_faults()
-    calls = runtime.store.conn.execute("SELECT count(*), count(error) FROM calls").fetchone()
+    [calls] = stored(runtime.home, "SELECT count(*), count(error) FROM calls")
     status = im(runtime, "connector", "status", "prod-pagerduty")
     lines = status.stdout.splitlines()
     assert lines[:3] == ["Connector: prod-pagerduty (pagerduty)", "Status: Active",

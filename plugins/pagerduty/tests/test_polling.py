@@ -9,9 +9,19 @@ from im.inbound import poll
 from im.models import Link, Severity
 from im.testing import FakeClock
 
-from .connector_kit import im, runtime_with_connector
+from .connector_kit import im, runtime_with_connector, stored
 
 RESOLVED_LONG_AGO = 300
+
+
+def _links_module(runtime):
+    """The module of the store's links repository, whose `_link` makes a Link of each row
+    read."""
+    if runtime.store.kind == "postgresql":
+        import im.storage.postgres.repositories as module
+    else:
+        import im.storage.sqlite.links as module
+    return module
 
 
 def test_a_poll_over_years_of_resolved_links_reads_only_the_open_ones(tmp_path, pd,
@@ -19,10 +29,9 @@ def test_a_poll_over_years_of_resolved_links_reads_only_the_open_ones(tmp_path, 
     """A home whose connector linked hundreds of incidents, all resolved but two: a poll
     reads those two (one of which PagerDuty resolved meanwhile, read by itself and applied),
     and none of the resolved links."""
-    import im.storage.sqlite.links as stored_links
-
     clock = FakeClock(datetime.now(UTC))
     runtime = runtime_with_connector(tmp_path / "home", pd, clock=clock)
+    stored_links = _links_module(runtime)
     for title in ("still open", "resolved in PagerDuty"):
         im(runtime, "declare", "--sev", "SEV-1", "--title", title, "--service", "db")
     open_link = runtime.store.links("INC-1")[0]
@@ -61,14 +70,15 @@ def test_a_poll_over_years_of_resolved_links_reads_only_the_open_ones(tmp_path, 
     runtime.store.close()
 
 
-def test_the_links_a_poll_reads_do_not_grow_with_resolved_history(tmp_path, pd, monkeypatch):
+def test_the_links_a_poll_reads_do_not_grow_with_resolved_history(tmp_path, pd, monkeypatch,
+                                                                    new_database):
     """The same poll over 10 and over 300 resolved links reads the same number of links."""
-    import im.storage.sqlite.links as stored_links
-
     counts = []
     for size in (10, RESOLVED_LONG_AGO):
         clock = FakeClock(datetime.now(UTC))
+        new_database()  # each home a database of its own (on PostgreSQL too)
         runtime = runtime_with_connector(tmp_path / f"home{size}", pd, clock=clock)
+        stored_links = _links_module(runtime)
         im(runtime, "declare", "--sev", "SEV-1", "--title", "open", "--service", "db")
         store = runtime.store
         for n in range(size):
@@ -121,8 +131,6 @@ def test_incidents_linked_stays_a_real_count_through_merges_polls_and_removal(tm
     as links change: it equals a real count of the links after incidents are declared for
     two services, a link follows the incident its own was merged into, another is kept as
     merged, a poll makes a new incident, and the connector is removed (links stay)."""
-    import sqlite3
-
     from im import observability
     from im.app.connectors import remove
 
@@ -132,9 +140,8 @@ def test_incidents_linked_stays_a_real_count_through_merges_polls_and_removal(tm
 
     def kept_and_real():
         kept = runtime.store.read().links.incidents_linked("prod-pagerduty")
-        with sqlite3.connect(f"file:{tmp_path / 'home' / 'im.db'}?mode=ro", uri=True) as db:
-            real = db.execute("SELECT count(DISTINCT number) FROM links"
-                              " WHERE connector = 'prod-pagerduty'").fetchone()[0]
+        [(real,)] = stored(tmp_path / "home", "SELECT count(DISTINCT number) FROM links"
+                                              " WHERE connector = 'prod-pagerduty'")
         return kept, real
 
     im(runtime, "declare", "--sev", "SEV-1", "--title", "two", "--service", "api,db")

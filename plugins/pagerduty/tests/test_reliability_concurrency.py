@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +17,7 @@ import httpx
 
 from im_pagerduty.webhooks import sign
 
-from .connector_kit import im, runtime_with_connector, wait_for
+from .connector_kit import im, runtime_with_connector, stored, wait_for
 from .test_crash_safety import (  # noqa: F401  (no_server_left_behind: a fixture)
     IM,
     free_port,
@@ -35,8 +34,7 @@ PD_INCIDENTS = 5  # incidents a responder triggers in PagerDuty, each with a not
 
 
 def count(home: Path, sql: str) -> int:
-    with sqlite3.connect(home / "im.db", timeout=30) as conn:
-        return conn.execute(sql).fetchone()[0]
+    return stored(home, sql)[0][0]
 
 
 def cli_worker(home: Path, worker: int) -> list[tuple[list[str], int, str]]:

@@ -3,8 +3,8 @@ it delivers a queue of changes to PagerDuty. After a restart, every im incident 
 PagerDuty incident per service and nothing is applied twice.
 
 Two kinds of kill: at a random point of a long queue, and at an injected point, after
-PagerDuty applied a call and before im recorded it as done (the test holds SQLite's write lock
-while the call is in flight, so `im serve` cannot record it, then kills it). A claimed row is
+PagerDuty applied a call and before im recorded it as done (the test holds the store's writers'
+lock while the call is in flight, so `im serve` cannot record it, then kills it). A claimed row is
 taken up again once its lease (`im.testing.OUTBOX_LEASE_SECONDS`, two minutes) has run out; rather than
 wait, the tests deliver it with a clock moved past the lease, as the restarted server would.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import random
 import signal
-import sqlite3
 import time
 from collections import Counter
 from datetime import timedelta
@@ -26,7 +25,7 @@ from im.models import Action, utcnow
 from im.sync import deliver_outbox
 from im.testing import OUTBOX_LEASE_SECONDS, make_runtime
 
-from .connector_kit import im, runtime_with_connector, wait_for
+from .connector_kit import im, runtime_with_connector, stored, wait_for
 from .test_crash_safety import free_port, no_server_left_behind, start_server  # noqa: F401
 from .test_reliability_faults import all_remote_incidents
 
@@ -44,8 +43,7 @@ def after_the_lease(home: Path):
 
 
 def rows_by_status(home: Path) -> Counter[str]:
-    with sqlite3.connect(home / "im.db", timeout=30) as conn:
-        return Counter(status for (status,) in conn.execute("SELECT status FROM outbox"))
+    return Counter(status for (status,) in stored(home, "SELECT status FROM outbox"))
 
 
 def kill(server) -> None:
@@ -146,14 +144,26 @@ def test_sigkill_mid_delivery_then_restart_creates_and_applies_everything_once(t
 
 def hold_the_write_lock_while_a_call_is_in_flight(home: Path, pd, method: str, path: str):
     """Once `im serve` has claimed a row and its call is on the wire (slowed down by the
-    sandbox), take SQLite's write lock, and keep it until PagerDuty has applied the call:
-    `im serve` then cannot record anything. Returns the open connection that holds it."""
+    sandbox), take the store's writers' lock (a write transaction: SQLite's BEGIN IMMEDIATE
+    under the writers' lock file, or PostgreSQL's advisory lock of writers), and keep it until
+    PagerDuty has applied the call: `im serve` then cannot record anything. Returns what
+    holds it (close() lets it go)."""
     wait_for(lambda: rows_by_status(home)["delivering"], timeout=20, interval=0.002)
-    lock = sqlite3.connect(home / "im.db", timeout=30, isolation_level=None)
-    lock.execute("BEGIN IMMEDIATE")
+    lock = _WriteLock(home)
     wait_for(lambda: [r for r in pd.requests(method=method, path=path)
                       if r["status"] and r["status"] < 300], timeout=10, interval=0.01)
     return lock
+
+
+class _WriteLock:
+    def __init__(self, home: Path) -> None:
+        self.store = make_runtime(home).store
+        self.transaction = self.store.transaction()
+        self.transaction.__enter__()
+
+    def close(self) -> None:
+        self.transaction.__exit__(None, None, None)
+        self.store.close()
 
 
 def test_sigkill_after_pagerduty_created_an_incident_before_im_recorded_it(tmp_path, pd):

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from im.inbound import process_inbox
-from im.testing import http_client, make_runtime, run_cli, serve
+from im.testing import http_client, make_runtime, run_cli, serve, sql
 from im_pagerduty.connector import PagerDutyConnector
 from im_pagerduty.webhooks import sign
 
@@ -84,7 +84,7 @@ def runtime(tmp_path, monkeypatch, pd):
 
 
 def inbox_count(runtime) -> int:
-    return runtime.store.conn.execute("SELECT count(*) FROM inbox").fetchone()[0]
+    return sql(runtime, "SELECT count(*) FROM inbox")[0][0]
 
 
 # -- strategies ----------------------------------------------------------------------------

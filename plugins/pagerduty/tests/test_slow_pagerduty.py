@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .connector_kit import im, runtime_with_connector, wait_for
+from .connector_kit import im, runtime_with_connector, stored, wait_for
 
 IM = str(Path(sys.executable).parent / "im")
 LATENCY_MS = 6000  # each answer: within the client's own 10 s timeout, past the budget
@@ -27,9 +27,8 @@ def runtime(tmp_path, pd):
 
 
 def _calls(runtime):
-    return runtime.store.conn.execute(
-        "SELECT method, path, status, error FROM calls WHERE connector = 'prod-pagerduty'"
-        " ORDER BY id").fetchall()
+    return stored(runtime.home, "SELECT method, path, status, error FROM calls"
+                  " WHERE connector = 'prod-pagerduty' ORDER BY id")
 
 
 TIMEOUT = "PagerDuty did not answer in time"
