@@ -29,6 +29,7 @@ def secured_runtime(tmp_path, pd, server_settings):
     runtime = runtime_with_connector(home, pd)
     runtime.update_connector_settings("prod-pagerduty", {
         "enable_webhook": True, "custom.webhook_secrets": [SECRET]})
+    home.mkdir(exist_ok=True)  # the database may be elsewhere (PostgreSQL): no file made it
     (home / "settings.json").write_text(json.dumps({"server": server_settings}))
     return runtime
 
