@@ -122,6 +122,7 @@ def runtime(tmp_path, pd):
     handler = install(rt.store)  # as `im` does: warnings are logged, not printed
     yield rt
     logging.getLogger("im").removeHandler(handler)
+    handler.close()  # its flush thread writes no more (it would open the store again)
     rt.store.close()
 
 

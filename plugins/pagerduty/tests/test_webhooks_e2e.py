@@ -528,6 +528,7 @@ def test_a_source_over_the_rate_limit_is_told_to_retry_and_nothing_of_it_is_stor
     runtime = runtime_with_connector(home, pd)
     runtime.update_connector_settings("prod-pagerduty", {
         "enable_webhook": True, "custom.webhook_secrets": ["rate-secret"]})
+    home.mkdir(exist_ok=True)  # the database may be elsewhere (PostgreSQL): no file made it
     (home / "settings.json").write_text(json.dumps({"server": {"webhook_rate_limit": 3}}))
 
     def event(n):
