@@ -49,6 +49,9 @@ def im_jsonl():
 
 @pytest.fixture
 def home(tmp_path):
+    """IM_HOME, made as `im` makes it before any command (on PostgreSQL no database file
+    makes it, and the jsonl connector writes there)."""
+    (tmp_path / "home").mkdir()
     return tmp_path / "home"
 
 
@@ -187,8 +190,10 @@ def test_the_walkthrough_prints_what_writing_plugins_shows(runtime, home):
     page.finish()
 
 
-def test_prompts_and_config_store_the_same_settings(tmp_path, im_jsonl):
+def test_prompts_and_config_store_the_same_settings(tmp_path, im_jsonl, new_database):
     asked = make_runtime(tmp_path / "asked", plugins=[im_jsonl])
+    asked.store  # noqa: B018 - opened on this home's database
+    new_database()  # the other home's own (on PostgreSQL)
     given = make_runtime(tmp_path / "given", plugins=[im_jsonl])
     prompted = run_cli(asked, ["connector", "add", "jsonl", "audit"], input="\nincidents.jsonl\n")
     configured = run_cli(given, ["connector", "add", "jsonl", "audit", "--config",
@@ -280,6 +285,9 @@ def test_the_examples_of_testing_plugins_pass(tmp_path):
         tests += len(RULES) * len(re.findall(r"^class \w+\(ConnectorContract\):", block, re.M))
     env = {**os.environ, "PYTHONPATH": str(EXAMPLE.parent)}
     env.pop("IM_LOAD_PLUGINS", None)
+    # on SQLite, as the page's reader runs them: their tests would share one PostgreSQL
+    # database, not a home each
+    env.pop("IM_DATABASE_URL", None)
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
