@@ -133,7 +133,7 @@ def test_the_client_behind_a_trusted_proxy(header, value, client):
     assert address("127.0.0.1", [(other.encode(), b"203.0.113.99")]) == "127.0.0.1"
 
 
-def test_bad_proxy_settings_are_refused_by_name(tmp_path):
+def test_bad_proxy_settings_are_refused_by_name(tmp_path, new_database):
     from im.errors import ImError
     from im.server import create_app
 
@@ -146,6 +146,7 @@ def test_bad_proxy_settings_are_refused_by_name(tmp_path):
              " Forwarded"),
             ({"webhook_refused_limit": "many"},
              "settings server.webhook_refused_limit: 'many' is not a number")):
+        new_database()  # each home a database of its own (on PostgreSQL too)
         runtime = with_fake_connector(tmp_path / str(len(message)), settings)
         with pytest.raises(ImError) as refused:
             create_app(runtime)
@@ -426,6 +427,7 @@ def _fill(disk):
         os.close(fd)
 
 
+@pytest.mark.sqlite_only  # the database file's own disk; PostgreSQL's is the server's
 def test_readiness_on_a_real_full_disk_and_a_read_only_one(small_disk):
     """`/health` says `unavailable` (503) as soon as the database's disk is full, and again
     when it is mounted read only, with SQLite's own words for a token's holder; `ok` again
