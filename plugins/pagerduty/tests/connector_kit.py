@@ -57,6 +57,13 @@ def remote_incidents(api):
     return api.get("/incidents", params={"date_range": "all", "limit": 100}).json()["incidents"]
 
 
+def delivered(runtime, timeout=10.0):
+    """Wait until no change is queued or being delivered. A command delivers its own changes
+    at once, but beside an `im serve` on PostgreSQL the server, woken by the change's NOTIFY,
+    may claim one first: the command then returns while the server delivers it."""
+    wait_for(lambda: not runtime.store.outbox(statuses=("pending", "delivering")), timeout)
+
+
 def wait_for(predicate, timeout=10.0, interval=0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -6,7 +6,7 @@ import pytest
 
 from im.testing import serve
 
-from .connector_kit import im, remote_incidents, runtime_with_connector, wait_for
+from .connector_kit import delivered, im, remote_incidents, runtime_with_connector, wait_for
 
 pytestmark = pytest.mark.usefixtures("quick_retries")
 
@@ -21,6 +21,7 @@ def live(tmp_path, pd):
         assert result.exit_code == 0, result.output
         im(runtime, "declare", "--sev", "SEV-2", "--title", "Checkout latency",
            "--service", "api")
+        delivered(runtime)
         [remote] = remote_incidents(pd.client())
         settled(pd, runtime)
         yield runtime, remote

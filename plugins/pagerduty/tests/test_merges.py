@@ -9,7 +9,7 @@ import pytest
 from im.inbound import poll, process_inbox
 from im.testing import serve
 
-from .connector_kit import im, remote_incidents, runtime_with_connector, wait_for
+from .connector_kit import delivered, im, remote_incidents, runtime_with_connector, wait_for
 from .sandbox_calls import subscribe
 
 pytestmark = pytest.mark.usefixtures("quick_retries")
@@ -182,6 +182,7 @@ def test_merged_into_an_incident_of_another_service_of_the_same_im_incident(tmp_
 
         im(runtime, "declare", "--sev", "SEV-1", "--title", "Checkout errors",
            "--service", "api,db")
+        delivered(runtime)
         links = {link.service: link for link in runtime.store.links("INC-1")}
         settled()
         merge(pd, links["db"].remote_id, links["api"].remote_id)

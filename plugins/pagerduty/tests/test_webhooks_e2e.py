@@ -10,7 +10,8 @@ import pytest
 from im.testing import serve
 from im_pagerduty.webhooks import sign
 
-from .connector_kit import im, pd_time, remote_incidents, runtime_with_connector, wait_for
+from .connector_kit import (delivered, im, pd_time, remote_incidents, runtime_with_connector,
+                           wait_for)
 
 
 pytestmark = pytest.mark.usefixtures("quick_retries")
@@ -59,6 +60,7 @@ def test_a_responders_work_in_pagerduty_comes_back_once(live, pd):
     runtime, _ = live
     im(runtime, "declare", "--sev", "SEV-2", "--title", "Database performance issue",
        "--service", "api")
+    delivered(runtime)
     [remote] = remote_incidents(pd.client())
     settled(pd, runtime)
     # our own create came back as incident.triggered: confirmed, not a second incident
@@ -422,6 +424,7 @@ def test_with_auto_resolve_off_a_webhook_resolve_is_recorded_once(tmp_path, pd):
         assert im(runtime, "connector", "webhook", "prod-pagerduty", "--enable", "--url",
                   url).exit_code == 0
         im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+        delivered(runtime)
         link = runtime.store.links("INC-1")[0]
         with as_john(pd) as john:
             john.put(f"/incidents/{link.remote_id}", json={"incident": {
