@@ -331,10 +331,12 @@ def test_the_pagerduty_page_shows_these_lines():
 
 
 def test_two_installations_with_a_connector_of_one_name_keep_their_own_subscriptions(
-        runtime, pd, tmp_path):
+        runtime, pd, tmp_path, new_database):
     """Staging and production im on one PagerDuty account, each with a `prod-pagerduty`
     connector (outbound here: one account, one pulling connector): neither deletes the
     other's subscription, whatever URL each gives."""
+    runtime.store  # noqa: B018 - opened on production's database
+    new_database()  # staging's own (on PostgreSQL)
     other = make_runtime(tmp_path / "staging", load_entrypoints=True, user="alice")
     for home in (runtime, other):
         assert im(home, "connector", "add", "pagerduty", NAME, "--config",
