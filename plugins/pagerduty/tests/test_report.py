@@ -147,7 +147,7 @@ def test_stored_data_tells_who_was_paged_and_escalated_as_pagerduty_does(tmp_pat
     from im.reports.remote import summarize
     from im.testing import serve
 
-    from .connector_kit import wait_for
+    from .connector_kit import delivered, wait_for
 
     class SandboxTime:
         """im's clock kept with the sandbox's: the escalations are dated 16 minutes on, and
@@ -165,6 +165,7 @@ def test_stored_data_tells_who_was_paged_and_escalated_as_pagerduty_does(tmp_pat
                       url).exit_code == 0
             assert im(runtime, "declare", "--sev", "SEV-1", "--title", "Checkout down",
                       "--service", "api", "--service", "db").exit_code == 0
+            delivered(runtime)  # both PagerDuty incidents made before the clock moves on
             pd.advance_clock(16 * 60)
             clock.offset += timedelta(minutes=16)
             assert pd.wait_for_webhooks(timeout=10)
