@@ -98,11 +98,11 @@ class Runtime:
     @cached_property
     def store(self) -> Store:
         url = self.database_url
+        self.make_home()  # the settings, and what a connector keeps there, whatever the store
         if url is not None:
             return open_postgres(url)
         from im.storage.sqlite import SqliteStore
 
-        self.make_home()
         return SqliteStore(self.home / "im.db")
 
     def make_home(self) -> None:

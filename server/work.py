@@ -6,7 +6,7 @@ is new work, and never lets one failure stop the loop.
 Several servers on one database (PostgreSQL): every server delivers the outbox and applies the
 inbox (rows are claimed with a lease, so each is done once), and hears of work another server
 stored (its store's listener), so an event received by one is applied at once by whichever is
-free. The duties that must run once in the cluster (polling, SLA checks, housekeeping) run in
+free; a change queued is delivered by the process that queued it, or by a server's next tick. The duties that must run once in the cluster (polling, SLA checks, housekeeping) run in
 the server that holds the duty's leadership; when it dies, another takes the duty at its next
 try, within a few seconds.
 """

@@ -42,7 +42,7 @@ class Leadership(Protocol):
 
 class Listener(Protocol):
     def wait(self, timeout: float) -> set[str]:
-        """What kinds of work ("inbox", "outbox") some server stored since the last wait,
+        """What kinds of work ("inbox": events received) some server stored since the last wait,
         waiting up to `timeout` seconds for the first; empty when the time ran out."""
         ...
 
@@ -122,7 +122,7 @@ class Store(abc.ABC):
         return None
 
     def listener(self) -> Listener | None:
-        """A wait for work that another server stored (an event received, a change queued);
+        """A wait for work that another server stored (an event received);
         None where the store cannot tell."""
         return None
 

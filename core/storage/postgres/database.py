@@ -43,7 +43,7 @@ WRITERS = 0x696D2E64_00000001  # every write transaction
 MIGRATIONS_LOCK = 0x696D2E64_00000002  # whoever migrates the schema
 # keys of the work that runs once in the cluster: `leader_key(name)`
 _LEADER_BASE = 0x696D2E64_00010000
-# the channel of work stored for the servers to do (an event received, a change queued)
+# the channel of work stored for the servers to do (an event received)
 CHANNEL = "im_work"
 
 

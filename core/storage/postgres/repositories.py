@@ -340,7 +340,9 @@ class PostgresOutbox(_Repository):
             "INSERT INTO outbox (connector, number, service, action, payload, next_attempt_at,"
             " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
             (connector, incident_number(incident_id), service, action, Json(payload), at, at))
-        self.conn.execute(notify_sql("outbox"))  # every server hears of it once committed
+        # no notice to the servers: the process that queued a change delivers it itself (a
+        # command prints what the remote made of it), and a server's loop takes up what that
+        # process could not deliver at its next tick
 
     def claim_next(self, *, now: datetime, lease_seconds: float,
                    connector: str | None = None, incident_id: str | None = None,
