@@ -270,6 +270,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
         report,
         serve,
         sla,
+        workflows,
     )
 
     # Every command finds the runtime as its context's `obj` (inherited from the root's).
@@ -297,6 +298,7 @@ def make_app(runtime: Runtime) -> typer.Typer:
     sla.register(app)
     report.register(app)
     db.register(app)
+    workflows.register(app)
     serve.register(app)
     plugins.register(app)
     plugin_new.register(app)

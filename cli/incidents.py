@@ -48,7 +48,7 @@ def delivery(runtime: "Runtime", incident: "Incident") -> "Delivery":
     up), with a spinner on a terminal. Ctrl-C says what is left queued (exit 130)."""
     from im.app import incidents
 
-    names = incidents.pending_connectors(runtime, incident.id)
+    names = incidents.pending_work(runtime, incident.id)
     if not names:
         return incidents.Delivery()
     from im.cli import waiting
@@ -75,6 +75,9 @@ def deliver(runtime: "Runtime", incident: "Incident", *, refusal_exits: bool = T
     if outcome.queued:
         syncs = " or ".join(f"`im connector sync {name}`" for name in outcome.waiting_for)
         typer.echo(f"  {outcome.queued} change(s) queued; `im serve` or {syncs} will deliver"
+                   " them", err=True)
+    if outcome.actions_queued:
+        typer.echo(f"  {outcome.actions_queued} workflow action(s) queued; `im serve` will run"
                    " them", err=True)
     if outcome.failed:
         _say_refused(incident.id, outcome)

@@ -49,6 +49,17 @@ def register_routes(register: Any, runtime: Any) -> None:
 
 
 @hookspec
+def register_workflow_actions(register: Any) -> None:
+    """Add actions that workflow rules can run (`im workflow add ... --action NAME`).
+
+    Called once per Runtime, the first time actions are needed. Call `register(ActionClass)`
+    for each action; the class subclasses `im.WorkflowAction`, and its `name` (dotted, starting
+    with the plugin's own name: `chat.war_room`) is what rules name it by. Registering a name
+    twice is an error that names both plugins. Return nothing.
+    """
+
+
+@hookspec
 def incident_changed(incident: Any, event: Any, runtime: Any) -> None:
     """Announce a change to an incident, after it has been committed.
 

@@ -182,7 +182,11 @@ def _record(runtime: Runtime, incident_id: str, action: Action, text: str, origi
 
 def _announce(runtime: Runtime, tx: UnitOfWork, incident: Incident,
               event: TimelineEvent) -> None:
-    """`incident_changed`, once the change (and any transaction around it) is committed."""
+    """The workflow runs the change triggers, queued with it; `incident_changed`, once the
+    change (and any transaction around it) is committed."""
+    from im.workflows import enqueue
+
+    enqueue(runtime, tx, incident, event, runtime.clock())
     tx.after_commit(lambda: runtime.announce(
         "incident_changed", incident=incident, event=event, runtime=runtime))
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from im.connectors import Connector
     from im.plugins import PluginManager
     from im.storage import Store
+    from im.workflows import WorkflowAction
     from im.storage.postgres import PostgresStore
 
 log = logging.getLogger("im")
@@ -208,6 +209,32 @@ class Runtime:
                 raise error
             raise ImError(f"plugin {plugin} could not register its connector types:"
                           f" {type(error).__name__}: {error}") from error
+        return found
+
+    @cached_property
+    def workflow_actions(self) -> dict[str, type[WorkflowAction]]:
+        """The actions plugins provide to workflow rules, by name."""
+        found: dict[str, type[WorkflowAction]] = {}
+        owners: dict[str, str] = {}
+
+        def register(action_class: type[WorkflowAction], *, plugin: str = "?") -> None:
+            name = getattr(action_class, "name", None)
+            if not isinstance(name, str) or not name:
+                raise ImError(f"workflow action class {action_class!r} has no `name`")
+            if name in found and found[name] is not action_class:
+                raise ImError(f"workflow action {name!r} is registered by two plugins:"
+                              f" {owners[name]} and {plugin}")
+            found[name] = action_class
+            owners[name] = plugin
+            self.pm.contributed(plugin, "workflow_actions", name)
+
+        from im.plugins import call_each
+
+        failures = call_each(self.pm, "register_workflow_actions", lambda plugin: {
+            "register": lambda cls: register(cls, plugin=plugin)})
+        for plugin, error in failures:  # the others' actions still run
+            log.warning("plugin %s could not register its workflow actions: %s: %s", plugin,
+                        type(error).__name__, error)
         return found
 
     def connector_type(self, type_name: str) -> type[Connector]:

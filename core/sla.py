@@ -247,9 +247,13 @@ def _record(runtime: Runtime, incident: Incident, timer: Timer, now: datetime) -
                                target_seconds=timer.target_seconds,
                                severity=incident.severity.value, detected_at=now):
             return False
-        tx.timeline.add(incident.id, at=now, kind="sla_breached", text=text, actor="im",
-                        system="im", data={"kind": timer.kind,
-                                           "target_seconds": timer.target_seconds})
+        event = tx.timeline.add(incident.id, at=now, kind="sla_breached", text=text,
+                                actor="im", system="im",
+                                data={"kind": timer.kind,
+                                      "target_seconds": timer.target_seconds})
+        from im.workflows import enqueue
+
+        enqueue(runtime, tx, incident, event, now)
         enqueue_all(runtime, tx, incident, "sla_breach", {"note": text}, system="im")
         tx.after_commit(lambda: runtime.announce("sla_breached", incident=incident,
                                                  timer=timer, runtime=runtime))

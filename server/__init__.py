@@ -60,6 +60,7 @@ def create_app(runtime: Runtime, *, background: bool = False,
     def after_change() -> None:
         if work is not None:
             work.outbox.wake.set()
+            work.workflows.wake.set()
         elif supervisor is not None:
             supervisor.notify("outbox")
 

@@ -82,6 +82,11 @@ class BackgroundWork:
         # take the row meanwhile and deliver it twice. What is left waits for the next pass.
         self.outbox = Loop("outbox", interval, lambda: deliver_outbox(
             runtime, budget=OUTBOX_LEASE_SECONDS / 2))
+        from im.workflows import RUN_LEASE_SECONDS, run_queued
+
+        # workflow actions: as the outbox, each pass well inside a run's lease
+        self.workflows = Loop("workflows", interval, lambda: run_queued(
+            runtime, budget=RUN_LEASE_SECONDS / 2))
         self.busy: Callable[[], bool] = lambda: False
         self._process_inbox = process_inbox
         self.inbox = Loop("inbox", interval, self._drain_inbox)
@@ -100,7 +105,8 @@ class BackgroundWork:
         self.housekeeping = Loop("housekeeping",
                                  HOUSEKEEPING_INTERVAL if not self.clustered else LEADER_RETRY,
                                  self._housekeeping)
-        self.loops = [self.outbox, self.inbox, self.poller, self.sla, self.housekeeping]
+        self.loops = [self.outbox, self.inbox, self.poller, self.sla, self.housekeeping,
+                      self.workflows]
         if self.clustered:
             # the duties this server holds say so every few seconds, whatever their loops are
             # doing (a long poll): a server that stops saying so loses them
@@ -183,6 +189,8 @@ class BackgroundWork:
             busy = self.busy()
             started = time.monotonic()
             report = self._process_inbox(self.runtime, limit=BUSY_BATCH if busy else None)
+            if report.processed:  # a remote change may have triggered workflow actions
+                self.workflows.wake.set()
             if not busy or report.processed + report.quarantined < BUSY_BATCH:
                 return
             spent = time.monotonic() - started
@@ -212,6 +220,7 @@ class BackgroundWork:
         self._last_sla = time.monotonic()
         if check_breaches(self.runtime):
             self.outbox.wake.set()
+            self.workflows.wake.set()
 
     def _poll_due(self) -> None:
         if not self._leads("poll"):

@@ -91,6 +91,7 @@ class Control:
                 self.work.inbox.wake.set()
             elif message == b"outbox":
                 self.work.outbox.wake.set()
+                self.work.workflows.wake.set()
             elif message == b"health":
                 stopped = [loop.name for loop in self.work.loops if not loop.alive]
                 try:

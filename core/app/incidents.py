@@ -193,6 +193,18 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     failed: int = 0
     waiting_for: list[str] = []
     refused_by: list[str] = []
+    # workflow actions the change triggered and left for `im serve` (run after the changes)
+    actions_queued: int = 0
+
+
+def pending_work(runtime: Runtime, incident_id: str) -> list[str]:
+    """What the incident's change left to do now: the connectors its queued changes are for,
+    and "workflows" if it triggered actions."""
+    names = pending_connectors(runtime, incident_id)
+    if runtime.store.read().workflow_runs.find(incident_id=incident_id,
+                                               statuses=("pending",)):
+        names.append("workflows")
+    return names
 
 
 def pending_connectors(runtime: Runtime, incident_id: str) -> list[str]:
@@ -210,19 +222,30 @@ def deliver(runtime: Runtime, incident_id: str, *, budget: float | None) -> Deli
     """Push the incident's queued changes now, for at most `budget` seconds: what is left
     waits for `im serve` or `im connector sync`, so a slow remote system delays a change but
     never fails it. Changes wait in order: behind one waiting for its retry, later ones are
-    not tried."""
-    if not pending_connectors(runtime, incident_id):
+    not tried. Then the workflow actions the change triggered run, in what is left of the
+    time (a war room after the paging incident it names)."""
+    if not pending_work(runtime, incident_id):
         return Delivery()
-    from im.sync import deliver_outbox
+    import time
 
+    from im.sync import deliver_outbox
+    from im.workflows import run_queued
+
+    started = time.monotonic()
     before = {event.id for event in runtime.store.timeline(incident_id)}
     report = deliver_outbox(runtime, incident_id=incident_id, budget=budget)
-    synced = [SyncLine(connector=event.system, text=event.text)
+    left = None if budget is None else max(0.0, budget - (time.monotonic() - started))
+    actions = run_queued(runtime, incident_id=incident_id, budget=left)
+    synced = [SyncLine(connector=event.system if event.kind == "sync"
+                       else f"workflow {event.actor}", text=event.text)
               for event in runtime.store.timeline(incident_id)
-              if event.id not in before and event.kind == "sync"]
+              if event.id not in before and event.kind in ("sync", "workflow")]
     waiting = queued_changes(runtime, incident_id)
     refused_by = sorted({row.connector for row in runtime.store.outbox(
         incident_id=incident_id, statuses=("failed",))}) if report.failed else []
-    return Delivery(synced=synced, errors=list(report.errors), queued=len(waiting),
-                    failed=report.failed, waiting_for=sorted({row.connector for row in waiting}),
-                    refused_by=refused_by)
+    actions_queued = len(runtime.store.read().workflow_runs.find(
+        incident_id=incident_id, statuses=("pending", "running")))
+    return Delivery(synced=synced, errors=[*report.errors, *actions.errors],
+                    queued=len(waiting), failed=report.failed,
+                    waiting_for=sorted({row.connector for row in waiting}),
+                    refused_by=refused_by, actions_queued=actions_queued)

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from im.models import ConnectorRecord, Incident, Link, Severity, Status, TimelineEvent
 from im.storage.records import InboxRow, InboxStatus, OutboxRow, OutboxStatus
+from im.workflows import Rule, Run
 
 # (connector, delivery id, event type, raw body, received at): an event as a webhook brings it
 InboundEventRow = tuple[str, str, str, bytes, datetime]
@@ -363,6 +364,53 @@ class TokenRepository(Protocol):
         ...
 
 
+class WorkflowRepository(Protocol):
+    """Workflow rules (im.workflows.Rule), by name."""
+
+    def save(self, rule: Rule) -> None:
+        """Insert or replace the rule of that name (its created_at kept)."""
+        ...
+
+    def get(self, name: str) -> Rule | None: ...
+
+    def all(self) -> list[Rule]:
+        """Every rule, by name."""
+        ...
+
+    def delete(self, name: str) -> bool: ...
+
+
+class WorkflowRunRepository(Protocol):
+    """Workflow actions queued to run (im.workflows.Run): pending -> running (claimed, with a
+    lease) -> done | failed."""
+
+    def add(self, *, workflow: str, step: int, action: str, settings: dict[str, Any],
+            incident_id: str, trigger: str, event_id: int, at: datetime) -> int:
+        """Queue a step for a triggering event; 0 (and nothing queued) if that step was
+        queued for that event before, else 1."""
+        ...
+
+    def claim_next(self, *, now: datetime, lease_seconds: float,
+                   incident_id: str | None = None, exclude: Sequence[int] = ()) -> Run | None:
+        """The next due run (pending and due, or running with its lease run out), claimed."""
+        ...
+
+    def finish(self, run_id: int, *, at: datetime, attempt: int | None = None) -> bool:
+        """Done; with `attempt`, only while that claim holds it (as OutboxRepository.finish)."""
+        ...
+
+    def retry(self, run_id: int, *, error: str, next_attempt_at: datetime,
+              attempt: int | None = None) -> bool: ...
+
+    def fail(self, run_id: int, *, error: str, at: datetime,
+             attempt: int | None = None) -> bool: ...
+
+    def find(self, *, incident_id: str | None = None,
+             statuses: Sequence[str] = ()) -> list[Run]:
+        """Runs by id."""
+        ...
+
+
 class MetaRepository(Protocol):
     """Small values of the installation (its id, public URLs)."""
 
@@ -413,6 +461,12 @@ class Repositories(Protocol):
 
     @property
     def meta(self) -> MetaRepository: ...
+
+    @property
+    def workflows(self) -> WorkflowRepository: ...
+
+    @property
+    def workflow_runs(self) -> WorkflowRunRepository: ...
 
 
 class UnitOfWork(Repositories, Protocol):

@@ -192,6 +192,14 @@ class PostgresUnitOfWork:
     def meta(self) -> repos.PostgresMeta:
         return self._repos.PostgresMeta(self.conn)
 
+    @cached_property
+    def workflows(self) -> repos.PostgresWorkflows:
+        return self._repos.PostgresWorkflows(self.conn)
+
+    @cached_property
+    def workflow_runs(self) -> repos.PostgresWorkflowRuns:
+        return self._repos.PostgresWorkflowRuns(self.conn)
+
 
 # A transaction left open between statements longer than this is ended by the database: a
 # server frozen (SIGSTOP, a paused VM) while it holds the writers' lock would otherwise hold

@@ -812,3 +812,124 @@ class PostgresMeta(_Repository):
         row = self.conn.execute("DELETE FROM meta WHERE key = %s RETURNING value",
                                 (key,)).fetchone()
         return row[0] if row else None
+
+
+# -- workflows ------------------------------------------------------------------------------
+
+_WF_RULE = ("SELECT name, trigger, conditions, steps, enabled, created_at, updated_at"
+            " FROM workflows")
+_WF_RUN = ("id, workflow, step, action, settings, number, trigger, event_id, status, attempts,"
+           " next_attempt_at, last_error, created_at")
+_WF_HELD = (" AND (%s::integer IS NULL OR (status = 'running' AND attempts = %s::integer))")
+
+
+def _wf_rule(row: Sequence[Any]) -> Any:
+    from im.workflows import Conditions, Rule, Step, Trigger
+
+    return Rule(name=row[0], trigger=Trigger(row[1]),
+                conditions=msgspec.convert(row[2], Conditions),
+                steps=msgspec.convert(row[3], list[Step]), enabled=row[4],
+                created_at=row[5], updated_at=row[6])
+
+
+def _wf_run(row: Sequence[Any]) -> Any:
+    from im.workflows import Run, RunStatus, Trigger
+
+    return Run(id=row[0], workflow=row[1], step=row[2], action=row[3], settings=row[4],
+               incident_id=incident_id(row[5]), trigger=Trigger(row[6]), event_id=row[7],
+               status=RunStatus(row[8]), attempts=row[9], next_attempt_at=row[10],
+               last_error=row[11], created_at=row[12])
+
+
+class PostgresWorkflows(_Repository):
+    def save(self, rule: Any) -> None:
+        self.conn.execute(
+            "INSERT INTO workflows (name, trigger, conditions, steps, enabled, created_at,"
+            " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE"
+            " SET trigger = excluded.trigger, conditions = excluded.conditions,"
+            " steps = excluded.steps, enabled = excluded.enabled,"
+            " updated_at = excluded.updated_at",
+            (rule.name, str(rule.trigger), Json(msgspec.to_builtins(rule.conditions)),
+             Json(msgspec.to_builtins(rule.steps)), bool(rule.enabled), rule.created_at,
+             rule.updated_at or rule.created_at))
+
+    def get(self, name: str) -> Any:
+        row = self.conn.execute(f"{_WF_RULE} WHERE name = %s", (name,)).fetchone()
+        return _wf_rule(row) if row else None
+
+    def all(self) -> list[Any]:
+        return [_wf_rule(row) for row in self.conn.execute(f"{_WF_RULE} ORDER BY name")]
+
+    def delete(self, name: str) -> bool:
+        return self.conn.execute("DELETE FROM workflows WHERE name = %s",
+                                 (name,)).rowcount == 1
+
+
+class PostgresWorkflowRuns(_Repository):
+    def add(self, *, workflow: str, step: int, action: str, settings: dict[str, Any],
+            incident_id: str, trigger: str, event_id: int, at: datetime) -> int:
+        return self.conn.execute(
+            "INSERT INTO workflow_runs (workflow, step, action, settings, number, trigger,"
+            " event_id, next_attempt_at, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s,"
+            " %s) ON CONFLICT (workflow, step, event_id) DO NOTHING",
+            (workflow, step, action, Json(settings), incident_number(incident_id),
+             str(trigger), event_id, at, at)).rowcount
+
+    def claim_next(self, *, now: datetime, lease_seconds: float,
+                   incident_id: str | None = None, exclude: Sequence[int] = ()) -> Any:
+        clauses = ["((status = 'pending' AND next_attempt_at <= %(now)s)"
+                   " OR (status = 'running' AND lease_until < %(now)s))"]
+        params: dict[str, Any] = {"now": now,
+                                  "lease": now + timedelta(seconds=lease_seconds)}
+        if incident_id is not None:
+            clauses.append("number = %(number)s")
+            params["number"] = incident_number(incident_id)
+        if exclude:
+            clauses.append("NOT (id = ANY(%(exclude)s))")
+            params["exclude"] = [int(i) for i in exclude]
+        row = self.conn.execute(f"SELECT {_WF_RUN} FROM workflow_runs WHERE"
+                                f" {' AND '.join(clauses)} ORDER BY next_attempt_at, id"
+                                " LIMIT 1 FOR UPDATE SKIP LOCKED", params).fetchone()
+        if row is None:
+            return None
+        self.conn.execute("UPDATE workflow_runs SET status = 'running', lease_until ="
+                          " %(lease)s, attempts = attempts + 1 WHERE id = %(id)s",
+                          {**params, "id": row[0]})
+        from im.workflows import RunStatus
+
+        run = _wf_run(row)
+        return msgspec.structs.replace(run, status=RunStatus.RUNNING,
+                                       attempts=run.attempts + 1)
+
+    def finish(self, run_id: int, *, at: datetime, attempt: int | None = None) -> bool:
+        return self.conn.execute("UPDATE workflow_runs SET status = 'done', done_at = %s,"
+                                 " lease_until = NULL, last_error = NULL WHERE id = %s"
+                                 + _WF_HELD, (at, run_id, attempt, attempt)).rowcount == 1
+
+    def retry(self, run_id: int, *, error: str, next_attempt_at: datetime,
+              attempt: int | None = None) -> bool:
+        return self.conn.execute("UPDATE workflow_runs SET status = 'pending', lease_until ="
+                                 " NULL, last_error = %s, next_attempt_at = %s WHERE id = %s"
+                                 + _WF_HELD, (error, next_attempt_at, run_id, attempt,
+                                              attempt)).rowcount == 1
+
+    def fail(self, run_id: int, *, error: str, at: datetime,
+             attempt: int | None = None) -> bool:
+        return self.conn.execute("UPDATE workflow_runs SET status = 'failed', lease_until ="
+                                 " NULL, last_error = %s, done_at = %s WHERE id = %s"
+                                 + _WF_HELD, (error, at, run_id, attempt, attempt)
+                                 ).rowcount == 1
+
+    def find(self, *, incident_id: str | None = None,
+             statuses: Sequence[str] = ()) -> list[Any]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if incident_id is not None:
+            clauses.append("number = %s")
+            params.append(incident_number(incident_id))
+        if statuses:
+            clauses.append("status = ANY(%s)")
+            params.append(_words(statuses))
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return [_wf_run(row) for row in self.conn.execute(
+            f"SELECT {_WF_RUN} FROM workflow_runs {where} ORDER BY id", params)]

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from im.storage.sqlite.outbox import SqliteOutbox
     from im.storage.sqlite.timeline import SqliteTimeline
     from im.storage.sqlite.tokens import SqliteTokens
+    from im.storage.sqlite.workflows import SqliteWorkflowRuns, SqliteWorkflows
+    from im.storage.sqlite.workflows import SqliteWorkflowRuns, SqliteWorkflows
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -173,6 +175,18 @@ class SqliteUnitOfWork:
         from im.storage.sqlite.meta import SqliteMeta
 
         return SqliteMeta(self.conn)
+
+    @cached_property
+    def workflows(self) -> SqliteWorkflows:
+        from im.storage.sqlite.workflows import SqliteWorkflows
+
+        return SqliteWorkflows(self.conn)
+
+    @cached_property
+    def workflow_runs(self) -> SqliteWorkflowRuns:
+        from im.storage.sqlite.workflows import SqliteWorkflowRuns
+
+        return SqliteWorkflowRuns(self.conn)
 
 
 class _WriterLock:

@@ -404,4 +404,42 @@ MIGRATIONS: list[tuple[str, str]] = [
         DROP INDEX incidents_sla_due;
         """,
     ),
+    (
+        "0015_workflows",
+        """
+        -- Workflow rules: a trigger, conditions and steps (actions with their settings).
+        CREATE TABLE workflows (
+            name TEXT PRIMARY KEY,
+            trigger TEXT NOT NULL,
+            conditions TEXT NOT NULL DEFAULT '{}',
+            steps TEXT NOT NULL DEFAULT '[]',
+            enabled INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        -- One row per step of a rule and triggering timeline event (queued once: the unique
+        -- key), run as the outbox is delivered.
+        -- status: pending -> running (claimed, lease_until) -> done | failed
+        CREATE TABLE workflow_runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            workflow TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            action TEXT NOT NULL,
+            settings TEXT NOT NULL DEFAULT '{}',
+            number INTEGER NOT NULL REFERENCES incidents(number),
+            trigger TEXT NOT NULL,
+            event_id INTEGER NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            lease_until TEXT,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            done_at TEXT,
+            UNIQUE (workflow, step, event_id)
+        );
+        CREATE INDEX workflow_runs_open ON workflow_runs(status, next_attempt_at);
+        CREATE INDEX workflow_runs_incident ON workflow_runs(number, id);
+        """,
+    ),
 ]

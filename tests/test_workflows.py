@@ -1,0 +1,308 @@
+"""Workflows: rules kept as data that run plugins' actions when something happens to an
+incident, queued with the change, run once, retried and recorded on the timeline."""
+
+import json
+from datetime import UTC, datetime
+
+import msgspec
+import pytest
+
+from im import (ActionRequest, ActionResult, ConnectorError, WorkflowAction, hookimpl,
+                incidents)
+from im.testing import (FakeClock, FakePlugin, FakeWebhookConnector, make_runtime, run_cli,
+                        sql)
+from im.workflows import RUN_LEASE_SECONDS, run_queued
+
+
+class RoomSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    prefix: str = "inc"
+    archive_on_close: bool = True
+
+
+class NoticeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    to: list[str]
+
+
+class Actions:
+    """A plugin of two actions that record what they were asked, and fail on demand."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str, int]] = []
+        self.failures: list[Exception] = []
+        plugin = self
+
+        class WarRoom(WorkflowAction):
+            name = "chat.war_room"
+            description = "Open a war room for the incident"
+            Settings = RoomSettings
+
+            def run(self, request: ActionRequest) -> ActionResult:
+                plugin.calls.append((self.name, request.incident.id, request.rule,
+                                     request.attempt))
+                if plugin.failures:
+                    raise plugin.failures.pop(0)
+                channel = f"#{self.settings.prefix}-{request.incident.id.lower()}"
+                return ActionResult(timeline=[f"War room {channel} created"])
+
+            def describe(self, request: ActionRequest) -> str:
+                return f"open #{self.settings.prefix}-{request.incident.id.lower()}"
+
+        class Notice(WorkflowAction):
+            name = "mail.notify"
+            Settings = NoticeSettings
+
+            def run(self, request: ActionRequest) -> ActionResult:
+                plugin.calls.append((self.name, request.incident.id, request.rule,
+                                     request.attempt))
+                return ActionResult(timeline=[f"Management notified: {', '.join(self.settings.to)}"])
+
+            def describe(self, request: ActionRequest) -> str:
+                return f"mail {', '.join(self.settings.to)}"
+
+        self.classes = [WarRoom, Notice]
+
+    @hookimpl
+    def register_workflow_actions(self, register):
+        for action in self.classes:
+            register(action)
+
+
+@pytest.fixture
+def actions():
+    return Actions()
+
+
+@pytest.fixture
+def wf_runtime(tmp_path, clock, fake, actions):
+    runtime = make_runtime(tmp_path / "home", plugins=[fake, actions], clock=clock,
+                           user="alice")
+    yield runtime
+    runtime.store.close()
+
+
+def im(runtime, *args):
+    return run_cli(runtime, list(args))
+
+
+def add_war_room(runtime, *extra):
+    result = im(runtime, "workflow", "add", "sev1-war-room", "--on", "declared", "--severity",
+                "SEV-1", "--action", "chat.war_room", *extra)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    return result
+
+
+def test_a_rule_is_added_listed_shown_and_removed(wf_runtime):
+    assert add_war_room(wf_runtime).stdout == (
+        "Added workflow sev1-war-room: when declared, if severity SEV-1: run chat.war_room\n")
+    result = im(wf_runtime, "workflow", "add", "management", "--on", "declared", "--sev",
+                "SEV-1", "--sev", "2", "--action", 'mail.notify={"to": ["cto@company.com",'
+                ' "vp-eng@company.com"]}')
+    assert result.exit_code == 0, result.stderr
+    assert im(wf_runtime, "workflow", "list").stdout.splitlines() == [
+        "Name           When      If                       Actions        State",
+        "management     declared  severity SEV-1 or SEV-2  mail.notify    active",
+        "sev1-war-room  declared  severity SEV-1           chat.war_room  active",
+    ]
+    assert im(wf_runtime, "workflow", "show", "management").stdout.splitlines() == [
+        "Workflow: management (active)",
+        "When: declared",
+        "If: severity SEV-1 or SEV-2",
+        "Actions:",
+        '  1. mail.notify {"to": ["cto@company.com", "vp-eng@company.com"]}',
+    ]
+    listed = json.loads(im(wf_runtime, "workflow", "list", "--json").stdout)
+    assert [(r["name"], r["trigger"], r["steps"]) for r in listed] == [
+        ("management", "declared",
+         [{"action": "mail.notify",
+           "settings": {"to": ["cto@company.com", "vp-eng@company.com"]}}]),
+        ("sev1-war-room", "declared", [{"action": "chat.war_room", "settings": {}}])]
+    assert im(wf_runtime, "workflow", "remove", "management").stdout == (
+        "Removed workflow management\n")
+    assert [r[0] for r in sql(wf_runtime, "SELECT name FROM workflows")] == ["sev1-war-room"]
+
+
+@pytest.mark.parametrize(("args", "error"), [
+    (["--on", "exploded", "--action", "chat.war_room"],
+     "Error: unknown trigger 'exploded' (one of: declared, severity_changed, acknowledged,"
+     " resolved, closed, sla_breached, note_added)"),
+    (["--on", "declared", "--action", "pager.page"],
+     "Error: unknown action 'pager.page' (available: chat.war_room, mail.notify)"),
+    (["--on", "declared", "--action", "mail.notify"],
+     "Error: action mail.notify: Object missing required field `to`"),
+    (["--on", "declared", "--action", 'chat.war_room={"prefix": 7}'],
+     "Error: action chat.war_room: Expected `str`, got `int` - at `$.prefix`"),
+    (["--on", "declared", "--action", "chat.war_room={not json"],
+     "Error: --action chat.war_room: its settings are not JSON"),
+    (["--on", "declared", "--sev", "SEV-9", "--action", "chat.war_room"],
+     "Error: invalid severity 'SEV-9'; choose from SEV-1, SEV-2, SEV-3, SEV-4"),
+])
+def test_a_mistake_in_a_rule_is_said_when_it_is_saved(wf_runtime, args, error):
+    result = im(wf_runtime, "workflow", "add", "bad", *args)
+    assert result.exit_code != 0
+    assert result.stderr.startswith(error), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert sql(wf_runtime, "SELECT name FROM workflows") == []
+
+
+def test_a_name_taken_is_refused_unless_replaced(wf_runtime):
+    add_war_room(wf_runtime)
+    again = im(wf_runtime, "workflow", "add", "sev1-war-room", "--on", "resolved", "--action",
+               "chat.war_room")
+    assert again.exit_code != 0 and "exists" in again.stderr
+    replaced = add_war_room(wf_runtime, "--replace")
+    assert replaced.stdout.startswith("Replaced workflow sev1-war-room")
+
+
+def test_a_matching_declare_runs_the_action_once_and_says_so(wf_runtime, actions):
+    add_war_room(wf_runtime)
+    result = im(wf_runtime, "declare", "--sev", "SEV-1", "--title", "Payment API Down",
+                "--service", "payments")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "Declared INC-1: SEV-1 Payment API Down (payments)",
+        "  workflow sev1-war-room: War room #inc-inc-1 created",
+    ]
+    assert actions.calls == [("chat.war_room", "INC-1", "sev1-war-room", 1)]
+    lines = [(e.kind, e.text, e.actor, e.system) for e in wf_runtime.store.timeline("INC-1")]
+    assert lines[-1] == ("workflow", "War room #inc-inc-1 created", "sev1-war-room", "chat")
+    # run again, by a server or another command: nothing runs twice
+    assert run_queued(wf_runtime).done == 0
+    assert len(actions.calls) == 1
+    [run] = wf_runtime.store.read().workflow_runs.find()
+    assert (run.status, run.attempts, run.trigger) == ("done", 1, "declared")
+
+
+def test_an_incident_that_does_not_match_runs_nothing(wf_runtime, actions):
+    add_war_room(wf_runtime)
+    result = im(wf_runtime, "declare", "--sev", "SEV-3", "--title", "Slow reports",
+                "--service", "reports")
+    assert result.stdout == "Declared INC-1: SEV-3 Slow reports (reports)\n"
+    assert actions.calls == []
+    assert wf_runtime.store.read().workflow_runs.find() == []
+
+
+def test_an_outage_queues_the_action_and_a_later_run_does_it_once(wf_runtime, actions, clock):
+    add_war_room(wf_runtime)
+    actions.failures.append(ConnectorError("chat is down (503)", retryable=True))
+    result = im(wf_runtime, "declare", "--sev", "SEV-1", "--title", "Payment API Down",
+                "--service", "payments")
+    assert result.exit_code == 0
+    assert "1 workflow action(s) queued; `im serve` will run them" in result.stderr
+    [run] = wf_runtime.store.read().workflow_runs.find()
+    assert (run.status, run.last_error) == ("pending", "chat is down (503)")
+    assert run_queued(wf_runtime).done == 0  # not due before its backoff
+    clock.advance(seconds=10)
+    assert run_queued(wf_runtime).done == 1
+    assert [c[3] for c in actions.calls] == [1, 2]
+    texts = [e.text for e in wf_runtime.store.timeline("INC-1") if e.kind == "workflow"]
+    assert texts == ["War room #inc-inc-1 created"]
+
+
+def test_an_action_refused_for_good_is_set_aside_and_said_on_the_timeline(wf_runtime, actions):
+    add_war_room(wf_runtime)
+    actions.failures.append(ConnectorError("channel name taken (name_taken)", retryable=False))
+    im(wf_runtime, "declare", "--sev", "SEV-1", "--title", "Payment API Down", "--service",
+       "payments")
+    [run] = wf_runtime.store.read().workflow_runs.find()
+    assert run.status == "failed"
+    texts = [e.text for e in wf_runtime.store.timeline("INC-1") if e.kind == "workflow"]
+    assert texts == ["Workflow sev1-war-room: chat.war_room failed: channel name taken"
+                     " (name_taken)"]
+
+
+def test_an_action_slower_than_its_claim_is_recorded_once(wf_runtime, actions, clock,
+                                                           monkeypatch):
+    add_war_room(wf_runtime)
+    incidents.declare(wf_runtime, title="Payment API Down", severity="SEV-1",
+                      services=["payments"])
+    war_room = actions.classes[0]
+    original = war_room.run
+
+    def slow(self, request):
+        if len(actions.calls) == 0:
+            actions.calls.append(("slow", request.incident.id, request.rule, request.attempt))
+            clock.advance(seconds=RUN_LEASE_SECONDS + 1)  # another worker takes it over
+            assert run_queued(wf_runtime).done == 1
+        return original(self, request)
+
+    monkeypatch.setattr(war_room, "run", slow)
+    assert run_queued(wf_runtime).done == 0
+    texts = [e.text for e in wf_runtime.store.timeline("INC-1") if e.kind == "workflow"]
+    assert texts == ["War room #inc-inc-1 created"]
+
+
+def test_workflow_test_shows_what_would_run_without_running_it(wf_runtime, actions):
+    add_war_room(wf_runtime)
+    im(wf_runtime, "workflow", "add", "management", "--on", "declared", "--sev", "SEV-1",
+       "--sev", "SEV-2", "--service", "payments", "--action", "chat.war_room",
+       "--action", 'mail.notify={"to": ["cto@company.com"]}')
+    incidents.declare(wf_runtime, title="Payment API Down", severity="SEV-2",
+                      services=["payments"], push=False)
+    assert im(wf_runtime, "workflow", "test", "management", "--incident", "INC-1"
+              ).stdout.splitlines() == [
+        "Workflow management for INC-1 (when declared, from im):",
+        "  Would run:",
+        "    1. chat.war_room: open #inc-inc-1",
+        "    2. mail.notify: mail cto@company.com",
+    ]
+    assert im(wf_runtime, "workflow", "test", "sev1-war-room", "-i", "INC-1"
+              ).stdout.splitlines() == [
+        "Workflow sev1-war-room for INC-1 (when declared, from im):",
+        "  Does not apply: INC-1 is SEV-2, not SEV-1",
+        "  Would run nothing.",
+    ]
+    assert actions.calls == []  # declared with push=False: nothing queued, nothing run
+    missing = im(wf_runtime, "workflow", "test", "nope", "--incident", "INC-1")
+    assert missing.exit_code != 0
+    assert missing.stderr.startswith("Error: no workflow named 'nope' (defined: management,"
+                                     " sev1-war-room)")
+
+
+def test_a_change_from_a_connector_triggers_a_rule_for_its_source(tmp_path, actions):
+    clock = FakeClock(datetime.now(UTC))  # the fake remote dates its events by the wall clock
+    plugin = FakePlugin(connector=FakeWebhookConnector)
+    runtime = make_runtime(tmp_path / "home", plugins=[plugin, actions], clock=clock,
+                           user="alice")
+    config = {"api_key": "k-123456", "sync_direction": "bidirectional",
+              "webhook_secret": plugin.remote.SECRET, "custom": {"project": "OPS"}}
+    assert run_cli(runtime, ["connector", "add", "fake", "prod-fake", "--config",
+                             json.dumps(config)]).exit_code == 0
+    assert im(runtime, "workflow", "add", "remote-notes", "--on", "note_added", "--source",
+              "prod-fake", "--action", "chat.war_room").exit_code == 0
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "Checkout slow", "--service", "web")
+    im(runtime, "note", "INC-1", "looking at it")  # a note from im: not this rule's source
+    from im.inbound import process_inbox
+
+    plugin.remote.sent.clear()
+    plugin.remote.change("F1", note="Rolled back the deploy")
+    [(_headers, body)] = plugin.remote.sent
+    runtime.store.store_inbox(connector="prod-fake", delivery_id="D1", event_type="note",
+                              body=body, at=clock())
+    assert process_inbox(runtime).processed == 1
+    assert run_queued(runtime).done == 1
+    assert [(c[0], c[2]) for c in actions.calls] == [("chat.war_room", "remote-notes")]
+
+
+def test_a_rule_whose_action_is_no_longer_installed_queues_nothing(tmp_path, clock, fake,
+                                                                   actions):
+    installed = make_runtime(tmp_path / "home", plugins=[fake, actions], clock=clock)
+    add_war_room(installed)
+    installed.store.close()
+    runtime = make_runtime(tmp_path / "home", plugins=[fake], clock=clock)
+    assert im(runtime, "workflow", "list").stdout.splitlines()[1].endswith(
+        "not installed: chat.war_room")
+    result = im(runtime, "declare", "--sev", "SEV-1", "--title", "x", "--service", "api")
+    assert result.exit_code == 0
+    assert runtime.store.read().workflow_runs.find() == []
+
+
+def test_the_same_step_is_queued_once_for_a_triggering_event(wf_runtime):
+    add_war_room(wf_runtime)
+    incident = incidents.declare(wf_runtime, title="x", severity="SEV-1", services=["api"])
+    [event] = [e for e in wf_runtime.store.timeline(incident.id) if e.kind == "declared"]
+    with wf_runtime.store.transaction() as tx:
+        again = tx.workflow_runs.add(workflow="sev1-war-room", step=0, action="chat.war_room",
+                                     settings={}, incident_id=incident.id, trigger="declared",
+                                     event_id=event.id, at=wf_runtime.clock())
+    assert again == 0
+    assert len(wf_runtime.store.read().workflow_runs.find()) == 1
