@@ -48,6 +48,13 @@ class User:
             "real_name_normalized": self.real_name,
             "display_name": self.name,
             "display_name_normalized": self.name,
+            "avatar_hash": "",
+            "title": "",
+            "phone": "",
+            "skype": "",
+            "status_text": "",
+            "status_emoji": "",
+            "fields": None,
             "team": TEAM_ID,
         }
         if self.email:
