@@ -147,7 +147,8 @@ def corrected(document: dict[str, Any]) -> dict[str, Any]:
     """A copy of the document with the artefacts that are in its schemas corrected."""
     spec = copy.deepcopy(document)
     message = spec["paths"]["/chat.update"]["post"]["responses"]["200"]["schema"]
-    message["properties"]["message"]["properties"]["blocks"] = {"type": "array"}  # update-blocks-object
+    # update-blocks-object
+    message["properties"]["message"]["properties"]["blocks"] = {"type": "array"}
     return spec
 
 

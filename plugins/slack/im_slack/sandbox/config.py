@@ -1,4 +1,4 @@
-"""How a Slack sandbox is started; the fields marked runtime can be changed under /_sandbox/config."""
+"""How a Slack sandbox is started; fields marked runtime can change under /_sandbox/config."""
 
 from __future__ import annotations
 

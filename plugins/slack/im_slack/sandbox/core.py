@@ -45,7 +45,8 @@ class Sandbox:
 
     @property
     def team_domain(self) -> str:
-        return urlsplit(self.settings.workspace_url).hostname or "sandbox"
+        """The workspace's subdomain, as slash commands carry it (`team_domain`)."""
+        return (urlsplit(self.settings.workspace_url).hostname or "sandbox").split(".")[0]
 
     def reset(self) -> None:
         """Back to a freshly started sandbox: workspace, settings, faults and logs."""
