@@ -10,7 +10,7 @@ from im_slack.testing import (  # noqa: F401  (fixtures)
     slack_sandbox_server,
 )
 
-from .openapi_check import OpenApiCheck
+from slack_openapi_check import OpenApiCheck
 
 REPO = Path(__file__).resolve().parents[3]
 SHARED_SLACK = REPO / ".." / "shared" / "slack"

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from .slack_calls import ok
+from slack_calls import ok
 
 
 class App:

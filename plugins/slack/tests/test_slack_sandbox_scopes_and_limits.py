@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from .slack_calls import call, error, new_channel, ok
+from slack_calls import call, error, new_channel, ok
 
 
 def test_a_missing_scope_is_named(slack, web):

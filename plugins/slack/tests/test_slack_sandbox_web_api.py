@@ -3,7 +3,7 @@ Slack's shapes: HTTP 200 and `{"ok": true, ...}` or `{"ok": false, "error": ...}
 
 import pytest
 
-from .slack_calls import call, error, new_channel, ok
+from slack_calls import call, error, new_channel, ok
 
 JANE = "jane.smith@company.com"
 JOHN = "john.doe@company.com"

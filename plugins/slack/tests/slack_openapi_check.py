@@ -8,7 +8,7 @@ a small one of its own, in the spirit of the PagerDuty one: the operation exists
 method; every argument is one the method knows, typed as it says; the required ones are
 there; and every answer matches the success schema (`ok: true`) or the error schema (`ok:
 false`, its `error` among those the method lists), field by field wherever the schema says
-something. Every correction is listed in ARTEFACTS, and `test_sandbox_openapi.py` checks that
+something. Every correction is listed in ARTEFACTS, and `test_slack_sandbox_openapi.py` checks that
 each one still corrects something the document really says.
 """
 

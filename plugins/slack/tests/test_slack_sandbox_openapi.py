@@ -9,8 +9,8 @@ import json
 import httpx
 import pytest
 
-from .openapi_check import ARTEFACTS, EXTRA_ERRORS, NEWER_FIELDS, OpenApiCheck
-from .slack_calls import READS
+from slack_openapi_check import ARTEFACTS, EXTRA_ERRORS, NEWER_FIELDS, OpenApiCheck
+from slack_calls import READS
 
 METHODS = {
     "auth.test", "chat.postMessage", "chat.update", "chat.postEphemeral",
