@@ -166,7 +166,7 @@ def test_archive(web):
     assert error(web, "conversations.join", channel=channel["id"]) == "is_archived"
 
 
-def test_info_and_history(slack, web):
+def test_info_and_history(slack, web, openapi):
     channel_id = slack.channel("incidents")["id"]
     info = ok(web, "conversations.info", channel=channel_id, include_num_members="true")
     assert info["channel"]["name"] == "incidents" and info["channel"]["num_members"] == 4
@@ -178,6 +178,12 @@ def test_info_and_history(slack, web):
     rest = ok(web, "conversations.history", channel=channel_id, limit=2,
               cursor=first["response_metadata"]["next_cursor"])
     assert [m["ts"] for m in rest["messages"]] == stamps[:1] and not rest["has_more"]
+    between = ok(web, "conversations.history", channel=channel_id, oldest=stamps[0],
+                 latest=stamps[2])
+    assert [m["ts"] for m in between["messages"]] == [stamps[1]]
+    with openapi.invalid_requests():
+        assert error(web, "conversations.history", channel=channel_id, oldest="yesterday") == (
+            "invalid_ts_oldest")
     assert error(web, "conversations.history", channel=slack.channel("general")["id"]) == (
         "not_in_channel")
 

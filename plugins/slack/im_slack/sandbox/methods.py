@@ -75,6 +75,17 @@ def _structured(params: Params, name: str) -> list[Any] | None:
     return value
 
 
+def _timestamp(params: Params, name: str) -> float | None:
+    """`oldest` and `latest` of conversations.history: a message ts, or Unix seconds."""
+    value = _text(params, name)
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise SlackError(f"invalid_ts_{name}") from None
+
+
 def _member_channel(ctx: Context, params: Params) -> Channel:
     """The channel argument, which the bot must be in and which must not be archived."""
     channel = ctx.workspace.channel(params.get("channel"))
@@ -220,16 +231,17 @@ def conversations_history(ctx: Context, params: Params) -> dict[str, Any]:
         raise SlackError("not_in_channel")
     try:
         limit = min(max(int(params.get("limit") or 100), 1), 999)
+    except ValueError:
+        limit = 100
+    try:
         start = int(_text(params, "cursor") or 0)
     except ValueError:
         raise SlackError("invalid_cursor") from None
     # the channel's own messages (thread replies stay in their thread), newest first
     found = [m for m in reversed(channel.messages.values()) if not m.thread_ts]
-    oldest, latest = _text(params, "oldest"), _text(params, "latest")
-    if oldest:
-        found = [m for m in found if float(m.ts) > float(oldest)]
-    if latest:
-        found = [m for m in found if float(m.ts) < float(latest)]
+    oldest = _timestamp(params, "oldest") or 0.0
+    latest = _timestamp(params, "latest") or float("inf")
+    found = [m for m in found if oldest < float(m.ts) < latest]
     page = found[start:start + limit]
     more = start + limit < len(found)
     return {"messages": [m.render() for m in page], "has_more": more,
