@@ -1,0 +1,53 @@
+"""docs/workflows.md, run as written: its example plugin (the `# im_runbooks.py` block) is
+loaded as a plugin, and every `$ im ...` of its console blocks runs, in the page's order,
+printing what the page shows. Times (of the clock of the run) are set aside."""
+
+import re
+import shlex
+import types
+from pathlib import Path
+
+from im.testing import make_runtime, run_cli
+
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "workflows.md"
+BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.S | re.M)
+TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+
+
+def plugin() -> types.ModuleType:
+    [code] = [body for language, body in BLOCK.findall(PAGE.read_text())
+              if language == "python" and body.startswith("# im_runbooks.py\n")]
+    module = types.ModuleType("im_runbooks")
+    exec(compile(code, "im_runbooks.py", "exec"), module.__dict__)  # noqa: S102 - the page's
+    return module
+
+
+def commands() -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for language, body in BLOCK.findall(PAGE.read_text()):
+        if language != "console":
+            continue
+        for line in body.splitlines(keepends=True):
+            if line.startswith("$ "):
+                found.append((line[2:].rstrip("\n"), ""))
+            else:
+                found[-1] = (found[-1][0], found[-1][1] + line)
+    return found
+
+
+def test_the_workflows_page_runs_as_written(tmp_path):
+    runtime = make_runtime(tmp_path / "home", plugins=[plugin()], user="alice")
+    ran = []
+    for command, expected in commands():
+        args = shlex.split(command)
+        assert args[0] == "im"
+        result = run_cli(runtime, args[1:])
+        printed = result.stdout + result.stderr
+        assert TIME.sub("<time>", printed) == TIME.sub("<time>", expected), command
+        assert (result.exit_code == 0) == (not printed.startswith("Error:")), command
+        ran.append(args[1:3])
+    assert ran == [["workflow", "add"], ["workflow", "add"], ["workflow", "list"],
+                   ["workflow", "show"], ["declare", "--sev"], ["declare", "--sev"],
+                   ["timeline", "INC-1"], ["workflow", "test"], ["workflow", "test"],
+                   ["workflow", "show"], ["workflow", "remove"]]
+    runtime.store.close()
