@@ -308,3 +308,38 @@ def test_a_server_frozen_in_a_write_holds_the_others_up_only_so_long(servers, cl
     assert other.get_meta("written by") == "another server"
     assert other.get_meta("still") is None  # nothing of the frozen server's transaction
     assert resumed and isinstance(resumed[0], psycopg.Error)
+
+
+def test_servers_storing_deliveries_of_several_connectors_at_once_never_deadlock(servers,
+                                                                                 clock):
+    """Deliveries are stored without the writers' lock, by several servers at once; the
+    counts /metrics reads change in one order whatever the batches' (a deadlock made
+    PostgreSQL abort one batch a second, and its senders were answered an error)."""
+    stores = [servers(), servers()]
+    errors: list[BaseException] = []
+    names = ["c1", "c2", "c3"]
+
+    def store_batches(worker: int) -> None:
+        order = names if worker % 2 else list(reversed(names))
+        store = stores[worker % 2]
+        for batch in range(40):
+            try:
+                store.store_inbox_many([(name, f"{worker}-{batch}-{name}", "x", b"{}",
+                                         clock.now) for name in order])
+            except BaseException as error:  # noqa: BLE001 - counted below
+                errors.append(error)
+
+    threads = [threading.Thread(target=store_batches, args=(n,)) for n in range(4)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == [], f"{len(errors)} batches failed: {errors[0]!r}"
+    assert time.monotonic() - started < 60
+    counts = {(c, s): n for c, s, n in stores[0].read().inbox.count_by_connector_and_status()}
+    assert counts == {(name, "pending"): 160 for name in names}
+    claimed = stores[1].claim_inbox(now=clock.now, lease_seconds=20, limit=50)
+    counts = {(c, s): n for c, s, n in stores[0].read().inbox.count_by_connector_and_status()}
+    assert sum(n for (c, s), n in counts.items() if s == "processing") == len(claimed) == 50
+    assert sum(counts.values()) == 480

@@ -316,33 +316,67 @@ MIGRATIONS: list[tuple[str, str]] = [
             n bigint NOT NULL,
             PRIMARY KEY (connector, status)
         );
-        -- one function for both queues: the counts table is the trigger's argument
-        CREATE FUNCTION queue_counts() RETURNS trigger LANGUAGE plpgsql AS $$
+        -- the outbox's: by row (its writers take the writers' lock, one at a time)
+        CREATE FUNCTION outbox_counts() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             IF TG_OP IN ('UPDATE', 'DELETE') THEN
-                EXECUTE format('UPDATE %I SET n = n - 1 WHERE connector = $1 AND status = $2',
-                               TG_ARGV[0]) USING OLD.connector, OLD.status;
+                UPDATE outbox_counts SET n = n - 1
+                    WHERE connector = OLD.connector AND status = OLD.status;
             END IF;
             IF TG_OP IN ('INSERT', 'UPDATE') THEN
-                EXECUTE format('INSERT INTO %1$I (connector, status, n) VALUES ($1, $2, 1)'
-                               ' ON CONFLICT (connector, status) DO UPDATE'
-                               ' SET n = %1$I.n + 1', TG_ARGV[0])
-                    USING NEW.connector, NEW.status;
+                INSERT INTO outbox_counts (connector, status, n)
+                    VALUES (NEW.connector, NEW.status, 1)
+                    ON CONFLICT (connector, status) DO UPDATE SET n = outbox_counts.n + 1;
             END IF;
             RETURN NULL;
         END $$;
         CREATE TRIGGER outbox_counts_insert AFTER INSERT OR DELETE ON outbox
-            FOR EACH ROW EXECUTE FUNCTION queue_counts('outbox_counts');
+            FOR EACH ROW EXECUTE FUNCTION outbox_counts();
         CREATE TRIGGER outbox_counts_update AFTER UPDATE OF connector, status ON outbox
             FOR EACH ROW WHEN (OLD.connector IS DISTINCT FROM NEW.connector
                                OR OLD.status IS DISTINCT FROM NEW.status)
-            EXECUTE FUNCTION queue_counts('outbox_counts');
-        CREATE TRIGGER inbox_counts_insert AFTER INSERT OR DELETE ON inbox
-            FOR EACH ROW EXECUTE FUNCTION queue_counts('inbox_counts');
-        CREATE TRIGGER inbox_counts_update AFTER UPDATE OF connector, status ON inbox
-            FOR EACH ROW WHEN (OLD.connector IS DISTINCT FROM NEW.connector
-                               OR OLD.status IS DISTINCT FROM NEW.status)
-            EXECUTE FUNCTION queue_counts('inbox_counts');
+            EXECUTE FUNCTION outbox_counts();
+
+        -- the inbox's: by statement, each count changed once and in key order. Deliveries
+        -- are stored without the writers' lock, by several servers at once: counts changed
+        -- row by row, in the rows' order, would be locked in different orders by two
+        -- batches and deadlock.
+        CREATE FUNCTION inbox_counts_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO inbox_counts (connector, status, n)
+                SELECT connector, status, count(*) FROM new_rows
+                GROUP BY connector, status ORDER BY connector, status
+                ON CONFLICT (connector, status) DO UPDATE SET n = inbox_counts.n + excluded.n;
+            RETURN NULL;
+        END $$;
+        CREATE FUNCTION inbox_counts_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO inbox_counts (connector, status, n)
+                SELECT connector, status, -count(*) FROM old_rows
+                GROUP BY connector, status ORDER BY connector, status
+                ON CONFLICT (connector, status) DO UPDATE SET n = inbox_counts.n + excluded.n;
+            RETURN NULL;
+        END $$;
+        CREATE FUNCTION inbox_counts_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO inbox_counts (connector, status, n)
+                SELECT connector, status, sum(change) FROM (
+                    SELECT connector, status, -1 AS change FROM old_rows
+                    UNION ALL SELECT connector, status, 1 FROM new_rows) AS changes
+                GROUP BY connector, status HAVING sum(change) <> 0
+                ORDER BY connector, status
+                ON CONFLICT (connector, status) DO UPDATE SET n = inbox_counts.n + excluded.n;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER inbox_counts_insert AFTER INSERT ON inbox
+            REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION inbox_counts_inserted();
+        CREATE TRIGGER inbox_counts_delete AFTER DELETE ON inbox
+            REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION inbox_counts_deleted();
+        CREATE TRIGGER inbox_counts_update AFTER UPDATE ON inbox
+            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION inbox_counts_updated();
         """,
     ),
 ]

@@ -517,13 +517,15 @@ class PostgresInbox(_Repository):
         keys the statement returns."""
         if not events:
             return []
+        events_in_order = sorted(events, key=lambda e: (e[0], e[1]))  # rows locked in key order
         inserted = {(row[0], row[1]) for row in self.conn.execute(
             "INSERT INTO inbox (connector, delivery_id, event_type, body, received_at)"
             " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[],"
             " %s::timestamptz[]) ON CONFLICT (connector, delivery_id) DO NOTHING"
             " RETURNING connector, delivery_id",
-            ([e[0] for e in events], [e[1] for e in events], [e[2] for e in events],
-             [bytes(e[3]) for e in events], [e[4] for e in events]))}
+            ([e[0] for e in events_in_order], [e[1] for e in events_in_order],
+             [e[2] for e in events_in_order], [bytes(e[3]) for e in events_in_order],
+             [e[4] for e in events_in_order]))}
         if inserted:
             self.conn.execute(notify_sql("inbox"))  # every server hears of it once committed
         new: list[bool] = []
