@@ -471,3 +471,22 @@ def test_a_page_deep_into_a_long_period_reads_no_more_than_the_first(tmp_path):
     assert [i.id for i in page] == [f"INC-{n}" for n in range(2990, 3000 + 1)][:10]
     assert deep <= 2 * first, (first, deep)
     store.close()
+
+
+def test_what_a_block_undone_by_its_savepoint_announced_is_not_announced(runtime):
+    """A change applied inside a savepoint that is then undone (an event another worker took
+    over, one quarantined half way) must not be announced to plugins when the transaction
+    around it commits; what the transaction kept is."""
+    store = runtime.store
+    announced = []
+    with store.transaction() as tx:
+        store.after_commit(lambda: announced.append("kept"))
+        try:
+            with tx.savepoint():
+                store.after_commit(lambda: announced.append("undone"))
+                raise RuntimeError("undo this block")
+        except RuntimeError:
+            pass
+        with tx.savepoint():
+            store.after_commit(lambda: announced.append("also kept"))
+    assert announced == ["kept", "also kept"]

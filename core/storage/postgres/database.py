@@ -348,8 +348,14 @@ class PostgresStore(Store):
         conn = self._tx_conn()
         if conn is None:
             raise RuntimeError("savepoint() outside a transaction")
-        with conn.transaction():
-            yield
+        callbacks = self._local.after_commit
+        mark = len(callbacks)
+        try:
+            with conn.transaction():
+                yield
+        except BaseException:
+            del callbacks[mark:]  # what the undone block announced is not announced
+            raise
 
     # -- several servers on one database -----------------------------------------------------
 

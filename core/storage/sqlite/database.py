@@ -392,12 +392,15 @@ class SqliteStore(Store):
         conn = self.conn
         name = f"sp{id(conn)}_{getattr(self._local, 'depth', 0)}"
         self._local.depth = getattr(self._local, "depth", 0) + 1
+        callbacks = getattr(self._local, "after_commit", [])
+        mark = len(callbacks)
         conn.execute(f"SAVEPOINT {name}")
         try:
             yield
         except BaseException:
             conn.execute(f"ROLLBACK TO {name}")
             conn.execute(f"RELEASE {name}")
+            del callbacks[mark:]  # what the undone block announced is not announced
             raise
         finally:
             self._local.depth -= 1
