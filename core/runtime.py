@@ -50,6 +50,15 @@ def debug_variable(type_name: str) -> str:
     return re.sub(r"[^A-Z0-9_]", "_", type_name.upper()) + "_DEBUG"
 
 
+def url_scheme(url: str) -> str:
+    """What a database URL that is not PostgreSQL's says it is, never the rest of it (which
+    may hold a password)."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,30}", scheme):
+        return repr(scheme)
+    return "a URL without postgresql://"
+
+
 def open_postgres(url: str) -> PostgresStore:
     """The PostgreSQL store at `url`; a clear error where its driver is not installed."""
     try:
@@ -93,7 +102,7 @@ class Runtime:
                      else "settings database_url")
             raise InvalidInputError(f"{where}: im keeps its data in SQLite (leave it unset)"
                                     " or PostgreSQL (postgresql://USER@HOST/DATABASE); not"
-                                    f" {value.split('://')[0]!r}")
+                                    f" {url_scheme(value)}")
         return value
 
     @cached_property

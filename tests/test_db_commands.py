@@ -221,7 +221,7 @@ def test_db_copy_moves_an_sqlite_home_to_postgresql(sqlite_home, empty_database,
     assert {table: compared[table] for table in TABLES} == {
         table: [str(n), str(n)] for table, n in counts.items()}
     assert compared["incident_counts"] == ["2", "2"]  # (mitigated, SEV-1), (resolved, SEV-3)
-    assert lines[-1] == (f"Copied to {empty_database}. Set IM_DATABASE_URL={empty_database}"
+    assert lines[-1] == (f"Copied to {empty_database}. Set IM_DATABASE_URL to that URL"
                          ' (or "database_url" in settings.json) to use it.')
 
     monkeypatch.setenv("IM_DATABASE_URL", empty_database)
@@ -321,3 +321,33 @@ def test_a_copy_whose_counts_differ_is_undone(sqlite_home, empty_database, runti
     assert result.stderr == (f"Error: the copy differs from the SQLite database (timeline): it"
                              f" was undone, {empty_database} is as empty as before.\n")
     assert set(im_rows(empty_database).values()) == {0}
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://im:s3cret@db.example:5432/im", "postgresql://im:***@db.example:5432/im"),
+    ("postgresql://im@db.example/im?password=s3cret&sslmode=require",
+     "postgresql://im@db.example/im?password=***&sslmode=require"),
+    ("postgresql://im:pa/ss?w#rd@db.example/im", None),
+    ("postgresql://db.example/im", "postgresql://db.example/im"),
+])
+def test_a_database_url_is_never_shown_with_its_password(url, shown):
+    from im.storage.postgres.database import redacted_url
+
+    redacted = redacted_url(url)
+    assert "s3cret" not in redacted and "pa/ss" not in redacted and "w#rd" not in redacted
+    if shown is not None:
+        assert redacted == shown
+
+
+@pytest.mark.parametrize("args", [["db", "status"], ["db", "copy", "--to", "im:s3cret@db/im"]])
+def test_a_url_that_is_not_postgresqls_is_refused_without_echoing_it(tmp_path, monkeypatch,
+                                                                     args):
+    runtime = make_runtime(tmp_path / "home", user="alice")
+    if args[1] == "status":
+        monkeypatch.setenv("IM_DATABASE_URL", "im:s3cret@db.example/im")
+    else:
+        monkeypatch.delenv("IM_DATABASE_URL", raising=False)
+    result = run_cli(runtime, args)
+    assert result.exit_code != 0
+    assert "s3cret" not in result.stdout + result.stderr
+    assert "a URL without postgresql://" in result.stderr

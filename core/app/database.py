@@ -90,12 +90,12 @@ def copy_to_postgres(runtime: Runtime, url: str, *, batch_size: int = 1000,
     `url` (migrated first), in one transaction; then compare each table's rows on both sides,
     and commit only where they agree. `progress(table, rows)` after each table."""
     from im.errors import InvalidInputError
-    from im.runtime import open_postgres
+    from im.runtime import open_postgres, url_scheme
     from im.storage.sqlite import SqliteStore
 
     if not url.startswith(("postgresql://", "postgres://")):
         raise InvalidInputError(f"--to: a PostgreSQL database (postgresql://USER@HOST/DATABASE),"
-                                f" not {url.split('://')[0]!r}")
+                                f" not {url_scheme(url)}")
     source = runtime.store
     if not isinstance(source, SqliteStore):
         raise InvalidInputError(f"im db copy copies an SQLite home, and this im uses"

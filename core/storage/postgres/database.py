@@ -25,7 +25,6 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from im.errors import StorageError
 from im.storage.store import Store
@@ -60,13 +59,14 @@ _KEEPALIVE = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 5,
 
 
 def redacted_url(url: str) -> str:
-    """The URL without its password, for output and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = (parts.username or "") + ":***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[1]}"))
+    """The URL without its password (given before the host, or as `?password=`), for output
+    and logs; a URL that cannot be read is not shown at all."""
+    import re
+
+    # as a parameter first, then before the host: everything from the user name's colon to
+    # the last @ (a password may hold /, ? or #, which a URL parser takes for the path)
+    url = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@]*):.*@(?=[^@]*$)", r"\1:***@", url)
 
 
 class _Result:
