@@ -343,3 +343,26 @@ def test_servers_storing_deliveries_of_several_connectors_at_once_never_deadlock
     counts = {(c, s): n for c, s, n in stores[0].read().inbox.count_by_connector_and_status()}
     assert sum(n for (c, s), n in counts.items() if s == "processing") == len(claimed) == 50
     assert sum(counts.values()) == 480
+
+
+def test_names_come_in_the_same_order_whatever_the_databases_collation(clock):
+    """On a database made with a language's collation (as most are), lists by name come in
+    code-point order, as on SQLite: `im connector list` and the API page the same way."""
+    from im.models import ConnectorRecord
+
+    admin_url = os.environ["IM_TEST_DATABASE"]
+    name = f"im_en_{os.getpid()}_{time.monotonic_ns()}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 LOCALE_PROVIDER icu"
+                      " ICU_LOCALE 'en' LOCALE 'C'")
+    store = PostgresStore(urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}")))
+    try:
+        names = ["pd_b", "Zeta", "pd2", "alpha", "pd-a"]
+        for connector in names:
+            store.save_connector(ConnectorRecord(name=connector, type="fake", settings={},
+                                                 created_at=clock.now, updated_at=clock.now))
+        assert [record.name for record in store.list_connectors()] == sorted(names)
+    finally:
+        store.close()
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

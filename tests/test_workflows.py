@@ -54,7 +54,8 @@ class Actions:
             def run(self, request: ActionRequest) -> ActionResult:
                 plugin.calls.append((self.name, request.incident.id, request.rule,
                                      request.attempt))
-                return ActionResult(timeline=[f"Management notified: {', '.join(self.settings.to)}"])
+                notified = ", ".join(self.settings.to)
+                return ActionResult(timeline=[f"Management notified: {notified}"])
 
             def describe(self, request: ActionRequest) -> str:
                 return f"mail {', '.join(self.settings.to)}"

@@ -269,13 +269,14 @@ class PostgresLinks(_Repository):
             params.append(remote_id)
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         return [_link(row) for row in self.conn.execute(
-            f"SELECT {_LINK} FROM links {where} ORDER BY number, connector, service", params)]
+            f"SELECT {_LINK} FROM links {where} ORDER BY number, connector COLLATE \"C\","
+            " service COLLATE \"C\"", params)]
 
     def of_incidents(self, incident_ids: Sequence[str]) -> dict[str, list[Link]]:
         found: dict[str, list[Link]] = {}
         for row in self.conn.execute(
                 f"SELECT {_LINK} FROM links WHERE number = ANY(%s)"
-                " ORDER BY number, connector, service",
+                " ORDER BY number, connector COLLATE \"C\", service COLLATE \"C\"",
                 ([incident_number(i) for i in incident_ids],)):
             link = _link(row)
             found.setdefault(link.incident_id, []).append(link)
@@ -286,7 +287,8 @@ class PostgresLinks(_Repository):
             f"SELECT {_QUALIFIED_LINK} FROM links JOIN incidents"
             " ON incidents.number = links.number"
             f" WHERE links.connector = %(connector)s AND {OPEN_REMOTE}"
-            " AND incidents.created_at >= %(since)s ORDER BY links.number, links.service",
+            " AND incidents.created_at >= %(since)s"
+            " ORDER BY links.number, links.service COLLATE \"C\"",
             {"connector": connector, "since": declared_since})]
 
     def linked_connectors(self) -> set[str]:
@@ -657,7 +659,9 @@ class PostgresConnectors(_Repository):
         return self._record(row) if row else None
 
     def all(self) -> list[ConnectorRecord]:
-        return [self._record(row) for row in self.conn.execute(f"{self._SELECT} ORDER BY name")]
+        # by name in code-point order, as SQLite sorts, whatever the database's collation
+        return [self._record(row) for row in self.conn.execute(
+            f"{self._SELECT} ORDER BY name COLLATE \"C\"")]
 
     def delete(self, name: str) -> None:
         self.conn.execute("DELETE FROM connectors WHERE name = %s", (name,))
@@ -793,7 +797,7 @@ class PostgresTokens(_Repository):
     def all(self) -> list[tuple[str, bool, datetime]]:
         return [(name, bool(read_only), created) for name, read_only, created in
                 self.conn.execute("SELECT name, read_only, created_at FROM api_tokens"
-                                  " ORDER BY name")]
+                                  " ORDER BY name COLLATE \"C\"")]
 
     def by_hash(self, hash: str) -> tuple[str, bool] | None:
         row = self.conn.execute("SELECT name, read_only FROM api_tokens WHERE hash = %s",
@@ -860,7 +864,8 @@ class PostgresWorkflows(_Repository):
         return _wf_rule(row) if row else None
 
     def all(self) -> list[Any]:
-        return [_wf_rule(row) for row in self.conn.execute(f"{_WF_RULE} ORDER BY name")]
+        return [_wf_rule(row) for row in self.conn.execute(
+            f"{_WF_RULE} ORDER BY name COLLATE \"C\"")]
 
     def delete(self, name: str) -> bool:
         return self.conn.execute("DELETE FROM workflows WHERE name = %s",
