@@ -106,7 +106,7 @@ def _postgres_template():
         admin.execute(f'CREATE DATABASE "{name}"')
     store = PostgresStore(_with_database(url, name))
     store.applied_migrations()  # migrates
-    store.close()
+    store.dispose()
     yield name
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -41,7 +41,7 @@ def servers(url):
 
     yield server
     for store in made:
-        store.close()
+        store.dispose()
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_a_change_claimed_by_a_server_that_died_is_taken_over_after_its_lease(se
     declare(first, 1, clock.now)
     claimed = first.claim_outbox(now=clock.now, lease_seconds=120)
     assert claimed is not None
-    first.close()  # the server is gone; its claim stays until the lease runs out
+    first.dispose()  # the server is gone; its claim stays until the lease runs out
     assert second.claim_outbox(now=clock.now + timedelta(seconds=119), lease_seconds=120) is None
     again = second.claim_outbox(now=clock.now + timedelta(seconds=121), lease_seconds=120)
     assert again is not None and again.id == claimed.id and again.attempts == 2
@@ -154,7 +154,7 @@ def test_servers_starting_together_migrate_once(empty_database):
         assert stores[0].applied_migrations() == [name for name, _ in MIGRATIONS]
     finally:
         for store in stores:
-            store.close()
+            store.dispose()
 
 
 def test_a_database_of_another_program_is_left_as_it_is(empty_database):
@@ -225,6 +225,21 @@ def test_servers_spend_one_rate_limit_budget(servers):
     reset, remaining = two.get_window_stats(item, "pagerduty:key")
     assert remaining == 0 and 0 < reset - time.time() <= 60
     assert one.hit(item, "another key") is True
+
+
+def test_a_shared_budget_says_when_it_resets_by_this_hosts_clock(servers, monkeypatch):
+    """The window is counted by the database's clock; a host whose clock is off still waits
+    the seconds left, not the difference of the two clocks."""
+    from limits import RateLimitItemPerMinute
+    from limits.strategies import FixedWindowRateLimiter
+
+    item = RateLimitItemPerMinute(1)
+    limiter = FixedWindowRateLimiter(servers().shared_rate_limits())
+    assert limiter.hit(item, "k") and not limiter.hit(item, "k")
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() - 3600)  # this host an hour behind
+    reset, _ = limiter.get_window_stats(item, "k")
+    assert 0 < reset - time.time() <= 60
 
 
 def test_incidents_linked_are_counted_right_whatever_the_statement(servers, clock):
@@ -363,6 +378,6 @@ def test_names_come_in_the_same_order_whatever_the_databases_collation(clock):
                                                  created_at=clock.now, updated_at=clock.now))
         assert [record.name for record in store.list_connectors()] == sorted(names)
     finally:
-        store.close()
+        store.dispose()
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

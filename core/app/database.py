@@ -112,5 +112,5 @@ def copy_to_postgres(runtime: Runtime, url: str, *, batch_size: int = 1000,
             tables, committed = load(target, export, tables=TABLES, kept_counts=KEPT_COUNTS,
                                      batch_size=batch_size, progress=progress)
     finally:
-        target.close()
+        target.dispose()
     return Copied(target=target.location, tables=tables, committed=committed)

@@ -224,7 +224,7 @@ _OPEN: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
 def close_all() -> None:
     """Close the pools of every store of this process (the test suite, between tests)."""
     for store in list(_OPEN):
-        store.close()
+        store.dispose()
 
 
 class PostgresStore(Store):
@@ -292,7 +292,12 @@ class PostgresStore(Store):
         return getattr(self._local, "conn", None)
 
     def close(self) -> None:
-        """Close the pool (another is opened when next needed)."""
+        """Nothing to do: no connection belongs to a thread here (each statement or
+        transaction borrows one from the pool and gives it back), and the pool serves the
+        process's other threads. `dispose()` closes the pool."""
+
+    def dispose(self) -> None:
+        """Close the pool and its connections (another is opened when next needed)."""
         with self._pool_guard:
             pool, self._pool = self._pool, None
         if pool is not None and self._pool_pid == os.getpid():
@@ -463,7 +468,8 @@ class PostgresListener:
     def __init__(self, url: str) -> None:
         import psycopg
 
-        self._conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        # keepalives: a link lost in silence is found out, and the connection made again
+        self._conn = psycopg.connect(url, autocommit=True, connect_timeout=10, **_KEEPALIVE)
         self._conn.execute(f"LISTEN {CHANNEL}")
 
     def wait(self, timeout: float) -> set[str]:

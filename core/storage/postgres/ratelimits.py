@@ -5,6 +5,7 @@ database server's, so the servers' clocks need not agree."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -50,12 +51,12 @@ class PostgresRateStorage(Storage):
         return int(rows[0][0]) if rows else 0
 
     def get_expiry(self, key: str) -> float:
-        """When the key's window runs out (epoch seconds, as `time.time()`)."""
-        rows = self._execute(f"SELECT greatest(expires_at, {_NOW}) FROM rate_windows"
+        """When the key's window runs out, by this host's clock (`time.time()`), which limits
+        compares it with: the seconds left by the database's clock, from now here. A host
+        whose clock is off by minutes waits the right time all the same."""
+        rows = self._execute(f"SELECT greatest(expires_at - {_NOW}, 0) FROM rate_windows"
                              " WHERE key = %(key)s", {"key": key})
-        if rows:
-            return float(rows[0][0])
-        return float(self._execute(f"SELECT {_NOW}", {})[0][0])
+        return time.time() + (float(rows[0][0]) if rows else 0.0)
 
     def check(self) -> bool:
         try:
