@@ -66,6 +66,9 @@ class OncallConnector(im.Connector):
     Settings = OncallSettings
     ONCALL: dict[str, str] = {}
 
+    def push(self, request):
+        return im.PushResult()  # an on-call lookup only: it has nothing to do with changes
+
     def oncall(self, request):
         return im.OncallResult(service=request.service,
                                current=self.ONCALL.get(request.service))
