@@ -72,5 +72,6 @@ def test_the_command_is_registered_by_the_plugin(tmp_path):
     result = run_cli(runtime, ["slack", "--help"])
     assert result.exit_code == 0, result.output
     assert "sandbox" in result.stdout and "Slack tools" in result.stdout
-    # no connector yet: the plugin registers only its command
-    assert "slack" not in runtime.connector_types
+    # the plugin registers its connector type and workflow actions besides the command
+    assert "slack" in runtime.connector_types
+    assert {"slack.war_room", "slack.archive_war_room"} <= set(runtime.workflow_actions)

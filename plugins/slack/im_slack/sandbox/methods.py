@@ -250,6 +250,53 @@ def conversations_history(ctx: Context, params: Params) -> dict[str, Any]:
             "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
 
 
+def conversations_replies(ctx: Context, params: Params) -> dict[str, Any]:
+    channel = ctx.workspace.channel(params.get("channel"))
+    if BOT_USER_ID not in channel.members and not channel.is_private:
+        raise SlackError("not_in_channel")
+    parent = channel.messages.get(_text(params, "ts"))
+    if parent is None:
+        raise SlackError("thread_not_found")
+    if parent.thread_ts:  # the ts of a reply gives its thread, as Slack does
+        parent = channel.messages[parent.thread_ts]
+    try:
+        limit = min(max(int(params.get("limit") or 100), 1), 999)
+    except ValueError:
+        limit = 100
+    try:
+        start = int(_text(params, "cursor") or 0)
+    except ValueError:
+        raise SlackError("invalid_cursor") from None
+    # the parent first, then its replies oldest first
+    found = [parent, *(channel.messages[ts] for ts in parent.replies)]
+    page = found[start:start + limit]
+    more = start + limit < len(found)
+    return {"messages": [m.render() for m in page], "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+
+
+def conversations_list(ctx: Context, params: Params) -> dict[str, Any]:
+    types = {t.strip() for t in (_text(params, "types") or "public_channel").split(",")}
+    exclude_archived = _flag(params, "exclude_archived")
+    try:
+        limit = min(max(int(params.get("limit") or 100), 1), 1000)
+    except ValueError:
+        limit = 100
+    try:
+        start = int(_text(params, "cursor") or 0)
+    except ValueError:
+        raise SlackError("invalid_cursor") from None
+    # private channels are listed only to their members, as Slack lists them to a bot
+    found = [c for c in ctx.workspace.channels.values()
+             if ("private_channel" if c.is_private else "public_channel") in types
+             and not (c.is_private and BOT_USER_ID not in c.members)
+             and not (exclude_archived and c.is_archived)]
+    page = found[start:start + limit]
+    more = start + limit < len(found)
+    return {"channels": [c.render() for c in page],
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+
+
 def pins_add(ctx: Context, params: Params) -> dict[str, Any]:
     channel = ctx.workspace.channel(params.get("channel"))
     ts = _text(params, "timestamp")
@@ -293,6 +340,10 @@ METHODS: dict[str, Method] = {
                                  private_scopes=("groups:read",), tier=3),
     "conversations.history": Method(conversations_history, scopes=("channels:history",),
                                     private_scopes=("groups:history",), tier=3),
+    "conversations.replies": Method(conversations_replies, scopes=("channels:history",),
+                                    private_scopes=("groups:history",), tier=3),
+    "conversations.list": Method(conversations_list, scopes=("channels:read", "groups:read"),
+                                 tier=2),
     "pins.add": Method(pins_add, scopes=("pins:write",), tier=2),
     "users.lookupByEmail": Method(users_lookup_by_email, scopes=("users:read.email",), tier=3),
 }
