@@ -16,8 +16,8 @@ import logging
 import os
 import re
 import time
-from email.utils import parsedate_to_datetime
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Annotated, Any
 
 import msgspec
