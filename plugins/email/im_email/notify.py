@@ -43,7 +43,7 @@ class EmailSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     # starttls: plain connection upgraded to TLS (port 587); ssl: TLS from the start (465);
     # none: no TLS at all (a relay on loopback), never with a login
     tls: Literal["starttls", "ssl", "none"] = "starttls"
-    ca_file: str | None = None  # a CA bundle to trust instead of the system's (a private CA)
+    ca_file: str | None = None  # a CA bundle (PEM, absolute path) to trust instead of the system's
     username: str | None = None
     password: Annotated[str | None, im.secret("SMTP password")] = None  # env:VARIABLE
     from_: str  # the sender, "im@company.com"
@@ -56,6 +56,9 @@ class EmailSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     def __post_init__(self) -> None:
         if not self.host or any(ch.isspace() for ch in self.host):
             raise ValueError("host must be a host name - at `$.host`")
+        if self.ca_file is not None and not os.path.isabs(self.ca_file):
+            # im serve and the commands run from different folders
+            raise ValueError("ca_file must be an absolute path - at `$.ca_file`")
         if not 0 < self.port < 65536:
             raise ValueError("port must be between 1 and 65535 - at `$.port`")
         if not _is_address(self.from_):

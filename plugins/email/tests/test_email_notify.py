@@ -269,6 +269,7 @@ def test_the_password_is_never_printed(runtime, smtp):
     ({"tls": "maybe"}, "Invalid enum value 'maybe'"),
     ({"username": None}, "username and password go together"),
     ({"smtp_host": "x"}, "Object contains unknown field `smtp_host`"),
+    ({"ca_file": "ca.pem"}, "ca_file must be an absolute path"),
 ])
 def test_wrong_settings_are_said_when_the_rule_is_saved(runtime, smtp, change, error):
     settings = {k: v for k, v in {**settings_for(smtp), **change}.items() if v is not None}
