@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from im.testing import run_cli
+# run_queued: what `im serve` does with queued runs; im.testing does not export it yet
 from im.workflows import run_queued
 from smtp_server import PASSWORD, USER, SmtpServer, free_port
 
@@ -100,7 +101,7 @@ def test_a_sev1_mails_management_over_starttls_with_a_login(runtime, smtp):
 def test_a_notice_sent_again_after_a_crash_has_the_same_message_id(runtime, smtp):
     """SMTP has no idempotency: what was sent and not recorded is sent again, recognizably."""
     from im import ActionRequest
-    from im.workflows import Trigger
+    from im import Trigger
     from im_email.notify import EmailNotify, EmailSettings
 
     add_rule(runtime, settings_for(smtp))

@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from im.testing import run_cli
+# run_queued: what `im serve` does with queued runs; im.testing does not export it yet
 from im.workflows import run_queued
 from teams_endpoint import PATH
 
