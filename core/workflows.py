@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -167,16 +168,46 @@ def action_types(runtime: Runtime) -> dict[str, type[WorkflowAction]]:
 
 def check_settings(runtime: Runtime, step: Step) -> msgspec.Struct:
     """The step's settings decoded into its action's Settings; a clear error if the action is
-    not installed or a setting is wrong."""
+    not installed or a setting is wrong. Secrets (fields marked `im.secret()`) may be literal
+    or `env:VAR`; they are not read here."""
     actions = action_types(runtime)
     action = actions.get(step.action)
     if action is None:
         known = ", ".join(sorted(actions)) or "none installed"
         raise InvalidInputError(f"unknown action {step.action!r} (available: {known})")
+    return _decode(action, step.action, step.settings)
+
+
+def _decode(action: type[WorkflowAction], name: str, settings: dict[str, Any], *,
+            resolve_env: bool = False) -> msgspec.Struct:
+    if resolve_env:
+        from im.connector_config import get_path, secret_paths, set_path
+
+        for path in secret_paths(action.Settings):
+            value = get_path(settings, path)
+            if isinstance(value, str) and value.startswith("env:"):
+                variable = value.removeprefix("env:")
+                if variable not in os.environ:  # a process that has it runs it
+                    raise ConnectorError(f"setting {path} of {name} refers to env:{variable},"
+                                         " which is not set here", retryable=True)
+                settings = set_path(settings, path, os.environ[variable])
     try:
-        return msgspec.convert(step.settings, action.Settings, strict=False)
+        return msgspec.convert(settings, action.Settings, strict=False)
     except msgspec.ValidationError as error:
-        raise InvalidInputError(f"action {step.action}: {error}") from None
+        raise InvalidInputError(f"action {name}: {error}") from None
+
+
+def shown_settings(runtime: Runtime, step: Step) -> dict[str, Any]:
+    """A step's settings safe to print: literal secrets hidden, `env:VAR` kept; every value
+    hidden where the action (which says which are secret) is not installed."""
+    action = action_types(runtime).get(step.action)
+    if action is None:
+        from im.connector_config import REDACTED
+
+        return dict.fromkeys(step.settings, REDACTED)
+    from im.connector_config import redact
+
+    return redact(action.Settings, step.settings)
 
 
 def matches(rule: Rule, trigger: Trigger, incident: Incident, system: str) -> bool:
@@ -269,8 +300,11 @@ def _run_one(runtime: Runtime, run: Run, report: RunReport, deadline: float | No
                                             retryable=True), report)
         return
     try:
-        settings = msgspec.convert(run.settings, action_class.Settings, strict=False)
-    except msgspec.ValidationError as error:
+        settings = _decode(action_class, run.action, run.settings, resolve_env=True)
+    except ConnectorError as error:
+        _retry(runtime, run, error, report)
+        return
+    except InvalidInputError as error:
         _set_aside(runtime, run, f"its settings are wrong: {error}", report)
         return
     event = next((e for e in store.timeline(incident.id) if e.id == run.event_id), None)

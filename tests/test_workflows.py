@@ -3,12 +3,13 @@ incident, queued with the change, run once, retried and recorded on the timeline
 
 import json
 from datetime import UTC, datetime
+from typing import Annotated
 
 import msgspec
 import pytest
 
 from im import (ActionRequest, ActionResult, ConnectorError, WorkflowAction, hookimpl,
-                incidents)
+                incidents, secret)
 from im.testing import (FakeClock, FakePlugin, FakeWebhookConnector, make_runtime, run_cli,
                         sql)
 from im.workflows import RUN_LEASE_SECONDS, run_queued
@@ -21,6 +22,7 @@ class RoomSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 class NoticeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     to: list[str]
+    password: Annotated[str | None, secret("SMTP password")] = None
 
 
 class Actions:
@@ -29,6 +31,7 @@ class Actions:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str, int]] = []
         self.failures: list[Exception] = []
+        self.passwords: list[str | None] = []
         plugin = self
 
         class WarRoom(WorkflowAction):
@@ -54,6 +57,7 @@ class Actions:
             def run(self, request: ActionRequest) -> ActionResult:
                 plugin.calls.append((self.name, request.incident.id, request.rule,
                                      request.attempt))
+                plugin.passwords.append(self.settings.password)
                 notified = ", ".join(self.settings.to)
                 return ActionResult(timeline=[f"Management notified: {notified}"])
 
@@ -307,3 +311,28 @@ def test_the_same_step_is_queued_once_for_a_triggering_event(wf_runtime):
                                      event_id=event.id, at=wf_runtime.clock())
     assert again == 0
     assert len(wf_runtime.store.read().workflow_runs.find()) == 1
+
+
+def test_secrets_in_an_actions_settings_are_never_shown_and_env_is_read_when_it_runs(
+        wf_runtime, actions, monkeypatch):
+    for name, password in (("literal", "hunter2"), ("from-env", "env:SMTP_PASSWORD")):
+        result = im(wf_runtime, "workflow", "add", name, "--on", "declared", "--action",
+                    "mail.notify=" + json.dumps({"to": ["cto@company.com"],
+                                                 "password": password}))
+        assert result.exit_code == 0, result.stderr
+    shown = (im(wf_runtime, "workflow", "show", "literal").stdout
+             + im(wf_runtime, "workflow", "list", "--json").stdout
+             + im(wf_runtime, "workflow", "show", "from-env", "--json").stdout)
+    assert "hunter2" not in shown
+    assert '"password": "********"' in shown and '"password": "env:SMTP_PASSWORD"' in shown
+    monkeypatch.delenv("SMTP_PASSWORD", raising=False)
+    im(wf_runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "api")
+    # here the variable is not set: the literal one ran, the other waits for a process that
+    # has it
+    assert actions.passwords == ["hunter2"]
+    monkeypatch.setenv("SMTP_PASSWORD", "from-the-environment")
+    wf_runtime.clock.advance(seconds=10)
+    assert run_queued(wf_runtime).done == 1
+    assert actions.passwords == ["hunter2", "from-the-environment"]
+    runs = im(wf_runtime, "workflow", "show", "literal", "--json").stdout
+    assert "hunter2" not in runs

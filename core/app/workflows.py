@@ -78,9 +78,17 @@ def add(runtime: Runtime, name: str, *, trigger: str | Trigger, steps: Sequence[
 
 
 def _view(runtime: Runtime, rule: Rule, runs: list[Run] | None = None) -> RuleView:
+    """The rule as it may be shown: literal secrets in its settings (and its runs') hidden."""
+    from im.workflows import shown_settings
+
     installed = runtime.workflow_actions
-    return RuleView(rule=rule, missing=[s.action for s in rule.steps
-                                        if s.action not in installed], runs=runs or [])
+    shown = msgspec.structs.replace(rule, steps=[
+        Step(action=step.action, settings=shown_settings(runtime, step)) for step in rule.steps])
+    missing = [step.action for step in rule.steps if step.action not in installed]
+    return RuleView(rule=shown, missing=missing,
+                    runs=[msgspec.structs.replace(run, settings=shown_settings(
+                        runtime, Step(action=run.action, settings=run.settings)))
+                          for run in runs or []])
 
 
 def list_rules(runtime: Runtime) -> list[RuleView]:
