@@ -14,8 +14,8 @@ def register(app: typer.Typer) -> None:
 
 def plugins(ctx: typer.Context,
             as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List installed plugins: version, SDK, and the connector types, commands and routes
-    each adds."""
+    """List installed plugins: version, SDK, and the connector types, commands, routes and
+    workflow actions each adds."""
     from im.cli.output import print_json
     from im.plugins import SDK_VERSION, describe_plugins, plugin_routes
 
@@ -24,7 +24,8 @@ def plugins(ctx: typer.Context,
     current = runtime(ctx)
     # what each plugin adds is noted as the hooks are called; one that fails is said, and
     # the others are listed all the same
-    for ask in (lambda: current.connector_types, lambda: plugin_routes(current.pm, current)):
+    for ask in (lambda: current.connector_types, lambda: plugin_routes(current.pm, current),
+                lambda: current.workflow_actions):
         try:
             ask()
         except ImError as error:
@@ -47,6 +48,9 @@ def plugins(ctx: typer.Context,
         typer.echo(f"{entry['name']}" + (f" ({distribution})" if distribution else "")
                    + f", {sdk}")
         for kind, label in (("connector_types", "connector types"), ("commands", "commands"),
-                            ("routes", "routes"), ("hooks", "hooks")):
+                            ("routes", "routes"), ("workflow_actions", "workflow actions"),
+                            ("hooks", "hooks")):
+            if kind == "workflow_actions" and kind not in entry:
+                continue  # said only by the plugins that add actions
             items = entry.get(kind) or []
             typer.echo(f"  {label}: {', '.join(map(str, items)) if items else 'none'}")

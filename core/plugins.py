@@ -150,6 +150,8 @@ def describe_plugins(pm: PluginManager) -> list[dict[str, object]]:
         entry["hooks"] = sorted(hook.name for hook in pm.get_hookcallers(plugin) or [])
         added = pm.contributions.get(name, {})
         entry.update({kind: sorted(added.get(kind, [])) for kind in KINDS})
+        if added.get("workflow_actions"):  # said by a plugin that adds any
+            entry["workflow_actions"] = sorted(added["workflow_actions"])
         described.append(entry)
     for name, why in pm.refused.items():
         described.append({"name": name, "refused": why})

@@ -206,8 +206,11 @@ def test_an_outage_queues_the_action_and_a_later_run_does_it_once(wf_runtime, ac
 def test_an_action_refused_for_good_is_set_aside_and_said_on_the_timeline(wf_runtime, actions):
     add_war_room(wf_runtime)
     actions.failures.append(ConnectorError("channel name taken (name_taken)", retryable=False))
-    im(wf_runtime, "declare", "--sev", "SEV-1", "--title", "Payment API Down", "--service",
-       "payments")
+    result = im(wf_runtime, "declare", "--sev", "SEV-1", "--title", "Payment API Down",
+                "--service", "payments")
+    assert result.stdout == "Declared INC-1: SEV-1 Payment API Down (payments)\n"
+    assert result.stderr == ("  ! sev1-war-room chat.war_room INC-1: channel name taken"
+                             " (name_taken)\n")
     [run] = wf_runtime.store.read().workflow_runs.find()
     assert run.status == "failed"
     texts = [e.text for e in wf_runtime.store.timeline("INC-1") if e.kind == "workflow"]
@@ -336,3 +339,11 @@ def test_secrets_in_an_actions_settings_are_never_shown_and_env_is_read_when_it_
     assert actions.passwords == ["hunter2", "from-the-environment"]
     runs = im(wf_runtime, "workflow", "show", "literal", "--json").stdout
     assert "hunter2" not in runs
+
+
+def test_im_plugins_says_which_actions_a_plugin_adds(wf_runtime):
+    listed = im(wf_runtime, "plugins").stdout
+    assert "  workflow actions: chat.war_room, mail.notify\n" in listed
+    described = json.loads(im(wf_runtime, "plugins", "--json").stdout)
+    [entry] = [p for p in described["plugins"] if p.get("workflow_actions")]
+    assert entry["workflow_actions"] == ["chat.war_room", "mail.notify"]

@@ -239,7 +239,8 @@ def deliver(runtime: Runtime, incident_id: str, *, budget: float | None) -> Deli
     synced = [SyncLine(connector=event.system if event.kind == "sync"
                        else f"workflow {event.actor}", text=event.text)
               for event in runtime.store.timeline(incident_id)
-              if event.id not in before and event.kind in ("sync", "workflow")]
+              if event.id not in before and event.kind in ("sync", "workflow")
+              and not event.data.get("failed")]  # a failed action is said among the errors
     waiting = queued_changes(runtime, incident_id)
     refused_by = sorted({row.connector for row in runtime.store.outbox(
         incident_id=incident_id, statuses=("failed",))}) if report.failed else []

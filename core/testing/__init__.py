@@ -44,6 +44,8 @@ from im.hookspecs import hookimpl
 from im.plugins import get_plugin_manager
 from im.runtime import Runtime
 from im.sync import OUTBOX_LEASE_SECONDS  # noqa: F401 (for tests that outlive a lease)
+from im.workflows import RUN_LEASE_SECONDS  # noqa: F401 (for tests that outlive a run's lease)
+from im.workflows import run_queued as run_workflows  # noqa: F401 (what im serve runs)
 
 
 class FakeClock:
