@@ -1,10 +1,13 @@
 """`email.notify`: mail a notice of an incident over SMTP (STARTTLS and a login by default),
 to recipients chosen by the incident's severity.
 
-The password is a credential, so a rule names it as `env:VARIABLE`, read when the action runs:
-im prints a rule's settings as saved. The server's certificate is always verified, against
-the system's certificate authorities or the one in `ca_file`; `tls: "none"` (a relay on
-loopback) is a choice a rule makes in so many words, and it cannot be combined with a login.
+The password is a secret setting (`im.secret()`): a rule holds it either as the password itself
+or as `env:VARIABLE`. im hides a literal in what it prints of a rule (`im workflow show`, `list
+--json`, the runs shown) and reads `env:` when the action runs, so the action is given the
+password, and no message or log line of it repeats the password. The server's certificate is
+always verified, against the system's certificate authorities or the one in `ca_file`;
+`tls: "none"` (a relay on loopback) is a choice a rule makes in so many words, and it cannot be
+combined with a login.
 
 SMTP gives no idempotency: a crash between the server taking the message and im recording it
 sends it again when the run is retried. Each sending of one rule's notice of one event carries
@@ -45,7 +48,8 @@ class EmailSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     tls: Literal["starttls", "ssl", "none"] = "starttls"
     ca_file: str | None = None  # a CA bundle (PEM, absolute path) to trust instead of the system's
     username: str | None = None
-    password: Annotated[str | None, im.secret("SMTP password")] = None  # env:VARIABLE
+    # the password, or env:VARIABLE holding it (a secret: never printed)
+    password: Annotated[str | None, im.secret("SMTP password")] = None
     from_: str  # the sender, "im@company.com"
     to: list[str] = []  # who gets every notice of the rule
     # who else gets the notice of an incident of that severity (added to `to`)
@@ -73,9 +77,14 @@ class EmailSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                                      f" - at `$.to_by_severity.{severity.value}`")
         if not self.to and not any(self.to_by_severity.values()):
             raise ValueError("no recipients: give to, to_by_severity or both - at `$.to`")
-        if self.password is not None and not ENV.match(self.password):
-            raise ValueError("password must be env:VARIABLE, the variable holding it (a"
-                             " literal would be printed with the rule) - at `$.password`")
+        # saved: the password or env:VARIABLE; run: the password (the core read the
+        # variable). The messages never repeat the value, a secret
+        if self.password is not None:
+            if not self.password:
+                raise ValueError("password is empty - at `$.password`")
+            if self.password.startswith("env:") and not ENV.match(self.password):
+                raise ValueError("password must be env:VARIABLE (a letter or _, then letters,"
+                                 " digits or _) or the password itself - at `$.password`")
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together - at `$.password`")
         if self.tls == "none" and self.password is not None:
@@ -89,17 +98,6 @@ class EmailSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     def recipients(self, severity: im.Severity) -> list[str]:
         """`to`, then those for `severity`, each once."""
         return list(dict.fromkeys([*self.to, *self.to_by_severity.get(severity, [])]))
-
-
-def read_secret(reference: str, setting: str) -> str:
-    """The value of an `env:VARIABLE` setting. Unset here is worth trying again: the command
-    that made the change may run without it while `im serve`, which retries, has it."""
-    variable = reference.removeprefix("env:")
-    value = os.environ.get(variable)
-    if not value:
-        raise im.ConnectorError(f"{setting} refers to env:{variable}, which is not set here",
-                                retryable=True)
-    return value
 
 
 def _reply(code: int, text: bytes | str) -> str:
@@ -132,14 +130,13 @@ class EmailNotify(im.WorkflowAction):
             log.info("no recipients for %s (%s): nothing mailed", request.incident.id,
                      request.incident.severity.value)
             return im.ActionResult()
-        password = read_secret(settings.password, "password") if settings.password else None
         msg = notice(request, sender=settings.from_, recipients=recipients,
                      links=self.runtime.store.links(request.incident.id),
                      view_url=settings.view_url, now=self.runtime.clock())
         timeout = settings.timeout
         if request.deadline is not None:
             timeout = max(1.0, min(timeout, request.deadline - time.monotonic()))
-        refused = self._send(msg, recipients, password, timeout)
+        refused = self._send(msg, recipients, timeout)
         delivered = [address for address in recipients if address not in refused]
         log.info("mailed %s's notice to %s (Message-ID %s)", request.incident.id,
                  ", ".join(delivered), msg["Message-ID"])
@@ -148,7 +145,7 @@ class EmailNotify(im.WorkflowAction):
                   for address, reply in refused.items()]
         return im.ActionResult(timeline=lines)
 
-    def _send(self, msg: object, recipients: list[str], password: str | None,
+    def _send(self, msg: object, recipients: list[str],
               timeout: float) -> dict[str, tuple[int, bytes]]:
         """Send it; the recipients the server refused while taking it for the others."""
         import smtplib
@@ -181,8 +178,9 @@ class EmailNotify(im.WorkflowAction):
                             " speaks TLS from the start)", retryable=False)
                     smtp.starttls(context=context)
                     smtp.ehlo()
-                if settings.username and password is not None:
-                    smtp.login(settings.username, password)
+                if settings.username and settings.password is not None:
+                    # the password: the core has read env:VARIABLE
+                    smtp.login(settings.username, settings.password)
                 return smtp.send_message(msg, to_addrs=recipients)  # type: ignore[arg-type]
         except im.ConnectorError:
             raise

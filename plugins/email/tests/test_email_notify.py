@@ -108,7 +108,8 @@ def test_a_notice_sent_again_after_a_crash_has_the_same_message_id(runtime, smtp
     declare(runtime)
     incident = runtime.store.get_incident("INC-1")
     [event] = [e for e in runtime.store.timeline("INC-1") if e.kind == "declared"]
-    settings = msgspec.convert(settings_for(smtp), EmailSettings)
+    # as the core hands it to the action: env:SMTP_PASSWORD read
+    settings = msgspec.convert(settings_for(smtp, password=PASSWORD), EmailSettings)
     request = ActionRequest(incident=incident, trigger=Trigger.DECLARED,
                             rule="management-notice", event=event, attempt=2)
     EmailNotify(settings, runtime).run(request)
@@ -216,20 +217,24 @@ def test_a_server_down_is_retried_later_once(runtime, tmp_path, clock):
         "Management notified: cto@company.com, vp-eng@company.com"]
 
 
+@pytest.mark.parametrize("written", ["literal", "env"])
 def test_a_wrong_password_is_set_aside_with_a_clear_message(runtime, smtp, monkeypatch,
-                                                            caplog):
+                                                            caplog, written):
     monkeypatch.setenv("SMTP_PASSWORD", "hunter2-wrong")
-    add_rule(runtime, settings_for(smtp))
+    password = "hunter2-wrong" if written == "literal" else "env:SMTP_PASSWORD"
+    add_rule(runtime, settings_for(smtp, password=password))
     with caplog.at_level(logging.DEBUG):
-        declare(runtime)
+        result = declare(runtime)
     [line] = workflow_lines(runtime)
     assert line == (
         "Workflow management-notice: email.notify failed: the SMTP server"
         f" 127.0.0.1:{smtp.port} refused the login of {USER} (535 5.7.8 Authentication"
         " credentials invalid): check username and the password")
     assert smtp.delivered == []
-    for text in (caplog.text, line, im(runtime, "workflow", "show", "management-notice",
-                                       "--json").stdout):
+    [run] = runtime.store.read().workflow_runs.find()
+    for text in (caplog.text, line, run.last_error, result.stdout, result.stderr,
+                 im(runtime, "workflow", "show", "management-notice").stdout,
+                 im(runtime, "workflow", "show", "management-notice", "--json").stdout):
         assert "hunter2-wrong" not in text and PASSWORD not in text
 
 
@@ -246,19 +251,57 @@ def test_an_untrusted_certificate_is_refused_not_ignored(runtime, smtp):
     assert smtp.delivered == []
 
 
-def test_the_password_is_never_printed(runtime, smtp):
+def test_a_literal_password_is_taken_and_never_printed(runtime, smtp, caplog):
     literal = im(runtime, *RULE, "--action", "email.notify=" + json.dumps(
-        {**settings_for(smtp), "password": PASSWORD}))
-    assert literal.exit_code != 0
-    assert literal.stderr.startswith("Error: action email.notify: password must be"
-                                     " env:VARIABLE")
-    assert PASSWORD not in literal.stderr
+        settings_for(smtp, password=PASSWORD)))
+    assert literal.exit_code == 0, literal.stderr
+    with caplog.at_level(logging.DEBUG):
+        mailed = declare(runtime)
+    assert mailed.stdout.splitlines()[-1] == (
+        "  workflow management-notice: Management notified: cto@company.com,"
+        " vp-eng@company.com, ceo@company.com")
+    assert smtp.handler.logins == [("PLAIN", USER)] and len(smtp.delivered) == 1
+    shown = im(runtime, "workflow", "show", "management-notice").stdout
+    assert '"password": "********"' in shown
+    outputs = [literal.stdout, literal.stderr, mailed.stdout, mailed.stderr, shown,
+               im(runtime, "workflow", "show", "management-notice", "--json").stdout,
+               im(runtime, "workflow", "list", "--json").stdout,
+               im(runtime, "workflow", "list").stdout,
+               im(runtime, "workflow", "test", "management-notice", "--incident", "INC-1"
+                  ).stdout,
+               im(runtime, "timeline", "INC-1").stdout, caplog.text,
+               smtp.delivered[0].message.as_string()]
+    for text in outputs:
+        assert PASSWORD not in text
+
+
+def test_an_env_reference_is_shown_as_saved_and_the_password_never(runtime, smtp, caplog):
     add_rule(runtime, settings_for(smtp))
+    with caplog.at_level(logging.DEBUG):
+        declare(runtime)
+    assert smtp.handler.logins == [("PLAIN", USER)]
+    shown = im(runtime, "workflow", "show", "management-notice").stdout
+    assert '"password": "env:SMTP_PASSWORD"' in shown
+    for text in (shown, im(runtime, "workflow", "show", "management-notice", "--json").stdout,
+                 im(runtime, "workflow", "list", "--json").stdout,
+                 im(runtime, "timeline", "INC-1").stdout, caplog.text):
+        assert PASSWORD not in text
+
+
+def test_an_unset_variable_waits_for_a_process_that_has_it(runtime, smtp, clock,
+                                                           monkeypatch):
+    add_rule(runtime, settings_for(smtp))
+    monkeypatch.delenv("SMTP_PASSWORD")
     declare(runtime)
-    for args in (["workflow", "show", "management-notice"],
-                 ["workflow", "show", "management-notice", "--json"],
-                 ["workflow", "list", "--json"], ["timeline", "INC-1"]):
-        assert PASSWORD not in im(runtime, *args).stdout
+    [run] = runtime.store.read().workflow_runs.find()
+    assert (run.status, run.last_error) == (
+        "pending", "setting password of email.notify refers to env:SMTP_PASSWORD, which is"
+        " not set here")
+    assert smtp.delivered == []
+    monkeypatch.setenv("SMTP_PASSWORD", PASSWORD)
+    clock.advance(seconds=6)
+    assert run_queued(runtime).done == 1 and len(smtp.delivered) == 1
+    assert smtp.handler.logins == [("PLAIN", USER)]
 
 
 @pytest.mark.parametrize(("change", "error"), [
@@ -269,6 +312,8 @@ def test_the_password_is_never_printed(runtime, smtp):
     ({"tls": "none"}, "a login needs TLS"),
     ({"tls": "maybe"}, "Invalid enum value 'maybe'"),
     ({"username": None}, "username and password go together"),
+    ({"password": ""}, "password is empty"),
+    ({"password": "env:SMTP-PASSWORD"}, "password must be env:VARIABLE"),
     ({"smtp_host": "x"}, "Object contains unknown field `smtp_host`"),
     ({"ca_file": "ca.pem"}, "ca_file must be an absolute path"),
 ])

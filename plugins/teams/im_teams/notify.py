@@ -1,9 +1,11 @@
 """`teams.notify`: post an incident's Adaptive Card to a Teams channel through a Workflows
 (Power Automate) webhook.
 
-The webhook URL is a credential (anyone holding it can post to the channel), so a rule names it
-as `env:VARIABLE`, read when the action runs: im prints a rule's settings as saved, and the URL
-must appear in no output, message or log line.
+The webhook URL is a credential (anyone holding it can post to the channel), so it is a secret
+setting (`im.secret()`): a rule holds it either as the URL itself or as `env:VARIABLE`. im hides
+a literal in what it prints of a rule (`im workflow show`, `list --json`, the runs shown) and
+reads `env:` when the action runs, so the action is given the URL; it must appear in no output,
+message or log line of the action either.
 
 Teams gives no idempotency: the webhook has no key and returns nothing to look up. A crash
 between Teams taking the card and im recording it posts the card again when the run is retried:
@@ -13,7 +15,6 @@ at most once more per crash, so a duplicate card is possible and bounded.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from datetime import UTC, datetime
@@ -32,7 +33,7 @@ MAX_ERROR_TEXT = 200
 
 
 class TeamsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    # env:VARIABLE holding the Workflows webhook URL (a secret: never a literal here)
+    # the Workflows webhook URL, or env:VARIABLE holding it (a secret: never printed)
     webhook_url: Annotated[str, im.secret("Workflows webhook URL")]
     channel: str | None = None  # how the timeline names it ("#incidents"); Teams does not say
     title_prefix: str = ""  # put before the card's title ("[PROD] ")
@@ -40,10 +41,16 @@ class TeamsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     timeout: float = 10.0  # seconds to wait for Teams
 
     def __post_init__(self) -> None:
-        if not ENV.match(self.webhook_url):
-            raise ValueError("webhook_url must be env:VARIABLE, the variable holding the"
-                             " Workflows URL (a literal URL would be printed with the rule)"
-                             " - at `$.webhook_url`")
+        # saved: the URL or env:VARIABLE; run: the URL (the core read the variable). The
+        # messages never repeat the value, a secret
+        if self.webhook_url.startswith("env:"):
+            if not ENV.match(self.webhook_url):
+                raise ValueError("webhook_url must be env:VARIABLE (a letter or _, then"
+                                 " letters, digits or _) or the Workflows URL - at"
+                                 " `$.webhook_url`")
+        elif not self.webhook_url.startswith(("https://", "http://")):
+            raise ValueError("webhook_url must be the Workflows URL (http(s)://...) or"
+                             " env:VARIABLE - at `$.webhook_url`")
         if self.view_url is not None and not self.view_url.startswith(("https://", "http://")):
             raise ValueError("view_url must be an http(s) URL - at `$.view_url`")
         if not 0 < self.timeout <= 120:
@@ -65,17 +72,6 @@ class _HideWebhookUrls(logging.Filter):
 
 _hide = _HideWebhookUrls()
 logging.getLogger("httpx").addFilter(_hide)
-
-
-def read_secret(reference: str, setting: str) -> str:
-    """The value of an `env:VARIABLE` setting. Unset here is worth trying again: the command
-    that made the change may run without it while `im serve`, which retries, has it."""
-    variable = reference.removeprefix("env:")
-    value = os.environ.get(variable)
-    if not value:
-        raise im.ConnectorError(f"{setting} refers to env:{variable}, which is not set here",
-                                retryable=True)
-    return value
 
 
 def retry_after(value: str | None) -> float | None:
@@ -119,13 +115,15 @@ class TeamsNotify(im.WorkflowAction):
             "the Teams channel")
 
     def describe(self, request: im.ActionRequest) -> str:
-        return (f"post {request.incident.id}'s card to {self._where()} (webhook from"
-                f" {self.settings.webhook_url})")
+        # `im workflow test` describes the rule as saved: name the variable, never the URL
+        url = self.settings.webhook_url
+        source = f"webhook from {url}" if url.startswith("env:") else "webhook URL in the rule"
+        return f"post {request.incident.id}'s card to {self._where()} ({source})"
 
     def run(self, request: im.ActionRequest) -> im.ActionResult:
         import httpx
 
-        url = read_secret(self.settings.webhook_url, "webhook_url")
+        url = self.settings.webhook_url  # the URL: the core has read env:VARIABLE
         links = self.runtime.store.links(request.incident.id)
         card = incident_card(request.incident, event=request.event, links=links,
                              title_prefix=self.settings.title_prefix,

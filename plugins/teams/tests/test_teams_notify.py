@@ -212,13 +212,40 @@ def test_a_refused_card_is_set_aside_with_a_timeline_line(runtime, teams, caplog
     assert len(teams.received) == 1
 
 
-def test_the_webhook_url_is_never_printed(runtime, teams, caplog):
-    literal = im(runtime, *RULE, "--action",
-                 f'teams.notify={{"webhook_url": "{teams.url}"}}')
-    assert literal.exit_code != 0
-    assert literal.stderr.startswith("Error: action teams.notify: webhook_url must be"
-                                     " env:VARIABLE")
-    assert "s3cr3tSIGNATUREvalue" not in literal.stderr
+def test_a_literal_webhook_url_is_taken_and_never_printed(runtime, teams, caplog):
+    literal = im(runtime, *RULE, "--action", "teams.notify=" + json.dumps(
+        {"webhook_url": teams.url, "channel": "#incidents"}))
+    assert literal.exit_code == 0, literal.stderr
+    assert teams.url not in literal.stdout + literal.stderr
+    with caplog.at_level(logging.DEBUG):
+        posted = declare(runtime)
+        teams.answer(400, json.dumps({"error": {"code": "InvalidRequestContent",
+                                                "message": f"Bad card for {teams.url}"}}))
+        refused = im(runtime, "declare", "--sev", "SEV-2", "--title", "Checkout errors",
+                     "--service", "checkout")
+    assert posted.stdout.splitlines()[-1] == "  workflow teams-notice: Teams notified: #incidents"
+    assert len(teams.received) == 2 and teams.received[0].path == PATH
+    runs = {run.incident_id: run for run in runtime.store.read().workflow_runs.find()}
+    assert (runs["INC-1"].status, runs["INC-2"].status) == ("done", "failed")
+    assert runs["INC-2"].last_error == ("Teams refused the card (HTTP 400:"
+                                        " InvalidRequestContent: Bad card for [webhook URL])")
+    shown = im(runtime, "workflow", "show", "teams-notice").stdout
+    assert '"webhook_url": "********"' in shown
+    assert "Teams refused the card" in shown  # the failed run, as shown
+    tested = im(runtime, "workflow", "test", "teams-notice", "--incident", "INC-1").stdout
+    assert tested.splitlines()[-1] == ("    1. teams.notify: post INC-1's card to Teams channel"
+                                       " #incidents (webhook URL in the rule)")
+    outputs = [posted.stdout, posted.stderr, refused.stdout, refused.stderr, shown, tested,
+               im(runtime, "workflow", "show", "teams-notice", "--json").stdout,
+               im(runtime, "workflow", "list", "--json").stdout,
+               im(runtime, "workflow", "list").stdout,
+               im(runtime, "timeline", "INC-1").stdout, im(runtime, "timeline", "INC-2").stdout,
+               runs["INC-2"].last_error, caplog.text]
+    for text in outputs:
+        assert "s3cr3tSIGNATUREvalue" not in text and teams.url not in text
+
+
+def test_an_env_reference_is_shown_as_saved_and_the_url_never(runtime, teams, caplog):
     add_rule(runtime)
     with caplog.at_level(logging.DEBUG):
         declare(runtime)
@@ -238,14 +265,35 @@ def test_an_unset_variable_waits_for_a_process_that_has_it(runtime, teams, clock
     declare(runtime)
     [run] = runtime.store.read().workflow_runs.find()
     assert (run.status, run.last_error) == (
-        "pending", "webhook_url refers to env:TEAMS_URL, which is not set here")
+        "pending", "setting webhook_url of teams.notify refers to env:TEAMS_URL, which is not"
+        " set here")
+    assert teams.received == []
     monkeypatch.setenv("TEAMS_URL", teams.url)
     clock.advance(seconds=6)
     assert run_queued(runtime).done == 1 and len(teams.received) == 1
 
 
+def test_a_variable_that_holds_no_url_is_set_aside_without_its_value(runtime, teams,
+                                                                      monkeypatch, caplog):
+    add_rule(runtime)
+    monkeypatch.setenv("TEAMS_URL", "s3cr3tSIGNATUREvalue")
+    with caplog.at_level(logging.DEBUG):
+        declare(runtime)
+    [run] = runtime.store.read().workflow_runs.find()
+    assert run.status == "failed"
+    assert "webhook_url must be the Workflows URL" in run.last_error
+    [line] = workflow_lines(runtime)
+    for text in (run.last_error, line, caplog.text):
+        assert "s3cr3tSIGNATUREvalue" not in text
+    assert teams.received == []
+
+
 @pytest.mark.parametrize(("settings", "error"), [
     ({"webhook_url": "env:TEAMS URL"}, "webhook_url must be env:VARIABLE"),
+    ({"webhook_url": "env:"}, "webhook_url must be env:VARIABLE"),
+    ({"webhook_url": "TEAMS_URL"}, "webhook_url must be the Workflows URL"),
+    ({"webhook_url": "prod-12.westeurope.logic.azure.com/workflows/x"},
+     "webhook_url must be the Workflows URL"),
     ({"webhook_url": "env:TEAMS_URL", "channel_name": "x"},
      "Object contains unknown field `channel_name`"),
     ({"webhook_url": "env:TEAMS_URL", "view_url": "im.example.com/{id}"},
