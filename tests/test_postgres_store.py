@@ -381,3 +381,31 @@ def test_names_come_in_the_same_order_whatever_the_databases_collation(clock):
         store.dispose()
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_server_frozen_in_the_middle_of_a_claim_does_not_hold_up_deliveries(servers, clock):
+    """A server that claimed events and froze before committing holds those rows, and no
+    count another server's deliveries need: they are stored at once."""
+    first, second = servers(), servers()
+    first.store_inbox_many([("remote", "d1", "x", b"{}", clock.now)])
+    holding, release = threading.Event(), threading.Event()
+
+    def claim_and_freeze() -> None:
+        with first.transaction() as tx:
+            assert len(tx.inbox.claim(now=clock.now, lease_seconds=20)) == 1
+            holding.set()
+            release.wait(timeout=20)
+
+    thread = threading.Thread(target=claim_and_freeze)
+    thread.start()
+    try:
+        assert holding.wait(timeout=10)
+        started = time.monotonic()
+        assert second.store_inbox_many([("remote", "d2", "x", b"{}", clock.now)]) == [True]
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+        thread.join(timeout=30)
+    assert waited < 2, f"storing waited {waited:.1f} s for the frozen claim"
+    assert sorted(second.read().inbox.count_by_connector_and_status()) == [
+        ("remote", "pending", 1), ("remote", "processing", 1)]

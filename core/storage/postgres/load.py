@@ -164,7 +164,13 @@ def _compare(conn: psycopg.Connection, source: Source, tables: list[str],
         compared.append(TableCopy(name=table, source_rows=theirs, target_rows=ours,
                                   same=ours == theirs))
     for table in kept_counts:
-        kept = set(conn.execute(f'SELECT * FROM "{table}" WHERE n <> 0'))
+        # a count's key and its total (the inbox's counts are kept as changes to add up)
+        key = ", ".join(f'"{name}"' for (name,) in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema ="
+            " current_schema() AND table_name = %s AND column_name NOT IN ('id', 'n')"
+            " ORDER BY ordinal_position", (table,)))
+        kept = set(conn.execute(f'SELECT {key}, sum(n) FROM "{table}" GROUP BY {key}'
+                                " HAVING sum(n) <> 0"))
         counted = source.kept_counts(table)
         compared.append(TableCopy(name=table, source_rows=len(counted), target_rows=len(kept),
                                   same=kept == counted))
