@@ -116,5 +116,5 @@ def copy(ctx: typer.Context,
         typer.echo(f"Error: the copy differs from the SQLite database ({differ}): it was undone,"
                    f" {done.target} is as empty as before.", err=True)
         raise typer.Exit(1)
-    typer.echo(f"Copied to {done.target}. Set IM_DATABASE_URL to that URL (or"
+    typer.echo(f"Copied to {done.target}. Set IM_DATABASE_URL to the URL given to --to (or"
                ' "database_url" in settings.json) to use it.')

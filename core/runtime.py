@@ -64,8 +64,9 @@ def open_postgres(url: str) -> PostgresStore:
     try:
         from im.storage.postgres import PostgresStore
     except ImportError:
-        raise InvalidInputError("a postgresql:// database needs im's postgres extra:"
-                                " pip install 'im[postgres]'") from None
+        raise InvalidInputError("a postgresql:// database needs im's postgres extra (psycopg 3"
+                                " and its pool): pip install './[postgres]' in im's clone"
+                                ) from None
     return PostgresStore(url)
 
 

@@ -2,12 +2,16 @@
 
 import json
 import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 from im import hookimpl
 from im.testing import run_cli, sql
 
-from conftest import IM
+# the `im` executable of this Python (the conftest module's name is shared by every
+# test folder's, so tests name it themselves)
+IM = str(Path(sys.executable).parent / "im")
 
 
 def im(runtime, *args, input=None):

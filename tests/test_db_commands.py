@@ -174,11 +174,22 @@ def _fill(runtime, clock):
     runtime.installation_id  # noqa: B018 - meta
     with store.transaction() as tx:  # a number given, then its row purged: never given again
         tx.conn.execute("DELETE FROM outbox WHERE id = (SELECT max(id) FROM outbox)")
+        # a workflow rule and a run it queued (of an action this test has not installed)
+        from im.workflows import Conditions, Rule, Step, Trigger
+
+        tx.workflows.save(Rule(name="sev1-room", trigger=Trigger.DECLARED,
+                               conditions=Conditions(severities=["SEV-1"]),
+                               steps=[Step(action="chat.war_room", settings={"prefix": "inc"})],
+                               created_at=clock.now, updated_at=clock.now))
+        [declared] = [e for e in tx.timeline.of_incident("INC-1") if e.kind == "declared"]
+        tx.workflow_runs.add(workflow="sev1-room", step=0, action="chat.war_room",
+                             settings={"prefix": "inc"}, incident_id="INC-1",
+                             trigger="declared", event_id=declared.id, at=clock.now)
 
 
 READ_BACK = [["show", "INC-1"], ["show", "INC-2"], ["timeline", "INC-1"], ["list", "--all"],
              ["connector", "list"], ["connector", "show", "prod-fake"], ["api-token", "list"],
-             ["logs"], ["sla", "status"]]
+             ["logs"], ["sla", "status"], ["workflow", "list"], ["workflow", "show", "sev1-room"]]
 
 
 def _read_back(runtime):
@@ -221,7 +232,8 @@ def test_db_copy_moves_an_sqlite_home_to_postgresql(sqlite_home, empty_database,
     assert {table: compared[table] for table in TABLES} == {
         table: [str(n), str(n)] for table, n in counts.items()}
     assert compared["incident_counts"] == ["2", "2"]  # (mitigated, SEV-1), (resolved, SEV-3)
-    assert lines[-1] == (f"Copied to {empty_database}. Set IM_DATABASE_URL to that URL"
+    assert lines[-1] == (f"Copied to {empty_database}. Set IM_DATABASE_URL to the URL given"
+                         " to --to"
                          ' (or "database_url" in settings.json) to use it.')
 
     monkeypatch.setenv("IM_DATABASE_URL", empty_database)
@@ -351,3 +363,13 @@ def test_a_url_that_is_not_postgresqls_is_refused_without_echoing_it(tmp_path, m
     assert result.exit_code != 0
     assert "s3cret" not in result.stdout + result.stderr
     assert "a URL without postgresql://" in result.stderr
+
+
+def test_copying_a_home_with_nothing_in_it_is_refused(tmp_path, monkeypatch):
+    """A mistyped IM_HOME is an empty home: copying it would look like a move that worked."""
+    monkeypatch.delenv("IM_DATABASE_URL", raising=False)
+    runtime = make_runtime(tmp_path / "nowhere", user="alice")
+    result = run_cli(runtime, ["db", "copy", "--to", "postgresql://im@127.0.0.1:1/im"])
+    assert result.exit_code != 0
+    assert result.stderr.startswith("Error: nothing to copy: the SQLite database at ")
+    assert "is IM_HOME the home to move?" in result.stderr

@@ -22,6 +22,10 @@ import pytest
 from im.testing import OUTBOX_LEASE_SECONDS, FakeClock, FakePlugin, make_runtime, run_cli
 from im.testing.conformance import RULES, rules_markdown
 
+# the `im` executable of this Python (the conftest module's name is shared by every
+# test folder's, so tests name it themselves)
+IM = str(Path(sys.executable).parent / "im")
+
 REPO = Path(__file__).resolve().parents[1]
 WRITING = REPO / "docs" / "writing-plugins.md"
 TESTING = REPO / "docs" / "testing-plugins.md"
@@ -312,8 +316,7 @@ def test_the_example_plugin_installed_is_listed_as_the_page_shows(tmp_path):
     import shutil
     import subprocess
 
-    from conftest import IM
-
+    
     site = tmp_path / "site"
     info = site / "im_jsonl-0.1.0.dist-info"
     info.mkdir(parents=True)

@@ -1,5 +1,7 @@
 """The plugin system: a fresh manager per caller, entry points, tracing, `im plugins`."""
 
+import sys
+from pathlib import Path
 import json
 import subprocess
 
@@ -11,7 +13,10 @@ from im.errors import ImError
 from im.plugins import get_plugin_manager
 from im.testing import FakeConnector, make_runtime
 
-from conftest import IM
+# the `im` executable of this Python (the conftest module's name is shared by every
+# test folder's, so tests name it themselves)
+IM = str(Path(sys.executable).parent / "im")
+
 
 
 def test_every_caller_gets_its_own_manager():

@@ -409,3 +409,24 @@ def test_a_server_frozen_in_the_middle_of_a_claim_does_not_hold_up_deliveries(se
     assert waited < 2, f"storing waited {waited:.1f} s for the frozen claim"
     assert sorted(second.read().inbox.count_by_connector_and_status()) == [
         ("remote", "pending", 1), ("remote", "processing", 1)]
+
+
+def test_readiness_is_answered_within_seconds_when_the_database_cannot_be_reached(
+        empty_database, clock):
+    """A load balancer asks /health/ready often: with the database refusing connections, the
+    check says so in seconds, not after the pool's 30 s wait."""
+    store = PostgresStore(empty_database)
+    try:
+        store.probe_write(clock.now)  # reachable: fine
+        name = urlsplit(empty_database).path.lstrip("/")
+        with psycopg.connect(os.environ["IM_TEST_DATABASE"], autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+        for _ in range(2):  # the connection the database ended, then a new one it refuses
+            started = time.monotonic()
+            with pytest.raises(Exception):  # noqa: B017 - whichever the pool or driver raises
+                store.probe_write(clock.now)
+            assert time.monotonic() - started < 8
+    finally:
+        store.dispose()

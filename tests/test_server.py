@@ -1,5 +1,7 @@
 """The server app built by create_app, through the test kit's HTTP client."""
 
+import sys
+from pathlib import Path
 import json
 import time
 
@@ -9,6 +11,10 @@ from litestar import get
 
 from im import hookimpl
 from im.testing import http_client, make_runtime, run_cli, serve, sql
+
+# the `im` executable of this Python (the conftest module's name is shared by every
+# test folder's, so tests name it themselves)
+IM = str(Path(sys.executable).parent / "im")
 
 
 class RoutePlugin:
@@ -294,8 +300,7 @@ def test_im_serve_serves_tls_and_refuses_a_bad_pair_in_one_line(tmp_path, im_env
     import ssl
     import subprocess
 
-    from conftest import IM
-
+    
     cert, key = _self_signed(tmp_path)
     bad = subprocess.run([IM, "serve", "--tls-cert", str(cert), "--tls-key", str(cert)],
                          env=im_env, capture_output=True, text=True, timeout=60)
@@ -332,8 +337,7 @@ def test_im_serve_with_workers_refuses_bad_server_settings_before_it_listens(im_
     import socket
     import subprocess
 
-    from conftest import IM
-
+    
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     (home / "settings.json").write_text(json.dumps({"server": {"max_connections": 0}}))
@@ -354,8 +358,7 @@ def test_listening_beyond_loopback_without_tls_is_warned_of(im_env):
     import socket
     import subprocess
 
-    from conftest import IM
-
+    
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))
         port = taken.getsockname()[1]

@@ -5,6 +5,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 import time
 
 import pytest
@@ -14,7 +15,9 @@ from im.models import Severity
 from im.storage.sqlite import SqliteStore
 from im.testing import make_runtime, sql
 
-from conftest import IM
+# the `im` executable of this Python (the conftest module's name is shared by every
+# test folder's, so tests name it themselves)
+IM = str(Path(sys.executable).parent / "im")
 
 
 def _store(home):

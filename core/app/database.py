@@ -103,6 +103,12 @@ def copy_to_postgres(runtime: Runtime, url: str, *, batch_size: int = 1000,
                                 f" {source.location} (IM_DATABASE_URL or the settings'"
                                 " database_url): unset it to copy the SQLite one")
     source.migrate()  # the same schema as this im's PostgreSQL one
+    reads = source.read()
+    if not (reads.incidents.find(limit=1) or reads.connectors.all() or reads.tokens.all()
+            or reads.workflows.all()):
+        raise InvalidInputError(f"nothing to copy: the SQLite database at {source.path} holds"
+                                " no incidents, connectors, tokens or workflows (is IM_HOME"
+                                " the home to move?)")
     target = open_postgres(url)
     from im.storage.postgres.load import load
     from im.storage.sqlite.export import KEPT_COUNTS, TABLES, SqliteExport

@@ -227,6 +227,9 @@ def close_all() -> None:
         store.dispose()
 
 
+PROBE_TIMEOUT = 3.0  # seconds a readiness check waits for a connection
+
+
 class PostgresStore(Store):
     """im's database on a PostgreSQL server (`IM_DATABASE_URL=postgresql://...`)."""
 
@@ -271,7 +274,8 @@ class PostgresStore(Store):
             raise StorageError(f"cannot connect to the database at {self.location}:"
                                f" {_reason(error)}") from None
         pool = ConnectionPool(self.url, min_size=1, max_size=self.max_connections,
-                              kwargs={"autocommit": True}, configure=_configure, open=False,
+                              kwargs={"autocommit": True, "application_name": _name()},
+                              configure=_configure, open=False,
                               timeout=30, name="im")
         try:
             pool.open(wait=True, timeout=15)
@@ -423,6 +427,17 @@ class PostgresStore(Store):
                                " program (not im's); im leaves it as it is: give im a"
                                " database of its own (CREATE DATABASE im)")
 
+    def probe_write(self, at: datetime) -> None:
+        """A write, as a readiness check: answered within seconds when the database cannot
+        be reached (a load balancer asks often; the pool would wait its 30 s for a
+        connection)."""
+        with self.pool.connection(timeout=PROBE_TIMEOUT) as conn:
+            conn.execute("SET statement_timeout = '3s'")
+            conn.execute("INSERT INTO meta (key, value) VALUES ('health_probe', %s)"
+                         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                         (at.astimezone(UTC).isoformat(timespec="microseconds"),))
+            conn.execute("SET statement_timeout = 0")
+
     def rows(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.transaction() as tx:
             return tx.conn.execute(query.replace("%", "%%").replace("?", "%s"),
@@ -455,6 +470,14 @@ class PostgresStore(Store):
         total = execute("SELECT pg_database_size(current_database())").rows[0][0]
         return DatabaseSize(location=self.location, bytes=int(total), log_bytes=0,
                             tables=sizes)
+
+
+def _name() -> str:
+    """How this process's connections are named to the database (pg_stat_activity's
+    application_name): which host and process of the cluster holds what."""
+    import socket
+
+    return f"im {socket.gethostname()[:40]} {os.getpid()}"
 
 
 def _reason(error: BaseException) -> str:
@@ -518,7 +541,7 @@ class Leadership:
                 return True
             if self._conn is None or self._conn.closed:
                 self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10,
-                                             **_KEEPALIVE)
+                                             application_name=_name(), **_KEEPALIVE)
                 self._conn.execute(_SERVER_KEEPALIVE)
                 try:  # PostgreSQL 14 and newer; older ones rely on the keepalives alone
                     self._conn.execute(

@@ -12,7 +12,8 @@ from typing import Any
 # im's data, each table after those it references. Not among them: the migrations (each store
 # has its own) and the kept counts (KEPT_COUNTS), which a store keeps from the rows it holds.
 TABLES = ["incidents", "incident_services", "timeline", "connectors", "links", "outbox",
-          "inbox", "sync_cursors", "calls", "logs", "sla_breaches", "api_tokens", "meta"]
+          "inbox", "sync_cursors", "calls", "logs", "sla_breaches", "api_tokens", "meta",
+          "workflows", "workflow_runs"]
 
 # The counts kept by triggers: a count that went back to 0 keeps its row (SQLite and
 # PostgreSQL alike), so two databases holding the same rows agree on the counts that are not 0.
