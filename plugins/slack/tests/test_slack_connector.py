@@ -190,7 +190,8 @@ def test_a_refused_token_is_explained(tmp_path, slack, one_try):
     runtime.store.close()
 
 
-def test_a_channel_the_bot_is_not_in_is_joined_or_explained(tmp_path, slack, one_try):
+def test_a_channel_the_bot_is_not_in_is_joined_or_explained(tmp_path, slack, one_try,
+                                                            new_database):
     slack.configure(rate_limits="off")
     runtime = runtime_with_slack(tmp_path / "home", slack, channel="#general")
     tested = im_(runtime, "connector", "test", "prod-slack")
@@ -199,6 +200,7 @@ def test_a_channel_the_bot_is_not_in_is_joined_or_explained(tmp_path, slack, one
     im_(runtime, "declare", "--sev", "SEV-2", "--title", "Checkout errors", "--service", "api")
     assert len(incident_messages(slack, "general")) == 1
 
+    new_database()  # another installation: its own database, as its own home on SQLite
     other = runtime_with_slack(tmp_path / "other", slack, channel="#nowhere")
     result = im_(other, "connector", "test", "prod-slack")
     assert result.exit_code == 1
