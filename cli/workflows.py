@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
     workflow_app.command()(show)
     workflow_app.command()(remove)
     workflow_app.command()(test)
+    workflow_app.command()(defaults)
     app.add_typer(workflow_app, name="workflow")
 
 
@@ -76,6 +77,55 @@ def add(ctx: typer.Context, name: str = typer.Argument(..., help="The rule's nam
     typer.echo(f"{'Replaced' if replace else 'Added'} workflow {rule.name}: when"
                f" {rule.trigger.value}, if {conditions_text(rule)}: run"
                f" {', '.join(step.action for step in rule.steps)}")
+
+
+def defaults(ctx: typer.Context,
+             add: list[str] = typer.Option(
+                 [], "--add", help="Add this default rule (repeat), or `all` of them not added"
+                                   " yet."),
+             settings: list[str] = typer.Option(
+                 [], "--settings", help="A default rule's settings, NAME=JSON, laid over what"
+                                        " its action fills in: 'management-notice={\"to\":"
+                                        " [\"cto@company.com\"]}'. Repeat for several."),
+             json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+             ) -> None:
+    """The rules the installed actions offer for the common case (a war room for every SEV-1,
+    management told of every SEV-1 and SEV-2), and whether each is ready to add; --add adds
+    them as ordinary rules, to change or remove like any other."""
+    from im.app import workflows
+
+    given = workflows.parse_settings(settings)
+    if add:
+        for rule in workflows.add_defaults(runtime_of(ctx), add, given):
+            typer.echo(f"Added workflow {rule.name}: when {rule.trigger.value}, if"
+                       f" {conditions_text(rule)}: run"
+                       f" {', '.join(step.action for step in rule.steps)}")
+        return
+    views = workflows.defaults(runtime_of(ctx), given)
+    if json_output:
+        import msgspec
+
+        from im.cli.output import print_json
+
+        print_json(msgspec.to_builtins(views))
+        return
+    if not views:
+        typer.echo("No installed action offers a default rule (im plugins lists the actions).")
+        return
+    from im.cli.output import table
+
+    def state(view: workflows.DefaultView) -> str:
+        if view.added:
+            return "added"
+        return f"needs settings: {view.problem}" if view.problem else "ready"
+
+    typer.echo(table(["Name", "When", "If", "Action", "State"],
+                     [[view.name, view.trigger.value,
+                       ("severity " + " or ".join(view.severities)) if view.severities
+                       else "any incident", view.action, state(view)] for view in views]))
+    if any(not view.added for view in views):
+        typer.echo("Add them with: im workflow defaults --add all (or --add NAME), giving"
+                   " settings with --settings 'NAME={...}'")
 
 
 def list_(ctx: typer.Context,

@@ -49,7 +49,7 @@ _EXPORTS: dict[str, str] = {
     "api_token_guard": "im.server.api",
     "SDK_VERSION": "im.plugins",
     # workflow actions (register_workflow_actions): the class and what it exchanges
-    **dict.fromkeys(("ActionRequest", "ActionResult", "Trigger", "WorkflowAction"),
+    **dict.fromkeys(("ActionRequest", "ActionResult", "DefaultRule", "Trigger", "WorkflowAction"),
                     "im.workflows"),
 }
 
@@ -69,7 +69,7 @@ __all__ = [
     "is_loopback", "keep_logs_in", "parse_duration", "parse_idempotency_key", "parse_service",
     "parse_sla_target", "print_json", "prompt", "redact_body", "redact_headers", "run_command",
     "secret", "spinner", "table",
-    "ActionRequest", "ActionResult", "Trigger", "WorkflowAction",
+    "ActionRequest", "ActionResult", "DefaultRule", "Trigger", "WorkflowAction",
 ]
 
 
@@ -156,4 +156,4 @@ if TYPE_CHECKING:  # what type checkers and editors see: the plain imports
     from im.redact import redact_body, redact_headers
     from im.runtime import Runtime
     from im.sla import parse_sla_target
-    from im.workflows import ActionRequest, ActionResult, Trigger, WorkflowAction
+    from im.workflows import ActionRequest, ActionResult, DefaultRule, Trigger, WorkflowAction

@@ -130,11 +130,24 @@ class ActionResult(msgspec.Struct, frozen=True, kw_only=True):
     timeline: list[str] = []
 
 
+class DefaultRule(msgspec.Struct, frozen=True, kw_only=True):
+    """A rule an action offers for the common case (`im workflow defaults` lists and adds
+    them): run the action when `trigger` happens to an incident of one of `severities` (an
+    empty list: any)."""
+
+    name: str  # the rule's name once added ("war-room")
+    trigger: Trigger
+    severities: list[Severity] = []
+    description: str = ""  # why: "every SEV-1 gets a war room"
+
+
 class WorkflowAction:
     """Base class of workflow actions. Subclass it, set `name` (a dotted name that starts with
     the plugin's, `chat.war_room`), `Settings` (a msgspec Struct; a rule's settings for the
     action are decoded into it when the rule is saved, so a mistake is said then) and
-    `description`, and implement `run`.
+    `description`, and implement `run`. `defaults` are the rules it offers for the common case
+    (`im workflow defaults`); `default_settings` fills what it can of their settings from what
+    is configured (the one chat connector there is), the user gives the rest.
 
     `run` raises `im.ConnectorError` when it could not do it: `retryable=True` (an outage, a
     rate limit; `retry_after` seconds if the remote said) tries it again later with backoff,
@@ -147,6 +160,7 @@ class WorkflowAction:
     name: ClassVar[str]
     description: ClassVar[str] = ""
     Settings: ClassVar[type[msgspec.Struct]]
+    defaults: ClassVar[Sequence[DefaultRule]] = ()
 
     def __init__(self, settings: msgspec.Struct, runtime: Runtime) -> None:
         self.settings = settings
@@ -157,6 +171,12 @@ class WorkflowAction:
 
     def describe(self, request: ActionRequest) -> str:
         return f"{self.name} for {request.incident.id}"
+
+    @classmethod
+    def default_settings(cls, runtime: Runtime) -> dict[str, Any]:
+        """Settings for the rules of `defaults`, as far as what is configured tells them (the
+        user's own settings are laid over them); none by default."""
+        return {}
 
 
 # -- rules ---------------------------------------------------------------------------------

@@ -49,5 +49,6 @@ def test_the_workflows_page_runs_as_written(tmp_path):
     assert ran == [["workflow", "add"], ["workflow", "add"], ["workflow", "list"],
                    ["workflow", "show"], ["declare", "--sev"], ["declare", "--sev"],
                    ["timeline", "INC-1"], ["workflow", "test"], ["workflow", "test"],
-                   ["workflow", "show"], ["workflow", "remove"]]
+                   ["workflow", "show"], ["workflow", "remove"], ["workflow", "defaults"],
+                   ["workflow", "defaults"], ["workflow", "defaults"]]
     runtime.store.close()

@@ -8,8 +8,8 @@ from typing import Annotated
 import msgspec
 import pytest
 
-from im import (ActionRequest, ActionResult, ConnectorError, WorkflowAction, hookimpl,
-                incidents, secret)
+from im import (ActionRequest, ActionResult, ConnectorError, DefaultRule, Severity, Trigger,
+                WorkflowAction, hookimpl, incidents, secret)
 from im.testing import (FakeClock, FakePlugin, FakeWebhookConnector, make_runtime, run_cli,
                         sql)
 from im.workflows import RUN_LEASE_SECONDS, run_queued
@@ -38,6 +38,8 @@ class Actions:
             name = "chat.war_room"
             description = "Open a war room for the incident"
             Settings = RoomSettings
+            defaults = (DefaultRule(name="war-room", trigger=Trigger.DECLARED,
+                                    severities=[Severity.SEV1]),)
 
             def run(self, request: ActionRequest) -> ActionResult:
                 plugin.calls.append((self.name, request.incident.id, request.rule,
@@ -53,6 +55,12 @@ class Actions:
         class Notice(WorkflowAction):
             name = "mail.notify"
             Settings = NoticeSettings
+            defaults = (DefaultRule(name="management-notice", trigger=Trigger.DECLARED,
+                                    severities=[Severity.SEV1, Severity.SEV2]),)
+
+            @classmethod
+            def default_settings(cls, runtime):
+                return {"password": "env:SMTP_PASSWORD"}
 
             def run(self, request: ActionRequest) -> ActionResult:
                 plugin.calls.append((self.name, request.incident.id, request.rule,
@@ -144,6 +152,75 @@ def test_a_rule_is_added_listed_shown_and_removed(wf_runtime):
 def test_a_mistake_in_a_rule_is_said_when_it_is_saved(wf_runtime, args, error):
     result = im(wf_runtime, "workflow", "add", "bad", *args)
     assert result.exit_code != 0
+    assert result.stderr.startswith(error), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert sql(wf_runtime, "SELECT name FROM workflows") == []
+
+
+def test_the_default_rules_of_the_installed_actions_are_offered_and_added_as_rules(
+        wf_runtime, actions, monkeypatch):
+    monkeypatch.setenv("SMTP_PASSWORD", "s3cret")
+    assert im(wf_runtime, "workflow", "defaults").stdout.splitlines() == [
+        "Name               When      If                       Action         State",
+        "management-notice  declared  severity SEV-1 or SEV-2  mail.notify    needs settings:"
+        " to is required",
+        "war-room           declared  severity SEV-1           chat.war_room  ready",
+        "Add them with: im workflow defaults --add all (or --add NAME), giving settings with"
+        " --settings 'NAME={...}'",
+    ]
+    # one that cannot be added stops them all, saying what to give
+    refused = im(wf_runtime, "workflow", "defaults", "--add", "all")
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        "Error: default rule management-notice: mail.notify: Object missing required field"
+        " `to`; give its settings with --settings 'management-notice={...}'\n")
+    assert sql(wf_runtime, "SELECT name FROM workflows") == []
+
+    added = im(wf_runtime, "workflow", "defaults", "--add", "all", "--settings",
+               'management-notice={"to": ["cto@company.com"]}')
+    assert added.exit_code == 0, added.stderr
+    assert added.stdout.splitlines() == [
+        "Added workflow management-notice: when declared, if severity SEV-1 or SEV-2: run"
+        " mail.notify",
+        "Added workflow war-room: when declared, if severity SEV-1: run chat.war_room"]
+    # the action's own settings under the user's
+    assert json.loads(im(wf_runtime, "workflow", "show", "management-notice", "--json"
+                         ).stdout)["steps"] == [{"action": "mail.notify", "settings": {
+                             "password": "env:SMTP_PASSWORD", "to": ["cto@company.com"]}}]
+    assert im(wf_runtime, "workflow", "defaults").stdout.splitlines()[1:] == [
+        "management-notice  declared  severity SEV-1 or SEV-2  mail.notify    added",
+        "war-room           declared  severity SEV-1           chat.war_room  added"]
+    again = im(wf_runtime, "workflow", "defaults", "--add", "war-room")
+    assert again.stderr == ("Error: workflow war-room exists: `im workflow remove war-room`"
+                            " first to add it again\n")
+
+    # ordinary rules from then on: they run, and can be changed
+    sev1 = incidents.declare(wf_runtime, title="Payment API Down", severity="SEV-1",
+                             services=["payments"])
+    sev2 = incidents.declare(wf_runtime, title="Slow checkout", severity="SEV-2",
+                             services=["payments"])
+    run_queued(wf_runtime)
+    assert sorted(call[:3] for call in actions.calls) == [
+        ("chat.war_room", sev1.id, "war-room"), ("mail.notify", sev1.id, "management-notice"),
+        ("mail.notify", sev2.id, "management-notice")]
+    changed = im(wf_runtime, "workflow", "add", "war-room", "--replace", "--on", "declared",
+                 "--sev", "SEV-1", "--sev", "SEV-2", "--action", "chat.war_room")
+    assert changed.exit_code == 0, changed.stderr
+
+
+@pytest.mark.parametrize(("args", "error"), [
+    (["--add", "nope"], "Error: no default rule named nope (offered: management-notice,"
+                        " war-room)"),
+    (["--settings", "war-room"], "Error: --settings 'war-room': give NAME={JSON}"),
+    (["--settings", "war-room=[1]"], "Error: --settings war-room: a JSON object is needed"),
+    (["--settings", "war-room={x"], "Error: --settings war-room: not JSON"),
+    (["--add", "war-room", "--settings", 'war-room={"prefix": 7}'],
+     "Error: default rule war-room: chat.war_room: Expected `str`, got `int` - at `$.prefix`"),
+])
+def test_a_mistake_in_adding_default_rules_is_one_line_and_adds_nothing(wf_runtime, args,
+                                                                         error):
+    result = im(wf_runtime, "workflow", "defaults", *args)
+    assert result.exit_code == 1
     assert result.stderr.startswith(error), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert sql(wf_runtime, "SELECT name FROM workflows") == []

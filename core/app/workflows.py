@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from im.runtime import Runtime
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+MISSING = re.compile(r"Object missing required field `([^`]+)`")
 
 
 class RuleView(msgspec.Struct, frozen=True, kw_only=True):
@@ -112,3 +113,109 @@ def test(runtime: Runtime, name: str, incident_id: str, *, system: str = "im") -
     """What the rule would run for that incident, without running anything."""
     return preview(runtime, get_rule(runtime, name), get_incident(runtime, incident_id),
                    system=system)
+
+
+# -- the rules actions offer ---------------------------------------------------------------
+
+
+class DefaultView(msgspec.Struct, frozen=True, kw_only=True):
+    """A rule an installed action offers (`WorkflowAction.defaults`), as it would be added:
+    `settings` from what is configured and what the user gave; `problem` what is still
+    wrong with them (a setting to give), None when it can be added; `added` when a rule of
+    its name exists."""
+
+    name: str
+    action: str
+    trigger: Trigger
+    severities: list[str]
+    description: str
+    settings: dict[str, Any]
+    problem: str | None
+    added: bool
+
+
+def defaults(runtime: Runtime, given: dict[str, dict[str, Any]] | None = None
+             ) -> list[DefaultView]:
+    """The rules the installed actions offer, by name; `given`: settings by rule name, laid
+    over what the action fills in itself."""
+    from im.workflows import shown_settings
+
+    given = given or {}
+    stored = {rule.name for rule in runtime.store.read().workflows.all()}
+    views: list[DefaultView] = []
+    for action_name, action in sorted(runtime.workflow_actions.items()):
+        for offer in action.defaults:
+            settings = {**action.default_settings(runtime), **given.get(offer.name, {})}
+            step = Step(action=action_name, settings=settings)
+            problem: str | None = None
+            try:
+                check_settings(runtime, step)
+            except InvalidInputError as error:
+                problem = MISSING.sub(r"\1 is required",
+                                      str(error).removeprefix(f"action {action_name}: "))
+            views.append(DefaultView(
+                name=offer.name, action=action_name, trigger=offer.trigger,
+                severities=[s.value for s in offer.severities], description=offer.description,
+                settings=shown_settings(runtime, step), problem=problem,
+                added=offer.name in stored))
+    views.sort(key=lambda view: view.name)
+    return views
+
+
+def add_defaults(runtime: Runtime, names: Sequence[str],
+                 given: dict[str, dict[str, Any]] | None = None) -> list[Rule]:
+    """Add the offered rules named (`all`: every one not added yet), with the settings the
+    action fills in and the user's (`given`) over them. Nothing is added unless every rule
+    named can be."""
+    given = given or {}
+    offered = {view.name: view for view in defaults(runtime)}
+    if not offered:
+        raise InvalidInputError("no installed action offers a default rule (see im plugins)")
+    unknown = sorted(set(given) - set(offered))
+    if unknown:
+        raise InvalidInputError(f"no default rule named {', '.join(unknown)}"
+                                f" (offered: {', '.join(offered)})")
+    wanted = [view.name for view in offered.values() if not view.added] \
+        if list(names) == ["all"] else list(dict.fromkeys(names))
+    if not wanted:
+        raise InvalidInputError("every default rule is added already (im workflow list)")
+    for name in wanted:
+        if name not in offered:
+            raise InvalidInputError(f"no default rule named {name}"
+                                    f" (offered: {', '.join(offered)})")
+        if offered[name].added:
+            raise InvalidInputError(f"workflow {name} exists: `im workflow remove {name}`"
+                                    " first to add it again")
+    steps: dict[str, Step] = {}
+    for name in wanted:
+        action = runtime.workflow_actions[offered[name].action]
+        settings = {**action.default_settings(runtime), **given.get(name, {})}
+        step = Step(action=offered[name].action, settings=settings)
+        try:
+            check_settings(runtime, step)
+        except InvalidInputError as error:
+            raise InvalidInputError(
+                f"default rule {name}: {str(error).removeprefix('action ')}; give its"
+                f" settings with --settings '{name}={{...}}'") from None
+        steps[name] = step
+    return [add(runtime, name, trigger=offered[name].trigger, steps=[steps[name]],
+                severities=offered[name].severities) for name in wanted]
+
+
+def parse_settings(texts: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """`NAME=JSON` options: the settings of default rules, by rule name."""
+    usage = " give NAME={JSON}, as in 'management-notice={\"to\": [\"cto@company.com\"]}'"
+    settings: dict[str, dict[str, Any]] = {}
+    for text in texts:
+        name, _, value = text.partition("=")
+        if not name.strip() or not value.strip():
+            raise InvalidInputError(f"--settings {text!r}:{usage}")
+        try:
+            decoded = msgspec.json.decode(value)
+        except msgspec.DecodeError as error:
+            raise InvalidInputError(f"--settings {name.strip()}: not JSON ({error});{usage}"
+                                    ) from None
+        if not isinstance(decoded, dict):
+            raise InvalidInputError(f"--settings {name.strip()}: a JSON object is needed;{usage}")
+        settings.setdefault(name.strip(), {}).update(decoded)
+    return settings

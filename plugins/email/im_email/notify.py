@@ -111,6 +111,9 @@ class EmailNotify(im.WorkflowAction):
     description = "Mail a notice of the incident (to management) over SMTP"
     Settings = EmailSettings
     settings: EmailSettings
+    defaults = (im.DefaultRule(name="management-notice", trigger=im.Trigger.DECLARED,
+                               severities=[im.Severity.SEV1, im.Severity.SEV2],
+                               description="management is told of every SEV-1 and SEV-2"),)
 
     def describe(self, request: im.ActionRequest) -> str:
         from im_email.message import subject

@@ -69,6 +69,20 @@ def _slack(runtime: im.Runtime, name: str) -> Any:
     return connector
 
 
+def _only_connectors(runtime: im.Runtime, *, archive: bool) -> dict[str, Any]:
+    records = [record for record in runtime.store.list_connectors() if record.enabled]
+    slack = [record.name for record in records if record.type == "slack"]
+    settings: dict[str, Any] = {"connector": slack[0]} if len(slack) == 1 else {}
+    if archive:
+        return settings
+    types = runtime.connector_types
+    oncall = [record.name for record in records if record.type in types
+              and types[record.type].oncall is not im.Connector.oncall]
+    if len(oncall) == 1:
+        settings["invite_oncall_from"] = oncall[0]
+    return {**settings, "archive_on_close": True}
+
+
 def find_room(slack: Any, incident: im.Incident, *, archived: bool = False
               ) -> dict[str, Any] | None:
     """The incident's room, by the correlation id in its purpose."""
@@ -87,6 +101,15 @@ class WarRoom(im.WorkflowAction):
                    " the on-call responders invited")
     Settings = WarRoomSettings
     settings: WarRoomSettings
+    defaults = (im.DefaultRule(name="war-room", trigger=im.Trigger.DECLARED,
+                               severities=[im.Severity.SEV1],
+                               description="every SEV-1 gets a war room"),)
+
+    @classmethod
+    def default_settings(cls, runtime: im.Runtime) -> dict[str, Any]:
+        """The slack connector, and the connector to ask who is on call, where there is one
+        of each to choose."""
+        return _only_connectors(runtime, archive=False)
 
     def describe(self, request: im.ActionRequest) -> str:
         who = (f", invite who {self.settings.invite_oncall_from} has on call for"
@@ -213,6 +236,14 @@ class WarRoom(im.WorkflowAction):
 
 class ArchiveWarRoom(im.WorkflowAction):
     name = "slack.archive_war_room"
+    defaults = (im.DefaultRule(name="archive-war-room", trigger=im.Trigger.CLOSED,
+                               severities=[im.Severity.SEV1],
+                               description="a SEV-1's war room is archived when it is closed"),)
+
+    @classmethod
+    def default_settings(cls, runtime: im.Runtime) -> dict[str, Any]:
+        return _only_connectors(runtime, archive=True)
+
     description = ("Archive the incident's war room, if slack.war_room made it with"
                    " archive_on_close (run it on `closed`)")
     Settings = ArchiveSettings

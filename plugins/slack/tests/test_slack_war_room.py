@@ -63,6 +63,38 @@ def test_the_sev1_flow_opens_a_war_room_with_the_oncall_invited(runtime, slack, 
     assert not [c for c in slack.channels() if c["name"].startswith("inc-2")]
 
 
+def test_the_default_war_room_rule_takes_the_slack_and_oncall_connectors_there_are(
+        runtime, slack, oncall):
+    oncall["payments"] = "jane.smith@company.com"
+    offered = {view["name"]: view for view in json.loads(
+        im_(runtime, "workflow", "defaults", "--json").stdout)}
+    assert offered["war-room"]["settings"] == {
+        "connector": "prod-slack", "invite_oncall_from": "prod-pagerduty",
+        "archive_on_close": True}
+    assert offered["war-room"]["problem"] is None
+    assert offered["archive-war-room"]["settings"] == {"connector": "prod-slack"}
+    added = im_(runtime, "workflow", "defaults", "--add", "war-room", "--add",
+                "archive-war-room")
+    assert added.exit_code == 0, added.output
+    result = im_(runtime, "declare", "--sev", "SEV-1", "--title", "Payment API Down",
+                 "--service", "payments")
+    assert result.stdout.splitlines()[2:] == [
+        "  workflow war-room: War room #inc-1-payment-api-down created",
+        "  workflow war-room: Invited Jane Smith (on call for payments)"]
+    im_(runtime, "close", "--incident", "INC-1")
+    assert slack.channel("inc-1-payment-api-down")["is_archived"]
+    # with a second slack connector, which one is the user's to say
+    im_(runtime, "workflow", "remove", "war-room")
+    second = im_(runtime, "connector", "add", "slack", "other-slack", "--config", json.dumps(
+        {"api_key": "xoxb-other", "base_url": slack.api_url,
+         "custom": {"channel": "#incidents"}}))
+    assert second.exit_code == 0, second.output
+    offered = {view["name"]: view for view in json.loads(
+        im_(runtime, "workflow", "defaults", "--json").stdout)}
+    assert offered["war-room"]["problem"] == "connector is required"
+    assert not offered["war-room"]["added"] and offered["archive-war-room"]["added"]
+
+
 def test_a_responder_not_in_slack_is_said_on_the_timeline(runtime, slack, oncall):
     oncall["payments"] = "nobody@company.com"
     oncall["api"] = "john.doe@company.com"

@@ -109,6 +109,10 @@ class TeamsNotify(im.WorkflowAction):
     description = "Post the incident's card to a Microsoft Teams channel (Workflows webhook)"
     Settings = TeamsSettings
     settings: TeamsSettings
+    defaults = (im.DefaultRule(name="teams-notice", trigger=im.Trigger.DECLARED,
+                               severities=[im.Severity.SEV1, im.Severity.SEV2],
+                               description="a card in the incident channel for every SEV-1"
+                                           " and SEV-2"),)
 
     def _where(self) -> str:
         return f"Teams channel {self.settings.channel}" if self.settings.channel else (
