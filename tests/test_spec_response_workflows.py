@@ -19,43 +19,22 @@ running `im serve`. Each outcome is checked where a user would see it: in PagerD
 Slack, in Teams, in the mailbox, on im's output and timeline.
 """
 
-import importlib.util
 import json
 import re
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from im.testing import make_runtime, run_cli, serve
+from im_email import testing as smtp_server
 from im_pagerduty.testing import (  # noqa: F401  (fixtures)
     pagerduty_sandbox,
     pagerduty_sandbox_server,
 )
 from im_slack.testing import slack_sandbox, slack_sandbox_server  # noqa: F401  (fixtures)
-
-REPO = Path(__file__).resolve().parents[1]
+from im_teams import testing as teams_endpoint
 
 pytestmark = pytest.mark.slow
-
-
-def _helper(name: str, path: Path):
-    """A plugin's test helper module (a loopback server), loaded from its file under a name of
-    its own, so that it never clashes with the plugin's tests importing it by theirs."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while it runs
-    spec.loader.exec_module(module)
-    return module
-
-
-teams_endpoint = _helper("spec_flow_teams_endpoint",
-                         REPO / "plugins" / "teams" / "tests" / "teams_endpoint.py")
-smtp_server = _helper("spec_flow_smtp_server",
-                      REPO / "plugins" / "email" / "tests" / "smtp_server.py")
 
 # the demo account of the PagerDuty sandbox: the payments service, and who its escalation
 # policy's first level (the Primary On-Call schedule) has on call from seeding to 09:00 UTC

@@ -24,8 +24,23 @@ SERVICE_MAPPINGS = {"api": "PAPI001", "db": "PDAT001", "database": "PDAT001", "w
                     "payments": "PPAY001", "default": "PGEN001"}
 
 
+SLACK_NAME = "demo-slack"
+SLACK_SIGNING_SECRET = "demo-slack-signing-secret"
+ONCALL_EMAIL = "john.doe@company.com"  # on call for payments in the sandbox's demo account
+MANAGEMENT = ["cto@company.com", "vp-eng@company.com"]
+
+
 class DemoFailed(Exception):
     pass
+
+
+def response_plugins() -> bool:
+    """Whether the Slack, Teams and e-mail plugins (and the mail server of the e-mail plugin's
+    tests) are installed, as `./im` installs them in a clone."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None
+               for name in ("im_slack", "im_teams", "im_email", "aiosmtpd", "trustme"))
 
 
 def config(base_url: str) -> dict[str, Any]:
@@ -131,6 +146,13 @@ class Demo:
             self.im("metrics", "connector", NAME)
             self.im("sla")
 
+            if response_plugins():
+                self.response_workflows(stack, url)
+            else:
+                self.echo("")
+                self.echo("(The Slack, Teams and e-mail plugins are not installed: the spec's"
+                          " automated response workflows are left out.)")
+
             self.step("A unified report")
             today = time.strftime("%Y-%m-%d", time.gmtime())
             report = self.home / "im-report.pdf"
@@ -139,12 +161,75 @@ class Demo:
 
             self.step("The unified timeline of the SEV-1, across both platforms")
             self.im("timeline", "INC-2", "--brief")
+            if response_plugins():
+                self.step("The unified timeline of the payments SEV-1: PagerDuty, Slack,"
+                          " Teams, e-mail")
+                self.im("timeline", "INC-3", "--brief")
             self.echo("")
             self.echo(f"Demo finished in {time.monotonic() - started:.1f}s.")
             if keep_running:
                 self.keep_running(pd.url, url)
             else:
                 self.echo("Run `./im demo --keep-running` to keep the servers up and explore.")
+
+    def response_workflows(self, stack: ExitStack, im_url: str) -> None:
+        """The spec's automated response workflows: a SEV-1 for payments opens a war room in
+        a local Slack with the on-call engineer invited, posts a Teams card and mails
+        management; John acknowledges from the Slack button."""
+        from im_email.testing import PASSWORD, USER, SmtpServer
+        from im_slack.testing import run_sandbox as run_slack
+        from im_teams.testing import WorkflowsEndpoint
+
+        self.step("Automated response workflows: a local Slack, a Teams channel, a mail"
+                  " server")
+        slack = stack.enter_context(run_slack(signing_secret=SLACK_SIGNING_SECRET))
+        if not any(u["profile"].get("email") == ONCALL_EMAIL for u in slack.users()):
+            slack.add_user("john.doe", "John Doe", ONCALL_EMAIL)
+        teams = stack.enter_context(WorkflowsEndpoint())
+        smtp = stack.enter_context(SmtpServer(self.home))
+        self.slack, self.teams, self.smtp = slack, teams, smtp
+        self.echo(f"Slack sandbox listening on {slack.url} (John Doe is {ONCALL_EMAIL} there"
+                  " too)")
+        self.echo(f"Teams Workflows webhook on {teams.url.split('/workflows')[0]}; mail"
+                  f" server (STARTTLS, login) on 127.0.0.1:{smtp.port}")
+        os.environ["DEMO_SLACK_TOKEN"] = slack.token
+        os.environ["DEMO_SMTP_PASSWORD"] = PASSWORD
+        self.echo(typer.style("$ export DEMO_SLACK_TOKEN=... DEMO_SMTP_PASSWORD=...",
+                              fg="cyan"))
+        self.im("connector", "add", "slack", SLACK_NAME, "--config", json.dumps({
+            "api_key": "env:DEMO_SLACK_TOKEN", "base_url": slack.api_url,
+            "custom": {"channel": "#incidents", "im_url": im_url}}),
+            shown=f"connector add slack {SLACK_NAME} --config '{{...}}'")
+        self.im("connector", "test", SLACK_NAME)
+        self.im("workflow", "defaults")
+        teams_settings = {"webhook_url": teams.url, "channel": "#incidents"}
+        mail_settings = {"host": "127.0.0.1", "port": smtp.port, "ca_file": str(smtp.ca_file),
+                         "username": USER, "password": "env:DEMO_SMTP_PASSWORD",
+                         "from": "im@company.com", "to": MANAGEMENT}
+        self.im("workflow", "defaults", "--add", "all",
+                "--settings", f"teams-notice={json.dumps(teams_settings)}",
+                "--settings", f"management-notice={json.dumps(mail_settings)}",
+                shown="workflow defaults --add all --settings 'teams-notice={...}'"
+                      " --settings 'management-notice={...}'")
+
+        self.step("The spec's example: a SEV-1 for payments")
+        self.im("declare", "--sev", "SEV-1", "--title", "Payment API Down", "--service",
+                "payments")
+        # what the command left (its few seconds up), `im serve` runs
+        self.wait("the war room, the Teams card and the mail", lambda: (
+            teams.received and smtp.delivered
+            and any(c["name"].startswith("inc-3-") and len(c["members"]) > 1
+                    for c in slack.channels())), timeout=30.0)
+        room = next(c for c in slack.channels() if c["name"].startswith("inc-3-"))
+        members = sorted(u["real_name"] for u in slack.users() if u["id"] in
+                         slack.channel(room["name"])["members"] and not u.get("is_bot"))
+        self.echo(typer.style(f"(Slack) #{room['name']}: topic {room['topic']['value']!r},"
+                              f" members {', '.join(members)}", fg="magenta"))
+        card = teams.received[-1].json()["attachments"][0]["content"]
+        self.echo(typer.style(f"(Teams) a card: {card['body'][0]['text']!r}", fg="magenta"))
+        mail = smtp.delivered[-1]
+        self.echo(typer.style(f"(Mail) to {', '.join(mail.rcpt_tos)}:"
+                              f" {mail.message['Subject']!r}", fg="magenta"))
 
     def responder_acknowledges(self) -> None:
         store = self.runtime.store

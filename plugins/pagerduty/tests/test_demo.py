@@ -28,12 +28,30 @@ def test_demo_walks_through_the_spec_and_cleans_up(tmp_path):
         "Acknowledged by john.doe@company.com (demo-pagerduty)",
         "Failing over to the replica (demo-pagerduty)",
         "Resolved by alice: Cluster healthy again after failover (im)",
+        # the spec's automated response workflows
+        "Added workflow management-notice: when declared, if severity SEV-1 or SEV-2: run"
+        " email.notify\nAdded workflow teams-notice: when declared, if severity SEV-1 or"
+        " SEV-2: run teams.notify\nAdded workflow war-room: when declared, if severity SEV-1:"
+        " run slack.war_room\n",
+        "Declared INC-3: SEV-1 Payment API Down (payments)\n",
+        "(Slack) #inc-3-payment-api-down: topic 'SEV-1 · Payment API Down · payments', members"
+        " John Doe\n",
+        "(Teams) a card: 'SEV-1 INC-3: Payment API Down'\n",
+        "(Mail) to cto@company.com, vp-eng@company.com: '[SEV-1] INC-3 Payment API Down'\n",
     ):
         assert expected in out, expected
     assert out.count("PagerDuty incident #") >= 8
     assert "status resolved" in out and "Traceback" not in result.stderr
     assert (home / "im-report.pdf").read_bytes().startswith(b"%PDF")
     assert "Demo finished in" in out
+    # the payments SEV-1's timeline has each response, once
+    timeline = out[out.index("$ ./im timeline INC-3 --brief"):]
+    for line in ("Slack message in #incidents (demo-slack)",
+                 "War room #inc-3-payment-api-down created (slack)",
+                 "Invited John Doe (on call for payments) (slack)",
+                 "Teams notified: #incidents (teams)",
+                 "Management notified: cto@company.com, vp-eng@company.com (email)"):
+        assert timeline.count(line) == 1, line
     # what the demo's servers logged is in the demo's home, as `IM_HOME=... im logs` reads it
     logs = subprocess.run([IM, "logs", "--component", "webhook"], capture_output=True,
                           text=True, timeout=60, env={**os.environ, "IM_HOME": str(home)})
