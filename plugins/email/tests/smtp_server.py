@@ -1,9 +1,10 @@
 """A real SMTP server on loopback (aiosmtpd) for the tests of email.notify: STARTTLS with a
 certificate from a throwaway certificate authority (trustme), AUTH LOGIN and PLAIN, and
-recipients refused on demand."""
+recipients refused on demand, and the answer to a message it took held on demand (`hold`)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ class Handler:
     delivered: list[Delivery] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)  # address -> reply ("550 ...")
     logins: list[tuple[str, str]] = field(default_factory=list)  # (mechanism, user)
+    hold: float = 0.0  # seconds between taking a message and saying so (250)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         if address in self.refuse:
@@ -45,6 +47,8 @@ class Handler:
                                        tls=session.ssl is not None,
                                        auth=session.auth_data and session.auth_data.login
                                        .decode()))
+        if self.hold:
+            await asyncio.sleep(self.hold)
         return "250 Message accepted for delivery"
 
     def authenticate(self, server, session, envelope, mechanism, auth_data):
