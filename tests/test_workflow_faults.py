@@ -38,7 +38,7 @@ import httpx
 import pytest
 
 from im import incidents
-from im.testing import RUN_LEASE_SECONDS, make_runtime, run_cli
+from im.testing import RUN_LEASE_SECONDS, FakeClock, make_runtime, run_cli, run_workflows
 from im_pagerduty.testing import (  # noqa: F401  (fixtures)
     pagerduty_sandbox,
     pagerduty_sandbox_server,
@@ -453,3 +453,49 @@ def test_a_slack_outage_queues_the_war_room_and_the_message_and_both_come_later_
     assert [e.text for e in runtime.store.timeline("INC-1") if e.kind == "sync"] == [
         "Slack message in #incidents"]
 
+
+# -- an outage longer than the first retries -------------------------------------------------
+
+LONG_OUTAGES = {
+    # Slack's longest outages have lasted hours
+    "an hour of 503s": ({"error_rate": 1.0, "error_status": 503}, timedelta(hours=1)),
+    # a rate limit that lasts: each 429 asks for a second more
+    "two minutes of 429s (Retry-After: 1)": (
+        {"storm_429": 100_000, "storm_429_retry_after": 1}, timedelta(minutes=2)),
+}
+
+
+def war_room_run(runtime):
+    [run] = [r for r in runtime.store.read().workflow_runs.find(incident_id="INC-1")
+             if r.workflow == "sev1-war-room"]
+    return run
+
+
+def run_when_due(runtime, clock) -> None:
+    """What `im serve` does when the war room's run is next due."""
+    clock.now = max(clock.now, war_room_run(runtime).next_attempt_at)
+    run_workflows(runtime)
+
+
+@pytest.mark.parametrize("outage", list(LONG_OUTAGES))
+def test_a_long_slack_outage_still_ends_with_the_war_room_made_once(
+        tmp_path, slack, teams, smtp, quick_slack, outage):
+    faults, lasting = LONG_OUTAGES[outage]
+    clock = FakeClock(datetime.now(UTC))
+    runtime = configure(tmp_path / "home", slack_url=slack.api_url, slack_token=slack.token,
+                        smtp=smtp, clock=clock)
+    slack.set_faults(**faults)
+    assert declare_sev1(runtime).exit_code == 0
+    back = clock() + lasting
+    for _ in range(1000):
+        if clock() >= back:
+            break
+        run_when_due(runtime, clock)
+        assert war_room_run(runtime).status == "pending", war_room_run(runtime)
+    else:
+        raise AssertionError(f"the outage ({outage}) took more than 1000 tries")
+    slack.clear_faults()
+    run_when_due(runtime, clock)
+    assert war_room_run(runtime).status == "done"
+    check_one_war_room(runtime, slack, invited=False)
+    assert [line for line in workflow_lines(runtime) if "War room" in line] == [MADE_LINE]
