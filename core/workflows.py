@@ -38,7 +38,7 @@ log = logging.getLogger("im.workflows")
 RUN_LEASE_SECONDS = 120.0  # a run claimed and not finished by then is tried again
 # How long after it was queued an action that fails for a reason that passes (an outage, a
 # rate limit) is still tried again; then it is set aside. A time, not a count of attempts:
-# Slack's and Microsoft's outages have lasted hours, and a rate limit asking for a second more
+# chat and mail services' outages have lasted hours, and a rate limit asking for a second more
 # at each try would use up any count in moments.
 RETRY_FOR = timedelta(days=1)
 
