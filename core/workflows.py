@@ -36,7 +36,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("im.workflows")
 
 RUN_LEASE_SECONDS = 120.0  # a run claimed and not finished by then is tried again
-MAX_ATTEMPTS = 8
+# How long after it was queued an action that fails for a reason that passes (an outage, a
+# rate limit) is still tried again; then it is set aside. A time, not a count of attempts:
+# chat and mail services' outages have lasted hours, and a rate limit asking for a second more
+# at each try would use up any count in moments.
+RETRY_FOR = timedelta(days=1)
 
 
 class Trigger(enum.StrEnum):
@@ -355,8 +359,11 @@ def _run_one(runtime: Runtime, run: Run, report: RunReport, deadline: float | No
 
 
 def _retry(runtime: Runtime, run: Run, error: ConnectorError, report: RunReport) -> None:
-    if not error.retryable or run.attempts >= MAX_ATTEMPTS:
+    if not error.retryable:
         _set_aside(runtime, run, str(error), report)
+        return
+    if runtime.clock() - run.created_at >= RETRY_FOR:
+        _set_aside(runtime, run, f"{error} (still failing a day after it was queued)", report)
         return
     delay = backoff(run.attempts, error.retry_after)
     with runtime.store.transaction() as tx:

@@ -2,7 +2,7 @@
 incident, queued with the change, run once, retried and recorded on the timeline."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import msgspec
@@ -12,7 +12,7 @@ from im import (ActionRequest, ActionResult, ConnectorError, DefaultRule, Severi
                 WorkflowAction, hookimpl, incidents, secret)
 from im.testing import (FakeClock, FakePlugin, FakeWebhookConnector, make_runtime, run_cli,
                         sql)
-from im.workflows import RUN_LEASE_SECONDS, run_queued
+from im.workflows import RETRY_FOR, RUN_LEASE_SECONDS, run_queued
 
 
 class RoomSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -278,6 +278,29 @@ def test_an_outage_queues_the_action_and_a_later_run_does_it_once(wf_runtime, ac
     assert [c[3] for c in actions.calls] == [1, 2]
     texts = [e.text for e in wf_runtime.store.timeline("INC-1") if e.kind == "workflow"]
     assert texts == ["War room #inc-inc-1 created"]
+
+
+def test_an_action_failing_for_a_day_is_set_aside_and_said_on_the_timeline(wf_runtime, actions,
+                                                                         clock):
+    add_war_room(wf_runtime)
+    actions.failures.extend(ConnectorError("chat is down (503)", retryable=True)
+                            for _ in range(1000))
+    im(wf_runtime, "declare", "--sev", "SEV-1", "--title", "Payment API Down", "--service",
+       "payments")
+    queued = clock()
+    for _ in range(1000):  # what `im serve` does, each time the run is due
+        [run] = wf_runtime.store.read().workflow_runs.find()
+        if run.status != "pending":
+            break
+        clock.now = max(clock.now, run.next_attempt_at)
+        run_queued(wf_runtime)
+    assert run.status == "failed"
+    # tried again for a day, at most ten minutes apart, and no longer
+    assert RETRY_FOR <= clock() - queued < RETRY_FOR + timedelta(minutes=10)
+    assert len(actions.calls) > RETRY_FOR / timedelta(minutes=10)
+    texts = [e.text for e in wf_runtime.store.timeline("INC-1") if e.kind == "workflow"]
+    assert texts == ["Workflow sev1-war-room: chat.war_room failed: chat is down (503) (still"
+                     " failing a day after it was queued)"]
 
 
 def test_an_action_refused_for_good_is_set_aside_and_said_on_the_timeline(wf_runtime, actions):

@@ -17,16 +17,20 @@ mail systems that drop repeated Message-IDs drop it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import time
 from email.utils import parseaddr
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
 import im
+
+if TYPE_CHECKING:
+    import smtplib
 
 log = logging.getLogger("im.email")
 
@@ -100,6 +104,65 @@ class EmailSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         return list(dict.fromkeys([*self.to, *self.to_by_severity.get(severity, [])]))
 
 
+class _OutOfTime(TimeoutError):
+    """The run's time (its deadline) is up."""
+
+
+class _KeepsToDeadline:
+    """An smtplib client whose every wait for the server ends by `deadline` (time.monotonic()),
+    so that the whole conversation, a dozen commands, keeps to the time the run was given and
+    not `timeout` for each: a run still going after its claim ran out would be taken, and its
+    notice mailed, by another process meanwhile. Past the deadline it raises TimeoutError."""
+
+    sock: Any
+    timeout: float
+
+    def __init__(self, *args: Any, deadline: float | None = None, **kwargs: Any) -> None:
+        self.deadline = deadline
+        super().__init__(*args, **kwargs)
+
+    def _time_left(self) -> None:
+        if self.deadline is None or self.sock is None:
+            return
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise _OutOfTime
+        try:
+            self.sock.settimeout(min(left, self.timeout))
+        except OSError:  # a socket a failed STARTTLS left: the call itself fails, as it would
+            pass
+
+    def send(self, s: Any) -> None:
+        self._time_left()
+        super().send(s)  # type: ignore[misc]
+
+    def getreply(self) -> tuple[int, bytes]:
+        import smtplib
+
+        self._time_left()
+        try:
+            return super().getreply()  # type: ignore[misc, no-any-return]
+        except smtplib.SMTPServerDisconnected:  # what a read that timed out becomes
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                raise _OutOfTime from None
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        # QUIT, as the conversation ends whichever way it went: the mail taken or not, it
+        # changes nothing, and must not raise over what did happen
+        self.deadline = None
+        super().__exit__(*exc)  # type: ignore[misc]
+
+
+@functools.cache
+def _client(tls: str) -> type[smtplib.SMTP]:
+    """smtplib's client (TLS from the start for "ssl"), keeping to a deadline."""
+    import smtplib
+
+    base = smtplib.SMTP_SSL if tls == "ssl" else smtplib.SMTP
+    return type(f"Deadline{base.__name__}", (_KeepsToDeadline, base), {})
+
+
 def _reply(code: int, text: bytes | str) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
@@ -139,7 +202,7 @@ class EmailNotify(im.WorkflowAction):
         timeout = settings.timeout
         if request.deadline is not None:
             timeout = max(1.0, min(timeout, request.deadline - time.monotonic()))
-        refused = self._send(msg, recipients, timeout)
+        refused = self._send(msg, recipients, timeout, request.deadline)
         delivered = [address for address in recipients if address not in refused]
         log.info("mailed %s's notice to %s (Message-ID %s)", request.incident.id,
                  ", ".join(delivered), msg["Message-ID"])
@@ -148,8 +211,8 @@ class EmailNotify(im.WorkflowAction):
                   for address, reply in refused.items()]
         return im.ActionResult(timeline=lines)
 
-    def _send(self, msg: object, recipients: list[str],
-              timeout: float) -> dict[str, tuple[int, bytes]]:
+    def _send(self, msg: object, recipients: list[str], timeout: float,
+              deadline: float | None) -> dict[str, tuple[int, bytes]]:
         """Send it; the recipients the server refused while taking it for the others."""
         import smtplib
         import socket
@@ -164,13 +227,14 @@ class EmailNotify(im.WorkflowAction):
                                     retryable=False) from None
         local = socket.gethostname()  # not getfqdn(), which may wait on DNS
         try:
+            client: Any = _client(settings.tls)
             if settings.tls == "ssl":
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port,
-                                                      local_hostname=local, timeout=timeout,
-                                                      context=context)
+                smtp: smtplib.SMTP = client(settings.host, settings.port,
+                                            local_hostname=local, timeout=timeout,
+                                            context=context, deadline=deadline)
             else:
-                smtp = smtplib.SMTP(settings.host, settings.port, local_hostname=local,
-                                    timeout=timeout)
+                smtp = client(settings.host, settings.port, local_hostname=local,
+                              timeout=timeout, deadline=deadline)
             with smtp:
                 smtp.ehlo()
                 if settings.tls == "starttls":
@@ -217,6 +281,9 @@ class EmailNotify(im.WorkflowAction):
         except ssl.SSLError as error:
             raise im.ConnectorError(f"TLS with the SMTP server {server} failed:"
                                     f" {error.reason or error}", retryable=True) from None
+        except _OutOfTime:
+            raise im.ConnectorError(f"the SMTP server {server} is too slow: the time this"
+                                    " attempt had ran out", retryable=True) from None
         except (TimeoutError, socket.timeout):
             raise im.ConnectorError(f"the SMTP server {server} did not answer within"
                                     f" {timeout:.0f} s", retryable=True) from None

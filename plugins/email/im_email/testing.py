@@ -1,9 +1,11 @@
 """A real SMTP server on loopback (aiosmtpd) for the tests of email.notify and `im demo`:
 STARTTLS with a certificate from a throwaway certificate authority (trustme), AUTH LOGIN and
-PLAIN, and recipients refused on demand. aiosmtpd and trustme come with the `test` extra."""
+PLAIN, recipients refused on demand, and the answer to a message it took held on demand
+(`hold`). aiosmtpd and trustme come with the `test` extra."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import ssl
@@ -33,8 +35,20 @@ class Handler:
     delivered: list[Delivery] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)  # address -> reply ("550 ...")
     logins: list[tuple[str, str]] = field(default_factory=list)  # (mechanism, user)
+    hold: float = 0.0  # seconds between taking a message and saying so (250)
+    hold_quit: float = 0.0  # seconds before answering QUIT
+    pace: float = 0.0  # seconds before answering each MAIL and RCPT (a slow server)
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802
+        if self.pace:
+            await asyncio.sleep(self.pace)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if self.pace:
+            await asyncio.sleep(self.pace)
         if address in self.refuse:
             return self.refuse[address]
         envelope.rcpt_tos.append(address)
@@ -46,7 +60,14 @@ class Handler:
                                        tls=session.ssl is not None,
                                        auth=session.auth_data and session.auth_data.login
                                        .decode()))
+        if self.hold:
+            await asyncio.sleep(self.hold)
         return "250 Message accepted for delivery"
+
+    async def handle_QUIT(self, server, session, envelope):  # noqa: N802
+        if self.hold_quit:
+            await asyncio.sleep(self.hold_quit)
+        return "221 Bye"
 
     def authenticate(self, server, session, envelope, mechanism, auth_data):
         if not isinstance(auth_data, LoginPassword):

@@ -4,10 +4,12 @@ STARTTLS and a login."""
 import json
 import logging
 import re
+import time
 
 import msgspec
 import pytest
 
+from im import incidents
 from im.testing import run_cli
 # run_queued: what `im serve` does with queued runs; im.testing does not export it yet
 from im.workflows import run_queued
@@ -215,6 +217,44 @@ def test_a_server_down_is_retried_later_once(runtime, tmp_path, clock):
         assert len(server.delivered) == 1
     assert workflow_lines(runtime) == [
         "Management notified: cto@company.com, vp-eng@company.com"]
+
+
+def test_a_slow_server_is_left_when_the_runs_time_is_up(runtime, smtp, clock):
+    """A server slow to answer each command: the notice keeps to the time the run was given
+    (`request.deadline`), not `timeout` for each of a dozen commands, and is tried again later.
+    Otherwise it could outlast the run's claim (RUN_LEASE_SECONDS), and another process would
+    take the run and mail it a second time while this one still talked."""
+    smtp.handler.pace = 1.0  # MAIL and three RCPTs: four seconds and more
+    add_rule(runtime, settings_for(smtp))
+    incidents.declare(runtime, title="Payment API Down", severity="SEV-1",
+                      services=["payments"])
+    started = time.monotonic()
+    assert run_queued(runtime, budget=2.0).retrying == 1
+    assert time.monotonic() - started < 3.0
+    [run] = runtime.store.read().workflow_runs.find()
+    assert (run.status, run.last_error) == ("pending", f"the SMTP server 127.0.0.1:{smtp.port}"
+                                            " is too slow: the time this attempt had ran out")
+    assert smtp.delivered == []
+    smtp.handler.pace = 0.0
+    clock.advance(seconds=6)
+    assert run_queued(runtime).done == 1
+    assert len(smtp.delivered) == 1
+
+
+def test_a_mail_taken_is_done_whatever_becomes_of_quit(runtime, smtp, clock):
+    """The server took the mail (250 to its end of data): a QUIT answered late, or not at all,
+    changes nothing of that, and must not have the mail sent again."""
+    smtp.handler.hold_quit = 5.0
+    add_rule(runtime, settings_for(smtp, to_by_severity={}, timeout=1))
+    result = declare(runtime)
+    assert result.stdout.splitlines()[1:] == [
+        "  workflow management-notice: Management notified: cto@company.com,"
+        " vp-eng@company.com"]
+    [run] = runtime.store.read().workflow_runs.find()
+    assert (run.status, run.attempts) == ("done", 1)
+    clock.advance(minutes=10)
+    assert run_queued(runtime).done == 0
+    assert len(smtp.delivered) == 1
 
 
 @pytest.mark.parametrize("written", ["literal", "env"])

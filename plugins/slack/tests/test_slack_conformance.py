@@ -13,12 +13,15 @@ from im_slack.messages import note_of, status_of
 
 from slack_kit import block_text, incident_messages, replies, settings
 
+TIMEOUT = 5  # the connector's client's, in seconds
+LOST_ANSWER_SECONDS = TIMEOUT + 1
 STATES = {"open": RemoteStatus.OPEN, "mitigated": RemoteStatus.ACKNOWLEDGED,
           "resolved": RemoteStatus.RESOLVED, "closed": RemoteStatus.RESOLVED}
 
 
 class SlackSandbox(RemoteAdapter):
-    faults = frozenset({Fault.DOWN, Fault.SERVER_ERROR, Fault.REFUSED, Fault.SLOW})
+    faults = frozenset({Fault.DOWN, Fault.SERVER_ERROR, Fault.REFUSED, Fault.SLOW,
+                        Fault.LOST_ANSWER})
 
     def __init__(self, slack):
         self.slack = slack
@@ -41,6 +44,8 @@ class SlackSandbox(RemoteAdapter):
             self.slack.configure(scopes=[s for s in self.scopes if s != "chat:write"])
         elif fault == Fault.SLOW:
             self.slack.set_faults(latency_ms=3000)
+        elif fault == Fault.LOST_ANSWER:  # carried out, answered after the client gave up
+            self.slack.set_faults(late_answer_ms=LOST_ANSWER_SECONDS * 1000)
 
     def recover(self):
         self.slack.clear_faults()
@@ -53,7 +58,7 @@ class TestSlackConnector(ConnectorContract):
     @pytest.fixture
     def remote(self, slack, monkeypatch):
         monkeypatch.setattr(SlackConnector, "client_options", {"max_attempts": 1,
-                                                               "timeout": 5})
+                                                               "timeout": TIMEOUT})
         return SlackSandbox(slack)
 
     def plugins(self, remote):

@@ -111,3 +111,18 @@ def test_a_dropped_connection_and_slowness(slack):
         started = time.monotonic()
         assert client.get("/auth.test").json()["ok"] is True
         assert time.monotonic() - started >= 0.3
+
+
+def test_a_late_answer_comes_after_the_call_was_carried_out(slack):
+    slack.set_faults(late_answer_ms=2000, methods=["conversations.create"])
+    with slack.client(timeout=0.5) as client:
+        with pytest.raises(httpx.ReadTimeout):  # the client gave up: Slack did it all the same
+            client.post("/conversations.create", json={"name": "inc-7-late"})
+        assert slack.channel("inc-7-late")["name"] == "inc-7-late"
+        [made] = slack.requests("conversations.create")
+        assert made["answer"]["ok"] is True
+        assert client.get("/auth.test").json()["ok"] is True  # other methods are spared
+    slack.clear_faults()
+    with slack.client() as client:
+        again = client.post("/conversations.create", json={"name": "inc-7-late"}).json()
+    assert again == {"ok": False, "error": "name_taken"}

@@ -1,6 +1,6 @@
 """A Workflows (Power Automate) webhook on loopback, standing in for Teams in the tests and in
 `im demo`: a real HTTP server that records what it is sent and answers what a test asks (202 by
-default, as Workflows does)."""
+default, as Workflows does), at once or after a delay (the card taken, its answer late)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class Answer:
     status: int = 202
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds between taking the card and answering
 
 
 @dataclass
@@ -37,6 +38,7 @@ class WorkflowsEndpoint:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.answers: list[Answer] = []  # taken in order; then 202
+        self.stopping = threading.Event()  # ends the delays of answers being held
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,12 +48,17 @@ class WorkflowsEndpoint:
                 endpoint.received.append(Received("POST", self.path, dict(self.headers),
                                                   body))
                 answer = endpoint.answers.pop(0) if endpoint.answers else Answer()
-                self.send_response(answer.status)
-                for name, value in answer.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(answer.body)))
-                self.end_headers()
-                self.wfile.write(answer.body)
+                if answer.delay:
+                    endpoint.stopping.wait(answer.delay)
+                try:
+                    self.send_response(answer.status)
+                    for name, value in answer.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(answer.body)))
+                    self.end_headers()
+                    self.wfile.write(answer.body)
+                except OSError:  # the sender is gone (it gave up, or died, meanwhile)
+                    self.close_connection = True
 
             def log_message(self, *args: Any) -> None:
                 return None
@@ -60,13 +67,15 @@ class WorkflowsEndpoint:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}{PATH}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def answer(self, status: int, body: str = "", **headers: str) -> None:
-        self.answers.append(Answer(status, body.encode(), headers))
+    def answer(self, status: int, body: str = "", *, delay: float = 0.0,
+               **headers: str) -> None:
+        self.answers.append(Answer(status, body.encode(), headers, delay))
 
     def __enter__(self) -> WorkflowsEndpoint:
         self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
         self.server.shutdown()
         self.server.server_close()

@@ -39,6 +39,7 @@ class FaultChanges(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     error_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
     error_status: Annotated[int, msgspec.Meta(ge=500, le=599)] | None = None
     latency_ms: Annotated[float, msgspec.Meta(ge=0, le=60_000)] | None = None
+    late_answer_ms: Annotated[float, msgspec.Meta(ge=0, le=60_000)] | None = None
     burst_5xx: Annotated[int, msgspec.Meta(ge=0)] | None = None
     burst_status: Annotated[int, msgspec.Meta(ge=500, le=599)] | None = None
     storm_429: Annotated[int, msgspec.Meta(ge=0)] | None = None

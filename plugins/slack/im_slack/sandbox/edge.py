@@ -75,7 +75,20 @@ class Edge:
             if injection is not None:
                 await self._inject(injection, scope, receive, send, method)
                 return
+            late = faults.late_answer_seconds(method)
+            if late:
+                send = self._late(send, late)
         await self.app(scope, receive, send)
+
+    def _late(self, send: Any, seconds: float) -> Any:
+        """`send`, holding the answer `seconds` once the call was carried out."""
+
+        async def held(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                await self.sandbox.hold(seconds)
+            await send(message)
+
+        return held
 
     async def _inject(self, injection: Injection, scope: Scope, receive: Any, send: Any,
                       method: str) -> None:

@@ -1,7 +1,8 @@
 """Faults to inject at run time, for reliability tests of whatever talks to the sandbox.
 
 Counted faults (`burst_5xx`, `storm_429`, `drop_connections`) are used up one request at a
-time; rates are drawn from a random generator that `seed` makes repeatable. `methods` limits
+time; `latency_ms` holds a call before it is carried out, `late_answer_ms` after (Slack did it,
+and the client that gives up waiting, or dies, does not know); rates are drawn from a random generator that `seed` makes repeatable. `methods` limits
 them to some Web API methods (empty: every one).
 """
 
@@ -21,6 +22,7 @@ class Faults(msgspec.Struct, frozen=True, kw_only=True):
     error_rate: Rate = 0.0
     error_status: ServerError = 500
     latency_ms: Annotated[float, msgspec.Meta(ge=0, le=60_000)] = 0.0
+    late_answer_ms: Annotated[float, msgspec.Meta(ge=0, le=60_000)] = 0.0
     burst_5xx: Count = 0
     burst_status: ServerError = 503
     storm_429: Count = 0
@@ -50,6 +52,9 @@ class FaultSwitch:
 
     def latency_seconds(self, method: str) -> float:
         return self.current.latency_ms / 1000 if self._applies(method) else 0.0
+
+    def late_answer_seconds(self, method: str) -> float:
+        return self.current.late_answer_ms / 1000 if self._applies(method) else 0.0
 
     def _use(self, **counts: int) -> None:
         self.current = msgspec.structs.replace(self.current, **counts)
