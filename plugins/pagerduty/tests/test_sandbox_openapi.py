@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from .openapi_check import ARTEFACTS, OpenApiCheck, corrected
+from .sandbox_calls import new_incident
 
 # Routes PagerDuty's API has, answered by the sandbox: read from its app (below), so a route
 # added to the sandbox is checked here without anyone listing it.
@@ -433,3 +434,80 @@ def test_the_routes_read_from_the_app_are_pagerdutys(document):
     unknown = sorted((method, path) for method, path in routes
                      if method.lower() not in document["paths"].get(path, {}))
     assert not unknown, f"not in PagerDuty's document: {unknown}"
+
+
+# include[] values the sandbox renders, by route: each of them one PagerDuty lists for it
+INCLUDES = {
+    "/incidents": ["acknowledgers", "agents", "assignees", "conference_bridge",
+                   "escalation_policies", "first_trigger_log_entries", "priorities",
+                   "services"],
+    "/services": ["escalation_policies"],
+    "/escalation_policies": ["services", "targets"],
+    "/oncalls": ["escalation_policies", "schedules", "users"],
+    "/log_entries": ["incidents", "services"],
+}
+INCLUDES |= {"/incidents/{id}": INCLUDES["/incidents"],
+             "/services/{id}": INCLUDES["/services"],
+             "/escalation_policies/{id}": INCLUDES["/escalation_policies"],
+             "/log_entries/{id}": INCLUDES["/log_entries"],
+             "/incidents/{id}/log_entries": INCLUDES["/log_entries"]}
+
+
+def _includes_of(document, path):
+    """The include[] values PagerDuty's document lists for GET `path`."""
+    parameters = document["components"]["parameters"]
+    for parameter in document["paths"][path]["get"].get("parameters", []):
+        if "$ref" in parameter:
+            parameter = parameters[parameter["$ref"].rsplit("/", 1)[1]]
+        if parameter["name"] == "include[]":
+            schema = parameter["schema"]
+            return schema.get("items", schema)["enum"]
+    return []
+
+
+@pytest.mark.parametrize(("route", "include"), [
+    (route, include) for route, includes in INCLUDES.items() for include in includes])
+def test_every_include_the_sandbox_renders_matches_the_document(
+        document, openapi, checked, route, include):
+    """Each include[] a route renders, on an incident as most are (no conference bridge,
+    acknowledged, with a priority): PagerDuty lists it for the route, and the answer matches
+    the document."""
+    assert include in _includes_of(document, route)
+    c = checked
+    incident = c.post("/incidents", json={"incident": {
+        "type": "incident", "title": "Checkout is failing", "service": ref("service", "PAPI001"),
+        "priority": ref("priority", "PPRIO02")}}).json()["incident"]
+    c.put(f"/incidents/{incident['id']}", json={"incident": {
+        "type": "incident_reference", "status": "acknowledged"}})
+    ids = {"/incidents/{id}": incident["id"], "/incidents/{id}/log_entries": incident["id"],
+           "/services/{id}": "PAPI001", "/escalation_policies/{id}": "PAPI_ESCALATION",
+           "/log_entries/{id}": incident["first_trigger_log_entry"]["id"]}
+    answer = c.get(route.replace("{id}", ids.get(route, "")), params={"include[]": include})
+    assert answer.status_code == 200, answer.text
+    assert openapi.problems == []
+
+
+def test_a_conference_bridge_is_included_only_where_the_incident_has_one(api):
+    """As PagerDuty's document shows it: the object when there is a bridge; no null in its
+    place when there is none (the schema has no null for it)."""
+    plain = new_incident(api, "PAPI001")
+    bridged = new_incident(api, "PAPI001", title="With a bridge", conference_bridge={
+        "conference_number": "+1 555 0100", "conference_url": "https://example.com/bridge"})
+    shown = {i["id"]: i for i in api.get("/incidents", params={
+        "include[]": "conference_bridge"}).json()["incidents"]}
+    assert "conference_bridge" not in shown[plain["id"]]
+    assert shown[bridged["id"]]["conference_bridge"] == {
+        "conference_number": "+1 555 0100", "conference_url": "https://example.com/bridge"}
+
+
+def test_an_include_pagerduty_does_not_list_for_log_entries_is_ignored(api):
+    """PagerDuty's log entries include incidents, services, channels and teams, not users:
+    include[]=users leaves the agent a reference, as an unknown request parameter is
+    ignored (API-NOTES §1), rather than rendering what PagerDuty does not."""
+    incident = new_incident(api, "PAPI001")
+    entry_id = incident["first_trigger_log_entry"]["id"]
+    for path in ("/log_entries", f"/log_entries/{entry_id}",
+                 f"/incidents/{incident['id']}/log_entries"):
+        body = api.get(path, params={"include[]": "users"}).json()
+        entries = body.get("log_entries") or [body["log_entry"]]
+        assert {e["agent"]["type"] for e in entries} == {"user_reference"}, path
