@@ -373,6 +373,21 @@ def test_a_note_too_big_for_a_complete_delivery_is_trimmed(pd, api, receiver):
     assert api.get(f"/incidents/{incident['id']}/notes").json()["notes"][0]["content"] == content
 
 
+def test_a_status_update_too_big_for_a_complete_delivery_is_trimmed(pd, api, receiver):
+    """As a note: the message cut to fit 55 KB, `trimmed` true (a field of PagerDuty's
+    `incident_status_update` data); a short one goes whole, `trimmed` false."""
+    subscribe(api, receiver.url, events=["incident.status_update_published"])
+    incident = new_incident(api)
+    message = "status line\n" * 6000  # 72,000 characters
+    for text in ("Fix rolling out", message):
+        sent = api.post(f"/incidents/{incident['id']}/status_updates", json={"message": text})
+        assert sent.json()["status_update"]["message"] == text
+    short, big = (webhook.json()["event"]["data"] for webhook in receiver.wait_for(2))
+    assert (short["message"], short["trimmed"]) == ("Fix rolling out", False)
+    assert len(receiver.received[1].body) <= 56_320 and big["trimmed"] is True
+    assert message.startswith(big["message"]) and len(big["message"]) > 40_000
+
+
 def test_a_merge_sends_incident_resolved_with_the_merge_resolve_reason(api, receiver):
     target = new_incident(api, "PAPI001", title="Checkout is failing")
     source = new_incident(api, "PAPI001", title="Payments time out")
