@@ -361,6 +361,31 @@ def test_events_are_recorded_even_without_subscribers(pd, api):
     assert events[0]["body"]["event"]["data"]["id"] == incident["id"]
 
 
+def test_changes_made_through_an_integration_name_it_as_their_client(pd, receiver):
+    """A request with the X-Sandbox-Client control header stands for an integration (Slack,
+    PagerDuty's own app): the events of its changes, a note and a status update among them,
+    name it as their `client`; through the REST API alone `client` is null."""
+    with pd.client(from_email="jane.smith@company.com", via="Slack") as slack, \
+            pd.client(from_email="jane.smith@company.com") as api:
+        subscribe(api, receiver.url, events=[
+            "incident.acknowledged", "incident.annotated", "incident.priority_updated",
+            "incident.status_update_published", "incident.resolved"])
+        incident = new_incident(api)
+        update(slack, incident["id"], status="acknowledged")
+        slack.post(f"/incidents/{incident['id']}/notes", json={"note": {"content": "On it"}})
+        slack.post(f"/incidents/{incident['id']}/status_updates", json={"message": "Fixing"})
+        update(slack, incident["id"], priority="P1")
+        update(api, incident["id"], status="resolved")
+        events = [webhook.json()["event"] for webhook in receiver.wait_for(5)]
+    assert [(e["event_type"], e["client"]) for e in events] == [
+        ("incident.acknowledged", {"name": "Slack"}),
+        ("incident.annotated", {"name": "Slack"}),
+        ("incident.status_update_published", {"name": "Slack"}),
+        ("incident.priority_updated", {"name": "Slack"}),
+        ("incident.resolved", None),
+    ]
+
+
 def test_a_note_too_big_for_a_complete_delivery_is_trimmed(pd, api, receiver):
     subscribe(api, receiver.url, events=["incident.annotated"])
     incident = new_incident(api)

@@ -251,6 +251,7 @@ class EventMaker:
         incident: Incident,
         agent_user_id: str | None,
         at: datetime,
+        client: str | None = None,
     ) -> Event:
         return Event(
             id=event_id,
@@ -258,10 +259,14 @@ class EventMaker:
             resource_type="incident",
             occurred_at=format_event_time(at),
             agent=self.agent(agent_user_id, incident.service_id),
+            client=Client(name=client) if client else None,
             data=self.incident_data(incident),
         )
 
-    def note_event(self, event_id: str, note: Note, incident: Incident, at: datetime) -> Event:
+    def note_event(
+        self, event_id: str, note: Note, incident: Incident, at: datetime,
+        client: str | None = None,
+    ) -> Event:
         def event(content: str, trimmed: bool) -> Event:
             return Event(
                 id=event_id,
@@ -269,6 +274,7 @@ class EventMaker:
                 resource_type="incident",
                 occurred_at=format_event_time(at),
                 agent=self.user_ref(note.user_id),
+                client=Client(name=client) if client else None,
                 data=NoteData(
                     incident=self._ref("incident", incident.id, incident.title),
                     id=note.id,
