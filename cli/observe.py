@@ -61,6 +61,9 @@ def status(ctx: typer.Context, name: str = typer.Argument(..., help="The connect
     lines.append(f"Last Error: {figures.last_error} ({when(figures.last_error_at)})"
                  if figures.last_error and figures.last_error_at
                  else f"Last Error: {figures.last_error or '-'}")
+    if figures.last_poll_error:
+        lines.append(f"Last poll failed: {figures.last_poll_error}"
+                     f" ({when(figures.last_poll_failed_at)})")
     from im.humanize import printable  # the last error is the remote's words
 
     typer.echo("\n".join(printable(line) for line in lines))

@@ -598,12 +598,28 @@ def poll(runtime: Runtime, connector_name: str, *, incident_id: str | None = Non
         return {}
     incident = store.get_incident(incident_id) if incident_id else None
     links = store.links(incident.id, connector=connector_name) if incident else []
-    result = connector.pull(PullRequest(cursor=None if incident else store.get_cursor(
-        connector_name), incident=incident, links=links, deadline=deadline))
-    outcomes: dict[str, int] = {}
-    for change in result.changes:
-        outcome = apply_change(runtime, connector, change)
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    if result.cursor is not None and incident is None:
-        store.set_cursor(connector_name, result.cursor, at=runtime.clock())
+    try:
+        result = connector.pull(PullRequest(cursor=None if incident else store.get_cursor(
+            connector_name), incident=incident, links=links, deadline=deadline))
+        outcomes: dict[str, int] = {}
+        for change in result.changes:
+            outcome = apply_change(runtime, connector, change)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    except Exception as error:
+        if incident is None:
+            _poll_failed(runtime, connector_name, error)
+        raise
+    if incident is None:
+        store.poll_succeeded(connector_name, result.cursor, at=runtime.clock())
     return outcomes
+
+
+def _poll_failed(runtime: Runtime, connector_name: str, error: Exception) -> None:
+    """Kept for `im connector status` and `health`, whatever the connector and whether or not
+    the failure came from a call it recorded: a poll that fails every time would otherwise
+    show only as a cursor that no longer moves."""
+    try:
+        runtime.store.record_poll_failure(connector_name, str(error) or type(error).__name__,
+                                          at=runtime.clock())
+    except Exception:  # the database itself failing: the poll's own error is the one to raise
+        log.warning("could not record the failed poll of %s", connector_name, exc_info=True)

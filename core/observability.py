@@ -37,6 +37,10 @@ class ConnectorStatus(msgspec.Struct, kw_only=True):
     quarantined: int
     last_error: str | None
     last_error_at: datetime | None = None
+    # the last poll's error and when, while the last poll failed (a poll that succeeds
+    # clears them)
+    last_poll_error: str | None = None
+    last_poll_failed_at: datetime | None = None
 
 
 class ConnectorMetrics(msgspec.Struct, kw_only=True):
@@ -71,6 +75,8 @@ def status(runtime: Runtime, name: str) -> ConnectorStatus:
                                           reads.outbox.last_error(name)) if found is not None),
                      key=lambda found: found[1], default=None)
     latest = reads.calls.latest_status(name)
+    poll_failure = runtime.store.last_poll_failure(name) if record.sync_direction.pulls \
+        else None
     state = "disabled" if not record.enabled else "key refused" if latest == 401 else "active"
     return ConnectorStatus(
         name=name, type=record.type, status=state,
@@ -80,7 +86,9 @@ def status(runtime: Runtime, name: str) -> ConnectorStatus:
         webhook_enabled=_webhooks_on(runtime, record), queued=queued,
         failed=failed, quarantined=quarantined,
         last_error=last_error[0] if last_error else None,
-        last_error_at=last_error[1] if last_error else None)
+        last_error_at=last_error[1] if last_error else None,
+        last_poll_error=poll_failure[0] if poll_failure else None,
+        last_poll_failed_at=poll_failure[1] if poll_failure else None)
 
 
 def _webhooks_on(runtime: Runtime, record: ConnectorRecord) -> bool:
@@ -140,14 +148,28 @@ def health(runtime: Runtime, name: str, *, deadline: float | None = None
     polled = reads.cursors.updated_at(name)
     late_poll = settings.sync_direction.pulls and polled is not None and (
         now - polled).total_seconds() > 3 * interval
+    poll_failure = runtime.store.last_poll_failure(name) if settings.sync_direction.pulls \
+        else None
     when = f"last sync: {ago(last_sync, now)}" if last_sync else "never synced"
     if stuck or failed:
         problems = ([f"{stuck} change(s) waiting over 2 minutes"] if stuck else []) + (
             [f"{failed} change(s) failed"] if failed else [])
+        polled_too = (f"; last poll failed: {poll_failure[0]} ({ago(poll_failure[1], now)})"
+                      if poll_failure else "")
         checks.append(Check(
             name="sync", label="Sync Status", ok=False,
-            detail=f"{', '.join(problems)} ({when})",
+            detail=f"{', '.join(problems)} ({when}){polled_too}",
             fix=f"im connector sync {name}; im connector status {name} shows the last error"))
+    elif poll_failure:
+        # polled, and failing: the error is the reason, not a server that would not run;
+        # unless no poll came since long (then the server may have stopped as well)
+        error, failed_at = poll_failure
+        stale = interval > 0 and (now - failed_at).total_seconds() > 3 * interval
+        checks.append(Check(
+            name="sync", label="Sync Status", ok=False,
+            detail=f"Last poll failed: {error} ({ago(failed_at, now)}"
+                   + ("; none since: is `im serve` running?)" if stale else ")"),
+            fix=f"fix what the error says; `im connector sync {name}` polls again"))
     elif late_poll:
         checks.append(Check(name="sync", label="Sync Status", ok=False,
                             detail=f"Polling is late ({when}); is `im serve` running?",

@@ -917,3 +917,38 @@ def test_a_change_kind_is_im_word_and_the_former_word_for_opened_still_reads():
     with pytest.raises(ValueError, match="action 'fired' is not one of im's change kinds"):
         InboundChange(remote_id="R1", event_id="e1", action="fired", occurred_at=now,
                       actor="x")
+
+
+def test_a_poll_that_fails_before_any_call_shows_in_status_and_health(tmp_path):
+    """Whatever the connector, a failed poll is kept: status and health give its error even
+    when no call was made (none recorded, so no *Last Error*), and health is degraded by it
+    alone; the next poll that succeeds clears it."""
+    from im.humanize import when
+    from im.testing import FakeClock, FakePlugin, FakeWebhookConnector, make_runtime
+
+    fake = FakePlugin(connector=FakeWebhookConnector)  # a connector that polls
+    clock = FakeClock(datetime.now(UTC))
+    runtime = make_runtime(tmp_path / "home", plugins=[fake], clock=clock, user="alice")
+    add(runtime, config=json.dumps({**json.loads(CONFIG),
+                                    "webhook_secret": fake.remote.SECRET}))
+    fake.remote.fault = "down"
+    im(runtime, "connector", "sync", "prod-fake")
+    error = "cannot reach the fake API: connection refused"
+    status = im(runtime, "connector", "status", "prod-fake").stdout.splitlines()
+    assert status[-2:] == ["Last Error: -", f"Last poll failed: {error} ({when(clock())})"]
+    figures = json.loads(im(runtime, "connector", "status", "prod-fake", "--json").stdout)
+    assert figures["last_poll_error"] == error
+    health = im(runtime, "connector", "health", "prod-fake")
+    assert (health.exit_code, health.stdout.splitlines()) == (1, [
+        "Health: Degraded",
+        "api: ✓ Connected to the fake API",
+        "Webhook: ✓ No events received yet",
+        f"Sync Status: ✗ Last poll failed: {error} (0s ago)",
+        "  Fix: fix what the error says; `im connector sync prod-fake` polls again",
+        "Error Rate: 0% (0 errors in 24h)"])
+    fake.remote.fault = None
+    clock.advance(minutes=1)
+    im(runtime, "connector", "sync", "prod-fake")
+    assert "Last poll failed" not in im(runtime, "connector", "status", "prod-fake").stdout
+    assert im(runtime, "connector", "health", "prod-fake").exit_code == 0
+    runtime.store.close()

@@ -412,7 +412,7 @@ class WorkflowRunRepository(Protocol):
 
 
 class MetaRepository(Protocol):
-    """Small values of the installation (its id, public URLs)."""
+    """Small values of the installation (its id, public URLs, a connector's failed poll)."""
 
     def get(self, key: str) -> str | None: ...
 

@@ -18,6 +18,7 @@ them for nothing.
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
                                        UnitOfWork)
     from im.storage.records import (DatabaseSize, InboxRow, InboxStatus, OutboxRow,
                                     OutboxStatus)
+
+
+# the meta key of a connector's failed poll (see record_poll_failure)
+_POLL_FAILURE = "poll_failure:"
 
 
 class Leadership(Protocol):
@@ -203,6 +208,7 @@ class Store(abc.ABC):
             tx.connectors.delete(name)
             tx.outbox.discard_queued(name)
             tx.cursors.delete(name)
+            tx.meta.pop(_POLL_FAILURE + name)
 
     def last_sync(self, connector: str) -> datetime | None:
         """When a connector last exchanged something: a delivery, an event, or a poll."""
@@ -233,6 +239,33 @@ class Store(abc.ABC):
     def set_cursor(self, connector: str, cursor: str, *, at: datetime) -> None:
         with self.transaction() as tx:
             tx.cursors.set(connector, cursor, at=at)
+
+    # A connector's last poll, when it failed: a small value kept beside the installation's
+    # others (table meta), so no store needs a table of its own for it. A poll that succeeds
+    # removes it, in the transaction that moves the cursor.
+
+    def record_poll_failure(self, connector: str, error: str, *, at: datetime) -> None:
+        value = json.dumps({"error": error, "at": at.astimezone(UTC).isoformat()})
+        with self.transaction() as tx:
+            tx.meta.set(_POLL_FAILURE + connector, value)
+
+    def poll_succeeded(self, connector: str, cursor: str | None, *, at: datetime) -> None:
+        """The cursor moved to `cursor` (None: the connector keeps none), and the last poll
+        failed no longer."""
+        if cursor is None and self.last_poll_failure(connector) is None:
+            return  # nothing to write
+        with self.transaction() as tx:
+            if cursor is not None:
+                tx.cursors.set(connector, cursor, at=at)
+            tx.meta.pop(_POLL_FAILURE + connector)
+
+    def last_poll_failure(self, connector: str) -> tuple[str, datetime] | None:
+        """(error, when) of the connector's last poll, when it failed."""
+        value = self.read().meta.get(_POLL_FAILURE + connector)
+        if value is None:
+            return None
+        found = json.loads(value)
+        return str(found["error"]), datetime.fromisoformat(found["at"])
 
     # -- outbox ----------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Small values of the installation (table meta): its id, the public URLs given."""
+"""Small values of the installation (table meta): its id, the public URLs given, a
+connector's last poll when it failed."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ both with list calls (never one call per incident listed):
 2. every incident created before that (up to PagerDuty's 6-month range) that is open now.
 
 So a poll costs ceil(new / 100) list calls, plus one per 10,000-incident window, plus the
-pages of older open incidents (usually one call). The only calls about single incidents are
+pages of older open incidents (usually one call), listed by windows the same way. The only calls about single incidents are
 for linked incidents im believes open that neither list shows (left the open listing since
 the last poll: usually none).
 
@@ -101,9 +101,9 @@ def pull(connector: PagerDutyConnector, request: PullRequest) -> PullResult:
         since = (parse_time(request.cursor) or now - FIRST_POLL) - OVERLAP
         for incident in client.incidents_between(since, now):
             seen[incident["id"]] = incident
-        for incident in client.paginate("/incidents", "incidents", {
-                "statuses[]": ["triggered", "acknowledged"],
-                "since": (since - LOOKBACK).isoformat(), "until": since.isoformat()}):
+        # by time windows too: an account can have more than 10,000 incidents open
+        for incident in client.incidents_between(since - LOOKBACK, since, {
+                "statuses[]": ["triggered", "acknowledged"]}):
             seen[incident["id"]] = incident
     changes = [c for c in (_change(connector, i, now) for i in seen.values()) if c]
     if request.incident is None:

@@ -54,12 +54,17 @@ class RunningSandbox:
             headers["From"] = from_email
         return headers
 
-    def client(self, from_email: str | None = DEFAULT_FROM, **options: Any) -> httpx.Client:
-        """An httpx client for the REST API with the key, the v2 Accept and a `From` header."""
+    def client(
+        self, from_email: str | None = DEFAULT_FROM, *, via: str | None = None, **options: Any
+    ) -> httpx.Client:
+        """An httpx client for the REST API with the key, the v2 Accept and a `From` header.
+        `via`: its changes are made as through that integration (`"Slack"`): their webhooks
+        name it as their `client` (the sandbox's `X-Sandbox-Client` header)."""
         options.setdefault("timeout", 10)
-        return httpx.Client(
-            base_url=self.url, headers=self.headers(from_email), trust_env=False, **options
-        )
+        headers = self.headers(from_email)
+        if via:
+            headers["X-Sandbox-Client"] = via
+        return httpx.Client(base_url=self.url, headers=headers, trust_env=False, **options)
 
     # controls
 

@@ -240,7 +240,7 @@ def changes(connector: PagerDutyConnector, body: bytes) -> list[InboundChange]:
         if not connector.settings.custom.sync_notes:
             return []
         if event.event_type == "incident.status_update_published":
-            text = f"Status update in PagerDuty: {data.get('message') or ''}"
+            text = _status_update_text(incident, data)
         else:
             text = _note_text(connector, incident["id"], data)
     elif event.event_type in ACTIVITY:
@@ -292,6 +292,18 @@ def _note_text(connector: PagerDutyConnector, incident_id: str, data: dict[str, 
     notes = connector.client.get(f"/incidents/{incident_id}/notes").get("notes") or []
     note = next((n for n in notes if n.get("id") == data.get("id")), None)
     return str(note.get("content") or content) if note else content
+
+
+def _status_update_text(incident: dict[str, Any], data: dict[str, Any]) -> str:
+    """A status update as delivered. One PagerDuty trimmed to fit the webhook cannot be read
+    whole (no route of its API gives a status update back), so the line says it was cut and
+    where the whole of it is."""
+    text = f"Status update in PagerDuty: {data.get('message') or ''}"
+    if not data.get("trimmed"):
+        return text
+    where = f": {incident['html_url']}" if incident.get("html_url") else ""
+    return (f"{text} [cut by PagerDuty to fit its webhook; the whole update is on the"
+            f" incident in PagerDuty{where}]")
 
 
 def _bridge_text(connector: PagerDutyConnector, label: str, data: dict[str, Any]) -> str:

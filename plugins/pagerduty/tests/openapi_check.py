@@ -42,6 +42,9 @@ ARTEFACTS = {
     "reference-or-object pairs), so no real body can match exactly one; checked as anyOf.",
     "acknowledge-log-entry": "AcknowledgeLogEntry requires type 'acknowledgement_log_entry' while "
     "LogEntry allows only 'acknowledge_log_entry': no entry can satisfy both.",
+    "read-declared-201": "listScheduleOverrides, a read, declares only 201 (its collection "
+    "copied from createScheduleOverride); reads answer 200 (API-NOTES §1: index and show "
+    "return 200), with the collection the document describes.",
     "undeclared-errors": "updateIncident declares no 400 although PagerDuty documents 1001, 1002, "
     "1003, 1006 for it, and several operations omit 429 although every request is rate limited.",
 }
@@ -143,6 +146,10 @@ def corrected(document: dict[str, Any]) -> dict[str, Any]:
         if "oneOf" in node and isinstance(node["oneOf"], list):
             node["anyOf"] = node.pop("oneOf")
             node.pop("discriminator", None)
+
+    # read-declared-201
+    overrides = spec["paths"]["/schedules/{id}/overrides"]["get"]["responses"]
+    overrides.setdefault("200", overrides["201"])
 
     # undeclared-errors
     for item in spec["paths"].values():

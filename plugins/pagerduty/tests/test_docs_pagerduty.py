@@ -3,12 +3,15 @@
 Every `$ im ...` line of the ```console blocks in the sections "Incident workflows",
 "Service mapping" and "On-call" of docs/connectors/pagerduty.md is run in this process against
 the PagerDuty sandbox, in the page's order, and must print what the page shows (stdout, then
-stderr, as the page shows them). The connector is the page's prod-pagerduty (service PXXXXXX,
+stderr, as the page shows them). So are those of "Priorities", "Merges" and "Limits im keeps
+to", each from its own start (what responders do in PagerDuty between the commands done here
+through the sandbox; the page's `curl` of the sandbox's request log read from the sandbox). The connector is the page's prod-pagerduty (service PXXXXXX,
 from ops@company.com, escalation policy PXXXXXX, bidirectional), with no service mapping until
 the mapping commands of the ```bash block before "Incident workflows" have run.
 
 Only what differs on every run is set aside: the sandbox's incident ids (asserted here against
-the links im stored instead) and the on-call hand-off times (asserted against the sandbox's
+the links im stored instead), the times printed and logged (the waits the page shows asserted
+from the sandbox's log instead) and the on-call hand-off times (asserted against the sandbox's
 seed). As for the real `im`, log records go to the store, not to stderr.
 
 Mirrors tests/test_docs_examples.py, which does the same for docs/writing-plugins.md.
@@ -83,8 +86,17 @@ def page_parts():
     return mappings, walked, outage
 
 
+# as printed (to the second, or the minute) and as the sandbox logs requests
+STAMP = re.compile(r"\b\d{4}-\d\d-\d\d(?: \d\d:\d\d(?::\d\d)?|T\d\d:\d\d:\d\d(?:\.\d+)?Z)")
+
+
+# an incident's path in the sandbox's request log
+INCIDENT_PATH = re.compile(r"(?<= /incidents/)Q[0-9A-Z]+\b")
+
+
 def normalized(text):
-    return CLOCK_TIME.sub("<time>", INCIDENT_URL.sub("<incident id>", text))
+    text = INCIDENT_PATH.sub("<incident id>", INCIDENT_URL.sub("<incident id>", text))
+    return STAMP.sub("<time>", text)
 
 
 class Transcript:
@@ -231,4 +243,134 @@ def test_the_outage_example_prints_what_the_page_shows(runtime, pd, api):
     [made] = remote_incidents(api)
     [link] = runtime.store.links("INC-1")
     assert (link.remote_id, made["service"]["id"]) == (made["id"], "PDAT001")
+    page.finish()
+
+
+def transcripts(title):
+    """The `$ ` lines of a section's ```console blocks, in order, with what they print."""
+    return [step for block in console_blocks(section(PAGE.read_text(), title))
+            for step in block]
+
+
+def test_priorities_print_what_the_page_shows(runtime, pd, api):
+    """"Priorities": an account whose admins renamed the priorities, then one without them.
+    Not shown on the page: the webhook set up as in Step 2 (im serve answering), and INC-1,
+    declared SEV-3 before (PagerDuty incident #1)."""
+    from im.testing import serve
+
+    page = Transcript(transcripts("Priorities"))
+    im = runner(runtime, page)
+    map_services(runtime, page_parts()[0])
+    with serve(runtime) as url:
+        enabled = run_cli(runtime, ["connector", "webhook", NAME, "--enable", "--url", url])
+        assert enabled.exit_code == 0, enabled.output
+        priorities_walk(runtime, pd, api, im)
+    page.finish()
+
+
+def priorities_walk(runtime, pd, api, im):
+    run_cli(runtime, ["declare", "--sev", "SEV-3", "--title", "Slow search", "--service", "api"])
+    [link] = runtime.store.links("INC-1")
+    pd.set_priorities("Critical", "High", "Medium", "Low", "Info")
+    im("im connector test prod-pagerduty", exit_code=1)
+    im("im connector config prod-pagerduty --priority-mapping '{\"SEV-1\": \"Critical\","
+       " \"SEV-2\": \"High\", \"SEV-3\": \"Medium\", \"SEV-4\": [\"Low\", \"Info\"]}'")
+    im("im connector test prod-pagerduty")
+    im("im severity --incident INC-1 --sev SEV-1")
+    shown = api.get(f"/incidents/{link.remote_id}").json()["incident"]
+    assert (shown["urgency"], shown["priority"]["summary"]) == ("high", "Critical")
+    im("im connector config prod-pagerduty --priority-mapping '{\"SEV-1\": \"Critical\","
+       " \"SEV-2\": \"critical\"}'", exit_code=1)
+    pd.set_priorities()  # an account without priorities enabled
+    im("im connector test prod-pagerduty")
+
+
+def test_merges_print_what_the_page_shows(tmp_path, pd, api):
+    """"Merges": each block from scratch (INC-1 both times), in an im home and a sandbox of
+    its own. Not shown on the page: what responders do in PagerDuty between the commands (Jane
+    makes #2 and merges #1 into it, John acknowledges #2; Jane merges the api incident into
+    the payments one), and the second block's declare and sync."""
+    from .test_merges import made_in_pagerduty, merge, set_status
+
+    first, second = console_blocks(section(PAGE.read_text(), "What comes back from PagerDuty")
+                                   .split("### Merges", 1)[1])
+    page = Transcript(first + second)
+    runtime = add_connector(tmp_path / "first", pd)
+    im = runner(runtime, page)
+    map_services(runtime, page_parts()[0])
+    im('im declare --sev SEV-2 --title "Checkout errors" --service api')
+    [link] = runtime.store.links("INC-1")
+    survivor = made_in_pagerduty(pd, title="Checkout errors", service="PAPI001")
+    merge(pd, survivor["id"], link.remote_id)
+    im("im connector sync prod-pagerduty")
+    assert [link.remote_id for link in runtime.store.links("INC-1")] == [survivor["id"]]
+    im("im show INC-1")
+    set_status(pd, survivor["id"], "acknowledged")
+    im("im connector sync prod-pagerduty")
+    assert runtime.store.get_incident("INC-1").status.value == "mitigated"
+    im("im timeline INC-1")
+    runtime.store.close()
+
+    pd.reset()
+    runtime = add_connector(tmp_path / "second", pd)
+    im = runner(runtime, page)
+    map_services(runtime, page_parts()[0])
+    run_cli(runtime, ["declare", "--sev", "SEV-1", "--title", "Checkout errors", "--service",
+                      "api,payments"])
+    links = {link.service: link for link in runtime.store.links("INC-1")}
+    merge(pd, links["payments"].remote_id, links["api"].remote_id)
+    run_cli(runtime, ["connector", "sync", NAME])
+    im("im show INC-1")
+    assert [e.text for e in runtime.store.timeline("INC-1")][-1] == (
+        "PagerDuty #1 merged into #2 (linked for payments)")
+    runtime.store.close()
+    page.finish()
+
+
+def sandbox_requests(pd, command):
+    """What the page's `curl .../_sandbox/requests?... | jq ...` prints: one line a request,
+    `at method path status`."""
+    from urllib.parse import parse_qs, urlsplit
+
+    url = re.search(r"'(http://[^']+)'", command).group(1)
+    query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    return "".join(f"{r['at']} {r['method']} {r['path']} {r['status']}\n"
+                   for r in pd.requests(query.get("method"), query.get("path")))
+
+
+def test_limits_print_what_the_page_shows(runtime, pd, monkeypatch):
+    """"Limits im keeps to", with the client's real waits (not quick_retries): creates paced
+    by the sandbox's limit on POST /incidents (3 per 2 seconds), and a 429 waited out for its
+    `ratelimit-reset`."""
+    from im_pagerduty.connector import PagerDutyConnector
+    from im_pagerduty.sandbox.times import parse_time
+
+    monkeypatch.setattr(PagerDutyConnector, "client_options", {})
+    steps = transcripts("Limits im keeps to")
+    page = Transcript(steps)
+    im = runner(runtime, page)
+    map_services(runtime, page_parts()[0])
+
+    def curl(command):
+        assert command == steps[page.done][0], "the page's walk-through runs in another order"
+        printed = sandbox_requests(pd, command)
+        page.expect(command, printed)
+        return [line.split() for line in printed.splitlines()]
+
+    pd.configure(operation_limits={"POST /incidents": {"limit": 3, "window_seconds": 2}})
+    pd.clear_requests()
+    im('im declare --sev SEV-1 --title "Region down" --service api,db,web,payments')
+    creates = curl(steps[page.done][0])
+    started = [parse_time(at) for at, *_ in creates]
+    assert len(started) == 4 and (started[3] - started[0]).total_seconds() >= 1.9, creates
+    pd.set_faults(storm_429=1, storm_429_reset_seconds=3, paths=("/incidents/",))
+    im("im ack --incident INC-1")
+    acks = curl(steps[page.done][0])
+    assert [status for *_, status in acks] == ["429", "200", "200", "200", "200"]
+    # the first one again, then the others, in the order of the incident's services
+    links = {link.service: link.remote_id for link in runtime.store.links("INC-1")}
+    assert [path for _, _, path, _ in acks] == [f"/incidents/{links[s]}" for s in (
+        "api", "api", "db", "web", "payments")]
+    waited = parse_time(acks[1][0]) - parse_time(acks[0][0])
+    assert waited.total_seconds() >= 3, acks
     page.finish()

@@ -113,6 +113,27 @@ def test_a_note_pagerduty_trimmed_in_its_webhook_reaches_the_timeline_whole(live
         ("GET", f"/incidents/{remote['id']}/notes")]
 
 
+def test_a_status_update_pagerduty_trimmed_in_its_webhook_says_it_was_cut(live, pd):
+    """No route of PagerDuty's API reads a status update back (only its creation answers
+    one), so the timeline keeps what the webhook gave and says that it was cut, and where the
+    whole of it is; no call is made for it."""
+    runtime, remote = live
+    message = "".join(f"step {n}: payments failover in progress\n" for n in range(2000))
+    with as_john(pd) as john:
+        john.post(f"/incidents/{remote['id']}/status_updates",
+                  json={"message": message}).raise_for_status()
+    pd.clear_requests()
+    settled(pd, runtime)
+    [event] = pd.events("incident.status_update_published")
+    delivered = event["body"]["event"]["data"]
+    assert delivered["trimmed"] is True and len(delivered["message"]) < len(message)
+    [update] = [e for e in runtime.store.timeline("INC-1") if e.kind == "note"]
+    assert update.text == (
+        f"Status update in PagerDuty: {delivered['message']} [cut by PagerDuty to fit its"
+        f" webhook; the whole update is on the incident in PagerDuty: {remote['html_url']}]")
+    assert pd.requests(path="/incidents/*") == []
+
+
 def test_a_short_note_is_taken_as_delivered(live, pd):
     runtime, remote = live
     with as_john(pd) as john:

@@ -89,6 +89,9 @@ def test_health_lines_and_exit_codes(runtime, pd):
     im(runtime, "connector", "sync", "prod-pagerduty")  # refused for good: set aside
     failed = im(runtime, "connector", "health", "prod-pagerduty").stdout
     assert "Sync Status: ✗ 1 change(s) failed (last sync: " in failed
+    # the sync's poll was refused too: said on the same line
+    assert re.search(r"\); last poll failed: PagerDuty answered 401: Authentication failed"
+                     r" \(code 2006\) \(\d+s ago\)\n", failed), failed
 
 
 def test_logs_and_debug_mode_redact_secrets(runtime, pd, monkeypatch):
@@ -208,3 +211,45 @@ def test_status_says_an_outbound_connectors_webhooks_are_ignored(runtime):
     runtime.update_connector_settings("prod-pagerduty", {"sync_direction": "bidirectional"})
     assert "Webhook: Enabled" in im(runtime, "connector", "status",
                                     "prod-pagerduty").stdout.splitlines()
+
+
+def test_a_poll_that_keeps_failing_shows_in_status_and_health(tmp_path, pd, caplog):
+    """PagerDuty failing every listing of incidents: the poll `im serve` runs fails, and
+    status and health say so, with the error (not "is `im serve` running?", which it is);
+    once a poll succeeds again, neither says it any longer."""
+    from datetime import UTC, datetime
+
+    from im.humanize import when
+    from im.testing import FakeClock, serve
+
+    from .connector_kit import wait_for
+
+    clock = FakeClock(datetime.now(UTC))
+    rt = runtime_with_connector(tmp_path / "home", pd, clock=clock)
+    pd.set_faults(error_rate=1.0, error_status=503, paths=("/incidents",))
+    with serve(rt):  # polls at once, then every sync_interval (2m)
+        wait_for(lambda: any(r.getMessage().startswith("polling prod-pagerduty failed")
+                             for r in caplog.records))
+    assert pd.requests("GET", "/incidents")[0]["status"] == 503
+    error = "PagerDuty answered 503: Service Unavailable"
+    status = im(rt, "connector", "status", "prod-pagerduty").stdout.splitlines()
+    assert status[-1] == f"Last poll failed: {error} ({when(clock())})", status
+    health = im(rt, "connector", "health", "prod-pagerduty")
+    lines = health.stdout.splitlines()
+    assert (health.exit_code, lines[0]) == (1, "Health: Degraded"), health.stdout
+    sync = lines.index(next(line for line in lines if line.startswith("Sync Status: ")))
+    assert lines[sync:sync + 2] == [
+        f"Sync Status: ✗ Last poll failed: {error} (0s ago)",
+        "  Fix: fix what the error says; `im connector sync prod-pagerduty` polls again"]
+    # no poll for three intervals since the failure: the server may have stopped too
+    clock.advance(minutes=7)
+    later = im(rt, "connector", "health", "prod-pagerduty").stdout.splitlines()
+    assert later[sync] == (f"Sync Status: ✗ Last poll failed: {error} (7m ago; none since:"
+                           " is `im serve` running?)")
+    pd.clear_faults()
+    assert im(rt, "connector", "sync", "prod-pagerduty").exit_code == 0
+    status = im(rt, "connector", "status", "prod-pagerduty").stdout
+    assert "Last poll failed" not in status, status
+    healed = im(rt, "connector", "health", "prod-pagerduty").stdout.splitlines()
+    assert healed[sync].startswith("Sync Status: ✓ Up to date (last sync: 0s ago)"), healed
+    rt.store.close()

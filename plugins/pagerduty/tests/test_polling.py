@@ -4,6 +4,7 @@ im believes open, and those the listings name), never every link the connector e
 from datetime import UTC, datetime
 
 import msgspec
+import pytest
 
 from im.inbound import poll
 from im.models import Link, Severity
@@ -163,4 +164,39 @@ def test_incidents_linked_stays_a_real_count_through_merges_polls_and_removal(tm
     assert observability.metrics(runtime, "prod-pagerduty").total_incidents == 3
     remove(runtime, "prod-pagerduty")
     assert kept_and_real() == (3, 3)
+    runtime.store.close()
+
+
+
+@pytest.mark.parametrize(("ceiling", "open_count"), [(500, 550), (10_000, 10_050)],
+                         ids=["ceiling-lowered", "pagerduty-size"])
+def test_a_poll_over_more_open_incidents_than_one_listing_reaches_succeeds(
+        tmp_path, pd, monkeypatch, ceiling, open_count):
+    """More incidents open in PagerDuty than one listing reaches (offset + limit at most
+    10,000), created over the last 90 days: the open ones are listed by time windows, never
+    past the cap, and the poll moves the cursor (listed by offset alone every poll failed,
+    the cursor stuck). Once at PagerDuty's own size, once with the cap lowered in the sandbox
+    and the connector alike, which shows the same in a fraction of the time."""
+    from urllib.parse import parse_qs
+
+    from im_pagerduty import client
+
+    if ceiling != client.OFFSET_CEILING:
+        pd.configure(offset_ceiling=ceiling)
+        monkeypatch.setattr(client, "OFFSET_CEILING", ceiling)
+    pd.bulk_incidents(open_count, status="triggered", service_id="PAPI001",
+                      span_seconds=90 * 86400)
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    # the cursor at now: every one of them is older, so only the open listing shows them
+    before = runtime.clock().isoformat()
+    runtime.store.set_cursor("prod-pagerduty", before, at=runtime.clock())
+    pd.clear_requests()
+    outcomes = poll(runtime, "prod-pagerduty")
+    assert outcomes == {"created": open_count}, outcomes
+    assert runtime.store.get_cursor("prod-pagerduty") > before
+    listings = pd.requests("GET", "/incidents")
+    assert listings and all(r["status"] == 200 for r in listings)
+    reach = [int(q["offset"][0]) + int(q["limit"][0])
+             for q in (parse_qs(r["query"]) for r in listings)]
+    assert max(reach) <= ceiling, max(reach)
     runtime.store.close()

@@ -70,3 +70,23 @@ def _acknowledged_by(link, agent_id):
             "title": "Checkout errors", "html_url": link.remote_url, "incident_key": None,
             "service": {"id": "PAPI001", "type": "service_reference"}, "assignees": [],
             "urgency": "high", "priority": None}}}).encode()
+
+
+def test_a_poll_waits_a_reset_of_45_seconds_out_whole_once(tmp_path, pd, monkeypatch):
+    """A poll has no command's deadline: a 429 whose `ratelimit-reset` is 45 s (PagerDuty's
+    go up to a minute) is waited out in one wait of 45 s, then the listing is asked again and
+    answered; never cut short into another 429. The wait is recorded, not slept."""
+    from im.inbound import poll
+    from im_pagerduty.connector import PagerDutyConnector
+
+    slept: list[float] = []
+    monkeypatch.setattr(PagerDutyConnector, "client_options", {"sleep": slept.append})
+    runtime = runtime_with_connector(tmp_path / "home", pd)
+    pd.set_faults(storm_429=1, storm_429_reset_seconds=45, paths=["/incidents"])
+    pd.clear_requests()
+    assert poll(runtime, "prod-pagerduty") == {}
+    listings = pd.requests(method="GET", path="/incidents")
+    assert [r["status"] for r in listings] == [429, 200, 200]  # new, then open ones
+    assert len(slept) == 1 and 45 <= slept[0] <= 45.25, slept  # the reset, and some jitter
+    assert runtime.store.get_cursor("prod-pagerduty") is not None
+    runtime.store.close()

@@ -8,41 +8,34 @@ import httpx
 import pytest
 
 from .openapi_check import ARTEFACTS, OpenApiCheck, corrected
+from .sandbox_calls import new_incident
 
-ENDPOINTS = {
-    ("GET", "/incidents"),
-    ("POST", "/incidents"),
-    ("PUT", "/incidents"),
-    ("GET", "/incidents/{id}"),
-    ("PUT", "/incidents/{id}"),
-    ("GET", "/incidents/{id}/notes"),
-    ("POST", "/incidents/{id}/notes"),
-    ("GET", "/incidents/{id}/log_entries"),
-    ("POST", "/incidents/{id}/status_updates"),
-    ("PUT", "/incidents/{id}/merge"),
-    ("POST", "/incidents/{id}/responder_requests"),
-    ("GET", "/log_entries"),
-    ("GET", "/log_entries/{id}"),
-    ("GET", "/services"),
-    ("GET", "/services/{id}"),
-    ("GET", "/users"),
-    ("GET", "/users/{id}"),
-    ("GET", "/users/me"),
-    ("GET", "/escalation_policies"),
-    ("GET", "/escalation_policies/{id}"),
-    ("GET", "/schedules"),
-    ("GET", "/schedules/{id}"),
-    ("POST", "/schedules/{id}/overrides"),
-    ("GET", "/oncalls"),
-    ("GET", "/priorities"),
-    ("POST", "/webhook_subscriptions"),
-    ("GET", "/webhook_subscriptions"),
-    ("GET", "/webhook_subscriptions/{id}"),
-    ("PUT", "/webhook_subscriptions/{id}"),
-    ("DELETE", "/webhook_subscriptions/{id}"),
-    ("POST", "/webhook_subscriptions/{id}/ping"),
-    ("POST", "/webhook_subscriptions/{id}/enable"),
-}
+# Routes PagerDuty's API has, answered by the sandbox: read from its app (below), so a route
+# added to the sandbox is checked here without anyone listing it.
+CONTROL_ROUTES = "/_sandbox"
+# Litestar answers these itself (CORS preflight, HEAD of a GET); they are not routes of ours
+FRAMEWORK_METHODS = {"OPTIONS", "HEAD"}
+
+
+def served_routes() -> set[tuple[str, str]]:
+    """(method, path template in PagerDuty's document, `{id}` for any parameter) of every
+    route handler of the sandbox's app, its /_sandbox controls left out."""
+    import re
+
+    from im_pagerduty.sandbox import SandboxConfig
+    from im_pagerduty.sandbox.app import create_app
+    from im_pagerduty.sandbox.core import Sandbox
+
+    app = create_app(Sandbox(SandboxConfig(api_keys=("routes",)))).app
+    found = set()
+    for route in app.routes:
+        if route.path == CONTROL_ROUTES or route.path.startswith(CONTROL_ROUTES + "/"):
+            continue
+        template = re.sub(r"\{[^}]+\}", "{id}", route.path)
+        for handler in route.route_handlers:
+            found |= {(method, template) for method in handler.http_methods
+                      if method not in FRAMEWORK_METHODS}
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +95,7 @@ def test_every_endpoint_matches_the_openapi_document(
             ]
         },
     )
+    c.get("/schedules/PSPRIM1/overrides", params={"since": at(-1), "until": at(7)})
     c.get("/oncalls")
     c.get(
         "/oncalls",
@@ -330,7 +324,7 @@ def test_every_endpoint_matches_the_openapi_document(
     c.get("/incidents")
 
     assert openapi.problems == []
-    missing = ENDPOINTS - openapi.operations
+    missing = served_routes() - openapi.operations
     assert not missing, f"not exercised: {sorted(missing)}"
     # Nothing the sandbox answered went unchecked.
     assert openapi.exchanges == len(pd.requests()) > 50
@@ -404,6 +398,8 @@ def test_every_corrected_artefact_is_in_the_document(document):
     assert schemas["Service"]["allOf"][1]["properties"]["escalation_policy"] == {
         "$ref": "#/components/schemas/EscalationPolicyReference"
     }
+    overrides = document["paths"]["/schedules/{id}/overrides"]["get"]["responses"]
+    assert "201" in overrides and "200" not in overrides
     assert "400" not in document["paths"]["/incidents/{id}"]["put"]["responses"]
     assert "429" not in document["paths"]["/services"]["get"]["responses"]
     # and the corrected copy leaves the original alone
@@ -411,7 +407,7 @@ def test_every_corrected_artefact_is_in_the_document(document):
         corrected(document) is not document
         and "429" not in document["paths"]["/services"]["get"]["responses"]
     )
-    assert len(ARTEFACTS) == 10
+    assert len(ARTEFACTS) == 11
 
 
 def test_every_seeded_user_has_a_role_pagerduty_has(shared_pagerduty, pd):
@@ -424,3 +420,94 @@ def test_every_seeded_user_has_a_role_pagerduty_has(shared_pagerduty, pd):
     with pd.client() as api:
         users = api.get("/users", params={"limit": 100}).json()["users"]
     assert users and {user["role"] for user in users} <= set(roles), users
+
+
+def test_the_routes_read_from_the_app_are_pagerdutys(document):
+    """The routes the check above must see: read from the sandbox's app, each one a path and
+    method of PagerDuty's document (the reading itself is checked: the core of the API is in
+    it, and none of the controls)."""
+    routes = served_routes()
+    assert {("GET", "/incidents"), ("PUT", "/incidents/{id}/merge"), ("GET", "/users/me"),
+            ("DELETE", "/webhook_subscriptions/{id}"),
+            ("GET", "/schedules/{id}/overrides")} <= routes
+    assert not any(path.startswith("/_sandbox") for _, path in routes)
+    unknown = sorted((method, path) for method, path in routes
+                     if method.lower() not in document["paths"].get(path, {}))
+    assert not unknown, f"not in PagerDuty's document: {unknown}"
+
+
+# include[] values the sandbox renders, by route: each of them one PagerDuty lists for it
+INCLUDES = {
+    "/incidents": ["acknowledgers", "agents", "assignees", "conference_bridge",
+                   "escalation_policies", "first_trigger_log_entries", "priorities",
+                   "services"],
+    "/services": ["escalation_policies"],
+    "/escalation_policies": ["services", "targets"],
+    "/oncalls": ["escalation_policies", "schedules", "users"],
+    "/log_entries": ["incidents", "services"],
+}
+INCLUDES |= {"/incidents/{id}": INCLUDES["/incidents"],
+             "/services/{id}": INCLUDES["/services"],
+             "/escalation_policies/{id}": INCLUDES["/escalation_policies"],
+             "/log_entries/{id}": INCLUDES["/log_entries"],
+             "/incidents/{id}/log_entries": INCLUDES["/log_entries"]}
+
+
+def _includes_of(document, path):
+    """The include[] values PagerDuty's document lists for GET `path`."""
+    parameters = document["components"]["parameters"]
+    for parameter in document["paths"][path]["get"].get("parameters", []):
+        if "$ref" in parameter:
+            parameter = parameters[parameter["$ref"].rsplit("/", 1)[1]]
+        if parameter["name"] == "include[]":
+            schema = parameter["schema"]
+            return schema.get("items", schema)["enum"]
+    return []
+
+
+@pytest.mark.parametrize(("route", "include"), [
+    (route, include) for route, includes in INCLUDES.items() for include in includes])
+def test_every_include_the_sandbox_renders_matches_the_document(
+        document, openapi, checked, route, include):
+    """Each include[] a route renders, on an incident as most are (no conference bridge,
+    acknowledged, with a priority): PagerDuty lists it for the route, and the answer matches
+    the document."""
+    assert include in _includes_of(document, route)
+    c = checked
+    incident = c.post("/incidents", json={"incident": {
+        "type": "incident", "title": "Checkout is failing", "service": ref("service", "PAPI001"),
+        "priority": ref("priority", "PPRIO02")}}).json()["incident"]
+    c.put(f"/incidents/{incident['id']}", json={"incident": {
+        "type": "incident_reference", "status": "acknowledged"}})
+    ids = {"/incidents/{id}": incident["id"], "/incidents/{id}/log_entries": incident["id"],
+           "/services/{id}": "PAPI001", "/escalation_policies/{id}": "PAPI_ESCALATION",
+           "/log_entries/{id}": incident["first_trigger_log_entry"]["id"]}
+    answer = c.get(route.replace("{id}", ids.get(route, "")), params={"include[]": include})
+    assert answer.status_code == 200, answer.text
+    assert openapi.problems == []
+
+
+def test_a_conference_bridge_is_included_only_where_the_incident_has_one(api):
+    """As PagerDuty's document shows it: the object when there is a bridge; no null in its
+    place when there is none (the schema has no null for it)."""
+    plain = new_incident(api, "PAPI001")
+    bridged = new_incident(api, "PAPI001", title="With a bridge", conference_bridge={
+        "conference_number": "+1 555 0100", "conference_url": "https://example.com/bridge"})
+    shown = {i["id"]: i for i in api.get("/incidents", params={
+        "include[]": "conference_bridge"}).json()["incidents"]}
+    assert "conference_bridge" not in shown[plain["id"]]
+    assert shown[bridged["id"]]["conference_bridge"] == {
+        "conference_number": "+1 555 0100", "conference_url": "https://example.com/bridge"}
+
+
+def test_an_include_pagerduty_does_not_list_for_log_entries_is_ignored(api):
+    """PagerDuty's log entries include incidents, services, channels and teams, not users:
+    include[]=users leaves the agent a reference, as an unknown request parameter is
+    ignored (API-NOTES §1), rather than rendering what PagerDuty does not."""
+    incident = new_incident(api, "PAPI001")
+    entry_id = incident["first_trigger_log_entry"]["id"]
+    for path in ("/log_entries", f"/log_entries/{entry_id}",
+                 f"/incidents/{incident['id']}/log_entries"):
+        body = api.get(path, params={"include[]": "users"}).json()
+        entries = body.get("log_entries") or [body["log_entry"]]
+        assert {e["agent"]["type"] for e in entries} == {"user_reference"}, path

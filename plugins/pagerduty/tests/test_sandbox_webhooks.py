@@ -361,6 +361,31 @@ def test_events_are_recorded_even_without_subscribers(pd, api):
     assert events[0]["body"]["event"]["data"]["id"] == incident["id"]
 
 
+def test_changes_made_through_an_integration_name_it_as_their_client(pd, receiver):
+    """A request with the X-Sandbox-Client control header stands for an integration (Slack,
+    PagerDuty's own app): the events of its changes, a note and a status update among them,
+    name it as their `client`; through the REST API alone `client` is null."""
+    with pd.client(from_email="jane.smith@company.com", via="Slack") as slack, \
+            pd.client(from_email="jane.smith@company.com") as api:
+        subscribe(api, receiver.url, events=[
+            "incident.acknowledged", "incident.annotated", "incident.priority_updated",
+            "incident.status_update_published", "incident.resolved"])
+        incident = new_incident(api)
+        update(slack, incident["id"], status="acknowledged")
+        slack.post(f"/incidents/{incident['id']}/notes", json={"note": {"content": "On it"}})
+        slack.post(f"/incidents/{incident['id']}/status_updates", json={"message": "Fixing"})
+        update(slack, incident["id"], priority="P1")
+        update(api, incident["id"], status="resolved")
+        events = [webhook.json()["event"] for webhook in receiver.wait_for(5)]
+    assert [(e["event_type"], e["client"]) for e in events] == [
+        ("incident.acknowledged", {"name": "Slack"}),
+        ("incident.annotated", {"name": "Slack"}),
+        ("incident.status_update_published", {"name": "Slack"}),
+        ("incident.priority_updated", {"name": "Slack"}),
+        ("incident.resolved", None),
+    ]
+
+
 def test_a_note_too_big_for_a_complete_delivery_is_trimmed(pd, api, receiver):
     subscribe(api, receiver.url, events=["incident.annotated"])
     incident = new_incident(api)
@@ -371,6 +396,21 @@ def test_a_note_too_big_for_a_complete_delivery_is_trimmed(pd, api, receiver):
     assert len(webhook.body) <= 56_320 and data["trimmed"] is True
     assert content.startswith(data["content"]) and len(data["content"]) > 40_000
     assert api.get(f"/incidents/{incident['id']}/notes").json()["notes"][0]["content"] == content
+
+
+def test_a_status_update_too_big_for_a_complete_delivery_is_trimmed(pd, api, receiver):
+    """As a note: the message cut to fit 55 KB, `trimmed` true (a field of PagerDuty's
+    `incident_status_update` data); a short one goes whole, `trimmed` false."""
+    subscribe(api, receiver.url, events=["incident.status_update_published"])
+    incident = new_incident(api)
+    message = "status line\n" * 6000  # 72,000 characters
+    for text in ("Fix rolling out", message):
+        sent = api.post(f"/incidents/{incident['id']}/status_updates", json={"message": text})
+        assert sent.json()["status_update"]["message"] == text
+    short, big = (webhook.json()["event"]["data"] for webhook in receiver.wait_for(2))
+    assert (short["message"], short["trimmed"]) == ("Fix rolling out", False)
+    assert len(receiver.received[1].body) <= 56_320 and big["trimmed"] is True
+    assert message.startswith(big["message"]) and len(big["message"]) > 40_000
 
 
 def test_a_merge_sends_incident_resolved_with_the_merge_resolve_reason(api, receiver):

@@ -561,37 +561,34 @@ def test_a_source_over_the_rate_limit_is_told_to_retry_and_nothing_of_it_is_stor
                 f'outcome="rate_limited"}} {float(len(refused))}') in text
 
 
-def test_a_change_made_through_an_integration_names_it_on_the_timeline(tmp_path, pd):
-    """An event whose `client` is an integration (not PagerDuty's own app) says which on the
-    timeline line it writes; one made in PagerDuty itself reads as before."""
-    runtime = runtime_with_connector(tmp_path / "home", pd)
+def test_a_change_made_through_an_integration_names_it_on_the_timeline(live, pd):
+    """A responder acting through an integration (Slack): the sandbox's events name it as
+    their `client`, and the timeline lines they write say which; one made in PagerDuty itself
+    reads as before. Signed deliveries from the sandbox, through im serve."""
+    runtime, _ = live
     im(runtime, "declare", "--sev", "SEV-2", "--title", "x", "--service", "db")
+    delivered(runtime)
+    settled(pd, runtime)
     [link] = runtime.store.links("INC-1")
-    jane = {"id": "PUJANE1", "type": "user_reference", "summary": "Jane Smith"}
-
-    def event(event_id, event_type, status, client, **data):
-        body = json.loads(_incident_event(event_id, event_type, runtime.clock(), link, status,
-                                          agent=jane))
-        body["event"]["client"] = client
-        body["event"]["data"].update(data)
-        return json.dumps(body).encode()
-
-    p1 = {"id": "PPRIO01", "type": "priority_reference", "summary": "P1"}
-    assert _deliver_event(runtime, "EPRIO", "incident.priority_updated", event(
-        "EPRIO", "incident.priority_updated", "triggered", {"name": "Slack"}, priority=p1)) == {
-        "applied": 1}
-    assert _deliver_event(runtime, "EACK", "incident.acknowledged", event(
-        "EACK", "incident.acknowledged", "acknowledged", {"name": "Slack"})) == {"applied": 1}
-    p2 = {"id": "PPRIO02", "type": "priority_reference", "summary": "P2"}
-    assert _deliver_event(runtime, "EPRIO2", "incident.priority_updated", event(
-        "EPRIO2", "incident.priority_updated", "acknowledged", {"name": "PagerDuty"},
-        priority=p2)) == {"applied": 1}
+    jane = "jane.smith@company.com"
+    with pd.client(from_email=jane, via="Slack") as slack, \
+            pd.client(from_email=jane, via="PagerDuty") as web:
+        for client, change in ((slack, {"priority": "P1"}), (slack, {"status": "acknowledged"}),
+                               (web, {"priority": "P2"})):
+            client.put(f"/incidents/{link.remote_id}", json={"incident": {
+                "type": "incident_reference", **change}}).raise_for_status()
+            settled(pd, runtime)  # one at a time, as a responder makes them
+    assert [e["body"]["event"]["client"] for e in pd.events()
+            if e["event_type"] in ("incident.priority_updated", "incident.acknowledged")] == [
+        {"name": "Slack"}, {"name": "Slack"}, {"name": "PagerDuty"}]
+    assert runtime.store.inbox(statuses=("quarantined",)) == []
     lines = [(e.actor, e.text) for e in runtime.store.timeline("INC-1")
-             if e.system == "prod-pagerduty" and e.actor == "jane.smith@company.com"]
+             if e.system == "prod-pagerduty" and e.actor == jane]
     assert lines == [
-        ("jane.smith@company.com", "PagerDuty incident #1 priority set to P1 (SEV-1) (via Slack)"),
-        ("jane.smith@company.com", "Severity changed from SEV-2 to SEV-1"),
-        ("jane.smith@company.com", "Acknowledged by jane.smith@company.com: via Slack"),
-        ("jane.smith@company.com", "PagerDuty incident #1 priority set to P2 (SEV-2)"),
-        ("jane.smith@company.com", "Severity changed from SEV-1 to SEV-2"),
+        (jane, "PagerDuty incident #1 priority set to P1 (SEV-1) (via Slack)"),
+        (jane, "Severity changed from SEV-2 to SEV-1"),
+        (jane, "Assigned to jane.smith@company.com"),  # PagerDuty's ack assigns her
+        (jane, "Acknowledged by jane.smith@company.com: via Slack"),
+        (jane, "PagerDuty incident #1 priority set to P2 (SEV-2)"),
+        (jane, "Severity changed from SEV-1 to SEV-2"),
     ]

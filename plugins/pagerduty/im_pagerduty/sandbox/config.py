@@ -43,6 +43,9 @@ class SandboxConfig(msgspec.Struct, frozen=True, kw_only=True):
     operation_limits: dict[str, OperationLimit] = msgspec.field(
         default_factory=lambda: dict(DEFAULT_OPERATION_LIMITS))
     request_log_size: PositiveInt = 100_000
+    # runtime: how far classic pagination reaches (offset + limit). PagerDuty's is 10,000; a
+    # test may lower it to show listings that pass it without creating 10,000 records.
+    offset_ceiling: Annotated[int, msgspec.Meta(ge=100)] = 10_000
 
 
 class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -54,6 +57,7 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     webhook_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] | None = None
     time_zone: str | None = None
     operation_limits: dict[str, OperationLimit] | None = None
+    offset_ceiling: Annotated[int, msgspec.Meta(ge=100)] | None = None
 
 
 def apply_settings(config: SandboxConfig, changes: RuntimeSettings) -> SandboxConfig:

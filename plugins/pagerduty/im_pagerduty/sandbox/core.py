@@ -6,12 +6,20 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import msgspec
+
 from im_pagerduty.sandbox.config import SandboxConfig
 from im_pagerduty.sandbox.delivery import Target, WebhookDeliveries
 from im_pagerduty.sandbox.events import EventMaker
 from im_pagerduty.sandbox.faults import Faults, FaultSwitch
 from im_pagerduty.sandbox.ids import event_id
-from im_pagerduty.sandbox.incidents import Activity, Announcement, IncidentChanged, Incidents
+from im_pagerduty.sandbox.incidents import (
+    Activity,
+    Announcement,
+    IncidentChanged,
+    Incidents,
+    acting_client,
+)
 from im_pagerduty.sandbox.links import Links
 from im_pagerduty.sandbox.ratelimit import KeyRateLimiter
 from im_pagerduty.sandbox.render import Renderer
@@ -101,6 +109,7 @@ class Sandbox:
     def _announce(self, announcement: Announcement) -> None:
         maker = self.event_maker()
         incident = announcement.incident
+        via = acting_client.get()  # the integration the request stands for, if any
         if isinstance(announcement, IncidentChanged):
             event = maker.incident_event(
                 event_id(),
@@ -108,11 +117,16 @@ class Sandbox:
                 incident,
                 announcement.agent_user_id,
                 announcement.at,
+                via,
             )
         elif isinstance(announcement, Activity):
+            if via and announcement.client is None:
+                announcement = msgspec.structs.replace(announcement, client=via)
             event = maker.activity_event(event_id(), announcement)
         else:
-            event = maker.note_event(event_id(), announcement.note, incident, announcement.at)
+            event = maker.note_event(
+                event_id(), announcement.note, incident, announcement.at, via
+            )
         service = self.store.services.get(incident.service_id)
         self.webhooks.publish(
             event,

@@ -18,6 +18,7 @@ import msgspec
 from im_pagerduty.sandbox import errors
 from im_pagerduty.sandbox.core import Sandbox
 from im_pagerduty.sandbox.faults import Injection
+from im_pagerduty.sandbox.incidents import acting_client
 from im_pagerduty.sandbox.requestlog import RequestRecord
 from im_pagerduty.sandbox.times import format_event_time, rendering_zone, zone
 from im_pagerduty.sandbox.transport import current_transport
@@ -26,6 +27,9 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 
 CONTROL_PREFIX = "/_sandbox"
+# A control on API requests, not PagerDuty's: the changes the request makes are announced as
+# made through that client (an integration such as Slack), as the webhook's `client` says
+VIA_HEADER = b"x-sandbox-client"
 TOKEN_PREFIX = "Token token="
 # Load balancers answer these, not the API: HTML, like the real thing would be.
 _GATEWAY_BODIES = {
@@ -175,9 +179,11 @@ class Edge:
                 await _answer_error(send_with_headers, errors.invalid_input(str(error)))
                 return
             token = rendering_zone.set(where)
+            via = acting_client.set(_header(scope, VIA_HEADER) or None)
             try:
                 await self.app(scope, receive, send_with_headers)
             finally:
+                acting_client.reset(via)
                 rendering_zone.reset(token)
         finally:
             query = scope.get("query_string", b"").decode("latin-1")

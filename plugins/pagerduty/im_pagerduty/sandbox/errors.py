@@ -105,8 +105,8 @@ def from_header_malformed() -> PagerDutyError:
     return PagerDutyError(400, 'Malformed "From" header', 1028)
 
 
-def offset_limit_exceeded() -> PagerDutyError:
+def offset_limit_exceeded(ceiling: int) -> PagerDutyError:
     return arguments_caused_error(
-        "Offset+limit exceeds maximum allowed value of 10000. Please try to refine your search"
+        f"Offset+limit exceeds maximum allowed value of {ceiling}. Please try to refine your search"
         " to reduce the returned set of records below this number, like adding a date range."
     )

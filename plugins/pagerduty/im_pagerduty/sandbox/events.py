@@ -6,6 +6,7 @@ taken when the change happened; a retried delivery sends the same bytes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -250,6 +251,7 @@ class EventMaker:
         incident: Incident,
         agent_user_id: str | None,
         at: datetime,
+        client: str | None = None,
     ) -> Event:
         return Event(
             id=event_id,
@@ -257,10 +259,14 @@ class EventMaker:
             resource_type="incident",
             occurred_at=format_event_time(at),
             agent=self.agent(agent_user_id, incident.service_id),
+            client=Client(name=client) if client else None,
             data=self.incident_data(incident),
         )
 
-    def note_event(self, event_id: str, note: Note, incident: Incident, at: datetime) -> Event:
+    def note_event(
+        self, event_id: str, note: Note, incident: Incident, at: datetime,
+        client: str | None = None,
+    ) -> Event:
         def event(content: str, trimmed: bool) -> Event:
             return Event(
                 id=event_id,
@@ -268,6 +274,7 @@ class EventMaker:
                 resource_type="incident",
                 occurred_at=format_event_time(at),
                 agent=self.user_ref(note.user_id),
+                client=Client(name=client) if client else None,
                 data=NoteData(
                     incident=self._ref("incident", incident.id, incident.title),
                     id=note.id,
@@ -276,12 +283,7 @@ class EventMaker:
                 ),
             )
 
-        whole = event(note.content, False)
-        overflow = len(encode(whole)) - COMPLETE_BODY_LIMIT
-        if overflow <= 0:
-            return whole
-        # Every character dropped removes at least one byte of the body.
-        return event(note.content[: len(note.content) - overflow], True)
+        return _fitted(event, note.content)
 
     def activity_event(self, event_id: str, activity: Activity) -> Event:
         incident = activity.incident
@@ -297,7 +299,15 @@ class EventMaker:
                 conference_url=bridge.conference_url if bridge else None,
             )
         elif activity.event_type == "incident.status_update_published":
-            data = StatusUpdateData(incident=ref, id=detail["id"], message=detail["message"])
+
+            def status_update(message: str, trimmed: bool) -> Event:
+                data = StatusUpdateData(
+                    incident=ref, id=detail["id"], message=message, trimmed=trimmed
+                )
+                return self._activity(event_id, activity, data)
+
+            # trimmed to fit a complete delivery, as a note is
+            return _fitted(status_update, detail["message"])
         else:
             policy_id = detail.get("escalation_policy_id")
             policy = self.store.escalation_policies.get(policy_id) if policy_id else None
@@ -310,12 +320,20 @@ class EventMaker:
                 message=detail["message"],
                 state=detail["state"],
             )
+        return self._activity(event_id, activity, data)
+
+    def _activity(
+        self,
+        event_id: str,
+        activity: Activity,
+        data: BridgeData | ResponderData | StatusUpdateData,
+    ) -> Event:
         return Event(
             id=event_id,
             event_type=activity.event_type,
             resource_type="incident",
             occurred_at=format_event_time(activity.at),
-            agent=self.agent(activity.agent_user_id, incident.service_id),
+            agent=self.agent(activity.agent_user_id, activity.incident.service_id),
             client=Client(name=activity.client) if activity.client else None,
             data=data,
         )
@@ -333,3 +351,15 @@ class EventMaker:
 
 def encode(event: Event) -> bytes:
     return msgspec.json.encode(Envelope(event=event))
+
+
+def _fitted(event: Callable[[str, bool], Event], text: str) -> Event:
+    """The event `event(text, trimmed)` makes, whole when its body fits a complete delivery
+    (55 KB); else with `text` cut until it fits, and `trimmed` true, as PagerDuty trims a
+    note or a status update in its webhooks."""
+    whole = event(text, False)
+    overflow = len(encode(whole)) - COMPLETE_BODY_LIMIT
+    if overflow <= 0:
+        return whole
+    # Every character dropped removes at least one byte of the body.
+    return event(text[: len(text) - overflow], True)

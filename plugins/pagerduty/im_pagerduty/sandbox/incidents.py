@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -44,6 +45,10 @@ from im_pagerduty.sandbox.times import Clock
 
 # The `client` of an event a user causes in PagerDuty's own web UI or app.
 WEB_CLIENT = "PagerDuty"
+# The client the REST request being answered stands for (its X-Sandbox-Client header, see
+# edge.py): an integration a responder acts through, Slack say, which PagerDuty names as the
+# `client` of the events the change causes. None (the REST API itself): `client` is null.
+acting_client: ContextVar[str | None] = ContextVar("acting_client", default=None)
 
 DUPLICATE_KEY = "Open incident with matching dedup key already exists on this service"
 

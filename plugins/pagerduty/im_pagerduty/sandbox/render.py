@@ -332,16 +332,13 @@ class Renderer:
             ],
             "urgency": incident.urgency,
         }
-        if "conference_bridge" in include:
-            bridge = incident.conference_bridge
-            body["conference_bridge"] = (
-                {
-                    "conference_number": bridge.conference_number,
-                    "conference_url": bridge.conference_url,
-                }
-                if bridge
-                else None
-            )
+        bridge = incident.conference_bridge
+        # only asked for, and only where there is one: the document has no null for it
+        if "conference_bridge" in include and bridge:
+            body["conference_bridge"] = {
+                "conference_number": bridge.conference_number,
+                "conference_url": bridge.conference_url,
+            }
         if with_body:
             body["body"] = {"type": "incident_body", "details": incident.details or ""}
         return body
@@ -421,7 +418,6 @@ class Renderer:
 
     def log_entry(self, entry: LogEntry, include: Collection[str] = ()) -> dict[str, Any]:
         incident = self.store.incidents[entry.incident_id]
-        agent_user = self.store.users.get(entry.agent_user_id) if entry.agent_user_id else None
         channel: dict[str, Any] = {"type": "api" if entry.agent_user_id else "timeout"}
         if entry.type == "annotate_log_entry":
             channel = {"type": "note", "summary": entry.note or ""}
@@ -432,11 +428,9 @@ class Renderer:
             "self": self.links.log_entry_self(entry.id, entry.incident_id),
             "html_url": self.links.log_entry_web(entry.id, entry.incident_id),
             "created_at": format_time(entry.created_at),
-            "agent": (
-                self.user(agent_user)
-                if agent_user and "users" in include
-                else self.agent_ref(entry.agent_user_id, entry.service_id)
-            ),
+            # PagerDuty's log entries include incidents, services, channels and teams, never
+            # users: an include it does not list is ignored, as unknown parameters are
+            "agent": self.agent_ref(entry.agent_user_id, entry.service_id),
             "channel": channel,
             "service": (
                 self.service(self.store.services[entry.service_id])

@@ -20,8 +20,6 @@ Item = TypeVar("Item")
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100
-# Classic pagination cannot reach past the 10,000th record.
-MAX_OFFSET_PLUS_LIMIT = 10_000
 JSON = "application/json; charset=utf-8"
 
 
@@ -82,14 +80,15 @@ class Page(msgspec.Struct, frozen=True, kw_only=True):
     total: bool
 
     @classmethod
-    def from_query(cls, query: Query) -> Page:
+    def from_query(cls, query: Query, ceiling: int) -> Page:
+        """`ceiling`: how far classic pagination reaches (offset + limit; PagerDuty: 10,000)."""
         limit = query.integer("limit", DEFAULT_LIMIT)
         offset = query.integer("offset", 0)
         if limit < 1 or offset < 0:
             raise errors.invalid_input("limit must be positive and offset not negative")
         limit = min(limit, MAX_LIMIT)
-        if offset + limit > MAX_OFFSET_PLUS_LIMIT:
-            raise errors.offset_limit_exceeded()
+        if offset + limit > ceiling:
+            raise errors.offset_limit_exceeded(ceiling)
         return cls(limit=limit, offset=offset, total=query.boolean("total"))
 
     def body(

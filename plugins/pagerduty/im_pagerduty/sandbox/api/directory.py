@@ -33,7 +33,7 @@ class ServiceController(Controller):
         self, request: Request[Any, Any, Any], sandbox: NamedDependency[Sandbox]
     ) -> Response[bytes]:
         query = Query(request)
-        page = Page.from_query(query)
+        page = Page.from_query(query, sandbox.settings.offset_ceiling)
         text, name = query.text("query"), query.text("name")
         if query.strings("team_ids[]"):
             services = []
@@ -76,7 +76,7 @@ class UserController(Controller):
         self, request: Request[Any, Any, Any], sandbox: NamedDependency[Sandbox]
     ) -> Response[bytes]:
         query = Query(request)
-        page = Page.from_query(query)
+        page = Page.from_query(query, sandbox.settings.offset_ceiling)
         text = query.text("query")
         # `query` matches name or email, as PagerDuty's own client relies on.
         users = [u for u in sandbox.store.users.values() if _matches(text, u.name, u.email)]
@@ -112,7 +112,7 @@ class EscalationPolicyController(Controller):
         self, request: Request[Any, Any, Any], sandbox: NamedDependency[Sandbox]
     ) -> Response[bytes]:
         query = Query(request)
-        page = Page.from_query(query)
+        page = Page.from_query(query, sandbox.settings.offset_ceiling)
         text = query.text("query")
         user_ids = frozenset(query.strings("user_ids[]"))
         store = sandbox.store
@@ -168,7 +168,7 @@ class ScheduleController(Controller):
         self, request: Request[Any, Any, Any], sandbox: NamedDependency[Sandbox]
     ) -> Response[bytes]:
         query = Query(request)
-        page = Page.from_query(query)
+        page = Page.from_query(query, sandbox.settings.offset_ceiling)
         text = query.text("query")
         schedules = [s for s in sandbox.store.schedules.values() if _matches(text, s.name)]
         if query.strings("team_ids[]"):
@@ -279,6 +279,6 @@ class PriorityController(Controller):
     async def list_priorities(
         self, request: Request[Any, Any, Any], sandbox: NamedDependency[Sandbox]
     ) -> Response[bytes]:
-        page = Page.from_query(Query(request))
+        page = Page.from_query(Query(request), sandbox.settings.offset_ceiling)
         priorities = sorted(sandbox.store.priorities.values(), key=lambda p: p.order)
         return json_response(page.body("priorities", priorities, sandbox.renderer().priority))

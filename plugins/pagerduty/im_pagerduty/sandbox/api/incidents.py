@@ -121,7 +121,7 @@ class IncidentController(Controller):
         self, request: Request[Any, Any, Any], sandbox: NamedDependency[Sandbox]
     ) -> Response[bytes]:
         query = Query(request)
-        page = Page.from_query(query)
+        page = Page.from_query(query, sandbox.settings.offset_ceiling)
         includes = query.includes()
         renderer = sandbox.renderer()
         found = select_incidents(sandbox, query)

@@ -28,7 +28,7 @@ OVERVIEW_TYPES = frozenset(
 def log_entries_body(
     sandbox: NamedDependency[Sandbox], query: Query, entry_ids: list[str]
 ) -> dict[str, Any]:
-    page = Page.from_query(query)
+    page = Page.from_query(query, sandbox.settings.offset_ceiling)
     since, until = query.time("since"), query.time("until")
     if since and until and until < since:
         raise errors.invalid_since_until("until must not be before since")

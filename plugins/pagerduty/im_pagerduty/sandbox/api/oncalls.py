@@ -21,7 +21,7 @@ class OnCallController(Controller):
         self, request: Request[Any, Any, Any], sandbox: NamedDependency[Sandbox]
     ) -> Response[bytes]:
         query = Query(request)
-        page = Page.from_query(query)
+        page = Page.from_query(query, sandbox.settings.offset_ceiling)
         now = sandbox.clock.now()
         since = query.time("since") or now
         until = query.time("until") or max(now, since)

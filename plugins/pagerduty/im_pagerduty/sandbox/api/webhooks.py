@@ -93,7 +93,7 @@ class WebhookSubscriptionController(Controller):
         self, request: Request[Any, Any, Any], sandbox: NamedDependency[Sandbox]
     ) -> Response[bytes]:
         query = Query(request)
-        page = Page.from_query(query)
+        page = Page.from_query(query, sandbox.settings.offset_ceiling)
         filter_type, filter_id = query.text("filter_type"), query.text("filter_id")
         if filter_type not in (None, "account", "service", "team"):
             raise errors.invalid_input("filter_type must be account, service or team")
