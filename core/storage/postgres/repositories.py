@@ -834,6 +834,20 @@ class PostgresMeta(_Repository):
         return row[0] if row else None
 
 
+class PostgresSeenKeys(_Repository):
+    def add(self, key: str, *, now: datetime, expires_at: datetime) -> bool:
+        # a key whose time ran out (not purged yet) is taken as new, and kept anew; a key
+        # another server is adding waits for its commit, then is not new
+        return self.conn.execute(
+            "INSERT INTO seen_keys (key, expires_at) VALUES (%s, %s) ON CONFLICT (key)"
+            " DO UPDATE SET expires_at = excluded.expires_at"
+            " WHERE seen_keys.expires_at <= %s", (key, expires_at, now)).rowcount == 1
+
+    def purge(self, *, before: datetime) -> int:
+        return self.conn.execute("DELETE FROM seen_keys WHERE expires_at < %s",
+                                 (before,)).rowcount
+
+
 # -- workflows ------------------------------------------------------------------------------
 
 _WF_RULE = ("SELECT name, trigger, conditions, steps, enabled, created_at, updated_at"
