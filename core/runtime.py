@@ -305,7 +305,7 @@ class Runtime:
         (by `clock`). For what may arrive more than once (a request replayed, a delivery
         sent again): act only on True. The key is kept in the database, so every process
         and every server of a cluster agrees, and two asking at once are not both told
-        True. Name keys after their owner (`slack:prod-slack:...`); at most 255 characters
+        True. Name keys after their owner (`chat:team-chat:...`); at most 255 characters
         (hash what is longer). Expired keys are forgotten by `im serve`'s hourly
         housekeeping."""
         if not key or len(key) > 255:
