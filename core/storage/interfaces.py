@@ -144,8 +144,9 @@ class OutboxRepository(Protocol):
     """Local changes waiting to be pushed to connectors, one row per connector and service."""
 
     def add(self, *, connector: str, incident_id: str, service: str, action: str,
-            payload: dict[str, Any], at: datetime) -> None:
-        """Queue a change, due at once; in the transaction that makes the local change."""
+            payload: dict[str, Any], at: datetime, origin_system: str | None = None) -> None:
+        """Queue a change, due at once; in the transaction that makes the local change.
+        `origin_system`: the system the change came from ("im" or a connector's name)."""
         ...
 
     def move_service(self, *, connector: str, incident_id: str, service: str,

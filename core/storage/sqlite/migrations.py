@@ -455,4 +455,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX seen_keys_expires ON seen_keys(expires_at);
         """,
     ),
+    (
+        "0017_outbox_origin",
+        """
+        -- The system each queued change came from ("im", or the connector it came through),
+        -- for a connector that asks for the changes made through it too (a chat message that
+        -- shows im's state): it tells its own changes from the others by this.
+        ALTER TABLE outbox ADD COLUMN origin_system TEXT;
+        """,
+    ),
 ]
