@@ -126,8 +126,9 @@ def enqueue_all(runtime: Runtime, tx: UnitOfWork, incident: Incident, action: st
     in the caller's transaction. A change never goes back to the connector (`system`) it came
     from, unless that connector's class asks for its own changes (`receives_own_changes`: it
     shows im's state, and tells its own changes by the row's `origin_system`, the `system`
-    of every row queued here), and a connector follows the incidents declared since it was added: one declared
-    before never reached it, so its later changes have nothing there to change. With
+    of every row queued here), and a connector follows the incidents declared since it was
+    added: one declared before never reached it, so its later changes have nothing there to
+    change. With
     `origin_service`, the change came from that service's remote incident of connector
     `system`: the connector's remote incidents of the incident's other services get it too
     (a severity changed on one of them is every one's)."""

@@ -28,9 +28,9 @@ The actor is an `im.models.Origin`: who acts (`actor`) and in which system (`sys
 for im's own front ends; a connector's name for what that connector applies, and for a
 plugin's front end that takes requests from that connector's remote system, such as a chat's
 buttons: the change then goes to every other connector, and back to that one only where its
-class asks for its own changes, `Connector.receives_own_changes`). Results are msgspec Structs (or the core's own, such as `Incident`); errors are
-`im.errors.ImError`s, whose message is the one line a front end shows and whose `http_status`
-is the answer the HTTP API gives.
+class asks for its own changes, `Connector.receives_own_changes`). Results are msgspec Structs
+(or the core's own, such as `Incident`); errors are `im.errors.ImError`s, whose message is the
+one line a front end shows and whose `http_status` is the answer the HTTP API gives.
 
 The modules load on first use, as everything a command needs does: `import im.app` costs
 nothing, so building the command line never loads msgspec or the store.
