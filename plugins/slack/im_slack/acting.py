@@ -47,8 +47,8 @@ def safely(connector: str, what: Callable[[], Outcome]) -> Outcome:
     except Exception:  # a bug, or the database gone: the responder is told, the log has it
         logging.getLogger(f"im.connector.{connector}").exception(
             "a request from Slack failed")
-        return failed("im could not do that: an unexpected error (see `im logs --connector"
-                      f" {connector}`)")
+        return failed("im could not do that: an unexpected error (`im logs --filter"
+                      f" {connector}` says more)")
 
 
 def _not_found(message: str) -> str:

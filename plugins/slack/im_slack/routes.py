@@ -116,8 +116,8 @@ def act(runtime: im.Runtime, connector: SlackConnector, signed: SlackRequest,
         return failed(f"im could not do that: {error}")
     except Exception:
         log(connector.name).exception("a request from Slack failed")
-        return failed("im could not do that: an unexpected error (see `im logs --connector"
-                      f" {connector.name}`)")
+        return failed("im could not do that: an unexpected error (`im logs --filter"
+                      f" {connector.name}` says more)")
 
 
 def _act(runtime: im.Runtime, connector: SlackConnector, signed: SlackRequest,

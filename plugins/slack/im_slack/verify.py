@@ -61,7 +61,7 @@ class _ImClock(Clock):
 
 
 def log(name: str) -> logging.Logger:
-    """The connector's log (`im logs --connector NAME`)."""
+    """The connector's log (`im logs --component connector --filter NAME`)."""
     return logging.getLogger(f"im.connector.{name}")
 
 
