@@ -65,8 +65,9 @@ def slack(slack_sandbox):
 
 
 @pytest.fixture
-def clock():
-    return None  # im's own clock (a test may give a fake one)
+def clock(request):
+    """im's own clock; or, for a test parametrized with "fake", a fake one set to now."""
+    return FakeClock(datetime.now(UTC)) if getattr(request, "param", None) == "fake" else None
 
 
 @pytest.fixture
@@ -373,7 +374,7 @@ def test_forged_stale_replayed_and_foreign_requests_change_nothing(runtime, slac
     assert any("refused a request from Slack workspace T0OTHERTEAM" in line for line in said)
 
 
-@pytest.mark.parametrize("clock", [FakeClock(datetime.now(UTC))])
+@pytest.mark.parametrize("clock", ["fake"], indirect=True)
 def test_the_five_minutes_are_counted_by_ims_clock(runtime, slack, clock):
     """Slack's rule is read on im's clock (runtime.clock): a fake one moved six minutes on
     takes a request signed just now for a stale one."""
