@@ -200,6 +200,11 @@ class PushRequest(msgspec.Struct, frozen=True, kw_only=True):
     # earlier attempt got through (a remote action without an idempotency key) can leave out
     # what is older: changes delivered long ago may have been forgotten (retention).
     queued_at: datetime | None = None
+    # The system the change came from: "im" (a command, the HTTP API), or the name of the
+    # connector it came through. A connector that receives its own changes
+    # (`receives_own_changes`) finds them by its own name here. None: a change queued by an
+    # im that did not keep it.
+    origin_system: str | None = None
 
 
 class PushResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -439,6 +444,11 @@ class Connector:
     incident for each service of the im incident: every change is pushed once per service,
     and the incident resolves when all of them are) or "incident" (one remote incident for
     the im incident, made for its first service: every change is pushed once).
+    `receives_own_changes`: a change never goes back to the connector it came from, unless
+    its class sets this True. A connector that shows im's state, such as a chat message, may
+    ask for the changes made through it too (a button clicked in that message): they are
+    queued for it like any other, with `PushRequest.origin_system` its own name, so that it
+    updates what it shows without echoing the change itself.
 
     What the core gives a connector: `self.runtime.record_call(self.name, method=, path=,
     status=, duration=, error=, rate_limit=, rate_remaining=)` records each call to the
@@ -462,6 +472,7 @@ class Connector:
     options: ClassVar[dict[str, str]] = {}
     rate_limit_per_minute: ClassVar[int | None] = None
     remote_incident_per: ClassVar[Literal["service", "incident"]] = "service"
+    receives_own_changes: ClassVar[bool] = False
 
     def __init__(self, name: str, settings: ConnectorSettings, runtime: Runtime) -> None:
         self.name = name

@@ -43,8 +43,10 @@ def register_routes(register: Any, runtime: Any) -> None:
     is the `im.Runtime` the server runs against. Paths must not collide with the core's
     (`/health`, `/metrics`, `/api/...`, `/connectors/{name}/webhook`). A route open to the
     internet is open to anyone: protect one with the API tokens by giving it
-    `guards=[im.api_token_guard(runtime)]`. An exception stops `im serve` with a line naming
-    the plugin. Return nothing.
+    `guards=[im.api_token_guard(runtime)]`. A handler that changes incidents (through
+    `im.app`) takes the dependency `after_change` and calls it after each change: `im serve`
+    then delivers the change at once, as it does the HTTP API's. An exception stops `im
+    serve` with a line naming the plugin. Return nothing.
     """
 
 

@@ -4,7 +4,8 @@ Processed webhook events are kept a day past the replay window (they are how a d
 again is known as a duplicate), so that is not a setting. Delivered changes, log lines and the
 records of calls to remote systems are history: kept `retention.*_days` days, then forgotten.
 Of the delivered changes past their time, each connector's latest is kept (a connector idle for
-longer still knows when it last delivered).
+longer still knows when it last delivered). The keys of `Runtime.first_time` go once they
+expire.
 """
 
 from __future__ import annotations
@@ -52,4 +53,5 @@ def purge(runtime: Runtime) -> dict[str, int]:
     return runtime.store.purge(inbox_before=now - REPLAY_WINDOW - timedelta(days=1),
                                logs_before=now - timedelta(days=keep.logs_days),
                                calls_before=now - timedelta(days=keep.calls_days),
-                               outbox_before=now - timedelta(days=keep.outbox_days))
+                               outbox_before=now - timedelta(days=keep.outbox_days),
+                               keys_before=now)

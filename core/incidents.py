@@ -124,14 +124,23 @@ def enqueue_all(runtime: Runtime, tx: UnitOfWork, incident: Incident, action: st
     """One outbox row per outbound connector and service (one per connector for a connector
     with one remote incident per im incident: for the service its link has, else the first),
     in the caller's transaction. A change never goes back to the connector (`system`) it came
-    from, and a connector follows the incidents declared since it was added: one declared
-    before never reached it, so its later changes have nothing there to change. With
+    from, unless that connector's class asks for its own changes (`receives_own_changes`: it
+    shows im's state, and tells its own changes by the row's `origin_system`, the `system`
+    of every row queued here), and a connector follows the incidents declared since it was
+    added: one declared before never reached it, so its later changes have nothing there to
+    change. With
     `origin_service`, the change came from that service's remote incident of connector
     `system`: the connector's remote incidents of the incident's other services get it too
     (a severity changed on one of them is every one's)."""
     queued = 0
     for record in tx.connectors.all():
-        if not record.enabled or (record.name == system and origin_service is None):
+        if not record.enabled:
+            continue
+        # a connector that asks for its own changes gets them (it tells them by the row's
+        # origin_system and does not echo them)
+        back = record.name == system and _connector_class_says(
+            runtime, record.type, "receives_own_changes")
+        if record.name == system and origin_service is None and not back:
             continue
         if action != Action.DECLARE.value and record.created_at > incident.created_at:
             continue
@@ -141,11 +150,12 @@ def enqueue_all(runtime: Runtime, tx: UnitOfWork, incident: Incident, action: st
         if _one_per_incident(runtime, record.type):
             linked = tx.links.find(incident.id, connector=record.name)
             services = [linked[0].service] if linked else incident.services[:1]
-        if record.name == system:  # never back to the remote incident it came from
+        if record.name == system and not back:  # never back to the remote incident of origin
             services = [service for service in services if service != origin_service]
         for service in services:
             tx.outbox.add(connector=record.name, incident_id=incident.id, service=service,
-                          action=action, payload=payload, at=runtime.clock())
+                          action=action, payload=payload, at=runtime.clock(),
+                          origin_system=system or None)
             queued += 1
     return queued
 
@@ -161,6 +171,16 @@ def _one_per_incident(runtime: Runtime, type_name: str) -> bool:
                     " each service", type(error).__name__, error)
         return False
     return connector_class is not None and connector_class.remote_incident_per == "incident"
+
+
+def _connector_class_says(runtime: Runtime, type_name: str, attribute: str) -> bool:
+    """A yes/no class attribute of a connector type; no where its plugin cannot say (a
+    plugin that cannot register its types is said by _one_per_incident and the delivery)."""
+    try:
+        connector_class = runtime.connector_types.get(type_name)
+    except Exception:  # noqa: BLE001 - said elsewhere; a change is saved all the same
+        return False
+    return connector_class is not None and getattr(connector_class, attribute, False) is True
 
 
 def _record(runtime: Runtime, incident_id: str, action: Action, text: str, origin: Origin,

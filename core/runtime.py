@@ -300,6 +300,23 @@ class Runtime:
         except Exception:  # telemetry never fails the call it describes
             log.exception("could not record a call of %s", connector)
 
+    def first_time(self, key: str, *, seconds: float) -> bool:
+        """Whether `key` is seen for the first time: True once, then False for `seconds`
+        (by `clock`). For what may arrive more than once (a request replayed, a delivery
+        sent again): act only on True. The key is kept in the database, so every process
+        and every server of a cluster agrees, and two asking at once are not both told
+        True. Name keys after their owner (`chat:team-chat:...`); at most 255 characters
+        (hash what is longer). Expired keys are forgotten by `im serve`'s hourly
+        housekeeping."""
+        if not key or len(key) > 255:
+            raise ValueError("a first_time key has 1 to 255 characters; hash a longer one")
+        if seconds <= 0:
+            raise ValueError("a first_time key is kept for more than 0 seconds")
+        from datetime import timedelta
+
+        now = self.clock()
+        return self.store.first_time(key, now=now, expires_at=now + timedelta(seconds=seconds))
+
     def shared_rate_limits(self) -> Any:
         """Where a connector keeps its remote API's rate-limit budget so that every im process
         on the database spends the same one: a `limits` storage for a

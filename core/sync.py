@@ -114,7 +114,8 @@ def _deliver(runtime: Runtime, connector: Connector, row: OutboxRow,
     request = PushRequest(action=row.action, incident=incident, service=row.service, link=link,
                           payload=row.payload,
                           idempotency_key=idempotency_key(incident.correlation_id, row.service),
-                          attempt=row.attempts, deadline=deadline, queued_at=row.created_at)
+                          attempt=row.attempts, deadline=deadline, queued_at=row.created_at,
+                          origin_system=row.origin_system)
     try:
         result = connector.push(request)
     except ConnectorError as error:

@@ -87,8 +87,13 @@ def create_app(runtime: Runtime, *, background: bool = False,
 
     from im import __version__
 
+    from litestar.di import Provide
+
     return Litestar(
         route_handlers=handlers, on_startup=[start], on_shutdown=[stop],
+        # for plugins' routes that change incidents (see register_routes): as the API's own
+        dependencies={"after_change": Provide(lambda: after_change, use_cache=True,
+                                              sync_to_thread=False)},
         request_max_body_size=MAX_WEBHOOK_BODY,
         exception_handlers={ImError: _error_response, HTTPException: _http_error_response},
         openapi_config=OpenAPIConfig(

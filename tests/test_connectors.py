@@ -952,3 +952,52 @@ def test_a_poll_that_fails_before_any_call_shows_in_status_and_health(tmp_path):
     assert "Last poll failed" not in im(runtime, "connector", "status", "prod-fake").stdout
     assert im(runtime, "connector", "health", "prod-fake").exit_code == 0
     runtime.store.close()
+
+
+def test_a_connector_that_asks_for_its_own_changes_gets_them_marked_as_its_own(tmp_path,
+                                                                              clock):
+    """A change never goes back to the connector it came from, unless its class sets
+    receives_own_changes (a chat message showing im's state): it is queued for it like for
+    any other, and its PushRequest names it as the origin."""
+    from im import hookimpl
+    from im.models import Origin
+    from im.testing import FakeConnector, FakeRemote, make_runtime
+
+    remote, seen = FakeRemote(), []
+
+    class Chat(FakeConnector):
+        type = "chat"
+        receives_own_changes = True
+
+        def push(self, request):
+            seen.append((self.name, request.action, request.origin_system))
+            return super().push(request)
+
+    class Plugin:
+        @hookimpl
+        def register_connectors(self, register):
+            register(type("Paging", (FakeConnector,), {"type": "fake", "remote": remote}))
+            register(type("Chat", (Chat,), {"remote": FakeRemote()}))
+
+    runtime = make_runtime(tmp_path / "home", plugins=[Plugin()], clock=clock)
+    add(runtime)
+    result = im(runtime, "connector", "add", "chat", "team-chat", "--config",
+                json.dumps({"api_key": "k", "sync_direction": "outbound"}))
+    assert result.exit_code == 0, result.output
+    incident = incidents.declare(runtime, title="Checkout down", severity="SEV-2",
+                                 services=["api"])
+    incidents.transition(runtime, incident.id, incidents.Action.ACK,
+                         origin=Origin(actor="jane@company.com", system="team-chat"))
+    assert [(r.connector, r.action, r.origin_system) for r in runtime.store.outbox()] == [
+        ("prod-fake", "declare", "im"), ("team-chat", "declare", "im"),
+        ("prod-fake", "ack", "team-chat"), ("team-chat", "ack", "team-chat")]
+    deliver_outbox(runtime)
+    assert sorted(seen) == [("team-chat", "ack", "team-chat"),
+                            ("team-chat", "declare", "im")]
+    assert remote.calls == [("declare", "INC-1", "api"), ("ack", "INC-1", "api")]
+    # the default stays: a change from the paging connector never goes back to it
+    incidents.add_note(runtime, incident.id, "from paging",
+                       origin=Origin(actor="john", system="prod-fake"))
+    assert [(r.connector, r.origin_system) for r in runtime.store.outbox(
+        statuses=("pending",))] == [("team-chat", "prod-fake")]
+    runtime.store.close()

@@ -8,7 +8,7 @@ import pytest
 
 from im import housekeeping, incidents
 from im.errors import ImError
-from im.testing import make_runtime, run_cli
+from im.testing import make_runtime, run_cli, sql
 
 
 def _delivered(runtime, connector, clock, title):
@@ -50,6 +50,18 @@ def test_delivered_changes_past_their_keeping_time_are_forgotten_the_latest_kept
     runtime.store.close()
 
 
+def test_keys_seen_once_are_forgotten_once_they_expire(runtime, clock):
+    assert runtime.first_time("short", seconds=60)
+    assert runtime.first_time("long", seconds=3600)
+    clock.advance(seconds=61)
+    assert housekeeping.purge(runtime)["keys"] == 1
+    assert sql(runtime, "SELECT key FROM seen_keys") == [("long",)]
+    assert not runtime.first_time("long", seconds=3600)
+    clock.advance(hours=1)
+    assert housekeeping.purge(runtime)["keys"] == 1
+    assert sql(runtime, "SELECT count(*) FROM seen_keys") == [(0,)]
+
+
 @pytest.mark.sqlite_only
 def test_the_purge_finds_delivered_changes_by_index(runtime):
     statements: list[str] = []
@@ -61,6 +73,9 @@ def test_the_purge_finds_delivered_changes_by_index(runtime):
         "EXPLAIN QUERY PLAN " + purge))
     assert "SCAN outbox" not in plan, plan
     assert plan.count("INDEX outbox_done (status=? AND done_at<?)") == 2, plan
+    [keys] = [s for s in statements if s.lstrip().startswith("DELETE FROM seen_keys")]
+    plan = " | ".join(row[3] for row in runtime.store.conn.execute("EXPLAIN QUERY PLAN " + keys))
+    assert "SCAN" not in plan and "seen_keys_expires" in plan, plan
 
 
 @pytest.mark.parametrize(("retention", "says"), [

@@ -2,6 +2,7 @@
 
 import sys
 from pathlib import Path
+from typing import Any
 import json
 import subprocess
 
@@ -174,6 +175,48 @@ def test_a_plugin_route_has_the_runtime_and_can_need_an_api_token(tmp_path):
             403, {"error": "token dash is read-only"})
         assert client.post("/acme/ping", headers={"Authorization": f"Bearer {token}"}
                            ).status_code == 201
+
+
+def test_a_plugin_route_that_changes_an_incident_wakes_the_delivery_of_the_change(tmp_path):
+    """A plugin's front end changes incidents through im.app and calls the `after_change`
+    it is given: the change is delivered at once, as one made through the HTTP API (here a
+    worker of `im serve --workers N`, which tells the process that delivers)."""
+    from litestar import post
+    from litestar.di import NamedDependency
+
+    from im.app import incidents
+    from im.models import Origin
+    from im.server import create_app
+    from litestar.testing import TestClient
+
+    class Chat:
+        @hookimpl
+        def register_routes(self, register, runtime):
+            @post("/chat/ack/{incident_id:str}", sync_to_thread=True)
+            def ack(incident_id: str,
+                    after_change: NamedDependency[Any]) -> dict[str, str]:
+                incident = incidents.ack(runtime, incident_id,
+                                         actor=Origin(actor="jane@company.com", system="im"))
+                after_change()
+                return {"status": incident.status.value}
+
+            register(ack)
+
+    class Supervisor:
+        told: list[str] = []
+
+        def notify(self, kind: str) -> None:
+            self.told.append(kind)
+
+    runtime = make_runtime(tmp_path, plugins=[Chat()])
+    from im.testing import run_cli
+
+    run_cli(runtime, ["declare", "--sev", "SEV-2", "--title", "Disk full", "--service", "db"])
+    supervisor = Supervisor()
+    with TestClient(app=create_app(runtime, supervisor=supervisor)) as client:
+        answer = client.post("/chat/ack/INC-1")
+    assert (answer.status_code, answer.json()) == (201, {"status": "mitigated"})
+    assert supervisor.told == ["outbox"]
 
 
 def _install(site, name, module_source, *, version="0.1"):

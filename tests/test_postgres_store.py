@@ -132,6 +132,16 @@ def test_a_delivery_received_by_two_servers_is_stored_once(servers, clock):
     assert [row.delivery_id for row in first.inbox()] == ["d1", "d2"]
 
 
+def test_a_key_asked_of_two_servers_is_new_to_one_of_them(servers, clock):
+    first, second = servers(), servers()
+    expires = clock.now + timedelta(minutes=10)
+    assert first.first_time("k1", now=clock.now, expires_at=expires) is True
+    assert second.first_time("k1", now=clock.now, expires_at=expires) is False
+    later = clock.now + timedelta(minutes=11)
+    assert second.first_time("k1", now=later, expires_at=later + timedelta(minutes=10))
+    assert first.first_time("k1", now=later, expires_at=later) is False
+
+
 def test_servers_starting_together_migrate_once(empty_database):
     stores = [PostgresStore(empty_database) for _ in range(3)]
     errors: list[BaseException] = []

@@ -5,6 +5,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 import time
 
@@ -98,6 +99,43 @@ def test_the_webhook_hot_path_reads_the_inbox_by_index(tmp_path, clock):
         plan = " | ".join(row[3] for row in store.conn.execute("EXPLAIN QUERY PLAN " + sql))
         assert "SEARCH inbox USING" in plan and "SCAN inbox" not in plan, (sql, plan)
         assert "TEMP B-TREE" not in plan, (sql, plan)
+
+
+def test_a_key_is_new_once_until_it_expires(tmp_path, clock):
+    """Runtime.first_time: True the first time, False while the key is kept (from its first
+    sighting, not extended by later ones), True again once it expired, on either store."""
+    runtime = make_runtime(tmp_path / "home", clock=clock)
+    key = "slack:prod-slack:" + "ab" * 32
+    assert runtime.first_time(key, seconds=600) is True
+    assert runtime.first_time(key, seconds=600) is False
+    assert runtime.first_time("slack:other:" + "ab" * 32, seconds=600) is True
+    clock.advance(seconds=599)
+    assert runtime.first_time(key, seconds=600) is False
+    clock.advance(seconds=2)
+    assert runtime.first_time(key, seconds=600) is True  # expired, not purged yet: new
+    assert runtime.first_time(key, seconds=600) is False
+    with pytest.raises(ValueError):
+        runtime.first_time("x" * 256, seconds=600)
+    runtime.store.close()
+
+
+def test_threads_asking_for_one_key_at_once_are_told_it_is_new_once(tmp_path, clock):
+    runtime = make_runtime(tmp_path / "home", clock=clock)
+    runtime.store.applied_migrations()  # made before the threads race
+    start = threading.Barrier(6)
+    answers: list[bool] = []
+
+    def ask() -> None:
+        start.wait()
+        answers.append(runtime.first_time("replayed-request", seconds=60))
+        runtime.store.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(answers) == [False] * 5 + [True]
 
 
 WRITER = textwrap.dedent("""

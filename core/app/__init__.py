@@ -24,11 +24,13 @@ an assignee exists, for one, while the rule lived in the command).
 Operations that wait on a remote system take a deadline and `busy` (`im.app.busy.Busy`), which
 a front end shows the wait with.
 
-The actor is an `im.models.Origin`: who acts (`actor`) and in which system (`system`, "im"
-for every front end; a connector's name only for what a connector applies, which never comes
-through here). Results are msgspec Structs (or the core's own, such as `Incident`); errors are
-`im.errors.ImError`s, whose message is the one line a front end shows and whose `http_status`
-is the answer the HTTP API gives.
+The actor is an `im.models.Origin`: who acts (`actor`) and in which system (`system`: "im"
+for im's own front ends; a connector's name for what that connector applies, and for a
+plugin's front end that takes requests from that connector's remote system, such as a chat's
+buttons: the change then goes to every other connector, and back to that one only where its
+class asks for its own changes, `Connector.receives_own_changes`). Results are msgspec Structs
+(or the core's own, such as `Incident`); errors are `im.errors.ImError`s, whose message is the
+one line a front end shows and whose `http_status` is the answer the HTTP API gives.
 
 The modules load on first use, as everything a command needs does: `import im.app` costs
 nothing, so building the command line never loads msgspec or the store.

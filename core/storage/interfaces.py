@@ -144,8 +144,9 @@ class OutboxRepository(Protocol):
     """Local changes waiting to be pushed to connectors, one row per connector and service."""
 
     def add(self, *, connector: str, incident_id: str, service: str, action: str,
-            payload: dict[str, Any], at: datetime) -> None:
-        """Queue a change, due at once; in the transaction that makes the local change."""
+            payload: dict[str, Any], at: datetime, origin_system: str | None = None) -> None:
+        """Queue a change, due at once; in the transaction that makes the local change.
+        `origin_system`: the system the change came from ("im" or a connector's name)."""
         ...
 
     def move_service(self, *, connector: str, incident_id: str, service: str,
@@ -423,6 +424,20 @@ class MetaRepository(Protocol):
         ...
 
 
+class SeenKeyRepository(Protocol):
+    """Keys recorded once, each until it expires (`Runtime.first_time`)."""
+
+    def add(self, key: str, *, now: datetime, expires_at: datetime) -> bool:
+        """Record `key` until `expires_at`; True when it is new: not recorded, or recorded
+        with an expiry not later than `now` (kept anew). Two processes adding the same key
+        at once: one of them is told it is new."""
+        ...
+
+    def purge(self, *, before: datetime) -> int:
+        """Forget the keys that expired before then; how many went."""
+        ...
+
+
 class Repositories(Protocol):
     """Every repository of one store, all on one connection."""
 
@@ -467,6 +482,9 @@ class Repositories(Protocol):
 
     @property
     def workflow_runs(self) -> WorkflowRunRepository: ...
+
+    @property
+    def seen_keys(self) -> SeenKeyRepository: ...
 
 
 class UnitOfWork(Repositories, Protocol):

@@ -45,6 +45,9 @@ class OutboxRow(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     # while a worker delivers the row (status `delivering`): when its claim runs out
     lease_until: datetime | None = None
+    # the system the change came from: "im", or the connector it came through (None: a row
+    # queued before im kept it)
+    origin_system: str | None = None
 
 
 class InboxRow(msgspec.Struct, frozen=True, kw_only=True):

@@ -382,14 +382,18 @@ class Store(abc.ABC):
                                      text=text, after_id=after_id, limit=limit)
 
     def purge(self, *, inbox_before: datetime, logs_before: datetime,
-              calls_before: datetime, outbox_before: datetime) -> dict[str, int]:
+              calls_before: datetime, outbox_before: datetime,
+              keys_before: datetime | None = None) -> dict[str, int]:
         """Forget what is past its keeping time: processed events (after the replay window),
-        old log lines, call records and delivered changes."""
+        old log lines, call records and delivered changes; and the keys of `first_time`
+        that expired before `keys_before`, where given."""
         with self.transaction() as tx:
             return {"inbox": tx.inbox.purge_done(received_before=inbox_before),
                     "logs": tx.logs.purge(before=logs_before),
                     "calls": tx.calls.purge(before=calls_before),
-                    "outbox": tx.outbox.purge_done(done_before=outbox_before)}
+                    "outbox": tx.outbox.purge_done(done_before=outbox_before),
+                    "keys": (tx.seen_keys.purge(before=keys_before)
+                             if keys_before is not None else 0)}
 
     @abc.abstractmethod
     def size(self) -> DatabaseSize:
@@ -420,6 +424,13 @@ class Store(abc.ABC):
     def api_token_by_hash(self, hash: str) -> tuple[str, bool] | None:
         """(name, read_only) of the token with that hash."""
         return self.read().tokens.by_hash(hash)
+
+    def first_time(self, key: str, *, now: datetime, expires_at: datetime) -> bool:
+        """Record `key` until `expires_at`; whether it is new (see Runtime.first_time). The
+        key's uniqueness is the database's, so this waits for no other writer where the
+        store can (independent_write)."""
+        with self.independent_write() as tx:
+            return tx.seen_keys.add(key, now=now, expires_at=expires_at)
 
     def get_meta(self, key: str) -> str | None:
         return self.read().meta.get(key)

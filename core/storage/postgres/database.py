@@ -200,6 +200,10 @@ class PostgresUnitOfWork:
     def workflow_runs(self) -> repos.PostgresWorkflowRuns:
         return self._repos.PostgresWorkflowRuns(self.conn)
 
+    @cached_property
+    def seen_keys(self) -> repos.PostgresSeenKeys:
+        return self._repos.PostgresSeenKeys(self.conn)
+
 
 # A transaction left open between statements longer than this is ended by the database: a
 # server frozen (SIGSTOP, a paused VM) while it holds the writers' lock would otherwise hold

@@ -376,4 +376,26 @@ MIGRATIONS: list[tuple[str, str]] = [
             FOR EACH STATEMENT EXECUTE FUNCTION inbox_counts_updated();
         """,
     ),
+    (
+        "0002_seen_keys",
+        """
+        -- Keys seen once (Runtime.first_time): a request that may come again (a replay, an
+        -- at-least-once delivery) is recognised by its key until the key expires; the hourly
+        -- housekeeping forgets the expired ones, found by when they expire.
+        CREATE TABLE seen_keys (
+            key text PRIMARY KEY,
+            expires_at timestamptz NOT NULL
+        );
+        CREATE INDEX seen_keys_expires ON seen_keys (expires_at);
+        """,
+    ),
+    (
+        "0003_outbox_origin",
+        """
+        -- The system each queued change came from ("im", or the connector it came through),
+        -- for a connector that asks for the changes made through it too (a chat message that
+        -- shows im's state): it tells its own changes from the others by this.
+        ALTER TABLE outbox ADD COLUMN origin_system text;
+        """,
+    ),
 ]

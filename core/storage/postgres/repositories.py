@@ -315,7 +315,7 @@ def _text(value: Any) -> str | None:
 # -- the outbox -----------------------------------------------------------------------------
 
 _OUTBOX = ("id, connector, number, service, action, payload, status, attempts,"
-           " next_attempt_at, last_error, created_at, lease_until")
+           " next_attempt_at, last_error, created_at, lease_until, origin_system")
 _OUT_PENDING, _OUT_DELIVERING = OutboxStatus.PENDING.value, OutboxStatus.DELIVERING.value
 _OUT_DONE, _OUT_FAILED = OutboxStatus.DONE.value, OutboxStatus.FAILED.value
 _OUT_STATUS = {status.value: status for status in OutboxStatus}
@@ -328,7 +328,8 @@ def _outbox_row(row: Sequence[Any]) -> OutboxRow:
     return OutboxRow(id=row[0], connector=row[1], incident_id=incident_id(row[2]),
                      service=row[3], action=row[4], payload=row[5],
                      status=_OUT_STATUS[row[6]], attempts=row[7], next_attempt_at=row[8],
-                     last_error=row[9], created_at=row[10], lease_until=row[11])
+                     last_error=row[9], created_at=row[10], lease_until=row[11],
+                     origin_system=row[12])
 
 
 def _words(values: Sequence[Any]) -> list[str]:
@@ -337,11 +338,12 @@ def _words(values: Sequence[Any]) -> list[str]:
 
 class PostgresOutbox(_Repository):
     def add(self, *, connector: str, incident_id: str, service: str, action: str,
-            payload: dict[str, Any], at: datetime) -> None:
+            payload: dict[str, Any], at: datetime, origin_system: str | None = None) -> None:
         self.conn.execute(
             "INSERT INTO outbox (connector, number, service, action, payload, next_attempt_at,"
-            " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (connector, incident_number(incident_id), service, action, Json(payload), at, at))
+            " created_at, origin_system) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (connector, incident_number(incident_id), service, action, Json(payload), at, at,
+             origin_system))
         # no notice to the servers: the process that queued a change delivers it itself (a
         # command prints what the remote made of it), and a server's loop takes up what that
         # process could not deliver at its next tick
@@ -832,6 +834,20 @@ class PostgresMeta(_Repository):
         row = self.conn.execute("DELETE FROM meta WHERE key = %s RETURNING value",
                                 (key,)).fetchone()
         return row[0] if row else None
+
+
+class PostgresSeenKeys(_Repository):
+    def add(self, key: str, *, now: datetime, expires_at: datetime) -> bool:
+        # a key whose time ran out (not purged yet) is taken as new, and kept anew; a key
+        # another server is adding waits for its commit, then is not new
+        return self.conn.execute(
+            "INSERT INTO seen_keys (key, expires_at) VALUES (%s, %s) ON CONFLICT (key)"
+            " DO UPDATE SET expires_at = excluded.expires_at"
+            " WHERE seen_keys.expires_at <= %s", (key, expires_at, now)).rowcount == 1
+
+    def purge(self, *, before: datetime) -> int:
+        return self.conn.execute("DELETE FROM seen_keys WHERE expires_at < %s",
+                                 (before,)).rowcount
 
 
 # -- workflows ------------------------------------------------------------------------------

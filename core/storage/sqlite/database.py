@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from im.storage.sqlite.logs import SqliteLogs
     from im.storage.sqlite.meta import SqliteMeta
     from im.storage.sqlite.outbox import SqliteOutbox
+    from im.storage.sqlite.seen_keys import SqliteSeenKeys
     from im.storage.sqlite.timeline import SqliteTimeline
     from im.storage.sqlite.tokens import SqliteTokens
     from im.storage.sqlite.workflows import SqliteWorkflowRuns, SqliteWorkflows
@@ -187,6 +188,12 @@ class SqliteUnitOfWork:
         from im.storage.sqlite.workflows import SqliteWorkflowRuns
 
         return SqliteWorkflowRuns(self.conn)
+
+    @cached_property
+    def seen_keys(self) -> SqliteSeenKeys:
+        from im.storage.sqlite.seen_keys import SqliteSeenKeys
+
+        return SqliteSeenKeys(self.conn)
 
 
 class _WriterLock:

@@ -442,4 +442,26 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX workflow_runs_incident ON workflow_runs(number, id);
         """,
     ),
+    (
+        "0016_seen_keys",
+        """
+        -- Keys seen once (Runtime.first_time): a request that may come again (a replay, an
+        -- at-least-once delivery) is recognised by its key until the key expires; the hourly
+        -- housekeeping forgets the expired ones, found by when they expire.
+        CREATE TABLE seen_keys (
+            key TEXT PRIMARY KEY,
+            expires_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX seen_keys_expires ON seen_keys(expires_at);
+        """,
+    ),
+    (
+        "0017_outbox_origin",
+        """
+        -- The system each queued change came from ("im", or the connector it came through),
+        -- for a connector that asks for the changes made through it too (a chat message that
+        -- shows im's state): it tells its own changes from the others by this.
+        ALTER TABLE outbox ADD COLUMN origin_system TEXT;
+        """,
+    ),
 ]

@@ -19,7 +19,7 @@ from im.storage.records import OutboxRow, OutboxStatus
 from im.storage.sqlite.database import incident_id, lease_end, parse_ts, ts
 
 _COLUMNS = ("id, connector, number, service, action, payload, status, attempts,"
-            " next_attempt_at, last_error, created_at, lease_until")
+            " next_attempt_at, last_error, created_at, lease_until, origin_system")
 PENDING, DELIVERING = OutboxStatus.PENDING.value, OutboxStatus.DELIVERING.value
 DONE, FAILED = OutboxStatus.DONE.value, OutboxStatus.FAILED.value
 # a claim's own update: only while that claim holds the row (its attempt), when one is given
@@ -34,7 +34,7 @@ def _row(row: Sequence[Any]) -> OutboxRow:
                      status=_STATUS[row[6]], attempts=row[7],
                      next_attempt_at=parse_ts(row[8]),  # type: ignore[arg-type]
                      last_error=row[9], created_at=parse_ts(row[10]),  # type: ignore[arg-type]
-                     lease_until=parse_ts(row[11]))
+                     lease_until=parse_ts(row[11]), origin_system=row[12])
 
 
 class SqliteOutbox:
@@ -42,12 +42,12 @@ class SqliteOutbox:
         self.conn = conn
 
     def add(self, *, connector: str, incident_id: str, service: str, action: str,
-            payload: dict[str, Any], at: datetime) -> None:
+            payload: dict[str, Any], at: datetime, origin_system: str | None = None) -> None:
         self.conn.execute(
             "INSERT INTO outbox (connector, number, service, action, payload, next_attempt_at,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " created_at, origin_system) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (connector, incident_number(incident_id), service, action, json.dumps(payload),
-             ts(at), ts(at)),
+             ts(at), ts(at), origin_system),
         )
 
     def claim_next(self, *, now: datetime, lease_seconds: float,

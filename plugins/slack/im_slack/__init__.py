@@ -1,10 +1,11 @@
 """Slack for im: the `slack` connector (each incident as a message in a channel, kept up to
-date, its changes in the message's thread), the workflow actions `slack.war_room` and
+date, its changes in the message's thread), the message's buttons and a slash command served
+by `im serve` (im_slack.routes), the workflow actions `slack.war_room` and
 `slack.archive_war_room`, and a local Slack (`im slack sandbox`, `im_slack.testing`) that all
 of it is built and tested against.
 
-This module is imported whenever im starts, so it stays light: the connector, the actions and
-the sandbox are imported inside the hooks and the command that use them.
+This module is imported whenever im starts, so it stays light: the connector, the routes, the
+actions and the sandbox are imported inside the hooks and the command that use them.
 """
 
 from im import hookimpl
@@ -25,6 +26,14 @@ def register_workflow_actions(register):
 
     register(WarRoom)
     register(ArchiveWarRoom)
+
+
+@hookimpl
+def register_routes(register, runtime):
+    from im_slack.routes import routes
+
+    for handler in routes(runtime):
+        register(handler)
 
 
 @hookimpl

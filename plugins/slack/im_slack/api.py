@@ -21,7 +21,8 @@ DEFAULT_BASE_URL = "https://slack.com/api"
 # Methods Slack describes as reads: sent as GET with query arguments. The others are POSTs of
 # a JSON body (Slack takes both; JSON keeps `blocks` typed).
 READS = frozenset({"auth.test", "conversations.info", "conversations.history",
-                   "conversations.replies", "conversations.list", "users.lookupByEmail"})
+                   "conversations.replies", "conversations.list", "users.lookupByEmail",
+                   "users.info"})
 
 # Errors that say Slack itself had trouble: trying again later may succeed.
 PASSING = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout",

@@ -1,5 +1,7 @@
 """The `slack` connector: each incident as one message in a channel, kept to the incident's
-current state, with every change posted as a reply in its thread (outbound only).
+current state, with every change posted as a reply in its thread (outbound only). With the
+app's signing secret, the message has buttons and the app a slash command, served by `im
+serve` (im_slack.routes); a change made there updates the message and posts no reply.
 
 A link's remote id is `CHANNEL_ID/TS`, the message. The declare finds the message an earlier
 attempt posted (a crash, a lost answer) by its header block, whose id is the incident's
@@ -31,6 +33,12 @@ MESSAGE_SCOPES = {
     "channels:history": "find a message or reply an earlier attempt posted, so that none"
                         " is posted twice",
 }
+# What the buttons and the slash command need besides (with custom.signing_secret).
+REQUEST_SCOPES = {
+    "commands": "take the slash command",
+    "users:read": "find who clicked or typed a command (users.info)",
+    "users:read.email": "know them in im by their e-mail",
+}
 WAR_ROOM_SCOPES = {
     "channels:manage": "create war rooms, set their topic and purpose, invite, archive",
     "pins:write": "pin the incident summary in the war room",
@@ -47,18 +55,27 @@ class SlackCustom(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     join_channel: bool = True
     # im's web address, for an "Open in im" link on each message (None: no link).
     im_url: str | None = None
+    # The app's signing secret (Basic Information → App Credentials): with it, `im serve`
+    # takes the app's button clicks and slash commands (POST /slack/NAME/interactions and
+    # /slack/NAME/commands), and the incident message has its buttons. None: neither.
+    signing_secret: Annotated[str | None, im.secret("Signing secret")] = None
 
     def __post_init__(self) -> None:
         if not self.channel.strip().lstrip("#"):
             raise ValueError("the channel is empty; give its ID (C0123ABCD) or #name"
                              " - at `channel`")
+        if self.signing_secret is not None and not self.signing_secret.strip():
+            raise ValueError("the signing secret is empty; give the app's Signing Secret"
+                             " (Basic Information → App Credentials), or leave it out"
+                             " - at `signing_secret`")
 
 
 class SlackSettings(im.ConnectorSettings, frozen=True, kw_only=True):
     api_key: Annotated[str, im.prompt(1, "Bot token (xoxb-...)", secret=True)]
     base_url: Annotated[str, im.prompt(2, "Web API base URL")] = DEFAULT_BASE_URL
     custom: SlackCustom
-    # Slack gets im's changes; nothing comes back this way (buttons come through im serve).
+    # Slack gets im's changes; nothing comes back this way (buttons and the slash command
+    # come through im serve's routes, as a front end of im).
     sync_direction: im.SyncDirection = im.SyncDirection.OUTBOUND
 
     def __post_init__(self) -> None:
@@ -82,8 +99,12 @@ class SlackConnector(im.Connector):
     description = "Posts each incident to a Slack channel and keeps it up to date in a thread"
     options: ClassVar[dict[str, str]] = {"channel": "custom.channel", "token": "api_key",
                                          "base-url": "base_url", "im-url": "custom.im_url",
-                                         "join-channel": "custom.join_channel"}
+                                         "join-channel": "custom.join_channel",
+                                         "signing-secret": "custom.signing_secret"}
     remote_incident_per = "incident"
+    # a change made with the message's buttons or the slash command comes back here, so
+    # that the message shows it (and no thread reply echoes it)
+    receives_own_changes = True
     rate_limit_per_minute = 50  # tier 3, Slack's most common; chat.postMessage: ~1/s/channel
     settings: SlackSettings
     # for tests: options of the HTTP client (max_attempts, timeout, sleep, monotonic)
@@ -176,9 +197,15 @@ class SlackConnector(im.Connector):
         base = self.settings.custom.im_url
         return f"{base.rstrip('/')}/incidents/{incident.id}" if base else None
 
+    @property
+    def takes_requests(self) -> bool:
+        """Whether Slack's button clicks and slash commands are taken (a signing secret)."""
+        return bool(self.settings.custom.signing_secret)
+
     def _message(self, incident: im.Incident, key: str) -> tuple[str, list[dict[str, Any]]]:
         return messages.incident_message(incident, key=key, links=self._links(incident),
-                                         url=self._url(incident))
+                                         url=self._url(incident),
+                                         with_buttons=self.takes_requests)
 
     def _declare(self, request: im.PushRequest) -> im.PushResult:
         incident, key = request.incident, request.idempotency_key
@@ -229,6 +256,13 @@ class SlackConnector(im.Connector):
         text, blocks = self._message(incident, request.idempotency_key)
         self.web.call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks)
         status = REMOTE_STATUS.get(incident.status.value)
+        word = messages.STATUS_WORDS.get(incident.status.value, incident.status.value)
+        if request.origin_system == self.name:
+            # made in Slack (a button, the slash command): the message shows it, and the one
+            # who made it was answered there; a reply in the thread would only echo it
+            return im.PushResult(
+                link=im.RemoteRef(remote_id=request.link.remote_id, remote_status=status),
+                timeline=[f"Slack message updated ({word})"])
         reply_text, reply_blocks = messages.change_reply(request)
         posted = ""
         if request.attempt > 1 and self._earlier_reply(channel, ts,
@@ -236,7 +270,6 @@ class SlackConnector(im.Connector):
             posted = ", posted by an earlier attempt"
         else:
             self.post(channel, reply_text, reply_blocks, thread_ts=ts)
-        word = messages.STATUS_WORDS.get(incident.status.value, incident.status.value)
         return im.PushResult(
             link=im.RemoteRef(remote_id=request.link.remote_id, remote_status=status),
             timeline=[f"Slack message updated ({word}); {request.action} posted in its"
@@ -278,20 +311,39 @@ class SlackConnector(im.Connector):
                        if s.strip()}
             checks.append(self._scopes_check(granted))
             checks.append(self._channel_check(granted))
+        if self.takes_requests:
+            checks.append(self._requests_check(request.public_url))
         return checks
+
+    def _requests_check(self, public_url: str | None) -> im.Check:
+        """Where the Slack app sends clicks and commands (nothing to call: Slack calls us)."""
+        base = f"{public_url.rstrip('/')}/slack/{self.name}" if public_url else \
+            f"/slack/{self.name}"
+        detail = (f"Buttons and the slash command: Interactivity Request URL"
+                  f" {base}/interactions, slash command Request URL {base}/commands")
+        if not public_url:
+            detail += " (on im serve's public address: IM_PUBLIC_URL)"
+        return im.Check(name="requests", label="Slack requests", ok=True, detail=detail)
 
     def _scopes_check(self, granted: set[str]) -> im.Check:
         wanted = dict(MESSAGE_SCOPES)
         rules = self.war_room_rules()
         if rules:
             wanted.update(WAR_ROOM_SCOPES)
+        if self.takes_requests:
+            wanted.update(REQUEST_SCOPES)
         missing = [scope for scope in wanted if scope not in granted]
         if self.settings.custom.join_channel and "channels:join" not in granted:
             note = " (without channels:join the bot must be invited to the channel)"
         else:
             note = ""
-        uses = "incident messages" + (f" and war rooms (workflow {', '.join(rules)})"
-                                      if rules else "")
+        features = ["incident messages"]
+        if self.takes_requests:
+            features.append("requests from Slack (buttons, slash command)")
+        if rules:
+            features.append(f"war rooms (workflow {', '.join(rules)})")
+        uses = (", ".join(features[:-1]) + " and " + features[-1] if len(features) > 1
+                else features[0])
         if missing:
             return im.Check(
                 name="scopes", label="Scopes", ok=False,

@@ -1,5 +1,6 @@
 """The Block Kit of what the Slack plugin posts: the incident message (kept to the incident's
-current state with chat.update), the thread reply of each change, and a war room's summary.
+current state with chat.update, with its buttons), the thread reply of each change, a war
+room's summary, and the modal a note is written in.
 
 Block ids carry what the plugin must find again after a crash: the incident message's header
 block has the incident's idempotency key as its id, a thread reply's first block the key of
@@ -24,6 +25,12 @@ MAX_HEADER = 150  # and on a header's
 MAX_BLOCK_ID = 255
 NOTE_BLOCK = "note"  # the id of a reply's block holding the note, verbatim
 STATE_BLOCK = "state"
+ACTIONS_BLOCK = "actions"
+# the incident message's buttons (their value is the incident's id), and the note modal's
+ACK_ACTION, RESOLVE_ACTION, NOTE_ACTION = "im.ack", "im.resolve", "im.note"
+NOTE_VIEW = "im.note"  # the modal's callback_id
+NOTE_INPUT, NOTE_TEXT = "note", "text"  # its input block and the input's action
+MAX_NOTE = 3000
 
 
 def _cut(text: str, limit: int) -> str:
@@ -56,10 +63,55 @@ def status_of(text: str) -> str | None:
     return None
 
 
+def _button(text: str, action_id: str, value: str, style: str | None = None
+            ) -> dict[str, Any]:
+    button: dict[str, Any] = {"type": "button", "action_id": action_id, "value": value,
+                              "text": {"type": "plain_text", "text": text, "emoji": False}}
+    if style:
+        button["style"] = style
+    return button
+
+
+def buttons(incident: im.Incident) -> dict[str, Any]:
+    """The actions block: Acknowledge while open, Resolve while open or mitigated, and Add
+    note."""
+    status = incident.status.value
+    elements = []
+    if status == "open":
+        elements.append(_button("Acknowledge", ACK_ACTION, incident.id, "primary"))
+    if status in ("open", "mitigated"):
+        elements.append(_button("Resolve", RESOLVE_ACTION, incident.id))
+    elements.append(_button("Add note", NOTE_ACTION, incident.id))
+    return {"type": "actions", "block_id": ACTIONS_BLOCK, "elements": elements}
+
+
+def note_modal(incident: im.Incident, *, metadata: str) -> dict[str, Any]:
+    """The modal Add note opens: one multiline input; `metadata` (the incident and where to
+    answer) comes back with its submission."""
+    return {
+        "type": "modal", "callback_id": NOTE_VIEW, "private_metadata": metadata,
+        "title": {"type": "plain_text", "text": _cut(f"Note on {incident.id}", 24)},
+        "submit": {"type": "plain_text", "text": "Add note"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {"type": "section", "block_id": "incident",
+             "text": {"type": "plain_text", "emoji": False,
+                      "text": _cut(f"{incident.id} [{incident.severity.value}]"
+                                   f" {incident.title}", MAX_SECTION)}},
+            {"type": "input", "block_id": NOTE_INPUT,
+             "label": {"type": "plain_text", "text": "Note"},
+             "element": {"type": "plain_text_input", "action_id": NOTE_TEXT,
+                         "multiline": True, "max_length": MAX_NOTE}},
+        ],
+    }
+
+
 def incident_message(incident: im.Incident, *, key: str, links: list[im.Link],
-                     url: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+                     url: str | None = None, with_buttons: bool = False
+                     ) -> tuple[str, list[dict[str, Any]]]:
     """The incident message: (its text, for notifications and clients without blocks; its
-    blocks)."""
+    blocks). `with_buttons`: the connector takes Slack's requests (it has a signing secret),
+    so the message has its buttons."""
     status = incident.status.value
     word = STATUS_WORDS.get(status, status.title())
     title = f"{incident.id}: {incident.title}"
@@ -93,6 +145,8 @@ def incident_message(incident: im.Incident, *, key: str, links: list[im.Link],
         context += f" · <{url}|Open in im>"
     blocks.append({"type": "context", "block_id": "declared",
                    "elements": [{"type": "mrkdwn", "text": context.strip()}]})
+    if with_buttons:
+        blocks.append(buttons(incident))
     return text, blocks
 
 

@@ -131,6 +131,21 @@ class RunningSandbox:
                                       **fields})
         return result
 
+    def submit_view(self, url: str, view_id: str, values: dict[str, dict[str, str]],
+                    **fields: Any) -> dict[str, Any]:
+        """Send a signed `view_submission` (a modal submitted) to the app at `url`, with
+        `values` typed into its inputs: {block_id: {action_id: text}}. `fields`: user_id,
+        timestamp."""
+        result: dict[str, Any] = self._call(
+            "POST", "/view_submissions", {"url": url, "view_id": view_id, "values": values,
+                                          **fields})
+        return result
+
+    def views(self) -> list[dict[str, Any]]:
+        """The modals opened with views.open, each with `closed` and its state's values."""
+        found: list[dict[str, Any]] = self._call("GET", "/views")["views"]
+        return found
+
     def deliveries(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self._call("GET", "/deliveries")["deliveries"]
         return found

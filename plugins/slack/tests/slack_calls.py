@@ -6,7 +6,8 @@ import httpx
 
 
 # Methods Slack describes as GET with query arguments; the others are POSTs with a body.
-READS = {"auth.test", "conversations.info", "conversations.history", "users.lookupByEmail"}
+READS = {"auth.test", "conversations.info", "conversations.history", "users.lookupByEmail",
+         "users.info"}
 
 
 def call(client: httpx.Client, method: str, **arguments: Any) -> dict[str, Any]:

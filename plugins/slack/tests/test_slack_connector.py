@@ -233,3 +233,41 @@ def test_the_token_is_a_secret(tmp_path, slack, monkeypatch, one_try):
         json.dumps({"api_key": "env:SLACK_BOT_TOKEN"}))
     assert im_(runtime, "connector", "test", "prod-slack").exit_code == 0
     runtime.store.close()
+
+
+def test_the_signing_secret_is_hidden_and_brings_the_buttons(tmp_path, slack, one_try,
+                                                             monkeypatch):
+    slack.configure(rate_limits="off")
+    runtime = runtime_with_slack(tmp_path / "home", slack)
+    im_(runtime, "declare", "--sev", "SEV-2", "--title", "No buttons", "--service", "api")
+    [plain] = incident_messages(slack)
+    assert "actions" not in [b["block_id"] for b in plain["blocks"]]
+
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s3cret")
+    im_(runtime, "connector", "update", "prod-slack", "--signing-secret",
+        "env:SLACK_SIGNING_SECRET")
+    shown = json.loads(im_(runtime, "connector", "show", "prod-slack", "--json").stdout)
+    assert shown["settings"]["custom"]["signing_secret"] == "env:SLACK_SIGNING_SECRET"
+    updated = im_(runtime, "connector", "update", "prod-slack", "--signing-secret",
+                  "literal-secret")
+    assert updated.stdout == 'Updated prod-slack: custom.signing_secret = "********"\n'
+    shown = json.loads(im_(runtime, "connector", "show", "prod-slack", "--json").stdout)
+    assert shown["settings"]["custom"]["signing_secret"] == "********"
+    empty = im_(runtime, "connector", "update", "prod-slack", "--signing-secret", " ")
+    assert empty.exit_code != 0 and "the signing secret is empty" in empty.stderr
+    tested = im_(runtime, "connector", "test", "prod-slack")
+    assert tested.stdout.splitlines()[1:] == [
+        "✓ Scopes for incident messages and requests from Slack (buttons, slash command):"
+        " chat:write, channels:read, channels:history, commands, users:read,"
+        " users:read.email",
+        f"✓ #incidents ({slack.channel('incidents')['id']}): the bot is a member",
+        "✓ Buttons and the slash command: Interactivity Request URL"
+        " /slack/prod-slack/interactions, slash command Request URL /slack/prod-slack/commands"
+        " (on im serve's public address: IM_PUBLIC_URL)"]
+    im_(runtime, "declare", "--sev", "SEV-1", "--title", "Buttons", "--service", "api")
+    message = incident_messages(slack)[-1]
+    [actions] = [b for b in message["blocks"] if b["block_id"] == "actions"]
+    assert [(e["text"]["text"], e["action_id"], e["value"]) for e in actions["elements"]] == [
+        ("Acknowledge", "im.ack", "INC-2"), ("Resolve", "im.resolve", "INC-2"),
+        ("Add note", "im.note", "INC-2")]
+    runtime.store.close()

@@ -20,6 +20,7 @@ class App:
     def __init__(self) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.delay = 0.0
+        self.answer = b'{"response_type": "ephemeral", "text": "Got it"}'
         app = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -29,7 +30,7 @@ class App:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 app.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 time.sleep(app.delay)
-                answer = b'{"response_type": "ephemeral", "text": "Got it"}'
+                answer = app.answer
                 try:
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
@@ -149,3 +150,39 @@ def test_an_app_slower_than_three_seconds_is_a_timeout(slack, app):
 def test_an_unreachable_app(slack):
     delivery = slack.slash_command("http://127.0.0.1:9/slack/events", "status")
     assert delivery["outcome"] == "unreachable"
+
+
+def test_a_modal_submitted_is_a_signed_view_submission_with_the_values_typed(slack, web, app):
+    jane = slack.user_id("jane.smith@company.com")
+    trigger = slack.slash_command(app.url, "note INC-7", user_id=jane)["trigger_id"]
+    modal = {"type": "modal", "callback_id": "im.note", "private_metadata": "INC-7",
+             "title": {"type": "plain_text", "text": "Add a note"},
+             "submit": {"type": "plain_text", "text": "Add"},
+             "blocks": [{"type": "input", "block_id": "note",
+                         "label": {"type": "plain_text", "text": "Note"},
+                         "element": {"type": "plain_text_input", "action_id": "text"}}]}
+    view = ok(web, "views.open", trigger_id=trigger, view=modal)["view"]
+    app.received.clear()
+    with pytest.raises(httpx.HTTPStatusError):  # a required input left empty: never sent
+        slack.submit_view(app.url, view["id"], {})
+    with pytest.raises(httpx.HTTPStatusError):
+        slack.submit_view(app.url, view["id"], {"other": {"text": "x"}})
+    assert app.received == []
+    app.answer = b""  # an empty 200 closes the modal
+    delivery = slack.submit_view(app.url, view["id"], {"note": {"text": "Rolled back 4812"}})
+    assert (delivery["kind"], delivery["outcome"], delivery["status"]) == (
+        "view_submission", "answered", 200)
+    [(headers, body)] = app.received
+    assert SignatureVerifier(slack.signing_secret).is_valid_request(body, headers)
+    payload = json.loads(parse_qs(body.decode())["payload"][0])
+    assert payload["type"] == "view_submission"
+    assert payload["user"]["id"] == jane and payload["team"]["id"].startswith("T")
+    assert payload["view"]["id"] == view["id"]
+    assert payload["view"]["private_metadata"] == "INC-7"
+    assert payload["view"]["callback_id"] == "im.note"
+    assert payload["view"]["state"]["values"] == {
+        "note": {"text": {"type": "plain_text_input", "value": "Rolled back 4812"}}}
+    [shown] = slack.views()
+    assert shown["closed"] is True
+    with pytest.raises(httpx.HTTPStatusError):  # closed: nothing more to submit
+        slack.submit_view(app.url, view["id"], {"note": {"text": "again"}})

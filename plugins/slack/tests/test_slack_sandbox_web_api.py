@@ -210,6 +210,44 @@ def test_lookup_by_email(slack, web):
         "new.hire")
 
 
+def test_users_info_gives_the_email_only_with_its_scope(slack, web):
+    jane = slack.user_id(JANE)
+    user = ok(web, "users.info", user=jane)["user"]
+    assert (user["id"], user["name"], user["profile"]["email"]) == (jane, "jane.smith", JANE)
+    assert error(web, "users.info", user="U0NOBODY00") == "user_not_found"
+    slack.configure(scopes=["users:read", "chat:write"])
+    assert "email" not in ok(web, "users.info", user=jane)["user"]["profile"]
+    slack.configure(scopes=["chat:write"])
+    assert error(web, "users.info", user=jane) == "missing_scope"
+
+
+MODAL = {"type": "modal", "callback_id": "note", "private_metadata": "INC-7",
+         "title": {"type": "plain_text", "text": "Add a note"},
+         "submit": {"type": "plain_text", "text": "Add"},
+         "blocks": [{"type": "input", "block_id": "note",
+                     "label": {"type": "plain_text", "text": "Note"},
+                     "element": {"type": "plain_text_input", "action_id": "text"}}]}
+
+
+def test_views_open_takes_a_trigger_once_within_three_seconds(slack, web, monkeypatch):
+    from im_slack.sandbox import workspace
+
+    trigger = slack.slash_command("http://127.0.0.1:9/x", "note")["trigger_id"]
+    view = ok(web, "views.open", trigger_id=trigger, view=MODAL)["view"]
+    assert view["id"].startswith("V") and view["private_metadata"] == "INC-7"
+    assert view["state"] == {"values": {}} and view["blocks"] == MODAL["blocks"]
+    assert error(web, "views.open", trigger_id=trigger, view=MODAL) == "exchanged_trigger_id"
+    assert error(web, "views.open", trigger_id="1.2.3", view=MODAL) == "invalid_trigger_id"
+    no_submit = {k: v for k, v in MODAL.items() if k != "submit"}
+    fresh = slack.slash_command("http://127.0.0.1:9/x", "note")["trigger_id"]
+    assert error(web, "views.open", trigger_id=fresh, view=no_submit) == "invalid_arguments"
+    monkeypatch.setattr(workspace, "TRIGGER_SECONDS", -1.0)  # the sandbox runs in this process
+    late = slack.slash_command("http://127.0.0.1:9/x", "note")["trigger_id"]
+    assert error(web, "views.open", trigger_id=late, view=MODAL) == "expired_trigger_id"
+    [opened] = slack.views()
+    assert (opened["id"], opened["closed"]) == (view["id"], False)
+
+
 def test_post_ephemeral(slack, web):
     jane = slack.user_id(JANE)
     answer = ok(web, "chat.postEphemeral", channel="incidents", user=jane, text="Only you")

@@ -14,7 +14,7 @@ from litestar.params import FromPath
 from im_slack.sandbox.config import RuntimeSettings, SeedUser, apply_settings
 from im_slack.sandbox.core import Sandbox
 from im_slack.sandbox.faults import Faults
-from im_slack.sandbox.outgoing import Interaction, SlashCommand
+from im_slack.sandbox.outgoing import Interaction, SlashCommand, ViewSubmission
 from im_slack.sandbox.workspace import Channel
 
 T = TypeVar("T", bound=msgspec.Struct)
@@ -186,6 +186,32 @@ class ControlController(Controller):
             timeout=sandbox.settings.app_timeout_seconds, response_url=response_url,
             trigger_id=trigger_id)
         return _json(delivery)
+
+    @post("/view_submissions")
+    async def view_submission(self, request: Request[Any, Any, Any],
+                              sandbox: NamedDependency[Sandbox]) -> Response[bytes]:
+        """Send a signed `view_submission` payload, as Slack does when a user submits a modal
+        the app opened (views.open) with the values given."""
+        wanted = await _read(request, ViewSubmission)
+        try:
+            body, _payload, trigger_id = sandbox.outgoing.view_submission(
+                sandbox.workspace, sandbox.team_domain, wanted)
+        except ValueError as error:
+            raise HTTPException(status_code=400, detail=str(error)) from None
+        delivery = await sandbox.outgoing.send(
+            kind="view_submission", url=wanted.url, body=body,
+            secret=sandbox.settings.signing_secret, timestamp=wanted.timestamp,
+            timeout=sandbox.settings.app_timeout_seconds, response_url="",
+            trigger_id=trigger_id)
+        sandbox.outgoing.after_submission(sandbox.workspace, wanted.view_id, delivery)
+        return _json(delivery)
+
+    @get("/views")
+    async def views(self, sandbox: NamedDependency[Sandbox]) -> Response[bytes]:
+        """The modals the app opened, each with `closed` and the values submitted."""
+        return _json({"views": [{**view.render(), "user_id": view.user_id,
+                                 "closed": view.closed}
+                                for view in sandbox.workspace.views.values()]})
 
     @get("/deliveries")
     async def deliveries(self, sandbox: NamedDependency[Sandbox]) -> Response[bytes]:

@@ -96,7 +96,8 @@ class Sandbox:
         if retry_after is not None:
             return Answer({"ok": False, "error": "ratelimited"}, 429,
                           {**headers, "Retry-After": str(retry_after)})
-        context = Context(self.workspace, self.settings.team, self.settings.workspace_url)
+        context = Context(self.workspace, self.settings.team, self.settings.workspace_url,
+                          scopes)
         try:
             body = method.run(context, params)
         except SlackError as refusal:

@@ -31,6 +31,7 @@ class Context:
     workspace: Workspace
     team: str
     workspace_url: str
+    scopes: tuple[str, ...] = ()  # the token's
 
 
 @dataclass(frozen=True)
@@ -317,6 +318,61 @@ def users_lookup_by_email(ctx: Context, params: Params) -> dict[str, Any]:
     return {"user": user.render()}
 
 
+def users_info(ctx: Context, params: Params) -> dict[str, Any]:
+    user = ctx.workspace.users.get(_text(params, "user"))
+    if user is None:
+        raise SlackError("user_not_found")
+    rendered = user.render()
+    if "users:read.email" not in ctx.scopes:  # Slack leaves the address out without it
+        rendered["profile"].pop("email", None)
+    return {"user": rendered}
+
+
+MAX_VIEW_TITLE = 24
+MAX_VIEW_BLOCKS = 100
+MAX_PRIVATE_METADATA = 3000
+
+
+def _invalid(message: str) -> SlackError:
+    return SlackError("invalid_arguments", response_metadata={"messages": [message]})
+
+
+def views_open(ctx: Context, params: Params) -> dict[str, Any]:
+    """A modal for the user who clicked or typed the command: its trigger_id opens one view,
+    within three seconds. The view is checked as Slack checks the fields im uses."""
+    trigger_id = _text(params, "trigger_id")
+    view = params.get("view")
+    if isinstance(view, str):
+        try:
+            view = json.loads(view)
+        except ValueError:
+            raise _invalid("failed to match all allowed schemas [json-pointer:/view]") from None
+    if not trigger_id:
+        raise _invalid("[ERROR] missing required field: trigger_id")
+    if not isinstance(view, dict):
+        raise _invalid("[ERROR] missing required field: view")
+    if view.get("type") != "modal":
+        raise _invalid("[ERROR] must be a valid enum value [json-pointer:/view/type]")
+    title = view.get("title")
+    if not isinstance(title, dict) or title.get("type") != "plain_text" or not title.get(
+            "text") or len(str(title["text"])) > MAX_VIEW_TITLE:
+        raise _invalid(f"[ERROR] must be plain_text of at most {MAX_VIEW_TITLE} characters"
+                       " [json-pointer:/view/title]")
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list) or not blocks or len(blocks) > MAX_VIEW_BLOCKS:
+        raise _invalid(f"[ERROR] must have 1 to {MAX_VIEW_BLOCKS} blocks"
+                       " [json-pointer:/view/blocks]")
+    if any(b.get("type") == "input" for b in blocks if isinstance(b, dict)) and not view.get(
+            "submit"):
+        raise _invalid("[ERROR] a view with inputs needs a submit button"
+                       " [json-pointer:/view/submit]")
+    if len(str(view.get("private_metadata", ""))) > MAX_PRIVATE_METADATA:
+        raise _invalid(f"[ERROR] must be at most {MAX_PRIVATE_METADATA} characters"
+                       " [json-pointer:/view/private_metadata]")
+    opened = ctx.workspace.open_view(trigger_id, view)
+    return {"view": opened.render()}
+
+
 _MANAGE = ("channels:manage",)
 _PRIVATE_MANAGE = ("groups:write",)
 
@@ -346,6 +402,9 @@ METHODS: dict[str, Method] = {
                                  tier=2),
     "pins.add": Method(pins_add, scopes=("pins:write",), tier=2),
     "users.lookupByEmail": Method(users_lookup_by_email, scopes=("users:read.email",), tier=3),
+    "users.info": Method(users_info, scopes=("users:read",), tier=4),
+    # views.open needs no scope: a trigger_id is the app's own (Slack's "none")
+    "views.open": Method(views_open, scopes=(), tier=4),
 }
 
 

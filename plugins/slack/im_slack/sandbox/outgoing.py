@@ -1,6 +1,7 @@
 """What Slack sends to an app, made on demand for tests and demos: slash commands and
-interactivity payloads (a button clicked), signed as Slack signs them; and the `response_url`
-each carries, which the sandbox serves and records what the app posts to it."""
+interactivity payloads (a button clicked, a modal submitted), signed as Slack signs them; and
+the `response_url` each carries, which the sandbox serves and records what the app posts to
+it."""
 
 from __future__ import annotations
 
@@ -44,8 +45,17 @@ class Interaction(msgspec.Struct, frozen=True, kw_only=True):
     timestamp: int | None = None
 
 
+class ViewSubmission(msgspec.Struct, frozen=True, kw_only=True):
+    url: str
+    view_id: str  # a modal the app opened (views.open)
+    # what the user typed: {block_id: {action_id: text}} of the view's input blocks
+    values: dict[str, dict[str, str]] = {}
+    user_id: str | None = None  # default: the user the view was opened for
+    timestamp: int | None = None
+
+
 class Delivery(msgspec.Struct, frozen=True, kw_only=True):
-    kind: str  # "slash_command" or "block_actions"
+    kind: str  # "slash_command", "block_actions" or "view_submission"
     url: str
     headers: dict[str, str]
     body: str
@@ -96,8 +106,6 @@ class Outgoing:
                                                  expires=time.time() + RESPONSE_URL_SECONDS)
         return f"{self.base_url}/hooks/response/{key}"
 
-    def _trigger_id(self) -> str:
-        return f"{next(self._counter)}.{int(time.time())}.{secrets.token_hex(16)}"
 
     @staticmethod
     def _who(workspace: Workspace, user_id: str | None, channel_id: str | None
@@ -117,7 +125,7 @@ class Outgoing:
         user_id, user_name, channel_id, channel_name = self._who(
             workspace, wanted.user_id, wanted.channel_id)
         response_url = self._response_url("slash_command", channel_id, user_id, None)
-        trigger_id = self._trigger_id()
+        trigger_id = workspace.issue_trigger(user_id)
         fields = {
             "token": "sandbox-verification-token",  # deprecated by Slack, still sent
             "team_id": TEAM_ID,
@@ -145,7 +153,7 @@ class Outgoing:
         if message is None:
             raise ValueError(f"no message {wanted.message_ts or '(the channel is empty)'}")
         response_url = self._response_url("block_actions", channel_id, user_id, message.ts)
-        trigger_id = self._trigger_id()
+        trigger_id = workspace.issue_trigger(user_id)
         payload = {
             "type": "block_actions",
             "user": {"id": user_id, "username": user_name, "name": user_name,
@@ -169,6 +177,71 @@ class Outgoing:
         }
         body = urlencode({"payload": json.dumps(payload, separators=(",", ":"))})
         return body, payload, response_url, trigger_id
+
+    def view_submission(self, workspace: Workspace, team_domain: str,
+                        wanted: ViewSubmission) -> tuple[str, dict[str, Any], str]:
+        """The payload Slack sends when the user submits a modal, the values typed in its
+        state; refused (ValueError) as Slack's client would not send it: a view closed or
+        unknown, an input the view does not have, a required one left empty."""
+        view = workspace.views.get(wanted.view_id)
+        if view is None or view.closed:
+            raise ValueError(f"no open view {wanted.view_id}")
+        user_id = wanted.user_id or view.user_id
+        user = workspace.users.get(user_id)
+        if user is None:
+            raise ValueError(f"no user {user_id}")
+        inputs = {str(block.get("block_id")): block for block in view.body.get("blocks") or []
+                  if block.get("type") == "input"}
+        values: dict[str, Any] = {}
+        for block_id, block in inputs.items():
+            element = block.get("element") or {}
+            action_id = str(element.get("action_id"))
+            given = wanted.values.get(block_id, {})
+            unknown = set(given) - {action_id}
+            if unknown:
+                raise ValueError(f"the input {block_id} has no action {sorted(unknown)[0]}")
+            text = given.get(action_id)
+            if not text and not block.get("optional", False):
+                raise ValueError(f"the input {block_id} is required")
+            values[block_id] = {action_id: {"type": element.get("type", "plain_text_input"),
+                                            "value": text or None}}
+        unknown_blocks = set(wanted.values) - set(inputs)
+        if unknown_blocks:
+            raise ValueError(f"the view has no input {sorted(unknown_blocks)[0]}")
+        view.values = values
+        trigger_id = workspace.issue_trigger(user_id)
+        payload = {
+            "type": "view_submission",
+            "team": {"id": TEAM_ID, "domain": team_domain},
+            "user": {"id": user.id, "username": user.name, "name": user.name,
+                     "team_id": TEAM_ID},
+            "api_app_id": "A0SANDBOX1",
+            "token": "sandbox-verification-token",
+            "trigger_id": trigger_id,
+            "view": view.render(),
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
+        body = urlencode({"payload": json.dumps(payload, separators=(",", ":"))})
+        return body, payload, trigger_id
+
+    @staticmethod
+    def after_submission(workspace: Workspace, view_id: str, delivery: Delivery) -> None:
+        """What the app's answer does to the modal, as Slack reads it: HTTP 200 with an empty
+        body (or `"response_action": "clear"`) closes it; `"errors"` keeps it open."""
+        view = workspace.views.get(view_id)
+        if view is None or delivery.status != 200:
+            return
+        action = None
+        if delivery.answer and delivery.answer.strip():
+            try:
+                answer = json.loads(delivery.answer)
+            except ValueError:
+                answer = {}
+            action = answer.get("response_action") if isinstance(answer, dict) else None
+        if action in (None, "clear"):
+            view.closed = True
 
     async def send(self, *, kind: str, url: str, body: str, secret: str, timestamp: int | None,
                    timeout: float, response_url: str, trigger_id: str) -> Delivery:

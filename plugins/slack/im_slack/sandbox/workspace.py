@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,8 @@ BOT_NAME = "im"
 MAX_NAME_LENGTH = 80
 MAX_TOPIC_LENGTH = 250
 MAX_TEXT_LENGTH = 40_000
+# a trigger_id can open one view, within three seconds of the click or command that made it
+TRIGGER_SECONDS = 3.0
 _NAME_CHARACTERS = re.compile(r"^[a-z0-9_\-\u00c0-\uffff]+$")
 
 
@@ -109,6 +112,44 @@ class Message:
 
 
 @dataclass
+class Trigger:
+    """A trigger_id Slack sent the app with an interaction: who it was for, and when."""
+
+    user_id: str
+    issued: float
+    used: bool = False
+
+
+@dataclass
+class View:
+    """A modal opened with views.open, as Slack keeps it for the user it was opened for."""
+
+    id: str
+    user_id: str
+    body: dict[str, Any]  # what the app gave: type, title, blocks, submit, private_metadata...
+    hash: str
+    closed: bool = False
+    # what the user typed, as Slack reports it: {block_id: {action_id: {"type", "value"}}}
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def render(self) -> dict[str, Any]:
+        body = self.body
+        return {
+            "id": self.id, "team_id": TEAM_ID, "type": body.get("type", "modal"),
+            "title": body.get("title"), "submit": body.get("submit"),
+            "close": body.get("close"), "blocks": body.get("blocks") or [],
+            "private_metadata": body.get("private_metadata", ""),
+            "callback_id": body.get("callback_id", ""),
+            "external_id": body.get("external_id", ""),
+            "state": {"values": self.values}, "hash": self.hash,
+            "clear_on_close": bool(body.get("clear_on_close", False)),
+            "notify_on_close": bool(body.get("notify_on_close", False)),
+            "previous_view_id": None, "root_view_id": self.id, "app_id": APP_ID,
+            "app_installed_team_id": TEAM_ID, "bot_id": BOT_ID,
+        }
+
+
+@dataclass
 class Channel:
     id: str
     name: str
@@ -175,6 +216,9 @@ class Workspace:
         self.channels: dict[str, Channel] = {}
         # every ephemeral message shown, in order (Slack keeps none; tests read them here)
         self.ephemerals: list[dict[str, Any]] = []
+        # the trigger_ids sent to the app, and the modals opened with them (views.open)
+        self.triggers: dict[str, Trigger] = {}
+        self.views: dict[str, View] = {}
         for seed_user in users:
             self.add_user(seed_user)
         people = [u.id for u in self.users.values() if not u.is_bot]
@@ -192,6 +236,28 @@ class Workspace:
         now = max(time.time(), self._last_ts + 0.000001)
         self._last_ts = now
         return f"{now:.6f}"
+
+    # triggers and views
+
+    def issue_trigger(self, user_id: str) -> str:
+        trigger_id = f"{next(self._ids)}.{int(time.time())}.{secrets.token_hex(16)}"
+        self.triggers[trigger_id] = Trigger(user_id=user_id, issued=time.monotonic())
+        return trigger_id
+
+    def open_view(self, trigger_id: str, body: dict[str, Any]) -> View:
+        """A modal for the user of `trigger_id`: once per trigger, within three seconds."""
+        trigger = self.triggers.get(trigger_id)
+        if trigger is None:
+            raise SlackError("invalid_trigger_id")
+        if trigger.used:
+            raise SlackError("exchanged_trigger_id")
+        if time.monotonic() - trigger.issued > TRIGGER_SECONDS:
+            raise SlackError("expired_trigger_id")
+        trigger.used = True
+        view = View(id=self._id("V"), user_id=trigger.user_id, body=body,
+                    hash=f"{int(time.time())}.{secrets.token_hex(4)}")
+        self.views[view.id] = view
+        return view
 
     # users
 
