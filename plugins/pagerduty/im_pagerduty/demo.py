@@ -194,11 +194,13 @@ class Demo:
                   f" server (STARTTLS, login) on 127.0.0.1:{smtp.port}")
         os.environ["DEMO_SLACK_TOKEN"] = slack.token
         os.environ["DEMO_SMTP_PASSWORD"] = PASSWORD
-        self.echo(typer.style("$ export DEMO_SLACK_TOKEN=... DEMO_SMTP_PASSWORD=...",
-                              fg="cyan"))
+        self.echo(typer.style("$ export DEMO_SLACK_TOKEN=... DEMO_SLACK_SIGNING_SECRET=..."
+                              " DEMO_SMTP_PASSWORD=...", fg="cyan"))
+        os.environ["DEMO_SLACK_SIGNING_SECRET"] = SLACK_SIGNING_SECRET
         self.im("connector", "add", "slack", SLACK_NAME, "--config", json.dumps({
             "api_key": "env:DEMO_SLACK_TOKEN", "base_url": slack.api_url,
-            "custom": {"channel": "#incidents", "im_url": im_url}}),
+            "custom": {"channel": "#incidents", "im_url": im_url,
+                       "signing_secret": "env:DEMO_SLACK_SIGNING_SECRET"}}),
             shown=f"connector add slack {SLACK_NAME} --config '{{...}}'")
         self.im("connector", "test", SLACK_NAME)
         self.im("workflow", "defaults")
@@ -230,6 +232,31 @@ class Demo:
         mail = smtp.delivered[-1]
         self.echo(typer.style(f"(Mail) to {', '.join(mail.rcpt_tos)}:"
                               f" {mail.message['Subject']!r}", fg="magenta"))
+
+        self.step("John acknowledges from the Slack button; PagerDuty follows")
+        store = self.runtime.store
+        [link] = [link for link in store.links("INC-3") if link.connector == SLACK_NAME]
+        message_ts = link.remote_id.partition("/")[2]
+        self.echo(typer.style("(Slack, as John Doe) clicks Acknowledge on INC-3's message in"
+                              " #incidents", fg="magenta"))
+        clicked = slack.click(f"{im_url}/slack/{SLACK_NAME}/interactions", "im.ack",
+                              value="INC-3", user_id=slack.user_id(ONCALL_EMAIL),
+                              message_ts=message_ts)
+        if clicked.get("status") != 200:
+            raise DemoFailed(f"the Acknowledge button was answered {clicked.get('status')}"
+                             f" ({clicked.get('outcome')})")
+        [remote] = [link for link in store.links("INC-3") if link.connector == NAME]
+        self.wait("INC-3 acknowledged in PagerDuty", lambda: self.pd.client().get(
+            f"/incidents/{remote.remote_id}").json()["incident"]["status"] == "acknowledged")
+        self.wait("the Slack message to say Mitigated", lambda: any(
+            m["ts"] == message_ts and "(Mitigated)" in m["text"]
+            for m in slack.channel("incidents")["messages"]))
+        answer = self.wait("the answer to John", lambda: slack.responses())[-1]
+        self.echo(f"im answered Slack in {clicked['seconds']:.2f}s and told John:"
+                  f" {answer['body'].get('text')!r}")
+        self.echo(f"INC-3 is {store.get_incident('INC-3').status.value} in im (by"  # type: ignore[union-attr]
+                  f" {ONCALL_EMAIL}); PagerDuty #{remote.remote_number} is acknowledged; the"
+                  " Slack message says Mitigated")
 
     def responder_acknowledges(self) -> None:
         store = self.runtime.store

@@ -38,6 +38,10 @@ def test_demo_walks_through_the_spec_and_cleans_up(tmp_path):
         " John Doe\n",
         "(Teams) a card: 'SEV-1 INC-3: Payment API Down'\n",
         "(Mail) to cto@company.com, vp-eng@company.com: '[SEV-1] INC-3 Payment API Down'\n",
+        "im answered Slack in ",
+        " and told John: 'INC-3 acknowledged'\nINC-3 is mitigated in im (by"
+        " john.doe@company.com); PagerDuty #5 is acknowledged; the Slack message says"
+        " Mitigated\n",
     ):
         assert expected in out, expected
     assert out.count("PagerDuty incident #") >= 8
@@ -50,7 +54,10 @@ def test_demo_walks_through_the_spec_and_cleans_up(tmp_path):
                  "War room #inc-3-payment-api-down created (slack)",
                  "Invited John Doe (on call for payments) (slack)",
                  "Teams notified: #incidents (teams)",
-                 "Management notified: cto@company.com, vp-eng@company.com (email)"):
+                 "Management notified: cto@company.com, vp-eng@company.com (email)",
+                 "Acknowledged by john.doe@company.com (demo-slack)",
+                 "PagerDuty incident #5 acknowledged (demo-pagerduty)",
+                 "Slack message updated (Mitigated) (demo-slack)"):
         assert timeline.count(line) == 1, line
     # what the demo's servers logged is in the demo's home, as `IM_HOME=... im logs` reads it
     logs = subprocess.run([IM, "logs", "--component", "webhook"], capture_output=True,
