@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("im.workflows")
 
 RUN_LEASE_SECONDS = 120.0  # a run claimed and not finished by then is tried again
+# how long `im serve` holds a run for the deliveries of its change (run_queued)
+DELIVERIES_FIRST_SECONDS = 30.0
 # How long after it was queued an action that fails for a reason that passes (an outage, a
 # rate limit) is still tried again; then it is set aside. A time, not a count of attempts:
 # chat and mail services' outages have lasted hours, and a rate limit asking for a second more
@@ -289,9 +291,15 @@ def backoff(attempts: int, retry_after: float | None = None) -> float:
 
 
 def run_queued(runtime: Runtime, *, budget: float | None = None,
-               incident_id: str | None = None, limit: int | None = None) -> RunReport:
+               incident_id: str | None = None, limit: int | None = None,
+               deliveries_first: float = 0.0) -> RunReport:
     """Run the queued actions that are due (of one incident, if given), each at most once per
-    call, for at most `budget` seconds: what is left stays queued for `im serve`."""
+    call, for at most `budget` seconds: what is left stays queued for `im serve`.
+
+    `deliveries_first`: seconds a run waits, after it was queued, for the changes of its
+    incident queued with or before it to reach connected systems (`im serve`, whose loops run
+    at once: a war room names the paging incident and links the chat message that the
+    change makes); a command runs the actions after delivering what it could itself."""
     store = runtime.store
     report = RunReport()
     deadline = time.monotonic() + budget if budget is not None else None
@@ -300,10 +308,12 @@ def run_queued(runtime: Runtime, *, budget: float | None = None,
     while limit is None or len(tried) < limit:
         if deadline is not None and time.monotonic() >= deadline:
             break
+        now = runtime.clock()
+        since = now - timedelta(seconds=deliveries_first) if deliveries_first else None
         with store.transaction() as tx:
-            run = tx.workflow_runs.claim_next(now=runtime.clock(),
-                                              lease_seconds=RUN_LEASE_SECONDS,
-                                              incident_id=incident_id, exclude=tried)
+            run = tx.workflow_runs.claim_next(now=now, lease_seconds=RUN_LEASE_SECONDS,
+                                              incident_id=incident_id, exclude=tried,
+                                              deliveries_first_since=since)
         if run is None:
             break
         tried.append(run.id)

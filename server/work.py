@@ -82,11 +82,13 @@ class BackgroundWork:
         # take the row meanwhile and deliver it twice. What is left waits for the next pass.
         self.outbox = Loop("outbox", interval, lambda: deliver_outbox(
             runtime, budget=OUTBOX_LEASE_SECONDS / 2))
-        from im.workflows import RUN_LEASE_SECONDS, run_queued
+        from im.workflows import DELIVERIES_FIRST_SECONDS, RUN_LEASE_SECONDS, run_queued
 
-        # workflow actions: as the outbox, each pass well inside a run's lease
+        # workflow actions: as the outbox, each pass well inside a run's lease; each after
+        # its change has reached the connected systems (for up to half a minute)
         self.workflows = Loop("workflows", interval, lambda: run_queued(
-            runtime, budget=RUN_LEASE_SECONDS / 2))
+            runtime, budget=RUN_LEASE_SECONDS / 2,
+            deliveries_first=DELIVERIES_FIRST_SECONDS))
         self.busy: Callable[[], bool] = lambda: False
         self._process_inbox = process_inbox
         self.inbox = Loop("inbox", interval, self._drain_inbox)

@@ -261,6 +261,11 @@ def test_a_sev1_declared_in_im_runs_the_specs_five_responses_and_stays_in_step(
         f"Incident INC-1: Payment API Down. (im {incident.correlation_id})")
     [summary] = room["messages"]
     assert summary["blocks"][0]["text"]["text"] == "INC-1: Payment API Down"
+    # ... naming the paging incident, and linking the incident message, which came first
+    summary_blocks = {b["block_id"]: b for b in summary["blocks"]}
+    assert summary_blocks["links"]["text"]["text"] == (
+        f"*Linked:* <{pd_url}|prod-pagerduty #1> (payments)")
+    assert "the incident's message" in summary_blocks["thread"]["elements"][0]["text"]
     assert room["pins"] == [summary["ts"]]
     assert slack.user_id(ONCALL_EMAIL) in room["members"]
 

@@ -392,8 +392,12 @@ class WorkflowRunRepository(Protocol):
         ...
 
     def claim_next(self, *, now: datetime, lease_seconds: float,
-                   incident_id: str | None = None, exclude: Sequence[int] = ()) -> Run | None:
-        """The next due run (pending and due, or running with its lease run out), claimed."""
+                   incident_id: str | None = None, exclude: Sequence[int] = (),
+                   deliveries_first_since: datetime | None = None) -> Run | None:
+        """The next due run (pending and due, or running with its lease run out), claimed.
+        With `deliveries_first_since`, a run queued since then is not due while its incident
+        has changes for connected systems, queued no later than it, still on their way (a war
+        room names the paging incident that its change creates)."""
         ...
 
     def finish(self, run_id: int, *, at: datetime, attempt: int | None = None) -> bool:

@@ -913,11 +913,18 @@ class PostgresWorkflowRuns(_Repository):
              str(trigger), event_id, at, at)).rowcount
 
     def claim_next(self, *, now: datetime, lease_seconds: float,
-                   incident_id: str | None = None, exclude: Sequence[int] = ()) -> Any:
+                   incident_id: str | None = None, exclude: Sequence[int] = (),
+                   deliveries_first_since: datetime | None = None) -> Any:
         clauses = ["((status = 'pending' AND next_attempt_at <= %(now)s)"
                    " OR (status = 'running' AND lease_until < %(now)s))"]
         params: dict[str, Any] = {"now": now,
                                   "lease": now + timedelta(seconds=lease_seconds)}
+        if deliveries_first_since is not None:
+            clauses.append("(created_at < %(since)s OR NOT EXISTS (SELECT 1 FROM outbox o"
+                           " WHERE o.status IN ('pending', 'delivering')"
+                           " AND o.number = workflow_runs.number"
+                           " AND o.created_at <= workflow_runs.created_at))")
+            params["since"] = deliveries_first_since
         if incident_id is not None:
             clauses.append("number = %(number)s")
             params["number"] = incident_number(incident_id)

@@ -79,10 +79,18 @@ class SqliteWorkflowRuns:
              str(trigger), event_id, ts(at), ts(at))).rowcount
 
     def claim_next(self, *, now: datetime, lease_seconds: float,
-                   incident_id: str | None = None, exclude: Sequence[int] = ()) -> Run | None:
+                   incident_id: str | None = None, exclude: Sequence[int] = (),
+                   deliveries_first_since: datetime | None = None) -> Run | None:
         clauses = [f"((status = '{PENDING}' AND next_attempt_at <= :now)"
                    f" OR (status = '{RUNNING}' AND lease_until < :now))"]
         params: dict[str, Any] = {"now": ts(now), "lease": lease_end(now, lease_seconds)}
+        if deliveries_first_since is not None:
+            # the outbox's open rows only, through its index on status
+            clauses.append("(created_at < :since OR NOT EXISTS (SELECT 1 FROM outbox o"
+                           " WHERE o.status IN ('pending', 'delivering')"
+                           " AND o.number = workflow_runs.number"
+                           " AND o.created_at <= workflow_runs.created_at))")
+            params["since"] = ts(deliveries_first_since)
         if incident_id is not None:
             clauses.append("number = :number")
             params["number"] = incident_number(incident_id)

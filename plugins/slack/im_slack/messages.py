@@ -131,14 +131,9 @@ def incident_message(incident: im.Incident, *, key: str, links: list[im.Link],
         blocks.append({"type": "section", "block_id": "description",
                        "text": {"type": "mrkdwn", "text": _cut(escape(incident.description),
                                                                MAX_SECTION)}})
-    remote = [link for link in links if link.remote_url]
-    if remote:
-        lines = [f"<{link.remote_url}|{escape(link.connector)}"
-                 f"{' #' + link.remote_number if link.remote_number else ''}>"
-                 f" ({escape(link.service)})" for link in remote]
-        blocks.append({"type": "section", "block_id": "links",
-                       "text": {"type": "mrkdwn",
-                                "text": _cut("*Linked:* " + " · ".join(lines), MAX_SECTION)}})
+    linked = _linked(links)
+    if linked:
+        blocks.append(linked)
     context = (f"{STATUS_EMOJI.get(status, '')} Declared by {escape(incident.created_by)}"
                f" at {incident.created_at:%Y-%m-%d %H:%M} UTC")
     if url:
@@ -197,9 +192,23 @@ def note_of(message: dict[str, Any]) -> str | None:
     return None
 
 
-def war_room_summary(incident: im.Incident, *, key: str, incident_link: str | None
-                     ) -> tuple[str, list[dict[str, Any]]]:
-    """The summary posted and pinned in a war room."""
+def _linked(links: list[im.Link]) -> dict[str, Any] | None:
+    """A section listing the remote incidents linked (the paging incident), or None."""
+    remote = [link for link in links if link.remote_url]
+    if not remote:
+        return None
+    lines = [f"<{link.remote_url}|{escape(link.connector)}"
+             f"{' #' + link.remote_number if link.remote_number else ''}>"
+             f" ({escape(link.service)})" for link in remote]
+    return {"type": "section", "block_id": "links",
+            "text": {"type": "mrkdwn", "text": _cut("*Linked:* " + " · ".join(lines),
+                                                    MAX_SECTION)}}
+
+
+def war_room_summary(incident: im.Incident, *, key: str, incident_link: str | None,
+                     remote: list[im.Link] | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """The summary posted and pinned in a war room; `remote`: the remote incidents linked
+    (the paging incident), each a link."""
     text = (f"{incident.id} [{incident.severity.value}] {incident.title}: war room. Services:"
             f" {', '.join(incident.services)}")
     fields = [f"*Severity:* {incident.severity.value}",
@@ -217,6 +226,9 @@ def war_room_summary(incident: im.Incident, *, key: str, incident_link: str | No
         blocks.append({"type": "section", "block_id": "description",
                        "text": {"type": "mrkdwn",
                                 "text": _cut(escape(incident.description), MAX_SECTION)}})
+    linked = _linked(remote or [])
+    if linked:
+        blocks.append(linked)
     if incident_link:
         blocks.append({"type": "context", "block_id": "thread",
                        "elements": [{"type": "mrkdwn",

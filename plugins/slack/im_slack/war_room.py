@@ -182,9 +182,11 @@ class WarRoom(im.WorkflowAction):
                 found = message
                 break
         if found is None:
-            links = slack.runtime.store.links(incident.id, connector=slack.name)
+            links = slack.runtime.store.links(incident.id)
+            own = [link for link in links if link.connector == slack.name]
             text, blocks = messages.war_room_summary(
-                incident, key=key, incident_link=links[0].remote_url if links else None)
+                incident, key=key, incident_link=own[0].remote_url if own else None,
+                remote=[link for link in links if link.connector != slack.name])
             found = slack.post(room_id, text, blocks)
         try:
             slack.web.call("pins.add", channel=room_id, timestamp=found["ts"])
