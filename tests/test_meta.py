@@ -33,12 +33,16 @@ def test_every_hook_has_a_docs_section_with_its_exact_signature():
 
 
 def test_core_and_cli_name_no_vendor():
+    """The core's code, and the plugin template `im plugin new` copies (a stranger's plugin
+    starts from it), name no vendor."""
+    paths = [path for folder in ("core", "cli", "server") for path in (REPO / folder).rglob("*.py")]
+    templates = [path for path in (REPO / "core" / "templates").rglob("*") if path.is_file()]
+    assert len(templates) >= 8
     offenders = []
-    for folder in ("core", "cli", "server"):
-        for path in (REPO / folder).rglob("*.py"):
-            for number, line in enumerate(path.read_text().splitlines(), 1):
-                if VENDORS.search(line):
-                    offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    for path in paths + templates:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if VENDORS.search(line):
+                offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert offenders == []
 
 
