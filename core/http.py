@@ -252,7 +252,7 @@ class ConnectorClient:
         if repeatable is None:
             repeatable = method in REPEATABLE_METHODS or idempotency_key is not None
         deadline = _earliest(getattr(self._until, "deadline", None), deadline)
-        where = f"{method} {path.split('?', 1)[0]}"
+        where = f"{method} {_path_of(path)}"
 
         def wait(state: tenacity.RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
@@ -394,7 +394,7 @@ class ConnectorClient:
         try:
             return response.json()
         except ValueError:
-            where = f"{method} {path.split('?', 1)[0]}"
+            where = f"{method} {_path_of(path)}"
             raise ConnectorHTTPError(self.mask(f"{self.system} sent a body that is not JSON"
                                                f" ({where})"),
                                      status=response.status_code, retryable=True,
@@ -606,6 +606,15 @@ logging.getLogger("httpx").addFilter(_httpx_log_filter)
 def _hide_in_httpx_log(secrets: tuple[str, ...]) -> None:
     if secrets and not set(secrets) <= set(_httpx_log_filter.secrets):
         _httpx_log_filter.add(secrets)
+
+
+def _path_of(path: str) -> str:
+    """What messages name a call by: its path without the query, also of a full URL."""
+    if path.startswith(("http://", "https://")):
+        from urllib.parse import urlsplit
+
+        return urlsplit(path).path or "/"
+    return path.split("?", 1)[0]
 
 
 def _number(value: str | None) -> float | None:
