@@ -106,6 +106,9 @@ class ConnectorClient:
     for an empty one); `request` returns the `httpx.Response` itself (its status, headers).
     Any answer but a 2xx raises ConnectorHTTPError.
 
+    `client.http` is the `httpx.Client` underneath, for what the calls do not cover (its own
+    calls are neither logged, recorded nor retried); `with client:` closes it at the end.
+
     A path may be a full URL (a webhook's), which `base_url` does not prefix. An action that
     leaves retrying to the workflow runner (which tries a run again with backoff, after the
     `retry_after` a 429 gave) passes `max_attempts=1`.
@@ -172,6 +175,7 @@ class ConnectorClient:
                                  transport=transport)
 
     def close(self) -> None:
+        """Close its connections (`with client:` does it at the end)."""
         self.http.close()
 
     def __enter__(self) -> ConnectorClient:
@@ -190,9 +194,10 @@ class ConnectorClient:
 
     @contextlib.contextmanager
     def until(self, deadline: float | None) -> Iterator[None]:
-        """Calls made inside (in this thread) give up at `deadline`, a time.monotonic() such as
-        `request.deadline`: each waits at most the time left, and no retry or rate-limit wait
-        runs past it. Inside another `until`, the earlier deadline holds."""
+        """A context manager: calls made inside (in this thread) give up at `deadline`, a
+        time.monotonic() such as `request.deadline`: each waits at most the time left, and no
+        retry or rate-limit wait runs past it. Inside another `until`, the earlier deadline
+        holds."""
         previous = getattr(self._until, "deadline", None)
         self._until.deadline = _earliest(previous, deadline)
         try:
@@ -204,24 +209,30 @@ class ConnectorClient:
 
     def get(self, path: str, *, params: Any = None, headers: dict[str, str] | None = None,
             deadline: float | None = None) -> Any:
+        """GET `path` (with the query `params`); the answer's JSON. Sent again after an
+        outage, as any request safe to repeat."""
         return self._json(self.request("GET", path, params=params, headers=headers,
                                        deadline=deadline), "GET", path)
 
     def post(self, path: str, json: Any = None, *, params: Any = None,
              headers: dict[str, str] | None = None, idempotency_key: str | None = None,
              repeatable: bool | None = None, deadline: float | None = None) -> Any:
+        """POST `json` to `path`; the answer's JSON. Sent again only when it surely was not
+        sent, unless it carries an `idempotency_key` or is `repeatable` (see `request`)."""
         return self._json(self.request("POST", path, json=json, params=params, headers=headers,
                                        idempotency_key=idempotency_key, repeatable=repeatable,
                                        deadline=deadline), "POST", path)
 
     def put(self, path: str, json: Any = None, *, params: Any = None,
             headers: dict[str, str] | None = None, deadline: float | None = None) -> Any:
+        """PUT `json` to `path`; the answer's JSON. Sent again after an outage."""
         return self._json(self.request("PUT", path, json=json, params=params, headers=headers,
                                        deadline=deadline), "PUT", path)
 
     def patch(self, path: str, json: Any = None, *, params: Any = None,
               headers: dict[str, str] | None = None, idempotency_key: str | None = None,
               repeatable: bool | None = None, deadline: float | None = None) -> Any:
+        """PATCH `path` with `json`; the answer's JSON. Sent again as a POST is."""
         return self._json(self.request("PATCH", path, json=json, params=params,
                                        headers=headers, idempotency_key=idempotency_key,
                                        repeatable=repeatable, deadline=deadline),
@@ -229,6 +240,8 @@ class ConnectorClient:
 
     def delete(self, path: str, *, params: Any = None, headers: dict[str, str] | None = None,
                deadline: float | None = None) -> Any:
+        """DELETE `path`; the answer's JSON (None for an empty body). Sent again after an
+        outage."""
         return self._json(self.request("DELETE", path, params=params, headers=headers,
                                        deadline=deadline), "DELETE", path)
 
