@@ -136,7 +136,8 @@ def metrics_connector(ctx: typer.Context,
 def show_logs(
     ctx: typer.Context,
     component: str = typer.Option(None, "--component", "-c",
-                                  help="webhook, sync, server, cli or connector."),
+                                  help="webhook, sync, server, cli, connector or"
+                                  " workflows."),
     filter_: str = typer.Option(None, "--filter", help="Only lines mentioning this"
                                 " (a connector's name or type, an incident, any text)."),
     since: str = typer.Option(None, "--since", help="How far back: 10m, 2h, 1d, or a"

@@ -50,7 +50,7 @@ def plugins(ctx: typer.Context,
         for kind, label in (("connector_types", "connector types"), ("commands", "commands"),
                             ("routes", "routes"), ("workflow_actions", "workflow actions"),
                             ("hooks", "hooks")):
-            if kind == "workflow_actions" and kind not in entry:
-                continue  # said only by the plugins that add actions
+            if kind == "workflow_actions" and not entry.get(kind):
+                continue  # said only by the plugins that add actions (--json says [] too)
             items = entry.get(kind) or []
             typer.echo(f"  {label}: {', '.join(map(str, items)) if items else 'none'}")

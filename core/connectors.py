@@ -28,15 +28,25 @@ class ChangeKind(enum.StrEnum):
     it: the `action` of an InboundChange (what sync applies) and the `kind` of a RemoteEvent
     (what reports read). A connector translates its own words into these."""
 
-    # the remote incident was opened (created, triggered: whatever the remote system calls it)
+    # the remote incident was opened (created, triggered: whatever the remote system calls it):
+    # one im did not make becomes an im incident; one of a resolved im incident reopens it
     OPENED = "opened"
+    # acknowledged: an open im incident is mitigated
     ACKNOWLEDGED = "acknowledged"
+    # back to open from acknowledged: the im incident is unacknowledged when none of the
+    # connector's other remote incidents of it is still acknowledged
     UNACKNOWLEDGED = "unacknowledged"
+    # resolved: the im incident is resolved when all the connector's remote incidents of it are
     RESOLVED = "resolved"
+    # reopened after it was resolved: a resolved or closed im incident is reopened
     REOPENED = "reopened"
+    # a note (`text`): added to the im incident's timeline
     NOTE = "note"
+    # someone (`assignee`) was assigned: the im incident is assigned to them too
     ASSIGNED = "assigned"
+    # escalated to someone (`assignee`, if it says whom): as ASSIGNED
     ESCALATED = "escalated"
+    # anything else (`text`, a timeline line); with `moved_to_service`, moved to another service
     UPDATED = "updated"
     # someone was paged: in a remote incident's log for reports; sync has nothing to apply
     NOTIFIED = "notified"
@@ -62,8 +72,11 @@ class RemoteStatus(enum.StrEnum):
     is RESOLVED) where it hands a status to im (RemoteRef, InboundChange, RemoteIncidentReport,
     which refuse any other word). The core's rules read only these."""
 
+    # open: nobody has acknowledged it
     OPEN = "open"
+    # someone acknowledged it
     ACKNOWLEDGED = "acknowledged"
+    # resolved or closed
     RESOLVED = "resolved"
     # the remote system has no such incident (any more): im's finding, set by the core
     MISSING = "missing"
@@ -129,13 +142,19 @@ def secret(title: str | None = None) -> msgspec.Meta:
 class ConnectorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Settings every connector has. A connector's settings struct subclasses this."""
 
+    # which way changes go: im's out (outbound), the remote system's in (inbound), or both
     sync_direction: Annotated[SyncDirection, prompt(90, "Sync Direction")] = (
         DEFAULT_SYNC_DIRECTION
     )
+    # how often `im serve` polls a connector that pulls (`30s`, `5m`, `1h`)
     sync_interval: str = "5m"
+    # whether `im serve` takes the remote system's webhooks for it (only if it pulls)
     enable_webhook: bool = True
+    # trace every call to the remote system, with its bodies (log_requests and log_responses)
     debug: bool = False
+    # trace every call, with the request's body
     log_requests: bool = False
+    # trace every call, with the answer's body
     log_responses: bool = False
 
     def __post_init__(self) -> None:
@@ -166,15 +185,19 @@ def parse_idempotency_key(key: str | None) -> tuple[str, str] | None:
 
 
 class RemoteRef(msgspec.Struct, frozen=True, kw_only=True):
-    """What a connector learnt about the remote incident it created or changed.
+    """What a connector learnt about the remote incident it created or changed: the core
+    stores it as the link, keeping the link's earlier values for the fields left None."""
 
-    `remote_updated_at` is when the remote system made the change, by its own clock (the one
-    its events carry): an event that happened before it is older and is not applied."""
-
+    # the remote incident's id: one remote incident, linked to one im incident and service
     remote_id: str
+    # the number people know it by ("4512"), where the remote system has one
     remote_number: str | None = None
+    # where people open it
     remote_url: str | None = None
+    # its state now, in im's words (refused in any other)
     remote_status: RemoteStatus | None = None
+    # when the remote system made the change, by its own clock (the one its events carry): an
+    # event that happened before it is older and is not applied
     remote_updated_at: datetime | None = None
 
     def __post_init__(self) -> None:
@@ -184,12 +207,23 @@ class RemoteRef(msgspec.Struct, frozen=True, kw_only=True):
 class PushRequest(msgspec.Struct, frozen=True, kw_only=True):
     """Deliver one local change (an outbox row) for one service of an incident."""
 
+    # what changed: one of im.Action's values, or one a later im adds (return PushResult()
+    # for one you do not know: never fail it)
     action: str
+    # the incident as it is now, at delivery, which is not always as it was at the change (a
+    # queued ack may be delivered after the resolve)
     incident: Incident
+    # the service this row is for
     service: str
+    # the link your earlier pushes made for this incident and service, None before the first
     link: Link | None
+    # the change's details, as each Action says: {"note": ...} for transitions, notes and
+    # sla_breach; {"assignee": ...}; {"severity": ...}; {} for declare
     payload: dict[str, Any] = {}
+    # `im-<correlation id>-<service>` (im.idempotency_key): the same on every attempt of every
+    # row of this incident and service; create the remote incident with it
     idempotency_key: str
+    # 1 on the first try
     attempt: int = 1
     # time.monotonic() by which the caller wants an answer (a CLI command, which leaves what it
     # could not deliver to `im serve`), or None. A connector should not wait past it: raise a
@@ -208,50 +242,66 @@ class PushRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PushResult(msgspec.Struct, frozen=True, kw_only=True):
-    """`link`: the remote incident, to store; `timeline`: lines to add, saying what was synced."""
+    """What a push did."""
 
+    # the remote incident made or changed, to store as the link (None: the link as it is)
     link: RemoteRef | None = None
+    # lines for the incident's timeline, saying what was synced (the CLI prints them too)
     timeline: list[str] = []
+    # whom the remote system assigned, if it did (the im incident is assigned to them)
     assignee: str | None = None
 
 
 class InboundChange(msgspec.Struct, frozen=True, kw_only=True):
-    """A change that happened in the remote system, found by a webhook or a poll.
+    """A change that happened in the remote system, found by a webhook or a poll."""
 
-    `action` is a ChangeKind other than NOTIFIED. `echo` marks a change made by im
-    itself (the connector recognises its own user); `correlation_id` is set when the remote
-    incident carries the key im created it with, so it is linked even before the create's
-    answer is. `record_only` keeps a status change on the link (and `text` on the timeline)
-    without changing the im incident: a remote resolve the connector's settings say not to
-    follow. `missing` (the remote system has no such incident) is always record-only; a later
-    change restores the link's status. `observed_at` is when a poll read the remote state: a
-    link that im changed since (a push, a webhook) knows better, and the change is stale.
-    `merged_into` (with `merged_into_number` and `merged_into_url` where known) names the
-    remote incident a MERGED one was folded into. `moved_to_service` (with an UPDATED change)
-    is the im service the remote incident belongs to since someone moved it to another
-    service in the remote system: the link follows it.
-    """
-
+    # the remote incident it happened to (the link it is applied to)
     remote_id: str
+    # the change's own id in the remote system (a webhook's event id, a poll's state)
     event_id: str
+    # what happened: a ChangeKind other than NOTIFIED (refused in any other word)
     action: ChangeKind
+    # when the remote system made it, by its own clock: an older change than the link knows
+    # is stale, not applied
     occurred_at: datetime
+    # who made it (an email or a name), shown as the origin on the timeline
     actor: str
+    # the note, or the timeline line saying what happened
     text: str = ""
+    # the remote incident's number, for a link made from this change
     remote_number: str | None = None
+    # where people open the remote incident
     remote_url: str | None = None
+    # the remote incident's state after the change, in im's words (refused in any other)
     remote_status: RemoteStatus | None = None
+    # the remote incident's title: that of the im incident made of an OPENED one
     title: str | None = None
+    # the im service the remote incident is for (from its key, or the connector's mapping)
     service: str | None = None
+    # with SEVERITY: the im severity ("SEV-2") the remote one reads as, None: none
     severity: str | None = None
+    # who is assigned in the remote system (an email or a name)
     assignee: str | None = None
+    # set when the remote incident carries the key im created it with
+    # (im.parse_idempotency_key): it is linked even before the create's answer is
     correlation_id: str | None = None
+    # a change made by im itself (the connector recognises its own user): known, not applied
     echo: bool = False
+    # keep a status change on the link (and `text` on the timeline) without changing the im
+    # incident: a remote resolve the connector's settings say not to follow. MISSING is always
+    # record-only; a later change restores the link's status
     record_only: bool = False
+    # when a poll read the remote state: a link that im changed since (a push, a webhook)
+    # knows better, and the change is stale
     observed_at: datetime | None = None
+    # with MERGED: the remote incident it was folded into (the link moves there)
     merged_into: str | None = None
+    # with MERGED: that incident's number, where known
     merged_into_number: str | None = None
+    # with MERGED: that incident's URL, where known
     merged_into_url: str | None = None
+    # with UPDATED: the im service the remote incident belongs to since someone moved it to
+    # another service in the remote system (the link follows it)
     moved_to_service: str | None = None
 
     def __post_init__(self) -> None:
@@ -260,21 +310,35 @@ class InboundChange(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PullRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """List the remote changes since the cursor (all of one incident's, with `incident`)."""
+
+    # where the last poll ended (PullResult.cursor), None on the first
     cursor: str | None = None
+    # when asked for one incident (`im connector sync NAME --incident INC-1`), that incident
     incident: Incident | None = None
+    # and its links of this connector: the remote incidents to read
     links: list[Link] = []
     # as PushRequest.deadline: a command waits no longer than this for the remote system
     deadline: float | None = None
 
 
 class PullResult(msgspec.Struct, frozen=True, kw_only=True):
+    # the changes found, applied in order
     changes: list[InboundChange] = []
+    # where the next poll starts (stored once the changes are applied), None: as it was
     cursor: str | None = None
 
 
 class WebhookRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A webhook delivery: as received (verify_webhook, parse_webhook), or as stored
+    (webhook_changes: the body only)."""
+
+    # the delivery's headers, names lower-cased; empty in webhook_changes (only the body is
+    # stored)
     headers: dict[str, str]
+    # the raw body, as signed
     body: bytes
+    # the sender's address, where known
     client: str | None = None
     # as PushRequest.deadline, for reading a stored event (`webhook_changes`), which may ask the
     # remote system (who an actor is): the event is held for a while only (INBOX_LEASE_SECONDS),
@@ -288,61 +352,75 @@ class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True):
     `delivery_id` comes from what the signature covers (the event's own id, else a hash of
     the body), never from an unsigned header, which whoever replays the body can change."""
 
+    # deduplicates: a delivery with an id already stored is answered 202 and dropped
     delivery_id: str
+    # the remote system's name for the event ("incident.acknowledged"), for `im logs`
     event_type: str
+    # when the remote system says it happened
     occurred_at: datetime | None = None
 
 
 class WebhookSetupRequest(msgspec.Struct, frozen=True, kw_only=True):
     """Subscribe (or unsubscribe) the remote system's webhooks to `url`."""
 
+    # im's webhook address for this connector: `<public URL>/connectors/NAME/webhook`
     url: str
 
 
 class WebhookSetupResult(msgspec.Struct, frozen=True, kw_only=True):
+    # what was done, a line each, printed by the command
     lines: list[str] = []
 
 
 class WebhookTestRequest(msgspec.Struct, frozen=True, kw_only=True):
+    # im's webhook address for this connector, where the test event goes
     url: str
 
 
 class WebhookTestEvent(msgspec.Struct, frozen=True, kw_only=True):
     """A signed event as the remote system would send it, for `webhook --test`."""
 
+    # the headers to send it with (its signature among them)
     headers: dict[str, str]
+    # the body, as signed
     body: bytes
+    # its delivery id (what parse_webhook will read), to find it once stored
     delivery_id: str
 
 
 class MapOutboundRequest(msgspec.Struct, frozen=True, kw_only=True):
+    # the incident to map
     incident: Incident
+    # the service whose remote incident it would be
     service: str
 
 
 class AssigneeRequest(msgspec.Struct, frozen=True, kw_only=True):
+    # whom `im assign` is to assign, as the user wrote it (an email or a name)
     assignee: str
 
 
 class RemoteIncidentRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """Describe one linked remote incident (for reports): `link` says which one; `incident`
-    is the im incident it belongs to."""
+    """Describe one linked remote incident (for reports)."""
 
+    # which remote incident
     link: Link
+    # the im incident it belongs to
     incident: Incident | None = None
 
 
 class RemoteEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """One entry of a remote incident's log, in im's words.
+    """One entry of a remote incident's log, in im's words."""
 
-    `kind`: a ChangeKind other than MISSING (NOTIFIED: someone was paged). `actor`: who did
-    it (an email or a name; None for the remote system itself). `targets`: who the event
-    paged, assigned or escalated to."""
-
+    # when it happened
     at: datetime
+    # what happened: a ChangeKind other than MISSING (NOTIFIED: someone was paged)
     kind: ChangeKind
+    # the entry as the remote system words it
     text: str = ""
+    # who did it (an email or a name; None for the remote system itself)
     actor: str | None = None
+    # who the event paged, assigned or escalated to
     targets: list[str] = []
 
     def __post_init__(self) -> None:
@@ -350,15 +428,21 @@ class RemoteEvent(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RemoteIncidentReport(msgspec.Struct, frozen=True, kw_only=True):
-    """What a connector knows about a remote incident: its identity, state and whole log
-    (`events`, in any order; reports sort them by time)."""
+    """What a connector knows about a remote incident: its identity, state and whole log."""
 
+    # the remote incident's id
     remote_id: str
+    # the number people know it by
     number: str | None = None
+    # where people open it
     url: str | None = None
+    # its state now, in im's words (refused in any other)
     status: RemoteStatus | None = None
+    # its title in the remote system
     title: str | None = None
+    # when the remote system made it
     created_at: datetime | None = None
+    # its whole log, in any order (reports sort them by time)
     events: list[RemoteEvent] = []
 
     def __post_init__(self) -> None:
@@ -370,28 +454,35 @@ class SlaPolicyRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RemoteAccount(msgspec.Struct, frozen=True, kw_only=True):
-    """The remote account a connector works in. `key` tells accounts apart (two connectors
-    with the same key see the same remote incidents); it must hold no secret (a hash of one
-    is fine). `label` names it for people, e.g. "this Acme account (same API key)"."""
+    """The remote account a connector works in."""
 
+    # tells accounts apart (two connectors with the same key see the same remote incidents);
+    # it must hold no secret (a hash of one is fine)
     key: str
+    # names it for people: "this Acme account (same API key)"
     label: str
 
 
 class CheckRequest(msgspec.Struct, frozen=True, kw_only=True):
+    # where the remote system reaches `im serve` (IM_PUBLIC_URL, or the settings'
+    # public_url), None when unknown: what a check of the webhook subscription compares with
     public_url: str | None = None
     # as PushRequest.deadline: a check not done by then fails, saying it ran out of time
     deadline: float | None = None
 
 
 class Check(msgspec.Struct, frozen=True, kw_only=True):
-    """One line of `im connector test` or `health`: what was checked, and the fix if it failed.
-    `label` titles the line in `health` ("API Connectivity"); `critical` decides its verdict."""
+    """One line of `im connector test` or `health`: what was checked, and the fix if it failed."""
 
+    # what was checked, a short id ("api", "webhook")
     name: str
+    # whether it passed
     ok: bool
+    # what was found, in words ("Connected as im-bot@company.com")
     detail: str
+    # what to do when it failed
     fix: str | None = None
+    # the line's title in `health` ("API Connectivity"), else `name`
     label: str = ""
     # the connector cannot work at all while this fails (the remote unreachable, credentials
     # refused): `health` says unhealthy, where another failed check makes it degraded
@@ -399,36 +490,44 @@ class Check(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SettingsCheckRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """`changed`: the settings paths (dotted, as users write them) whose values a change of
-    the connector's settings sets anew; the connector holds the new settings."""
+    """Check a change of the connector's settings (the connector holds the new settings)."""
 
+    # the settings paths (dotted, as users write them) whose values the change sets anew
     changed: list[str] = []
 
 
 class SettingsCheckResult(msgspec.Struct, frozen=True, kw_only=True):
-    """`warnings`: what could not be checked (the remote system unreachable, say)."""
-
+    # what could not be checked (the remote system unreachable, say), a line each
     warnings: list[str] = []
 
 
 class OncallRequest(msgspec.Struct, frozen=True, kw_only=True):
+    # the im service asked about
     service: str
+    # at what time (None: now)
     at: datetime | None = None
     # as PushRequest.deadline: raise a retryable ConnectorError rather than wait past it
     deadline: float | None = None
 
 
 class OncallResult(msgspec.Struct, frozen=True, kw_only=True):
-    """`routed`: for a service with no mapping of its own, where the connector sent the
-    question (where its incidents would go), in words, so the answer is not taken for one
-    about a service the remote system knows."""
+    """Who is on call for a service (`im oncall --service NAME`)."""
 
+    # the im service asked about
     service: str
+    # who is on call now (an email or a name), None: nobody
     current: str | None = None
+    # until when
     current_until: datetime | None = None
+    # who is on call next
     next: str | None = None
+    # from when
     next_from: datetime | None = None
+    # who is paged after them, and when, a line each ("After 30 minutes → jane@company.com")
     escalations: list[str] = []
+    # for a service with no mapping of its own, where the connector sent the question (where
+    # its incidents would go), in words, so the answer is not taken for one about a service
+    # the remote system knows
     routed: str | None = None
 
 
@@ -453,9 +552,10 @@ class Connector:
     What the core gives a connector: `self.runtime.record_call(self.name, method=, path=,
     status=, duration=, error=, rate_limit=, rate_remaining=)` records each call to the
     remote system (without it `im connector status`, `metrics` and `health` show no calls
-    and no error rate); log through `logging.getLogger(f"im.connector.{self.name}")` (kept
-    by `im logs --connector NAME`), with secrets masked by `im.redact_headers` and
-    `im.redact_body`; `self.settings.debug`, `log_requests` and `log_responses` say what to
+    and no error rate); log through `logging.getLogger(f"im.connector.{self.name}")` (read
+    with `im logs --component connector --filter NAME`), with secrets masked by
+    `im.redact_headers` and `im.redact_body` (or call through `im.connector_client`, which
+    does all of this); `self.settings.debug`, `log_requests` and `log_responses` say what to
     trace (also set by the `connectors.<type>` section of the settings file and the
     `<TYPE>_DEBUG=true` environment variable). `self.runtime.shared_rate_limits()` is where
     to count the remote API's rate limit so that every im process on the database spends one
@@ -466,12 +566,24 @@ class Connector:
     remote incident linked elsewhere.
     """
 
+    # the connector type's name, as `im connector add TYPE NAME` takes it ("acme-ops")
     type: ClassVar[str]
+    # its settings struct, a subclass of ConnectorSettings
     Settings: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+    # one line saying what the type connects to
     description: ClassVar[str] = ""
+    # option names of `im connector config/update` (without dashes) to the settings paths
+    # they set
     options: ClassVar[dict[str, str]] = {}
+    # the remote API's documented request limit, the measure of Rate Limit Usage until a call
+    # records the limit the remote system gives; None: unknown
     rate_limit_per_minute: ClassVar[int | None] = None
+    # how im incidents map to remote ones: "service" (one remote incident per service of the
+    # im incident) or "incident" (one, made for its first service)
     remote_incident_per: ClassVar[Literal["service", "incident"]] = "service"
+    # True: the changes made through this connector (Origin.system its name) are queued for
+    # it too, with PushRequest.origin_system its own name (a chat message showing im's state
+    # updates itself); False: a change never goes back to where it came from
     receives_own_changes: ClassVar[bool] = False
 
     def __init__(self, name: str, settings: ConnectorSettings, runtime: Runtime) -> None:

@@ -1,8 +1,11 @@
 """Structured logs: records of im's loggers are kept in the database for `im logs`.
 
 Components come from logger names: `im.webhook`, `im.sync` (inbound and outbound sync),
-`im.server`, `im.cli`, and `im.connector.<name>` for what a connector logs (its debug traces
-among them). Secrets never get here: connectors redact before they log (see im.redact).
+`im.server`, `im.cli`, `im.connector.<name>` for what a connector logs (its debug traces
+among them), and `im.workflows` for the workflow runner, `im.workflows.<action name>` for
+what an action logs (the traces of im.connector_client among them; the line's `connector` is
+then the action's name). Secrets never get here: connectors redact before they log (see
+im.redact).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ if TYPE_CHECKING:
     from im.storage import Store
 
 FLUSH_WAIT_SECONDS = 10.0
-COMPONENTS = ("webhook", "sync", "server", "cli", "connector")
+COMPONENTS = ("webhook", "sync", "server", "cli", "connector", "workflows")
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -25,6 +28,8 @@ def component_of(logger_name: str) -> tuple[str, str | None]:
     parts = logger_name.split(".")
     if len(parts) >= 3 and parts[1] == "connector":
         return "connector", parts[2]
+    if len(parts) >= 3 and parts[1] == "workflows":  # an action's: its name is dotted
+        return "workflows", ".".join(parts[2:])
     if len(parts) >= 2:
         name = {"inbound": "sync", "sync": "sync", "webhook": "webhook", "cli": "cli"}.get(
             parts[1], "server" if parts[1] == "server" else parts[1])

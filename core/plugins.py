@@ -131,7 +131,9 @@ def get_plugin_manager(*, load_entrypoints: bool = True,
     return pm
 
 
-KINDS = ("connector_types", "commands", "routes")
+# what a plugin can add, each a key of every plugin `im plugins --json` describes (an empty
+# list when it adds none, so every entry has the same keys)
+KINDS = ("connector_types", "commands", "routes", "workflow_actions")
 
 
 def describe_plugins(pm: PluginManager) -> list[dict[str, object]]:
@@ -150,8 +152,6 @@ def describe_plugins(pm: PluginManager) -> list[dict[str, object]]:
         entry["hooks"] = sorted(hook.name for hook in pm.get_hookcallers(plugin) or [])
         added = pm.contributions.get(name, {})
         entry.update({kind: sorted(added.get(kind, [])) for kind in KINDS})
-        if added.get("workflow_actions"):  # said by a plugin that adds any
-            entry["workflow_actions"] = sorted(added["workflow_actions"])
         described.append(entry)
     for name, why in pm.refused.items():
         described.append({"name": name, "refused": why})

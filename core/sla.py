@@ -23,7 +23,7 @@ import msgspec
 from im.connectors import Connector, SlaPolicyRequest, parse_duration
 from im.errors import ImError, InvalidInputError
 from im.humanize import duration
-from im.models import Incident, Severity, Status
+from im.models import Action, Incident, Severity, Status
 
 if TYPE_CHECKING:
     from im.runtime import Runtime
@@ -254,7 +254,8 @@ def _record(runtime: Runtime, incident: Incident, timer: Timer, now: datetime) -
         from im.workflows import enqueue
 
         enqueue(runtime, tx, incident, event, now)
-        enqueue_all(runtime, tx, incident, "sla_breach", {"note": text}, system="im")
+        enqueue_all(runtime, tx, incident, Action.SLA_BREACH.value, {"note": text},
+                    system="im")
         tx.after_commit(lambda: runtime.announce("sla_breached", incident=incident,
                                                  timer=timer, runtime=runtime))
     return True

@@ -171,7 +171,7 @@ def test_logs_are_read_by_component_level_text_and_time_oldest_first(runtime, cl
     with pytest.raises(InvalidInputError) as unknown:
         logs.query(component="web")
     assert str(unknown.value) == ("unknown component 'web'; choose from webhook, sync, server,"
-                                  " cli, connector")
+                                  " cli, connector, workflows")
     with pytest.raises(InvalidInputError) as unknown:
         logs.query(level="loud")
     assert str(unknown.value) == "unknown level 'loud'; choose from debug, info, warning, error"

@@ -156,6 +156,24 @@ class NamesTheFirstRemoteIncident(FakeWebhookConnector):
         return fixed
 
 
+class UnacknowledgesTheWholeIncident(FakeWebhookConnector):
+    """Takes one remote incident going back to open for all those made for its im incident
+    (as if the remote had one alert for it)."""
+
+    def webhook_changes(self, request):
+        changes = []
+        for change in super().webhook_changes(request):
+            made = [remote_id for key, remote_id in self.remote.by_key.items()
+                    if change.correlation_id and key.startswith(f"im-{change.correlation_id}-")]
+            if change.action != "unacknowledged" or not made:
+                changes.append(change)
+                continue
+            changes += [msgspec.structs.replace(change, remote_id=remote_id,
+                                                event_id=f"{change.event_id}:{remote_id}")
+                        for remote_id in made]
+        return changes
+
+
 class ForgetsTheKey(FakeWebhookConnector):
     """Reads no idempotency key off a remote incident, by webhook or poll."""
 
@@ -251,6 +269,9 @@ BROKEN = {
     "an_incident_resolves_when_each_remote_incident_is_resolved": (
         NamesTheFirstRemoteIncident, "both remote incidents of INC-1 were resolved and it is"
                                      " open"),
+    "unacknowledging_one_remote_incident_leaves_the_others_acknowledgement": (
+        UnacknowledgesTheWholeIncident, "one of INC-1's two acknowledged remote incidents went"
+                                        " back to open and INC-1 is open, not mitigated"),
     "a_webhook_links_the_incident_a_lost_answer_made": (
         ForgetsTheKey, r"a remote incident im created, whose answer was lost, became another im"
                        r" incident \(INC-2\) when its webhook told of it"),

@@ -10,15 +10,18 @@ import logging
 import socket
 import threading
 import time
+from datetime import timedelta
 from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Annotated, Any, ClassVar
+from urllib.parse import urlsplit
 
+import msgspec
 import pytest
 
 import im
 from im.logs import install
-from im.testing import FakeClock, make_runtime, run_cli, sql
+from im.testing import FakeClock, make_runtime, run_cli, run_workflows, sql
 
 SECRET = "s3cr3t-api-key-123"
 
@@ -577,51 +580,166 @@ def test_request_returns_the_response_and_empty_bodies_are_none(runtime, remote)
                                                              ("DELETE", "/incidents/7")]
 
 
-# -- the docs ----------------------------------------------------------------------------------
+# -- a workflow action's calls ------------------------------------------------------------------
+
+# a webhook whose URL is its credential (its path and its query's signature), as Teams' or
+# Slack's incoming webhooks are
+HOOK_PATH = "/hooks/7f3a9c2e51d04b8a/invoke?api-version=1&sig=s1gN4tur3-of-the-hook"
+HOOK_KEY = "hook-key-0123456789"
 
 
-def _shown_parameters(section, name):
-    """(parameter, default text or None) of `name(...)` as the page writes it."""
-    start = section.index(f"\n{name}(") + len(name) + 2
-    depth, end = 1, start
-    while depth:  # bounded by the section's length: index() raises past its end
-        depth += {"(": 1, ")": -1, "[": 1, "]": -1}.get(section[end], 0)
-        end += 1
-    parts, depth, current = [], 0, ""
-    for char in section[start:end - 1]:
-        depth += {"(": 1, ")": -1, "[": 1, "]": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    parts.append(current)
-    shown = []
-    for part in (p.strip() for p in parts):
-        if part and part != "*":
-            head, _, default = part.partition("=")
-            shown.append((head.split(":")[0].strip(), default.strip() or None))
-    return shown
+class HookSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    url: Annotated[str, im.secret("Webhook URL")]
+    key: Annotated[str, im.secret()] = HOOK_KEY
+    timeout: float = 10.0
 
 
-def test_writing_plugins_shows_the_client_s_signatures():
-    import ast
-    import inspect
-    from pathlib import Path
+class HookPost(im.WorkflowAction):
+    """Posts the incident to a webhook, with the helper: what an action author writes."""
 
-    page = (Path(__file__).resolve().parents[1] / "docs" / "writing-plugins.md").read_text()
-    section = page.split("\n## Calling an HTTP API\n", 1)[1].split("\n## ", 1)[0]
-    functions = {"im.connector_client": im.connector_client,
-                 **{f"client.{name}": getattr(im.ConnectorClient, name)
-                    for name in ("get", "post", "put", "patch", "delete", "request", "until")}}
-    for name, function in functions.items():
-        parameters = [p for p in inspect.signature(function).parameters.values()
-                      if p.name != "self"]
-        shown = _shown_parameters(section, name)
-        assert [p for p, _ in shown] == [p.name for p in parameters], name
-        for (_, default), parameter in zip(shown, parameters, strict=True):
-            try:
-                value = ast.literal_eval(default) if default else inspect.Parameter.empty
-            except ValueError:  # time.sleep, time.monotonic
-                value = eval(default, {"time": time})
-            assert value == parameter.default, (name, parameter.name)
+    name = "hook.post"
+    Settings = HookSettings
+    settings: HookSettings
+    client_options: ClassVar[dict[str, Any]] = {}
+
+    def client(self) -> im.ConnectorClient:
+        parts = urlsplit(self.settings.url)
+        return im.connector_client(
+            self, base_url=f"{parts.scheme}://{parts.netloc}", system="Hook",
+            headers={"X-Hook-Auth": self.settings.key}, timeout=self.settings.timeout,
+            **self.client_options)
+
+    def run(self, request: im.ActionRequest) -> im.ActionResult:
+        with self.client() as client, client.until(request.deadline):
+            client.post(self.settings.url, {"incident": request.incident.id})
+        return im.ActionResult(timeline=["Hook posted"])
+
+
+class HookPlugin:
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        self.options = options or {}
+
+    @im.hookimpl
+    def register_workflow_actions(self, register: Any) -> None:
+        register(type("HookPost", (HookPost,), {"client_options": self.options}))
+
+
+@pytest.fixture
+def hook_runtime(tmp_path, waits):
+    rt = make_runtime(tmp_path / "hooks", plugins=[HookPlugin({
+        "sleep": waits, "monotonic": waits.monotonic, "max_attempts": 1})], clock=FakeClock(),
+        user="alice")
+    handler = install(rt.store)
+    yield rt
+    logging.getLogger("im").removeHandler(handler)
+    rt.store.close()
+
+
+def add_hook(runtime, url):
+    result = run_cli(runtime, ["workflow", "add", "hook", "--on", "declared", "--action",
+                               "hook.post=" + json.dumps({"url": url})])
+    assert result.exit_code == 0, result.output
+
+
+def workflow_logs(runtime):
+    out = run_cli(runtime, ["logs", "--json", "--component", "workflows"]).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_an_actions_calls_are_traced_by_its_debug_variable_with_its_secrets_masked(
+        hook_runtime, remote, monkeypatch, caplog):
+    url = remote.url + HOOK_PATH
+    add_hook(hook_runtime, url)
+    monkeypatch.setenv("HOOK_POST_DEBUG", "true")  # <ACTION>_DEBUG, as <TYPE>_DEBUG
+    remote.answers = [(202, {}, {"accepted": f"by {url}"})]
+    with caplog.at_level(logging.DEBUG):
+        declared = run_cli(hook_runtime, ["declare", "--sev", "SEV-2", "--title", "x",
+                                          "--service", "api"])
+    assert declared.stdout.splitlines()[-1] == "  workflow hook: Hook posted"
+    [sent] = remote.received
+    assert (sent.path, sent.headers["x-hook-auth"]) == (HOOK_PATH, HOOK_KEY)  # sent...
+    rows = workflow_logs(hook_runtime)
+    traces = [row for row in rows if row["connector"] == "hook.post"]
+    assert [row["message"] for row in traces] == ["Hook request POST ***",
+                                                  "Hook response 202 POST ***"]
+    # the host is named; the path and query, the credential, are not
+    hidden = f"{remote.url}***"
+    request, response = (row["data"] for row in traces)
+    assert request["url"] == hidden
+    assert request["headers"]["x-hook-auth"] == "***"
+    assert json.loads(request["body"]) == {"incident": "INC-1"}
+    assert json.loads(response["body"]) == {"accepted": f"by {hidden}"}
+    printed = run_cli(hook_runtime, ["logs", "--filter", "hook.post"]).stdout
+    assert "workflows/hook.post: Hook request POST ***" in printed
+    # ...and never logged, by im or by httpx
+    assert "HTTP Request: POST" in caplog.text
+    for text in (printed, json.dumps(rows), caplog.text):
+        assert "s1gN4tur3" not in text and "7f3a9c2e51d04b8a" not in text
+        assert HOOK_KEY not in text
+    # an action's calls are not among a connector's
+    assert calls(hook_runtime) == []
+
+
+def test_without_its_debug_variable_an_action_traces_nothing(hook_runtime, remote):
+    add_hook(hook_runtime, remote.url + HOOK_PATH)
+    run_cli(hook_runtime, ["declare", "--sev", "SEV-2", "--title", "x", "--service", "api"])
+    assert len(remote.received) == 1
+    assert [row for row in workflow_logs(hook_runtime) if row["connector"]] == []
+
+
+def test_an_actions_failed_call_is_retried_by_the_runner_its_error_masked(hook_runtime,
+                                                                          remote):
+    url = remote.url + HOOK_PATH
+    add_hook(hook_runtime, url)
+    remote.answers = [(503, {"Retry-After": "20"}, {"message": f"{url} is paused"}),
+                      (400, {}, {"message": f"{url} refused it"})]
+    run_cli(hook_runtime, ["declare", "--sev", "SEV-2", "--title", "x", "--service", "api"])
+    [run] = hook_runtime.store.read().workflow_runs.find()
+    hidden = f"{remote.url}***"
+    assert (run.status, run.last_error) == ("pending", f"Hook answered 503: {hidden} is paused")
+    assert run.next_attempt_at == hook_runtime.clock() + timedelta(seconds=20)
+    hook_runtime.clock.advance(seconds=21)
+    run_workflows(hook_runtime)
+    [run] = hook_runtime.store.read().workflow_runs.find()
+    refused = f"Hook refused the request (400): {hidden} refused it"
+    assert (run.status, run.last_error) == ("failed", refused)
+    shown = run_cli(hook_runtime, ["workflow", "show", "hook"]).stdout
+    timeline = run_cli(hook_runtime, ["timeline", "INC-1"]).stdout
+    assert refused in timeline
+    for text in (shown, timeline):
+        assert "s1gN4tur3" not in text and "7f3a9c2e51d04b8a" not in text
+
+
+def test_an_actions_client_keeps_to_the_deadline_and_retries_by_the_core_rules(
+        hook_runtime, remote, waits):
+    url = remote.url + HOOK_PATH
+    action = HookPost(HookSettings(url=url), hook_runtime)
+    client = im.connector_client(action, base_url=remote.url, system="Hook", sleep=waits,
+                                 monotonic=waits.monotonic)
+    remote.answers = [(503, {}, None)]
+    assert client.get(url) == {"ok": True}  # a GET is sent again after a 503
+    assert len(remote.received) == 2 and len(waits.slept) == 1
+    remote.answers = [(503, {}, None)]
+    with pytest.raises(im.ConnectorHTTPError) as raised:
+        client.post(url, {"incident": "INC-1"})  # a POST without a key is not
+    assert str(raised.value) == "Hook answered 503: Service Unavailable"
+    assert len(remote.received) == 3
+    with client.until(waits.now - 1), pytest.raises(im.ConnectorHTTPError) as raised:
+        client.post(url, {"incident": "INC-1"})
+    assert str(raised.value) == ("no time left to call Hook (POST ***): the command's deadline"
+                                 " passed")
+    assert raised.value.out_of_time and len(remote.received) == 3
+    assert calls(hook_runtime) == []
+
+
+def test_a_connectors_secret_the_remote_repeats_is_masked_in_the_error(runtime, remote):
+    remote.answers = [(401, {}, {"message": f"key {SECRET} is revoked"})]
+    with pytest.raises(im.ConnectorHTTPError) as raised:
+        acme(runtime, remote.url, max_attempts=1).get("/users/me")
+    assert str(raised.value) == "Acme refused the request (401): key *** is revoked"
+    assert calls(runtime)[-1][3] == "Acme refused the request (401): key *** is revoked"
+
+
+def test_the_client_is_for_a_connector_or_an_action():
+    with pytest.raises(TypeError, match="takes a Connector or a WorkflowAction, not str"):
+        im.connector_client("acme", base_url="https://acme.example")

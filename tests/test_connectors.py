@@ -617,6 +617,68 @@ def test_a_remote_incident_merged_into_another_never_resolves_the_incident(runti
     assert runtime.store.get_incident(incident.id).status.value == "resolved"
 
 
+def _two_remote_incidents(runtime, clock):
+    """An incident on two services, so one connector links two remote incidents; and a
+    responder's change to one of them, as the connector hands it over (a second later each)."""
+    from im.connectors import InboundChange
+    from im.inbound import apply_change
+    from im.models import Origin
+
+    add(runtime)
+    incident = incidents.declare(runtime, title="Checkout errors", severity="SEV-2",
+                                 services=["api", "db"], origin=Origin(actor="alice"))
+    deliver_outbox(runtime)
+    fake = runtime.connector("prod-fake")
+    api, db = (next(li for li in runtime.store.links(incident.id) if li.service == s)
+               for s in ("api", "db"))
+
+    def change(link, action):
+        at = clock.advance(seconds=1)
+        return apply_change(runtime, fake, InboundChange(
+            remote_id=link.remote_id, event_id=f"{link.remote_id}:{action}:{at}",
+            action=action, occurred_at=at, actor="bob"))
+
+    def state():
+        links = {li.service: str(li.remote_status) for li in runtime.store.links(incident.id)}
+        return runtime.store.get_incident(incident.id).status.value, links
+
+    return api, db, change, state
+
+
+def test_unacknowledging_one_of_two_remote_incidents_leaves_the_incident_mitigated(
+        runtime, clock):
+    """The incident is unacknowledged (back to open) only when none of its remote incidents
+    is still acknowledged: one of two going back to open leaves it mitigated (a reported bug
+    unacknowledged it)."""
+    from im.connectors import ChangeKind
+
+    api, db, change, state = _two_remote_incidents(runtime, clock)
+    assert change(api, ChangeKind.ACKNOWLEDGED) == "applied"
+    change(db, ChangeKind.ACKNOWLEDGED)
+    assert state() == ("mitigated", {"api": "acknowledged", "db": "acknowledged"})
+    change(api, ChangeKind.UNACKNOWLEDGED)
+    assert state() == ("mitigated", {"api": "open", "db": "acknowledged"})
+    # the last acknowledged one going back to open unacknowledges the incident
+    assert change(db, ChangeKind.UNACKNOWLEDGED) == "applied"
+    assert state() == ("open", {"api": "open", "db": "open"})
+
+
+def test_an_incident_resolves_only_when_all_its_remote_incidents_are_resolved(runtime, clock):
+    """Resolving one of two remote incidents leaves the incident as it was, saying so on its
+    timeline; resolving the last resolves it (a reported bug left it open)."""
+    from im.connectors import ChangeKind
+
+    api, db, change, state = _two_remote_incidents(runtime, clock)
+    change(api, ChangeKind.ACKNOWLEDGED)
+    assert change(api, ChangeKind.RESOLVED) == "applied"
+    assert state() == ("mitigated", {"api": "resolved", "db": "open"})
+    lines = [e.text for e in runtime.store.timeline(api.incident_id) if e.actor == "bob"]
+    assert lines[-1] == (f"prod-fake incident #{api.remote_number} (api) resolved;"
+                         " 1 of 2 linked incidents still open")
+    assert change(db, ChangeKind.RESOLVED) == "applied"
+    assert state() == ("resolved", {"api": "resolved", "db": "resolved"})
+
+
 def test_a_remote_incident_moved_to_another_service_takes_its_link_there(runtime, clock):
     """InboundChange.moved_to_service, for any connector: the link, the changes still to push
     to it and the incident's service follow the move; a move to a service the incident

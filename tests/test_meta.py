@@ -33,12 +33,16 @@ def test_every_hook_has_a_docs_section_with_its_exact_signature():
 
 
 def test_core_and_cli_name_no_vendor():
+    """The core's code, and the plugin template `im plugin new` copies (a stranger's plugin
+    starts from it), name no vendor."""
+    paths = [path for folder in ("core", "cli", "server") for path in (REPO / folder).rglob("*.py")]
+    templates = [path for path in (REPO / "core" / "templates").rglob("*") if path.is_file()]
+    assert len(templates) >= 8
     offenders = []
-    for folder in ("core", "cli", "server"):
-        for path in (REPO / folder).rglob("*.py"):
-            for number, line in enumerate(path.read_text().splitlines(), 1):
-                if VENDORS.search(line):
-                    offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    for path in paths + templates:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if VENDORS.search(line):
+                offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert offenders == []
 
 
@@ -208,3 +212,38 @@ def test_connector_reference_is_up_to_date():
                 and hasattr(getattr(im, name), "__struct_fields__")
                 and getattr(im, name).__module__ == "im.connectors"}
     assert exported <= set(STRUCTS), f"structs missing from the reference: {exported - set(STRUCTS)}"
+
+
+def test_the_connector_reference_says_what_everything_means():
+    """Every field of a struct, class attribute of Connector and member of an enum in
+    docs/connector-reference.md has a meaning (the comment above it in the code), every
+    method of the HTTP client is there with its docstring, and the page's anchors that the
+    docs link to exist."""
+    import im
+    from im.sdk_docs import CLIENT_METHODS, ENUMS, STRUCTS, render
+
+    page = render()
+    rows = [line for line in page.splitlines() if line.startswith("| `")]
+    without = [row.split(" | ")[0] for row in rows if row.rstrip().endswith("|  |")]
+    assert without == [], (
+        f"rows of the reference without a meaning: {without}: write a comment above the field"
+        " (or attribute, or member) in the code, then python -m im.sdk_docs >"
+        " docs/connector-reference.md")
+    assert len(rows) > 150
+    for name in ("Incident", "Link", "TimelineEvent"):
+        assert name in STRUCTS and f"### `{name}`" in page
+    assert {"Action", "Severity", "Status"} <= set(ENUMS)
+    values = ", ".join(f"`{action.value}`" for action in im.Action)
+    assert f"`action` is one of [`Action`](#action)'s values: {values};" in page
+    public = {name for name, member in vars(im.ConnectorClient).items()
+              if callable(member) and not name.startswith("_")}
+    assert public == set(CLIENT_METHODS)
+    for name in CLIENT_METHODS:
+        assert f"#### `{name}(" in page and getattr(im.ConnectorClient, name).__doc__, name
+    # the links into it point at headings it has (GitHub's anchors: the heading's words,
+    # lower-cased, punctuation out, spaces as hyphens)
+    anchors = {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+               for heading in re.findall(r"^#+ (.+)$", page, re.MULTILINE)}
+    for doc in (REPO / "docs").rglob("*.md"):
+        for anchor in re.findall(r"connector-reference\.md#([\w-]+)", doc.read_text()):
+            assert anchor in anchors, f"{doc.name} links to connector-reference.md#{anchor}"

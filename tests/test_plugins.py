@@ -149,7 +149,8 @@ def test_im_plugins_lists_what_each_plugin_adds(tmp_path):
         "hooks": ["register_commands", "register_connectors", "register_routes"],
         "connector_types": ["acme"],
         "commands": ["im acme", "im connector acme-check"],
-        "routes": ["GET /acme/incidents", "POST /acme/ping"]}
+        "routes": ["GET /acme/incidents", "POST /acme/ping"],
+        "workflow_actions": []}
     assert run_cli(runtime, ["plugins"]).stdout.splitlines() == [
         "im SDK 1.0", "",
         "acme, SDK 1.0",

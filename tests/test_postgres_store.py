@@ -230,9 +230,9 @@ def test_servers_spend_one_rate_limit_budget(servers):
 
     item = RateLimitItemPerMinute(5)
     one, two = (FixedWindowRateLimiter(servers().shared_rate_limits()) for _ in range(2))
-    hits = [limiter.hit(item, "pagerduty:key") for limiter in (one, two, one, two, one, two)]
+    hits = [limiter.hit(item, "connector:key") for limiter in (one, two, one, two, one, two)]
     assert hits == [True, True, True, True, True, False]
-    reset, remaining = two.get_window_stats(item, "pagerduty:key")
+    reset, remaining = two.get_window_stats(item, "connector:key")
     assert remaining == 0 and 0 < reset - time.time() <= 60
     assert one.hit(item, "another key") is True
 

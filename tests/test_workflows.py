@@ -447,6 +447,8 @@ def test_im_plugins_says_which_actions_a_plugin_adds(wf_runtime):
     described = json.loads(im(wf_runtime, "plugins", "--json").stdout)
     [entry] = [p for p in described["plugins"] if p.get("workflow_actions")]
     assert entry["workflow_actions"] == ["chat.war_room", "mail.notify"]
+    # every plugin has the same keys: one that adds no action says so with an empty list
+    assert all(p["workflow_actions"] == [] for p in described["plugins"] if p is not entry)
 
 
 def test_im_serve_runs_an_action_after_its_change_reached_the_connected_systems(

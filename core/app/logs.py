@@ -37,7 +37,8 @@ class LogQuery(msgspec.Struct, frozen=True, kw_only=True):
 
 class LogLine(msgspec.Struct, frozen=True, kw_only=True):
     """One recorded line. `id` orders the lines (read after it to get only newer ones);
-    `connector` is the connector it is about, if any; `data` the record's extra fields
+    `connector` is the connector it is about, if any (of a `workflows` line, the action's
+    name: `teams.notify`); `data` the record's extra fields
     (a logged request's `body` and `headers` among them, redacted)."""
 
     id: int

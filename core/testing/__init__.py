@@ -299,6 +299,7 @@ class FakeWebhookConnector(FakeConnector):
 
     KINDS: ClassVar[dict[str, ChangeKind]] = {
         "incident.open": ChangeKind.OPENED, "incident.acknowledged": ChangeKind.ACKNOWLEDGED,
+        "incident.unacknowledged": ChangeKind.UNACKNOWLEDGED,
         "incident.resolved": ChangeKind.RESOLVED, "incident.note": ChangeKind.NOTE}
 
     def verify_webhook(self, request: WebhookRequest) -> bool:

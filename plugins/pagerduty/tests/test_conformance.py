@@ -79,7 +79,9 @@ class PagerDutySandbox(RemoteAdapter):
                 responder.post(f"/incidents/{remote_id}/notes",
                                json={"note": {"content": text}}).raise_for_status()
             else:
+                # triggered again, an acknowledged incident is unacknowledged
                 status = {ChangeKind.ACKNOWLEDGED: "acknowledged",
+                          ChangeKind.UNACKNOWLEDGED: "triggered",
                           ChangeKind.RESOLVED: "resolved"}[action]
                 responder.put(f"/incidents/{remote_id}", json={"incident": {
                     "type": "incident_reference", "status": status}}).raise_for_status()

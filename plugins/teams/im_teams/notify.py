@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import logging
 import re
-import time
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Annotated, Any
+from typing import Annotated
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -57,50 +55,22 @@ class TeamsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             raise ValueError("timeout must be between 0 and 120 seconds - at `$.timeout`")
 
 
-class _HideWebhookUrls(logging.Filter):
-    """httpx logs every request's URL at INFO; a webhook URL is a secret, so it is masked in
-    what httpx logs, whoever configures logging."""
-
-    urls: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.urls and isinstance(record.args, tuple):
-            record.args = tuple("[Teams webhook URL]" if str(arg) in self.urls else arg
-                                for arg in record.args)
-        return True
-
-
-_hide = _HideWebhookUrls()
-logging.getLogger("httpx").addFilter(_hide)
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
-
-
-def _error_text(body: bytes, url: str) -> str:
-    """The remote's reason, short, on one line, without the URL or any signature in it."""
+def _reason(error: im.ConnectorHTTPError, client: im.ConnectorClient) -> str:
+    """What Teams said of a refusal, short and on one line: its error's code and message, or
+    the body; the URL masked in it (before it is cut, so no part of it is left)."""
+    answer = error.response
+    if answer is None:
+        return ""
+    body = answer.content
     text = body.decode("utf-8", "replace")
     try:
         data = msgspec.json.decode(body)
-        error = data.get("error") if isinstance(data, dict) else None
-        if isinstance(error, dict):
-            text = ": ".join(str(error[k]) for k in ("code", "message") if error.get(k))
+        said = data.get("error") if isinstance(data, dict) else None
+        if isinstance(said, dict):
+            text = ": ".join(str(said[k]) for k in ("code", "message") if said.get(k))
     except msgspec.DecodeError:
         pass
-    text = text.replace(url, "[webhook URL]")
-    text = re.sub(r"sig=[^&\s\"']+", "sig=[hidden]", text)
-    text = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in client.mask(text)).split())
     return text[:MAX_ERROR_TEXT]
 
 
@@ -125,50 +95,48 @@ class TeamsNotify(im.WorkflowAction):
         return f"post {request.incident.id}'s card to {self._where()} ({source})"
 
     def run(self, request: im.ActionRequest) -> im.ActionResult:
-        import httpx
-
         url = self.settings.webhook_url  # the URL: the core has read env:VARIABLE
         links = self.runtime.store.links(request.incident.id)
         card = incident_card(request.incident, event=request.event, links=links,
                              title_prefix=self.settings.title_prefix,
                              view_url=self.settings.view_url)
-        timeout = self.settings.timeout
-        if request.deadline is not None:
-            timeout = max(1.0, min(timeout, request.deadline - time.monotonic()))
-        _hide.urls.add(url)
+        # the client keeps to the run's deadline, and masks the URL (a secret setting) in
+        # its errors and log lines; one attempt: Teams has no idempotency, and the workflow
+        # runner tries the run again with backoff, after the Retry-After a 429 gives
+        parts = urlsplit(url)
+        client = im.connector_client(self, base_url=f"{parts.scheme}://{parts.netloc}",
+                                     system="Teams", timeout=self.settings.timeout,
+                                     max_attempts=1)
         try:
-            with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-                response = client.post(url, json=message(card))
-        except httpx.TimeoutException:
-            raise im.ConnectorError(f"Teams did not answer within {timeout:.0f} s",
-                                    retryable=True) from None
-        except httpx.HTTPError as error:
-            reason = str(error).replace(url, "[webhook URL]") or type(error).__name__
-            raise im.ConnectorError(f"could not reach Teams: {reason}",
-                                    retryable=True) from None
-        self._check(response, url)
+            with client, client.until(request.deadline):
+                response = client.request("POST", url, json=message(card))
+        except im.ConnectorHTTPError as error:
+            if error.status is None:  # no answer: the client's words say why
+                raise
+            raise self._refusal(error, client) from None
         log.info("posted %s's card to %s (HTTP %d)", request.incident.id, self._where(),
                  response.status_code)
         where = self.settings.channel
         return im.ActionResult(timeline=[f"Teams notified: {where}" if where
                                          else "Teams channel notified"])
 
-    def _check(self, response: Any, url: str) -> None:
-        status = response.status_code
-        if 200 <= status < 300:
-            return
-        reason = _error_text(response.content, url)
+    def _refusal(self, error: im.ConnectorHTTPError, client: im.ConnectorClient
+                 ) -> im.ConnectorError:
+        """An answer other than 2xx in Teams' words; retryable and its wait as the client
+        read them."""
+        status = error.status
+        reason = _reason(error, client)
         said = f"HTTP {status}" + (f": {reason}" if reason else "")
         if status == 429:
-            wait = retry_after(response.headers.get("retry-after"))
-            raise im.ConnectorError(f"Teams is rate limiting ({said})", retryable=True,
-                                    retry_after=wait)
-        if status >= 500 or status == 408:
-            raise im.ConnectorError(f"Teams is unavailable ({said})", retryable=True)
+            return im.ConnectorError(f"Teams is rate limiting ({said})", retryable=True,
+                                     retry_after=error.retry_after)
+        if error.retryable:  # 5xx, 408
+            return im.ConnectorError(f"Teams is unavailable ({said})", retryable=True,
+                                     retry_after=error.retry_after)
         hint = ""
         if status in (401, 403, 404):
             hint = ("; check the webhook URL (the flow may have been turned off or deleted,"
                     " or its URL renewed)")
-        elif 300 <= status < 400:
+        elif status is not None and 300 <= status < 400:
             hint = "; the webhook URL redirects: use the URL the Workflows app gives"
-        raise im.ConnectorError(f"Teams refused the card ({said}){hint}", retryable=False)
+        return im.ConnectorError(f"Teams refused the card ({said}){hint}", retryable=False)
