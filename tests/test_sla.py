@@ -251,8 +251,9 @@ def test_a_check_with_nothing_new_due_writes_nothing(runtime, clock):
 
 @pytest.mark.sqlite_only
 def test_sla_check_with_more_open_incidents_than_sqlites_default_variable_limit(runtime, clock):
-    """SQLite's default limit is 32,766 parameters a statement; im reads every open incident
-    at once, so no statement may take one parameter per incident."""
+    """SQLite's default limit is 32,766 parameters a statement; `im sla`, `im sla --json` and
+    `im list` read every open incident at once (and `sla check` the overdue ones), so no
+    statement may take one parameter per incident."""
     import sqlite3
 
     conn = runtime.store.conn
@@ -274,6 +275,25 @@ def test_sla_check_with_more_open_incidents_than_sqlites_default_variable_limit(
     assert sorted(line.split(":")[0] for line in result.stdout.splitlines()
                   if "SLA breached" in line) == ["INC-1", "INC-1", "INC-2", "INC-2"]
     assert im(runtime, "sla", "check").stdout == "No new SLA breaches.\n"
+    # every open incident's two timers, breached ones first
+    listed = im(runtime, "sla")
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    assert len(lines) == 1 + 2 * count + 1
+    assert [line.split()[:3] for line in lines[1:5]] == [
+        ["INC-2", "SEV-3", "ack"], ["INC-1", "SEV-3", "ack"], ["INC-2", "SEV-3", "resolve"],
+        ["INC-1", "SEV-3", "resolve"]]
+    assert {line.split()[0] for line in lines[1:-1]} == {
+        f"INC-{n}" for n in range(1, count + 1)}
+    as_json = im(runtime, "sla", "--json")
+    assert as_json.exit_code == 0, as_json.output
+    rows = json.loads(as_json.stdout)
+    assert len(rows) == 2 * count
+    assert {row["incident"] for row in rows} == {f"INC-{n}" for n in range(1, count + 1)}
+    found = im(runtime, "list", "--status", "open", "--limit", "100000", "--json")
+    assert found.exit_code == 0, found.output
+    assert [(i["id"], i["services"]) for i in json.loads(found.stdout)] == [
+        (f"INC-{n}", ["api"]) for n in range(count, 0, -1)]
 
 
 def test_a_breach_note_refused_for_good_exits_3_once_every_breach_is_recorded(tmp_path,
