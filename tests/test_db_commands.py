@@ -84,6 +84,9 @@ def test_db_status_names_the_sqlite_store_and_its_migrations(sqlite_home, runtim
 
 def test_db_status_names_the_postgresql_store_without_its_password(empty_database, monkeypatch,
                                                                   tmp_path):
+    from im.storage.postgres.migrations import MIGRATIONS as PG_MIGRATIONS
+
+    PG_LATEST = PG_MIGRATIONS[-1][0]
     url = _with_database(empty_database, urlsplit(empty_database).path[1:], password="hunter2")
     monkeypatch.setenv("IM_DATABASE_URL", url)  # the test server trusts: any password is let in
     runtime = make_runtime(tmp_path / "home")
@@ -92,13 +95,14 @@ def test_db_status_names_the_postgresql_store_without_its_password(empty_databas
     shown = url.replace(":hunter2@", ":***@")
     lines = result.stdout.splitlines()
     assert lines[:2] == [f"Store: PostgreSQL, {shown}",
-                         "Migrations: 1 applied (latest 0001_schema), none pending"]
+                         f"Migrations: {len(PG_MIGRATIONS)} applied (latest {PG_LATEST}),"
+                         " none pending"]
     assert re.fullmatch(r"Size: [\d.]+ MiB", lines[2]), lines  # no write-ahead log of its own
     assert "hunter2" not in result.stdout
     data = json.loads(run_cli(runtime, ["db", "status", "--json"]).stdout)
     assert data["store"] == {"kind": "postgresql", "location": shown}
-    assert data["migrations"] == {"applied": 1, "latest": "0001_schema", "pending": [],
-                                  "unknown": []}
+    assert data["migrations"] == {"applied": len(PG_MIGRATIONS), "latest": PG_LATEST,
+                                  "pending": [], "unknown": []}
 
 
 def test_db_migrate_on_a_new_sqlite_home_applies_each_migration_once(sqlite_home, runtime):
@@ -116,16 +120,20 @@ def test_db_migrate_on_a_new_sqlite_home_applies_each_migration_once(sqlite_home
 
 
 def test_db_migrate_on_a_new_postgresql_database(empty_database, monkeypatch, tmp_path):
+    from im.storage.postgres.migrations import MIGRATIONS as PG_MIGRATIONS
+
+    PG_LATEST = PG_MIGRATIONS[-1][0]
     monkeypatch.setenv("IM_DATABASE_URL", empty_database)
     result = run_cli(make_runtime(tmp_path / "home"), ["db", "migrate"])
-    assert (result.exit_code, result.stdout) == (0, (
-        f"Store: PostgreSQL, {empty_database}\n"
-        "Applied 0001_schema\n"
-        "1 migration applied; now 1 (latest 0001_schema)\n"))
+    assert (result.exit_code, result.stdout) == (0, "".join(
+        [f"Store: PostgreSQL, {empty_database}\n"]
+        + [f"Applied {name}\n" for name, _ in PG_MIGRATIONS]
+        + [f"{len(PG_MIGRATIONS)} migrations applied; now {len(PG_MIGRATIONS)}"
+           f" (latest {PG_LATEST})\n"]))
     result = run_cli(make_runtime(tmp_path / "home"), ["db", "migrate"])
     assert (result.exit_code, result.stdout) == (0, (
         f"Store: PostgreSQL, {empty_database}\n"
-        "Nothing to migrate: 1 migration applied (latest 0001_schema)\n"))
+        f"Nothing to migrate: {len(PG_MIGRATIONS)} migrations applied (latest {PG_LATEST})\n"))
 
 
 def test_db_migrate_says_in_one_line_that_the_server_is_unreachable(monkeypatch, tmp_path):
