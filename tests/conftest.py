@@ -95,6 +95,20 @@ class PostgresPlans:
                            r"|Bitmap Index Scan on (\S+)", plan)
         return {name for pair in found for name in pair if name}
 
+    @staticmethod
+    def whole_reads(plan: str) -> list[str]:
+        """The plan's reads of a whole table or index: each sequential scan, and each index
+        scan with no Index Cond (its rows are not searched for: every entry is read)."""
+        lines = plan.splitlines()
+        nodes = [i for i, line in enumerate(lines) if i == 0 or "->" in line] + [len(lines)]
+        found = []
+        for start, end in zip(nodes, nodes[1:]):
+            node = lines[start].split("->")[-1].strip()
+            if node.startswith("Seq Scan") or ("Index" in node and " Scan" in node and not any(
+                    line.strip().startswith("Index Cond:") for line in lines[start + 1:end])):
+                found.append(node.split("  (")[0])
+        return found
+
 
 @pytest.fixture
 def postgres_plans(monkeypatch):

@@ -351,6 +351,27 @@ def test_a_check_reads_the_overdue_timers_by_index_not_every_open_incident(runti
         assert "incidents_ack_due" in plan or "incidents_resolve_due" in plan, (sql, plan)
 
 
+def test_on_postgresql_a_check_reads_the_overdue_timers_by_index(runtime, clock,
+                                                                 postgres_plans):
+    """The same of the PostgreSQL store: each statement of a check searches the partial
+    index of its timer's kind, by severity and start; none reads incidents whole."""
+    for n in range(20):
+        incidents.declare(runtime, title=f"Incident {n}", severity="SEV-2", services=["api"])
+    clock.advance(hours=1)
+    assert len(check_breaches(runtime)) == 20
+    with postgres_plans.watching() as seen:
+        assert check_breaches(runtime) == []
+    reads = [(query, params) for query, params in seen
+             if query.lstrip().startswith("SELECT") and "FROM incidents" in query]
+    assert len(reads) == 8  # ack and resolve of each severity
+    for query, params in reads:
+        plan = postgres_plans.plan(query, params)
+        index = "incidents_ack_due" if "ack_breached_start" in query else "incidents_resolve_due"
+        assert postgres_plans.indexes(plan) == {index}, (query, plan)
+        assert postgres_plans.whole_reads(plan) == [], (query, plan)
+        assert "Index Cond: ((severity = 'SEV-" in plan, (query, plan)
+
+
 def _check_steps(runtime):
     """SQLite's virtual-machine steps of one check: work, counted rather than timed."""
     steps = [0]
