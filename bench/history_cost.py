@@ -5,7 +5,7 @@ plus today's ten open incidents.
 
 All must cost the same whatever N: /metrics and `im metrics connector` read counts kept as rows
 change and indexes of time ranges (migration 0012); `im sla check` with nothing new due reads
-the overdue timers by index (0009); a poll reads the links im believes open (LinkRepository.
+the overdue timers by index (0014); a poll reads the links im believes open (LinkRepository.
 open_links), where it read every link the connector ever made (shown beside, up to 100k).
 
     .venv/bin/python bench/history_cost.py [N ...]     (default: 1000 10000 100000)

@@ -329,6 +329,37 @@ def test_no_statement_of_a_metrics_scrape_scans_a_big_table(home_with_history):
             assert "(connector=? AND updated_at>?)" in plan[-1], (sql, plan)
 
 
+def test_on_postgresql_no_statement_of_the_connector_figures_reads_a_big_table_whole(
+        home_with_history, postgres_plans):
+    """The same of the PostgreSQL store, for a /metrics scrape and `im metrics connector` and
+    `im connector status` (the connector's figures): every statement that reads a big table
+    searches an index of it, never reads the table or an index whole."""
+    from im import observability
+    from im.server.metrics import ServerMetrics
+
+    runtime, _ = home_with_history
+    with postgres_plans.watching() as seen:
+        text = ServerMetrics(runtime).render().decode()
+        observability.metrics(runtime, "f")
+        observability.status(runtime, "f")
+    assert 'im_connector_incidents{connector="f"} 101.0' in text
+    reads = [(query, params) for query, params in seen
+             if query.lstrip().upper().startswith("SELECT") and any(
+                 f" {table} " in f"{query} " for table in BIG_TABLES)]
+    assert len(reads) >= 15
+    used = set()
+    for query, params in reads:
+        plan = postgres_plans.plan(query, params)
+        assert postgres_plans.whole_reads(plan) == [], (query, plan)
+        # rows come in the index's order; the latest call's ties on `at` are sorted by id
+        assert "Sort  (" not in plan.replace("Incremental Sort  (", ""), (query, plan)
+        used |= postgres_plans.indexes(plan)
+    # each figure by the index made for it: a range of the day, or the newest entry
+    assert used == {"outbox_connector_created", "outbox_connector_errors", "outbox_delivered",
+                    "calls_connector_at", "calls_errors", "calls_rate_limits",
+                    "inbox_received", "inbox_processed", "links_connector_updated"}, used
+
+
 @pytest.mark.sqlite_only
 def test_a_metrics_scrape_costs_the_same_over_five_times_the_history(home_with_history):
     """The same figures of today, over 100 and then 500 past incidents: the scrape says the

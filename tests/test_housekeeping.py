@@ -78,6 +78,57 @@ def test_the_purge_finds_delivered_changes_by_index(runtime):
     assert "SCAN" not in plan and "seen_keys_expires" in plan, plan
 
 
+def test_call_records_past_their_keeping_time_are_forgotten(tmp_path, clock):
+    """`retention.calls_days: 10`: the calls of every connector made 11 days ago go, those
+    made 9 days ago and today stay (and log lines keep to their own setting)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "settings.json").write_text(json.dumps({"retention": {"calls_days": 10}}))
+    runtime = make_runtime(home, clock=clock)
+    start = clock.now
+
+    def call(connector, path):
+        runtime.record_call(connector, method="GET", path=path, status=200, duration=0.001)
+
+    call("pd", "/old")
+    call("tickets", "/old")
+    clock.advance(days=2)
+    call("pd", "/nine days ago")
+    clock.advance(days=9)
+    call("pd", "/today")
+    call("tickets", "/today")
+    calls = runtime.store.read().calls
+    assert [calls.counts_since(name, start)[0] for name in ("pd", "tickets")] == [3, 2]
+    assert housekeeping.purge(runtime)["calls"] == 2
+    assert housekeeping.purge(runtime)["calls"] == 0
+    calls = runtime.store.read().calls
+    assert [calls.counts_since(name, start)[0] for name in ("pd", "tickets")] == [2, 1]
+    assert calls.counts_since("pd", clock.now - timedelta(days=10))[0] == 2
+    runtime.store.close()
+
+
+@pytest.mark.sqlite_only
+def test_the_purge_finds_old_call_records_by_index(runtime):
+    """Calls are recorded by connector; the purge asks for those of every connector made
+    before a time, through calls_at, never by reading every call ever made."""
+    statements: list[str] = []
+    runtime.store.conn.set_trace_callback(statements.append)
+    housekeeping.purge(runtime)
+    runtime.store.conn.set_trace_callback(None)
+    [purge] = [s for s in statements if s.lstrip().startswith("DELETE FROM calls")]
+    plan = " | ".join(row[3] for row in runtime.store.conn.execute(
+        "EXPLAIN QUERY PLAN " + purge))
+    assert plan == "SEARCH calls USING INDEX calls_at (at<?)", plan
+
+
+def test_on_postgresql_the_purge_finds_old_call_records_by_index(runtime, postgres_plans):
+    with postgres_plans.watching() as seen:
+        housekeeping.purge(runtime)
+    [(purge, params)] = [s for s in seen if s[0].lstrip().startswith("DELETE FROM calls")]
+    plan = postgres_plans.plan(purge, params)
+    assert "Seq Scan" not in plan and postgres_plans.indexes(plan) == {"calls_at"}, plan
+
+
 @pytest.mark.parametrize(("retention", "says"), [
     ({"outbox_days": 0}, "settings retention.outbox_days: must be a whole number of days, at"
                          " least 1, not 0"),

@@ -697,6 +697,33 @@ def test_the_period_is_read_through_an_index_a_page_at_a_time(august):
             assert "USING INDEX incidents_created" in plan, (sql, plan)
             assert "TEMP B-TREE" not in plan, (sql, plan)
 
+def test_on_postgresql_the_period_is_read_through_an_index_a_page_at_a_time(
+        august, postgres_plans, monkeypatch):
+    """The same of the PostgreSQL store, in pages of 3: each page of incidents is a range of
+    incidents_created in the report's order (no sort), the pages after the first starting
+    at the last one's key; each page's services, timelines and links are searched by its
+    numbers; nothing is read whole."""
+    from im.reports import build
+
+    monkeypatch.setattr(build, "BATCH", 3)
+    with postgres_plans.watching() as seen:
+        build_report(august, parse_period(*(day.isoformat() for day in (START.date(),
+                                                                         NOW.date()))))
+    reads = [(query, params) for query, params in seen
+             if query.lstrip().upper().startswith("SELECT") and any(
+                 f"FROM {table} " in query for table in ("incidents", "incident_services",
+                                                         "timeline", "links"))]
+    pages = [(query, params) for query, params in reads
+             if "FROM incidents WHERE created_at" in query]
+    assert len(pages) == 3  # 8 incidents: 3, 3 and 2
+    assert len(reads) == 3 * 4
+    for query, params in reads:
+        plan = postgres_plans.plan(query, params)
+        assert postgres_plans.whole_reads(plan) == [], (query, plan)
+        if (query, params) in pages:
+            assert postgres_plans.indexes(plan) == {"incidents_created"}, (query, plan)
+            assert "Sort" not in plan, (query, plan)
+
 
 @pytest.mark.parametrize("folder", [".", "..", "/"])
 def test_a_folder_as_the_output_is_refused_in_one_line(august, folder):

@@ -251,8 +251,9 @@ def test_a_check_with_nothing_new_due_writes_nothing(runtime, clock):
 
 @pytest.mark.sqlite_only
 def test_sla_check_with_more_open_incidents_than_sqlites_default_variable_limit(runtime, clock):
-    """SQLite's default limit is 32,766 parameters a statement; im reads every open incident
-    at once, so no statement may take one parameter per incident."""
+    """SQLite's default limit is 32,766 parameters a statement; `im sla`, `im sla --json` and
+    `im list` read every open incident at once (and `sla check` the overdue ones), so no
+    statement may take one parameter per incident."""
     import sqlite3
 
     conn = runtime.store.conn
@@ -274,6 +275,25 @@ def test_sla_check_with_more_open_incidents_than_sqlites_default_variable_limit(
     assert sorted(line.split(":")[0] for line in result.stdout.splitlines()
                   if "SLA breached" in line) == ["INC-1", "INC-1", "INC-2", "INC-2"]
     assert im(runtime, "sla", "check").stdout == "No new SLA breaches.\n"
+    # every open incident's two timers, breached ones first
+    listed = im(runtime, "sla")
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    assert len(lines) == 1 + 2 * count + 1
+    assert [line.split()[:3] for line in lines[1:5]] == [
+        ["INC-2", "SEV-3", "ack"], ["INC-1", "SEV-3", "ack"], ["INC-2", "SEV-3", "resolve"],
+        ["INC-1", "SEV-3", "resolve"]]
+    assert {line.split()[0] for line in lines[1:-1]} == {
+        f"INC-{n}" for n in range(1, count + 1)}
+    as_json = im(runtime, "sla", "--json")
+    assert as_json.exit_code == 0, as_json.output
+    rows = json.loads(as_json.stdout)
+    assert len(rows) == 2 * count
+    assert {row["incident"] for row in rows} == {f"INC-{n}" for n in range(1, count + 1)}
+    found = im(runtime, "list", "--status", "open", "--limit", "100000", "--json")
+    assert found.exit_code == 0, found.output
+    assert [(i["id"], i["services"]) for i in json.loads(found.stdout)] == [
+        (f"INC-{n}", ["api"]) for n in range(count, 0, -1)]
 
 
 def test_a_breach_note_refused_for_good_exits_3_once_every_breach_is_recorded(tmp_path,
@@ -329,6 +349,27 @@ def test_a_check_reads_the_overdue_timers_by_index_not_every_open_incident(runti
             "EXPLAIN QUERY PLAN " + sql))
         assert "SCAN incidents" not in plan, (sql, plan)
         assert "incidents_ack_due" in plan or "incidents_resolve_due" in plan, (sql, plan)
+
+
+def test_on_postgresql_a_check_reads_the_overdue_timers_by_index(runtime, clock,
+                                                                 postgres_plans):
+    """The same of the PostgreSQL store: each statement of a check searches the partial
+    index of its timer's kind, by severity and start; none reads incidents whole."""
+    for n in range(20):
+        incidents.declare(runtime, title=f"Incident {n}", severity="SEV-2", services=["api"])
+    clock.advance(hours=1)
+    assert len(check_breaches(runtime)) == 20
+    with postgres_plans.watching() as seen:
+        assert check_breaches(runtime) == []
+    reads = [(query, params) for query, params in seen
+             if query.lstrip().startswith("SELECT") and "FROM incidents" in query]
+    assert len(reads) == 8  # ack and resolve of each severity
+    for query, params in reads:
+        plan = postgres_plans.plan(query, params)
+        index = "incidents_ack_due" if "ack_breached_start" in query else "incidents_resolve_due"
+        assert postgres_plans.indexes(plan) == {index}, (query, plan)
+        assert postgres_plans.whole_reads(plan) == [], (query, plan)
+        assert "Index Cond: ((severity = 'SEV-" in plan, (query, plan)
 
 
 def _check_steps(runtime):

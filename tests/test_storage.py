@@ -1,5 +1,6 @@
 """The store: migrations, concurrent writers and readers, and the reads' indexes; and the
-SQLite store's own file (WAL, the application_id mark, query plans), which only it has."""
+SQLite store's own file (WAL, the application_id mark, query plans), which only it has. The
+PostgreSQL store's plans are read where the suite runs on PostgreSQL."""
 
 import sqlite3
 import subprocess
@@ -447,6 +448,30 @@ def test_a_poll_reads_the_open_links_of_the_window_through_an_index(tmp_path, cl
     plan = [row[3] for row in store.conn.execute("EXPLAIN QUERY PLAN " + sql)]
     assert plan == ["SEARCH links USING INDEX links_open (connector=?)",
                     "SEARCH incidents USING INTEGER PRIMARY KEY (rowid=?)"], plan
+
+
+def test_on_postgresql_a_poll_reads_the_open_links_through_an_index(tmp_path, clock,
+                                                                    postgres_plans):
+    """The same of the PostgreSQL store: the poll's links are searched in links_open by
+    connector (the only links in it are open ones), their incidents by number; neither
+    table is read whole, however many links were made."""
+    from datetime import timedelta
+
+    from im.models import Link
+
+    store = _store(tmp_path)
+    horizon = clock.now
+    for n, status in enumerate(["open", "acknowledged", "resolved", "resolved"]):
+        incident = _incident(store, clock, n)
+        store.upsert_link(Link(incident_id=incident.id, connector="pd", service="api",
+                               remote_id=f"R{n}", remote_status=status))
+    with postgres_plans.watching() as seen:
+        found = store.open_links("pd", declared_since=horizon - timedelta(seconds=1))
+    assert [link.remote_id for link in found] == ["R0", "R1"]
+    [(query, params)] = [s for s in seen if "FROM links" in s[0]]
+    plan = postgres_plans.plan(query, params)
+    assert "links_open" in postgres_plans.indexes(plan), plan
+    assert postgres_plans.whole_reads(plan) == [], plan
 
 
 def test_the_incidents_declared_in_a_period_come_in_pages_whole_and_in_order(tmp_path):

@@ -398,4 +398,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE outbox ADD COLUMN origin_system text;
         """,
     ),
+    (
+        "0004_calls_retention",
+        """
+        -- Call records are forgotten after `retention.calls_days`: the hourly purge finds
+        -- them by when they were made, of every connector at once, not by reading every call
+        -- (calls_connector_at starts with the connector).
+        CREATE INDEX calls_at ON calls (at);
+        """,
+    ),
 ]
