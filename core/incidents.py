@@ -211,7 +211,9 @@ def _announce(runtime: Runtime, tx: UnitOfWork, incident: Incident,
         "incident_changed", incident=incident, event=event, runtime=runtime))
 
 
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # not tab or newline
+# control characters but tab and newline; and the bidirectional overrides and isolates, which
+# make text read otherwise than it is (the marks U+200E/U+200F stay)
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
 def clean_text(text: str, *, one_line: bool = False) -> str:

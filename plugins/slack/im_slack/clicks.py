@@ -6,6 +6,7 @@ which Slack gives back, signed, with the submission."""
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 import im
@@ -46,8 +47,10 @@ def _open_note(runtime: im.Runtime, connector: SlackConnector, request: SlackReq
     metadata = json.dumps({"incident": incident.id, "response_url": request.response_url},
                           separators=(",", ":"))
     try:
-        connector.web.call("views.open", trigger_id=request.trigger_id,
-                           view=messages.note_modal(incident, metadata=metadata))
+        # a trigger_id lives three seconds: no waiting, nor retrying, past them
+        with connector.client.until(time.monotonic() + 2.0):
+            connector.web.call("views.open", trigger_id=request.trigger_id,
+                               view=messages.note_modal(incident, metadata=metadata))
     except SlackAPIError as error:
         return failed(f"The note form could not be opened ({error.error}); try again, or"
                       f" add it with the slash command: note {incident.id} TEXT")

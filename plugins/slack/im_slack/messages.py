@@ -115,7 +115,8 @@ def incident_message(incident: im.Incident, *, key: str, links: list[im.Link],
     status = incident.status.value
     word = STATUS_WORDS.get(status, status.title())
     title = f"{incident.id}: {incident.title}"
-    text = f"{incident.id} [{incident.severity.value}] {incident.title} ({word})"
+    # `text` is mrkdwn too (notifications read it): a title's <!channel> must stay text
+    text = f"{incident.id} [{incident.severity.value}] {escape(incident.title)} ({word})"
     fields = [f"*Severity:* {incident.severity.value}",
               f"*Status:* {word}",
               f"*Services:* {escape(', '.join(incident.services))}"]
@@ -180,7 +181,7 @@ def change_reply(request: im.PushRequest) -> tuple[str, list[dict[str, Any]]]:
         blocks.append({"type": "section", "block_id": NOTE_BLOCK,
                        "text": {"type": "plain_text", "text": _cut(note, MAX_SECTION),
                                 "emoji": False}})
-        text = f"{line}: {note}"
+        text = f"{line}: {escape(note)}"
     return _cut(text, 4000), blocks
 
 
@@ -209,7 +210,8 @@ def war_room_summary(incident: im.Incident, *, key: str, incident_link: str | No
                      remote: list[im.Link] | None = None) -> tuple[str, list[dict[str, Any]]]:
     """The summary posted and pinned in a war room; `remote`: the remote incidents linked
     (the paging incident), each a link."""
-    text = (f"{incident.id} [{incident.severity.value}] {incident.title}: war room. Services:"
+    text = (f"{incident.id} [{incident.severity.value}] {escape(incident.title)}: war room."
+            " Services:"
             f" {', '.join(incident.services)}")
     fields = [f"*Severity:* {incident.severity.value}",
               f"*Status:* {STATUS_WORDS.get(incident.status.value, incident.status.value)}",

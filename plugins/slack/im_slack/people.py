@@ -52,24 +52,28 @@ def team_of(connector: SlackConnector) -> str:
     return found
 
 
+class UnknownUser(im.ConnectorError):
+    """Slack did not say who a user is: nothing is done in their name."""
+
+
 def actor_of(connector: SlackConnector, user_id: str, user_name: str) -> str:
     """The im actor of a Slack user: their e-mail (users.info, scope users:read.email), else
-    `slack:<user name>`. Slack unreachable, or the scope missing, gives the latter too (said
-    in the connector's log), and is asked again next time."""
+    `slack:<their name in Slack>` (no e-mail scope, or none in their profile). When Slack
+    does not answer, or does not know the user, UnknownUser: the timeline never names who
+    the request only says it is (the user name in a request is theirs to change)."""
     key = (_token(connector), "user", user_id)
     found = _cached(key)
     if found is not None:
         return found
-    fallback = f"slack:{user_name or user_id}"
     try:
         user = connector.web.call("users.info", user=user_id).get("user") or {}
     except im.ConnectorError as error:
         logging.getLogger(f"im.connector.{connector.name}").warning(
-            "who Slack user %s is could not be read (%s); acting as %s", user_id, error,
-            fallback)
-        return fallback
+            "who Slack user %s is could not be read: %s", user_id, error)
+        raise UnknownUser(f"Slack did not say who user {user_id} is ({error})",
+                          retryable=error.retryable) from None
     email = str((user.get("profile") or {}).get("email") or "").strip()
-    found = email or f"slack:{user.get('name') or user_name or user_id}"
+    found = email or f"slack:{user.get('name') or user_id}"
     _keep(key, found)
     return found
 

@@ -39,8 +39,15 @@ WORKING = "Working on it…"
 ALREADY = "Already done: this request reached im before, and was not carried out twice"
 AfterChange = Callable[[], None]
 
-# the changes run here, not on the event loop: the store is synchronous
+SLACK_CALLS_WITHIN = 2.0  # seconds the calls to Slack a request needs may take, together
+REPLY_TIMEOUT = 5.0  # seconds for an answer posted to a response_url
+
+# the changes run here, not on the event loop: the store is synchronous. Finding the
+# connector, acting, and answering later each have threads of their own, so that requests
+# waiting on a locked database or a slow Slack never hold up the reading of others
+_lookups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="im-slack-lookup")
 _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="im-slack")
+_replies = ThreadPoolExecutor(max_workers=4, thread_name_prefix="im-slack-reply")
 
 
 def routes(runtime: im.Runtime) -> list[Any]:
@@ -82,7 +89,8 @@ async def serve(runtime: im.Runtime, kind: str, name: str, request: Request[Any,
     client = request.client.host if request.client else "?"
     try:
         # the connector first: a request for one that takes none is refused unread
-        connector = await loop.run_in_executor(_pool, slack_connector, runtime, name)
+        connector = await asyncio.wait_for(
+            loop.run_in_executor(_lookups, slack_connector, runtime, name), ANSWER_WITHIN)
         body = await request.body()
         headers = {key.lower(): value for key, value in request.headers.items()}
         signed = read(kind, check_signature(runtime, connector, headers, body), body)
@@ -91,6 +99,11 @@ async def serve(runtime: im.Runtime, kind: str, name: str, request: Request[Any,
             log(name).warning("refused a request from Slack (%s, from %s): %s",
                               request.url.path, client, refused.reason)
         return _json({"error": refused.answer}, refused.status)
+    except TimeoutError:  # the database too busy to say what the connector is
+        log(name).warning("a request from Slack (%s, from %s) was not read: the connector"
+                          " could not be read within %.1f s", request.url.path, client,
+                          ANSWER_WITHIN)
+        return _json({"error": "im is busy; try again"}, 503)
     work = loop.run_in_executor(_pool, act, runtime, connector, signed, after_change)
     try:
         outcome = await asyncio.wait_for(asyncio.shield(work),
@@ -98,7 +111,7 @@ async def serve(runtime: im.Runtime, kind: str, name: str, request: Request[Any,
     except TimeoutError:
         log(name).info("a request from Slack took longer than %.1f s: answered \"%s\", its"
                        " outcome goes to its response_url", ANSWER_WITHIN, WORKING)
-        work.add_done_callback(lambda done: _pool.submit(_late, connector, signed, done))
+        work.add_done_callback(lambda done: _replies.submit(_late, connector, signed, done))
         if signed.kind == "command":
             return _json(ephemeral(WORKING))
         return _empty()  # a click, or a modal (closed)
@@ -111,6 +124,9 @@ def act(runtime: im.Runtime, connector: SlackConnector, signed: SlackRequest,
     whatever fails is a line for the responder (the log has the rest), never a 500."""
     try:
         return _act(runtime, connector, signed, after_change)
+    except people.UnknownUser as error:
+        log(connector.name).warning("a request from Slack was not carried out: %s", error)
+        return failed("im could not tell who you are from Slack, so did nothing; try again")
     except im.ImError as error:  # the database unreachable, say
         log(connector.name).warning("a request from Slack failed: %s", error)
         return failed(f"im could not do that: {error}")
@@ -120,10 +136,17 @@ def act(runtime: im.Runtime, connector: SlackConnector, signed: SlackRequest,
                       f" {connector.name}` says more)")
 
 
+def soon(connector: SlackConnector) -> Any:
+    """Calls to Slack a request needs, given SLACK_CALLS_WITHIN from now: Slack wants its
+    answer within three seconds (and a trigger_id lives three)."""
+    return connector.client.until(time.monotonic() + SLACK_CALLS_WITHIN)
+
+
 def _act(runtime: im.Runtime, connector: SlackConnector, signed: SlackRequest,
          after_change: AfterChange) -> Outcome:
     try:
-        team = people.team_of(connector)
+        with soon(connector):
+            team = people.team_of(connector)
     except im.ConnectorError as error:
         log(connector.name).warning("the workspace of a request from Slack could not be"
                                     " checked: %s", error)
@@ -133,13 +156,16 @@ def _act(runtime: im.Runtime, connector: SlackConnector, signed: SlackRequest,
                                     " token is of %s", signed.team_id, team)
         return Outcome(text="this Slack workspace is not the one of im's slack connector"
                             f" {connector.name}", failed=True, status=403)
+    # the signature alone: the connectors of one Slack app (one signing secret) share it,
+    # and the path a request is sent to is not signed
     digest = hashlib.sha256(signed.signature.encode()).hexdigest()
-    if not runtime.first_time(f"slack:{connector.name}:{digest}", seconds=REPLAY_SECONDS):
+    if not runtime.first_time(f"slack:{digest}", seconds=REPLAY_SECONDS):
         log(connector.name).warning("a request from Slack came again (the same signature):"
                                     " not carried out twice")
         return Outcome(text=ALREADY, replay=True)
-    actor = im.Origin(actor=people.actor_of(connector, signed.user_id, signed.user_name),
-                      system=connector.name)
+    with soon(connector):
+        who = people.actor_of(connector, signed.user_id, signed.user_name)
+    actor = im.Origin(actor=who, system=connector.name)
     if signed.kind == "command":
         outcome = slash.run(runtime, connector.name, actor, signed.fields.get("command", ""),
                             signed.fields.get("text", ""))
@@ -182,7 +208,7 @@ def _late(connector: SlackConnector, signed: SlackRequest, done: Any) -> None:
 
 def _say_later(connector: SlackConnector, url: str | None, text: str) -> None:
     if url and text:
-        _pool.submit(_say, connector, url, text)
+        _replies.submit(_say, connector, url, text)
 
 
 def _say(connector: SlackConnector, url: str | None, text: str) -> None:
@@ -197,7 +223,8 @@ def _say(connector: SlackConnector, url: str | None, text: str) -> None:
         log(connector.name).warning("a response_url that is not https:// was not used")
         return
     try:
-        answer = httpx.post(url, json=ephemeral(text), timeout=5.0, trust_env=not loopback)
+        answer = httpx.post(url, json=ephemeral(text), timeout=REPLY_TIMEOUT,
+                            trust_env=not loopback)
         if answer.status_code >= 400:
             log(connector.name).warning("Slack refused an answer to a response_url: HTTP %s"
                                         " %s", answer.status_code, answer.text[:200])

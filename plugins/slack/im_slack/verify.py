@@ -96,7 +96,8 @@ def check_signature(runtime: im.Runtime, connector: SlackConnector, headers: dic
     verifier = SignatureVerifier(secret, clock=_ImClock(runtime))
     try:
         valid = verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
-    except (ValueError, UnicodeDecodeError):  # a timestamp not a number, a body not UTF-8
+    except (ValueError, UnicodeDecodeError, OverflowError):
+        # a timestamp not a number (or one of hundreds of digits), a body not UTF-8
         valid = False
     if valid and signature:
         return signature
@@ -109,8 +110,8 @@ def _why_invalid(runtime: im.Runtime, timestamp: str | None, signature: str | No
         return "no X-Slack-Request-Timestamp or X-Slack-Signature header"
     try:
         age = runtime.clock().timestamp() - int(timestamp)
-    except ValueError:
-        return "a timestamp that is not a number"
+    except (ValueError, OverflowError):
+        return "a timestamp that is not a number of seconds"
     if abs(age) > WINDOW_SECONDS:
         return (f"a timestamp {abs(age):.0f} s {'old' if age > 0 else 'ahead'} (Slack's rule"
                 f" allows {WINDOW_SECONDS} s: a replay, or a clock that is off)")
@@ -140,7 +141,7 @@ def read(kind: str, signature: str, body: bytes) -> SlackRequest:
                             trigger_id=fields.get("trigger_id") or None, fields=fields)
     try:
         payload = json.loads(fields.get("payload", ""))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past any payload of Slack's
         payload = None
     if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
         raise Refused(400, "the body is not an interaction Slack sends",

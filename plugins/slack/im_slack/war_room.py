@@ -131,13 +131,14 @@ class WarRoom(im.WorkflowAction):
         timeline.append(f"War room {label} created" if made else
                         f"War room {label} (made by an earlier attempt)")
         room_id = str(room["id"])
-        purpose = f"Incident {incident.id}: {incident.title}. {marker(incident)}"
+        # Slack reads <...> in a topic or purpose as a mention or a link: titles escaped
+        purpose = f"Incident {incident.id}: {messages.escape(incident.title)}. {marker(incident)}"
         if self.settings.archive_on_close:
             purpose = f"{purpose} {ARCHIVE_MARK}"
         if (room.get("purpose") or {}).get("value") != purpose:
             slack.web.call("conversations.setPurpose", channel=room_id,
                            purpose=purpose[:250])
-        topic = (f"{incident.severity.value} · {incident.title} ·"
+        topic = (f"{incident.severity.value} · {messages.escape(incident.title)} ·"
                  f" {', '.join(incident.services)}")[:250]
         if (room.get("topic") or {}).get("value") != topic:
             slack.web.call("conversations.setTopic", channel=room_id, topic=topic)

@@ -484,3 +484,51 @@ def test_a_change_from_slack_wakes_the_delivery_as_one_from_the_http_api(runtime
         answer = client.post("/slack/prod-slack/commands", content=body, headers=headers)
     assert answer.json()["text"] == "Note added to INC-1"
     assert supervisor.told == ["outbox"]
+
+
+def test_hostile_requests_found_by_review_are_refused_in_one_line(runtime, slack, pd):
+    """What an attacker's review of these routes found: a timestamp of hundreds of digits,
+    a payload nested past any of Slack's, a request replayed to another connector of the same
+    app, a user Slack cannot say who is. Each is refused, logged, and changes nothing."""
+    ok(run_cli(runtime, ["declare", "--sev", "SEV-2", "--title", "Checkout errors",
+                         "--service", "payments"]))
+    ok(run_cli(runtime, ["connector", "add", "slack", "second-slack", "--config",
+                         json.dumps(settings(slack, signing_secret=SECRET))]))
+    jane = slack.user_id(JANE)
+    form = "application/x-www-form-urlencoded"
+    with serve(runtime) as url:
+        interactions = f"{url}/slack/prod-slack/interactions"
+        huge = httpx.post(interactions, content=b"payload={}", headers={
+            "X-Slack-Request-Timestamp": "1" + "0" * 320, "X-Slack-Signature": "v0=00"})
+        assert (huge.status_code, huge.json()) == (
+            401, {"error": "the request's Slack signature is not valid"})
+        deep = "payload=" + "[" * 30_000
+        nested = httpx.post(interactions, content=deep, headers=signed_headers(
+            SECRET, int(time.time()), deep.encode(), form))
+        assert (nested.status_code, nested.json()) == (
+            400, {"error": "the body is not an interaction Slack sends"})
+        settled(runtime)
+        before = snapshot(runtime, pd)
+
+        # one app (one signing secret) for two connectors: a request sent to one, replayed
+        # to the other, is the same request
+        sent = slack.slash_command(f"{url}/slack/prod-slack/commands", "note INC-1 Once",
+                                   command="/im", user_id=jane)
+        assert json.loads(sent["answer"])["text"] == "Note added to INC-1"
+        again = httpx.post(f"{url}/slack/second-slack/commands", content=sent["body"],
+                           headers=sent["headers"])
+        assert again.json()["text"].startswith("Already done")
+
+        # Slack down when asked who the user is: nothing is done in a name the request gives
+        people.forget()
+        slack.set_faults(error_rate=1.0, error_status=500, methods=["users.info"])
+        try:
+            unknown = slack.slash_command(f"{url}/slack/prod-slack/commands",
+                                          "note INC-1 Twice", command="/im", user_id=jane)
+        finally:
+            slack.clear_faults()
+        assert json.loads(unknown["answer"])["text"] == (
+            "im could not tell who you are from Slack, so did nothing; try again")
+    notes = [e for e in timeline(runtime) if e[0] == "note"]
+    assert notes == [("note", "Once", JANE, "prod-slack")]
+    assert snapshot(runtime, pd)["incidents"] == before["incidents"]

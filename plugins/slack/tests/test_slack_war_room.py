@@ -95,6 +95,33 @@ def test_the_default_war_room_rule_takes_the_slack_and_oncall_connectors_there_a
     assert not offered["war-room"]["added"] and offered["archive-war-room"]["added"]
 
 
+def test_markup_in_a_title_or_note_stays_text_in_slack(runtime, slack, oncall):
+    """Slack reads <!channel>, <@U...> and <url|label> in a message's text, a topic and a
+    purpose: what im writes there from a title or a note is escaped (found by review)."""
+    war_room_rule(runtime)
+    title = "<!channel> see <https://evil.example|runbook> & <@U000000002>"
+    result = im_(runtime, "declare", "--sev", "SEV-1", "--title", title, "--service",
+                 "payments")
+    assert result.exit_code == 0, result.output
+    escaped = ("&lt;!channel&gt; see &lt;https://evil.example|runbook&gt; &amp;"
+               " &lt;@U000000002&gt;")
+    [message] = [m for m in slack.channel("incidents")["messages"] if not m.get("thread_ts")]
+    assert message["text"] == f"INC-1 [SEV-1] {escaped} (Open)"
+    [room] = [c for c in slack.channels() if c["name"].startswith("inc-1-")]
+    room = slack.channel(room["name"])
+    assert room["topic"]["value"] == f"SEV-1 · {escaped} · payments"
+    assert room["purpose"]["value"].startswith(f"Incident INC-1: {escaped}. (im ")
+    assert room["messages"][0]["text"].startswith(f"INC-1 [SEV-1] {escaped}: war room.")
+    im_(runtime, "note", "--incident", "INC-1", "<!here> look <http://evil|here>")
+    replies = [m for m in slack.channel("incidents")["messages"]
+               if m.get("thread_ts") == message["ts"] and m["ts"] != message["ts"]]
+    assert replies[-1]["text"] == ":memo: Note: &lt;!here&gt; look &lt;http://evil|here&gt;"
+    # a title read otherwise than it is written (a right-to-left override) loses the override
+    im_(runtime, "declare", "--sev", "SEV-3", "--title", "Invoices \u202egnp.exe",
+        "--service", "payments")
+    assert runtime.store.get_incident("INC-2").title == "Invoices gnp.exe"
+
+
 def test_a_responder_not_in_slack_is_said_on_the_timeline(runtime, slack, oncall):
     oncall["payments"] = "nobody@company.com"
     oncall["api"] = "john.doe@company.com"

@@ -2,8 +2,9 @@
 
 Counted faults (`burst_5xx`, `storm_429`, `drop_connections`) are used up one request at a
 time; `latency_ms` holds a call before it is carried out, `late_answer_ms` after (Slack did it,
-and the client that gives up waiting, or dies, does not know); rates are drawn from a random generator that `seed` makes repeatable. `methods` limits
-them to some Web API methods (empty: every one).
+and the client that gives up waiting, or dies, does not know); rates are drawn from a random
+generator that `seed` makes repeatable. `methods` limits them to some Web API methods (empty:
+every one).
 """
 
 from __future__ import annotations
