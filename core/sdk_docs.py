@@ -31,6 +31,7 @@ ERRORS = ("ImError", "ConnectorError", "ConnectorHTTPError", "InvalidInputError"
           "NotFoundError", "UnhandledEventError")
 FUNCTIONS = ("connector_client", "idempotency_key", "parse_idempotency_key", "parse_duration",
              "prompt", "secret")
+CLASSES = ("RateBudget",)
 
 
 def _doc(obj: Any) -> str:
@@ -175,6 +176,18 @@ def render() -> str:
         doc = _doc(function)
         if doc:
             parts.append(doc + "\n")
+    parts.append("## Classes\n")
+    for name in CLASSES:
+        cls = getattr(im, name)
+        parts.append(f"### `{name}{_signature(cls).removesuffix(' -> None')}`\n")
+        doc = _own_doc(cls)
+        if doc:
+            parts.append(doc + "\n")
+        for method, member in cls.__dict__.items():
+            if inspect.isfunction(member) and not method.startswith("_"):
+                parts.append(f"#### `{method}{_signature(member, drop_self=True)}`\n")
+                if _doc(member):
+                    parts.append(_doc(member) + "\n")
     return "\n".join(parts).rstrip() + "\n"
 
 
