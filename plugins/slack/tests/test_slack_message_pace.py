@@ -7,10 +7,12 @@ import itertools
 import json
 import time
 
+import im
 import pytest
 
+import im_slack
 import im_slack.api
-from im.testing import run_cli
+from im.testing import make_runtime, run_cli
 from im_slack.connector import SlackConnector
 
 from slack_kit import im_, incident_messages, replies, runtime_with_slack, settings
@@ -88,6 +90,26 @@ def test_channels_are_paced_apart(tmp_path, slack, waits):
         first, second = (p["at"] for p in posts if p["params"]["channel"] == channel)
         assert second - first >= 0.95
     runtime.store.close()
+
+
+def test_servers_on_one_database_share_the_pace(tmp_path, slack, monkeypatch, waits):
+    first = runtime_with_slack(tmp_path / "home", slack)
+    if first.shared_rate_limits() is None:
+        # SQLite: a storage of this process stands in for PostgreSQL's table of windows
+        from limits.storage import MemoryStorage
+
+        storage = MemoryStorage()
+        monkeypatch.setattr(im.Runtime, "shared_rate_limits", lambda self: storage)
+    second = make_runtime(tmp_path / "home", plugins=[im_slack], user="bob")
+    im_(first, "declare", "--sev", "SEV-2", "--title", "Checkout errors", "--service", "api")
+    # the other server is a process of its own: nothing of the first one's memory
+    monkeypatch.setattr(im_slack.api, "_pace", None)
+    im_(second, "declare", "--sev", "SEV-2", "--title", "Search down", "--service", "search")
+    assert len(incident_messages(slack)) == 2
+    first_post, second_post = slack.requests("chat.postMessage")
+    assert second_post["at"] - first_post["at"] >= 0.95
+    first.store.close()
+    second.store.close()
 
 
 def test_a_turn_after_the_deadline_leaves_the_change_queued_without_waiting(
