@@ -40,6 +40,8 @@ _EXPORTS: dict[str, str] = {
     "keep_logs_in": "im.logs",
     # calling an HTTP API: logged, recorded, bounded by the deadline and retried by im's rules
     **dict.fromkeys(("ConnectorClient", "ConnectorHTTPError", "connector_client"), "im.http"),
+    # a rate limit a connector keeps to itself, before calling (ConnectorClient.request budget=)
+    "RateBudget": "im.rate_budget",
     # for a plugin's commands (register_commands): the command line's own helpers. They live
     # in im.cli, loaded only when a plugin asks for one: the core never imports Typer.
     **dict.fromkeys(("command_group", "run_command"), "im.cli"),
@@ -56,7 +58,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "Action", "SDK_VERSION", "AssigneeRequest", "ChangeKind", "Check", "CheckRequest",
     "Connector", "ConnectorClient", "ConnectorError", "ConnectorHTTPError", "ConnectorSettings",
-    "ImError", "InboundChange", "Incident",
+    "ImError", "InboundChange", "Incident", "RateBudget",
     "InvalidInputError", "Link", "MapOutboundRequest", "NotFoundError", "OncallRequest",
     "OncallResult", "Origin", "PullRequest", "PullResult", "PushRequest", "PushResult",
     "RemoteAccount", "RemoteEvent", "RemoteIncidentReport", "RemoteIncidentRequest",
@@ -153,6 +155,7 @@ if TYPE_CHECKING:  # what type checkers and editors see: the plain imports
         TimelineEvent,
     )
     from im.net import is_loopback
+    from im.rate_budget import RateBudget
     from im.redact import redact_body, redact_headers
     from im.runtime import Runtime
     from im.sla import parse_sla_target

@@ -20,6 +20,9 @@ wraps an `httpx.Client` that, for every call:
   error) and the incident's timeline;
 - gives up at the caller's deadline (`with client.until(request.deadline):`), raising a
   retryable ConnectorError that says so, and never sleeps past it;
+- keeps to a rate limit the connector knows in advance, when a call names one
+  (`budget=(im.RateBudget, key)`): each attempt waits its turn before it is sent, within the
+  deadline;
 - retries by the core's rules: a request that is safe to repeat (GET, HEAD, OPTIONS, PUT,
   DELETE, or any request sent with an idempotency key) after a connection error, a timeout,
   a 408, a 429 or a 5xx; any other (a POST, a PATCH) only when it surely was not sent (the
@@ -48,6 +51,7 @@ from im.errors import ConnectorError
 
 if TYPE_CHECKING:
     from im.connectors import Connector
+    from im.rate_budget import RateBudget
     from im.workflows import WorkflowAction
 
 # Methods whose repetition changes nothing more than the first call did (RFC 9110, 9.2.2).
@@ -248,14 +252,18 @@ class ConnectorClient:
     def request(self, method: str, path: str, *, params: Any = None, json: Any = None,
                 content: bytes | str | None = None, headers: dict[str, str] | None = None,
                 idempotency_key: str | None = None, repeatable: bool | None = None,
-                deadline: float | None = None) -> httpx.Response:
+                deadline: float | None = None,
+                budget: tuple[RateBudget, str] | None = None) -> httpx.Response:
         """One call, retried by the core's rules; its 2xx answer, or ConnectorHTTPError.
 
         `repeatable`: whether sending it twice is harmless. By default, true for GET, HEAD,
         OPTIONS, PUT and DELETE, and for a request with an `idempotency_key` (sent as the
         `Idempotency-Key` header; pass `repeatable=True` instead when the key travels in the
         body); any other request is sent again only when it surely was not sent. `deadline`:
-        as `until(deadline)`, for this call."""
+        as `until(deadline)`, for this call. `budget`: (an im.RateBudget, a key): each attempt
+        first waits its turn under that limit, with this client's `sleep`; a turn that would
+        come after the deadline is not waited for (a retryable error, unsent, carrying the
+        wait as `retry_after`)."""
         import tenacity
 
         method = method.upper()
@@ -310,20 +318,31 @@ class ConnectorClient:
             stop=stop, wait=wait, sleep=self.sleep,
             retry=tenacity.retry_if_exception(worth_retrying), retry_error_callback=give_up)
         response: httpx.Response = retrying(self._send, method, path, where, params, json,
-                                            content, headers, deadline)
+                                            content, headers, deadline, budget)
         return response
 
     # -- one attempt -----------------------------------------------------------------------
 
     def _send(self, method: str, path: str, where: str, params: Any, body: Any,
               content: bytes | str | None, headers: dict[str, str],
-              deadline: float | None) -> httpx.Response:
+              deadline: float | None,
+              budget: tuple[RateBudget, str] | None = None) -> httpx.Response:
         left = None if deadline is None else deadline - self.monotonic()
         if left is not None and left <= 0:
             # not recorded as a call: none was made
             raise ConnectorHTTPError(self.mask(
                 f"no time left to call {self.system} ({where}): the command's deadline"
                 " passed"), retryable=True, unsent=True, out_of_time=True)
+        if budget is not None:
+            rate, key = budget
+            late = rate.take(key, deadline=deadline, sleep=self.sleep, monotonic=self.monotonic)
+            if late is not None:
+                raise ConnectorHTTPError(self.mask(
+                    f"no time left to call {self.system} ({where}): its turn under the rate"
+                    f" limit im keeps ({rate.limit}) comes in {_seconds(late)}, after the"
+                    " command's deadline"), retryable=True, retry_after=late, unsent=True,
+                    out_of_time=True)
+            left = None if deadline is None else deadline - self.monotonic()
         request = self.http.build_request(
             method, path, params=params, json=body, content=content, headers=headers,
             timeout=httpx.USE_CLIENT_DEFAULT if left is None else min(left, self.timeout))

@@ -42,6 +42,7 @@ ERRORS = ("ImError", "ConnectorError", "ConnectorHTTPError", "InvalidInputError"
 FUNCTIONS = ("idempotency_key", "parse_idempotency_key", "parse_duration", "prompt", "secret")
 # The HTTP client's methods, in the order a connector uses them.
 CLIENT_METHODS = ("get", "post", "put", "patch", "delete", "request", "until", "mask", "close")
+CLASSES = ("RateBudget",)
 
 
 def _doc(obj: Any) -> str:
@@ -245,6 +246,18 @@ def render() -> str:
         if doc:
             parts.append(doc + "\n")
     _client(parts)
+    parts.append("## Classes\n")
+    for name in CLASSES:
+        cls = getattr(im, name)
+        parts.append(f"### `{name}{_signature(cls).removesuffix(' -> None')}`\n")
+        doc = _own_doc(cls)
+        if doc:
+            parts.append(doc + "\n")
+        for method, member in cls.__dict__.items():
+            if inspect.isfunction(member) and not method.startswith("_"):
+                parts.append(f"#### `{method}{_signature(member, drop_self=True)}`\n")
+                if _doc(member):
+                    parts.append(_doc(member) + "\n")
     return "\n".join(parts).rstrip() + "\n"
 
 

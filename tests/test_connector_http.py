@@ -32,6 +32,7 @@ SECRET = "s3cr3t-api-key-123"
 class Received:
     def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
         self.method, self.path, self.headers, self.body = method, path, headers, body
+        self.at = time.monotonic()
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -492,6 +493,61 @@ def test_a_push_out_of_time_stays_queued(runtime, remote, waits):
     assert (row.status, row.last_error) == ("pending", (
         "Acme is rate limiting requests (429) (not tried again: waiting 30s would run past"
         " the command's deadline)"))
+
+
+# -- a rate limit kept before calling --------------------------------------------------------
+
+
+def test_a_call_with_a_budget_waits_its_turn_under_its_key(runtime, remote):
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        time.sleep(seconds)
+
+    budget = im.RateBudget("1/second")
+    client = acme(runtime, remote.url, sleep=sleep)
+    for channel in ("C1", "C1", "C2"):
+        client.request("POST", f"/channels/{channel}/messages", json={"text": "x"},
+                       budget=(budget, f"acme:{channel}"))
+    first, second, other = remote.received
+    assert second.at - first.at >= 1.0  # its turn, and a little more
+    assert other.at - second.at < 0.9  # another key: not paced against the first
+    assert len(slept) == 1 and 0 < slept[0] <= 1.05
+
+
+def test_a_turn_after_the_deadline_is_not_waited_for(runtime, remote, waits):
+    budget = im.RateBudget("1/minute")
+    client = acme(runtime, remote.url, sleep=waits, monotonic=waits.monotonic)
+    client.request("POST", "/messages", json={"text": "1"}, budget=(budget, "acme:C1"))
+    with pytest.raises(im.ConnectorHTTPError) as raised:
+        client.request("POST", "/messages", json={"text": "2"}, budget=(budget, "acme:C1"),
+                       deadline=waits.now + 10)
+    error = raised.value
+    assert str(error) == ("no time left to call Acme (POST /messages): its turn under the rate"
+                          " limit im keeps (1/minute) comes in 60s, after the command's"
+                          " deadline")
+    assert (error.retryable, error.unsent, error.out_of_time) == (True, True, True)
+    assert 59 < error.retry_after <= 60.1
+    # nothing slept, nothing sent, and the call not made is not recorded
+    assert waits.slept == [] and len(remote.received) == 1
+    assert [row[:2] for row in calls(runtime)] == [("POST", "/messages")]
+
+
+def test_budgets_on_a_shared_storage_spend_one_count(runtime, remote, waits):
+    """Several processes on one database: each has its own RateBudget on the storage
+    runtime.shared_rate_limits() gives (here a `limits` memory storage stands in for it)."""
+    from limits.storage import MemoryStorage
+
+    shared = MemoryStorage()
+    one, two = im.RateBudget("2/minute", shared=shared), im.RateBudget("2/minute", shared=shared)
+    deadline = waits.now + 10
+    turns = [budget.take("acme:C1", deadline=deadline, sleep=waits, monotonic=waits.monotonic)
+             for budget in (one, two, one)]
+    assert turns[:2] == [None, None]
+    assert 59 < turns[2] <= 60.1  # the window's two calls are spent, whoever spent them
+    assert two.take("acme:C2", deadline=deadline, sleep=waits) is None
+    assert waits.slept == []
 
 
 # -- what the user reads ---------------------------------------------------------------------

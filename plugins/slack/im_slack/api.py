@@ -3,11 +3,13 @@ into an `im.ConnectorError` a user can act on.
 
 HTTP itself (the 429 and its Retry-After, 5xx, timeouts, the deadline, logging and the call
 records of `im connector status`) is `im.connector_client`'s: this module only reads Slack's
-own answers, which come with HTTP 200 whatever they say.
+own answers, which come with HTTP 200 whatever they say, and paces the messages it posts.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,12 @@ DEFAULT_BASE_URL = "https://slack.com/api"
 READS = frozenset({"auth.test", "conversations.info", "conversations.history",
                    "conversations.replies", "conversations.list", "users.lookupByEmail",
                    "users.info"})
+
+# Slack takes about one message a second per channel (short bursts aside): im keeps to it
+# before posting, rather than meet 429s when many changes come at once. chat.postEphemeral
+# is not paced: im never calls it (its answers to a user go to the response_url).
+PACED = frozenset({"chat.postMessage"})
+MESSAGE_PACE = "1/second"
 
 # Errors that say Slack itself had trouble: trying again later may succeed.
 PASSING = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout",
@@ -90,11 +98,38 @@ def slack_error_message(response: httpx.Response) -> str | None:
     return str(body.get("error")) if isinstance(body, dict) and body.get("error") else None
 
 
-class SlackWeb:
-    """Slack's Web API through a connector's `im.ConnectorClient`."""
+_pace: im.RateBudget | None = None  # this process's, made on first use
+_pace_lock = threading.Lock()
 
-    def __init__(self, client: im.ConnectorClient) -> None:
+
+def message_pace(shared: Any = None) -> im.RateBudget:
+    """The pace of messages: counted by every im process on the database with `shared`
+    (Runtime.shared_rate_limits(): several `im serve` posting to one channel), else by this
+    process, whichever connector instance posts."""
+    global _pace
+    if shared is not None:
+        return im.RateBudget(MESSAGE_PACE, shared=shared)
+    with _pace_lock:
+        if _pace is None:
+            _pace = im.RateBudget(MESSAGE_PACE)
+        return _pace
+
+
+def account_key(token: str) -> str:
+    """What names the bot token (and so its workspace) in rate-limit keys: never the token."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+class SlackWeb:
+    """Slack's Web API through a connector's `im.ConnectorClient`. With a `pace`, a message
+    (PACED) waits its turn in its channel, counted per `account` (account_key of the token)
+    and channel."""
+
+    def __init__(self, client: im.ConnectorClient, *, pace: im.RateBudget | None = None,
+                 account: str = "") -> None:
         self.client = client
+        self.pace = pace
+        self.account = account
 
     def response(self, method: str, *, label: str | None = None,
                  **arguments: Any) -> tuple[dict[str, Any], httpx.Response]:
@@ -104,8 +139,12 @@ class SlackWeb:
         if method in READS:
             response = self.client.request("GET", f"/{method}", params=arguments)
         else:
+            budget = None
+            if self.pace is not None and method in PACED:
+                channel = arguments.get("channel")
+                budget = (self.pace, f"slack:{self.account}:messages:{channel}")
             response = self.client.request(
-                "POST", f"/{method}", json=arguments,
+                "POST", f"/{method}", json=arguments, budget=budget,
                 headers={"Content-Type": "application/json; charset=utf-8"})
         try:
             body = response.json()

@@ -20,7 +20,14 @@ import msgspec
 
 import im
 from im_slack import messages
-from im_slack.api import DEFAULT_BASE_URL, SlackAPIError, SlackWeb, slack_error_message
+from im_slack.api import (
+    DEFAULT_BASE_URL,
+    SlackAPIError,
+    SlackWeb,
+    account_key,
+    message_pace,
+    slack_error_message,
+)
 
 # The incident message's state, in im's words (RemoteRef.remote_status).
 REMOTE_STATUS = {"open": im.RemoteStatus.OPEN, "mitigated": im.RemoteStatus.ACKNOWLEDGED,
@@ -120,7 +127,8 @@ class SlackConnector(im.Connector):
 
     @cached_property
     def web(self) -> SlackWeb:
-        return SlackWeb(self.client)
+        return SlackWeb(self.client, pace=message_pace(self.runtime.shared_rate_limits()),
+                        account=account_key(self.settings.api_key))
 
     # -- channels ---------------------------------------------------------------------------
 

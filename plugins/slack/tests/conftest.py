@@ -71,3 +71,13 @@ def web(slack: RunningSandbox, openapi):
     with slack.client(event_hooks={"response": hooks}) as client:
         yield client
     assert openapi.problems == [], "\n".join(openapi.problems)
+
+
+@pytest.fixture(autouse=True)
+def fresh_message_pace(monkeypatch):
+    """Each test paces its Slack messages afresh (im_slack.api.message_pace): the sandbox's
+    token and channel ids are the same from one test to the next, and a test's first message
+    would otherwise wait for the last one of the test before."""
+    import im_slack.api
+
+    monkeypatch.setattr(im_slack.api, "_pace", None)

@@ -43,8 +43,13 @@ ARTEFACTS = {
     "and `{\"ok\": false, \"error\": \"ratelimited\"}`.",
     "fields-newer-than-document": "Closed schemas (additionalProperties false) of 2021 lack "
     "fields Slack answers today: a bot message's `app_id`, an edited message's `edited`, and "
-    "conversations.history's `response_metadata.next_cursor` (cursor pagination); listed in "
-    "NEWER_FIELDS.",
+    "the `response_metadata.next_cursor` of conversations.history and conversations.replies "
+    "(cursor pagination, though both take a `cursor` argument); listed in NEWER_FIELDS.",
+    "replies-message-fields": "conversations.replies types its messages as two closed shapes "
+    "of its own (the thread's first message, a reply) that leave out fields of the document's "
+    "message object (`objs_message`, which conversations.history's messages are): a bot "
+    "message's `bot_id`, a Block Kit message's `blocks`; each shape is given the fields of "
+    "`objs_message` it lacks.",
     "update-blocks-object": "chat.update's answer types `message.blocks` as an object; it is "
     "the message's array of blocks, as in every other message schema of the document.",
     "error-extra-fields": "Error schemas forbid other fields, yet Slack's `missing_scope` "
@@ -59,6 +64,9 @@ EXTRA_ERRORS = {
     "chat.postEphemeral": {"invalid_blocks"},
     "conversations.archive": {"not_in_channel"},
     "conversations.history": {"not_in_channel"},
+    # a cursor not made by an earlier page, as for users.conversations and
+    # conversations.members, whose lists in the document have it
+    "conversations.list": {"invalid_cursor"},
     # docs.slack.dev's views.open page (the document's error schema has no list at all)
     "views.open": {"invalid_arguments", "invalid_trigger_id", "exchanged_trigger_id",
                    "expired_trigger_id"},
@@ -71,6 +79,7 @@ SANDBOX_ERRORS = {"chat.postMessage": {"thread_not_found"}}
 NEWER_FIELDS = [
     ("*", re.compile(r"^(\.message|\.messages\[\d+\])\.(app_id|edited)$")),
     ("conversations.history", re.compile(r"^\.response_metadata$")),
+    ("conversations.replies", re.compile(r"^\.response_metadata$")),
 ]
 _TYPES: dict[str, Any] = {
     "string": str, "object": dict, "array": list, "boolean": bool, "null": type(None),
@@ -161,7 +170,18 @@ def corrected(document: dict[str, Any]) -> dict[str, Any]:
     # views-open-post
     views_open = spec["paths"]["/views.open"]
     views_open.setdefault("post", copy.deepcopy(views_open["get"]))
+    # replies-message-fields
+    message_fields = spec["definitions"]["objs_message"]["properties"]
+    for shape in replies_message_shapes(spec):
+        shape["properties"] = {**message_fields, **shape["properties"]}
     return spec
+
+
+def replies_message_shapes(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The two shapes conversations.replies gives a message: the thread's first, a reply."""
+    answer = document["paths"]["/conversations.replies"]["get"]["responses"]["200"]["schema"]
+    shapes: list[dict[str, Any]] = answer["properties"]["messages"]["items"]["items"]
+    return shapes
 
 
 def _newer_field(method: str, problem: str) -> bool:

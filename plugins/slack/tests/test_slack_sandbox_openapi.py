@@ -9,16 +9,20 @@ import json
 import httpx
 import pytest
 
-from slack_openapi_check import ARTEFACTS, EXTRA_ERRORS, NEWER_FIELDS, OpenApiCheck
+from im_slack.sandbox.methods import METHODS as SANDBOX_METHODS
+
+from slack_openapi_check import (
+    ARTEFACTS,
+    EXTRA_ERRORS,
+    NEWER_FIELDS,
+    OpenApiCheck,
+    replies_message_shapes,
+)
 from slack_calls import READS
 
-METHODS = {
-    "auth.test", "chat.postMessage", "chat.update", "chat.postEphemeral",
-    "conversations.create", "conversations.setTopic", "conversations.setPurpose",
-    "conversations.invite", "conversations.join", "conversations.archive",
-    "conversations.info", "conversations.history", "pins.add", "users.lookupByEmail",
-    "users.info", "views.open",
-}
+# Every method the sandbox answers, read from its own table: one added there is checked here
+# or this test fails.
+METHODS = set(SANDBOX_METHODS)
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +74,24 @@ def test_every_method_matches_slacks_description(slack, check):
         call("conversations.info", channel="C999999999")
         call("conversations.history", channel=channel, limit="1")
         call("conversations.history", channel="general")  # not_in_channel
+        # a thread of three: the parent and two replies, read two at a time
+        call("chat.postMessage", channel=channel, text="Rolled back", thread_ts=posted["ts"])
+        thread = call("conversations.replies", channel=channel, ts=posted["ts"], limit="2")
+        assert thread["messages"][0]["ts"] == posted["ts"]
+        assert thread["has_more"] is True
+        rest = call("conversations.replies", channel=channel, ts=posted["ts"], limit="2",
+                    cursor=thread["response_metadata"]["next_cursor"])
+        assert len(rest["messages"]) == 1 and rest["has_more"] is False
+        call("conversations.replies", channel=channel, ts="1700000000.000001")  # not found
+        # the channels, one page at a time (#general, #incidents, and the two made above)
+        cursor, listed = None, []
+        while cursor != "":
+            page = call("conversations.list", types="public_channel,private_channel",
+                        exclude_archived="true", limit="1", cursor=cursor)
+            listed += [c["name"] for c in page["channels"]]
+            cursor = page["response_metadata"]["next_cursor"]
+        assert sorted(listed) == ["general", "inc-1-checkout", "inc-2-private", "incidents"]
+        call("conversations.list", cursor="not-a-cursor")  # invalid_cursor
         call("users.lookupByEmail", email="jane.smith@company.com")
         call("users.lookupByEmail", email="nobody@company.com")
         call("users.info", user=jane)
@@ -167,10 +189,20 @@ def test_each_artefact_still_corrects_something_the_document_says(document):
     # fields-newer-than-document
     assert document["definitions"]["objs_message"]["additionalProperties"] is False
     assert not {"app_id", "edited"} & set(document["definitions"]["objs_message"]["properties"])
-    history = paths["/conversations.history"]["get"]["responses"]["200"]["schema"]
-    assert "response_metadata" not in history["properties"]
-    assert len(NEWER_FIELDS) == 2
+    for method in ("conversations.history", "conversations.replies"):
+        answer = paths[f"/{method}"]["get"]["responses"]["200"]["schema"]
+        assert answer["additionalProperties"] is False
+        assert "response_metadata" not in answer["properties"], method
+        assert "cursor" in {p["name"] for p in paths[f"/{method}"]["get"]["parameters"]}
+    assert len(NEWER_FIELDS) == 3
+    # replies-message-fields
+    shapes = replies_message_shapes(document)
+    assert len(shapes) == 2
+    for shape in shapes:
+        assert shape["additionalProperties"] is False
+        assert not {"bot_id", "blocks"} & set(shape["properties"])
+    assert {"bot_id", "blocks"} <= set(document["definitions"]["objs_message"]["properties"])
     assert set(ARTEFACTS) == {"token-in-header", "json-structured-arguments",
                               "update-blocks-object", "views-open-post",
                               "undeclared-errors", "rate-limit-answers", "error-extra-fields",
-                              "fields-newer-than-document"}
+                              "fields-newer-than-document", "replies-message-fields"}

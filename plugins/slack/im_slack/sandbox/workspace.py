@@ -88,9 +88,12 @@ class Message:
     blocks: list[Any] | None = None
     attachments: list[Any] | None = None
     thread_ts: str | None = None
+    parent_user_id: str | None = None  # a reply's: who posted the thread's first message
     bot: bool = False
     edited: str | None = None
     replies: list[str] = field(default_factory=list)  # the ts of each reply, oldest first
+    # who follows the thread: its author and whoever replied, as Slack subscribes them
+    followers: set[str] = field(default_factory=set)
 
     def render(self) -> dict[str, Any]:
         body: dict[str, Any] = {"type": "message", "user": self.user, "text": self.text,
@@ -102,10 +105,12 @@ class Message:
         if self.attachments is not None:
             body["attachments"] = self.attachments
         if self.thread_ts:
-            body["thread_ts"] = self.thread_ts
+            body.update(thread_ts=self.thread_ts, parent_user_id=self.parent_user_id)
         if self.replies:
+            # `subscribed` is the token's user's (the bot's): whether it follows the thread
             body.update(thread_ts=self.ts, reply_count=len(self.replies),
-                        latest_reply=self.replies[-1])
+                        latest_reply=self.replies[-1],
+                        subscribed=BOT_USER_ID in self.followers or self.user == BOT_USER_ID)
         if self.edited:
             body["edited"] = {"user": self.user, "ts": self.edited}
         return body
@@ -318,8 +323,9 @@ class Workspace:
                 parent = channel.messages[parent.thread_ts]
         message = Message(ts=self.new_ts(), user=user, text=text, blocks=blocks,
                           attachments=attachments, thread_ts=parent.ts if parent else None,
-                          bot=bot)
+                          parent_user_id=parent.user if parent else None, bot=bot)
         channel.messages[message.ts] = message
         if parent is not None:
             parent.replies.append(message.ts)
+            parent.followers.add(user)
         return message
