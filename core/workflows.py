@@ -297,9 +297,10 @@ def run_queued(runtime: Runtime, *, budget: float | None = None,
     call, for at most `budget` seconds: what is left stays queued for `im serve`.
 
     `deliveries_first`: seconds a run waits, after it was queued, for the changes of its
-    incident queued with or before it to reach connected systems (`im serve`, whose loops run
-    at once: a war room names the paging incident and links the chat message that the
-    change makes); a command runs the actions after delivering what it could itself."""
+    incident queued with or before it to be tried on connected systems (`im serve`, whose
+    loops run at once: a war room names the paging incident and links the chat message that
+    the change makes); a delivery that failed holds it no longer (an outage is no reason to
+    wait). A command runs the actions after delivering what it could itself."""
     store = runtime.store
     report = RunReport()
     deadline = time.monotonic() + budget if budget is not None else None

@@ -453,33 +453,37 @@ def test_im_plugins_says_which_actions_a_plugin_adds(wf_runtime):
 
 def test_im_serve_runs_an_action_after_its_change_reached_the_connected_systems(
         wf_runtime, actions, fake, clock):
-    """`im serve` runs actions and delivers changes in loops of their own: a run waits for
-    the deliveries of its incident's changes queued with it (the war room links the chat
-    message and the paging incident that the declare makes), for up to half a minute."""
+    """`im serve` runs actions and delivers changes in loops of their own: a run waits while
+    the changes of its incident queued with it are being delivered or not tried yet (the war
+    room links the chat message and the paging incident that the declare makes), for up to
+    half a minute; a delivery that failed holds it no longer."""
     from im.sync import deliver_outbox
     from im.workflows import DELIVERIES_FIRST_SECONDS
 
     im(wf_runtime, "connector", "add", "fake", "prod-fake", "--config",
        json.dumps({"api_key": "k-123456", "sync_direction": "outbound"}))
     add_war_room(wf_runtime)
+    wait = DELIVERIES_FIRST_SECONDS
     incidents.declare(wf_runtime, title="Payment API Down", severity="SEV-1",
                       services=["payments"])
-    wait = DELIVERIES_FIRST_SECONDS
     assert run_queued(wf_runtime, deliveries_first=wait).done == 0  # the declare waits
     assert actions.calls == []
     deliver_outbox(wf_runtime)
     assert run_queued(wf_runtime, deliveries_first=wait).done == 1
-    # a delivery that keeps failing holds the action half a minute, no more
+    # the remote down: its delivery tried and failed, the action goes ahead
     fake.remote.fault = "down"
     incidents.declare(wf_runtime, title="Checkout down", severity="SEV-1",
                       services=["payments"])
     deliver_outbox(wf_runtime)
-    assert [r.status.value for r in wf_runtime.store.outbox(incident_id="INC-2")] == [
-        "pending"]
+    [row] = wf_runtime.store.outbox(incident_id="INC-2")
+    assert (row.status.value, row.attempts) == ("pending", 1)
+    assert run_queued(wf_runtime, deliveries_first=wait).done == 1
+    # a delivery never tried (no loop got to it) holds the action half a minute, no more
+    incidents.declare(wf_runtime, title="Search down", severity="SEV-1", services=["search"])
     assert run_queued(wf_runtime, deliveries_first=wait).done == 0
     clock.advance(seconds=wait + 1)
     assert run_queued(wf_runtime, deliveries_first=wait).done == 1
-    assert [call[1] for call in actions.calls] == ["INC-1", "INC-2"]
+    assert [call[1] for call in actions.calls] == ["INC-1", "INC-2", "INC-3"]
     # a command delivers first itself, then runs what is due without waiting
-    incidents.declare(wf_runtime, title="Search down", severity="SEV-1", services=["search"])
+    incidents.declare(wf_runtime, title="Login down", severity="SEV-1", services=["auth"])
     assert run_queued(wf_runtime).done == 1

@@ -396,8 +396,9 @@ class WorkflowRunRepository(Protocol):
                    deliveries_first_since: datetime | None = None) -> Run | None:
         """The next due run (pending and due, or running with its lease run out), claimed.
         With `deliveries_first_since`, a run queued since then is not due while its incident
-        has changes for connected systems, queued no later than it, still on their way (a war
-        room names the paging incident that its change creates)."""
+        has changes for connected systems, queued no later than it, on their way: being
+        delivered, or not tried yet (a war room links the paging incident and the chat message
+        that its change makes). One whose delivery failed holds nothing (an outage)."""
         ...
 
     def finish(self, run_id: int, *, at: datetime, attempt: int | None = None) -> bool:

@@ -921,7 +921,7 @@ class PostgresWorkflowRuns(_Repository):
                                   "lease": now + timedelta(seconds=lease_seconds)}
         if deliveries_first_since is not None:
             clauses.append("(created_at < %(since)s OR NOT EXISTS (SELECT 1 FROM outbox o"
-                           " WHERE o.status IN ('pending', 'delivering')"
+                           " WHERE (o.status = 'delivering' OR (o.status = 'pending' AND o.attempts = 0))"
                            " AND o.number = workflow_runs.number"
                            " AND o.created_at <= workflow_runs.created_at))")
             params["since"] = deliveries_first_since

@@ -87,7 +87,7 @@ class SqliteWorkflowRuns:
         if deliveries_first_since is not None:
             # the outbox's open rows only, through its index on status
             clauses.append("(created_at < :since OR NOT EXISTS (SELECT 1 FROM outbox o"
-                           " WHERE o.status IN ('pending', 'delivering')"
+                           " WHERE (o.status = 'delivering' OR (o.status = 'pending' AND o.attempts = 0))"
                            " AND o.number = workflow_runs.number"
                            " AND o.created_at <= workflow_runs.created_at))")
             params["since"] = ts(deliveries_first_since)

@@ -285,7 +285,7 @@ def priorities_walk(runtime, pd, api, im):
     im("im connector test prod-pagerduty")
 
 
-def test_merges_print_what_the_page_shows(tmp_path, pd, api):
+def test_merges_print_what_the_page_shows(tmp_path, pd, api, new_database):
     """"Merges": each block from scratch (INC-1 both times), in an im home and a sandbox of
     its own. Not shown on the page: what responders do in PagerDuty between the commands (Jane
     makes #2 and merges #1 into it, John acknowledges #2; Jane merges the api incident into
@@ -312,6 +312,7 @@ def test_merges_print_what_the_page_shows(tmp_path, pd, api):
     runtime.store.close()
 
     pd.reset()
+    new_database()  # another installation: its own database, as its own home on SQLite
     runtime = add_connector(tmp_path / "second", pd)
     im = runner(runtime, page)
     map_services(runtime, page_parts()[0])
