@@ -102,6 +102,46 @@ def test_the_webhook_hot_path_reads_the_inbox_by_index(tmp_path, clock):
         assert "TEMP B-TREE" not in plan, (sql, plan)
 
 
+@pytest.mark.sqlite_only
+def test_a_claim_reads_only_the_changes_still_to_deliver(tmp_path, clock):
+    """A claim costs the same with a month of delivered changes kept (retention.outbox_days)
+    as with none: it reads the outbox only through the rows still to deliver, whatever it is
+    asked for (a connector's, an incident's, due or not), never every row of a connector."""
+    from im import incidents
+
+    runtime = make_runtime(tmp_path / "home", clock=clock)
+    store = runtime.store
+    for n in range(1, 41):
+        incident = incidents.declare(runtime, title=f"x{n}", severity="SEV-3", services=["db"])
+        with store.transaction() as tx:
+            tx.outbox.add(connector="pd", incident_id=incident.id, service="db",
+                          action="declare", payload={}, at=clock.now)
+    for _ in range(30):
+        row = store.claim_outbox(now=clock.now, lease_seconds=30)
+        store.finish_outbox(row.id, at=clock.now)
+    for analyzed in (False, True):  # the planner with and without the table's statistics
+        if analyzed:
+            store.conn.execute("ANALYZE")
+        statements: list[str] = []
+        store.conn.set_trace_callback(statements.append)
+        for asked in ({}, {"connector": "pd"}, {"connector": "pd", "due_only": False},
+                      {"connector": "pd", "incident_id": "INC-35"}):
+            row = store.claim_outbox(now=clock.now, lease_seconds=30, **asked)
+            store.release_outbox(row.id, at=clock.now)
+        store.conn.set_trace_callback(None)
+        claims = [s for s in statements
+                  if s.lstrip().startswith("SELECT") and "FROM outbox" in s]
+        assert len(claims) == 4
+        for statement in claims:
+            plan = [row[3] for row in store.conn.execute("EXPLAIN QUERY PLAN " + statement)]
+            reads = [step for step in plan if step.split()[1:2] == ["o"]]
+            assert reads, plan
+            for read in reads:  # the claimable rows, or one incident's rows
+                assert ("outbox_claimable" in read or "status=?" in read
+                        or "number=?" in read), (analyzed, statement, plan)
+    store.close()
+
+
 def test_a_key_is_new_once_until_it_expires(tmp_path, clock):
     """Runtime.first_time: True the first time, False while the key is kept (from its first
     sighting, not extended by later ones), True again once it expired, on either store."""

@@ -352,7 +352,9 @@ class PostgresOutbox(_Repository):
                    connector: str | None = None, incident_id: str | None = None,
                    due_only: bool = True, exclude: Sequence[int] = ()) -> OutboxRow | None:
         clauses = [f"(o.status = '{_OUT_PENDING}' OR (o.status = '{_OUT_DELIVERING}'"
-                   " AND o.lease_until < %(now)s))"]
+                   " AND o.lease_until < %(now)s))",
+                   # through the index on status: never the delivered rows kept
+                   f"o.status IN ('{_OUT_PENDING}', '{_OUT_DELIVERING}')"]
         if due_only:
             clauses.append(f"(o.status = '{_OUT_DELIVERING}' OR o.next_attempt_at <= %(now)s)")
         params: dict[str, Any] = {"now": now,

@@ -55,7 +55,9 @@ class SqliteOutbox:
                    due_only: bool = True, exclude: Sequence[int] = ()) -> OutboxRow | None:
         claimable = (f"(o.status = '{PENDING}' OR (o.status = '{DELIVERING}'"
                      " AND o.lease_until < :now))")
-        clauses = [claimable]
+        # the partial index outbox_claimable's own condition, word for word: it holds only
+        # the rows still to deliver, so a claim never reads the delivered ones
+        clauses = [claimable, f"o.status IN ('{PENDING}', '{DELIVERING}')"]
         if due_only:
             clauses.append(f"(o.status = '{DELIVERING}' OR o.next_attempt_at <= :now)")
         params: dict[str, Any] = {"now": ts(now)}
