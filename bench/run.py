@@ -226,10 +226,12 @@ def write(flow: dict, cost: dict, boot: dict, pdf: list,  # type: ignore[type-ar
     lines += [
         "",
         f"Inbound sync of {inbound['incidents']:,} PagerDuty incidents (one poll):"
-        f" {inbound['list_calls']} list calls (bound ceil(N/100) + 1 per 10,000-record window"
-        f" = {inbound['bound']}: {verdict(inbound['list_calls'] <= inbound['bound'])}):"
-        f" {inbound['window_calls']} pages of the incidents created in the poll's window and"
-        f" {inbound['older_open_calls']} of the older ones still open,"
+        f" {inbound['list_calls']} list calls (bound 2 x (ceil(N/100) + 1 per 10,000-record"
+        f" window) + 1 = {inbound['bound']}: {verdict(inbound['list_calls'] <= inbound['bound'])}):"
+        f" {inbound['window_calls']} pages of the incidents created in the poll's window,"
+        f" {inbound['log_calls']} of PagerDuty's log of the changes in it (each new incident's"
+        f" trigger among them) and {inbound['older_open_calls']} of the older ones still open"
+        " (the hourly sweep, which a first poll makes),"
         f" {inbound['per_incident_calls']} per-incident calls,"
         f" {len(inbound['other_calls'])} other call{'s' * (len(inbound['other_calls']) != 1)}"
         f" ({'; '.join(other_call(c) for c in inbound['other_calls']) or 'none'}),"

@@ -76,6 +76,8 @@ SYMPTOMS = ("error rate above 5%", "p99 latency over 2 s", "timeouts from upstre
 BATCH = 500  # incidents per transaction while building
 CHANGES = 10  # remote incidents changed before each run of the poll of POLL_CHANGED
 POLL_CHANGED = f"im connector sync pd (one poll, {CHANGES} changes)"
+# a poll that also lists every open incident of six months (once an hour): in step with them
+POLL_SWEEP = "im connector sync pd (one poll with the hourly sweep)"
 
 
 def settings(base_url: str = "http://127.0.0.1:9", api_key: str = "bench-not-used") -> dict:
@@ -370,6 +372,15 @@ class Session:
                 answer.raise_for_status()
                 self.changing[remote_id] = after
 
+    def sweep_due(self) -> None:
+        """Before a poll of the sweep's row: the hourly sweep due (as it is once an hour), so
+        that the poll lists every open incident of its six months too."""
+        import sqlite3
+
+        with sqlite3.connect(self.home / "im.db") as db:
+            db.execute("DELETE FROM seen_keys WHERE key = ?", (f"pagerduty:{CONNECTOR}:sweep",))
+        db.close()
+
     def plan(self, *, pdf: bool) -> list[tuple[str, list[str] | None, dict[str, Any]]]:
         """(name, arguments of `im`, options of measure()); no arguments: GET /metrics."""
         first = datetime.fromisoformat(self.figures["first"])
@@ -386,6 +397,7 @@ class Session:
             ("im metrics connector pd", ["metrics", "connector", CONNECTOR], {}),
             ("im connector sync pd (one poll)", ["connector", "sync", CONNECTOR], {}),
             (POLL_CHANGED, ["connector", "sync", CONNECTOR], {"before": self.change_remote}),
+            (POLL_SWEEP, ["connector", "sync", CONNECTOR], {"before": self.sweep_due}),
             ("GET /metrics", None, {}),
             ("im report json, empty period",
              ["report", "-f", "json", "--start", str(empty[0]), "--end", str(empty[1]),
@@ -564,7 +576,7 @@ def run(sizes: tuple[int, ...] = DEFAULT_SIZES, *, pdf_at_1m: bool = False
 
 # -- figures -------------------------------------------------------------------------------
 
-MEMORY_ROWS = ("im connector sync pd (one poll)", POLL_CHANGED,
+MEMORY_ROWS = ("im connector sync pd (one poll)", POLL_CHANGED, POLL_SWEEP,
                "im report json, all incidents", "im report pdf, all incidents")
 
 

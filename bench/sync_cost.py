@@ -71,16 +71,22 @@ def inbound(incidents: int = 10_000) -> dict[str, object]:
         outcomes = poll(runtime, "bench")
         cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
         calls = _calls(pd)
-        lists = [c for c in calls if c["path"] == "/incidents" and c["method"] == "GET"]
-        # the listing of incidents created before the poll's window that are open now
+        lists = [c for c in calls if c["path"] in ("/incidents", "/log_entries")
+                 and c["method"] == "GET"]
+        # the log of changes in the poll's window (each new incident's trigger among them)
+        log = [c for c in lists if c["path"] == "/log_entries"]
+        # the listing of incidents created before the poll's window that are open now (the
+        # hourly sweep, which a connector's first poll makes)
         older = [c for c in lists if "statuses" in str(c.get("query", ""))]
         per_incident = [c for c in calls if str(c["path"]).startswith("/incidents/")]
         return {
             "incidents": incidents, "outcomes": outcomes,
-            # the bound: ceil(N/100) list calls plus one per 10,000-record window
+            # ceil(N/100) list calls plus one per 10,000-record window, for the incidents
+            # created and for the log alike, and the sweep's one
             "list_calls": len(lists),
-            "window_calls": len(lists) - len(older), "older_open_calls": len(older),
-            "bound": math.ceil(incidents / 100) + math.ceil(incidents / 10_000),
+            "window_calls": len(lists) - len(older) - len(log), "log_calls": len(log),
+            "older_open_calls": len(older),
+            "bound": 2 * (math.ceil(incidents / 100) + math.ceil(incidents / 10_000)) + 1,
             "per_incident_calls": len(per_incident),
             "other_calls": sorted(f"{c['method']} {c['path']}" for c in calls
                                   if c not in lists and c not in per_incident),

@@ -401,6 +401,57 @@ class PagerDutyClient:
             yield from self._incidents_in(start, end, params, seen)
             start = end
 
+    def changed_between(self, since: datetime, until: datetime) -> Iterator[dict[str, Any]]:
+        """Incidents whose state changed in [since, until) (triggered, acknowledged,
+        unacknowledged, resolved, merged away, escalated, reassigned), each once, as they are
+        now: the account's log of such changes (`GET /log_entries?is_overview=true`, newest
+        first) with each entry's incident included, so the cost follows the changes, not the
+        incidents there are. Never past offset + limit 10,000: when a listing is used up, the
+        next one ends just after the second of the oldest entry seen. Ranges of 180 days at most."""
+        incidents: set[str] = set()
+        end = until
+        while end > since:
+            start = max(since, end - MAX_LIST_RANGE)
+            for entry in self._log_in(start, end):
+                incident = entry.get("incident") or {}
+                if incident.get("id") and incident.get("type") == "incident" \
+                        and incident["id"] not in incidents:
+                    incidents.add(incident["id"])
+                    yield incident
+            end = start
+
+    def _log_in(self, since: datetime, until: datetime) -> Iterator[dict[str, Any]]:
+        seen: set[str] = set()
+        end = until
+        while True:
+            offset, oldest = 0, None
+            while True:
+                page = self.get("/log_entries", since=since.isoformat(), until=end.isoformat(),
+                                is_overview="true", **{"include[]": ["incidents"]},
+                                limit=PAGE_LIMIT, offset=offset)
+                records = page.get("log_entries", [])
+                for record in records:
+                    if record.get("id") not in seen:
+                        seen.add(record.get("id"))
+                        yield record
+                offset += len(records)
+                if records:
+                    oldest = records[-1].get("created_at")
+                if not page.get("more") or not records:
+                    return
+                if offset + PAGE_LIMIT > OFFSET_CEILING:
+                    break
+            following = parse_time(str(oldest)) if oldest else None
+            if following is None:
+                return
+            # the entries of that second are asked again (PagerDuty gives times to the
+            # second): the ids seen are skipped
+            following += timedelta(seconds=1)
+            if following >= end:
+                raise PagerDutyError(f"more than {OFFSET_CEILING} log entries at {oldest};"
+                                     " PagerDuty cannot list them")
+            end = following
+
     def _incidents_in(self, since: datetime, until: datetime, params: dict[str, Any] | None,
                       seen: set[str]) -> Iterator[dict[str, Any]]:
         start = since

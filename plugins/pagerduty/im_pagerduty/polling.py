@@ -1,16 +1,19 @@
 """Polling PagerDuty: the safety net for missed webhooks.
 
-PagerDuty lists incidents by creation time, not by change time, so a poll asks two things,
-both with list calls (never one call per incident listed):
+PagerDuty lists incidents by creation time, and logs what happens to them by the time it
+happens, so a poll asks, with list calls (never one call per incident listed):
 
 1. every incident created since the cursor (new ones become im incidents, in windows that
    never page past PagerDuty's offset ceiling);
-2. every incident created before that (up to PagerDuty's 6-month range) that is open now.
+2. every incident whose state changed since the cursor: the account's log of state changes
+   (`/log_entries?is_overview=true`) with each entry's incident as it is now.
 
-So a poll costs ceil(new / 100) list calls, plus one per 10,000-incident window, plus the
-pages of older open incidents (usually one call), listed by windows the same way. The only calls about single incidents are
-for linked incidents im believes open that neither list shows (left the open listing since
-the last poll: usually none).
+So a poll costs ceil(new / 100) + ceil(changes / 100) list calls (plus one per 10,000 records),
+whatever the number of incidents in PagerDuty or links in im. Once an hour (SWEEP) a poll also
+sweeps: it lists the incidents created up to PagerDuty's 6-month range before the cursor that
+are open now, and reads by itself each linked incident im believes open that the listings no
+longer show (at most CONFIRM_MAX; usually none): what no log shows (an incident PagerDuty no
+longer knows) is found there. That sweep costs in step with the open incidents.
 
 Each remote incident seen becomes a state change (triggered, acknowledged, resolved), which the
 core applies only where it differs from what im knows.
@@ -34,6 +37,7 @@ log = logging.getLogger("im.sync")
 OVERLAP = timedelta(seconds=30)  # re-read the cursor's edge: applying twice is harmless
 FIRST_POLL = timedelta(hours=24)
 LOOKBACK = timedelta(days=180)  # PagerDuty lists at most 6 months at a time
+SWEEP = timedelta(hours=1)  # how often a poll lists every open incident too
 STATUS_KIND = {"triggered": ChangeKind.OPENED, "acknowledged": ChangeKind.ACKNOWLEDGED,
                "resolved": ChangeKind.RESOLVED}
 
@@ -91,6 +95,7 @@ def pull(connector: PagerDutyConnector, request: PullRequest) -> PullResult:
     now = connector.runtime.clock()
     client = connector.client
     seen: dict[str, dict[str, Any]] = {}
+    sweep = False
     if request.incident is not None:
         # One incident: its linked PagerDuty incidents, found by the keys im made them with.
         for link in request.links:
@@ -101,13 +106,20 @@ def pull(connector: PagerDutyConnector, request: PullRequest) -> PullResult:
         since = (parse_time(request.cursor) or now - FIRST_POLL) - OVERLAP
         for incident in client.incidents_between(since, now):
             seen[incident["id"]] = incident
-        # by time windows too: an account can have more than 10,000 incidents open
-        for incident in client.incidents_between(since - LOOKBACK, since, {
-                "statuses[]": ["triggered", "acknowledged"]}):
+        for incident in client.changed_between(since, now):
             seen[incident["id"]] = incident
+        # one poll an hour, whichever process or server makes it (the key is the database's)
+        sweep = connector.runtime.first_time(f"pagerduty:{connector.name}:sweep",
+                                             seconds=SWEEP.total_seconds())
+        if sweep:
+            # by time windows too: an account can have more than 10,000 incidents open
+            for incident in client.incidents_between(since - LOOKBACK, since, {
+                    "statuses[]": ["triggered", "acknowledged"]}):
+                seen[incident["id"]] = incident
     changes = [c for c in (_change(connector, i, now) for i in seen.values()) if c]
     if request.incident is None:
-        changes += _resolved_meanwhile(connector, seen, now, since - LOOKBACK)
+        if sweep:
+            changes += _resolved_meanwhile(connector, seen, now, since - LOOKBACK)
         _check_subscription(connector)
     # merges first: the incident one was merged into then finds the link moved to it, rather
     # than become an im incident of its own

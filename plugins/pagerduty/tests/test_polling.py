@@ -1,7 +1,7 @@
 """What a poll reads of im's own records: the links it can learn something about (those
 im believes open, and those the listings name), never every link the connector ever made."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
@@ -199,4 +199,81 @@ def test_a_poll_over_more_open_incidents_than_one_listing_reaches_succeeds(
     reach = [int(q["offset"][0]) + int(q["limit"][0])
              for q in (parse_qs(r["query"]) for r in listings)]
     assert max(reach) <= ceiling, max(reach)
+    runtime.store.close()
+
+
+def _swept(pd) -> bool:
+    """Whether the sandbox answered a listing of open incidents (the hourly sweep)."""
+    return any("statuses" in r["query"] for r in pd.requests("GET", "/incidents"))
+
+
+def test_between_sweeps_a_poll_finds_changes_in_pagerdutys_log_whatever_is_open(tmp_path,
+                                                                                 pd):
+    """Two hundred incidents open in PagerDuty, all older than the cursor, and a responder
+    acknowledges one: the poll finds it in PagerDuty's log of changes, with one listing of
+    the log and none of the open incidents, as it would with two or two hundred thousand.
+    The open incidents are listed again once an hour (the sweep), and then only."""
+    pd.bulk_incidents(200, status="triggered", service_id="PAPI001", span_seconds=30 * 86400)
+    clock = FakeClock(datetime.now(UTC))
+    runtime = runtime_with_connector(tmp_path / "home", pd, clock=clock)
+    runtime.store.set_cursor("prod-pagerduty", clock().isoformat(), at=clock())
+    pd.clear_requests()
+    assert poll(runtime, "prod-pagerduty") == {"created": 200}  # the first poll sweeps
+    assert _swept(pd)
+    [link] = runtime.store.links("INC-7")
+    with pd.client(from_email="john.doe@company.com") as john:
+        john.put(f"/incidents/{link.remote_id}", json={"incident": {
+            "type": "incident_reference", "status": "acknowledged"}}).raise_for_status()
+    clock.now = datetime.now(UTC) + timedelta(seconds=1)  # PagerDuty's clock is im's
+    pd.clear_requests()
+    assert poll(runtime, "prod-pagerduty") == {"applied": 1}
+    assert runtime.store.links("INC-7")[0].remote_status == "acknowledged"
+    assert not _swept(pd)
+    assert len(pd.requests("GET", "/log_entries")) == 1
+    assert pd.requests("GET", "/incidents/*") == []  # no call per incident
+    clock.advance(minutes=59)
+    pd.clear_requests()
+    # the ack again at most (the poll re-reads the 30 s before its cursor), known already
+    assert poll(runtime, "prod-pagerduty") in ({}, {"confirmed": 1})
+    assert not _swept(pd)
+    clock.advance(minutes=2)
+    poll(runtime, "prod-pagerduty")
+    assert _swept(pd)
+    runtime.store.close()
+
+
+def test_a_poll_reads_more_changes_than_one_listing_of_the_log_reaches(tmp_path, pd,
+                                                                       monkeypatch):
+    """More changes since the last poll than one listing of the log reaches (offset + limit
+    at most 10,000; lowered here in the sandbox and the connector alike): the log is listed
+    again up to the oldest entry seen, never past the cap, and every change is applied."""
+    from urllib.parse import parse_qs
+
+    from im_pagerduty import client
+
+    pd.configure(offset_ceiling=200)
+    monkeypatch.setattr(client, "OFFSET_CEILING", 200)
+    clock = FakeClock(datetime.now(UTC))
+    runtime = runtime_with_connector(tmp_path / "home", pd, clock=clock)
+    pd.bulk_incidents(120, status="triggered", service_id="PAPI001", span_seconds=86400)
+    assert poll(runtime, "prod-pagerduty") == {"created": 120}
+    # a responder resolves every one of them: 120 changes, logged in time order
+    remote = [link.remote_id for n in range(1, 121)
+              for link in runtime.store.links(f"INC-{n}")]
+    with pd.client(from_email="john.doe@company.com") as john:
+        for remote_id in remote:  # over two minutes of PagerDuty's clock
+            john.put(f"/incidents/{remote_id}", json={"incident": {
+                "type": "incident_reference", "status": "acknowledged"}}).raise_for_status()
+            john.put(f"/incidents/{remote_id}", json={"incident": {
+                "type": "incident_reference", "status": "resolved"}}).raise_for_status()
+            ahead = pd.advance_clock(1)["offset_seconds"]
+    clock.now = datetime.now(UTC) + timedelta(seconds=ahead + 1)  # PagerDuty's clock is im's
+    pd.clear_requests()
+    assert poll(runtime, "prod-pagerduty") == {"applied": 120}
+    assert {i.status.value for i in runtime.store.list_incidents()} == {"resolved"}
+    logs = pd.requests("GET", "/log_entries")
+    assert len(logs) > 2 and all(r["status"] == 200 for r in logs)
+    reach = [int(q["offset"][0]) + int(q["limit"][0])
+             for q in (parse_qs(r["query"]) for r in logs)]
+    assert max(reach) <= 200, max(reach)
     runtime.store.close()

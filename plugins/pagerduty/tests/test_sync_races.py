@@ -100,10 +100,12 @@ def test_a_missing_linked_incident_does_not_keep_the_im_incident_open(tmp_path, 
     _set_status(pd, gone.remote_id, "resolved")  # the one it stood for: listed nowhere
     # an hour later: both created before the cursor, so only the open listing shows them
     runtime.store.set_cursor(CONNECTOR, clock.advance(hours=1).isoformat(), at=clock())
+    pd.advance_clock(3600)  # PagerDuty's clock is im's
     assert poll(runtime, CONNECTOR) == {"confirmed": 1, "recorded": 1}
     assert runtime.store.get_incident("INC-1").status.value == "open"
-    _set_status(pd, kept.remote_id, "resolved")
+    _set_status(pd, kept.remote_id, "resolved")  # found in PagerDuty's log of changes
     clock.advance(minutes=5)
+    pd.advance_clock(300)
     assert poll(runtime, CONNECTOR) == {"applied": 1}
     assert runtime.store.get_incident("INC-1").status.value == "resolved"
 

@@ -5,6 +5,9 @@ Only the event loop thread touches it, so it needs no locks.
 
 from __future__ import annotations
 
+import bisect
+from datetime import datetime
+
 from im_pagerduty.sandbox.ids import IdMaker
 from im_pagerduty.sandbox.model import (
     EscalationPolicy,
@@ -36,6 +39,7 @@ class Store:
         self.notes: dict[str, list[Note]] = {}
         self.log_entries: dict[str, LogEntry] = {}
         self.log_order: list[str] = []
+        self.log_times: list[datetime] = []  # of log_order's entries, in the same order
         self.incident_log: dict[str, list[str]] = {}
         self.subscriptions: dict[str, WebhookSubscription] = {}
         self._last_incident_number = 0
@@ -98,7 +102,11 @@ class Store:
 
     def add_log_entry(self, entry: LogEntry) -> None:
         self.log_entries[entry.id] = entry
-        self.log_order.append(entry.id)
+        # the account's log in time order (entries made back-dated, by bulk_create, among
+        # them), so that a listing by time reads only its range, newest first like PagerDuty
+        at = bisect.bisect_right(self.log_times, entry.created_at)
+        self.log_times.insert(at, entry.created_at)
+        self.log_order.insert(at, entry.id)
         self.incident_log.setdefault(entry.incident_id, []).append(entry.id)
 
     # webhooks

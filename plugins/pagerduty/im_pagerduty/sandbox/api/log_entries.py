@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 from litestar import Controller, Request, Response, get
@@ -35,8 +36,12 @@ def log_entries_body(
     overview = query.boolean("is_overview")
     includes = query.includes()
     store = sandbox.store
+    first, last = 0, len(entry_ids)
+    if entry_ids is store.log_order:  # the account's log, in time order: only the range
+        first = bisect.bisect_left(store.log_times, since) if since else 0
+        last = bisect.bisect_left(store.log_times, until) if until else last
     entries = []
-    for entry_id in reversed(entry_ids):
+    for entry_id in reversed(entry_ids[first:last]):
         entry = store.log_entries[entry_id]
         if since and entry.created_at < since:
             continue
