@@ -29,7 +29,9 @@ The poll is timed twice: with nothing changed in PagerDuty since the last poll, 
 CHANGES remote incidents changed before each run (resolved, then reopened the next time: ten
 open incidents of one link each added to the copy for it, declared minutes before), the same
 number at every size, so that its cost can be set against the changes it applies rather than
-the links of the history.
+the links of the history. A third poll row has the hourly sweep due (it lists every open
+incident of six months too): its cost follows the open incidents. After the scrapes of
+`GET /metrics`, `im serve`'s CPU is read over IDLE_SECONDS without requests.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ CHANGES = 10  # remote incidents changed before each run of the poll of POLL_CHA
 POLL_CHANGED = f"im connector sync pd (one poll, {CHANGES} changes)"
 # a poll that also lists every open incident of six months (once an hour): in step with them
 POLL_SWEEP = "im connector sync pd (one poll with the hourly sweep)"
+IDLE_AFTER, IDLE_SECONDS = 15, 45  # im serve's idle CPU: measured from 15 s after the scrapes
 
 
 def settings(base_url: str = "http://127.0.0.1:9", api_key: str = "bench-not-used") -> dict:
@@ -476,8 +479,14 @@ class Session:
                 for _ in range(CPU_SCRAPES):
                     client.get("/metrics")
                 cpu = (_cpu_seconds(serve.pid) - cpu) / CPU_SCRAPES
+            # then idle: no request, its background work only (the SLA loop every 15 s,
+            # deliveries, polls), once the first poll is surely done
+            time.sleep(IDLE_AFTER)
+            idle = _cpu_seconds(serve.pid)
+            time.sleep(IDLE_SECONDS)
+            idle = (_cpu_seconds(serve.pid) - idle) / IDLE_SECONDS
             return {"runs": runs, "seconds": statistics.median(times), "cpu": cpu,
-                    "peak_mib": peak_rss_mib(serve.pid)}
+                    "peak_mib": peak_rss_mib(serve.pid), "idle_share": idle}
         finally:
             os.killpg(serve.pid, signal.SIGTERM)
             try:
@@ -621,6 +630,11 @@ def table(sizes: list[int], results: dict[int, dict[str, Any]]) -> list[str]:
             lines.append(f"| `{name}`, {what} | " + " | ".join(
                 f"{r['peak_mib']:.0f} MiB" if r.get("peak_mib") else "-" for r in row)
                 + f" | {growth([(s, r.get('peak_mib')) for s, r in zip(sizes, row)])} |")
+        if name == "GET /metrics":
+            lines.append(f"| `im serve`, idle: its CPU over {IDLE_SECONDS} s without requests"
+                         " | " + " | ".join(
+                             f"{r['idle_share']:.1%} of a core" if "idle_share" in r else "-"
+                             for r in row) + " | - |")
     return lines
 
 

@@ -403,8 +403,7 @@ class PagerDutyClient:
 
     def changed_between(self, since: datetime, until: datetime) -> Iterator[dict[str, Any]]:
         """Incidents whose state changed in [since, until) (triggered, acknowledged,
-        unacknowledged, resolved, merged away, escalated, reassigned), each once, as they are
-        now: the account's log of such changes (`GET /log_entries?is_overview=true`, newest
+        unacknowledged, resolved, merged away, escalated), each once, as they are now: the account's log of such changes (`GET /log_entries?is_overview=true`, newest
         first) with each entry's incident included, so the cost follows the changes, not the
         incidents there are. Never past offset + limit 10,000: when a listing is used up, the
         next one ends just after the second of the oldest entry seen. Ranges of 180 days at most."""

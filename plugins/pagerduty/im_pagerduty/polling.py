@@ -8,12 +8,16 @@ happens, so a poll asks, with list calls (never one call per incident listed):
 2. every incident whose state changed since the cursor: the account's log of state changes
    (`/log_entries?is_overview=true`) with each entry's incident as it is now.
 
-So a poll costs ceil(new / 100) + ceil(changes / 100) list calls (plus one per 10,000 records),
-whatever the number of incidents in PagerDuty or links in im. Once an hour (SWEEP) a poll also
+So a poll costs ceil(new / 100) + ceil(entries / 100) list calls (plus one per 10,000 records),
+where entries are the log's state changes of the window (a new incident's trigger, an
+escalation, an acknowledge, a resolve...), whatever the number of incidents in PagerDuty or
+links in im. The log is read from LOG_OVERLAP before the cursor: PagerDuty's clock may lag
+im's. Once an hour (SWEEP; and instead of the log when the cursor is older than that) a poll
 sweeps: it lists the incidents created up to PagerDuty's 6-month range before the cursor that
-are open now, and reads by itself each linked incident im believes open that the listings no
-longer show (at most CONFIRM_MAX; usually none): what no log shows (an incident PagerDuty no
-longer knows) is found there. That sweep costs in step with the open incidents.
+are open now, and reads by itself each linked incident im believes open that no listing shows
+(at most CONFIRM_MAX; usually none): what no log shows (an incident PagerDuty no longer
+knows, a change logged with a clock far behind) is found there. A sweep costs in step with the
+open incidents; it is recorded as made only once its poll has read everything.
 
 Each remote incident seen becomes a state change (triggered, acknowledged, resolved), which the
 core applies only where it differs from what im knows.
@@ -38,6 +42,7 @@ OVERLAP = timedelta(seconds=30)  # re-read the cursor's edge: applying twice is 
 FIRST_POLL = timedelta(hours=24)
 LOOKBACK = timedelta(days=180)  # PagerDuty lists at most 6 months at a time
 SWEEP = timedelta(hours=1)  # how often a poll lists every open incident too
+LOG_OVERLAP = timedelta(minutes=10)  # the log is read from this long before the cursor
 STATUS_KIND = {"triggered": ChangeKind.OPENED, "acknowledged": ChangeKind.ACKNOWLEDGED,
                "resolved": ChangeKind.RESOLVED}
 
@@ -106,12 +111,17 @@ def pull(connector: PagerDutyConnector, request: PullRequest) -> PullResult:
         since = (parse_time(request.cursor) or now - FIRST_POLL) - OVERLAP
         for incident in client.incidents_between(since, now):
             seen[incident["id"]] = incident
-        for incident in client.changed_between(since, now):
-            seen[incident["id"]] = incident
-        # one poll an hour, whichever process or server makes it (the key is the database's)
-        sweep = connector.runtime.first_time(f"pagerduty:{connector.name}:sweep",
-                                             seconds=SWEEP.total_seconds())
-        if sweep:
+        store = connector.runtime.store
+        swept = parse_time(store.get_meta(_swept_key(connector)))
+        # a cursor older than a sweep's interval (im stopped, a first poll): the sweep reads
+        # what the log would, in step with the open incidents rather than months of changes
+        sweep = since < now - SWEEP or swept is None or swept <= now - SWEEP
+        if not sweep:
+            # from further back than the cursor: PagerDuty's clock may lag im's, and an entry
+            # be logged a little late; re-read entries are known already (confirmed)
+            for incident in client.changed_between(since - LOG_OVERLAP, now):
+                seen[incident["id"]] = incident
+        else:
             # by time windows too: an account can have more than 10,000 incidents open
             for incident in client.incidents_between(since - LOOKBACK, since, {
                     "statuses[]": ["triggered", "acknowledged"]}):
@@ -120,11 +130,18 @@ def pull(connector: PagerDutyConnector, request: PullRequest) -> PullResult:
     if request.incident is None:
         if sweep:
             changes += _resolved_meanwhile(connector, seen, now, since - LOOKBACK)
+            # only once it is done: a sweep cut short (an outage, the deadline) is made by
+            # the next poll (two servers sweeping at once cost a listing more, no harm)
+            store.set_meta(_swept_key(connector), now.isoformat())
         _check_subscription(connector)
     # merges first: the incident one was merged into then finds the link moved to it, rather
     # than become an im incident of its own
     changes.sort(key=lambda change: change.action != ChangeKind.MERGED)
     return PullResult(changes=changes, cursor=now.isoformat())
+
+
+def _swept_key(connector: PagerDutyConnector) -> str:
+    return f"pagerduty:{connector.name}:swept_at"
 
 
 def _check_subscription(connector: PagerDutyConnector) -> None:
@@ -152,21 +169,22 @@ def _check_subscription(connector: PagerDutyConnector) -> None:
                     extra={"connector": connector.name})
 
 
-CONFIRM_MAX = 25  # missing incidents asked about one by one per poll; the rest wait
+CONFIRM_MAX = 100  # missing incidents asked about one by one per sweep; the rest wait
 
 
 def _resolved_meanwhile(connector: PagerDutyConnector, seen: dict[str, dict[str, Any]],
                         now: datetime, horizon: datetime) -> list[InboundChange]:
-    """Linked incidents im thinks are open but PagerDuty no longer lists as open (only those
-    the two listings could have shown: declared after `horizon`).
+    """At a sweep: linked incidents im thinks are open but no listing of the poll shows open
+    (only those the sweep's listing could have shown: declared after `horizon`).
 
     Missing from a listing is not proof of a resolve: the connector may point at another
     account or a PagerDuty that lost the incident. Each one is read directly (a rare call:
-    only incidents that left the open listing since the last poll, at most CONFIRM_MAX a
-    poll) and its real state applied. One PagerDuty does not know becomes a `missing` change,
-    with a warning: the core marks its link, which is not asked about again (a listing that
-    shows it again restores it), and leaves the im incident as it is. A failure to read one
-    ends the reading for this poll, never the poll: what the listings gave is applied."""
+    a resolve is in PagerDuty's log, which the polls between sweeps read; at most CONFIRM_MAX
+    a sweep) and its real state applied. One PagerDuty does not know becomes a `missing`
+    change, with a warning: the core marks its link, which is not asked about again (a
+    listing that shows it again restores it), and leaves the im incident as it is. A failure
+    to read one ends the reading for this sweep, never the poll: what the listings gave is
+    applied."""
     from im_pagerduty.client import PagerDutyError
 
     store = connector.runtime.store
@@ -175,7 +193,7 @@ def _resolved_meanwhile(connector: PagerDutyConnector, seen: dict[str, dict[str,
     # every link the connector made (nearly all resolved long ago)
     missing = [link for link in store.open_links(connector.name, declared_since=horizon)
                if link.remote_id not in seen]
-    if len(missing) > CONFIRM_MAX:  # others get their turn in later polls
+    if len(missing) > CONFIRM_MAX:  # others get their turn in later sweeps
         missing = random.sample(missing, CONFIRM_MAX)
     for link in missing:
         try:
@@ -183,7 +201,7 @@ def _resolved_meanwhile(connector: PagerDutyConnector, seen: dict[str, dict[str,
         except PagerDutyError as error:
             if error.status != 404:
                 log.warning("could not read PagerDuty incident %s (linked to %s): %s; tried"
-                            " again next poll", link.remote_id, link.incident_id, error,
+                            " again at the next sweep", link.remote_id, link.incident_id, error,
                             extra={"connector": connector.name})
                 break
             found = None

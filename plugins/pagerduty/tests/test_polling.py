@@ -277,3 +277,54 @@ def test_a_poll_reads_more_changes_than_one_listing_of_the_log_reaches(tmp_path,
              for q in (parse_qs(r["query"]) for r in logs)]
     assert max(reach) <= 200, max(reach)
     runtime.store.close()
+
+
+def test_a_change_is_found_when_pagerdutys_clock_lags_ims(tmp_path, pd):
+    """im's clock two minutes ahead of PagerDuty's: a responder's acknowledge, logged by
+    PagerDuty's clock before the cursor im last set by its own, is still read from the log
+    (it is read from ten minutes before the cursor), not left for the hourly sweep."""
+    clock = FakeClock(datetime.now(UTC) + timedelta(minutes=2))
+    runtime = runtime_with_connector(tmp_path / "home", pd, clock=clock)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "Checkout errors", "--service", "db")
+    assert poll(runtime, "prod-pagerduty") == {"confirmed": 1}  # the first poll sweeps
+    [link] = runtime.store.links("INC-1")
+    with pd.client(from_email="john.doe@company.com") as john:
+        john.put(f"/incidents/{link.remote_id}", json={"incident": {
+            "type": "incident_reference", "status": "acknowledged"}}).raise_for_status()
+    clock.advance(minutes=5)
+    pd.clear_requests()
+    assert poll(runtime, "prod-pagerduty") == {"applied": 1}
+    assert not _swept(pd)
+    assert runtime.store.links("INC-1")[0].remote_status == "acknowledged"
+    runtime.store.close()
+
+
+def test_a_sweep_cut_short_is_made_by_the_next_poll(tmp_path, pd, monkeypatch):
+    """A poll whose sweep fails half-way (PagerDuty down, the command's deadline) does not
+    count as a sweep: the next poll sweeps, not one an hour later."""
+    from im import ConnectorError
+    from im_pagerduty import polling
+
+    clock = FakeClock(datetime.now(UTC))
+    runtime = runtime_with_connector(tmp_path / "home", pd, clock=clock)
+    im(runtime, "declare", "--sev", "SEV-2", "--title", "Checkout errors", "--service", "db")
+    read_one_by_one = polling._resolved_meanwhile
+
+    def cut_short(*args, **kwargs):
+        raise ConnectorError("PagerDuty did not answer in time", retryable=True)
+
+    monkeypatch.setattr(polling, "_resolved_meanwhile", cut_short)
+    pd.clear_requests()
+    with pytest.raises(ConnectorError):
+        poll(runtime, "prod-pagerduty")
+    assert _swept(pd)
+    monkeypatch.setattr(polling, "_resolved_meanwhile", read_one_by_one)
+    clock.advance(minutes=1)
+    pd.clear_requests()
+    poll(runtime, "prod-pagerduty")
+    assert _swept(pd)
+    clock.advance(minutes=1)
+    pd.clear_requests()
+    poll(runtime, "prod-pagerduty")
+    assert not _swept(pd)
+    runtime.store.close()
