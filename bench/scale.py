@@ -381,7 +381,7 @@ class Session:
         import sqlite3
 
         with sqlite3.connect(self.home / "im.db") as db:
-            db.execute("DELETE FROM seen_keys WHERE key = ?", (f"pagerduty:{CONNECTOR}:sweep",))
+            db.execute("DELETE FROM meta WHERE key = ?", (f"pagerduty:{CONNECTOR}:swept_at",))
         db.close()
 
     def plan(self, *, pdf: bool) -> list[tuple[str, list[str] | None, dict[str, Any]]]:
