@@ -40,6 +40,7 @@ class PagerDutySandbox(RemoteAdapter):
             self.secret = subscribe(api, receiver.url)["delivery_method"]["secret"]
         self._seen = 0
         self._slow_until = 0.0
+        self._late = False
 
     def incidents(self):
         with self.pd.client() as api:
@@ -64,6 +65,7 @@ class PagerDutySandbox(RemoteAdapter):
             # before the create
             self.pd.set_faults(late_answer_rate=1.0, late_answer_ms=LATE_MS, paths=("/incidents",))
             self._slow_until = time.monotonic() + LATE_MS / 1000
+            self._late = True
         elif fault == Fault.SLOW:
             self.pd.set_faults(latency_ms=SLOW_MS)
             self._slow_until = time.monotonic() + SLOW_MS / 1000
@@ -72,6 +74,14 @@ class PagerDutySandbox(RemoteAdapter):
         self.pd.clear_faults()
         # requests still held back by the sandbox are carried out before the kit goes on
         time.sleep(max(0.0, self._slow_until - time.monotonic()) + 0.1)
+        if self._late:
+            # a late answer goes LATE_MS after its request, which came after fail(): wait
+            # for it (the sandbox logs a request as it answers), at most a few seconds
+            deadline = time.monotonic() + LATE_MS / 1000 + 5
+            while time.monotonic() < deadline and not any(
+                    r.get("fault") == "late_answer" for r in self.pd.requests()):
+                time.sleep(0.05)
+            self._late = False
 
     def change(self, remote_id, action, *, text=""):
         with self.pd.client(from_email=RESPONDER) as responder:
